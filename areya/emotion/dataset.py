@@ -1,0 +1,166 @@
+"""Import FER-2013 in both of its published forms.
+
+* a tree of class folders, ``<root>/<class>/*.jpg`` (class names as in FER);
+* the original ``fer2013.csv`` with columns ``emotion, pixels, Usage``.
+
+Every image comes back as a 48x48 uint8 grayscale array with its FER-7 label.
+Files that cannot be read are counted and skipped, wrongly sized ones are
+counted and resized: the :class:`ImportReport` says what happened, so nothing
+is dropped silently.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from areya.emotion.schemes import FER7_CLASSES, folder_to_fer7
+
+log = logging.getLogger(__name__)
+
+IMAGE_SIZE = 48
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".pgm", ".tif", ".tiff", ".webp"}
+CSV_USAGE_SPLITS = {"train": "Training", "publictest": "PublicTest", "privatetest": "PrivateTest"}
+
+
+@dataclass
+class ImportReport:
+    """What an import read, and what it had to skip or fix."""
+
+    source: str
+    loaded: int = 0
+    per_class: Counter = field(default_factory=Counter)
+    corrupt: list[str] = field(default_factory=list)
+    resized: list[str] = field(default_factory=list)
+    ignored_folders: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        parts = [f"{self.source}: {self.loaded} images"]
+        if self.resized:
+            parts.append(f"{len(self.resized)} resized to {IMAGE_SIZE}x{IMAGE_SIZE}")
+        if self.corrupt:
+            parts.append(f"{len(self.corrupt)} corrupt or empty skipped")
+        if self.ignored_folders:
+            parts.append(f"folders ignored (not a FER class): {', '.join(sorted(self.ignored_folders))}")
+        return "; ".join(parts)
+
+
+@dataclass
+class FaceDataset:
+    images: np.ndarray  # (N, 48, 48) uint8
+    labels7: np.ndarray  # (N,) int64, FER-7 order
+    report: ImportReport
+
+    def __len__(self) -> int:
+        return int(self.labels7.shape[0])
+
+
+def _to_face(img: np.ndarray) -> tuple[np.ndarray, bool]:
+    """Grayscale 48x48 uint8 face from any decoded image; returns (face, was_resized)."""
+    if img.ndim == 3:
+        img = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY if img.shape[2] == 3 else cv2.COLOR_BGRA2GRAY)
+    resized = img.shape != (IMAGE_SIZE, IMAGE_SIZE)
+    if resized:
+        img = cv2.resize(img, (IMAGE_SIZE, IMAGE_SIZE), interpolation=cv2.INTER_AREA)
+    return np.ascontiguousarray(img, dtype=np.uint8), resized
+
+
+def load_folder_tree(root: str | Path, classes: Iterable[str] | None = None) -> FaceDataset:
+    """Load ``root/<class>/*`` images.  ``classes`` (FER names) restricts which folders are read."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"data directory not found: {root}")
+    wanted = None if classes is None else {folder_to_fer7(c) for c in classes}
+    report = ImportReport(source=str(root))
+    images: list[np.ndarray] = []
+    labels: list[int] = []
+    for sub in sorted(p for p in root.iterdir() if p.is_dir()):
+        label = folder_to_fer7(sub.name)
+        if label is None:
+            report.ignored_folders.append(sub.name)
+            continue
+        if wanted is not None and label not in wanted:
+            continue
+        for path in sorted(sub.iterdir()):
+            if path.suffix.lower() not in IMAGE_SUFFIXES or not path.is_file():
+                continue
+            img = None
+            if path.stat().st_size > 0:
+                img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+            if img is None or img.size == 0:
+                report.corrupt.append(str(path))
+                continue
+            face, resized = _to_face(img)
+            if resized:
+                report.resized.append(str(path))
+            images.append(face)
+            labels.append(label)
+            report.per_class[FER7_CLASSES[label]] += 1
+    report.loaded = len(labels)
+    if report.corrupt or report.resized:
+        log.warning(report.summary())
+    arr = np.stack(images) if images else np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), np.uint8)
+    return FaceDataset(arr, np.asarray(labels, dtype=np.int64), report)
+
+
+def load_fer_csv(path: str | Path, split: str | None = None) -> FaceDataset:
+    """Load the original ``fer2013.csv``.  ``split``: train, publictest or privatetest (None: all rows)."""
+    path = Path(path)
+    usage = None
+    if split is not None:
+        if split.lower() not in CSV_USAGE_SPLITS:
+            raise ValueError(f"unknown split {split!r}: expected one of {', '.join(CSV_USAGE_SPLITS)}")
+        usage = CSV_USAGE_SPLITS[split.lower()]
+    report = ImportReport(source=f"{path}" + (f" [{usage}]" if usage else ""))
+    images: list[np.ndarray] = []
+    labels: list[int] = []
+    with path.open(newline="") as fh:
+        reader = csv.DictReader(fh)
+        missing = {"emotion", "pixels"} - set(reader.fieldnames or [])
+        if missing:
+            raise ValueError(f"{path}: not a FER-2013 CSV, missing column(s) {', '.join(sorted(missing))}")
+        for row_no, row in enumerate(reader, start=2):
+            if usage is not None and (row.get("Usage") or "").strip() != usage:
+                continue
+            where = f"{path}:{row_no}"
+            try:
+                label = int(row["emotion"])
+                if not 0 <= label < len(FER7_CLASSES):
+                    raise ValueError(label)
+                pixels = np.array((row["pixels"] or "").split(), dtype=np.float64)
+            except (ValueError, TypeError):
+                report.corrupt.append(where)
+                continue
+            n = pixels.size
+            side = int(round(n**0.5))
+            if n == 0 or side * side != n or pixels.min() < 0 or pixels.max() > 255:
+                report.corrupt.append(where)
+                continue
+            face, resized = _to_face(pixels.reshape(side, side).astype(np.uint8))
+            if resized:
+                report.resized.append(where)
+            images.append(face)
+            labels.append(label)
+            report.per_class[FER7_CLASSES[label]] += 1
+    report.loaded = len(labels)
+    if report.corrupt or report.resized:
+        log.warning(report.summary())
+    arr = np.stack(images) if images else np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), np.uint8)
+    return FaceDataset(arr, np.asarray(labels, dtype=np.int64), report)
+
+
+def load_dataset(source: str | Path, split: str | None = None) -> FaceDataset:
+    """A class-folder tree (``source/split`` if ``split`` names a sub-folder) or a FER CSV file."""
+    source = Path(source)
+    if source.is_file() and source.suffix.lower() == ".csv":
+        return load_fer_csv(source, split)
+    if split and (source / split).is_dir():
+        return load_folder_tree(source / split)
+    return load_folder_tree(source)

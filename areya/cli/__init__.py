@@ -16,8 +16,14 @@ from areya.cli.context import CliContext
 
 # command name -> "module:attribute" (a click Command or Group); imported lazily.
 COMMANDS: dict[str, str] = {
+    "bed": "areya.cli.admin:bed",
+    "camera": "areya.cli.admin:camera",
     "config": "areya.cli.config_cmd:config",
     "db": "areya.cli.db:db",
+    "patient": "areya.cli.admin:patient",
+    "user": "areya.cli.admin:user",
+    "ward": "areya.cli.admin:ward",
+    "zone": "areya.cli.admin:zone",
 }
 
 

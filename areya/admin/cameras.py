@@ -1,0 +1,191 @@
+"""Cameras (source URLs are secrets: only masked forms leave this module) and their bed zones."""
+
+from __future__ import annotations
+
+import math
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from areya.admin.audit import SYSTEM, Actor, record
+from areya.admin.errors import Conflict, Invalid, NotFound
+from areya.admin.refs import bed_ref, camera_ref, clean_name, flush, get_bed, get_camera, get_ward
+from areya.db.models import BedZone, Camera, Ward
+from areya.source_url import SourceUrlError, mask_source_url, validate_source_url
+
+MAX_FPS = 60.0
+
+
+def _check_fps(fps: float) -> float:
+    try:
+        value = float(fps)
+    except (TypeError, ValueError):
+        raise Invalid(f"sample fps must be a number, got {fps!r}") from None
+    if not math.isfinite(value) or not 0 < value <= MAX_FPS:
+        raise Invalid(f"sample fps must be in (0, {MAX_FPS:g}], got {fps!r}")
+    return value
+
+
+def _check_url(url: str) -> str:
+    try:
+        return validate_source_url(url)
+    except SourceUrlError as exc:
+        raise Invalid(str(exc)) from None
+
+
+def add_camera(
+    session: Session,
+    ward_name: str,
+    name: str,
+    source_url: str,
+    sample_fps: float = 2.0,
+    *,
+    enabled: bool = True,
+    actor: Actor = SYSTEM,
+) -> Camera:
+    ward = get_ward(session, ward_name)
+    name = clean_name(name, "camera name", 100)
+    url = _check_url(source_url)
+    fps = _check_fps(sample_fps)
+    if session.scalar(select(Camera.id).where(Camera.ward_id == ward.id, Camera.name == name)) is not None:
+        raise Conflict(f"camera {name!r} already exists in ward {ward.name!r}")
+    camera = Camera(ward=ward, name=name, source_url=url, sample_fps=fps, enabled=enabled)
+    session.add(camera)
+    flush(session, f"add camera {ward.name}/{name}")
+    record(
+        session,
+        actor,
+        "camera.add",
+        target=f"camera:{camera.id}",
+        detail={"camera": f"{ward.name}/{name}", "url": mask_source_url(url), "fps": fps},
+    )
+    return camera
+
+
+def list_cameras(session: Session, ward_name: str | None = None) -> list[Camera]:
+    query = (
+        select(Camera)
+        .join(Ward, Ward.id == Camera.ward_id)
+        .options(selectinload(Camera.ward), selectinload(Camera.zones))
+        .order_by(Ward.name, Camera.name)
+    )
+    if ward_name is not None:
+        query = query.where(Camera.ward_id == get_ward(session, ward_name).id)
+    return list(session.scalars(query))
+
+
+def set_camera_enabled(session: Session, ref: str, enabled: bool, *, actor: Actor = SYSTEM) -> Camera:
+    camera = get_camera(session, ref)
+    if camera.enabled != enabled:
+        camera.enabled = enabled
+        flush(session, f"{'enable' if enabled else 'disable'} camera {camera_ref(camera)}")
+    record(session, actor, "camera.enable" if enabled else "camera.disable", target=f"camera:{camera.id}")
+    return camera
+
+
+def update_camera(
+    session: Session,
+    ref: str,
+    *,
+    source_url: str | None = None,
+    sample_fps: float | None = None,
+    actor: Actor = SYSTEM,
+) -> Camera:
+    camera = get_camera(session, ref)
+    changes: dict[str, object] = {}
+    if source_url is not None:
+        camera.source_url = _check_url(source_url)
+        changes["url"] = mask_source_url(camera.source_url)
+    if sample_fps is not None:
+        camera.sample_fps = _check_fps(sample_fps)
+        changes["fps"] = camera.sample_fps
+    flush(session, f"update camera {camera_ref(camera)}")
+    record(session, actor, "camera.update", target=f"camera:{camera.id}", detail=changes)
+    return camera
+
+
+def delete_camera(session: Session, ref: str, *, actor: Actor = SYSTEM) -> None:
+    """Delete a camera and its zones (its observations stay, with camera_id set to NULL)."""
+    camera = get_camera(session, ref)
+    record(session, actor, "camera.delete", target=f"camera:{camera.id}", detail={"camera": camera_ref(camera)})
+    session.delete(camera)
+    flush(session, f"delete camera {ref}")
+
+
+# --------------------------------------------------------------------------- zones
+
+
+def check_zone(x0: float, y0: float, x1: float, y1: float) -> tuple[float, float, float, float]:
+    """Validate a normalized rectangle: finite, inside [0,1], x0 < x1 and y0 < y1."""
+    try:
+        coords = tuple(float(v) for v in (x0, y0, x1, y1))
+    except (TypeError, ValueError):
+        raise Invalid("zone coordinates must be numbers") from None
+    if not all(math.isfinite(v) and 0.0 <= v <= 1.0 for v in coords):
+        raise Invalid(f"zone coordinates must be within [0, 1] (normalized to the image), got {coords}")
+    if not (coords[0] < coords[2] and coords[1] < coords[3]):
+        raise Invalid(
+            f"zone needs x0 < x1 and y0 < y1, got x0={coords[0]} y0={coords[1]} x1={coords[2]} y1={coords[3]}"
+        )
+    return coords  # type: ignore[return-value]
+
+
+def set_zone(
+    session: Session,
+    camera: str,
+    bed: str,
+    x0: float,
+    y0: float,
+    x1: float,
+    y1: float,
+    *,
+    actor: Actor = SYSTEM,
+) -> BedZone:
+    """Create or replace the zone of bed ``WARD/BED`` in camera ``WARD/CAMERA`` (same ward; zones must not overlap)."""
+    coords = check_zone(x0, y0, x1, y1)
+    cam = get_camera(session, camera)
+    target = get_bed(session, bed)
+    if target.ward_id != cam.ward_id:
+        raise Invalid(f"bed {bed_ref(target)} is not in camera {camera_ref(cam)}'s ward")
+    zones = session.scalars(select(BedZone).where(BedZone.camera_id == cam.id)).all()
+    zone = next((z for z in zones if z.bed_id == target.id), None)
+    for other in zones:
+        if other is zone:
+            continue
+        if coords[0] < other.x1 and other.x0 < coords[2] and coords[1] < other.y1 and other.y0 < coords[3]:
+            raise Conflict(f"zone overlaps the zone of bed {bed_ref(other.bed)} on camera {camera_ref(cam)}")
+    if zone is None:
+        zone = BedZone(camera_id=cam.id, bed_id=target.id)
+        session.add(zone)
+    zone.x0, zone.y0, zone.x1, zone.y1 = coords
+    flush(session, f"set zone of bed {bed_ref(target)} on camera {camera_ref(cam)}")
+    record(
+        session,
+        actor,
+        "zone.set",
+        target=f"zone:{zone.id}",
+        detail={"camera": camera_ref(cam), "bed": bed_ref(target), "box": list(coords)},
+    )
+    return zone
+
+
+def list_zones(session: Session, camera: str | None = None) -> list[BedZone]:
+    query = (
+        select(BedZone)
+        .options(selectinload(BedZone.camera).selectinload(Camera.ward), selectinload(BedZone.bed))
+        .order_by(BedZone.camera_id, BedZone.bed_id)
+    )
+    if camera is not None:
+        query = query.where(BedZone.camera_id == get_camera(session, camera).id)
+    return list(session.scalars(query))
+
+
+def delete_zone(session: Session, camera: str, bed: str, *, actor: Actor = SYSTEM) -> None:
+    cam = get_camera(session, camera)
+    target = get_bed(session, bed)
+    zone = session.scalar(select(BedZone).where(BedZone.camera_id == cam.id, BedZone.bed_id == target.id))
+    if zone is None:
+        raise NotFound(f"camera {camera_ref(cam)} has no zone for bed {bed_ref(target)}")
+    record(session, actor, "zone.delete", target=f"zone:{zone.id}", detail={"camera": camera_ref(cam)})
+    session.delete(zone)
+    flush(session, "delete zone")

@@ -1,0 +1,204 @@
+"""Patients: admit (optionally to a bed), move between beds, discharge; bed look-up at a point in time."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from areya.admin.audit import SYSTEM, Actor, record
+from areya.admin.errors import Conflict, Invalid
+from areya.admin.refs import bed_ref, clean_mrn, clean_name, flush, get_bed, get_patient
+from areya.db.models import ALERT_OPEN_STATES, Alert, AlertEvent, Bed, BedAssignment, Patient
+from areya.db.types import utcnow
+
+
+def _now(at: datetime | None) -> datetime:
+    if at is None:
+        return utcnow()
+    if at.tzinfo is None:
+        raise Invalid("time must be timezone-aware")
+    return at
+
+
+def current_assignment(session: Session, patient: Patient) -> BedAssignment | None:
+    return session.scalar(
+        select(BedAssignment).where(BedAssignment.patient_id == patient.id, BedAssignment.end_at.is_(None))
+    )
+
+
+def bed_occupant(session: Session, bed: Bed) -> Patient | None:
+    return session.scalar(
+        select(Patient)
+        .join(BedAssignment, BedAssignment.patient_id == Patient.id)
+        .where(BedAssignment.bed_id == bed.id, BedAssignment.end_at.is_(None))
+    )
+
+
+def patient_in_bed_at(session: Session, bed_id: int, at: datetime) -> int | None:
+    """The id of the patient who was in bed ``bed_id`` at time ``at`` (None if the bed was empty)."""
+    return session.scalar(
+        select(BedAssignment.patient_id)
+        .where(
+            BedAssignment.bed_id == bed_id,
+            BedAssignment.start_at <= at,
+            (BedAssignment.end_at.is_(None)) | (BedAssignment.end_at > at),
+        )
+        .order_by(BedAssignment.start_at.desc())
+        .limit(1)
+    )
+
+
+def _require_free(session: Session, bed: Bed) -> None:
+    occupant = bed_occupant(session, bed)
+    if occupant is not None:
+        raise Conflict(f"bed {bed_ref(bed)} is occupied by patient {occupant.mrn}")
+
+
+def admit_patient(
+    session: Session,
+    mrn: str,
+    display_name: str,
+    bed: str | None = None,
+    *,
+    at: datetime | None = None,
+    actor: Actor = SYSTEM,
+) -> Patient:
+    """Admit a new patient (or re-admit a discharged one), optionally into bed ``WARD/BED``."""
+    mrn = clean_mrn(mrn)
+    display_name = clean_name(display_name, "patient name", 200)
+    now = _now(at)
+    target = get_bed(session, bed) if bed is not None else None
+    patient = session.scalar(select(Patient).where(Patient.mrn == mrn))
+    if patient is not None and patient.status == "admitted":
+        raise Conflict(f"patient {mrn} is already admitted")
+    if target is not None:
+        _require_free(session, target)
+    readmission = patient is not None
+    if patient is None:
+        patient = Patient(mrn=mrn, display_name=display_name, admitted_at=now, status="admitted")
+        session.add(patient)
+    else:
+        patient.display_name = display_name
+        patient.admitted_at = now
+        patient.discharged_at = None
+        patient.status = "admitted"
+    flush(session, f"admit patient {mrn}")
+    if target is not None:
+        session.add(BedAssignment(patient_id=patient.id, bed_id=target.id, start_at=now))
+        flush(session, f"assign patient {mrn} to bed {bed_ref(target)}")
+    record(
+        session,
+        actor,
+        "patient.readmit" if readmission else "patient.admit",
+        patient_id=patient.id,
+        target=f"patient:{patient.id}",
+        detail={"bed": bed_ref(target) if target else None},
+    )
+    return patient
+
+
+def move_patient(
+    session: Session, mrn: str, bed: str, *, at: datetime | None = None, actor: Actor = SYSTEM
+) -> BedAssignment:
+    """Move an admitted patient to another (free) bed; the bed history keeps the old stay."""
+    patient = get_patient(session, mrn)
+    if patient.status != "admitted":
+        raise Conflict(f"patient {patient.mrn} is discharged")
+    target = get_bed(session, bed)
+    now = _now(at)
+    current = current_assignment(session, patient)
+    if current is not None and current.bed_id == target.id:
+        raise Conflict(f"patient {patient.mrn} is already in bed {bed_ref(target)}")
+    _require_free(session, target)
+    previous = None
+    if current is not None:
+        if now < current.start_at:
+            raise Invalid("a move cannot happen before the current bed stay started")
+        current.end_at = now
+        previous = bed_ref(current.bed)
+        flush(session, f"end bed stay of patient {patient.mrn}")
+    assignment = BedAssignment(patient_id=patient.id, bed_id=target.id, start_at=now)
+    session.add(assignment)
+    flush(session, f"move patient {patient.mrn} to bed {bed_ref(target)}")
+    record(
+        session,
+        actor,
+        "patient.move",
+        patient_id=patient.id,
+        target=f"patient:{patient.id}",
+        detail={"from": previous, "to": bed_ref(target)},
+    )
+    return assignment
+
+
+def discharge_patient(session: Session, mrn: str, *, at: datetime | None = None, actor: Actor = SYSTEM) -> Patient:
+    """Discharge: end the bed stay, mark discharged, auto-resolve the patient's open alerts."""
+    patient = get_patient(session, mrn)
+    if patient.status != "admitted":
+        raise Conflict(f"patient {patient.mrn} is already discharged")
+    now = _now(at)
+    if now < patient.admitted_at:
+        raise Invalid("discharge time is before admission")
+    current = current_assignment(session, patient)
+    if current is not None:
+        current.end_at = max(now, current.start_at)
+    patient.status = "discharged"
+    patient.discharged_at = now
+    open_alerts = session.scalars(
+        select(Alert).where(Alert.patient_id == patient.id, Alert.state.in_(ALERT_OPEN_STATES))
+    ).all()
+    for alert in open_alerts:
+        session.add(
+            AlertEvent(
+                alert_id=alert.id,
+                at=now,
+                from_state=alert.state,
+                to_state="resolved",
+                user_id=actor.user_id,
+                note="patient discharged",
+            )
+        )
+        alert.state = "resolved"
+        alert.resolved_at = now
+        alert.resolved_by = actor.user_id
+        alert.resolution = "auto"
+    flush(session, f"discharge patient {patient.mrn}")
+    record(
+        session,
+        actor,
+        "patient.discharge",
+        patient_id=patient.id,
+        target=f"patient:{patient.id}",
+        detail={"bed": bed_ref(current.bed) if current else None, "alerts_resolved": len(open_alerts)},
+    )
+    return patient
+
+
+def list_patients(
+    session: Session, *, include_discharged: bool = False, ward: str | None = None, actor: Actor = SYSTEM
+) -> list[tuple[Patient, BedAssignment | None]]:
+    """Patients with their current bed stay (viewing patient data is audited)."""
+    from areya.admin.refs import get_ward
+
+    query = (
+        select(Patient, BedAssignment)
+        .outerjoin(BedAssignment, (BedAssignment.patient_id == Patient.id) & BedAssignment.end_at.is_(None))
+        .options(selectinload(BedAssignment.bed).selectinload(Bed.ward))
+        .order_by(Patient.mrn)
+    )
+    if not include_discharged:
+        query = query.where(Patient.status == "admitted")
+    if ward is not None:
+        ward_id = get_ward(session, ward).id
+        query = query.join(Bed, Bed.id == BedAssignment.bed_id).where(Bed.ward_id == ward_id)
+    rows = [(patient, assignment) for patient, assignment in session.execute(query)]
+    record(
+        session,
+        actor,
+        "patient.list",
+        target="patients",
+        detail={"count": len(rows), "ward": ward, "include_discharged": include_discharged},
+    )
+    return rows

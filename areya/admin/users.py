@@ -1,0 +1,132 @@
+"""Dashboard users: argon2id password hashes, roles, ward coverage, deactivation, authentication."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from areya.admin.audit import SYSTEM, Actor, record
+from areya.admin.errors import Conflict, Invalid
+from areya.admin.refs import clean_username, flush, get_user, get_ward
+from areya.db.models import ROLES, User
+from areya.db.types import utcnow
+
+if TYPE_CHECKING:
+    from argon2 import PasswordHasher
+
+MIN_PASSWORD_LEN = 8
+MAX_PASSWORD_LEN = 1024
+
+
+@lru_cache(maxsize=1)
+def _hasher() -> PasswordHasher:
+    from argon2 import PasswordHasher
+
+    return PasswordHasher()
+
+
+def check_password(password: str) -> str:
+    if not isinstance(password, str) or len(password) < MIN_PASSWORD_LEN:
+        raise Invalid(f"password must be at least {MIN_PASSWORD_LEN} characters")
+    if len(password) > MAX_PASSWORD_LEN:
+        raise Invalid(f"password must be at most {MAX_PASSWORD_LEN} characters")
+    return password
+
+
+def hash_password(password: str) -> str:
+    return _hasher().hash(check_password(password))
+
+
+def verify_password(password_hash: str, password: str) -> bool:
+    from argon2.exceptions import InvalidHashError, VerificationError
+
+    try:
+        return bool(_hasher().verify(password_hash, password))
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def check_role(role: str) -> str:
+    value = (role or "").strip().lower()
+    if value not in ROLES:
+        raise Invalid(f"unknown role {role!r}: use one of {', '.join(ROLES)}")
+    return value
+
+
+def add_user(
+    session: Session,
+    username: str,
+    role: str,
+    password: str,
+    wards: list[str] | tuple[str, ...] = (),
+    *,
+    actor: Actor = SYSTEM,
+) -> User:
+    name = clean_username(username)
+    role = check_role(role)
+    password_hash = hash_password(password)
+    covered = [get_ward(session, w) for w in wards]
+    if session.scalar(select(User.id).where(User.username == name)) is not None:
+        raise Conflict(f"user {name!r} already exists")
+    user = User(username=name, role=role, password_hash=password_hash, active=True)
+    user.wards = covered
+    session.add(user)
+    flush(session, f"add user {name!r}")
+    record(
+        session,
+        actor,
+        "user.add",
+        target=f"user:{user.id}",
+        detail={"username": name, "role": role, "wards": [w.name for w in covered]},
+    )
+    return user
+
+
+def list_users(session: Session) -> list[User]:
+    return list(session.scalars(select(User).options(selectinload(User.wards)).order_by(User.username)))
+
+
+def set_user_active(session: Session, username: str, active: bool, *, actor: Actor = SYSTEM) -> User:
+    user = get_user(session, username)
+    if user.active == active:
+        raise Conflict(f"user {user.username!r} is already {'active' if active else 'deactivated'}")
+    user.active = active
+    flush(session, f"{'activate' if active else 'deactivate'} user {user.username!r}")
+    record(session, actor, "user.activate" if active else "user.deactivate", target=f"user:{user.id}")
+    return user
+
+
+def set_password(session: Session, username: str, password: str, *, actor: Actor = SYSTEM) -> User:
+    user = get_user(session, username)
+    user.password_hash = hash_password(password)
+    flush(session, f"set password of {user.username!r}")
+    record(session, actor, "user.password", target=f"user:{user.id}")
+    return user
+
+
+def set_user_wards(session: Session, username: str, wards: list[str], *, actor: Actor = SYSTEM) -> User:
+    user = get_user(session, username)
+    user.wards = [get_ward(session, w) for w in wards]
+    flush(session, f"set wards of {user.username!r}")
+    record(session, actor, "user.wards", target=f"user:{user.id}", detail={"wards": [w.name for w in user.wards]})
+    return user
+
+
+def authenticate(session: Session, username: str, password: str) -> User | None:
+    """The active user with this username and password, or None (no hint which part was wrong).
+
+    Re-hashes the password when argon2 parameters changed; records last_login_at. The caller commits and audits.
+    """
+    user = session.scalar(select(User).where(User.username == (username or "").strip().lower()))
+    if user is None:
+        _hasher().hash("timing-equaliser")  # same cost as a real verification
+        return None
+    if not verify_password(user.password_hash, password) or not user.active:
+        return None
+    if _hasher().check_needs_rehash(user.password_hash):
+        user.password_hash = _hasher().hash(password)
+    user.last_login_at = utcnow()
+    return user

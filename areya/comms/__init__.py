@@ -1,0 +1,1 @@
+"""Messaging between Areya's services: the Redis server and the frame stream schema."""

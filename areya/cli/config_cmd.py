@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 
 from areya.cli.context import get_context
+
+TABLE_START = "<!-- config-table:start -->"
+TABLE_END = "<!-- config-table:end -->"
 
 
 @click.group()
@@ -28,8 +32,30 @@ def check_cmd() -> None:
 
 
 @config.command("table")
-def table_cmd() -> None:
-    """Print the Markdown table of every setting (used for the README)."""
+@click.option(
+    "--update",
+    "update_file",
+    type=click.Path(exists=True, dir_okay=False, writable=True),
+    help=f"Rewrite the table between the {TABLE_START} / {TABLE_END} markers of this file (e.g. README.md).",
+)
+def table_cmd(update_file: str | None) -> None:
+    """Print the Markdown table of every setting (the README's table is generated with --update README.md)."""
     from areya.config import settings_table_markdown
 
-    click.echo(settings_table_markdown(), nl=False)
+    table = settings_table_markdown()
+    if update_file is None:
+        click.echo(table, nl=False)
+        return
+    path = Path(update_file)
+    content = path.read_text(encoding="utf-8")
+    updated = replace_between_markers(content, table)
+    if updated != content:
+        path.write_text(updated, encoding="utf-8")
+    click.echo(f"{path}: configuration table {'updated' if updated != content else 'already up to date'}")
+
+
+def replace_between_markers(content: str, table: str) -> str:
+    start, end = content.find(TABLE_START), content.find(TABLE_END)
+    if start < 0 or end < start:
+        raise click.ClickException(f"markers {TABLE_START} ... {TABLE_END} not found")
+    return content[: start + len(TABLE_START)] + "\n" + table + content[end:]

@@ -1,0 +1,270 @@
+"""``areya demo``: the whole system on one machine, from one command.
+
+Embedded Redis, a SQLite file under ``data_dir`` (migrated), a demo ward (beds,
+patients, bed zones, an admin / nurse / doctor with printed random passwords), a
+camera (the synthetic ward camera by default, or ``--source``), then the ingestor
+and the worker (and the alert scheduler and web dashboard when those packages are
+installed), until Ctrl-C or ``--duration``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import logging
+import secrets
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+DEMO_WARD = "Demo ward"
+DEMO_CAMERA = "Demo camera"
+DEMO_USERS = (("admin", "admin"), ("nurse", "nurse"), ("doctor", "doctor"))
+Rect = tuple[float, float, float, float]
+
+
+@dataclass
+class DemoWard:
+    ward_id: int
+    camera_id: int
+    bed_ids: list[int]
+    patient_ids: dict[int, int]  # bed index -> patient id (occupied beds only)
+    passwords: dict[str, str] = field(default_factory=dict)  # username -> password (new or reset)
+
+
+def strip_zones(beds: int) -> list[tuple[int, Rect]]:
+    """Zones for an unknown scene: the frame cut into ``beds`` vertical strips."""
+    return [(i, (i / beds, 0.0, (i + 1) / beds, 1.0)) for i in range(beds)]
+
+
+def create_demo_ward(
+    session: Any,
+    *,
+    source_url: str,
+    beds: int = 3,
+    zones: list[tuple[int, Rect]] | None = None,
+    occupied: list[bool] | None = None,
+    sample_fps: float = 2.0,
+    ward_name: str = DEMO_WARD,
+    camera_name: str = DEMO_CAMERA,
+    users: bool = True,
+) -> DemoWard:
+    """Create (or refresh) the demo ward in ``session`` (the caller commits).
+
+    Beds ``Bed 1..N``, a patient in each occupied bed (all by default), the camera with ``source_url``, a zone per
+    bed (``zones``: (bed index, normalized rect); default vertical strips), and the demo users with new passwords.
+    Running it again reuses what exists: the camera's URL is updated and the users' passwords are reset.
+    """
+    from sqlalchemy import select  # noqa: PLC0415
+
+    from areya import admin  # noqa: PLC0415
+    from areya.db.models import Bed, Camera, Ward  # noqa: PLC0415
+
+    occupied = occupied if occupied is not None else [True] * beds
+    if len(occupied) != beds:
+        raise ValueError(f"occupied has {len(occupied)} entries for {beds} beds")
+    zones = zones if zones is not None else strip_zones(beds)
+    ward = session.scalar(select(Ward).where(Ward.name == ward_name)) or admin.add_ward(session, ward_name)
+    bed_ids: list[int] = []
+    patient_ids: dict[int, int] = {}
+    for i in range(beds):
+        label = f"Bed {i + 1}"
+        bed = session.scalar(select(Bed).where(Bed.ward_id == ward.id, Bed.label == label))
+        if bed is None:
+            bed = admin.add_bed(session, ward_name, label)
+        bed_ids.append(bed.id)
+        occupant = admin.bed_occupant(session, bed)
+        if occupant is None and occupied[i]:
+            mrn = f"DEMO-{ward.id}-{i + 1}-{secrets.token_hex(2)}"
+            occupant = admin.admit_patient(session, mrn, f"Demo patient {i + 1}", f"{ward_name}/{label}")
+        if occupant is not None and occupied[i]:
+            patient_ids[i] = occupant.id
+    camera = session.scalar(select(Camera).where(Camera.ward_id == ward.id, Camera.name == camera_name))
+    ref = f"{ward_name}/{camera_name}"
+    if camera is None:
+        camera = admin.add_camera(session, ward_name, camera_name, source_url, sample_fps)
+    else:
+        camera = admin.update_camera(session, ref, source_url=source_url, sample_fps=sample_fps)
+        admin.set_camera_enabled(session, ref, True)
+    for existing in list(camera.zones):
+        session.delete(existing)
+    session.flush()
+    for index, (x0, y0, x1, y1) in zones:
+        admin.set_zone(session, ref, f"{ward_name}/Bed {index + 1}", x0, y0, x1, y1)
+    passwords: dict[str, str] = {}
+    if users:
+        for username, role in DEMO_USERS:
+            password = secrets.token_urlsafe(12)
+            try:
+                admin.get_user(session, username)
+                admin.set_password(session, username, password)
+            except admin.NotFound:
+                admin.add_user(session, username, role, password, wards=[ward_name] if role != "admin" else [])
+            passwords[username] = password
+    return DemoWard(ward.id, camera.id, bed_ids, patient_ids, passwords)
+
+
+# --------------------------------------------------------------------------- running everything
+
+
+def synthetic_url(beds: int, faces: str | None = None, seed: int = 0, segment_s: float = 10.0) -> str:
+    url = f"synthetic:beds={beds},seed={seed},segment={segment_s:g}"
+    if faces:
+        url += f",faces={Path(faces).resolve()}"
+    return url
+
+
+def _optional(module: str, attr: str) -> Callable[..., Any] | None:
+    """An optional component's entry point, if that package is installed (scheduler, web app)."""
+    try:
+        return getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError):
+        return None
+
+
+@dataclass
+class DemoRun:
+    """What :func:`run_demo` started (stop with :meth:`stop`)."""
+
+    stop_event: threading.Event = field(default_factory=threading.Event)
+    threads: list[threading.Thread] = field(default_factory=list)
+    stoppers: list[Callable[[], None]] = field(default_factory=list)
+    url: str | None = None
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        for stop in reversed(self.stoppers):
+            with contextlib.suppress(Exception):
+                stop()
+        for thread in self.threads:
+            thread.join(timeout=10)
+
+
+def run_demo(
+    settings: Any,
+    *,
+    source: str | None = None,
+    faces: str | None = None,
+    beds: int = 3,
+    duration: float | None = None,
+    seed: int = 0,
+    classifier: Any = None,
+    detector: Any = None,
+    web: bool = True,
+    scheduler: bool = True,
+    echo: Callable[[str], None] = print,
+) -> DemoWard:
+    """Set everything up and run until Ctrl-C / SIGTERM or ``duration`` seconds; then stop it all in order."""
+    from areya.camera.service import IngestService  # noqa: PLC0415
+    from areya.comms.redis_server import EmbeddedRedis, connect, is_embedded_url  # noqa: PLC0415
+    from areya.db.engine import create_db_engine, create_session_factory, session_scope  # noqa: PLC0415
+    from areya.db.migrate import upgrade  # noqa: PLC0415
+    from areya.source_url import mask_source_url  # noqa: PLC0415
+    from areya.worker import build_worker  # noqa: PLC0415
+
+    server = None
+    if is_embedded_url(settings.redis_url):
+        server = EmbeddedRedis(settings.redis_dir).start()
+        echo(f"redis: embedded redis-server at {server.url}")
+    run = DemoRun()
+    engine = create_db_engine(settings)
+    try:
+        upgrade(settings, engine=engine)
+        echo(f"database: {settings.database_url} (migrated)")
+        url = source or synthetic_url(beds, faces, seed)
+        zones = None
+        if url.startswith("synthetic:"):
+            from areya.camera.synthetic import ward_from_uri  # noqa: PLC0415
+
+            zones = ward_from_uri(url).zones()
+        elif source and beds != 1:
+            echo(f"camera: {beds} beds as vertical strips of the image (adjust with `areya zone set`)")
+        factory = create_session_factory(engine)
+        with session_scope(factory) as session:
+            demo = create_demo_ward(session, source_url=url, beds=beds, zones=zones,
+                                    sample_fps=settings.default_sample_fps)
+        echo(f"ward: {DEMO_WARD!r} with {beds} bed(s), camera {demo.camera_id}: {mask_source_url(url)}")
+        for username, password in demo.passwords.items():
+            echo(f"user: {username:<7} password: {password}")
+
+        client = connect(settings)
+        ingest = IngestService(client, stream=settings.frame_stream, maxlen=settings.stream_maxlen,
+                               jpeg_quality=settings.jpeg_quality, snapshot_ttl_s=settings.snapshot_ttl_s,
+                               session_factory=factory)
+        worker = build_worker(settings, client=client, engine=engine, classifier=classifier, detector=detector)
+        echo(f"worker: {worker.name} (model {worker.classifier.model_version})")
+        _start(run, "ingest", ingest.run, ingest.stop)
+        _start(run, "worker", worker.run, worker.stop)
+        if scheduler:
+            _start_scheduler(run, settings, echo)
+        if web:
+            _start_web(run, settings, client, echo)
+        _wait(run, duration)
+    finally:
+        run.stop()
+        engine.dispose()
+        if server is not None:
+            server.stop()
+            echo("redis: stopped")
+    return demo
+
+
+def _start(run: DemoRun, name: str, target: Callable[[], Any], stop: Callable[[], None]) -> None:
+    thread = threading.Thread(target=target, name=name, daemon=True)
+    run.threads.append(thread)
+    run.stoppers.append(stop)
+    thread.start()
+
+
+def _start_scheduler(run: DemoRun, settings: Any, echo: Callable[[str], None]) -> None:
+    start = _optional("areya.alerts.scheduler", "start_scheduler")
+    if start is None:
+        echo("scheduler: not installed (areya.alerts.scheduler.start_scheduler missing): skipped")
+        return
+    handle = start(settings)
+    stop = getattr(handle, "shutdown", None) or getattr(handle, "stop", None)
+    if stop is not None:
+        run.stoppers.append(stop)
+    echo("scheduler: running")
+
+
+def _start_web(run: DemoRun, settings: Any, client: Any, echo: Callable[[str], None]) -> None:
+    create_app = _optional("areya.webapp", "create_app")
+    if create_app is None:
+        echo("web: not installed (areya.webapp.create_app missing): skipped")
+        return
+    from werkzeug.serving import make_server  # noqa: PLC0415
+
+    app = create_app(settings)
+    server = make_server(settings.web_host, settings.web_port, app, threaded=True)
+    _start(run, "web", server.serve_forever, server.shutdown)
+    run.url = f"http://{settings.web_host}:{server.server_port}/"
+    echo(f"dashboard: {run.url}")
+
+
+def _wait(run: DemoRun, duration: float | None) -> None:
+    """Block until Ctrl-C, SIGTERM, ``duration`` or a component thread dying."""
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, lambda *_: run.stop_event.set())
+    deadline = time.monotonic() + duration if duration else None
+    try:
+        while not run.stop_event.is_set():
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+            if any(not t.is_alive() for t in run.threads):
+                log.error("a demo component stopped unexpectedly: %s",
+                          [t.name for t in run.threads if not t.is_alive()])
+                break
+            run.stop_event.wait(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)

@@ -1,0 +1,348 @@
+"""The batching worker: stream batch -> decode -> detect -> bed zone -> patient -> classify -> observations -> ack.
+
+At-least-once without duplicates: frames are acknowledged only after the
+observations' transaction commits; a re-delivered frame inserts nothing twice
+(unique ``(frame_id, face_index)``, insert ... on conflict do nothing).  Bad
+frames go to the dead-letter stream with their reason.  A database or Redis
+outage makes the worker back off and retry the same batch, never crash-loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import numpy as np
+import redis
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from areya.comms.frames import BadFrame, FrameMessage, decode_fields
+from areya.metrics import WORKER_GROUP, Metrics
+from areya.worker.assign import BedResolver, patient_at
+from areya.worker.consumer import Delivery, StreamConsumer
+from areya.worker.store import write_observations
+
+log = logging.getLogger(__name__)
+
+
+class EmotionLike(Protocol):
+    probs4: np.ndarray
+    probs7: np.ndarray
+
+    @property
+    def label4(self) -> str: ...
+
+    @property
+    def label7(self) -> str: ...
+
+    @property
+    def confidence4(self) -> float: ...
+
+
+class Classifier(Protocol):
+    """What the worker needs of :class:`areya.emotion.inference.EmotionClassifier`."""
+
+    model_version: str
+
+    def classify(self, crops: Sequence[np.ndarray]) -> Sequence[EmotionLike]: ...
+
+
+class BoxLike(Protocol):
+    x: int
+    y: int
+    w: int
+    h: int
+    score: float
+
+
+class Detector(Protocol):
+    def detect(self, frame_bgr: np.ndarray) -> Sequence[BoxLike]: ...
+
+
+@dataclass
+class WorkerConfig:
+    stream: str = "areya:frames"
+    group: str = WORKER_GROUP
+    dead_letter_stream: str = "areya:deadletter"
+    batch_size: int = 16
+    batch_ms: int = 200
+    block_ms: int = 1000
+    claim_idle_ms: int = 30_000
+    max_deliveries: int = 3
+    retry_initial_s: float = 0.5
+    retry_max_s: float = 10.0
+    crop_margin: float = 0.15
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> WorkerConfig:
+        return cls(stream=settings.frame_stream, dead_letter_stream=settings.dead_letter_stream,
+                   batch_size=settings.worker_batch_size, batch_ms=settings.worker_batch_ms,
+                   claim_idle_ms=settings.claim_idle_ms, max_deliveries=settings.max_deliveries)
+
+
+@dataclass
+class _Frame:
+    delivery: Delivery
+    message: FrameMessage
+    image: np.ndarray
+    captured: datetime
+    faces: list[BoxLike] = field(default_factory=list)
+
+
+@dataclass
+class BatchResult:
+    frames: int = 0
+    dead: int = 0
+    faces: int = 0
+    assigned: int = 0
+    written: int = 0
+    acked: int = 0
+
+
+class DatabaseUnavailable(RuntimeError):
+    pass
+
+
+def crop(image: np.ndarray, box: BoxLike, margin: float) -> np.ndarray:
+    try:
+        from areya.detectors import FaceBox, crop_face  # noqa: PLC0415
+
+        return crop_face(image, FaceBox(int(box.x), int(box.y), int(box.w), int(box.h), float(box.score)), margin)
+    except ImportError:  # detectors package not installed: plain clipped crop
+        h, w = image.shape[:2]
+        x0, y0 = max(0, int(box.x)), max(0, int(box.y))
+        return image[y0:min(h, int(box.y + box.h)), x0:min(w, int(box.x + box.w))].copy()
+
+
+class Worker:
+    """One worker process (or thread): :meth:`run` until :meth:`stop`; :meth:`process_once` for one batch."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        engine: Any,
+        detector: Detector,
+        classifier: Classifier,
+        config: WorkerConfig | None = None,
+        *,
+        consumer: str | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
+        from sqlalchemy.orm import sessionmaker  # noqa: PLC0415
+
+        self.client = client
+        self.engine = engine
+        self.detector = detector
+        self.classifier = classifier
+        self.config = config or WorkerConfig()
+        c = self.config
+        self.consumer = StreamConsumer(client, c.stream, c.group, consumer=consumer,
+                                       dead_letter_stream=c.dead_letter_stream, claim_idle_ms=c.claim_idle_ms,
+                                       max_deliveries=c.max_deliveries)
+        self.resolver = BedResolver(sessionmaker(bind=engine))
+        self.metrics = metrics or Metrics(client)
+        self.stop_event = threading.Event()
+        self.batches = 0
+
+    @property
+    def name(self) -> str:
+        return self.consumer.consumer
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+    # -- main loop -----------------------------------------------------------------------------
+    def run(self, *, max_batches: int | None = None, idle_exit_s: float | None = None) -> None:
+        """Process batches until stopped (or ``max_batches``, or ``idle_exit_s`` without frames)."""
+        delay = self.config.retry_initial_s
+        idle_since = time.monotonic()
+        log.info("worker %s reading %s as group %s", self.name, self.config.stream, self.config.group)
+        while not self.stop_event.is_set():
+            try:
+                result = self.process_once()
+                delay = self.config.retry_initial_s
+            except DatabaseUnavailable:
+                break  # stopped while waiting for the database
+            except redis.RedisError as exc:
+                self.metrics.inc("areya_worker_errors_total", stage="redis")
+                log.warning("redis error (%s); retrying in %.1fs", exc, delay)
+                self.stop_event.wait(delay)
+                delay = min(self.config.retry_max_s, delay * 2)
+                continue
+            except Exception:  # noqa: BLE001 - the batch stays pending: re-delivered, dead-lettered after max tries
+                self.metrics.inc("areya_worker_errors_total", stage="batch")
+                log.exception("batch failed; its frames will be re-delivered (retrying in %.1fs)", delay)
+                self.stop_event.wait(delay)
+                delay = min(self.config.retry_max_s, delay * 2)
+                continue
+            if result.frames or result.dead:
+                idle_since = time.monotonic()
+            elif idle_exit_s is not None and time.monotonic() - idle_since >= idle_exit_s:
+                break
+            if max_batches is not None and self.batches >= max_batches:
+                break
+        self.metrics.flush()
+
+    def process_once(self) -> BatchResult:
+        """Read one batch and see it through to the ack (retrying the DB until it answers or we are stopped)."""
+        c = self.config
+        deliveries = self.consumer.read_batch(c.batch_size, c.batch_ms, c.block_ms)
+        result = BatchResult()
+        if not deliveries:
+            self.metrics.flush()
+            return result
+        t_start = time.perf_counter()
+        frames = self._decode(deliveries, result)
+        t_decoded = time.perf_counter()
+        self._detect(frames, result)
+        t_detected = time.perf_counter()
+        try:
+            rows, t_classify = self._build_rows(frames, result)
+            t_commit = time.perf_counter()
+            result.written = self._db(lambda: write_observations(self.engine, rows))
+        except DatabaseUnavailable:
+            return result  # stopped while the DB was down: frames stay pending, reclaimed later
+        self.metrics.inc("areya_observations_written_total", result.written)
+        self.metrics.inc("areya_observations_duplicate_total", len(rows) - result.written)
+        t_done = time.perf_counter()
+        committed_at = time.time()
+        result.acked = self._ack([f.delivery.entry_id for f in frames])
+        self.batches += 1
+        m = self.metrics
+        m.observe("areya_batch_size", len(deliveries))
+        m.observe("areya_stage_seconds", t_decoded - t_start, stage="decode")
+        m.observe("areya_stage_seconds", t_detected - t_decoded, stage="detect")
+        m.observe("areya_stage_seconds", t_classify, stage="classify")
+        m.observe("areya_stage_seconds", t_done - t_commit, stage="db")
+        m.observe("areya_stage_seconds", t_done - t_start, stage="batch")
+        for f in frames:
+            m.observe("areya_frame_latency_seconds", max(0.0, committed_at - f.message.captured_at))
+            m.inc("areya_frames_processed_total", camera=f.message.camera_id)
+        m.set_gauge("areya_worker_last_batch_timestamp", committed_at, worker=self.name)
+        m.flush()
+        return result
+
+    # -- stages --------------------------------------------------------------------------------
+    def _decode(self, deliveries: list[Delivery], result: BatchResult) -> list[_Frame]:
+        frames: list[_Frame] = []
+        for d in deliveries:
+            try:
+                if d.deliveries > self.config.max_deliveries:
+                    raise BadFrame(f"delivered {d.deliveries} times (max {self.config.max_deliveries}): "
+                                   "processing keeps failing")
+                msg = decode_fields(d.fields)
+                image = msg.decode_image()
+            except BadFrame as exc:
+                self._dead(d, exc.reason, result)
+                continue
+            frames.append(_Frame(d, msg, image, datetime.fromtimestamp(msg.captured_at, UTC)))
+        return frames
+
+    def _dead(self, delivery: Delivery, reason: str, result: BatchResult) -> None:
+        self.consumer.dead_letter(delivery, reason)
+        kind = "max_deliveries" if reason.startswith("delivered ") else "bad_frame"
+        self.metrics.inc("areya_frames_dead_lettered_total", reason=kind)
+        result.dead += 1
+
+    def _detect(self, frames: list[_Frame], result: BatchResult) -> None:
+        for f in list(frames):
+            try:
+                f.faces = list(self.detector.detect(f.image))
+            except ValueError as exc:  # the detector refuses this frame: it will never succeed
+                frames.remove(f)
+                self._dead(f.delivery, f"face detection failed: {exc}", result)
+                continue
+            self.metrics.inc("areya_faces_detected_total", len(f.faces), camera=f.message.camera_id)
+            result.faces += len(f.faces)
+        result.frames = len(frames)
+
+    def _build_rows(self, frames: list[_Frame], result: BatchResult) -> tuple[list[dict[str, Any]], float]:
+        """Observation rows for the faces in an occupied bed's zone (one classify call for the batch)."""
+        targets: list[tuple[_Frame, int, BoxLike, int]] = []  # frame, face index, box, bed id
+        for f in frames:
+            h, w = f.image.shape[:2]
+            for i, box in enumerate(f.faces):
+                cx, cy = (box.x + box.w / 2) / w, (box.y + box.h / 2) / h
+                bed_id = self._db(lambda f=f, cx=cx, cy=cy: self.resolver.bed_for(f.message.camera_id, cx, cy))
+                if bed_id is None:
+                    self.metrics.inc("areya_faces_unassigned_total", camera=f.message.camera_id,
+                                     reason="outside_zones")
+                    continue
+                targets.append((f, i, box, bed_id))
+        stays = {}
+        if targets:
+            times = [f.captured for f, *_ in targets]
+            stays = self._db(lambda: self.resolver.stays({t[3] for t in targets}, min(times), max(times)))
+        assigned: list[tuple[_Frame, int, BoxLike, int, int]] = []
+        for f, i, box, bed_id in targets:
+            patient_id = patient_at(stays, bed_id, f.captured)
+            if patient_id is None:
+                self.metrics.inc("areya_faces_unassigned_total", camera=f.message.camera_id, reason="empty_bed")
+                continue
+            assigned.append((f, i, box, bed_id, patient_id))
+        if not assigned:
+            return [], 0.0
+        t0 = time.perf_counter()
+        crops = [crop(f.image, box, self.config.crop_margin) for f, _, box, _, _ in assigned]
+        emotions = self.classifier.classify(crops)
+        t_classify = time.perf_counter() - t0
+        if len(emotions) != len(crops):
+            raise RuntimeError(f"classifier returned {len(emotions)} results for {len(crops)} crops")
+        rows = []
+        version = str(self.classifier.model_version)[:64]
+        for (f, i, box, bed_id, patient_id), emo in zip(assigned, emotions, strict=True):
+            h, w = f.image.shape[:2]
+            p4 = [float(v) for v in np.asarray(emo.probs4, dtype=np.float64)]
+            rows.append({
+                "patient_id": patient_id, "bed_id": bed_id, "camera_id": f.message.camera_id,
+                "captured_at": f.captured, "frame_id": frame_id(f.message.camera_id, f.delivery.entry_id),
+                "face_index": i,
+                "box_x": max(0.0, box.x / w), "box_y": max(0.0, box.y / h),
+                "box_w": min(1.0, box.w / w), "box_h": min(1.0, box.h / h),
+                "p_angry": p4[0], "p_happy": p4[1], "p_relaxed": p4[2], "p_sad": p4[3],
+                "probs7": [round(float(v), 6) for v in np.asarray(emo.probs7)],
+                "label4": emo.label4, "label7": emo.label7,
+                "confidence4": min(1.0, max(0.0, float(emo.confidence4))), "model_version": version,
+            })
+            self.metrics.inc("areya_faces_assigned_total", camera=f.message.camera_id)
+        result.assigned = len(rows)
+        return rows, t_classify
+
+    def _db(self, fn: Any) -> Any:
+        """Run a DB read, retrying with backoff while the database is unavailable."""
+        delay = self.config.retry_initial_s
+        while True:
+            try:
+                return fn()
+            except DBAPIError as exc:
+                if not (isinstance(exc, OperationalError) or exc.connection_invalidated):
+                    raise  # not an outage (e.g. an integrity error): the batch fails and is re-delivered
+                self.metrics.inc("areya_worker_errors_total", stage="db")
+                log.warning("database unavailable (%s); retrying in %.1fs", exc.orig, delay)
+                if self.stop_event.wait(delay):
+                    raise DatabaseUnavailable("stopped while the database was unavailable") from exc
+                delay = min(self.config.retry_max_s, delay * 2)
+
+    def _ack(self, ids: list[str]) -> int:
+        """Ack after commit; if Redis is away, keep trying a while (an un-acked frame is re-delivered: no dup)."""
+        delay = self.config.retry_initial_s
+        for _ in range(5):
+            try:
+                return self.consumer.ack(ids)
+            except redis.RedisError as exc:
+                self.metrics.inc("areya_worker_errors_total", stage="ack")
+                log.warning("ack failed (%s); retrying in %.1fs", exc, delay)
+                if self.stop_event.wait(delay):
+                    break
+                delay = min(self.config.retry_max_s, delay * 2)
+        return 0
+
+
+def frame_id(camera_id: int, entry_id: str) -> str:
+    """The observation key of a frame: its camera and stream entry id (stable across re-deliveries)."""
+    return f"{camera_id}:{entry_id}"

@@ -28,7 +28,8 @@ def cascade_path() -> Path:
 
 
 class HaarDetector(FaceDetector):
-    """Viola-Jones frontal faces.  ``max_width``: frames wider than this are downscaled first (speed).
+    """Viola-Jones frontal faces.  ``max_width``: frames wider than this are downscaled first (speed);
+    ``equalize``: histogram-equalize the gray frame first.
 
     Haar gives no confidence: a box's score is its number of merged neighbour detections divided by
     ``4 * min_neighbors``, capped at 1.
@@ -43,6 +44,7 @@ class HaarDetector(FaceDetector):
         min_neighbors: int = 5,
         min_size: int = 24,
         max_width: int = 640,
+        equalize: bool = False,
         cascade_file: str | Path | None = None,
     ) -> None:
         import cv2
@@ -59,6 +61,7 @@ class HaarDetector(FaceDetector):
         self.min_neighbors = min_neighbors
         self.min_size = min_size
         self.max_width = max_width
+        self.equalize = equalize
 
     def detect(self, frame_bgr: np.ndarray) -> list[FaceBox]:
         import cv2
@@ -69,7 +72,8 @@ class HaarDetector(FaceDetector):
         if w > self.max_width:
             scale = self.max_width / w
             gray = cv2.resize(gray, (self.max_width, max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
-        gray = cv2.equalizeHist(gray)
+        if self.equalize:  # helps in dim scenes, hurts when a flat background dominates the histogram
+            gray = cv2.equalizeHist(gray)
         min_size = max(1, round(self.min_size * scale))
         rects, neighbours = self._cascade.detectMultiScale2(
             gray, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors, minSize=(min_size, min_size)

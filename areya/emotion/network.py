@@ -21,22 +21,25 @@ OUTPUT4 = "emotion4"
 
 
 def build_network(cfg: TrainConfig) -> keras.Model:
-    reg = keras.regularizers.L2(cfg.weight_decay) if cfg.weight_decay > 0 else None
     inputs = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 1), name="face")
     x = layers.Rescaling(1.0 / 127.5, offset=-1.0, name="scale")(inputs)
     for stage, width in enumerate(cfg.widths):
         for i in range(cfg.convs_per_stage[stage]):
             x = layers.Conv2D(
-                width, 3, padding="same", use_bias=False, kernel_regularizer=reg,
-                kernel_initializer="he_normal", name=f"s{stage}_conv{i}",
+                width,
+                3,
+                padding="same",
+                use_bias=False,
+                kernel_initializer="he_normal",
+                name=f"s{stage}_conv{i}",
             )(x)
             x = layers.BatchNormalization(name=f"s{stage}_bn{i}")(x)
             x = layers.Activation("relu", name=f"s{stage}_relu{i}")(x)
         x = layers.MaxPooling2D(2, name=f"s{stage}_pool")(x)
         if cfg.dropout > 0:
-            x = layers.SpatialDropout2D(cfg.dropout * (stage + 1) / len(cfg.widths), name=f"s{stage}_drop")(x)
+            x = layers.Dropout(cfg.dropout * (stage + 1) / len(cfg.widths), name=f"s{stage}_drop")(x)
     x = layers.GlobalAveragePooling2D(name="gap")(x)
-    x = layers.Dense(cfg.widths[-1], use_bias=False, kernel_regularizer=reg, name="embed")(x)
+    x = layers.Dense(cfg.widths[-1], use_bias=False, name="embed")(x)
     x = layers.BatchNormalization(name="embed_bn")(x)
     x = layers.Activation("relu", name="embed_relu")(x)
     if cfg.head_dropout > 0:

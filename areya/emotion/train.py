@@ -91,6 +91,7 @@ def train(
     report: Callable[[str], None] = print,
     train_data: FaceDataset | None = None,
     val_data: FaceDataset | None = None,
+    extra_callbacks: list | None = None,
 ) -> Path:
     """Train ``cfg`` on ``data_dir/<train_split>``; returns the written model path."""
     import keras
@@ -145,11 +146,18 @@ def train(
         keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
         keras.callbacks.CSVLogger(str(run_dir / "log.csv"), append=True),
         _EpochReport.make(cfg.epochs, report),
+        *(extra_callbacks or []),
     ]
     t0 = time.monotonic()
     history = model.fit(
-        x, y, batch_size=cfg.batch_size, epochs=cfg.epochs, shuffle=True,
-        validation_data=validation, callbacks=callbacks, verbose=0,
+        x,
+        y,
+        batch_size=cfg.batch_size,
+        epochs=cfg.epochs,
+        shuffle=True,
+        validation_data=validation,
+        callbacks=callbacks,
+        verbose=0,
     )
     took = time.monotonic() - t0
     # fit() swaps the EMA weights in at the end when use_ema is set.

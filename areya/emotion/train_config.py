@@ -22,7 +22,7 @@ class TrainConfig:
     batch_size: int = 128
     learning_rate: float = 2e-3
     warmup_epochs: float = 1.0
-    weight_decay: float = 5e-4
+    weight_decay: float = 0.05  # AdamW, decoupled (scaled by the learning rate)
     label_smoothing: float = 0.1
     use_ema: bool = True
     loss_weight_7: float = 1.0

@@ -1,0 +1,196 @@
+"""`areya train`, `areya evaluate` and `areya models ...`: the emotion-model commands."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import sys
+from pathlib import Path
+
+import click
+
+
+def _quiet_tensorflow() -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _echo_err(msg: str) -> None:
+    click.echo(msg, err=True)
+
+
+@click.command("train")
+@click.option(
+    "--config",
+    "config_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Model config (TOML), e.g. models/areya-fer/config.toml.",
+)
+@click.option(
+    "--data",
+    "data_dir",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="FER-2013 class-folder tree (with train/ and publictest/) or fer2013.csv.",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where the model and its card go [models/<name>].",
+)
+@click.option(
+    "--run-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Checkpoints for resuming [runs/<name>]. Run the same command again to resume.",
+)
+@click.option("--epochs", type=click.IntRange(min=1), help="Override the config's epoch count.")
+@click.option(
+    "--card/--no-card",
+    default=True,
+    show_default=True,
+    help="Measure the model on the validation split and write its model card.",
+)
+def train_cmd(
+    config_path: Path, data_dir: Path, out_dir: Path | None, run_dir: Path | None, epochs: int | None, card: bool
+) -> None:
+    """Train an emotion model (seeded, checkpointed, resumable) and write its model card."""
+    _quiet_tensorflow()
+    from areya.emotion.train import train
+    from areya.emotion.train_config import TrainConfig
+
+    try:
+        cfg = TrainConfig.from_file(config_path)
+        if epochs:
+            cfg.epochs = epochs
+    except (FileNotFoundError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    if not data_dir.exists():
+        raise click.ClickException(f"data not found: {data_dir}")
+    out_dir = out_dir or Path("models") / cfg.name
+    run_dir = run_dir or Path("runs") / cfg.name
+    command = "areya " + shlex.join(sys.argv[1:]) if sys.argv[0].endswith("areya") else "areya train ..."
+    click.echo(
+        f"training {cfg.name}: {cfg.epochs} epochs, batch {cfg.batch_size}, seed {cfg.seed}; checkpoints in {run_dir}"
+    )
+    train(cfg, data_dir, out_dir, run_dir=run_dir, report=click.echo)
+    val_dir = data_dir / cfg.val_split
+    if card and val_dir.is_dir():
+        from areya.emotion.model_card import write_card
+
+        click.echo(f"measuring on {val_dir} for the model card ...")
+        click.echo(f"wrote {write_card(out_dir, val_dir, command)}")
+
+
+@click.command("evaluate")
+@click.option(
+    "--model",
+    "model",
+    default=None,
+    help="Model name under models/, a model folder or a .keras file [the shipped model].",
+)
+@click.option("--scheme", type=click.Choice(["4", "7"]), required=True, help="4-class Areya or 7-class FER scheme.")
+@click.option(
+    "--data",
+    "data_dir",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Tree of class folders named as in FER-2013.",
+)
+@click.option("--json", "json_out", default=None, help="Write figures as JSON to FILE, or '-' for stdout.")
+@click.option(
+    "--plots",
+    "plots_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write confusion-matrix and ROC PNGs here.",
+)
+@click.option("--tta/--no-tta", default=True, show_default=True, help="Average with the mirrored face.")
+def evaluate_cmd(
+    model: str | None, scheme: str, data_dir: Path, json_out: str | None, plots_dir: Path | None, tta: bool
+) -> None:
+    """Accuracy, macro-F1, per-class figures, confusion matrix and ROC AUC on a class-folder tree."""
+    _quiet_tensorflow()
+    from areya.emotion.evaluate import evaluate
+    from areya.emotion.inference import EmotionClassifier
+
+    if not data_dir.is_dir():
+        raise click.ClickException(f"data directory not found: {data_dir}")
+    try:
+        clf = EmotionClassifier.load(model, tta_flip=tta)
+        ev = evaluate(clf, data_dir, scheme)
+    except (FileNotFoundError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    to_stdout = json_out == "-"
+    say = _echo_err if to_stdout else click.echo
+    say(f"model {ev.model_version}, {scheme}-class scheme, {ev.extra['import']}")
+    say(ev.report.to_text())
+    if "four_of_seven" in ev.extra:
+        fos = ev.extra["four_of_seven"]
+        say(
+            f"for comparison, 7-class head restricted to the 4 classes: accuracy={fos['accuracy']:.4f} "
+            f"macro-F1={fos['macro_f1']:.4f}"
+        )
+    say(f"{ev.faces_per_second:.0f} faces/s")
+    if plots_dir:
+        from areya.emotion.plots import confusion_png, roc_png
+
+        title = f"{ev.model_version} {scheme}-class"
+        for path in (
+            confusion_png(ev.report, plots_dir / f"confusion_{scheme}class.png", title),
+            roc_png(ev.report, ev.probs, ev.labels, plots_dir / f"roc_{scheme}class.png", title),
+        ):
+            say(f"wrote {path}")
+    if json_out:
+        text = json.dumps(ev.to_dict(), indent=2)
+        if to_stdout:
+            click.echo(text)
+        else:
+            Path(json_out).write_text(text + "\n")
+            say(f"wrote {json_out}")
+
+
+@click.group("models")
+def models_group() -> None:
+    """Shipped emotion models: list them, (re)write their cards."""
+
+
+@models_group.command("list")
+def models_list() -> None:
+    """Shipped models and their headline figures."""
+    from areya.emotion.inference import models_dir
+
+    root = models_dir()
+    found = False
+    for card in sorted(root.glob("*/card.json")):
+        found = True
+        data = json.loads(card.read_text())
+        ev = data.get("evaluations", {})
+        e7, e4 = ev.get("7class_tta", {}), ev.get("4class_tta", {})
+        click.echo(
+            f"{data['name']:<16} 7-class acc {e7.get('accuracy', float('nan')):.4f}  "
+            f"4-class acc {e4.get('accuracy', float('nan')):.4f}  {data.get('file_size_mb')} MB  {card.parent}"
+        )
+    if not found:
+        click.echo(f"no model cards under {root}")
+
+
+@models_group.command("card")
+@click.argument("model_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--data",
+    "data_dir",
+    required=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Test split as class folders (FER-2013 publictest).",
+)
+@click.option("--train-command", default="", help="The exact command that trained the model.")
+@click.option("--notes", default="", help="Free text for the card's notes section.")
+def models_card(model_dir: Path, data_dir: Path, train_command: str, notes: str) -> None:
+    """Measure MODEL_DIR's model on the test split and write card.md + card.json + plots."""
+    _quiet_tensorflow()
+    from areya.emotion.model_card import write_card
+
+    if not train_command:
+        train_command = f"areya train --config {model_dir / 'config.toml'} --data <fer2013 dir> --out {model_dir}"
+    click.echo(f"wrote {write_card(model_dir, data_dir, train_command, notes)}")

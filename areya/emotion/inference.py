@@ -1,0 +1,152 @@
+"""The inference API the worker uses: load the shipped model once, classify
+batches of face crops into both schemes in one forward pass.
+
+TensorFlow places the model on a GPU by itself when it sees one; otherwise it
+runs on the CPU.  Batch size is the lever for throughput.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from areya.emotion.dataset import IMAGE_SIZE
+from areya.emotion.schemes import AREYA4_CLASSES, FER7_CLASSES, NEGATIVE_4
+
+DEFAULT_MODEL = "areya-fer"
+MODEL_FILE = "model.keras"
+
+
+def models_dir() -> Path:
+    """Where shipped models live: ``$AREYA_MODELS_DIR`` or the repository's ``models/``."""
+    env = os.environ.get("AREYA_MODELS_DIR")
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "models"
+
+
+def resolve_model_path(name_or_path: str | Path | None = None) -> Path:
+    """A model name (folder under models/), a model folder, or a ``.keras`` file -> the ``.keras`` file."""
+    target = Path(name_or_path) if name_or_path else models_dir() / DEFAULT_MODEL
+    candidates = [target, target / MODEL_FILE, models_dir() / str(name_or_path or DEFAULT_MODEL) / MODEL_FILE]
+    for cand in candidates:
+        if cand.is_file():
+            return cand
+    raise FileNotFoundError(
+        f"emotion model {str(name_or_path or DEFAULT_MODEL)!r} not found "
+        f"(looked for {', '.join(str(c) for c in candidates)})"
+    )
+
+
+@dataclass(frozen=True)
+class EmotionResult:
+    probs4: np.ndarray  # (4,) AREYA4_CLASSES order
+    probs7: np.ndarray  # (7,) FER7_CLASSES order
+
+    @property
+    def label4(self) -> str:
+        return AREYA4_CLASSES[int(np.argmax(self.probs4))]
+
+    @property
+    def label7(self) -> str:
+        return FER7_CLASSES[int(np.argmax(self.probs7))]
+
+    @property
+    def confidence4(self) -> float:
+        return float(np.max(self.probs4))
+
+    @property
+    def confidence7(self) -> float:
+        return float(np.max(self.probs7))
+
+    @property
+    def negative_share(self) -> float:
+        """Probability mass on the negative classes (angry + sad)."""
+        return float(sum(self.probs4[AREYA4_CLASSES.index(c)] for c in NEGATIVE_4))
+
+
+def prepare_crops(crops: Sequence[np.ndarray]) -> np.ndarray:
+    """Face crops of any size, gray (H, W) / (H, W, 1) or BGR(A) -> (N, 48, 48, 1) float32 in [0, 255]."""
+    import cv2
+
+    out = np.empty((len(crops), IMAGE_SIZE, IMAGE_SIZE, 1), np.float32)
+    for i, crop in enumerate(crops):
+        arr = np.asarray(crop)
+        if arr.ndim not in (2, 3) or arr.shape[0] < 2 or arr.shape[1] < 2:
+            raise ValueError(f"face crop {i}: expected an image (H, W) or (H, W, C), got shape {arr.shape}")
+        if arr.dtype != np.uint8:
+            arr = np.clip(arr, 0, 255).astype(np.uint8)
+        if arr.ndim == 3:
+            channels = arr.shape[2]
+            if channels == 1:
+                arr = arr[..., 0]
+            elif channels == 3:
+                arr = cv2.cvtColor(arr, cv2.COLOR_BGR2GRAY)
+            elif channels == 4:
+                arr = cv2.cvtColor(arr, cv2.COLOR_BGRA2GRAY)
+            else:
+                raise ValueError(f"face crop {i}: unsupported channel count {channels}")
+        if arr.shape != (IMAGE_SIZE, IMAGE_SIZE):
+            interp = cv2.INTER_AREA if min(arr.shape) > IMAGE_SIZE else cv2.INTER_LINEAR
+            arr = cv2.resize(arr, (IMAGE_SIZE, IMAGE_SIZE), interpolation=interp)
+        out[i, :, :, 0] = arr
+    return out
+
+
+class EmotionClassifier:
+    """Both schemes' probabilities for a batch of face crops, from one forward pass."""
+
+    def __init__(self, model, model_version: str, tta_flip: bool = True, max_batch: int = 256) -> None:
+        self._model = model
+        self.model_version = model_version
+        self.tta_flip = tta_flip
+        self.max_batch = max_batch
+
+    @classmethod
+    def load(cls, name_or_path: str | Path | None = None, tta_flip: bool = True) -> EmotionClassifier:
+        import keras
+
+        path = resolve_model_path(name_or_path)
+        model = keras.models.load_model(path, compile=False)
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+        return cls(model, f"{path.parent.name}@{digest}", tta_flip=tta_flip)
+
+    @classmethod
+    def untrained(cls, seed: int = 0, widths: Sequence[int] = (8, 16)) -> EmotionClassifier:
+        """A tiny randomly initialised network with the shipped interface: for tests only."""
+        import keras
+
+        from areya.emotion.network import build_network
+        from areya.emotion.train_config import TrainConfig
+
+        keras.utils.set_random_seed(seed)
+        cfg = TrainConfig(name="untrained", widths=list(widths), convs_per_stage=[1] * len(widths))
+        return cls(build_network(cfg), f"untrained-seed{seed}", tta_flip=False)
+
+    def predict_arrays(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(N, 48, 48, 1) float32 -> (probs4 (N, 4), probs7 (N, 7)); averages a mirrored copy if tta_flip."""
+        n = x.shape[0]
+        if n == 0:
+            return np.zeros((0, 4), np.float32), np.zeros((0, 7), np.float32)
+        p4, p7 = [], []
+        step = max(1, self.max_batch // 2 if self.tta_flip else self.max_batch)
+        for start in range(0, n, step):
+            chunk = x[start : start + step]
+            batch = np.concatenate([chunk, chunk[:, :, ::-1]]) if self.tta_flip else chunk
+            out = self._model.predict_on_batch(batch)
+            o4, o7 = np.asarray(out["emotion4"]), np.asarray(out["emotion7"])
+            if self.tta_flip:
+                m = chunk.shape[0]
+                o4, o7 = (o4[:m] + o4[m:]) / 2, (o7[:m] + o7[m:]) / 2
+            p4.append(o4)
+            p7.append(o7)
+        return np.concatenate(p4), np.concatenate(p7)
+
+    def classify(self, crops: Sequence[np.ndarray]) -> list[EmotionResult]:
+        if len(crops) == 0:
+            return []
+        probs4, probs7 = self.predict_arrays(prepare_crops(crops))
+        return [EmotionResult(p4, p7) for p4, p7 in zip(probs4, probs7, strict=True)]

@@ -1,0 +1,187 @@
+"""Training (one epoch, resume), inference API, and evaluate's CLI output, on generated faces."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from synthetic_faces import synthetic_face, write_face_tree
+
+from areya.emotion.evaluate import evaluate, four_of_seven
+from areya.emotion.inference import EmotionClassifier, prepare_crops, resolve_model_path
+from areya.emotion.schemes import AREYA4_CLASSES, FER7_CLASSES
+from areya.emotion.train import train, training_targets
+from areya.emotion.train_config import TrainConfig
+
+keras = pytest.importorskip("keras")
+
+TINY = dict(widths=[8, 16], convs_per_stage=[1, 1], batch_size=16, epochs=1, seed=7, name="tiny")
+
+
+@pytest.fixture(scope="module")
+def face_tree(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("fer")
+    write_face_tree(root / "train", per_class=6, seed=1)
+    write_face_tree(root / "publictest", per_class=3, seed=2)
+    return root
+
+
+@pytest.fixture(scope="module")
+def tiny_model(face_tree: Path, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("model")
+    train(TrainConfig(**TINY), face_tree, out, run_dir=out / "run", report=lambda s: None)
+    return out
+
+
+def test_training_targets_mask_images_outside_the_4_class_scheme():
+    labels7 = np.array([FER7_CLASSES.index(c) for c in ("angry", "disgust", "neutral")])
+    y = training_targets(labels7, smoothing=0.1)
+    assert y["emotion7"].shape == (3, 7)
+    np.testing.assert_allclose(y["emotion7"].sum(axis=1), 1.0, rtol=1e-6)
+    assert y["emotion7"][0].argmax() == 0
+    assert y["emotion4"][1].sum() == 0  # disgust: no 4-class target
+    assert y["emotion4"][2].argmax() == AREYA4_CLASSES.index("relaxed")
+    np.testing.assert_allclose(y["emotion4"][[0, 2]].sum(axis=1), 1.0, rtol=1e-6)
+
+
+def test_one_epoch_training_writes_a_loadable_model(tiny_model: Path):
+    assert (tiny_model / "model.keras").is_file()
+    assert TrainConfig.from_file(tiny_model / "config.toml").widths == [8, 16]
+    history = json.loads((tiny_model / "history.json").read_text())
+    assert history["train_images"] == 42 and len(history["history"]["loss"]) == 1
+    clf = EmotionClassifier.load(tiny_model)
+    assert clf.model_version.startswith(tiny_model.name + "@")
+
+
+def test_interrupted_training_resumes_from_its_checkpoint(face_tree: Path, tmp_path: Path):
+    class Crash(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 1:
+                raise KeyboardInterrupt("simulated crash")
+
+    cfg = TrainConfig(**{**TINY, "epochs": 2})
+    lines: list[str] = []
+    with pytest.raises(KeyboardInterrupt):
+        train(
+            cfg, face_tree, tmp_path / "out", run_dir=tmp_path / "run", report=lines.append, extra_callbacks=[Crash()]
+        )
+    assert any(line.startswith("epoch 1/2") for line in lines)
+    lines.clear()
+    train(cfg, face_tree, tmp_path / "out", run_dir=tmp_path / "run", report=lines.append)
+    epochs_run = [line.split(" |")[0] for line in lines if line.startswith("epoch ")]
+    assert epochs_run == ["epoch 2/2"]  # epoch 1 was not trained again
+
+
+def test_inference_accepts_any_crop_and_returns_both_schemes():
+    clf = EmotionClassifier.untrained()
+    rng = np.random.default_rng(0)
+    crops = [
+        rng.integers(0, 255, (48, 48), dtype=np.uint8),
+        rng.integers(0, 255, (120, 90, 3), dtype=np.uint8),
+        rng.integers(0, 255, (30, 30, 4), dtype=np.uint8),
+        rng.integers(0, 255, (64, 64, 1), dtype=np.uint8),
+    ]
+    results = clf.classify(crops)
+    assert len(results) == 4
+    for r in results:
+        assert r.probs4.shape == (4,) and r.probs7.shape == (7,)
+        assert r.probs4.sum() == pytest.approx(1.0, abs=1e-4) and r.probs7.sum() == pytest.approx(1.0, abs=1e-4)
+        assert r.label4 in AREYA4_CLASSES and r.label7 in FER7_CLASSES
+        assert 0 <= r.negative_share <= 1
+    assert clf.classify([]) == []
+    with pytest.raises(ValueError, match="face crop 1"):
+        prepare_crops([crops[0], np.zeros((5,), np.uint8)])
+
+
+def test_batches_larger_than_max_batch_match_single_calls():
+    clf = EmotionClassifier.untrained()
+    clf.max_batch = 4
+    rng = np.random.default_rng(3)
+    crops = [synthetic_face(i % 7, rng) for i in range(10)]
+    together = clf.classify(crops)
+    alone = [clf.classify([c])[0] for c in crops]
+    for a, b in zip(together, alone, strict=True):
+        np.testing.assert_allclose(a.probs7, b.probs7, atol=1e-5)
+
+
+def test_mirror_tta_averages_a_face_and_its_mirror():
+    clf = EmotionClassifier.untrained()
+    face = synthetic_face(3, np.random.default_rng(5))
+    single = clf.classify([face])[0].probs7
+    mirrored = clf.classify([face[:, ::-1]])[0].probs7
+    clf.tta_flip = True
+    both = clf.classify([face])[0].probs7
+    np.testing.assert_allclose(both, (single + mirrored) / 2, atol=1e-5)
+
+
+def test_unknown_model_name_is_a_clear_error():
+    with pytest.raises(FileNotFoundError, match="no-such-model"):
+        resolve_model_path("no-such-model")
+
+
+class IntensityClassifier:
+    """A stand-in classifier with a known answer: predicts the class written in the image's corner pixel."""
+
+    model_version = "intensity"
+    tta_flip = False
+
+    def predict_arrays(self, x):
+        labels7 = x[:, 0, 0, 0].astype(int) % 7
+        p7 = np.eye(7)[labels7]
+        return four_of_seven(p7 + 1e-3), p7
+
+
+def test_evaluate_figures_on_a_known_answer(face_tree: Path):
+    from areya.emotion.dataset import load_dataset
+
+    data = load_dataset(face_tree / "publictest")
+    data.images[:, 0, 0] = data.labels7  # the corner pixel holds the true class...
+    wrong = np.flatnonzero(data.labels7 == FER7_CLASSES.index("sad"))[:1]
+    data.images[wrong, 0, 0] = FER7_CLASSES.index("happy")  # ...except for one sad face, called happy
+    ev7 = evaluate(IntensityClassifier(), face_tree / "publictest", "7", data=data)
+    assert ev7.report.n == 21
+    assert ev7.report.accuracy == pytest.approx(20 / 21)
+    assert ev7.report.per_class["sad"]["recall"] == pytest.approx(2 / 3)
+    assert ev7.report.per_class["happy"]["precision"] == pytest.approx(3 / 4)
+    ev4 = evaluate(IntensityClassifier(), face_tree / "publictest", "4", data=data)
+    assert ev4.report.n == 12  # disgust, fear and surprise are not in the 4-class scheme
+    assert ev4.report.accuracy == pytest.approx(11 / 12)
+    assert ev4.report.confusion[AREYA4_CLASSES.index("sad"), AREYA4_CLASSES.index("happy")] == 1
+
+
+def test_evaluate_cli_json_shape(tiny_model: Path, face_tree: Path, tmp_path: Path):
+    from areya.cli.models import evaluate_cmd
+
+    result = CliRunner().invoke(
+        evaluate_cmd,
+        [
+            "--model",
+            str(tiny_model),
+            "--scheme",
+            "4",
+            "--data",
+            str(face_tree / "publictest"),
+            "--json",
+            "-",
+            "--plots",
+            str(tmp_path / "plots"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["n"] == 12 and data["scheme"] == "4"
+    assert set(data["per_class"]) == set(AREYA4_CLASSES)
+    assert 0 <= data["accuracy"] <= 1 and 0 <= data["macro_f1"] <= 1
+    assert np.array(data["confusion_matrix"]).sum() == 12
+    assert (tmp_path / "plots" / "confusion_4class.png").stat().st_size > 1000
+    assert (tmp_path / "plots" / "roc_4class.png").stat().st_size > 1000
+
+
+def test_evaluate_cli_rejects_missing_data(tmp_path: Path):
+    from areya.cli.models import evaluate_cmd
+
+    result = CliRunner().invoke(evaluate_cmd, ["--scheme", "7", "--data", str(tmp_path / "nope")])
+    assert result.exit_code != 0 and "not found" in result.output

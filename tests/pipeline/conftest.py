@@ -6,7 +6,6 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
 import redis
 
@@ -45,29 +44,6 @@ def haar():  # noqa: ANN201
     from areya.detectors import create_detector
 
     return create_detector("haar")
-
-
-class FixedClassifier:
-    """A stand-in for processes whose classifier is not under test (no Keras start-up in subprocesses).
-
-    Returns 'relaxed' for every crop; the worker code path is the same as with the real classifier.
-    """
-
-    model_version = "fixed-test"
-
-    def __init__(self, delay_s: float = 0.0) -> None:
-        self.delay_s = delay_s
-
-    def classify(self, crops):  # noqa: ANN001, ANN201
-        import time
-
-        from areya.emotion.inference import EmotionResult
-
-        if self.delay_s:
-            time.sleep(self.delay_s)
-        p4 = np.array([0.1, 0.1, 0.7, 0.1], np.float32)
-        p7 = np.array([0.05, 0.05, 0.05, 0.05, 0.05, 0.05, 0.7], np.float32)
-        return [EmotionResult(p4, p7) for _ in crops]
 
 
 def requires(path: Path) -> pytest.MarkDecorator:

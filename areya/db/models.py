@@ -337,6 +337,31 @@ class UserWard(Base):
     ward_id: Mapped[int] = mapped_column(ForeignKey("wards.id", ondelete="CASCADE"), primary_key=True)
 
 
+class ApiToken(Base):
+    """A user's token for the JSON API: only the SHA-256 of the secret is stored (shown once at creation)."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(100))
+    prefix: Mapped[str] = mapped_column(String(16))  # first characters of the token, to recognise it in lists
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    user: Mapped[User] = relationship()
+
+    __table_args__ = (
+        CheckConstraint("length(name) > 0", name="name_not_empty"),
+        Index("ix_api_tokens_user_id", "user_id"),
+    )
+
+    def __repr__(self) -> str:
+        return f"ApiToken(id={self.id}, user_id={self.user_id}, prefix={self.prefix!r})"
+
+
 class AuditEvent(Base):
     """Who did or viewed what, when (patient data access and every change)."""
 
@@ -484,6 +509,7 @@ __all__ = [
     "Alert",
     "AlertEvent",
     "AlertSnooze",
+    "ApiToken",
     "AuditEvent",
     "Base",
     "Bed",

@@ -313,6 +313,7 @@ class User(Base):
     username: Mapped[str] = mapped_column(String(64), unique=True)
     role: Mapped[str] = mapped_column(String(16))
     password_hash: Mapped[str] = mapped_column(String(255))  # argon2id (argon2-cffi)
+    email: Mapped[str | None] = mapped_column(String(254))  # alert e-mails (doctors of the ward); optional
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -40,6 +40,7 @@ class CameraHealth:
     frames: int = 0
     reconnects: int = 0
     backoff_s: float = 0.0
+    stall_min_s: float = 5.0  # an online camera with no frame for max(this, 3 frame periods) reads as offline
     _times: deque[float] = field(default_factory=lambda: deque(maxlen=600), repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -79,7 +80,7 @@ class CameraHealth:
         return (len(recent) - 1) / span if span > 0 else 0.0
 
     def stall_after_s(self) -> float:
-        return max(5.0, 3.0 / max(self.sample_fps, 1e-3))
+        return max(self.stall_min_s, 3.0 / max(self.sample_fps, 1e-3))
 
     def snapshot(self, now: float | None = None) -> dict[str, Any]:
         """The health as published; an 'online' camera with no frame for a while reads as offline (stalled)."""

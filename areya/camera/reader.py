@@ -66,6 +66,7 @@ class CameraReader(threading.Thread):
         snapshot_ttl_s: int = 0,
         backoff: Backoff | None = None,
         source_factory: Callable[[CameraConfig], FrameSource] | None = None,
+        stall_min_s: float = 5.0,
     ) -> None:
         super().__init__(name=f"camera-{camera.camera_id}", daemon=True)
         self.camera = camera
@@ -74,7 +75,7 @@ class CameraReader(threading.Thread):
         self.snapshot_ttl_s = snapshot_ttl_s
         self.backoff = backoff or Backoff()
         self.source_factory = source_factory or (lambda c: open_source(c.source_url, fps=c.sample_fps))
-        self.health = CameraHealth(camera.camera_id, sample_fps=camera.sample_fps)
+        self.health = CameraHealth(camera.camera_id, sample_fps=camera.sample_fps, stall_min_s=stall_min_s)
         self.stop_event = threading.Event()
         self.seq = 0
         self.published = 0

@@ -70,6 +70,7 @@ class IngestService:
         reload_interval_s: float = 15.0,
         backoff_factory: Callable[[], Backoff] = Backoff,
         source_factory: Callable[[CameraConfig], FrameSource] | None = None,
+        stall_min_s: float = 5.0,
     ) -> None:
         if cameras is None and session_factory is None:
             raise ValueError("IngestService needs cameras or a session_factory to read them from")
@@ -85,6 +86,7 @@ class IngestService:
         self.reload_interval_s = reload_interval_s
         self.backoff_factory = backoff_factory
         self.source_factory = source_factory
+        self.stall_min_s = stall_min_s
         self.readers: dict[int, CameraReader] = {}
         self.stop_event = threading.Event()
         self._thread: threading.Thread | None = None
@@ -111,7 +113,7 @@ class IngestService:
             if camera_id not in self.readers:
                 reader = CameraReader(camera, self.publisher, jpeg_quality=self.jpeg_quality,
                                       snapshot_ttl_s=self.snapshot_ttl_s, backoff=self.backoff_factory(),
-                                      source_factory=self.source_factory)
+                                      source_factory=self.source_factory, stall_min_s=self.stall_min_s)
                 self.readers[camera_id] = reader
                 reader.start()
                 log.info("reading %s (id %d) at %.2f fps", camera.label, camera_id, camera.sample_fps)

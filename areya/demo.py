@@ -193,6 +193,8 @@ def run_demo(
         for username, password in demo.passwords.items():
             echo(f"user: {username:<7} password: {password}")
 
+        if classifier is None:
+            classifier = _demo_classifier(settings, echo)
         client = connect(settings)
         ingest = IngestService(client, stream=settings.frame_stream, maxlen=settings.stream_maxlen,
                                jpeg_quality=settings.jpeg_quality, snapshot_ttl_s=settings.snapshot_ttl_s,
@@ -213,6 +215,19 @@ def run_demo(
             server.stop()
             echo("redis: stopped")
     return demo
+
+
+def _demo_classifier(settings: Any, echo: Callable[[str], None]) -> Any:
+    from areya.worker import load_classifier  # noqa: PLC0415
+
+    try:
+        return load_classifier(settings)
+    except FileNotFoundError as exc:
+        from areya.emotion.inference import EmotionClassifier  # noqa: PLC0415
+
+        echo(f"WARNING: {exc}; the demo runs an UNTRAINED network: its emotions are meaningless "
+             "(train one with `areya train`)")
+        return EmotionClassifier.untrained()
 
 
 def _start(run: DemoRun, name: str, target: Callable[[], Any], stop: Callable[[], None]) -> None:
@@ -241,7 +256,10 @@ def _start_web(run: DemoRun, settings: Any, client: Any, echo: Callable[[str], N
         return
     from werkzeug.serving import make_server  # noqa: PLC0415
 
-    app = create_app(settings)
+    try:
+        app = create_app(settings, redis_client=client)
+    except TypeError:
+        app = create_app(settings)
     server = make_server(settings.web_host, settings.web_port, app, threaded=True)
     _start(run, "web", server.serve_forever, server.shutdown)
     run.url = f"http://{settings.web_host}:{server.server_port}/"

@@ -1,0 +1,164 @@
+"""``areya ingest``, ``areya worker``, ``areya demo`` and pipeline inspection commands (heavy imports inside)."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable
+
+import click
+
+from areya.cli.context import get_context
+
+
+def _logging(level: str) -> None:
+    logging.basicConfig(level=getattr(logging, level, logging.INFO),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def _on_signals(stop: Callable[[], None]) -> None:
+    """SIGTERM and SIGINT stop the service cleanly (second Ctrl-C: default behaviour)."""
+    def handler(signum: int, _frame: object) -> None:
+        click.echo(f"\n{signal.Signals(signum).name}: stopping...", err=True)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        stop()
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, handler)
+
+
+@click.command("ingest")
+@click.option("--camera", "camera_ids", type=int, multiple=True, help="Only this camera id (repeatable).")
+@click.option("--duration", type=click.FloatRange(min=0, min_open=True), help="Stop after SECONDS.")
+def ingest(camera_ids: tuple[int, ...], duration: float | None) -> None:
+    """Read every enabled camera (or --camera ID) and append sampled frames to the Redis stream."""
+    from areya.camera.service import IngestService
+    from areya.comms.redis_server import connect, stop_owned_servers
+
+    app = get_context()
+    settings = app.settings
+    _logging(settings.log_level)
+    client = connect(settings, socket_connect_timeout=2, socket_timeout=5)
+    service = IngestService(client, stream=settings.frame_stream, maxlen=settings.stream_maxlen,
+                            jpeg_quality=settings.jpeg_quality, snapshot_ttl_s=settings.snapshot_ttl_s,
+                            session_factory=app.session_factory(), camera_ids=list(camera_ids) or None)
+    _on_signals(service.stop_event.set)
+    try:
+        service.run(duration=duration)
+    finally:
+        stop_owned_servers()
+    published = sum(r.published for r in service.readers.values())
+    click.echo(f"ingest stopped: {len(service.readers)} camera(s), {published} frame(s) published")
+
+
+@click.command("worker")
+@click.option("--duration", type=click.FloatRange(min=0, min_open=True), help="Stop after SECONDS.")
+@click.option("--detector", help="Face detector (default: the 'detector' setting).")
+@click.option("--batch-size", type=click.IntRange(1, 1024), help="Frames per batch (default: worker_batch_size).")
+@click.option("--consumer", help="Consumer name in the group (default: host-pid-random).")
+def worker(duration: float | None, detector: str | None, batch_size: int | None, consumer: str | None) -> None:
+    """Process frames from the stream into observations (run several for more throughput)."""
+    from areya.comms.redis_server import connect, stop_owned_servers
+    from areya.worker import build_worker
+
+    app = get_context()
+    settings = app.settings
+    if detector:
+        settings = settings.replace(detector=detector)
+    if batch_size:
+        settings = settings.replace(worker_batch_size=batch_size)
+    _logging(settings.log_level)
+    try:
+        w = build_worker(settings, client=connect(settings), engine=app.engine, consumer=consumer)
+    except FileNotFoundError as exc:
+        raise click.ClickException(f"{exc} (train one with `areya train`, or set AREYA_EMOTION_MODEL)") from None
+    _on_signals(w.stop)
+    timer = threading.Timer(duration, w.stop) if duration else None
+    if timer:
+        timer.daemon = True
+        timer.start()
+    click.echo(f"worker {w.name}: model {w.classifier.model_version}, detector {settings.detector}, "
+               f"batch {settings.worker_batch_size} frames / {settings.worker_batch_ms} ms")
+    try:
+        w.run()
+    finally:
+        stop_owned_servers()
+    processed = sum(v for k, v in w.metrics.totals.items() if k.startswith("areya_frames_processed_total"))
+    click.echo(f"worker {w.name} stopped after {w.batches} batch(es), {int(processed)} frame(s)")
+
+
+@click.command("demo")
+@click.option("--source", help="Camera source: file path, file:///path?loop=1, rtsp://..., http://..., device:N "
+                               "(default: the synthetic ward camera).")
+@click.option("--faces", type=click.Path(exists=True, file_okay=False), help="Class-folder tree of face images "
+              "(FER-2013 layout) for the synthetic camera (default: scikit-image's astronaut).")
+@click.option("--beds", type=click.IntRange(1, 12), default=3, show_default=True, help="Beds in the demo ward.")
+@click.option("--duration", type=click.FloatRange(min=0, min_open=True), help="Stop after SECONDS.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Synthetic scenario seed.")
+@click.option("--web/--no-web", default=True, show_default=True, help="Start the dashboard (if installed).")
+@click.option("--scheduler/--no-scheduler", default=True, show_default=True, help="Start the alert scheduler.")
+def demo(source: str | None, faces: str | None, beds: int, duration: float | None, seed: int, web: bool,
+         scheduler: bool) -> None:
+    """Everything on this machine: embedded Redis, SQLite, a demo ward and camera, ingest, worker, dashboard."""
+    from areya.demo import run_demo
+
+    app = get_context()
+    _logging(app.settings.log_level)
+    try:
+        run_demo(app.settings, source=source, faces=faces, beds=beds, duration=duration, seed=seed, web=web,
+                 scheduler=scheduler, echo=click.echo)
+    except FileNotFoundError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo("demo stopped")
+
+
+@click.command("synthetic-video")
+@click.argument("output", type=click.Path(dir_okay=False))
+@click.option("--seconds", type=click.FloatRange(min=0, min_open=True), default=30, show_default=True)
+@click.option("--fps", type=click.FloatRange(min=0, min_open=True), default=5, show_default=True)
+@click.option("--beds", type=click.IntRange(1, 12), default=3, show_default=True)
+@click.option("--faces", type=click.Path(exists=True, file_okay=False), help="FER-layout face folders.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--segment", type=click.FloatRange(min=0, min_open=True), default=10, show_default=True,
+              help="Seconds each bed keeps one emotion.")
+def synthetic_video(output: str, seconds: float, fps: float, beds: int, faces: str | None, seed: int,
+                    segment: float) -> None:
+    """Write the synthetic ward camera to a video file (.avi: MJPG, else mp4v) and print its ground truth."""
+    from areya.camera.synthetic import SyntheticWard
+
+    ward = SyntheticWard(beds=beds, faces_dir=faces, seed=seed, segment_s=segment, duration=max(seconds, segment))
+    n = ward.write_video(output, seconds, fps)
+    click.echo(f"wrote {n} frames to {output}")
+    assert ward.scenario is not None
+    for seg in ward.scenario.segments:
+        if seg.start < seconds:
+            end = min(seg.end, seconds)
+            click.echo(f"bed {seg.bed + 1}: {seg.start:6.1f}s - {end:6.1f}s  {seg.emotion or '(empty)'}")
+
+
+@click.command("pipeline-metrics")
+def pipeline_metrics() -> None:
+    """Print the pipeline's Prometheus metrics (what the dashboard serves at /metrics)."""
+    from areya.comms.redis_server import connect
+    from areya.metrics import render_metrics
+
+    settings = get_context().settings
+    click.echo(render_metrics(connect(settings, start_embedded=False), settings), nl=False)
+
+
+@click.command("deadletters")
+@click.option("--count", type=click.IntRange(1, 10_000), default=20, show_default=True)
+def deadletters(count: int) -> None:
+    """Show the latest frames the workers rejected, with their reasons."""
+    from areya.comms.redis_server import connect
+    from areya.worker.consumer import read_dead_letters
+
+    settings = get_context().settings
+    rows = read_dead_letters(connect(settings, start_embedded=False), settings.dead_letter_stream, count)
+    if not rows:
+        click.echo("no dead letters")
+    for row in rows:
+        click.echo(f"{row['id']}  camera={row.get('f_cam', '?')}  deliveries={row.get('deliveries')}  "
+                   f"reason: {row.get('reason')}")

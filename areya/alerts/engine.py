@@ -1,0 +1,177 @@
+"""One scheduler tick: evaluate every rule for every patient and camera, in a handful of SQL queries.
+
+:meth:`AlertEngine.tick` takes ``now`` (the injected clock), runs the negative-emotion rule, escalation and
+camera checks in one transaction, then (outside it) the retention rollup when due, and returns a
+:class:`TickReport` holding the committed transitions' notices, which the caller hands to the notifier.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import redis
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from areya.alerts.cameras import evaluate_cameras
+from areya.alerts.errors import Conflict
+from areya.alerts.lifecycle import auto_resolve, escalate_alert, open_alert, take_notices
+from areya.alerts.overrides import OverrideResolver
+from areya.alerts.retention import RollupReport, roll_up_observations
+from areya.alerts.rules import RuleParams, escalation_due, evaluate_negative
+from areya.alerts.window import admitted_patient_wards, window_stats
+from areya.db.models import ALERT_OPEN_STATES, Alert, AlertSnooze
+from areya.notify.events import AlertNotice
+
+log = logging.getLogger(__name__)
+
+HYSTERESIS_KEY = "below_close_since"
+
+
+@dataclass
+class TickReport:
+    at: datetime
+    patients: int = 0  # admitted patients evaluated
+    with_evidence: int = 0  # patients with observations in their window
+    opened: int = 0
+    resolved: int = 0
+    escalated: int = 0
+    camera_opened: int = 0
+    camera_resolved: int = 0
+    retention: RollupReport | None = None
+    seconds: float = 0.0
+    notices: list[AlertNotice] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "at": self.at.isoformat(), "patients": self.patients, "with_evidence": self.with_evidence,
+            "opened": self.opened, "resolved": self.resolved, "escalated": self.escalated,
+            "camera_opened": self.camera_opened, "camera_resolved": self.camera_resolved,
+            "rolled_up": self.retention.observations if self.retention else 0, "seconds": round(self.seconds, 4),
+        }
+
+
+class AlertEngine:
+    """Rule evaluation against the database (no scheduling, no locking, no notification)."""
+
+    def __init__(
+        self,
+        settings: Any,
+        session_factory: Callable[[], Session],
+        *,
+        redis_client: redis.Redis | None = None,
+        retention_interval_s: float = 60.0,
+        retention_batch: int = 5000,
+        retention_max_batches: int = 10,
+    ) -> None:
+        self.settings = settings
+        self.session_factory = session_factory
+        self.redis_client = redis_client
+        self.base_params = RuleParams.from_settings(settings)
+        self.retention_interval_s = retention_interval_s
+        self.retention_batch = retention_batch
+        self.retention_max_batches = retention_max_batches
+        self._last_retention: datetime | None = None
+
+    # -- the tick ------------------------------------------------------------------------------
+    def tick(self, now: datetime, *, retention: bool | None = None) -> TickReport:
+        """Evaluate all rules at ``now`` (one committed transaction), then roll up old observations if due."""
+        started = time.perf_counter()
+        report = TickReport(at=now)
+        with self.session_factory() as session:
+            with session.begin():
+                self.evaluate_negative(session, now, report)
+                self.escalate(session, now, report)
+                cams = evaluate_cameras(session, now=now, offline_s=self.settings.camera_offline_s,
+                                        redis_client=self.redis_client)
+                report.camera_opened, report.camera_resolved = cams["opened"], cams["resolved"]
+            report.notices = take_notices(session)  # committed: safe to announce
+        due = retention if retention is not None else self._retention_due(now)
+        if due:
+            report.retention = roll_up_observations(
+                self.session_factory, now=now, retention_days=self.settings.retention_days,
+                batch_size=self.retention_batch, max_batches=self.retention_max_batches)
+            self._last_retention = now
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def _retention_due(self, now: datetime) -> bool:
+        return self._last_retention is None or now - self._last_retention >= timedelta(
+            seconds=self.retention_interval_s)
+
+    # -- sustained negative emotion ------------------------------------------------------------
+    def evaluate_negative(self, session: Session, now: datetime, report: TickReport) -> None:
+        wards = admitted_patient_wards(session)
+        report.patients = len(wards)
+        resolver = OverrideResolver.load(session, self.base_params)
+        params = {pid: resolver.params(ward_id, pid) for pid, ward_id in wards.items()}
+        open_alerts = {
+            a.patient_id: a
+            for a in session.scalars(
+                select(Alert).where(Alert.kind == "negative_emotion", Alert.state.in_(ALERT_OPEN_STATES))
+            )
+        }
+        snoozed = set(session.scalars(select(AlertSnooze.patient_id).where(AlertSnooze.until > now).distinct()))
+        # one aggregate query per distinct window length (normally one: the global window)
+        by_window: dict[int, list[int]] = defaultdict(list)
+        for pid, p in params.items():
+            by_window[p.window_s].append(pid)
+        stats = {}
+        for window_s, pids in by_window.items():
+            only = None if window_s == self.base_params.window_s else pids
+            found = window_stats(session, until=now, window_s=window_s, patient_ids=only)
+            stats.update({pid: found[pid] for pid in pids if pid in found})
+        report.with_evidence = len(stats)
+
+        for pid, p in params.items():
+            alert = open_alerts.get(pid)
+            below = _parse_time(alert.evidence.get(HYSTERESIS_KEY)) if alert is not None and alert.evidence else None
+            decision = evaluate_negative(stats.get(pid), p, now=now, is_open=alert is not None,
+                                         below_close_since=below, snoozed=pid in snoozed)
+            if decision.action == "open":
+                try:
+                    open_alert(session, "negative_emotion", now=now, patient_id=pid, ward_id=wards[pid],
+                               evidence=stats[pid].evidence(p, now), note=decision.reason)
+                    report.opened += 1
+                except Conflict:
+                    log.info("negative_emotion alert for patient %d already open (another scheduler?)", pid)
+            elif decision.action == "resolve" and alert is not None:
+                auto_resolve(session, alert, now=now, note=f"auto-resolved: {decision.reason} "
+                                                           f"(resolve period {p.resolve_period_s}s)")
+                report.resolved += 1
+            elif alert is not None and decision.below_close_since != below:
+                evidence = dict(alert.evidence or {})
+                evidence[HYSTERESIS_KEY] = decision.below_close_since.isoformat() if decision.below_close_since \
+                    else None
+                alert.evidence = evidence  # reassigned: JSON columns track assignment
+
+    # -- escalation ----------------------------------------------------------------------------
+    def escalate(self, session: Session, now: datetime, report: TickReport) -> None:
+        firing = list(session.scalars(select(Alert).where(Alert.state == "firing")))
+        if not firing:
+            return
+        resolver = OverrideResolver.load(session, self.base_params)
+        snoozed = set(session.scalars(select(AlertSnooze.patient_id).where(AlertSnooze.until > now).distinct()))
+        for alert in firing:
+            params = resolver.params(alert.ward_id, alert.patient_id)
+            if escalation_due(state=alert.state, opened_at=alert.opened_at, last_notified_at=alert.last_notified_at,
+                              escalate_after_s=params.escalate_after_s, now=now,
+                              snoozed=alert.patient_id in snoozed):
+                escalate_alert(session, alert, now=now)
+                report.escalated += 1
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else None

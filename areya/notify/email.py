@@ -1,0 +1,120 @@
+"""E-mail notifications over SMTP to the people responsible for the alert's ward.
+
+Recipients (active users with an e-mail address): for a patient alert, the doctors covering the ward
+(role doctor in UserWard); for an operational alert (camera offline, pipeline stalled), the ward's nurses and
+every admin.  Only alerts opened and escalated are mailed (acknowledgements and resolutions go to the
+dashboard and webhooks).  Mails carry the ward, bed and alert id, never the patient's name.
+"""
+
+from __future__ import annotations
+
+import smtplib
+import time
+from collections.abc import Callable
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from areya.notify.delivery import Backoff, DeliveryResult, Retry, with_retries
+from areya.notify.events import AlertNotice
+
+MAILED_EVENTS: frozenset[str] = frozenset({"alert.opened", "alert.escalated"})
+PATIENT_KINDS: frozenset[str] = frozenset({"negative_emotion"})
+
+
+def recipients_for(session: Session, notice: AlertNotice) -> list[str]:
+    """E-mail addresses for a notice (sorted, unique; empty without a ward or addresses)."""
+    from areya.db.models import User, UserWard  # noqa: PLC0415
+
+    if notice.kind in PATIENT_KINDS:
+        if notice.ward_id is None:
+            return []
+        query = (
+            select(User.email)
+            .join(UserWard, UserWard.user_id == User.id)
+            .where(UserWard.ward_id == notice.ward_id, User.role == "doctor")
+        )
+    else:
+        ward_nurses = select(UserWard.user_id).where(UserWard.ward_id == notice.ward_id)
+        query = select(User.email).where(
+            (User.role == "admin") | ((User.role == "nurse") & User.id.in_(ward_nurses))
+        )
+    query = query.where(User.active.is_(True), User.email.is_not(None), User.email != "")
+    return sorted({str(addr).strip() for addr in session.scalars(query) if addr and str(addr).strip()})
+
+
+def build_message(notice: AlertNotice, recipients: list[str], sender: str, summary: str) -> EmailMessage:
+    title = {"alert.opened": "Alert", "alert.escalated": "ESCALATED alert"}.get(notice.type, "Alert update")
+    msg = EmailMessage()
+    msg["Subject"] = f"[Areya] {title}: {summary}"
+    msg["From"] = sender
+    msg["To"] = ", ".join(recipients)
+    msg["Date"] = formatdate(localtime=False, usegmt=True)
+    msg["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or "areya.local")
+    msg["X-Areya-Alert"] = str(notice.alert_id)
+    lines = [
+        summary,
+        "",
+        f"Alert:     {notice.alert_id}",
+        f"Kind:      {notice.kind.replace('_', ' ')}",
+        f"Severity:  {notice.severity}",
+        f"State:     {notice.state}",
+        f"At:        {notice.at.isoformat()}",
+    ]
+    if notice.note:
+        lines.append(f"Detail:    {notice.note}")
+    lines += ["", "Open the Areya dashboard to acknowledge it.", "", "-- Areya (automatic message)"]
+    msg.set_content("\n".join(lines))
+    return msg
+
+
+class EmailSender:
+    """Sends one message per notice to all its recipients; retried with backoff on temporary failures."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int = 25,
+        sender: str = "areya@localhost",
+        *,
+        backoff: Backoff | None = None,
+        timeout_s: float = 10.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.sender = sender
+        self.backoff = backoff or Backoff(attempts=3)
+        self.timeout_s = timeout_s
+        self.sleep = sleep
+
+    def send(self, notice: AlertNotice, recipients: list[str], summary: str) -> DeliveryResult:
+        target = f"smtp://{self.host}:{self.port} -> {', '.join(recipients)}"
+        if not recipients:
+            return DeliveryResult("email", target, True, 0, error="no recipients")
+        message = build_message(notice, recipients, self.sender, summary)
+
+        def attempt() -> int:
+            try:
+                with smtplib.SMTP(self.host, self.port, timeout=self.timeout_s) as smtp:
+                    refused = smtp.send_message(message, from_addr=self.sender, to_addrs=recipients)
+            except smtplib.SMTPRecipientsRefused as exc:
+                raise PermanentSmtpError(f"all recipients refused: {sorted(exc.recipients)}") from None
+            except smtplib.SMTPResponseException as exc:
+                if 400 <= exc.smtp_code < 500:
+                    raise Retry(f"SMTP {exc.smtp_code}: {exc.smtp_error!r}") from None
+                raise PermanentSmtpError(f"SMTP {exc.smtp_code}: {exc.smtp_error!r}") from None
+            except (smtplib.SMTPException, OSError) as exc:
+                raise Retry(f"{type(exc).__name__}: {exc}") from None
+            if refused:
+                raise PermanentSmtpError(f"recipients refused: {sorted(refused)}")
+            return 250
+
+        ok, attempts, status, error = with_retries(attempt, self.backoff, self.sleep)
+        return DeliveryResult("email", target, ok, attempts, status, error)
+
+
+class PermanentSmtpError(Exception):
+    """A refusal that retrying will not fix (bad recipient, 5xx)."""

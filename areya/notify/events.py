@@ -1,0 +1,128 @@
+"""In-app alert events: JSON messages on the Redis pub/sub channel ``areya:events``.
+
+Every alert transition (opened, acknowledged, resolved, escalated, snoozed) becomes one message, published
+after the database commit, so that any web process subscribed to the channel can relay it to browsers as a
+server-sent event.  The message is exactly::
+
+    {"type": "alert.opened", "alert_id": 12, "ward_id": 3, "patient_id": 7, "kind": "negative_emotion",
+     "severity": 2, "state": "firing", "at": "2026-11-24T10:15:00+00:00"}
+
+(``patient_id`` is null for camera alerts; for ``alert.snoozed`` without an open alert, ``alert_id``,
+``severity`` and ``state`` are null.)  No names or other patient data travel on the channel.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import redis
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "areya:events"
+EVENT_TYPES: tuple[str, ...] = (
+    "alert.opened",
+    "alert.acknowledged",
+    "alert.resolved",
+    "alert.escalated",
+    "alert.snoozed",
+)
+EVENT_KEYS: tuple[str, ...] = ("type", "alert_id", "ward_id", "patient_id", "kind", "severity", "state", "at")
+
+
+@dataclass(frozen=True)
+class AlertNotice:
+    """One alert transition to announce (pub/sub, webhooks, e-mail) once its transaction is committed.
+
+    ``note`` and ``camera_id`` travel to webhooks and e-mail only, never on the pub/sub channel.
+    """
+
+    type: str
+    alert_id: int | None
+    ward_id: int | None
+    patient_id: int | None
+    kind: str
+    severity: int | None
+    state: str | None
+    at: datetime
+    camera_id: int | None = None
+    note: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.type not in EVENT_TYPES:
+            raise ValueError(f"unknown alert event type {self.type!r}")
+        if self.at.tzinfo is None:
+            raise ValueError("event time must be timezone-aware")
+
+    def to_event(self) -> dict[str, Any]:
+        """The pub/sub message (exactly :data:`EVENT_KEYS`)."""
+        return {
+            "type": self.type,
+            "alert_id": self.alert_id,
+            "ward_id": self.ward_id,
+            "patient_id": self.patient_id,
+            "kind": self.kind,
+            "severity": self.severity,
+            "state": self.state,
+            "at": self.at.astimezone(UTC).isoformat(),
+        }
+
+
+def encode_event(notice: AlertNotice) -> str:
+    return json.dumps(notice.to_event(), separators=(",", ":"), sort_keys=True)
+
+
+def decode_event(raw: bytes | str) -> dict[str, Any]:
+    """Parse a pub/sub message; raises ValueError if it is not an alert event."""
+    try:
+        data = json.loads(raw)
+    except (TypeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"not a JSON alert event: {exc}") from None
+    if not isinstance(data, dict) or data.get("type") not in EVENT_TYPES:
+        raise ValueError("not an alert event")
+    return data
+
+
+def publish_events(client: redis.Redis, notices: Iterable[AlertNotice], channel: str = CHANNEL) -> int:
+    """Publish each notice on ``channel``; returns how many were published (Redis errors are logged, not raised)."""
+    notices = list(notices)
+    if not notices:
+        return 0
+    try:
+        pipe = client.pipeline(transaction=False)
+        for notice in notices:
+            pipe.publish(channel, encode_event(notice))
+        pipe.execute()
+    except redis.RedisError as exc:
+        log.warning("%d alert event(s) not published on %s: %s", len(notices), channel, exc)
+        return 0
+    return len(notices)
+
+
+def iter_events(
+    client: redis.Redis, *, channel: str = CHANNEL, timeout_s: float = 1.0, stop: Any = None
+) -> Iterator[dict[str, Any] | None]:
+    """Subscribe and yield each alert event as a dict; yields None every ``timeout_s`` without one (keep-alive).
+
+    ``stop`` (e.g. a threading.Event) ends the loop when set.  For a web process relaying server-sent events.
+    """
+    pubsub = client.pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(channel)
+    try:
+        while stop is None or not stop.is_set():
+            message = pubsub.get_message(timeout=timeout_s)
+            if message is None or message.get("type") != "message":
+                yield None
+                continue
+            try:
+                yield decode_event(message["data"])
+            except ValueError:
+                log.debug("ignored a non-event message on %s", channel)
+    finally:
+        pubsub.close()

@@ -1,0 +1,57 @@
+"""Alert test fixtures: the per-test database with a small hospital, observations on an injected clock,
+a real embedded redis-server."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from alerts_helpers import Hospital, add_observations, create_hospital, observation_rows
+from sqlalchemy.orm import Session
+
+from areya.comms.redis_server import EmbeddedRedis
+from areya.config import Settings
+
+
+@pytest.fixture
+def alert_settings(db_settings: Settings) -> Settings:
+    return db_settings.replace(
+        negative_window_s=600, negative_min_obs=20, negative_open_share=0.6, negative_close_share=0.4,
+        resolve_period_s=300, escalate_after_s=900, camera_offline_s=60, retention_days=7,
+        scheduler_tick_s=5, lock_ttl_s=15,
+    )
+
+
+@pytest.fixture
+def hospital(session_factory: Callable[[], Session]) -> Hospital:
+    return create_hospital(session_factory)
+
+
+@pytest.fixture
+def observe(session_factory: Callable[[], Session], hospital: Hospital) -> Callable[..., None]:
+    """observe(patient_index, start, count, label=..., every_s=...) for the patients of ward A."""
+
+    def add(index: int, start: datetime, count: int, **kwargs: Any) -> None:
+        rows = observation_rows(hospital.patients[index], hospital.beds[index], hospital.camera_id, start, count,
+                                **kwargs)
+        add_observations(session_factory, rows)
+
+    return add
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[EmbeddedRedis]:
+    server = EmbeddedRedis(tmp_path / "redis", appendonly=False).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def rclient(redis_server: EmbeddedRedis) -> Iterator[redis.Redis]:
+    client = redis_server.client(socket_timeout=5, socket_connect_timeout=2)
+    yield client
+    client.close()

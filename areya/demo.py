@@ -203,10 +203,15 @@ def run_demo(
         echo(f"worker: {worker.name} (model {worker.classifier.model_version})")
         _start(run, "ingest", ingest.run, ingest.stop)
         _start(run, "worker", worker.run, worker.stop)
-        if scheduler:
-            _start_scheduler(run, settings, echo)
-        if web:
-            _start_web(run, settings, client, echo)
+        for wanted, name, starter in ((scheduler, "scheduler", lambda: _start_scheduler(run, settings, echo)),
+                                      (web, "web", lambda: _start_web(run, settings, client, echo))):
+            if not wanted:
+                continue
+            try:
+                starter()
+            except Exception as exc:  # noqa: BLE001 - an optional component must not take the demo down
+                log.debug("%s failed to start", name, exc_info=True)
+                echo(f"{name}: failed to start ({type(exc).__name__}: {exc}); the pipeline keeps running")
         _wait(run, duration)
     finally:
         run.stop()

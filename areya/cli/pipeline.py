@@ -15,6 +15,8 @@ from areya.cli.context import get_context
 def _logging(level: str) -> None:
     logging.basicConfig(level=getattr(logging, level, logging.INFO),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if level != "DEBUG":
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)  # one line per tick otherwise
 
 
 def _on_signals(stop: Callable[[], None]) -> None:

@@ -148,6 +148,7 @@ class Worker:
         self.metrics = metrics or Metrics(client)
         self.stop_event = threading.Event()
         self.batches = 0
+        self.latencies: list[float] | None = None  # set to [] to record capture->commit seconds per frame (bench)
 
     @property
     def name(self) -> str:
@@ -221,7 +222,10 @@ class Worker:
         m.observe("areya_stage_seconds", t_done - t_commit, stage="db")
         m.observe("areya_stage_seconds", t_done - t_start, stage="batch")
         for f in frames:
-            m.observe("areya_frame_latency_seconds", max(0.0, committed_at - f.message.captured_at))
+            latency = max(0.0, committed_at - f.message.captured_at)
+            m.observe("areya_frame_latency_seconds", latency)
+            if self.latencies is not None:
+                self.latencies.append(latency)
             m.inc("areya_frames_processed_total", camera=f.message.camera_id)
         m.set_gauge("areya_worker_last_batch_timestamp", committed_at, worker=self.name)
         m.flush()

@@ -1,0 +1,218 @@
+"""Pipeline benchmark: worker frames/s (1 vs N worker processes) and capture->commit latency at a stated load.
+
+Real parts: an embedded redis-server, a migrated SQLite database, the synthetic ward camera at 1280x720 with
+1-3 faces per frame, the configured face detector and the shipped emotion model (an untrained network of the
+same interface if no model is shipped yet: said in the output).  Frames are JPEG-encoded once up front and
+stamped with their capture time when published, so the figures are the stream's and the worker's; a real
+ingestor stamps the capture time before encoding, adding its JPEG encoding time (a few ms at 720p) to latency.
+
+    nice python bench/bench_pipeline.py --frames 300 --workers 1 2 --latency-seconds 30
+
+Prints figures; not part of the test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+RESULT_KEY = "bench:latencies"
+MODEL_KEY = "bench:model"
+
+
+def _settings(data_dir: str, detector: str, batch: int, batch_ms: int) -> Any:
+    from areya.config import load_settings
+
+    return load_settings(env={"AREYA_DATA_DIR": data_dir, "AREYA_DETECTOR": detector,
+                              "AREYA_WORKER_BATCH_SIZE": str(batch), "AREYA_WORKER_BATCH_MS": str(batch_ms)})
+
+
+def _classifier(model: str) -> tuple[Any, str]:
+    from areya.emotion.inference import EmotionClassifier
+
+    if model != "untrained":
+        try:
+            clf = EmotionClassifier.load(model)
+            return clf, clf.model_version
+        except FileNotFoundError:
+            pass
+    clf = EmotionClassifier.untrained()
+    return clf, f"{clf.model_version} (NO SHIPPED MODEL: untrained stand-in of the same interface)"
+
+
+def worker_main(data_dir: str, socket: str, detector: str, batch: int, batch_ms: int, model: str,
+                ready: Any, go: Any, record: bool, idle_exit_s: float) -> None:
+    """One worker process: warm up, say ready, wait for go, run until idle."""
+    import numpy as np
+    import redis
+
+    from areya.db.engine import create_db_engine
+    from areya.detectors import create_detector
+    from areya.worker import Worker, WorkerConfig
+
+    settings = _settings(data_dir, detector, batch, batch_ms)
+    client = redis.Redis(unix_socket_path=socket)
+    clf, version = _classifier(model)
+    client.set(MODEL_KEY, version)
+    det = create_detector(settings.detector)
+    det.detect(np.zeros((720, 1280, 3), np.uint8))
+    clf.classify([np.zeros((64, 64), np.uint8)] * batch)
+    worker = Worker(client, create_db_engine(settings), det, clf, WorkerConfig.from_settings(settings))
+    worker.latencies = [] if record else None
+    ready.release()
+    go.wait()
+    worker.run(idle_exit_s=idle_exit_s)
+    if record and worker.latencies:
+        client.rpush(RESULT_KEY, *[repr(x) for x in worker.latencies])
+
+
+def _frames(beds: int, count: int, quality: int) -> tuple[list[tuple[bytes, int, int]], float]:
+    from areya.camera.synthetic import Scenario, Segment, SyntheticWard
+    from areya.comms.frames import encode_jpeg
+
+    # bed 1 always occupied, bed k (k > 1) empty every k-th segment: 1..beds faces per frame
+    segments = [Segment(b, i * 2.0, (i + 1) * 2.0, None if b and i % (b + 1) == b else "happy")
+                for b in range(beds) for i in range(count)]
+    scenario = Scenario(beds=beds, segments=segments, duration=count * 2.0)
+    ward = SyntheticWard(beds=beds, scenario=scenario, seed=1)
+    out, faces = [], 0
+    t = 0.0
+    while len(out) < count:
+        n = len(ward.face_boxes_at(t))
+        if n:
+            out.append((encode_jpeg(ward.render(t), quality), 1280, 720))
+            faces += n
+        t += 0.7
+    return out, faces / len(out)
+
+
+def _publish(client: Any, stream: str, camera_id: int, frames: list[tuple[bytes, int, int]], n: int,
+             rate: float | None = None) -> None:
+    from areya.comms.frames import FrameMessage, FramePublisher
+
+    pub = FramePublisher(client, stream, maxlen=100_000)
+    start = time.monotonic()
+    for i in range(n):
+        if rate:
+            delay = start + i / rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+        jpeg, w, h = frames[i % len(frames)]
+        pub.publish(FrameMessage(camera_id, i, time.time(), jpeg, w, h))
+
+
+def _processed(client: Any) -> float:
+    from areya.metrics import COUNTERS_KEY
+
+    return sum(float(v) for k, v in client.hgetall(COUNTERS_KEY).items()
+               if k.startswith(b"areya_frames_processed_total"))
+
+
+def _run_workers(args: argparse.Namespace, data_dir: str, socket: str, n_workers: int, *, record: bool,
+                 idle_exit_s: float) -> tuple[list[mp.Process], Any]:
+    ctx = mp.get_context("spawn")
+    ready, go = ctx.Semaphore(0), ctx.Event()
+    worker_args = (data_dir, socket, args.detector, args.batch, args.batch_ms, args.model, ready, go, record,
+                   idle_exit_s)
+    procs = [ctx.Process(target=worker_main, args=worker_args) for _ in range(n_workers)]
+    for p in procs:
+        p.start()
+    for _ in procs:
+        if not ready.acquire(timeout=600):
+            raise RuntimeError("a worker did not start in 10 minutes")
+    return procs, go
+
+
+def _reset(client: Any, stream: str) -> None:
+    from areya.metrics import COUNTERS_KEY, GAUGES_KEY, HISTOGRAMS_KEY
+
+    client.delete(stream, COUNTERS_KEY, HISTOGRAMS_KEY, GAUGES_KEY, RESULT_KEY)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--frames", type=int, default=300, help="backlog frames per throughput run")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="worker process counts to compare")
+    parser.add_argument("--beds", type=int, default=3)
+    parser.add_argument("--detector", default="blazeface")
+    parser.add_argument("--model", default="areya-fer", help="model name/path, or 'untrained'")
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--batch-ms", type=int, default=200)
+    parser.add_argument("--rate", type=float, help="latency run load in frames/s (default: half of 1-worker fps)")
+    parser.add_argument("--latency-seconds", type=float, default=30.0)
+    args = parser.parse_args()
+
+    from areya.comms.redis_server import EmbeddedRedis
+    from areya.db.engine import create_db_engine, create_session_factory, session_scope
+    from areya.db.migrate import upgrade
+    from areya.demo import create_demo_ward
+
+    tmp = tempfile.mkdtemp(prefix="areya-bench-")
+    settings = _settings(tmp, args.detector, args.batch, args.batch_ms)
+    server = EmbeddedRedis(settings.redis_dir).start()
+    client = server.client()
+    try:
+        engine = create_db_engine(settings)
+        upgrade(settings, engine=engine)
+        from areya.camera.synthetic import SyntheticWard
+
+        zones = SyntheticWard(beds=args.beds).zones()
+        with session_scope(create_session_factory(engine)) as session:
+            demo = create_demo_ward(session, source_url=f"synthetic:beds={args.beds}", beds=args.beds, zones=zones,
+                                    users=False)
+        frames, faces_per_frame = _frames(args.beds, 40, settings.jpeg_quality)
+        print(f"machine: {os.cpu_count()} CPU(s); load average {os.getloadavg()[0]:.1f} at start")
+        print(f"frames: 1280x720 JPEG q{settings.jpeg_quality}, {faces_per_frame:.2f} faces/frame (1-{args.beds}); "
+              f"detector {args.detector}; batch {args.batch} frames / {args.batch_ms} ms")
+
+        fps1 = None
+        for n in args.workers:
+            _reset(client, settings.frame_stream)
+            _publish(client, settings.frame_stream, demo.camera_id, frames, args.frames)
+            procs, go = _run_workers(args, tmp, server.socket_path, n, record=False, idle_exit_s=2.0)
+            t0 = time.monotonic()
+            go.set()
+            while _processed(client) < args.frames:
+                time.sleep(0.05)
+                if not any(p.is_alive() for p in procs):
+                    break
+            elapsed = time.monotonic() - t0
+            for p in procs:
+                p.join()
+            fps = _processed(client) / elapsed
+            fps1 = fps1 or fps
+            print(f"throughput: {n} worker(s): {args.frames} frames in {elapsed:.1f}s = {fps:.1f} frames/s "
+                  f"({fps / n:.1f} per worker, {fps * faces_per_frame:.1f} faces/s)")
+
+        rate = args.rate or max(0.5, round((fps1 or 2.0) / 2, 1))
+        _reset(client, settings.frame_stream)
+        procs, go = _run_workers(args, tmp, server.socket_path, 1, record=True, idle_exit_s=3.0)
+        go.set()
+        n = int(rate * args.latency_seconds)
+        _publish(client, settings.frame_stream, demo.camera_id, frames, n, rate=rate)
+        for p in procs:
+            p.join()
+        lat = sorted(float(x) for x in client.lrange(RESULT_KEY, 0, -1))
+        if lat:
+            p50 = statistics.median(lat)
+            p99 = lat[min(len(lat) - 1, int(round(0.99 * (len(lat) - 1))))]
+            print(f"latency: 1 worker at {rate:g} frames/s for {args.latency_seconds:g}s ({len(lat)} frames): "
+                  f"capture->commit p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms, max {lat[-1] * 1000:.0f} ms")
+        version = (client.get(MODEL_KEY) or b"?").decode()
+        print(f"model: {version}; load average {os.getloadavg()[0]:.1f} at end")
+        engine.dispose()
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -19,6 +19,16 @@ def _logging(level: str) -> None:
         logging.getLogger("apscheduler").setLevel(logging.WARNING)  # one line per tick otherwise
 
 
+def _existing_redis(settings: object) -> object:
+    """A client for the configured Redis without starting an embedded one (inspection commands)."""
+    from areya.comms.redis_server import RedisServerError, connect
+
+    try:
+        return connect(settings, start_embedded=False)
+    except RedisServerError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 def _on_signals(stop: Callable[[], None]) -> None:
     """SIGTERM and SIGINT stop the service cleanly (second Ctrl-C: default behaviour)."""
     def handler(signum: int, _frame: object) -> None:
@@ -143,22 +153,20 @@ def synthetic_video(output: str, seconds: float, fps: float, beds: int, faces: s
 @click.command("pipeline-metrics")
 def pipeline_metrics() -> None:
     """Print the pipeline's Prometheus metrics (what the dashboard serves at /metrics)."""
-    from areya.comms.redis_server import connect
     from areya.metrics import render_metrics
 
     settings = get_context().settings
-    click.echo(render_metrics(connect(settings, start_embedded=False), settings), nl=False)
+    click.echo(render_metrics(_existing_redis(settings), settings), nl=False)  # type: ignore[arg-type]
 
 
 @click.command("deadletters")
 @click.option("--count", type=click.IntRange(1, 10_000), default=20, show_default=True)
 def deadletters(count: int) -> None:
     """Show the latest frames the workers rejected, with their reasons."""
-    from areya.comms.redis_server import connect
     from areya.worker.consumer import read_dead_letters
 
     settings = get_context().settings
-    rows = read_dead_letters(connect(settings, start_embedded=False), settings.dead_letter_stream, count)
+    rows = read_dead_letters(_existing_redis(settings), settings.dead_letter_stream, count)  # type: ignore[arg-type]
     if not rows:
         click.echo("no dead letters")
     for row in rows:

@@ -31,6 +31,7 @@ COMMANDS: dict[str, str] = {
     "synthetic-video": "areya.cli.pipeline:synthetic_video",
     "train": "areya.cli.models:train_cmd",
     "user": "areya.cli.admin:user",
+    "web": "areya.cli.web:web",
     "ward": "areya.cli.admin:ward",
     "worker": "areya.cli.pipeline:worker",
     "zone": "areya.cli.admin:zone",

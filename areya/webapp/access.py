@@ -1,0 +1,50 @@
+"""Ward scoping: nurses and doctors reach only the wards they cover (admins reach all)."""
+
+from __future__ import annotations
+
+from flask import abort
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from areya.db.models import Alert, Bed, BedAssignment, Patient, Ward
+from areya.webapp.services import db, require_user, user_ward_ids
+
+
+def patient_ward_id(session: Session, patient_id: int) -> int | None:
+    """The ward of the patient's current bed, else of the last bed they were in (None if never in a bed)."""
+    return session.scalar(
+        select(Bed.ward_id)
+        .join(BedAssignment, BedAssignment.bed_id == Bed.id)
+        .where(BedAssignment.patient_id == patient_id)
+        .order_by(BedAssignment.end_at.is_(None).desc(), BedAssignment.start_at.desc(), BedAssignment.id.desc())
+        .limit(1)
+    )
+
+
+def require_ward(ward_id: int) -> Ward:
+    ward = db().get(Ward, ward_id)
+    if ward is None:
+        abort(404, description=f"no ward {ward_id}")
+    if ward.id not in user_ward_ids():
+        abort(403, description="you do not cover this ward")
+    return ward
+
+
+def require_patient(patient_id: int) -> Patient:
+    patient = db().get(Patient, patient_id)
+    if patient is None:
+        abort(404, description=f"no patient {patient_id}")
+    if require_user().role != "admin":
+        ward_id = patient_ward_id(db(), patient.id)
+        if ward_id is None or ward_id not in user_ward_ids():
+            abort(403, description="this patient is not in a ward you cover")
+    return patient
+
+
+def require_alert(alert_id: int) -> Alert:
+    alert = db().get(Alert, alert_id)
+    if alert is None:
+        abort(404, description=f"no alert {alert_id}")
+    if require_user().role != "admin" and (alert.ward_id is None or alert.ward_id not in user_ward_ids()):
+        abort(403, description="this alert is not in a ward you cover")
+    return alert

@@ -1,0 +1,136 @@
+"""What the alert inbox shows per alert: who, where, how bad, since when, the evidence and the history."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import false, select
+from sqlalchemy.orm import Session
+
+from areya.db.models import ALERT_OPEN_STATES, LABELS4, Alert, AlertEvent, Bed, BedAssignment, Camera, Patient, Ward
+from areya.webapp.svg import COLORS
+
+KIND_TITLES = {
+    "negative_emotion": "Sustained negative emotion",
+    "camera_offline": "Camera offline",
+    "pipeline_stalled": "Pipeline stalled",
+}
+
+
+@dataclass
+class AlertCard:
+    alert: Alert
+    patient: Patient | None = None
+    bed_label: str | None = None
+    ward_name: str | None = None
+    camera_name: str | None = None
+    events: list[AlertEvent] = field(default_factory=list)
+
+    @property
+    def title(self) -> str:
+        return KIND_TITLES.get(self.alert.kind, self.alert.kind.replace("_", " "))
+
+    @property
+    def is_patient_alert(self) -> bool:
+        return self.alert.patient_id is not None
+
+    def evidence_lines(self) -> list[tuple[str, str]]:
+        ev: dict[str, Any] = self.alert.evidence or {}
+        lines: list[tuple[str, str]] = []
+        if self.alert.kind == "negative_emotion" and "share" in ev:
+            window = int(ev.get("window_s") or 0)
+            lines.append(("Negative share", f"{float(ev['share']):.0%} of {ev.get('n_obs', '?')} observations "
+                                            f"in {window // 60} min (opens at {float(ev.get('open_share', 0)):.0%})"))
+            counts = ev.get("counts") or {}
+            if counts:
+                lines.append(("Counts", ", ".join(f"{k} {counts.get(k, 0)}" for k in LABELS4)))
+            if ev.get("first_at") and ev.get("last_at"):
+                lines.append(("Seen", f"{_hm(ev['first_at'])} – {_hm(ev['last_at'])} UTC"))
+            return lines
+        for key, value in ev.items():
+            if value in (None, "") or key.startswith("_"):
+                continue
+            lines.append((key.replace("_", " ").capitalize(), str(value)))
+        return lines
+
+    def evidence_bar(self) -> list[tuple[str, float, str]]:
+        """(label, share, colour) of the evidence counts, for a small bar."""
+        counts = (self.alert.evidence or {}).get("counts") or {}
+        total = sum(int(v) for v in counts.values() if isinstance(v, int | float)) or 0
+        if not total:
+            return []
+        return [(lab, int(counts.get(lab, 0)) / total, COLORS[lab]) for lab in ("angry", "sad", "relaxed", "happy")]
+
+
+def _hm(text: str) -> str:
+    try:
+        return datetime.fromisoformat(text).strftime("%H:%M")
+    except ValueError:
+        return text
+
+
+def load_cards(
+    session: Session,
+    ward_ids: set[int],
+    *,
+    include_system: bool,
+    open_only: bool = True,
+    alert_ids: list[int] | None = None,
+    limit: int = 200,
+    offset: int = 0,
+    with_events: bool = False,
+) -> list[AlertCard]:
+    """Alerts in these wards (and system-wide ones if ``include_system``), open ones by severity then age."""
+    scope = Alert.ward_id.in_(ward_ids) if ward_ids else false()
+    if include_system:
+        scope = scope | Alert.ward_id.is_(None)
+    query = select(Alert).where(scope)
+    if open_only:
+        query = query.where(Alert.state.in_(ALERT_OPEN_STATES)).order_by(
+            Alert.severity.desc(), Alert.opened_at.asc(), Alert.id.asc()
+        )
+    else:
+        query = query.order_by(Alert.opened_at.desc(), Alert.id.desc())
+    if alert_ids is not None:
+        query = query.where(Alert.id.in_(alert_ids))
+    alerts = list(session.scalars(query.limit(limit).offset(offset)))
+    return describe(session, alerts, with_events=with_events)
+
+
+def describe(session: Session, alerts: list[Alert], *, with_events: bool = False) -> list[AlertCard]:
+    patient_ids = {a.patient_id for a in alerts if a.patient_id is not None}
+    patients = {p.id: p for p in session.scalars(select(Patient).where(Patient.id.in_(patient_ids)))} \
+        if patient_ids else {}
+    beds: dict[int, tuple[str, str]] = {}
+    if patient_ids:
+        for pid, label, ward in session.execute(
+            select(BedAssignment.patient_id, Bed.label, Ward.name)
+            .join(Bed, Bed.id == BedAssignment.bed_id).join(Ward, Ward.id == Bed.ward_id)
+            .where(BedAssignment.patient_id.in_(patient_ids), BedAssignment.end_at.is_(None))
+        ):
+            beds[pid] = (label, ward)
+    ward_names = dict(session.execute(select(Ward.id, Ward.name)).all())
+    camera_ids = {a.camera_id for a in alerts if a.camera_id is not None}
+    cameras = dict(session.execute(select(Camera.id, Camera.name).where(Camera.id.in_(camera_ids))).all()) \
+        if camera_ids else {}
+    events: dict[int, list[AlertEvent]] = {}
+    if with_events and alerts:
+        for ev in session.scalars(
+            select(AlertEvent).where(AlertEvent.alert_id.in_([a.id for a in alerts]))
+            .order_by(AlertEvent.at, AlertEvent.id)
+        ):
+            events.setdefault(ev.alert_id, []).append(ev)
+    cards = []
+    for alert in alerts:
+        bed = beds.get(alert.patient_id) if alert.patient_id is not None else None
+        cards.append(AlertCard(
+            alert=alert,
+            patient=patients.get(alert.patient_id) if alert.patient_id is not None else None,
+            bed_label=bed[0] if bed else None,
+            ward_name=ward_names.get(alert.ward_id) if alert.ward_id is not None else None,
+            camera_name=cameras.get(alert.camera_id) if alert.camera_id is not None else None,
+            events=events.get(alert.id, []),
+        ))
+    return cards

@@ -1,0 +1,45 @@
+"""Jinja filters: times (UTC, relative), percentages, severities."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+SEVERITY_LABELS = {0: "info", 1: "low", 2: "medium", 3: "high"}
+
+
+def utc(value: datetime | None) -> str:
+    if value is None:
+        return "—"
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def iso(value: datetime | None) -> str:
+    return value.astimezone(UTC).isoformat() if value is not None else ""
+
+
+def duration(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min"
+    if seconds < 86400:
+        return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+    return f"{seconds // 86400} d {seconds % 86400 // 3600} h"
+
+
+def ago(value: datetime | None, now: datetime | None = None) -> str:
+    if value is None:
+        return "never"
+    now = now or datetime.now(UTC)
+    return duration((now - value).total_seconds()) + " ago"
+
+
+def pct(value: float | None) -> str:
+    return "—" if value is None else f"{value:.0%}"
+
+
+def severity_label(value: int | None) -> str:
+    if value is None:
+        return "—"
+    return SEVERITY_LABELS.get(value, "critical" if value > 3 else str(value))

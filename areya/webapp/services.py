@@ -1,0 +1,108 @@
+"""Per-application services (engine, sessions, Redis, login limiter) and per-request helpers (db, user, audit)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from flask import current_app, g
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from areya.admin.audit import Actor, record
+from areya.config import Settings
+from areya.db.models import User, Ward
+
+if TYPE_CHECKING:
+    import redis
+
+    from areya.webapp.security import LoginLimiter
+
+log = logging.getLogger(__name__)
+EXTENSION = "areya"
+
+
+@dataclass
+class WebServices:
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    redis: redis.Redis | None
+    limiter: LoginLimiter
+    options: dict[str, Any] = field(default_factory=dict)
+    _notifier: Any = None
+
+    def notifier(self) -> Any:
+        """The alert notifier (pub/sub + webhooks + e-mail), created on first use; None if unavailable."""
+        if self._notifier is None:
+            try:
+                from areya.notify.dispatch import Notifier
+            except ImportError:
+                log.warning("areya.notify is not installed: alert changes are not announced")
+                return None
+            self._notifier = Notifier(self.settings, redis_client=self.redis, session_factory=self.sessions)
+        return self._notifier
+
+
+def services() -> WebServices:
+    return current_app.extensions[EXTENSION]  # type: ignore[no-any-return]
+
+
+def db() -> Session:
+    """The request's database session (closed, uncommitted work rolled back, at the end of the request)."""
+    if "db" not in g:
+        g.db = services().sessions()
+    return g.db  # type: ignore[no-any-return]
+
+
+def close_db(_exc: BaseException | None = None) -> None:
+    session = g.pop("db", None)
+    if session is not None:
+        session.close()
+
+
+def current_user() -> User | None:
+    return g.get("user")
+
+
+def require_user() -> User:
+    user = current_user()
+    if user is None:
+        raise RuntimeError("no logged-in user in this request")
+    return user
+
+
+def actor() -> Actor:
+    user = current_user()
+    if user is None:
+        return Actor(None, "web:anonymous")
+    return Actor(user.id, f"web:{user.username}")
+
+
+def visible_ward_ids(session: Session, user: User) -> set[int]:
+    """Wards a user may see: admins all, nurses and doctors the wards they cover."""
+    if user.role == "admin":
+        return set(session.scalars(select(Ward.id)))
+    return {w.id for w in user.wards}
+
+
+def user_ward_ids() -> set[int]:
+    if "ward_ids" not in g:
+        g.ward_ids = visible_ward_ids(db(), require_user())
+    return g.ward_ids  # type: ignore[no-any-return]
+
+
+def audit(
+    action: str,
+    *,
+    patient_id: int | None = None,
+    target: str | None = None,
+    detail: dict[str, Any] | None = None,
+    commit: bool = True,
+) -> None:
+    """Record who viewed or changed what (committed now unless ``commit`` is false)."""
+    session = db()
+    record(session, actor(), action, patient_id=patient_id, target=target, detail=detail)
+    if commit:
+        session.commit()

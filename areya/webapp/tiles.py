@@ -1,0 +1,254 @@
+"""Ward view tiles: one per bed (patient, current emotion, age of the last observation, last-hour trend,
+open alerts, camera status), and a cheap watcher telling which tiles changed since the last poll."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from areya.db.models import (
+    ALERT_OPEN_STATES,
+    LABELS4,
+    Alert,
+    AlertSnooze,
+    Bed,
+    BedAssignment,
+    BedZone,
+    Camera,
+    Observation,
+    Patient,
+)
+from areya.webapp.svg import stacked_bars
+from areya.webapp.timeline import bucketize, floor_minute, minute_counts
+
+if TYPE_CHECKING:
+    import redis
+
+log = logging.getLogger(__name__)
+TREND_MINUTES = 60
+STATUS_RANK = {"error": 0, "offline": 1, "unknown": 2, "disabled": 3, "online": 4}
+
+
+@dataclass
+class CameraStatus:
+    camera_id: int
+    name: str
+    status: str  # online | offline | error | unknown | disabled
+
+
+@dataclass
+class Tile:
+    ward_id: int
+    bed_id: int
+    bed_label: str
+    patient_id: int | None = None
+    patient_name: str | None = None
+    mrn: str | None = None
+    label4: str | None = None
+    confidence4: float | None = None
+    probs4: list[float] = field(default_factory=list)
+    last_at: datetime | None = None
+    trend_svg: str = ""
+    trend_negative: float | None = None  # share of angry+sad over the last hour
+    open_alerts: int = 0
+    max_severity: int = 0
+    alert_state: str | None = None  # firing if any firing, else acknowledged, else None
+    cameras: list[CameraStatus] = field(default_factory=list)
+    snoozed_until: datetime | None = None
+
+    @property
+    def camera_status(self) -> str:
+        if not self.cameras:
+            return "none"
+        return min((c.status for c in self.cameras), key=lambda s: STATUS_RANK.get(s, 2))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ward_id": self.ward_id,
+            "bed_id": self.bed_id,
+            "bed": self.bed_label,
+            "patient_id": self.patient_id,
+            "patient_name": self.patient_name,
+            "mrn": self.mrn,
+            "emotion": self.label4,
+            "confidence": None if self.confidence4 is None else round(self.confidence4, 4),
+            "probs4": dict(zip(LABELS4, (round(p, 4) for p in self.probs4), strict=False)) if self.probs4 else None,
+            "last_observation_at": self.last_at.isoformat() if self.last_at else None,
+            "negative_share_last_hour": None if self.trend_negative is None else round(self.trend_negative, 4),
+            "open_alerts": self.open_alerts,
+            "max_severity": self.max_severity,
+            "alert_state": self.alert_state,
+            "camera_status": self.camera_status,
+            "cameras": [{"id": c.camera_id, "name": c.name, "status": c.status} for c in self.cameras],
+            "snoozed_until": self.snoozed_until.isoformat() if self.snoozed_until else None,
+        }
+
+
+def camera_statuses(session: Session, ward_id: int, client: redis.Redis | None) -> dict[int, CameraStatus]:
+    """Every camera of the ward with its health (Redis, published by the ingestor; else the DB column)."""
+    from areya.camera.health import read_health
+
+    statuses: dict[int, CameraStatus] = {}
+    for cam in session.scalars(select(Camera).where(Camera.ward_id == ward_id).order_by(Camera.name)):
+        status = cam.health_status or "unknown"
+        if not cam.enabled:
+            status = "disabled"
+        elif client is not None:
+            try:
+                health = read_health(client, cam.id)
+            except Exception:  # noqa: BLE001 - Redis away: the DB column is the fallback
+                health = {}
+            if health.get("status"):
+                status = str(health["status"])
+        statuses[cam.id] = CameraStatus(cam.id, cam.name, status)
+    return statuses
+
+
+def _beds(session: Session, ward_id: int) -> list[tuple[Bed, Patient | None]]:
+    rows = session.execute(
+        select(Bed, Patient)
+        .outerjoin(BedAssignment, (BedAssignment.bed_id == Bed.id) & BedAssignment.end_at.is_(None))
+        .outerjoin(Patient, Patient.id == BedAssignment.patient_id)
+        .where(Bed.ward_id == ward_id)
+        .order_by(Bed.label)
+    )
+    return [(bed, patient) for bed, patient in rows]
+
+
+def _open_alerts(session: Session, patient_ids: list[int]) -> dict[int, tuple[int, int, str]]:
+    if not patient_ids:
+        return {}
+    out: dict[int, tuple[int, int, str]] = {}
+    rows = session.execute(
+        select(Alert.patient_id, Alert.state, func.count(), func.max(Alert.severity))
+        .where(Alert.patient_id.in_(patient_ids), Alert.state.in_(ALERT_OPEN_STATES))
+        .group_by(Alert.patient_id, Alert.state)
+    )
+    for pid, state, n, sev in rows:
+        count, severity, current = out.get(pid, (0, 0, "acknowledged"))
+        out[pid] = (count + int(n), max(severity, int(sev or 0)), "firing" if state == "firing" else current)
+    return out
+
+
+def _snoozes(session: Session, patient_ids: list[int], now: datetime) -> dict[int, datetime]:
+    if not patient_ids:
+        return {}
+    rows = session.execute(
+        select(AlertSnooze.patient_id, func.max(AlertSnooze.until))
+        .where(AlertSnooze.patient_id.in_(patient_ids), AlertSnooze.until > now)
+        .group_by(AlertSnooze.patient_id)
+    )
+    return {pid: until for pid, until in rows if until is not None}
+
+
+def _bed_cameras(session: Session, ward_id: int) -> dict[int, list[int]]:
+    rows = session.execute(
+        select(BedZone.bed_id, BedZone.camera_id).join(Camera, Camera.id == BedZone.camera_id)
+        .where(Camera.ward_id == ward_id)
+    )
+    out: dict[int, list[int]] = defaultdict(list)
+    for bed_id, camera_id in rows:
+        out[bed_id].append(camera_id)
+    return out
+
+
+def latest_observation(session: Session, patient_id: int) -> Observation | None:
+    return session.scalar(
+        select(Observation).where(Observation.patient_id == patient_id)
+        .order_by(Observation.captured_at.desc(), Observation.id.desc()).limit(1)
+    )
+
+
+def load_tiles(
+    session: Session,
+    ward_id: int,
+    client: redis.Redis | None,
+    now: datetime,
+    bed_ids: set[int] | None = None,
+) -> list[Tile]:
+    """The ward's tiles (only ``bed_ids`` when given), ordered by bed label."""
+    beds = [(b, p) for b, p in _beds(session, ward_id) if bed_ids is None or b.id in bed_ids]
+    patient_ids = [p.id for _, p in beds if p is not None]
+    end = floor_minute(now) + timedelta(minutes=1)
+    start = end - timedelta(minutes=TREND_MINUTES)
+    trends = minute_counts(session, patient_ids, start, end)
+    alerts = _open_alerts(session, patient_ids)
+    snoozes = _snoozes(session, patient_ids, now)
+    cams = camera_statuses(session, ward_id, client)
+    bed_cams = _bed_cameras(session, ward_id)
+    tiles: list[Tile] = []
+    for bed, patient in beds:
+        tile = Tile(ward_id=ward_id, bed_id=bed.id, bed_label=bed.label)
+        tile.cameras = [cams[c] for c in bed_cams.get(bed.id, []) if c in cams]
+        if patient is not None:
+            tile.patient_id, tile.patient_name, tile.mrn = patient.id, patient.display_name, patient.mrn
+            obs = latest_observation(session, patient.id)
+            if obs is not None:
+                tile.label4, tile.confidence4, tile.last_at = obs.label4, obs.confidence4, obs.captured_at
+                tile.probs4 = obs.probs4
+            buckets = bucketize(trends.get(patient.id, {}), start, end, 1, LABELS4)
+            total = sum(b.total for b in buckets)
+            if total:
+                neg = sum(b.counts["angry"] + b.counts["sad"] for b in buckets)
+                tile.trend_negative = neg / total
+            tile.trend_svg = stacked_bars(
+                buckets, LABELS4, width=180, height=36, title=f"Bed {bed.label}: emotions over the last hour"
+            )
+            count, severity, state = alerts.get(patient.id, (0, 0, None))
+            tile.open_alerts, tile.max_severity, tile.alert_state = count, severity, state
+            tile.snoozed_until = snoozes.get(patient.id)
+        tiles.append(tile)
+    return tiles
+
+
+class TileWatcher:
+    """Which beds' tiles changed since the previous poll, with a few cheap queries (new observation ids since
+    the last seen id, current assignments, open alerts, snoozes, camera health)."""
+
+    def __init__(self, ward_id: int, refresh_all_s: float = 60.0) -> None:
+        self.ward_id = ward_id
+        self.refresh_all_s = refresh_all_s
+        self._last_id: int | None = None
+        self._state: dict[int, tuple[Any, ...]] = {}
+        self._last_full = time.monotonic()
+
+    def poll(self, session: Session, client: redis.Redis | None, now: datetime) -> set[int]:
+        beds = _beds(session, self.ward_id)
+        patient_of = {bed.id: (p.id if p is not None else None) for bed, p in beds}
+        patient_ids = [pid for pid in patient_of.values() if pid is not None]
+        max_id = session.scalar(select(func.max(Observation.id))) or 0
+        fresh: set[int] = set()
+        if self._last_id is not None and max_id > self._last_id and patient_ids:
+            fresh = set(
+                session.scalars(
+                    select(Observation.patient_id).distinct()
+                    .where(Observation.id > self._last_id, Observation.patient_id.in_(patient_ids))
+                )
+            )
+        alerts = _open_alerts(session, patient_ids)
+        snoozes = _snoozes(session, patient_ids, now)
+        cams = camera_statuses(session, self.ward_id, client)
+        bed_cams = _bed_cameras(session, self.ward_id)
+        state: dict[int, tuple[Any, ...]] = {}
+        for bed_id, pid in patient_of.items():
+            cam_sig = tuple(sorted((c, cams[c].status) for c in bed_cams.get(bed_id, []) if c in cams))
+            state[bed_id] = (pid, alerts.get(pid) if pid else None, snoozes.get(pid) if pid else None, cam_sig)
+        first = self._last_id is None
+        self._last_id = max_id
+        changed = {b for b, s in state.items() if self._state.get(b) != s}
+        changed |= {b for b, pid in patient_of.items() if pid in fresh}
+        previous, self._state = self._state, state
+        if first:
+            return set()
+        changed |= set(previous) - set(state)
+        if time.monotonic() - self._last_full >= self.refresh_all_s:
+            self._last_full = time.monotonic()
+            changed |= set(state)
+        return changed

@@ -1,0 +1,70 @@
+"""API tokens: ``areya_<random>``; only the SHA-256 is stored, the token itself is shown once."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from areya.admin.audit import SYSTEM, Actor, record
+from areya.admin.errors import Conflict, NotFound
+from areya.admin.refs import clean_name
+from areya.db.models import ApiToken, User
+from areya.db.types import utcnow
+
+TOKEN_PREFIX = "areya_"
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def create_token(session: Session, user: User, name: str, *, actor: Actor = SYSTEM) -> tuple[ApiToken, str]:
+    """A new token for ``user``; returns the row and the secret (never stored)."""
+    label = clean_name(name, "token name", 100)
+    secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    row = ApiToken(user_id=user.id, name=label, prefix=secret[: len(TOKEN_PREFIX) + 6], token_hash=hash_token(secret))
+    session.add(row)
+    session.flush()
+    record(session, actor, "token.create", target=f"token:{row.id}", detail={"user": user.username, "name": label})
+    return row, secret
+
+
+def revoke_token(session: Session, token_id: int, *, actor: Actor = SYSTEM, now: datetime | None = None) -> ApiToken:
+    row = session.get(ApiToken, token_id)
+    if row is None:
+        raise NotFound(f"unknown token {token_id}")
+    if row.revoked_at is not None:
+        raise Conflict(f"token {row.prefix}... is already revoked")
+    row.revoked_at = now or utcnow()
+    session.flush()
+    record(session, actor, "token.revoke", target=f"token:{row.id}", detail={"user_id": row.user_id})
+    return row
+
+
+def user_for_token(session: Session, token: str, *, now: datetime | None = None) -> User | None:
+    """The active user owning this (unrevoked) token, or None."""
+    if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
+        return None
+    row = session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(token)))
+    if row is None or row.revoked_at is not None:
+        return None
+    user = session.get(User, row.user_id)
+    if user is None or not user.active:
+        return None
+    now = now or utcnow()
+    if row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION:
+        row.last_used_at = now
+        session.commit()
+    return user
+
+
+def list_tokens(session: Session, user_id: int | None = None) -> list[ApiToken]:
+    query = select(ApiToken).order_by(ApiToken.created_at.desc(), ApiToken.id.desc())
+    if user_id is not None:
+        query = query.where(ApiToken.user_id == user_id)
+    return list(session.scalars(query))

@@ -1,0 +1,1 @@
+"""Blueprints: auth, ward, alerts, patients, admin, api, ops, events."""

@@ -1,0 +1,232 @@
+"""Admin: cameras (URL stored secret, shown masked), connection test, latest snapshot, bed-zone editor."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from flask import abort, flash, jsonify, redirect, render_template, request, url_for
+from sqlalchemy import select
+from werkzeug.wrappers import Response
+
+from areya.admin import (
+    add_camera,
+    bed_ref,
+    camera_ref,
+    delete_camera,
+    delete_zone,
+    list_cameras,
+    set_camera_enabled,
+    set_zone,
+    update_camera,
+)
+from areya.admin.errors import AdminError
+from areya.db.models import Bed, BedZone, Camera, Ward
+from areya.webapp.camera_probe import probe_camera
+from areya.webapp.forms import Form
+from areya.webapp.security import ADMIN, roles
+from areya.webapp.services import actor, audit, db, services
+from areya.webapp.tiles import camera_statuses
+from areya.webapp.views.admin import bp
+from areya.webapp.views.admin.common import run_operation
+
+HINTS = (("url", "url"), ("fps", "fps"), ("camera", "name"), ("ward", "ward_id"))
+MAX_ZONES = 64
+
+
+def _camera(camera_id: int) -> Camera:
+    camera = db().get(Camera, camera_id)
+    if camera is None:
+        abort(404, description=f"no camera {camera_id}")
+    return camera
+
+
+def _snapshot(camera_id: int) -> bytes | None:
+    client = services().redis
+    if client is None:
+        return None
+    from areya.camera.health import latest_snapshot
+
+    try:
+        return latest_snapshot(client, camera_id)
+    except Exception:  # noqa: BLE001 - Redis away: no snapshot
+        return None
+
+
+def _list_page(form: Form | None = None, status: int = 200) -> tuple[str, int]:
+    session = db()
+    cameras = list_cameras(session)
+    health: dict[int, str] = {}
+    for ward_id in {c.ward_id for c in cameras}:
+        health.update({cid: s.status for cid, s in camera_statuses(session, ward_id, services().redis).items()})
+    wards = list(session.scalars(select(Ward).order_by(Ward.name)))
+    return render_template("admin/cameras.html", cameras=cameras, health=health, wards=wards, form=form or Form(),
+                           default_fps=services().settings.default_sample_fps), status
+
+
+@bp.route("/cameras", methods=["GET", "POST"])
+@roles(*ADMIN)
+def cameras() -> Response | tuple[str, int]:
+    if request.method == "GET":
+        return _list_page()
+    form = Form(request.form)
+    ward_id = form.integer("ward_id", "ward")
+    name = form.text("name", "camera name", max_len=100)
+    url = form.text("url", "camera URL", max_len=2048)
+    fps = form.number("fps", "sample fps", lo=0.01, hi=60)
+    ward = db().get(Ward, ward_id) if ward_id is not None else None
+    if form.ok and ward is None:
+        form.error("ward_id", "choose a ward")
+    camera = run_operation(
+        form, lambda: add_camera(db(), ward.name if ward else "", name, url, fps or 2.0, actor=actor()), HINTS, "url"
+    )
+    if camera is None:
+        return _list_page(form, 400)
+    flash(f"Camera {camera_ref(camera)} added ({camera.masked_url}). Test it, then draw its bed zones.", "success")
+    return redirect(url_for("admin.camera_edit", camera_id=camera.id))
+
+
+def _edit_page(camera: Camera, form: Form | None = None, status: int = 200,
+               probe: Any = None) -> tuple[str, int]:
+    statuses = camera_statuses(db(), camera.ward_id, services().redis)
+    zones = list(db().scalars(select(BedZone).where(BedZone.camera_id == camera.id)))
+    return render_template(
+        "admin/camera_edit.html", camera=camera, form=form or Form({"fps": f"{camera.sample_fps:g}"}),
+        status=statuses.get(camera.id), zones=zones, has_snapshot=_snapshot(camera.id) is not None, probe=probe,
+    ), status
+
+
+@bp.route("/cameras/<int:camera_id>", methods=["GET", "POST"])
+@roles(*ADMIN)
+def camera_edit(camera_id: int) -> Response | tuple[str, int]:
+    camera = _camera(camera_id)
+    if request.method == "GET":
+        return _edit_page(camera)
+    form = Form(request.form)
+    url = form.text("url", "camera URL", required=False, max_len=2048)
+    fps = form.number("fps", "sample fps", lo=0.01, hi=60)
+    enabled = form.checkbox("enabled")
+
+    def op() -> Camera:
+        cam = update_camera(db(), str(camera.id), source_url=url or None, sample_fps=fps, actor=actor())
+        if cam.enabled != enabled:
+            set_camera_enabled(db(), str(camera.id), enabled, actor=actor())
+        return cam
+
+    if run_operation(form, op, HINTS, "url") is None:
+        db().refresh(camera)
+        return _edit_page(camera, form, 400)
+    flash(f"Camera {camera_ref(camera)} saved.", "success")
+    return redirect(url_for("admin.camera_edit", camera_id=camera.id))
+
+
+@bp.route("/cameras/<int:camera_id>/test", methods=["POST"])
+@roles(*ADMIN)
+def camera_test(camera_id: int) -> tuple[str, int]:
+    camera = _camera(camera_id)
+    result = probe_camera(camera.source_url, fps=camera.sample_fps)
+    settings = services().settings
+    client = services().redis
+    if result.ok and result.jpeg and client is not None and settings.snapshot_ttl_s > 0:
+        from areya.camera.health import snapshot_key
+
+        with contextlib.suppress(Exception):
+            client.set(snapshot_key(camera.id), result.jpeg, ex=settings.snapshot_ttl_s)
+    audit("camera.test", target=f"camera:{camera.id}", detail={"ok": result.ok, "message": result.message})
+    return _edit_page(camera, probe=result, status=200 if result.ok else 502)
+
+
+@bp.route("/cameras/<int:camera_id>/snapshot.jpg")
+@roles(*ADMIN)
+def camera_snapshot(camera_id: int) -> Response:
+    camera = _camera(camera_id)
+    jpeg = _snapshot(camera.id)
+    if jpeg is None:
+        abort(404, description="no recent snapshot for this camera")
+    return Response(jpeg, mimetype="image/jpeg", headers={"Cache-Control": "no-store"})
+
+
+@bp.route("/cameras/<int:camera_id>/delete", methods=["POST"])
+@roles(*ADMIN)
+def camera_delete(camera_id: int) -> Response:
+    camera = _camera(camera_id)
+    ref = camera_ref(camera)
+    try:
+        delete_camera(db(), str(camera.id), actor=actor())
+        db().commit()
+        flash(f"Camera {ref} deleted.", "success")
+    except AdminError as exc:
+        db().rollback()
+        flash(str(exc), "error")
+    return redirect(url_for("admin.cameras"))
+
+
+# --------------------------------------------------------------------------- zones
+
+
+@bp.route("/cameras/<int:camera_id>/zones", methods=["GET"])
+@roles(*ADMIN)
+def zones(camera_id: int) -> str:
+    camera = _camera(camera_id)
+    beds = list(db().scalars(select(Bed).where(Bed.ward_id == camera.ward_id).order_by(Bed.label)))
+    zones_data = [
+        {"bed_id": z.bed_id, "x0": z.x0, "y0": z.y0, "x1": z.x1, "y1": z.y1}
+        for z in db().scalars(select(BedZone).where(BedZone.camera_id == camera.id))
+    ]
+    return render_template("admin/zones.html", camera=camera, beds=beds, zones=zones_data,
+                           has_snapshot=_snapshot(camera.id) is not None)
+
+
+def _zone_error(message: str, index: int | None = None, status: int = 400) -> Response:
+    response = jsonify({"ok": False, "error": message, "index": index})
+    response.status_code = status
+    return response
+
+
+@bp.route("/cameras/<int:camera_id>/zones", methods=["POST"])
+@roles(*ADMIN)
+def zones_save(camera_id: int) -> Response:
+    """Replace the camera's zones with the posted list, all or nothing."""
+    camera = _camera(camera_id)
+    payload = request.get_json(silent=True)
+    items = payload.get("zones") if isinstance(payload, dict) else None
+    if not isinstance(items, list):
+        return _zone_error('send JSON {"zones": [{"bed_id": 1, "x0": 0.1, "y0": 0.1, "x1": 0.4, "y1": 0.9}]}')
+    if len(items) > MAX_ZONES:
+        return _zone_error(f"at most {MAX_ZONES} zones per camera")
+    session = db()
+    beds = {b.id: b for b in session.scalars(select(Bed).where(Bed.ward_id == camera.ward_id))}
+    seen: set[int] = set()
+    parsed: list[tuple[Bed, list[float]]] = []
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            return _zone_error("each zone must be an object", i)
+        bed_id = item.get("bed_id")
+        if not isinstance(bed_id, int) or isinstance(bed_id, bool) or bed_id not in beds:
+            return _zone_error("choose a bed of this camera's ward for every zone", i)
+        if bed_id in seen:
+            return _zone_error(f"bed {beds[bed_id].label} has two zones on this camera", i)
+        seen.add(bed_id)
+        coords = [item.get(k) for k in ("x0", "y0", "x1", "y1")]
+        if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in coords):
+            return _zone_error("zone coordinates must be numbers", i)
+        parsed.append((beds[bed_id], [float(v) for v in coords]))  # type: ignore[arg-type]
+    ref = str(camera.id)
+    try:
+        for zone in list(session.scalars(select(BedZone).where(BedZone.camera_id == camera.id))):
+            delete_zone(session, ref, bed_ref(zone.bed), actor=actor())
+        for i, (bed, (x0, y0, x1, y1)) in enumerate(parsed):
+            try:
+                set_zone(session, ref, bed_ref(bed), x0, y0, x1, y1, actor=actor())
+            except AdminError as exc:
+                session.rollback()
+                return _zone_error(f"bed {bed.label}: {exc}", i, 409 if "overlap" in str(exc) else 400)
+        session.commit()
+    except AdminError as exc:
+        session.rollback()
+        return _zone_error(str(exc))
+    saved = [
+        {"bed_id": z.bed_id, "x0": z.x0, "y0": z.y0, "x1": z.x1, "y1": z.y1}
+        for z in session.scalars(select(BedZone).where(BedZone.camera_id == camera.id))
+    ]
+    return jsonify({"ok": True, "zones": saved})

@@ -1,0 +1,92 @@
+"""Login and logout (argon2 verification in areya.admin.users; rate limit per client IP + username)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from urllib.parse import urlsplit
+
+from flask import Blueprint, flash, g, redirect, render_template, request, session, url_for
+from werkzeug.wrappers import Response
+
+from areya.admin import authenticate
+from areya.admin.audit import Actor, record
+from areya.webapp.forms import Form
+from areya.webapp.security import ALL_ROLES, csrf_token, public, roles
+from areya.webapp.services import db, services
+
+bp = Blueprint("auth", __name__)
+
+
+def _safe_next(target: str | None) -> str | None:
+    """Only same-site relative paths (no scheme, no host, no '//' tricks)."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return None
+    parts = urlsplit(target)
+    return target if not parts.scheme and not parts.netloc else None
+
+
+def home_for(role: str) -> str:
+    if role == "admin":
+        return url_for("admin.index")
+    if role == "doctor":
+        return url_for("alerts.inbox")
+    return url_for("ward.wards")
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@public
+def login() -> Response | str | tuple[str, int]:
+    if g.get("user") is not None and request.method == "GET":
+        return redirect(home_for(g.user.role))
+    form = Form(request.form if request.method == "POST" else {"next": request.args.get("next", "")})
+    if request.method == "GET":
+        csrf_token()
+        return render_template("login.html", form=form)
+    username = form.text("username", "username", max_len=64).lower()
+    password = form.value("password")
+    if not password:
+        form.error("password", "password is required")
+    if not form.ok:
+        return render_template("login.html", form=form), 400
+    limiter = services().limiter
+    ip = request.remote_addr or "?"
+    wait = limiter.retry_after(ip, username)
+    if wait:
+        form.error("username", f"too many failed logins: try again in {wait} s")
+        return render_template("login.html", form=form), 429
+    session_db = db()
+    user = authenticate(session_db, username, password[:1024])
+    if user is None:
+        limiter.failed(ip, username)
+        record(session_db, Actor(None, "web:anonymous"), "auth.login_failed", detail={"username": username, "ip": ip})
+        session_db.commit()
+        form.error("password", "unknown username or wrong password")
+        return render_template("login.html", form=form), 401
+    limiter.succeeded(ip, username)
+    record(session_db, Actor(user.id, f"web:{user.username}"), "auth.login", target=f"user:{user.id}",
+           detail={"ip": ip})
+    session_db.commit()
+    session.clear()  # no session fixation: a fresh session (and CSRF token) after login
+    session.permanent = True
+    session["uid"] = user.id
+    session["at"] = datetime.now(UTC).timestamp()
+    session["pwh"] = user.password_hash[-16:]  # a password change ends other sessions
+    csrf_token()
+    return redirect(_safe_next(form.value("next")) or home_for(user.role))
+
+
+@bp.route("/logout", methods=["POST"])
+@roles(*ALL_ROLES)
+def logout() -> Response:
+    user = g.user
+    record(db(), Actor(user.id, f"web:{user.username}"), "auth.logout", target=f"user:{user.id}")
+    db().commit()
+    session.clear()
+    flash("You are logged out.", "info")
+    return redirect(url_for("auth.login"))
+
+
+@bp.route("/")
+@roles(*ALL_ROLES)
+def index() -> Response:
+    return redirect(home_for(g.user.role))

@@ -1,0 +1,142 @@
+"""Server-sent events: alert events relayed from Redis pub/sub ``areya:events`` (filtered to the user's wards) and,
+for a ward view, tile updates found by polling the database every ~2 s (no dependency on the worker)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from flask import Blueprint, Response, g, render_template, request, stream_with_context
+
+from areya.db.models import Alert
+from areya.db.types import utcnow
+from areya.webapp.access import require_ward
+from areya.webapp.alert_cards import describe
+from areya.webapp.security import CLINICAL, roles
+from areya.webapp.services import audit, services, user_ward_ids
+from areya.webapp.tiles import TileWatcher, load_tiles
+
+bp = Blueprint("events", __name__)
+log = logging.getLogger(__name__)
+CHANNEL = "areya:events"
+KEEPALIVE_S = 15.0
+
+
+def sse(event: str, data: dict[str, Any]) -> str:
+    body = json.dumps(data, separators=(",", ":"), default=str)
+    return f"event: {event}\ndata: {body}\n\n"
+
+
+def _subscribe(client: Any) -> Any:
+    if client is None:
+        return None
+    try:
+        pubsub = client.pubsub(ignore_subscribe_messages=True)
+        pubsub.subscribe(CHANNEL)
+        return pubsub
+    except Exception as exc:  # noqa: BLE001 - no Redis: tiles still update by polling
+        log.warning("live alert events unavailable: %s", exc)
+        return None
+
+
+def _decode(message: Any) -> dict[str, Any] | None:
+    if not message or message.get("type") != "message":
+        return None
+    try:
+        data = json.loads(message["data"])
+    except (TypeError, ValueError):
+        return None
+    if not isinstance(data, dict) or not str(data.get("type", "")).startswith("alert."):
+        return None
+    return data
+
+
+@bp.route("/events")
+@roles(*CLINICAL)
+def stream() -> Response:
+    ward_arg = request.args.get("ward", "")
+    ward_id: int | None = None
+    if ward_arg:
+        if not ward_arg.isdigit() or len(ward_arg) > 12:
+            return Response("ward must be a ward id\n", status=400, mimetype="text/plain")
+        ward_id = require_ward(int(ward_arg)).id
+    ward_ids = set(user_ward_ids())
+    include_system = g.user.role == "admin" and ward_id is None
+    svc = services()
+    max_s = float(svc.options.get("sse_max_s", 300.0))
+    poll_s = float(svc.options.get("sse_poll_s", 2.0))
+    audit("events.subscribe", target=f"ward:{ward_id}" if ward_id else "alerts")
+
+    def wanted(event: dict[str, Any]) -> bool:
+        event_ward = event.get("ward_id")
+        if ward_id is not None:
+            return event_ward == ward_id
+        return event_ward in ward_ids or (event_ward is None and include_system)
+
+    def alert_payload(event: dict[str, Any]) -> dict[str, Any]:
+        payload = dict(event)
+        payload["html"] = ""
+        alert_id = event.get("alert_id")
+        if isinstance(alert_id, int) and event.get("type") != "alert.resolved":
+            with svc.sessions() as session:
+                alert = session.get(Alert, alert_id)
+                if alert is not None:
+                    cards = describe(session, [alert], with_events=False)
+                    payload["html"] = render_template("_alert_card.html", card=cards[0],
+                                                      snooze_choices=(15, 30, 60, 120, 240, 480, 1440),
+                                                      errors={}, values={}, now=utcnow())
+        return payload
+
+    def generate() -> Iterator[str]:
+        pubsub = _subscribe(svc.redis)
+        watcher = TileWatcher(ward_id) if ward_id is not None else None
+        started = time.monotonic()
+        next_poll = started
+        last_sent = started
+        yield "retry: 3000\n: connected\n\n"
+        ready = False
+        try:
+            while time.monotonic() - started < max_s:
+                now_m = time.monotonic()
+                if watcher is not None and now_m >= next_poll:
+                    next_poll = now_m + poll_s
+                    with svc.sessions() as session:
+                        now = utcnow()
+                        changed = watcher.poll(session, svc.redis, now)
+                        tiles = load_tiles(session, watcher.ward_id, svc.redis, now, changed) if changed else []
+                    for tile in tiles:
+                        html = render_template("_tile.html", tile=tile, now=now)
+                        yield sse("tile", {"bed_id": tile.bed_id, "html": html, "tile": tile.as_dict()})
+                        last_sent = time.monotonic()
+                if not ready:
+                    ready = True
+                    yield ": ready\n\n"  # baseline taken: changes from now on are sent
+                wait = max(0.05, min(1.0, next_poll - time.monotonic())) if watcher is not None else 1.0
+                message = None
+                if pubsub is not None:
+                    try:
+                        message = pubsub.get_message(timeout=wait)
+                    except Exception as exc:  # noqa: BLE001 - Redis went away: keep polling tiles
+                        log.warning("alert event subscription lost: %s", exc)
+                        pubsub = None
+                else:
+                    time.sleep(wait)
+                event = _decode(message)
+                if event is not None and wanted(event):
+                    yield sse("alert", alert_payload(event))
+                    last_sent = time.monotonic()
+                    next_poll = time.monotonic()  # the tile's badge changes too
+                if time.monotonic() - last_sent >= KEEPALIVE_S:
+                    yield ": keep-alive\n\n"
+                    last_sent = time.monotonic()
+        finally:
+            if pubsub is not None:
+                with contextlib.suppress(Exception):
+                    pubsub.close()
+
+    headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+    return Response(stream_with_context(generate()), mimetype="text/event-stream", headers=headers)

@@ -194,3 +194,28 @@ def models_card(model_dir: Path, data_dir: Path, train_command: str, notes: str)
     if not train_command:
         train_command = f"areya train --config {model_dir / 'config.toml'} --data <fer2013 dir> --out {model_dir}"
     click.echo(f"wrote {write_card(model_dir, data_dir, train_command, notes)}")
+
+
+@models_group.command("check-data")
+@click.option(
+    "--data",
+    "data_dir",
+    required=True,
+    type=click.Path(exists=True, path_type=Path),
+    help="FER-2013 class-folder tree with train/ and publictest/ (or the CSV).",
+)
+@click.option("--train-split", default="train", show_default=True)
+@click.option("--test-split", default="publictest", show_default=True)
+def models_check_data(data_dir: Path, train_split: str, test_split: str) -> None:
+    """Import both splits, report unreadable/resized files and whether their image detail matches."""
+    from areya.emotion.dataset import load_dataset
+    from areya.emotion.domain import domain_report
+
+    train = load_dataset(data_dir, train_split)
+    test = load_dataset(data_dir, test_split)
+    for ds in (train, test):
+        click.echo(ds.report.summary())
+    report = domain_report(train.images, test.images)
+    click.echo(report.summary())
+    if report.mismatched:
+        raise SystemExit(3)

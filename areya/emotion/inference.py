@@ -99,20 +99,27 @@ def prepare_crops(crops: Sequence[np.ndarray]) -> np.ndarray:
 class EmotionClassifier:
     """Both schemes' probabilities for a batch of face crops, from one forward pass."""
 
-    def __init__(self, model, model_version: str, tta_flip: bool = True, max_batch: int = 256) -> None:
+    def __init__(
+        self, model, model_version: str, tta_flip: bool = True, max_batch: int = 256, input_blur_sigma: float = 0.0
+    ) -> None:
         self._model = model
         self.model_version = model_version
         self.tta_flip = tta_flip
         self.max_batch = max_batch
+        self.input_blur_sigma = input_blur_sigma
 
     @classmethod
     def load(cls, name_or_path: str | Path | None = None, tta_flip: bool = True) -> EmotionClassifier:
         import keras
 
+        from areya.emotion.train_config import TrainConfig
+
         path = resolve_model_path(name_or_path)
         model = keras.models.load_model(path, compile=False)
         digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
-        return cls(model, f"{path.parent.name}@{digest}", tta_flip=tta_flip)
+        config = path.parent / "config.toml"
+        sigma = TrainConfig.from_file(config).input_blur_sigma if config.is_file() else 0.0
+        return cls(model, f"{path.parent.name}@{digest}", tta_flip=tta_flip, input_blur_sigma=sigma)
 
     @classmethod
     def untrained(cls, seed: int = 0, widths: Sequence[int] = (8, 16)) -> EmotionClassifier:
@@ -127,10 +134,16 @@ class EmotionClassifier:
         return cls(build_network(cfg), f"untrained-seed{seed}", tta_flip=False)
 
     def predict_arrays(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(N, 48, 48, 1) float32 -> (probs4 (N, 4), probs7 (N, 7)); averages a mirrored copy if tta_flip."""
+        """(N, 48, 48, 1) float32 -> (probs4 (N, 4), probs7 (N, 7)); averages a mirrored copy if tta_flip.
+
+        Applies the model's input blur (see :mod:`areya.emotion.domain`) first.
+        """
         n = x.shape[0]
         if n == 0:
             return np.zeros((0, 4), np.float32), np.zeros((0, 7), np.float32)
+        from areya.emotion.domain import blur_faces
+
+        x = blur_faces(x, self.input_blur_sigma)
         p4, p7 = [], []
         step = max(1, self.max_batch // 2 if self.tta_flip else self.max_batch)
         for start in range(0, n, step):

@@ -23,6 +23,8 @@ OUTPUT4 = "emotion4"
 def build_network(cfg: TrainConfig) -> keras.Model:
     inputs = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 1), name="face")
     x = layers.Rescaling(1.0 / 127.5, offset=-1.0, name="scale")(inputs)
+    if cfg.input_downsample > 1:
+        x = layers.AveragePooling2D(cfg.input_downsample, name="downsample")(x)
     for stage, width in enumerate(cfg.widths):
         for i in range(cfg.convs_per_stage[stage]):
             x = layers.Conv2D(

@@ -112,6 +112,9 @@ def train(
         val_data = load_dataset(data_dir, cfg.val_split)
     if val_data is not None:
         report(val_data.report.summary())
+        from areya.emotion.domain import domain_report
+
+        report(domain_report(train_data.images, val_data.images).summary())
 
     keras.utils.set_random_seed(cfg.seed)
     network = build_network(cfg)
@@ -139,7 +142,10 @@ def train(
     y = training_targets(train_data.labels7, cfg.label_smoothing)
     validation = None
     if val_data is not None and len(val_data):
-        validation = (as_model_input(val_data.images), training_targets(val_data.labels7, 0.0))
+        from areya.emotion.domain import blur_faces
+
+        val_x = blur_faces(as_model_input(val_data.images), cfg.input_blur_sigma)
+        validation = (val_x, training_targets(val_data.labels7, 0.0))
 
     (run_dir / CONFIG_FILE).write_text(cfg.to_toml())
     callbacks = [

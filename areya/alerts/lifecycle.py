@@ -190,7 +190,7 @@ def acknowledge_alert(
     alert = get_alert(session, alert_id)
     _authorize(session, actor, "acknowledge", alert.kind, alert.ward_id)
     note = _clean_note(note)
-    now = _now(now)
+    now = max(_now(now), alert.opened_at)  # another host's clock slightly behind: history stays in order
     if alert.state != "firing":
         raise Conflict(f"alert {alert.id} is {alert.state}, not firing")
     _event(session, alert, now, alert.state, "acknowledged", actor, note)
@@ -219,7 +219,7 @@ def resolve_alert(
     alert = get_alert(session, alert_id)
     _authorize(session, actor, "resolve", alert.kind, alert.ward_id)
     note = _clean_note(note, required=require_note)
-    now = _now(now)
+    now = max(_now(now), alert.opened_at)
     if alert.state not in ALERT_OPEN_STATES:
         raise Conflict(f"alert {alert.id} is already resolved")
     _close(session, alert, now, actor, note, "manual")
@@ -237,9 +237,10 @@ def auto_resolve(session: Session, alert: Alert, *, now: datetime, note: str) ->
 
 
 def _close(session: Session, alert: Alert, now: datetime, actor: Actor, note: str | None, resolution: str) -> None:
+    now = max(now, alert.opened_at)
     _event(session, alert, now, alert.state, "resolved", actor, note)
     alert.state = "resolved"
-    alert.resolved_at = max(now, alert.opened_at)
+    alert.resolved_at = now
     alert.resolved_by = actor.user_id
     alert.resolution = resolution
     if note:

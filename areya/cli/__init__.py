@@ -16,6 +16,7 @@ from areya.cli.context import CliContext
 
 # command name -> "module:attribute" (a click Command or Group); imported lazily.
 COMMANDS: dict[str, str] = {
+    "alerts": "areya.cli.scheduler:alerts",
     "bed": "areya.cli.admin:bed",
     "camera": "areya.cli.admin:camera",
     "config": "areya.cli.config_cmd:config",
@@ -28,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "patient": "areya.cli.admin:patient",
     "pipeline-metrics": "areya.cli.pipeline:pipeline_metrics",
     "predict": "areya.cli.predict:predict",
+    "scheduler": "areya.cli.scheduler:scheduler",
     "synthetic-video": "areya.cli.pipeline:synthetic_video",
     "train": "areya.cli.models:train_cmd",
     "user": "areya.cli.admin:user",

@@ -119,3 +119,15 @@ def add_observations(session_factory: Callable[[], Session], rows: list[dict[str
             s.execute(insert(Observation), rows)
 
 
+
+
+def next_message(pubsub: Any, timeout: float = 5.0) -> dict[str, Any] | None:
+    """The next published message (skipping subscribe confirmations), or None after ``timeout``."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        message = pubsub.get_message(timeout=0.2)
+        if message is not None and message.get("type") == "message":
+            return message
+    return None

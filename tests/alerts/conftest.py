@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -43,15 +42,17 @@ def observe(session_factory: Callable[[], Session], hospital: Hospital) -> Calla
     return add
 
 
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[EmbeddedRedis]:
-    server = EmbeddedRedis(tmp_path / "redis", appendonly=False).start()
+@pytest.fixture(scope="session")
+def alerts_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedis]:
+    """One embedded redis-server for the alert tests (each test starts from an empty database)."""
+    server = EmbeddedRedis(tmp_path_factory.mktemp("alerts-redis"), appendonly=False).start()
     yield server
-    server.stop()
+    server.kill()  # test data only: no need for SHUTDOWN's save (and its client's reconnect retries)
 
 
 @pytest.fixture
-def rclient(redis_server: EmbeddedRedis) -> Iterator[redis.Redis]:
-    client = redis_server.client(socket_timeout=5, socket_connect_timeout=2)
+def rclient(alerts_redis: EmbeddedRedis) -> Iterator[redis.Redis]:
+    client = alerts_redis.client(socket_timeout=5, socket_connect_timeout=2)
+    client.flushall()
     yield client
     client.close()

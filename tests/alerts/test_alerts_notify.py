@@ -1,0 +1,231 @@
+"""Notifications against real local servers: a webhook receiver (http.server) and an SMTP server (aiosmtpd)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from email import message_from_bytes
+from email.policy import default as default_policy
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+import redis
+from alerts_helpers import T0, Hospital
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from areya.config import Settings
+from areya.db.models import AuditEvent
+from areya.notify.delivery import Backoff
+from areya.notify.dispatch import FAILURES_KEY, STATS_KEY, Notifier
+from areya.notify.email import EmailSender, recipients_for
+from areya.notify.events import EVENT_KEYS, AlertNotice
+from areya.notify.webhook import (
+    DELIVERY_HEADER,
+    EVENT_HEADER,
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    WebhookSender,
+    verify_signature,
+)
+
+SECRET = "s3cret-webhook-key"
+
+
+def notice(hospital: Hospital, type_: str = "alert.opened", kind: str = "negative_emotion") -> AlertNotice:
+    patient = hospital.patients[0] if kind == "negative_emotion" else None
+    camera = hospital.camera_id if kind != "negative_emotion" else None
+    return AlertNotice(type=type_, alert_id=42, ward_id=hospital.ward_id, patient_id=patient, kind=kind, severity=2,
+                       state="firing", at=T0, camera_id=camera, note="share 0.85 >= 0.60")
+
+
+# --------------------------------------------------------------------------- webhook receiver
+
+
+class Receiver:
+    """A local HTTP server answering each POST with the next scripted status (then 200)."""
+
+    def __init__(self, statuses: list[int]) -> None:
+        self.statuses = list(statuses)
+        self.requests: list[dict[str, Any]] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server API
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                receiver.requests.append({"headers": dict(self.headers), "body": body, "path": self.path})
+                status = receiver.statuses.pop(0) if receiver.statuses else 200
+                self.send_response(status)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Callable[[list[int]], Receiver]]:
+    made: list[Receiver] = []
+
+    def make(statuses: list[int]) -> Receiver:
+        made.append(Receiver(statuses))
+        return made[-1]
+
+    yield make
+    for r in made:
+        r.close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_webhook_signed_and_retried_with_backoff(receiver: Callable[[list[int]], Receiver]) -> None:
+    r = receiver([503, 500, 200])
+    sleeps: list[float] = []
+    sender = WebhookSender(SECRET, backoff=Backoff(attempts=4, initial_s=1.0, jitter=0.0), sleep=sleeps.append)
+    n = AlertNotice(type="alert.opened", alert_id=7, ward_id=1, patient_id=3, kind="negative_emotion", severity=2,
+                    state="firing", at=T0)
+    result = sender.send(r.url, n, summary="sustained negative emotion — Ward A / A1")
+    assert (result.ok, result.attempts, result.status) == (True, 3, 200)
+    assert sleeps == [1.0, 2.0]  # exponential backoff, no real waiting
+    assert len(r.requests) == 3
+    ids = {req["headers"][DELIVERY_HEADER] for req in r.requests}
+    assert len(ids) == 1  # the same delivery id over retries: receivers can de-duplicate
+    for req in r.requests:
+        h = req["headers"]
+        assert h["Content-Type"] == "application/json" and h[EVENT_HEADER] == "alert.opened"
+        assert verify_signature(SECRET, h[TIMESTAMP_HEADER], req["body"], h[SIGNATURE_HEADER])
+        assert not verify_signature("wrong-secret", h[TIMESTAMP_HEADER], req["body"], h[SIGNATURE_HEADER])
+        assert not verify_signature(SECRET, h[TIMESTAMP_HEADER], req["body"] + b" ", h[SIGNATURE_HEADER])
+        assert not verify_signature(SECRET, h[TIMESTAMP_HEADER], req["body"], h[SIGNATURE_HEADER],
+                                    now=float(h[TIMESTAMP_HEADER]) + 3600)  # replayed an hour later
+    payload = json.loads(r.requests[-1]["body"])
+    assert set(payload["event"]) == set(EVENT_KEYS) and payload["event"]["alert_id"] == 7
+    assert payload["summary"] == "sustained negative emotion — Ward A / A1"
+
+
+def test_webhook_permanent_error_is_not_retried_and_dead_endpoint_gives_up(
+    receiver: Callable[[list[int]], Receiver]
+) -> None:
+    r = receiver([400])
+    sleeps: list[float] = []
+    sender = WebhookSender(SECRET, backoff=Backoff(attempts=4, jitter=0.0), sleep=sleeps.append)
+    n = AlertNotice(type="alert.resolved", alert_id=7, ward_id=1, patient_id=3, kind="negative_emotion", severity=2,
+                    state="resolved", at=T0)
+    result = sender.send(r.url, n)
+    assert (result.ok, result.attempts, result.status, sleeps) == (False, 1, 400, [])
+    dead = sender.send(f"http://127.0.0.1:{free_port()}/hook", n)
+    assert (dead.ok, dead.attempts, dead.status) == (False, 4, None)
+    assert "refused" in (dead.error or "").lower()
+    assert sleeps == [1.0, 2.0, 4.0]
+
+
+def test_failed_delivery_is_recorded_and_visible(
+    receiver: Callable[[list[int]], Receiver], alert_settings: Settings, hospital: Hospital,
+    session_factory: Callable[[], Session], rclient: redis.Redis,
+) -> None:
+    ok, failing = receiver([]), receiver([503] * 10)
+    settings = alert_settings.replace(webhook_urls=(ok.url, failing.url), webhook_secret=SECRET)
+    notifier = Notifier(settings, redis_client=rclient, session_factory=session_factory, background=True,
+                        webhook_sender=WebhookSender(SECRET, backoff=Backoff(attempts=3, jitter=0.0),
+                                                     sleep=lambda _s: None))
+    notifier.notify([notice(hospital)])
+    assert notifier.flush(timeout=30)
+    notifier.close()
+    assert len(ok.requests) == 1 and len(failing.requests) == 3
+    assert {(r.target, r.ok) for r in notifier.results} == {(ok.url, True), (failing.url, False)}
+    stats = {k.decode(): int(v) for k, v in rclient.hgetall(STATS_KEY).items()}
+    assert stats == {"webhook_ok": 1, "webhook_failed": 1}
+    (entry,) = [json.loads(x) for x in rclient.lrange(FAILURES_KEY, 0, -1)]
+    assert (entry["target"], entry["alert_id"], entry["attempts"], entry["status"]) == (failing.url, 42, 3, 503)
+    with session_factory() as s:
+        (audit,) = s.scalars(select(AuditEvent).where(AuditEvent.action == "notify.failed")).all()
+        assert audit.target == f"webhook:{failing.url}" and audit.detail["attempts"] == 3
+        assert audit.detail["alert_id"] == 42 and audit.patient_id == hospital.patients[0]
+    # the summary names the ward and the bed, not the patient
+    body = json.loads(ok.requests[0]["body"])
+    assert body["summary"] == "sustained negative emotion — Ward A / A1 (alert 42, severity 2)"
+    assert "Patient A1" not in ok.requests[0]["body"].decode()
+
+
+# --------------------------------------------------------------------------- e-mail
+
+
+class Mailbox:
+    def __init__(self, fail_first: int = 0) -> None:
+        self.envelopes: list[Any] = []
+        self.fail_first = fail_first
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd API
+        if self.fail_first > 0:
+            self.fail_first -= 1
+            return "451 Requested action aborted: try again later"
+        self.envelopes.append(envelope)
+        return "250 Message accepted for delivery"
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[tuple[Mailbox, int]]:
+    from aiosmtpd.controller import Controller
+
+    mailbox = Mailbox()
+    port = free_port()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield mailbox, port
+    controller.stop()
+
+
+def test_email_goes_to_the_doctors_of_the_ward(
+    smtp_server: tuple[Mailbox, int], alert_settings: Settings, hospital: Hospital,
+    session_factory: Callable[[], Session],
+) -> None:
+    mailbox, port = smtp_server
+    settings = alert_settings.replace(smtp_host="127.0.0.1", smtp_port=port, smtp_from="areya@hospital.example")
+    notifier = Notifier(settings, session_factory=session_factory, background=False)
+    notifier.notify([notice(hospital), notice(hospital, "alert.acknowledged")])  # acknowledgements: no mail
+    (envelope,) = mailbox.envelopes
+    # doctors covering ward A with an address; not the doctor of ward B, the inactive one, the nurse or admin
+    assert envelope.mail_from == "areya@hospital.example"
+    assert sorted(envelope.rcpt_tos) == ["dr.a2@hospital.example", "dr.a@hospital.example"]
+    msg = message_from_bytes(envelope.content, policy=default_policy)
+    assert msg["Subject"] == "[Areya] Alert: sustained negative emotion — Ward A / A1 (alert 42, severity 2)"
+    assert msg["X-Areya-Alert"] == "42"
+    text = msg.get_content()
+    assert "share 0.85 >= 0.60" in text and "Patient A1" not in text and "MRN" not in text
+
+
+def test_operational_email_goes_to_ward_nurses_and_admins_after_a_retry(
+    smtp_server: tuple[Mailbox, int], hospital: Hospital, session_factory: Callable[[], Session],
+) -> None:
+    mailbox, port = smtp_server
+    mailbox.fail_first = 1
+    sleeps: list[float] = []
+    sender = EmailSender("127.0.0.1", port, "areya@hospital.example", backoff=Backoff(attempts=3, jitter=0.0),
+                         sleep=sleeps.append)
+    n = notice(hospital, "alert.escalated", kind="camera_offline")
+    with session_factory() as s:
+        recipients = recipients_for(s, n)
+    assert recipients == ["admin@hospital.example", "nurse.a@hospital.example"]
+    result = sender.send(n, recipients, "camera offline — Ward A / camera cam-a (alert 42, severity 2)")
+    assert (result.ok, result.attempts, sleeps) == (True, 2, [1.0])
+    (envelope,) = mailbox.envelopes
+    assert sorted(envelope.rcpt_tos) == recipients
+    assert message_from_bytes(envelope.content, policy=default_policy)["Subject"].startswith(
+        "[Areya] ESCALATED alert: camera offline")

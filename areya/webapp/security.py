@@ -148,10 +148,8 @@ class LoginLimiter:
         key = self._key(ip, username)
         if self.client is not None:
             try:
-                pipe = self.client.pipeline()
-                pipe.incr(key)
-                pipe.expire(key, self.window_s, nx=True)
-                pipe.execute()
+                if int(self.client.incr(key)) == 1:  # the window starts at the first failure
+                    self.client.expire(key, self.window_s)
                 return
             except Exception:  # noqa: BLE001
                 pass

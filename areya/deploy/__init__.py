@@ -1,0 +1,1 @@
+"""Operations support for deployed services: health probes and declarative camera registration."""

@@ -31,6 +31,7 @@ class World:
     app: Flask
     engine: Engine
     ids: dict[str, int] = field(default_factory=dict)
+    tokens: dict[str, str] = field(default_factory=dict)  # role -> API token
 
     def session(self) -> Session:
         return create_session_factory(self.engine)()
@@ -77,11 +78,11 @@ def open_alert(session: Session, kind: str, *, ward_id: int, patient_id: int | N
     return alert
 
 
-def build_world(settings: Settings, *, redis_client: Any = None, **app_options: Any) -> World:
-    """Wards ICU (beds 1-3, camera, patients in beds 1 and 2) and Surgery (bed 1, a patient); users for each role
-    (nurse and doctor cover ICU; ``nurse2`` covers Surgery); a spare ward/bed/patient/user for destructive routes;
-    one firing patient alert and one camera alert in ICU; observations for the ICU patients."""
-    engine = create_db_engine(settings)
+def populate(engine: Engine) -> tuple[dict[str, int], dict[str, str]]:
+    """Wards ICU (beds 1-3 + spare, camera, patients in beds 1 and 2) and Surgery (bed 1, a patient); users for
+    each role (nurse and doctor cover ICU; ``nurse2`` covers Surgery); spare ward/bed/patient/user/camera for
+    destructive routes; a firing patient alert and a camera alert in ICU, one in Surgery; observations of the last
+    40 minutes for the ICU patients (Alice sad/angry, Bob happy). Returns (ids, API token per role)."""
     factory = create_session_factory(engine)
     ids: dict[str, int] = {}
     now = utcnow()
@@ -116,10 +117,8 @@ def build_world(settings: Settings, *, redis_client: Any = None, **app_options: 
         other_alert = open_alert(s, "negative_emotion", ward_id=surgery.id, patient_id=p3.id)
         from areya.webapp.tokens import create_token
 
-        tokens: dict[str, str] = {}
-        for role in ROLES:
-            _, secret = create_token(s, users[role], f"{role}-token")
-            tokens[role] = secret
+        tokens = {role: create_token(s, users[role], f"{role}-token")[1] for role in ROLES}
+        ids["token_id"] = create_token(s, users["victim"], "victim-token")[0].id
         s.commit()
         ids.update(
             ward_id=icu.id, other_ward_id=surgery.id, spare_ward_id=spare.id, bed_id=beds[0].id, bed2_id=beds[1].id,
@@ -129,15 +128,25 @@ def build_world(settings: Settings, *, redis_client: Any = None, **app_options: 
             victim_id=users["victim"].id, admin_id=users["admin"].id,
         )
         ids.update({f"user_{k}": u.id for k, u in users.items()})
-        token_id = create_token(s, users["victim"], "victim-token")[0].id
-        s.commit()
-        ids["token_id"] = token_id
+    return ids, tokens
+
+
+def make_world(settings: Settings, ids: dict[str, int], tokens: dict[str, str], *, redis_client: Any = None,
+               **app_options: Any) -> World:
+    engine = create_db_engine(settings)
     options = {"sse_max_s": 1.0, "sse_poll_s": 0.2, **app_options}
     app = create_app(settings, engine=engine, redis_client=redis_client, **options)
     app.config["TESTING"] = True
-    world = World(app=app, engine=engine, ids=ids)
-    world.tokens = tokens  # type: ignore[attr-defined]
-    return world
+    return World(app=app, engine=engine, ids=dict(ids), tokens=dict(tokens))
+
+
+def build_world(settings: Settings, *, redis_client: Any = None, **app_options: Any) -> World:
+    engine = create_db_engine(settings)
+    try:
+        ids, tokens = populate(engine)
+    finally:
+        engine.dispose()
+    return make_world(settings, ids, tokens, redis_client=redis_client, **app_options)
 
 
 CSRF_RE = re.compile(r'name="csrf-token" content="([^"]+)"')

@@ -1,0 +1,282 @@
+"""Dashboard pages: ward tiles, patient timeline, alert inbox actions, admin forms (field errors, nothing
+half-saved), zone editor saves, audit of views and changes."""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import func, select
+from web_helpers import World, login
+
+from areya.db.models import (
+    Alert,
+    AlertEvent,
+    AlertSnooze,
+    ApiToken,
+    AuditEvent,
+    Bed,
+    BedZone,
+    Camera,
+    Patient,
+    RuleOverride,
+    User,
+)
+
+
+def _audit_actions(world: World) -> list[tuple[str, int | None]]:
+    with world.session() as s:
+        return [(a, p) for a, p in s.execute(select(AuditEvent.action, AuditEvent.patient_id).order_by(AuditEvent.id))]
+
+
+def _field_error(html: str, name: str) -> str:
+    """The message shown next to field ``name`` (macros.input renders it right after the input)."""
+    match = re.search(rf'name="{name}"[^>]*>\s*<span class="field-error" id="err-{name}" role="alert">([^<]+)</span>',
+                      html)
+    assert match, f"no error next to {name}"
+    return match.group(1)
+
+
+def test_ward_view_tiles(world: World) -> None:
+    client, _ = login(world.app, "nurse")
+    html = client.get(f"/wards/{world.ids['ward_id']}").get_data(as_text=True)
+    tile1 = html[html.index(f'id="tile-{world.ids["bed_id"]}"'):html.index(f'id="tile-{world.ids["bed2_id"]}"')]
+    assert "Alice Example" in tile1
+    assert 'class="emo-label emo-sad"' in tile1 and "80%" in tile1  # latest observation: sad, 80 % confidence
+    assert "ALERT" in tile1 and "camera" in tile1
+    assert tile1.count("<rect") > 10  # the last-hour trend has bars
+    assert "negative 100%" in tile1  # every observation of the last hour was sad or angry
+    tile3 = html[html.index(f'id="tile-{world.ids["free_bed_id"]}"'):]
+    assert "Empty bed" in tile3 and "no camera" in tile3
+    assert ("ward.view", None) in _audit_actions(world)
+
+
+def test_patient_page_timeline_and_7_class_detail(world: World) -> None:
+    client, _ = login(world.app, "doctor")
+    pid = world.ids["patient_id"]
+    html = client.get(f"/patients/{pid}?range=1h").get_data(as_text=True)
+    assert "Alice Example" in html and "ICU / 1" in html and "cam-1" in html
+    assert "4-class emotion share per 1 min" in html and "7-class detail" in html
+    assert "7-class emotion share" not in html
+    assert "opened by test" in html  # alert history with its notes
+    detail = client.get(f"/patients/{pid}?range=1h&detail=7").get_data(as_text=True)
+    assert "7-class emotion share per 1 min" in detail
+    assert ("patient.view", pid) in _audit_actions(world)
+
+
+def test_inbox_orders_by_severity_and_acknowledge_with_note(world: World) -> None:
+    client, csrf = login(world.app, "doctor")
+    html = client.get("/alerts").get_data(as_text=True)
+    assert html.index(f'id="alert-{world.ids["camera_alert_id"]}"') < html.index(f'id="alert-{world.ids["alert_id"]}"')
+    assert "Negative share" in html and "70% of 30 observations" in html
+    aid = world.ids["alert_id"]
+    response = client.post(f"/alerts/{aid}/acknowledge", data={"csrf_token": csrf, "note": "talking with her"})
+    assert response.status_code == 302
+    with world.session() as s:
+        alert = s.get(Alert, aid)
+        assert alert.state == "acknowledged" and alert.acknowledged_by == world.ids["user_doctor"]
+        events = s.scalars(select(AlertEvent).where(AlertEvent.alert_id == aid).order_by(AlertEvent.id)).all()
+        assert events[-1].to_state == "acknowledged" and events[-1].note == "talking with her"
+    assert ("alert.acknowledge", world.ids["patient_id"]) in _audit_actions(world)
+
+
+def test_resolve_needs_a_note_and_nothing_changes_without_it(world: World) -> None:
+    client, csrf = login(world.app, "doctor")
+    aid = world.ids["alert_id"]
+    response = client.post(f"/alerts/{aid}/resolve", data={"csrf_token": csrf, "note": "  ", "action": "resolve"})
+    assert response.status_code == 400
+    html = response.get_data(as_text=True)
+    card = html[html.index(f'id="alert-{aid}"'):]
+    assert "is required" in card[:card.index("</article>")]
+    with world.session() as s:
+        assert s.get(Alert, aid).state == "firing"
+    response = client.post(f"/alerts/{aid}/resolve", data={"csrf_token": csrf, "note": "settled after visit"})
+    assert response.status_code == 302
+    with world.session() as s:
+        alert = s.get(Alert, aid)
+        assert alert.state == "resolved" and alert.resolution == "manual" and alert.note == "settled after visit"
+    again = client.post(f"/alerts/{aid}/resolve", data={"csrf_token": csrf, "note": "twice"})
+    assert again.status_code == 409
+
+
+def test_nurse_snoozes_with_reason(world: World) -> None:
+    client, csrf = login(world.app, "nurse")
+    aid = world.ids["alert_id"]
+    missing = client.post(f"/alerts/{aid}/snooze", data={"csrf_token": csrf, "minutes": "60", "reason": ""})
+    assert missing.status_code == 400
+    ok = client.post(f"/alerts/{aid}/snooze", data={"csrf_token": csrf, "minutes": "30", "reason": "family visit"})
+    assert ok.status_code == 302
+    with world.session() as s:
+        snooze = s.scalars(select(AlertSnooze)).one()
+        assert snooze.patient_id == world.ids["patient_id"] and snooze.reason == "family visit"
+        assert snooze.created_by == world.ids["user_nurse"]
+    html = client.get(f"/wards/{world.ids['ward_id']}").get_data(as_text=True)
+    assert "alerts snoozed until" in html
+
+
+def test_camera_url_is_stored_secret_and_shown_masked(world: World) -> None:
+    client, csrf = login(world.app, "admin")
+    page = client.get("/admin/cameras").get_data(as_text=True)
+    assert "s3cret" not in page and "rtsp://viewer:***@10.0.0.5:554/..." in page
+    response = client.post("/admin/cameras", data={"csrf_token": csrf, "ward_id": str(world.ids["ward_id"]),
+                                                   "name": "cam-2", "url": "rtsp://a:topsecret@cam2/live", "fps": "2"})
+    assert response.status_code == 302
+    edit = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "topsecret" not in edit and "rtsp://a:***@cam2/..." in edit
+    with world.session() as s:
+        assert s.scalar(select(Camera.source_url).where(Camera.name == "cam-2")) == "rtsp://a:topsecret@cam2/live"
+    audit = client.get("/admin/audit?action=camera.").get_data(as_text=True)
+    assert "camera.add" in audit and "topsecret" not in audit
+
+
+def test_bad_camera_input_message_next_to_field_nothing_saved(world: World) -> None:
+    client, csrf = login(world.app, "admin")
+    with world.session() as s:
+        before = s.scalar(select(func.count()).select_from(Camera))
+    bad_url = client.post("/admin/cameras", data={"csrf_token": csrf, "ward_id": str(world.ids["ward_id"]),
+                                                  "name": "cam-9", "url": "ftp://nope/x", "fps": "2"})
+    assert bad_url.status_code == 400
+    assert "unsupported camera URL scheme" in _field_error(bad_url.get_data(as_text=True), "url")
+    bad_fps = client.post("/admin/cameras", data={"csrf_token": csrf, "ward_id": str(world.ids["ward_id"]),
+                                                  "name": "cam-9", "url": "rtsp://h/x", "fps": "fast"})
+    assert _field_error(bad_fps.get_data(as_text=True), "fps") == "sample fps must be a number"
+    dup = client.post("/admin/cameras", data={"csrf_token": csrf, "ward_id": str(world.ids["ward_id"]),
+                                              "name": "cam-1", "url": "rtsp://h/x", "fps": "2"})
+    assert "already exists" in _field_error(dup.get_data(as_text=True), "name")
+    with world.session() as s:
+        assert s.scalar(select(func.count()).select_from(Camera)) == before
+
+
+def test_admit_move_discharge_and_refusals(world: World) -> None:
+    client, csrf = login(world.app, "admin")
+    occupied = client.post("/admin/patients", data={"csrf_token": csrf, "mrn": "MRN100", "display_name": "Eve New",
+                                                    "bed_id": str(world.ids["bed_id"])})
+    assert occupied.status_code == 400
+    assert "occupied" in occupied.get_data(as_text=True)
+    bad_mrn = client.post("/admin/patients", data={"csrf_token": csrf, "mrn": "no spaces", "display_name": "Eve"})
+    assert "MRN" in _field_error(bad_mrn.get_data(as_text=True), "mrn")
+    with world.session() as s:
+        assert s.scalar(select(Patient).where(Patient.mrn == "MRN100")) is None  # nothing half-saved
+    ok = client.post("/admin/patients", data={"csrf_token": csrf, "mrn": "MRN100", "display_name": "Eve New",
+                                              "bed_id": str(world.ids["free_bed_id"])})
+    assert ok.status_code == 302
+    with world.session() as s:
+        eve = s.scalar(select(Patient).where(Patient.mrn == "MRN100"))
+        assert eve.current_assignment.bed_id == world.ids["free_bed_id"]
+    moved = client.post(f"/admin/patients/{eve.id}/move", data={"csrf_token": csrf, "bed_id": str(world.ids["bed_id"])})
+    assert moved.status_code == 400  # bed 1 is Alice's
+    gone = client.post(f"/admin/patients/{world.ids['patient_id']}/discharge", data={"csrf_token": csrf})
+    assert gone.status_code == 302
+    with world.session() as s:
+        alice = s.get(Patient, world.ids["patient_id"])
+        assert alice.status == "discharged"
+        assert s.get(Alert, world.ids["alert_id"]).state == "resolved"
+
+
+def test_add_beds_all_or_nothing(world: World) -> None:
+    client, csrf = login(world.app, "admin")
+    response = client.post("/admin/wards/beds", data={"csrf_token": csrf, "ward_id": str(world.ids["ward_id"]),
+                                                      "labels": "7 8 1"})
+    assert response.status_code == 400
+    assert "already exists" in _field_error(response.get_data(as_text=True), "labels")
+    with world.session() as s:
+        assert s.scalar(select(Bed).where(Bed.label == "7")) is None
+    ok = client.post("/admin/wards/beds", data={"csrf_token": csrf, "ward_id": str(world.ids["ward_id"]),
+                                                "labels": "7, 8"})
+    assert ok.status_code == 302
+
+
+def test_zone_editor_saves_all_or_nothing(world: World) -> None:
+    client, csrf = login(world.app, "admin")
+    cam = world.ids["camera_id"]
+    page = client.get(f"/admin/cameras/{cam}/zones").get_data(as_text=True)
+    assert 'id="stage"' in page and "blank 16:9 canvas" in page  # no snapshot in Redis yet
+    url = f"/admin/cameras/{cam}/zones"
+    good = [{"bed_id": world.ids["bed_id"], "x0": 0.0, "y0": 0.1, "x1": 0.3, "y1": 0.9},
+            {"bed_id": world.ids["free_bed_id"], "x0": 0.7, "y0": 0.1, "x1": 1.0, "y1": 0.9}]
+    response = client.post(url, json={"zones": good}, headers={"X-CSRF-Token": csrf})
+    assert response.status_code == 200 and response.get_json()["ok"]
+    overlapping = good + [{"bed_id": world.ids["bed2_id"], "x0": 0.2, "y0": 0.2, "x1": 0.5, "y1": 0.5}]
+    response = client.post(url, json={"zones": overlapping}, headers={"X-CSRF-Token": csrf})
+    assert response.status_code == 409 and response.get_json()["index"] == 2
+    bad = client.post(url, json={"zones": [{"bed_id": world.ids["other_bed_id"], "x0": 0, "y0": 0, "x1": 1,
+                                            "y1": 1}]}, headers={"X-CSRF-Token": csrf})
+    assert bad.status_code == 400
+    no_csrf = client.post(url, json={"zones": []})
+    assert no_csrf.status_code == 400
+    with world.session() as s:
+        zones = s.scalars(select(BedZone).where(BedZone.camera_id == cam).order_by(BedZone.x0)).all()
+        assert [(z.bed_id, z.x0, z.x1) for z in zones] == [(world.ids["bed_id"], 0.0, 0.3),
+                                                            (world.ids["free_bed_id"], 0.7, 1.0)]
+
+
+def test_rule_thresholds_per_ward(world: World) -> None:
+    client, csrf = login(world.app, "admin")
+    wid = world.ids["ward_id"]
+    bad = client.post(f"/admin/rules/{wid}", data={"csrf_token": csrf, "negative_open_share": "1.5"})
+    assert bad.status_code == 400
+    assert "must be a number in" in _field_error(bad.get_data(as_text=True), "negative_open_share")
+    crossed = client.post(f"/admin/rules/{wid}", data={"csrf_token": csrf, "negative_open_share": "0.5",
+                                                       "negative_close_share": "0.7"})
+    assert crossed.status_code == 400 and "close share" in crossed.get_data(as_text=True)
+    with world.session() as s:
+        assert s.scalar(select(func.count()).select_from(RuleOverride)) == 0
+    ok = client.post(f"/admin/rules/{wid}", data={"csrf_token": csrf, "negative_open_share": "0.7",
+                                                  "negative_min_obs": "10"})
+    assert ok.status_code == 302
+    with world.session() as s:
+        row = s.scalars(select(RuleOverride).where(RuleOverride.ward_id == wid)).one()
+        assert row.settings == {"negative_open_share": 0.7, "negative_min_obs": 10}
+    cleared = client.post(f"/admin/rules/{wid}", data={"csrf_token": csrf, "negative_open_share": "0.7"})
+    assert cleared.status_code == 302
+    with world.session() as s:
+        assert s.scalars(select(RuleOverride).where(RuleOverride.ward_id == wid)).one().settings == {
+            "negative_open_share": 0.7}
+
+
+def test_users_and_tokens(world: World) -> None:
+    client, csrf = login(world.app, "admin")
+    mismatch = client.post("/admin/users", data={"csrf_token": csrf, "username": "newdoc", "role": "doctor",
+                                                 "password": "long-enough-1", "password2": "different-2"})
+    assert _field_error(mismatch.get_data(as_text=True), "password2") == "the two passwords differ"
+    short = client.post("/admin/users", data={"csrf_token": csrf, "username": "newdoc", "role": "doctor",
+                                              "password": "short", "password2": "short"})
+    assert "at least 8" in _field_error(short.get_data(as_text=True), "password")
+    ok = client.post("/admin/users", data={"csrf_token": csrf, "username": "newdoc", "role": "doctor",
+                                           "password": "long-enough-1", "password2": "long-enough-1",
+                                           "ward_ids": [str(world.ids["ward_id"])]})
+    assert ok.status_code == 302
+    with world.session() as s:
+        user = s.scalar(select(User).where(User.username == "newdoc"))
+        assert user.password_hash.startswith("$argon2id$") and [w.name for w in user.wards] == ["ICU"]
+    page = client.post(f"/admin/users/{user.id}/tokens", data={"csrf_token": csrf, "token_name": "ehr"})
+    secret = re.search(r"(areya_[A-Za-z0-9_-]{20,})", page.get_data(as_text=True)).group(1)
+    with world.session() as s:
+        row = s.scalar(select(ApiToken).where(ApiToken.user_id == user.id))
+        assert secret not in row.token_hash and len(row.token_hash) == 64
+    assert client.get("/admin/users").get_data(as_text=True).count(secret) == 0  # shown once only
+    api = world.app.test_client().get("/api/me", headers={"Authorization": f"Bearer {secret}"})
+    assert api.status_code == 200 and api.get_json()["username"] == "newdoc"
+
+
+def test_camera_connection_test_reports_failure_without_the_secret(world: World) -> None:
+    client, csrf = login(world.app, "admin")
+    with world.session() as s:
+        cam = s.get(Camera, world.ids["spare_camera_id"])
+    response = client.post(f"/admin/cameras/{cam.id}/test", data={"csrf_token": csrf})
+    assert response.status_code == 502
+    assert "video file not found" in response.get_data(as_text=True)
+    assert ("camera.test", None) in _audit_actions(world)
+
+
+def test_ops_page_and_metrics(world: World) -> None:
+    client, _ = login(world.app, "admin")
+    html = client.get("/ops").get_data(as_text=True)
+    assert "cam-1" in html and "Frame queue" in html and "Redis is not reachable" not in html
+    metrics = client.get("/metrics")
+    assert metrics.status_code == 200 and metrics.content_type.startswith("text/plain")
+    assert "areya_stream_length" in metrics.get_data(as_text=True)
+    token = world.tokens["admin"]
+    scraped = world.app.test_client().get("/metrics", headers={"Authorization": f"Bearer {token}"})
+    assert scraped.status_code == 200
+    nurse = world.tokens["nurse"]
+    assert world.app.test_client().get("/metrics", headers={"Authorization": f"Bearer {nurse}"}).status_code == 403

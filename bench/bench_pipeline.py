@@ -117,6 +117,20 @@ def _processed(client: Any) -> float:
                if k.startswith(b"areya_frames_processed_total"))
 
 
+def _stage_ms_per_frame(client: Any) -> str:
+    """Worker time per frame by stage, from the histograms the workers flushed (summed over workers)."""
+    from areya.metrics import HISTOGRAMS_KEY
+
+    sums: dict[str, float] = {}
+    for key, value in client.hgetall(HISTOGRAMS_KEY).items():
+        text = key.decode()
+        if text.startswith("areya_stage_seconds_sum{"):
+            sums[text.split('"')[1]] = float(value)
+    frames = _processed(client) or 1.0
+    order = ("decode", "detect", "classify", "db", "batch")
+    return ", ".join(f"{stage} {sums[stage] * 1000 / frames:.1f}" for stage in order if stage in sums)
+
+
 def _run_workers(args: argparse.Namespace, data_dir: str, socket: str, n_workers: int, *, record: bool,
                  idle_exit_s: float) -> tuple[list[mp.Process], Any]:
     ctx = mp.get_context("spawn")
@@ -191,7 +205,8 @@ def main() -> None:
             fps = _processed(client) / elapsed
             fps1 = fps1 or fps
             print(f"throughput: {n} worker(s): {args.frames} frames in {elapsed:.1f}s = {fps:.1f} frames/s "
-                  f"({fps / n:.1f} per worker, {fps * faces_per_frame:.1f} faces/s)")
+                  f"({fps / n:.1f} per worker, {fps * faces_per_frame:.1f} faces/s); "
+                  f"worker ms/frame: {_stage_ms_per_frame(client)}")
 
         rate = args.rate or max(0.5, round((fps1 or 2.0) / 2, 1))
         _reset(client, settings.frame_stream)

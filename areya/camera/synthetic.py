@@ -12,28 +12,35 @@ with no folder, from the public-domain ``astronaut`` image shipped with
 scikit-image (one smiling face: class ``happy``).
 
 FER-2013 crops are tight 48x48 faces; they are upscaled to ``face_size`` pixels
-and framed by a flat border, and a face is only used if OpenCV's frontal-face
-Haar cascade finds it in that composition (FER holds profiles and occluded
-faces that no detector finds; leaving them out keeps the ground truth usable
-for end-to-end checks).
+and framed by a flat border, and a face is only used if every checking detector
+(``check_detectors``: OpenCV's Haar cascade and BlazeFace by default) finds it,
+alone and in place, on a pillow of the ward.  FER holds profiles, occluded and
+tiny faces that detectors miss (BlazeFace finds only about half of them);
+leaving those out keeps the ground truth usable for end-to-end checks.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from areya.emotion.schemes import FER7_CLASSES, FER_TO_AREYA4, folder_to_fer7
 
+log = logging.getLogger(__name__)
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 ASTRONAUT_FACE_BOX = (168, 57, 113, 113)  # x, y, w, h of the face in skimage.data.astronaut()
 ASTRONAUT_CLASS = "happy"
+MAX_FACE_SIZE = 220
+CHECK_MIN_SCORE = 0.6  # score a face must reach with each checking detector that takes ``min_score``
 
 
 @dataclass(frozen=True)
@@ -172,6 +179,10 @@ class FaceLibrary:
     def _detectable(self, patch: np.ndarray) -> bool:
         if self._accept is not None:
             return self._accept(patch)
+        return self.haar_finds(patch)
+
+    def haar_finds(self, patch: np.ndarray) -> bool:
+        """OpenCV's frontal-face cascade finds exactly one face in the patch."""
         import cv2  # noqa: PLC0415
 
         gray = cv2.cvtColor(patch, cv2.COLOR_BGR2GRAY)
@@ -241,15 +252,24 @@ class SyntheticWard:
     faces_dir: str | Path | None = None
     scenario: Scenario | None = None
     seed: int = 0
-    face_size: int = 140
+    face_size: int = 0  # pixels; 0 = as large as the bed layout allows (at most MAX_FACE_SIZE)
     segment_s: float = 10.0
     duration: float = 120.0
+    check_detectors: tuple[str, ...] = ("haar", "blazeface")
     library: FaceLibrary = field(init=False)
 
     def __post_init__(self) -> None:
         if self.beds < 1 or self.beds > 12:
             raise ValueError(f"beds must be 1..12, got {self.beds}")
-        self.library = FaceLibrary(self.faces_dir, face_size=self.face_size)
+        if self.face_size <= 0:
+            rows = 1 if self.beds <= 4 else 2
+            slot_w = self.width / -(-self.beds // rows)
+            row_h = self.height * 0.78 / rows
+            self.face_size = int(min(MAX_FACE_SIZE, slot_w * 0.6, row_h * 0.45))
+        if self.face_size < 24:
+            raise ValueError(f"faces of {self.face_size} px are too small to detect: fewer beds or a bigger frame")
+        self.library = FaceLibrary(self.faces_dir, face_size=self.face_size, accept=self._detectable)
+        self._detectors: list[Any] | None = None
         if self.scenario is None:
             classes = self.library.areya4_classes() or self.library.classes
             self.scenario = Scenario.generate(self.beds, classes, duration=self.duration, segment_s=self.segment_s,
@@ -302,6 +322,40 @@ class SyntheticWard:
             cv2.putText(img, f"Bed {b.index + 1}", (b.x0 + 2 * m, b.y1 - 2 * m), cv2.FONT_HERSHEY_SIMPLEX,
                         0.7, (250, 250, 250), 2, cv2.LINE_AA)
         return img
+
+    # -- face selection ------------------------------------------------------------------------
+    def _face_detectors(self) -> list[Any]:
+        if self._detectors is None:
+            self._detectors = []
+            for name in self.check_detectors:
+                try:
+                    from areya.detectors import create_detector  # noqa: PLC0415
+
+                    try:  # a margin over the detector's default threshold: borderline faces come and go
+                        self._detectors.append(create_detector(name, min_score=CHECK_MIN_SCORE))
+                    except ValueError:
+                        self._detectors.append(create_detector(name))
+                except (ImportError, RuntimeError, ValueError) as exc:
+                    log.warning("synthetic ward: face detector %r unavailable for checking faces: %s", name, exc)
+        return self._detectors
+
+    def _detectable(self, patch: np.ndarray) -> bool:
+        """Is the face found, once on a pillow of this ward, by every checking detector (one face, in place)?"""
+        detectors = self._face_detectors()
+        if not detectors:  # no detector package: OpenCV's cascade on the patch alone
+            return FaceLibrary(None, face_size=self.face_size).haar_finds(patch)
+        ph, pw = patch.shape[:2]
+        for bed, (dx, dy) in ((self.layout[0], (3, 2)), (self.layout[-1], (-3, -2))):
+            x, y = bed.face_cx - pw // 2 + dx, bed.face_cy - ph // 2 + dy
+            frame = self.background.copy()
+            x0, y0, x1, y1 = max(0, x), max(0, y), min(self.width, x + pw), min(self.height, y + ph)
+            frame[y0:y1, x0:x1] = patch[y0 - y:y1 - y, x0 - x:x1 - x]
+            for detector in detectors:
+                boxes = detector.detect(frame)
+                centres = [(b.x + b.w / 2, b.y + b.h / 2) for b in boxes]
+                if len(boxes) != 1 or not (x0 <= centres[0][0] <= x1 and y0 <= centres[0][1] <= y1):
+                    return False
+        return True
 
     # -- rendering -----------------------------------------------------------------------------
     def truth_at(self, t: float) -> dict[int, str | None]:
@@ -395,7 +449,7 @@ def ward_from_uri(uri: str) -> SyntheticWard:
             height=int(options.get("height", 720)),
             faces_dir=options.get("faces") or None,
             seed=int(options.get("seed", 0)),
-            face_size=int(options.get("face_size", 140)),
+            face_size=int(options.get("face_size", 0)),
             segment_s=float(options.get("segment", 10.0)),
             duration=float(options.get("duration", 120.0)),
         )

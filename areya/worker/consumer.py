@@ -130,6 +130,7 @@ class StreamConsumer:
                 return []
             raise
         if not pending:
+            self._forget_dead_consumers()
             return []
         ids = [_decode_id(p["message_id"]) for p in pending]
         times = {_decode_id(p["message_id"]): int(p["times_delivered"]) for p in pending}
@@ -148,6 +149,15 @@ class StreamConsumer:
         if out:
             log.info("%s reclaimed %d idle frame(s)", self.consumer, len(out))
         return out
+
+    def _forget_dead_consumers(self) -> None:
+        """Remove consumers (restarted workers' old names) idle for an hour with nothing pending."""
+        limit_ms = max(3_600_000, 10 * self.claim_idle_ms)
+        for info in self.client.xinfo_consumers(self.stream, self.group):
+            name = _decode_id(info["name"])
+            if name != self.consumer and int(info["pending"]) == 0 and int(info["idle"]) > limit_ms:
+                self.client.xgroup_delconsumer(self.stream, self.group, name)
+                log.info("removed idle consumer %s from group %s", name, self.group)
 
     def _ack_deleted(self, ids: list[str]) -> None:
         """Pending ids now owned by us but gone from the stream (trimmed): ack them, count them as dropped."""

@@ -60,14 +60,18 @@ def test_synthetic_uri_options_and_errors() -> None:
         ward_from_uri("synthetic:faces=/nonexistent/faces")
 
 
+@pytest.mark.parametrize("detector", ["haar", "blazeface"])
 @pytest.mark.parametrize("faces", [None, pytest.param(FER_TEST, marks=requires(FER_TEST))], ids=["astronaut", "fer"])
-def test_the_detector_finds_every_synthetic_face_in_its_bed_zone(haar: Any, faces: Path | None) -> None:
+def test_detectors_find_every_synthetic_face_in_its_bed_zone(detector: str, faces: Path | None) -> None:
+    from areya.detectors import create_detector
+
     classes = ("angry", "happy", "neutral", "sad") if faces else ("happy",)
     ward = SyntheticWard(beds=3, faces_dir=faces, seed=4,
                          scenario=Scenario.generate(3, classes, duration=40, segment_s=4, seed=4))
+    det = create_detector(detector)
     zones = dict(ward.zones())
     for t in (1.0, 9.0, 17.0, 25.0, 33.0):
-        centres = _face_centres(haar, ward.render(t))
+        centres = _face_centres(det, ward.render(t))
         for bed, (x0, y0, x1, y1) in zones.items():
             inside = [c for c in centres if x0 <= c[0] <= x1 and y0 <= c[1] <= y1]
             assert len(inside) == 1, (t, bed, centres)

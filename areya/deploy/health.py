@@ -4,8 +4,8 @@ Each probe answers from outside the service's process, from what the service lea
 
 * ``deps``: the database is reachable and its schema is at the head revision; Redis answers PING.
 * ``web``: ``GET /login`` on the dashboard answers 200.
-* ``worker``: a worker of *this host* (consumer names start with the hostname, which is the container's or the
-  pod's own) has talked to the consumer group within ``max_idle_s`` (an idle worker polls every second).
+* ``worker``: when frames wait undelivered, a worker of *this host* (consumer names start with the hostname,
+  which is the container's or the pod's own) has read from the group within ``max_idle_s``.
 * ``ingest``: the freshest camera health record (written every second by the ingest loop) is younger than
   ``max_age_s``; with no enabled camera there is nothing to read and the ingestor is healthy.
 * ``scheduler``: Redis answers; if the leader lock is held by this host, its heartbeat is younger than the lock
@@ -69,20 +69,41 @@ def check_web(url: str, timeout: float = 5.0) -> Probe:
     return Probe(status == 200, f"{url} answered {status}")
 
 
+def _entry_id(value: Any) -> tuple[int, int]:
+    ms, _, seq = _text(value).partition("-")
+    return int(ms), int(seq or 0)
+
+
 def check_worker(client: Any, stream: str, group: str, *, hostname: str | None = None,
                  max_idle_s: float = 120.0) -> Probe:
+    """Unhealthy when frames wait undelivered and no worker of this host has read for ``max_idle_s``.
+
+    Redis only records a consumer (and refreshes its idle time) when a read hands it entries, so an idle
+    worker on an empty stream is indistinguishable from a hung one; a worker with frames waiting is not.
+    """
     prefix = f"{hostname or socket.gethostname()}-"
     try:
-        consumers = client.xinfo_consumers(stream, group)
-    except Exception as exc:  # noqa: BLE001 - no stream/group yet, or Redis away
-        return Probe(False, f"consumer group {group!r} on {stream!r} not readable: {exc}")
-    mine = [(_text(c["name"]), int(c["idle"])) for c in consumers if _text(c["name"]).startswith(prefix)]
+        last_added = client.xinfo_stream(stream)["last-generated-id"]
+        groups = {_text(g["name"]): g for g in client.xinfo_groups(stream)}
+        consumers = client.xinfo_consumers(stream, group) if group in groups else []
+    except Exception as exc:  # noqa: BLE001 - no stream yet, or Redis away
+        return Probe(False, f"stream {stream!r} not readable (no worker has created it yet?): {exc}")
+    if group not in groups:
+        return Probe(False, f"no consumer group {group!r} on {stream!r}: no worker has started")
+    info = groups[group]
+    mine = sorted((int(c["idle"]), _text(c["name"])) for c in consumers if _text(c["name"]).startswith(prefix))
+    if _entry_id(last_added) <= _entry_id(info["last-delivered-id"]):
+        return Probe(True, "no frame waiting" + (f"; worker {mine[0][1]} read {mine[0][0] / 1000:.0f}s ago"
+                                                 if mine else ""))
+    waiting = info.get("lag")
+    what = f"{waiting} frame(s)" if waiting is not None else "frames"
     if not mine:
-        return Probe(False, f"no worker of host {prefix[:-1]!r} in group {group!r} ({len(consumers)} other(s))")
-    name, idle_ms = min(mine, key=lambda item: item[1])
+        return Probe(False, f"{what} waiting and no worker of host {prefix[:-1]!r} in group {group!r} "
+                            f"({len(consumers)} other(s))")
+    idle_ms, name = mine[0]
     if idle_ms > max_idle_s * 1000:
-        return Probe(False, f"worker {name} silent for {idle_ms / 1000:.0f}s (> {max_idle_s:g}s)")
-    return Probe(True, f"worker {name} active {idle_ms / 1000:.1f}s ago")
+        return Probe(False, f"{what} waiting and worker {name} silent for {idle_ms / 1000:.0f}s (> {max_idle_s:g}s)")
+    return Probe(True, f"worker {name} read {idle_ms / 1000:.1f}s ago")
 
 
 def check_ingest(client: Any, camera_ids: Iterable[int], *, max_age_s: float = 30.0,

@@ -9,6 +9,16 @@ from sqlalchemy.orm import Session
 from areya.db.models import Alert, Bed, BedAssignment, Patient, Ward
 from areya.webapp.services import db, require_user, user_ward_ids
 
+MAX_ID = 2**31 - 1  # ids are 32-bit on PostgreSQL: a larger number is simply not found
+
+
+def parse_id(text: str | None) -> int | None:
+    """A positive database id from a query string value, or None."""
+    if not text or not text.isdigit() or len(text) > 10:
+        return None
+    value = int(text)
+    return value if 0 < value <= MAX_ID else None
+
 
 def patient_ward_id(session: Session, patient_id: int) -> int | None:
     """The ward of the patient's current bed, else of the last bed they were in (None if never in a bed)."""

@@ -10,11 +10,13 @@ from typing import Any
 from flask import Flask, g, jsonify, redirect, render_template, request, session, url_for
 from sqlalchemy import Engine
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import IntegerConverter
 from werkzeug.wrappers import Response
 
 from areya.config import Settings, load_settings
 from areya.db.engine import create_db_engine, create_session_factory
 from areya.db.models import User
+from areya.webapp.access import MAX_ID
 from areya.webapp.paths import web_dir
 from areya.webapp.security import (
     PUBLIC_ATTR,
@@ -90,8 +92,18 @@ def create_app(
     return app
 
 
+class BoundedIntConverter(IntegerConverter):
+    """``<int:...>`` URL parts limited to database id range (a huge number is a 404, not an overflow)."""
+
+    def __init__(self, url_map: Any, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("max", MAX_ID)
+        super().__init__(url_map, *args, **kwargs)
+
+
 def _register_blueprints(app: Flask) -> None:
     from areya.webapp.views import admin, alerts, api, auth, events, ops, patients, ward
+
+    app.url_map.converters["int"] = BoundedIntConverter
 
     for module in (auth, ward, alerts, patients, admin, api, ops, events):
         app.register_blueprint(module.bp)

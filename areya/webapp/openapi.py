@@ -12,7 +12,8 @@ _TS_NULL = {"type": "string", "format": "date-time", "nullable": True}
 
 
 def _path_id(name: str, description: str) -> dict[str, Any]:
-    return {"name": name, "in": "path", "required": True, "description": description, "schema": {"type": "integer"}}
+    return {"name": name, "in": "path", "required": True, "description": description,
+            "schema": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}}
 
 
 def _json(schema_ref: str) -> dict[str, Any]:
@@ -92,7 +93,7 @@ def openapi_document() -> dict[str, Any]:
             "summary": "Alerts in the user's wards, newest first", "operationId": "listAlerts",
             "parameters": [
                 {"name": "state", "in": "query", "schema": {"type": "string", "enum": ["open", "all"]}},
-                {"name": "ward_id", "in": "query", "schema": {"type": "integer", "minimum": 1}},
+                {"name": "ward_id", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}},
                 {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500}},
             ],
             "responses": _responses("Alerts", 400, 404)}},

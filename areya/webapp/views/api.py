@@ -13,7 +13,7 @@ from areya.admin.errors import AdminError, Conflict, NotFound
 from areya.db.models import ALERT_OPEN_STATES, Alert, AlertEvent, Bed, BedAssignment, Patient, Ward
 from areya.db.types import utcnow
 from areya.webapp import alert_actions
-from areya.webapp.access import require_alert, require_patient, require_ward
+from areya.webapp.access import parse_id, require_alert, require_patient, require_ward
 from areya.webapp.forms import MAX_TEXT
 from areya.webapp.openapi import openapi_document
 from areya.webapp.security import ALERT_HANDLERS, ALL_ROLES, CLINICAL, public, roles
@@ -162,9 +162,10 @@ def alerts() -> Response:
     ward_ids = user_ward_ids()
     ward_arg = request.args.get("ward_id")
     if ward_arg is not None:
-        if not ward_arg.isdigit() or len(ward_arg) > 12:
+        wanted = parse_id(ward_arg)
+        if wanted is None:
             return _bad("ward_id must be a positive integer")
-        ward_ids = {require_ward(int(ward_arg)).id}
+        ward_ids = {require_ward(wanted).id}
     scope = Alert.ward_id.in_(ward_ids)
     if g.user.role == "admin" and ward_arg is None:
         scope = scope | Alert.ward_id.is_(None)

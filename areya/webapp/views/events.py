@@ -14,7 +14,7 @@ from flask import Blueprint, Response, g, render_template, request, stream_with_
 
 from areya.db.models import Alert
 from areya.db.types import utcnow
-from areya.webapp.access import require_ward
+from areya.webapp.access import parse_id, require_ward
 from areya.webapp.alert_cards import describe
 from areya.webapp.security import CLINICAL, roles
 from areya.webapp.services import audit, services, user_ward_ids
@@ -61,9 +61,10 @@ def stream() -> Response:
     ward_arg = request.args.get("ward", "")
     ward_id: int | None = None
     if ward_arg:
-        if not ward_arg.isdigit() or len(ward_arg) > 12:
+        wanted = parse_id(ward_arg)
+        if wanted is None:
             return Response("ward must be a ward id\n", status=400, mimetype="text/plain")
-        ward_id = require_ward(int(ward_arg)).id
+        ward_id = require_ward(wanted).id
     ward_ids = set(user_ward_ids())
     include_system = g.user.role == "admin" and ward_id is None
     svc = services()

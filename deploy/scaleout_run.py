@@ -89,6 +89,11 @@ class Postgres:
     def _as_pg(self, *argv: str) -> list[str]:
         return ["runuser", "-u", "postgres", "--", *argv] if os.geteuid() == 0 else list(argv)
 
+    def _run(self, argv: list[str], **kwargs: Any) -> None:
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=120, **kwargs)
+        if result.returncode != 0:
+            raise RuntimeError(f"{' '.join(argv[:6])}... failed: {result.stdout}{result.stderr}")
+
     def start(self) -> str:
         self.dir.mkdir(parents=True)
         pwfile = self.dir / "pw"
@@ -96,17 +101,15 @@ class Postgres:
         if os.geteuid() == 0:
             shutil.chown(self.dir, "postgres")
             shutil.chown(pwfile, "postgres")
-        subprocess.run(self._as_pg(str(self.bindir / "initdb"), "-D", str(self.data), "-U", "areya",
-                                   "--auth=scram-sha-256", f"--pwfile={pwfile}", "-E", "UTF8"),
-                       check=True, capture_output=True)
+        self._run(self._as_pg(str(self.bindir / "initdb"), "-D", str(self.data), "-U", "areya",
+                                   "--auth=scram-sha-256", f"--pwfile={pwfile}", "-E", "UTF8"))
         pwfile.unlink()
-        subprocess.run(self._as_pg(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-l",
+        self._run(self._as_pg(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-l",
                                    str(self.dir / "server.log"), "-w", "-t", "60", "-o",
-                                   f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.dir}", "start"),
-                       check=True, capture_output=True)
+                                   f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.dir}", "start"))
         env = {**os.environ, "PGPASSWORD": self.password}
-        subprocess.run([str(self.bindir / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "areya",
-                        "areya"], check=True, env=env, capture_output=True)
+        self._run([str(self.bindir / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "areya", "areya"],
+                  env=env)
         return f"postgresql+psycopg://areya:{self.password}@127.0.0.1:{self.port}/areya"
 
     def stop(self) -> None:
@@ -201,6 +204,19 @@ class Services:
                 proc.wait(timeout=10)
         return proc.returncode
 
+    def cpu_seconds(self) -> dict[str, float]:
+        """User+system CPU seconds of each running service, its child processes included (same session)."""
+        tick = os.sysconf("SC_CLK_TCK")
+        by_session: dict[int, float] = {}
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            sid = int(fields[3])  # fields after the command: state ppid pgrp session ... utime(12) stime(13)
+            by_session[sid] = by_session.get(sid, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+        return {name: by_session.get(proc.pid, 0.0) for name, proc in self.procs.items() if proc.poll() is None}
+
     def stop_all(self) -> None:
         for name in list(self.procs):
             with contextlib.suppress(ProcessLookupError, subprocess.TimeoutExpired):
@@ -226,6 +242,7 @@ class Sample:
     latency: dict[float, float]  # cumulative bucket counts of areya_frame_latency_seconds (le -> count)
     latency_sum: float
     latency_count: float
+    cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds per service so far
 
     @property
     def backlog(self) -> int:
@@ -233,8 +250,8 @@ class Sample:
 
 
 class Probe:
-    def __init__(self, client: Any, settings: Any) -> None:
-        self.client, self.settings = client, settings
+    def __init__(self, client: Any, settings: Any, services: Services | None = None) -> None:
+        self.client, self.settings, self.services = client, settings, services
 
     def sample(self) -> Sample:
         from areya.metrics import WORKER_GROUP, render_metrics
@@ -257,7 +274,8 @@ class Probe:
                       total(s, "areya_faces_detected_total"), total(s, "areya_faces_assigned_total"),
                       total(s, "areya_observations_written_total"), total(s, "areya_observations_duplicate_total"),
                       lag, pending, buckets, total(s, "areya_frame_latency_seconds_sum"),
-                      total(s, "areya_frame_latency_seconds_count"))
+                      total(s, "areya_frame_latency_seconds_count"),
+                      self.services.cpu_seconds() if self.services else {})
 
 
 def percentile(a: Sample, b: Sample, q: float) -> float | None:
@@ -416,6 +434,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901, PLR0915 - one scr
     signal.signal(signal.SIGALRM, lambda *_: (_ for _ in ()).throw(TimeoutError("--max-seconds reached")))
     signal.alarm(int(args.max_seconds))
     work = Path(tempfile.mkdtemp(prefix="areya-scaleout-"))
+    work.chmod(0o711)  # the postgres user must reach its data directory inside (nothing here is listable)
     (work / "logs").mkdir()
     pg = Postgres(work / "pg", free_port(), secrets.token_hex(16))
     rs = RedisServer(work / "redis", free_port(), secrets.token_hex(16))
@@ -438,7 +457,8 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901, PLR0915 - one scr
             "AREYA_SECRET_KEY": secrets.token_hex(32), "AREYA_STREAM_MAXLEN": "500000",
             "AREYA_LOCK_TTL_S": f"{args.lock_ttl:g}", "AREYA_SCHEDULER_TICK_S": f"{args.tick:g}",
             "AREYA_CLAIM_IDLE_MS": "10000", "AREYA_EMOTION_MODEL": model, "AREYA_WEB_PORT": str(web_port),
-            "AREYA_LOG_LEVEL": "INFO", "TF_CPP_MIN_LOG_LEVEL": "2", "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}",
+            "AREYA_LOG_LEVEL": "INFO", "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1",
+            "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}",
         })
         services = Services(env, work / "logs")
         from areya.config import load_settings
@@ -447,7 +467,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901, PLR0915 - one scr
         import redis
 
         client = redis.Redis.from_url(redis_url, socket_timeout=10)
-        probe = Probe(client, settings)
+        probe = Probe(client, settings, services)
 
         # -- schema, ward, cameras -------------------------------------------------------------
         services.run("db", "upgrade")
@@ -517,6 +537,10 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901, PLR0915 - one scr
             "latency_p50_s": _round(percentile(a, b, 0.5)), "latency_p95_s": _round(percentile(a, b, 0.95)),
             "latency_p99_s": _round(percentile(a, b, 0.99)),
             "backlog_max": max(s.backlog for s in steady.samples),
+            "cpu_share": {n: round((b.cpu.get(n, 0.0) - a.cpu.get(n, 0.0)) / max(b.t - a.t, 1e-9), 2)
+                          for n in b.cpu},
+            "ingest_cpu_ms_per_frame": round(1000 * (b.cpu.get("ingest", 0.0) - a.cpu.get("ingest", 0.0))
+                                             / max(b.published - a.published, 1), 1),
         }
         st = figures["steady"]
         log(f"ward rate: {st['frames_per_s_in']} frames/s in, {st['frames_per_s_done']} done; capture->commit "
@@ -628,6 +652,7 @@ def _failover(services: Services, client: Any, ttl: float, tick: float) -> dict[
     log(f"scheduler failover: active {name} SIGKILLed; {other} took the lock after {crash:.1f} s "
         f"(lock period {ttl:g} s + tick {tick:g} s = bound {ttl + tick:g} s)")
     services.start("scheduler-a2", "scheduler")  # the killed one comes back (systemd/compose restart): standby
+    wait_for("the restarted scheduler", lambda: "tick every" in services.log_text("scheduler-a2"), 120)
     time.sleep(tick * 2)
     services.signal(other, signal.SIGTERM)  # clean stop releases the lock: the restarted one takes it next tick
     stopped_at = time.monotonic()
@@ -666,10 +691,16 @@ def _throughput(phase: Phase, min_backlog: int) -> dict[str, Any]:
                 "seconds": 0, "backlog_start": phase.samples[0].backlog, "backlog_end": phase.samples[-1].backlog,
                 "note": "backlog ran out: not saturated"}
     a, b = win
+    worker_cpu = sum(b.cpu.get(n, 0.0) - a.cpu.get(n, 0.0) for n in b.cpu if n.startswith("worker"))
+    frames = b.processed - a.processed
     return {"phase": phase.name, "workers": phase.workers, "frames_per_s": round(rate(a, b, "processed"), 2),
             "faces_per_s": round(rate(a, b, "faces"), 2), "seconds": round(b.t - a.t, 1),
             "frames_in_per_s": round(rate(a, b, "published"), 2), "backlog_start": a.backlog,
-            "backlog_end": b.backlog}
+            "backlog_end": b.backlog, "worker_cpu_s": round(worker_cpu, 1),
+            "frames_per_worker_cpu_s": round(frames / worker_cpu, 2) if worker_cpu > 0 else None,
+            "faces_per_worker_cpu_s": round((b.faces - a.faces) / worker_cpu, 2) if worker_cpu > 0 else None,
+            "cpu_share": {n: round((b.cpu.get(n, 0.0) - a.cpu.get(n, 0.0)) / max(b.t - a.t, 1e-9), 2)
+                          for n in b.cpu}}
 
 
 if __name__ == "__main__":

@@ -51,6 +51,7 @@ class StreamConsumer:
         dead_letter_stream: str = "areya:deadletter",
         claim_idle_ms: int = 30_000,
         max_deliveries: int = 3,
+        forget_idle_ms: int | None = None,
     ) -> None:
         self.client = client
         self.stream = stream
@@ -59,6 +60,8 @@ class StreamConsumer:
         self.dead_letter_stream = dead_letter_stream
         self.claim_idle_ms = claim_idle_ms
         self.max_deliveries = max_deliveries
+        # consumers (old names of restarted workers) idle this long with nothing pending are removed from the group
+        self.forget_idle_ms = forget_idle_ms if forget_idle_ms is not None else max(3_600_000, 10 * claim_idle_ms)
         self._last_claim = 0.0
         self._group_ready = False
         self.lost_pending = 0
@@ -151,8 +154,8 @@ class StreamConsumer:
         return out
 
     def _forget_dead_consumers(self) -> None:
-        """Remove consumers (restarted workers' old names) idle for an hour with nothing pending."""
-        limit_ms = max(3_600_000, 10 * self.claim_idle_ms)
+        """Remove consumers (restarted workers' old names) idle for ``forget_idle_ms`` with nothing pending."""
+        limit_ms = self.forget_idle_ms
         for info in self.client.xinfo_consumers(self.stream, self.group):
             name = _decode_id(info["name"])
             if name != self.consumer and int(info["pending"]) == 0 and int(info["idle"]) > limit_ms:

@@ -200,3 +200,23 @@ def test_emotions_match_the_scenario_at_the_shipped_models_accuracy(
 def test_fixed_classifier_is_shaped_like_the_real_one() -> None:
     [r] = FixedClassifier().classify([np.zeros((8, 8), np.uint8)])
     assert r.label4 == "relaxed" and r.label7 == "neutral"
+
+
+def test_consumers_share_the_group_and_old_idle_names_are_forgotten(rclient: redis.Redis) -> None:
+    from areya.worker.consumer import StreamConsumer
+
+    pub = FramePublisher(rclient, STREAM, maxlen=100)
+    for i in range(6):
+        pub.publish(make_frame(1, i, np.zeros((8, 8, 3), np.uint8)))
+    a = StreamConsumer(rclient, STREAM, "areya-workers", consumer="a", forget_idle_ms=150)
+    b = StreamConsumer(rclient, STREAM, "areya-workers", consumer="b", forget_idle_ms=150)
+    got_a = a.read_batch(3, 10, block_ms=10)
+    got_b = b.read_batch(3, 10, block_ms=10)
+    assert len(got_a) == 3 and len(got_b) == 3
+    assert not {d.entry_id for d in got_a} & {d.entry_id for d in got_b}  # each frame to one worker
+    a.ack([d.entry_id for d in got_a])
+    b.ack([d.entry_id for d in got_b])
+    time.sleep(0.3)
+    a.claim_idle(10)  # nothing to claim: a tidies the group
+    names = {c["name"] for c in rclient.xinfo_consumers(STREAM, "areya-workers")}
+    assert names == {b"a"}

@@ -57,9 +57,18 @@ def _latest(*values: datetime | None) -> datetime | None:
 
 
 def evaluate_cameras(
-    session: Session, *, now: datetime, offline_s: float, redis_client: redis.Redis | None = None
+    session: Session,
+    *,
+    now: datetime,
+    offline_s: float,
+    redis_client: redis.Redis | None = None,
+    last_observations: dict[int, datetime] | None = None,
 ) -> dict[str, int]:
-    """Open / resolve camera alerts for every camera; returns counts of what was done."""
+    """Open / resolve camera alerts for every camera; returns counts of what was done.
+
+    ``last_observations`` (camera id -> latest observation in the last ``2 * stall_s``) comes from the
+    scheduler's window cache; without it, one SQL query finds it.
+    """
     done = {"opened": 0, "resolved": 0}
     cameras = {c.id: c for c in session.scalars(select(Camera))}
     open_alerts: dict[tuple[str, int | None], Alert] = {}
@@ -75,7 +84,8 @@ def evaluate_cameras(
 
     redis_frames = redis_last_frames(redis_client, [cid for cid, c in cameras.items() if c.enabled])
     stall_s = stall_after_s(offline_s)
-    last_obs = last_observation_by_camera(session, until=now, lookback_s=2 * stall_s)
+    last_obs = last_observations if last_observations is not None else last_observation_by_camera(
+        session, until=now, lookback_s=2 * stall_s)
     back_online = dict(
         session.execute(
             select(Alert.camera_id, func.max(Alert.resolved_at))

@@ -8,6 +8,7 @@ camera checks in one transaction, then (outside it) the retention rollup when du
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -24,8 +25,8 @@ from areya.alerts.errors import Conflict
 from areya.alerts.lifecycle import auto_resolve, escalate_alert, open_alert, take_notices
 from areya.alerts.overrides import OverrideResolver
 from areya.alerts.retention import RollupReport, roll_up_observations
-from areya.alerts.rules import RuleParams, escalation_due, evaluate_negative
-from areya.alerts.window import admitted_patient_wards, window_stats
+from areya.alerts.rules import RuleParams, escalation_due, evaluate_negative, stall_after_s
+from areya.alerts.window import WindowCache, admitted_patient_wards, window_stats
 from areya.db.models import ALERT_OPEN_STATES, Alert, AlertSnooze
 from areya.notify.events import AlertNotice
 
@@ -69,6 +70,7 @@ class AlertEngine:
         retention_interval_s: float = 60.0,
         retention_batch: int = 5000,
         retention_max_batches: int = 10,
+        incremental: bool = True,
     ) -> None:
         self.settings = settings
         self.session_factory = session_factory
@@ -78,6 +80,10 @@ class AlertEngine:
         self.retention_batch = retention_batch
         self.retention_max_batches = retention_max_batches
         self._last_retention: datetime | None = None
+        # incremental window aggregates (re-reading a minute or so per tick instead of the whole window)
+        self.camera_lookback_s = int(math.ceil(2 * stall_after_s(settings.camera_offline_s)))
+        self.window_cache = WindowCache(bucket_s=10, slack_s=max(10.0, 2 * settings.scheduler_tick_s)) \
+            if incremental else None
 
     # -- the tick ------------------------------------------------------------------------------
     def tick(self, now: datetime, *, retention: bool | None = None) -> TickReport:
@@ -88,8 +94,12 @@ class AlertEngine:
             with session.begin():
                 self.evaluate_negative(session, now, report)
                 self.escalate(session, now, report)
+                last_obs = None
+                if self.window_cache is not None and self.window_cache.last_now == now:
+                    last_obs = self.window_cache.last_observation_by_camera(until=now,
+                                                                            lookback_s=self.camera_lookback_s)
                 cams = evaluate_cameras(session, now=now, offline_s=self.settings.camera_offline_s,
-                                        redis_client=self.redis_client)
+                                        redis_client=self.redis_client, last_observations=last_obs)
                 report.camera_opened, report.camera_resolved = cams["opened"], cams["resolved"]
             report.notices = take_notices(session)  # committed: safe to announce
         due = retention if retention is not None else self._retention_due(now)
@@ -123,9 +133,13 @@ class AlertEngine:
         for pid, p in params.items():
             by_window[p.window_s].append(pid)
         stats = {}
+        compute: Any = window_stats
+        if self.window_cache is not None:
+            self.window_cache.refresh(session, now, max([*by_window, self.camera_lookback_s]))
+            compute = self.window_cache.window_stats
         for window_s, pids in by_window.items():
             only = None if window_s == self.base_params.window_s else pids
-            found = window_stats(session, until=now, window_s=window_s, patient_ids=only)
+            found = compute(session, until=now, window_s=window_s, patient_ids=only)
             stats.update({pid: found[pid] for pid in pids if pid in found})
         report.with_evidence = len(stats)
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -74,7 +75,8 @@ class AlertScheduler:
             if not self.lock.acquire():
                 return None
             now = self.clock()
-            report = self.engine.tick(now)
+            with self._keeping_lock():
+                report = self.engine.tick(now)
             # the lock is renewed before announcing: a leader that lost it mid-tick still announces what it
             # committed (the database already holds it), but logs the overlap
             if not self.lock.acquire():
@@ -86,6 +88,27 @@ class AlertScheduler:
             if report.opened or report.resolved or report.escalated or report.camera_opened or report.camera_resolved:
                 log.info("tick: %s", report.summary())
             return report
+
+    @contextmanager
+    def _keeping_lock(self) -> Iterator[None]:
+        """Renew the lock every ttl/3 while a (long: cold cache, slow DB) tick runs, for at most 10 TTLs:
+        a tick stuck longer than that lets a standby take over."""
+        done = threading.Event()
+        period = self.lock.ttl_ms / 3000.0
+        deadline = time.monotonic() + 10 * self.lock.ttl_ms / 1000.0
+
+        def renew() -> None:
+            while not done.wait(period) and time.monotonic() < deadline:
+                if not self.lock.acquire():
+                    return
+
+        keeper = threading.Thread(target=renew, name="areya-lock-keeper", daemon=True)
+        keeper.start()
+        try:
+            yield
+        finally:
+            done.set()
+            keeper.join(timeout=5)
 
     def safe_tick(self) -> TickReport | None:
         """:meth:`tick` that logs and counts errors instead of raising (the APScheduler job)."""

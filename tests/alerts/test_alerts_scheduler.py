@@ -137,3 +137,22 @@ def test_a_failing_tick_is_logged_and_retried(alert_settings: Settings, rclient:
         assert sched.safe_tick() is None and sched.failures == 1
     finally:
         sched.stop()
+
+
+def test_a_tick_longer_than_the_lock_ttl_keeps_the_lock(
+    make_scheduler: Callable[..., AlertScheduler], hospital: Hospital
+) -> None:
+    clock = Clock(T0)
+    active, standby = make_scheduler("active", clock), make_scheduler("standby", clock)
+    original = active.engine.tick
+    standby_got_it: list[bool] = []
+
+    def slow_tick(now: datetime, **kwargs: object) -> object:  # e.g. a cold cache on a big ward: 3 TTLs
+        for _ in range(6):
+            time.sleep(TTL_MS / 1000 / 2)
+            standby_got_it.append(standby.lock.acquire())
+        return original(now, **kwargs)
+
+    active.engine.tick = slow_tick  # type: ignore[method-assign]
+    assert active.tick() is not None
+    assert standby_got_it == [False] * 6

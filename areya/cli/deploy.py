@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
-from areya.cli.context import get_context
+from areya.cli.context import CliContext, get_context
+
+if TYPE_CHECKING:
+    from areya.config import Settings
+    from areya.deploy.health import Probe
 
 
 @click.command("health")
@@ -36,8 +42,8 @@ def health(service: str, url: str | None, max_idle: float, max_age: float, camer
         raise SystemExit(1)
 
 
-def _probe_with_redis(service: str, settings: object, app: object, max_idle: float, max_age: float,
-                      camera_ids: tuple[int, ...]) -> object:
+def _probe_with_redis(service: str, settings: Settings, app: CliContext, max_idle: float, max_age: float,
+                      camera_ids: tuple[int, ...]) -> Probe:
     from areya.comms.redis_server import RedisServerError, connect
     from areya.deploy import health as probes
 
@@ -54,14 +60,13 @@ def _probe_with_redis(service: str, settings: object, app: object, max_idle: flo
     if service == "worker":
         from areya.metrics import WORKER_GROUP
 
-        return probes.check_worker(client, settings.frame_stream, WORKER_GROUP,  # type: ignore[attr-defined]
-                                   max_idle_s=max_idle)
+        return probes.check_worker(client, settings.frame_stream, WORKER_GROUP, max_idle_s=max_idle)
     if service == "scheduler":
-        return probes.check_scheduler(client, lock_ttl_s=settings.lock_ttl_s)  # type: ignore[attr-defined]
+        return probes.check_scheduler(client, lock_ttl_s=settings.lock_ttl_s)
     ids = list(camera_ids)
     if not ids:
         try:
-            ids = probes.enabled_camera_ids(app.session_factory())  # type: ignore[attr-defined]
+            ids = probes.enabled_camera_ids(app.session_factory())
         except Exception as exc:  # noqa: BLE001
             return probes.Probe(False, f"cannot list cameras: {type(exc).__name__}: {exc}")
     return probes.check_ingest(client, ids, max_age_s=max_age)

@@ -120,6 +120,20 @@ def synthetic_url(beds: int, faces: str | None = None, seed: int = 0, segment_s:
     return url
 
 
+def demo_source_url(source: str) -> str:
+    """A ``--source`` as a camera URL; video files are looped so the demo keeps running."""
+    from areya.source_url import source_kind  # noqa: PLC0415
+
+    if source_kind(source) != "file":
+        return source
+    if source.startswith("file:"):
+        return source if "loop=" in source else source + ("&" if "?" in source else "?") + "loop=1"
+    path = Path(source).expanduser().resolve()
+    if not path.is_file():
+        raise FileNotFoundError(f"video file not found: {path}")
+    return f"file://{path}?loop=1"
+
+
 def _optional(module: str, attr: str) -> Callable[..., Any] | None:
     """An optional component's entry point, if that package is installed (scheduler, web app)."""
     try:
@@ -177,7 +191,7 @@ def run_demo(
     try:
         upgrade(settings, engine=engine)
         echo(f"database: {settings.database_url} (migrated)")
-        url = source or synthetic_url(beds, faces, seed)
+        url = demo_source_url(source) if source else synthetic_url(beds, faces, seed)
         zones = None
         if url.startswith("synthetic:"):
             from areya.camera.synthetic import ward_from_uri  # noqa: PLC0415

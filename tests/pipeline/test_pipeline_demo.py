@@ -54,3 +54,18 @@ def test_synthetic_video_command_writes_a_video_and_its_ground_truth(tmp_path: P
                                       "--segment", "0.5"])
     assert result.exit_code == 0, result.output
     assert "wrote 4 frames" in result.output and "bed 2:" in result.output and out.stat().st_size > 0
+
+
+def test_demo_sources_loop_video_files(tmp_path: Path) -> None:
+    import pytest
+
+    from areya.demo import demo_source_url
+
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"\x00")
+    assert demo_source_url(str(clip)) == f"file://{clip}?loop=1"
+    assert demo_source_url(f"file://{clip}") == f"file://{clip}?loop=1"
+    assert demo_source_url("rtsp://cam.example/stream") == "rtsp://cam.example/stream"
+    assert demo_source_url("device:0") == "device:0"
+    with pytest.raises(FileNotFoundError):
+        demo_source_url(str(tmp_path / "missing.mp4"))

@@ -18,7 +18,18 @@ from areya.emotion.train_config import TrainConfig
 
 keras = pytest.importorskip("keras")
 
-TINY = dict(widths=[8, 16], convs_per_stage=[1, 1], batch_size=16, epochs=1, seed=7, name="tiny")
+TINY = dict(
+    widths=[8, 16],
+    convs_per_stage=[1, 1],
+    batch_size=16,
+    epochs=1,
+    seed=7,
+    name="tiny",
+    standardize=True,
+    pooling="flatten",
+    input_downsample=2,
+    input_blur_sigma=1.0,
+)
 
 
 @pytest.fixture(scope="module")
@@ -52,8 +63,13 @@ def test_one_epoch_training_writes_a_loadable_model(tiny_model: Path):
     assert TrainConfig.from_file(tiny_model / "config.toml").widths == [8, 16]
     history = json.loads((tiny_model / "history.json").read_text())
     assert history["train_images"] == 42 and len(history["history"]["loss"]) == 1
-    clf = EmotionClassifier.load(tiny_model)
+    clf = EmotionClassifier.load(tiny_model)  # custom layers deserialise; serving blur comes from the config
     assert clf.model_version.startswith(tiny_model.name + "@")
+    assert clf.input_blur_sigma == 1.0
+    face = synthetic_face(3, np.random.default_rng(0))
+    bright = np.clip(face.astype(np.float32) * 0.5 + 100, 0, 255)  # same face, other lighting and contrast
+    a, b = clf.predict_arrays(np.stack([face, bright]).astype(np.float32)[..., None])[1]
+    np.testing.assert_allclose(a, b, atol=0.02)  # per-image standardisation makes the model lighting-blind
 
 
 def test_interrupted_training_resumes_from_its_checkpoint(face_tree: Path, tmp_path: Path):

@@ -112,6 +112,7 @@ class EmotionClassifier:
     def load(cls, name_or_path: str | Path | None = None, tta_flip: bool = True) -> EmotionClassifier:
         import keras
 
+        import areya.emotion.network  # noqa: F401  (registers the custom layers for deserialisation)
         from areya.emotion.train_config import TrainConfig
 
         path = resolve_model_path(name_or_path)

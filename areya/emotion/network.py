@@ -20,9 +20,22 @@ OUTPUT7 = "emotion7"
 OUTPUT4 = "emotion4"
 
 
+@keras.saving.register_keras_serializable(package="areya")
+class PerImageStandardization(layers.Layer):
+    """Each face to zero mean, unit variance: removes lighting and contrast differences between faces."""
+
+    def call(self, x):
+        mean = keras.ops.mean(x, axis=(1, 2, 3), keepdims=True)
+        std = keras.ops.std(x, axis=(1, 2, 3), keepdims=True)
+        return (x - mean) / (std + 1.0)
+
+
 def build_network(cfg: TrainConfig) -> keras.Model:
     inputs = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 1), name="face")
-    x = layers.Rescaling(1.0 / 127.5, offset=-1.0, name="scale")(inputs)
+    if cfg.standardize:
+        x = PerImageStandardization(name="standardize")(inputs)
+    else:
+        x = layers.Rescaling(1.0 / 127.5, offset=-1.0, name="scale")(inputs)
     if cfg.input_downsample > 1:
         x = layers.AveragePooling2D(cfg.input_downsample, name="downsample")(x)
     for stage, width in enumerate(cfg.widths):
@@ -40,8 +53,10 @@ def build_network(cfg: TrainConfig) -> keras.Model:
         x = layers.MaxPooling2D(2, name=f"s{stage}_pool")(x)
         if cfg.dropout > 0:
             x = layers.Dropout(cfg.dropout * (stage + 1) / len(cfg.widths), name=f"s{stage}_drop")(x)
-    x = layers.GlobalAveragePooling2D(name="gap")(x)
-    x = layers.Dense(cfg.widths[-1], use_bias=False, name="embed")(x)
+    # faces are aligned crops, so where a feature sits matters: "flatten" keeps that, "gap" averages it away
+    pool = layers.Flatten(name="flatten") if cfg.pooling == "flatten" else layers.GlobalAveragePooling2D(name="gap")
+    x = pool(x)
+    x = layers.Dense(cfg.embed_units, use_bias=False, name="embed")(x)
     x = layers.BatchNormalization(name="embed_bn")(x)
     x = layers.Activation("relu", name="embed_relu")(x)
     if cfg.head_dropout > 0:

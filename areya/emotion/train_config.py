@@ -13,12 +13,15 @@ class TrainConfig:
     name: str = "areya-fer"
     seed: int = 1337
     # input: served faces are blurred with this sigma (px) before the network, to match a blurred
-    # training split (0 = no blur); the network averages 2x2 pixels first when input_downsample = 2.
+    # training split (0 = no blur); the network averages NxN pixels first when input_downsample = N (48 -> 24 or 16).
     input_blur_sigma: float = 0.0
     input_downsample: int = 1
+    standardize: bool = False  # per-image zero mean / unit variance instead of a fixed rescale
     # architecture
     widths: list[int] = field(default_factory=lambda: [32, 64, 128, 256])
     convs_per_stage: list[int] = field(default_factory=lambda: [1, 2, 2, 2])
+    pooling: str = "gap"  # "gap" (global average) or "flatten" before the embedding
+    embed_units: int = 256
     dropout: float = 0.4
     head_dropout: float = 0.5
     # optimisation
@@ -76,8 +79,10 @@ class TrainConfig:
             raise ValueError("convs_per_stage needs one count (>= 1) per entry of widths")
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError("epochs and batch_size must be at least 1")
-        if self.input_downsample not in (1, 2):
-            raise ValueError("input_downsample must be 1 or 2")
+        if self.pooling not in ("gap", "flatten"):
+            raise ValueError("pooling must be 'gap' or 'flatten'")
+        if self.input_downsample not in (1, 2, 3):
+            raise ValueError("input_downsample must be 1, 2 or 3")
         if not 0 <= self.input_blur_sigma <= 10:
             raise ValueError("input_blur_sigma must be in [0, 10]")
         if not 0 < self.learning_rate < 1:

@@ -1,0 +1,42 @@
+"""The shipped model loads with its serving settings, and reproduces its model card's figures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from areya.emotion.inference import EmotionClassifier, models_dir
+from areya.emotion.train_config import TrainConfig
+
+MODEL_DIR = models_dir() / "areya-fer"
+PUBLICTEST = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "fer2013" / "publictest"
+
+pytestmark = pytest.mark.skipif(not (MODEL_DIR / "model.keras").is_file(), reason="no shipped model")
+
+
+@pytest.fixture(scope="module")
+def shipped() -> EmotionClassifier:
+    return EmotionClassifier.load()
+
+
+def test_shipped_model_is_small_and_carries_its_serving_settings(shipped: EmotionClassifier):
+    assert (MODEL_DIR / "model.keras").stat().st_size < 25e6
+    assert shipped.input_blur_sigma == TrainConfig.from_file(MODEL_DIR / "config.toml").input_blur_sigma
+    assert shipped.model_version.startswith("areya-fer@")
+    card = json.loads((MODEL_DIR / "card.json").read_text())
+    assert card["model_version"] == shipped.model_version  # the card describes this very file
+
+
+@pytest.mark.skipif(not PUBLICTEST.is_dir(), reason="../shared/data/fer2013/publictest absent")
+@pytest.mark.parametrize("scheme", ["7", "4"])
+def test_shipped_model_reproduces_its_card_on_publictest(shipped: EmotionClassifier, scheme: str):
+    from areya.emotion.evaluate import evaluate
+
+    card = json.loads((MODEL_DIR / "card.json").read_text())
+    expected = card["evaluations"][f"{scheme}class_tta"]
+    ev = evaluate(shipped, PUBLICTEST, scheme)
+    assert ev.report.n == expected["n"]
+    assert ev.report.accuracy == pytest.approx(expected["accuracy"], abs=0.003)
+    assert ev.report.macro_f1 == pytest.approx(expected["macro_f1"], abs=0.005)

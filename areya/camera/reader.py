@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import random
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -120,11 +119,10 @@ class CameraReader(threading.Thread):
 
     def _pump(self, source: FrameSource) -> None:
         period = 1.0 / self.camera.sample_fps
-        media_clock = getattr(source, "spec", None) is not None and not source.spec.realtime  # type: ignore[attr-defined]
         next_due = 0.0
         while not self.stop_event.is_set():
             source.grab()
-            clock = source.media_time if media_clock else time.monotonic()  # type: ignore[attr-defined]
+            clock = source.clock()
             if clock + 1e-6 < next_due:
                 continue
             next_due = max(next_due + period, clock - period)

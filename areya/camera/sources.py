@@ -40,6 +40,10 @@ class FrameSource(Protocol):
 
     def retrieve(self) -> tuple[np.ndarray, float]: ...
 
+    def clock(self) -> float:
+        """Seconds on the clock sampling follows: wall time for live sources, media time for unpaced files."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -149,6 +153,11 @@ class OpenCVSource:
         """Seconds of media since open (files: frame count / fps)."""
         return self._frames / self._media_fps if self._media_fps else 0.0
 
+    def clock(self) -> float:
+        if self.spec.kind == "file" and not self.spec.realtime:
+            return self.media_time
+        return time.monotonic()
+
     def close(self) -> None:
         if self._cap is not None:
             self._cap.release()
@@ -190,6 +199,9 @@ class SyntheticSource:
     def retrieve(self) -> tuple[np.ndarray, float]:
         assert self.start_time is not None
         return self.ward.render(self._t - self.start_time), self._t
+
+    def clock(self) -> float:
+        return time.monotonic() if self.realtime else self._index / self.fps
 
     def close(self) -> None:
         pass

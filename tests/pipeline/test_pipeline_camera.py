@@ -171,6 +171,9 @@ class StallingSource:
     def retrieve(self) -> tuple[np.ndarray, float]:
         return np.zeros((48, 64, 3), np.uint8), time.time()
 
+    def clock(self) -> float:
+        return time.monotonic()
+
     def close(self) -> None:
         pass
 

@@ -24,8 +24,10 @@ def duration(seconds: float) -> str:
     if seconds < 3600:
         return f"{seconds // 60} min"
     if seconds < 86400:
-        return f"{seconds // 3600} h {seconds % 3600 // 60} min"
-    return f"{seconds // 86400} d {seconds % 86400 // 3600} h"
+        minutes = seconds % 3600 // 60
+        return f"{seconds // 3600} h" + (f" {minutes} min" if minutes else "")
+    hours = seconds % 86400 // 3600
+    return f"{seconds // 86400} d" + (f" {hours} h" if hours else "")
 
 
 def ago(value: datetime | None, now: datetime | None = None) -> str:

@@ -62,7 +62,10 @@
     soundOn = on;
     try { localStorage.setItem("areya.sound", on ? "1" : "0"); } catch (e) { /* private mode */ }
     if (on) ensureAudio();
-    document.querySelectorAll("#sound-toggle").forEach(function (b) { b.textContent = "Sound: " + (on ? "on" : "off"); });
+    const blocked = on && audio && audio.state === "suspended";  // the browser waits for a click before sound
+    document.querySelectorAll("#sound-toggle").forEach(function (b) {
+      b.textContent = "Sound: " + (on ? (blocked ? "on (click to allow)" : "on") : "off");
+    });
   }
 
   function fragment(html) {
@@ -110,13 +113,14 @@
         if (!window.confirm(form.getAttribute("data-confirm"))) ev.preventDefault();
       });
     });
-    let stored = "0";
-    try { stored = localStorage.getItem("areya.sound") || "0"; } catch (e) { /* ignore */ }
+    let stored = "1";  // sound on unless the user turned it off on this device
+    try { stored = localStorage.getItem("areya.sound") || "1"; } catch (e) { /* ignore */ }
     setSound(stored === "1");
     document.querySelectorAll("#sound-toggle").forEach(function (b) {
       b.addEventListener("click", function () { setSound(!soundOn); if (soundOn) beep(1); });
     });
-    document.addEventListener("pointerdown", function () { if (soundOn) ensureAudio(); }, { once: true });
+    document.addEventListener("pointerdown", function () { if (soundOn) { ensureAudio(); setSound(true); } },
+                              { once: true });
   });
 
   window.Areya = { csrfToken: csrfToken, tickTimes: tickTimes, beep: beep, connect: connect, fragment: fragment,

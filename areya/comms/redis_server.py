@@ -138,8 +138,18 @@ class EmbeddedRedis:
             return False
 
     def start(self, timeout: float = 10.0) -> EmbeddedRedis:
-        """Start the server (or adopt the one already serving this folder)."""
+        """Start the server (or adopt the one already serving this folder); safe when processes race to start it."""
+        import fcntl  # noqa: PLC0415 - POSIX only, like the unix socket
+
         self.directory.mkdir(parents=True, exist_ok=True)
+        with open(self.directory / "start.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                return self._start_locked(timeout)
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _start_locked(self, timeout: float) -> EmbeddedRedis:
         if self.running_pid() and self.ping():
             log.info("embedded redis already running in %s", self.directory)
             return self

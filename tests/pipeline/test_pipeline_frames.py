@@ -145,3 +145,20 @@ def test_metrics_survive_redis_being_away(redis_server: EmbeddedRedis) -> None:
     redis_server.start()
     assert m.flush() is True
     assert 'areya_frames_processed_total{camera="1"} 4' in render_metrics(redis_server.client())
+
+
+def test_processes_racing_to_start_the_embedded_server_share_one(tmp_path) -> None:  # noqa: ANN001
+    import subprocess
+    import sys
+
+    code = ("import sys; from areya.comms.redis_server import EmbeddedRedis; "
+            "s = EmbeddedRedis(sys.argv[1]).start(); print(s.running_pid())")
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "redis")], stdout=subprocess.PIPE)  # noqa: S603
+             for _ in range(3)]
+    pids = {p.communicate(timeout=60)[0].strip() for p in procs}
+    server = EmbeddedRedis(tmp_path / "redis")
+    try:
+        assert len(pids) == 1 and server.ping()
+    finally:
+        server.stop()
+    assert server.running_pid() is None

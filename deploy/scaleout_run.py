@@ -21,7 +21,7 @@ Bounded: every wait has a deadline and the whole run stops after ``--max-seconds
 stopped and its temporary directory removed (``--keep`` keeps logs and data).
 
     nice python deploy/scaleout_run.py                   # ~6 minutes on 2 cores
-    nice python deploy/scaleout_run.py --cameras 4 --fill-fps 4 --ward-fps 1 --phase-seconds 40
+    nice python deploy/scaleout_run.py --cameras 4 --fill-fps 4 --ward-fps 1 --phase-seconds 40 --json out.json
 """
 
 from __future__ import annotations
@@ -419,10 +419,10 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901, PLR0915 - one scr
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--cameras", type=int, default=6)
     ap.add_argument("--beds", type=int, default=3, help="beds (and patients) per camera")
-    ap.add_argument("--fill-fps", type=float, default=4.0,
+    ap.add_argument("--fill-fps", type=float, default=5.0,
                     help="per-camera fps while measuring throughput (above what the workers can take)")
     ap.add_argument("--ward-fps", type=float, default=1.0, help="per-camera fps afterwards (the ward rate)")
-    ap.add_argument("--backlog", type=int, default=400, help="frames to queue before the first worker starts")
+    ap.add_argument("--backlog", type=int, default=600, help="frames to queue before the first worker starts")
     ap.add_argument("--phase-seconds", type=float, default=45.0, help="measurement per worker count")
     ap.add_argument("--steady-seconds", type=float, default=40.0, help="lag measurement at the ward rate")
     ap.add_argument("--lock-ttl", type=float, default=10.0, help="scheduler leader lock period (s)")

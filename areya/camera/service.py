@@ -105,10 +105,16 @@ class IngestService:
         except Exception as exc:  # noqa: BLE001 - DB down: keep the cameras we have
             log.warning("cannot load cameras from the database (%s); keeping %d reader(s)", exc, len(self.readers))
             return
+        dropped: dict[int, dict[str, Any]] = {}
         for camera_id, reader in list(self.readers.items()):
             if wanted.get(camera_id) != reader.camera:  # removed, disabled or changed
                 reader.stop()
                 del self.readers[camera_id]
+                snap = reader.health.snapshot()
+                snap.update(status="offline", last_error="reader stopped: camera disabled, removed or changed")
+                dropped[camera_id] = snap
+        if dropped:
+            self._write_health(dropped)
         for camera_id, camera in wanted.items():
             if camera_id not in self.readers:
                 reader = CameraReader(camera, self.publisher, jpeg_quality=self.jpeg_quality,
@@ -122,6 +128,21 @@ class IngestService:
     def health(self) -> dict[int, dict[str, Any]]:
         now = time.time()
         return {cid: r.health.snapshot(now) for cid, r in self.readers.items()}
+
+    def _write_health(self, snaps: dict[int, dict[str, Any]]) -> None:
+        """Health of readers that are gone, to Redis and the DB (best effort)."""
+        try:
+            pipe = self.client.pipeline(transaction=False)
+            for camera_id, snap in snaps.items():
+                publish_health(pipe, camera_id, snap)  # type: ignore[arg-type]
+            pipe.execute()
+        except redis.RedisError as exc:
+            log.debug("health not published to redis: %s", exc)
+        if self.session_factory is not None:
+            try:
+                write_health_to_db(self.session_factory, snaps)
+            except Exception as exc:  # noqa: BLE001
+                log.warning("camera health not written to the database: %s", exc)
 
     def publish_health(self) -> None:
         snaps = self.health()

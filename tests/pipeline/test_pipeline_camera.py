@@ -233,16 +233,22 @@ def test_ingest_reads_enabled_cameras_from_the_db_and_writes_their_health(
         camera.source_url = "synthetic:beds=1,width=320,height=240,face_size=60"
         camera.sample_fps = 10
     service = IngestService(rclient, stream=STREAM, maxlen=1000, session_factory=session_factory,
-                            health_interval_s=0.1, db_health_interval_s=0.2)
+                            health_interval_s=0.1, db_health_interval_s=0.2, reload_interval_s=0.2)
     service.start()
     try:
         assert _wait(lambda: _counts(rclient, demo.camera_id)[0] >= 3)
+        reader = service.readers[demo.camera_id]
+        with session_factory() as session, session.begin():
+            session.get(Camera, demo.camera_id).enabled = False
+        assert _wait(lambda: not service.readers)  # a disabled camera's reader is stopped
+        reader.join(5)
+        assert not reader.is_alive()
     finally:
         service.stop()
     with session_factory() as session:
         camera = session.scalars(select(Camera).where(Camera.id == demo.camera_id)).one()
         assert camera.last_frame_at is not None
-        assert camera.health_status == "offline" and camera.last_error == "stopped"  # written at shutdown
+        assert camera.health_status == "offline" and "camera disabled" in camera.last_error
 
 
 @requires(CLIP)

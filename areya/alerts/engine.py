@@ -69,7 +69,7 @@ class AlertEngine:
         redis_client: redis.Redis | None = None,
         retention_interval_s: float = 60.0,
         retention_batch: int = 5000,
-        retention_max_batches: int = 10,
+        retention_max_batches: int = 100,
         incremental: bool = True,
     ) -> None:
         self.settings = settings
@@ -80,6 +80,8 @@ class AlertEngine:
         self.retention_batch = retention_batch
         self.retention_max_batches = retention_max_batches
         self._last_retention: datetime | None = None
+        self._retention_backlog = False
+        self.retention_budget_s = max(0.5, 0.3 * settings.scheduler_tick_s)
         # incremental window aggregates (re-reading a minute or so per tick instead of the whole window)
         self.camera_lookback_s = int(math.ceil(2 * stall_after_s(settings.camera_offline_s)))
         self.window_cache = WindowCache(bucket_s=10, slack_s=max(10.0, 2 * settings.scheduler_tick_s)) \
@@ -102,18 +104,26 @@ class AlertEngine:
                                         redis_client=self.redis_client, last_observations=last_obs)
                 report.camera_opened, report.camera_resolved = cams["opened"], cams["resolved"]
             report.notices = take_notices(session)  # committed: safe to announce
-        due = retention if retention is not None else self._retention_due(now)
-        if due:
-            report.retention = roll_up_observations(
-                self.session_factory, now=now, retention_days=self.settings.retention_days,
-                batch_size=self.retention_batch, max_batches=self.retention_max_batches)
-            self._last_retention = now
+        if retention if retention is not None else self.retention_due(now):
+            report.retention = self.run_retention(now)
         report.seconds = time.perf_counter() - started
         return report
 
-    def _retention_due(self, now: datetime) -> bool:
-        return self._last_retention is None or now - self._last_retention >= timedelta(
-            seconds=self.retention_interval_s)
+    # -- retention -----------------------------------------------------------------------------
+    def retention_due(self, now: datetime) -> bool:
+        """Every ``retention_interval_s``, or at once while a backlog is left from the previous run."""
+        return (self._last_retention is None or self._retention_backlog
+                or now - self._last_retention >= timedelta(seconds=self.retention_interval_s))
+
+    def run_retention(self, now: datetime) -> RollupReport:
+        """Roll up old observations, within a time budget (a backlog continues at the next tick)."""
+        report = roll_up_observations(
+            self.session_factory, now=now, retention_days=self.settings.retention_days,
+            batch_size=self.retention_batch, max_batches=self.retention_max_batches,
+            time_budget_s=self.retention_budget_s)
+        self._last_retention = now
+        self._retention_backlog = not report.done
+        return report
 
     # -- sustained negative emotion ------------------------------------------------------------
     def evaluate_negative(self, session: Session, now: datetime, report: TickReport) -> None:

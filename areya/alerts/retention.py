@@ -9,6 +9,7 @@ never counts a row twice or loses one.  A minute split over two batches is merge
 from __future__ import annotations
 
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -125,11 +126,16 @@ def roll_up_observations(
     retention_days: int,
     batch_size: int = DEFAULT_BATCH,
     max_batches: int = 10,
+    time_budget_s: float | None = None,
 ) -> RollupReport:
-    """Up to ``max_batches`` batches, one transaction each; stops early when nothing old is left."""
+    """Up to ``max_batches`` batches, one transaction each; stops early when nothing old is left, or (with
+    ``time_budget_s``) once that much time has been spent — the rest is done next time."""
     cutoff = now - timedelta(days=retention_days)
     total = RollupReport()
+    started = time.monotonic()
     for _ in range(max_batches):
+        if time_budget_s is not None and total.batches and time.monotonic() - started >= time_budget_s:
+            break
         with session_factory() as session:
             try:
                 with session.begin():

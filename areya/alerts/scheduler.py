@@ -76,12 +76,14 @@ class AlertScheduler:
                 return None
             now = self.clock()
             with self._keeping_lock():
-                report = self.engine.tick(now)
-            # the lock is renewed before announcing: a leader that lost it mid-tick still announces what it
-            # committed (the database already holds it), but logs the overlap
-            if not self.lock.acquire():
-                log.warning("leader lock lost during a tick (tick took %.1fs)", report.seconds)
-            self.notifier.notify(report.notices)
+                report = self.engine.tick(now, retention=False)
+                # a leader that lost the lock mid-tick still announces what it committed (the database holds
+                # it), but logs the overlap
+                if not self.lock.acquire():
+                    log.warning("leader lock lost during a tick (tick took %.1fs)", report.seconds)
+                self.notifier.notify(report.notices)
+                if self.engine.retention_due(now):  # after the announcements: they never wait for it
+                    report.retention = self.engine.run_retention(now)
             self.last_report = report
             self.ticks += 1
             self._heartbeat(report)

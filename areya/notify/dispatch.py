@@ -60,7 +60,8 @@ def describe(session: Session, notice: AlertNotice) -> str:
         "pipeline_stalled": "pipeline stalled",
     }.get(notice.kind, notice.kind)
     severity = f", severity {notice.severity}" if notice.severity is not None else ""
-    return f"{label} — {where} (alert {notice.alert_id}{severity})"
+    alert = f"alert {notice.alert_id}" if notice.alert_id is not None else "no open alert"
+    return f"{label} — {where} ({alert}{severity})"
 
 
 class Notifier:

@@ -172,3 +172,19 @@ def test_tick_runs_retention_when_due(
     assert report.retention is not None and report.retention.observations == 30
     assert engine.tick(T0 + timedelta(seconds=5)).retention is None  # not due again yet
     assert engine.tick(T0 + timedelta(seconds=60)).retention is not None
+
+
+def test_retention_backlog_is_worked_off_tick_after_tick(
+    alert_settings: Settings, hospital: Hospital, session_factory: Callable[[], Session]
+) -> None:
+    add_observations(session_factory, observation_rows(hospital.patients[0], hospital.beds[0], hospital.camera_id,
+                                                       T0 - timedelta(days=9), 30))
+    engine = AlertEngine(alert_settings, session_factory, retention_interval_s=60, retention_batch=7)
+    engine.retention_budget_s = 0.0  # one batch per run
+    rolled = []
+    for k in range(6):
+        report = engine.tick(T0 + timedelta(seconds=5 * k))
+        rolled.append(report.retention.observations if report.retention else None)
+    assert rolled == [7, 7, 7, 7, 2, None]  # a backlog continues at once; then every retention_interval_s
+    with session_factory() as s:
+        assert s.scalar(select(func.sum(ObservationMinute.n_obs))) == 30

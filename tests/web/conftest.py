@@ -1,14 +1,17 @@
-"""Dashboard test fixtures: a real embedded Redis and the test hospital (see web_helpers.build_world)."""
+"""Dashboard test fixtures: a real embedded Redis and the test hospital (see web_helpers.populate)."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
-from web_helpers import World, build_world, make_world, populate
+from web_helpers import World, make_world, populate
 
 from areya.comms.redis_server import EmbeddedRedis
 from areya.config import Settings
@@ -39,16 +42,69 @@ def _sqlite_world(tmp_path_factory: pytest.TempPathFactory, _sqlite_template: Pa
     return path, ids, tokens
 
 
+@pytest.fixture(scope="session")
+def _pg_world(request: pytest.FixtureRequest) -> Iterator[tuple[str, dict, dict]]:
+    """PostgreSQL: the test hospital built once in a template database; each test gets a copy of it."""
+    from areya.db.engine import create_db_engine
+
+    url = _pg_create(template=request.getfixturevalue("_pg_template"))
+    engine = create_db_engine(url)
+    try:
+        ids, tokens = populate(engine)
+    finally:
+        engine.dispose()
+    yield url, ids, tokens
+    _pg_drop(url)
+
+
+def _pg_admin() -> Any:
+    from sqlalchemy import create_engine
+
+    return create_engine(os.environ["AREYA_TEST_POSTGRES_URL"], isolation_level="AUTOCOMMIT")
+
+
+def _pg_create(template: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    name = f"areya_w_{uuid.uuid4().hex[:12]}"
+    admin = _pg_admin()
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    finally:
+        admin.dispose()
+    return make_url(os.environ["AREYA_TEST_POSTGRES_URL"]).set(database=name).render_as_string(hide_password=False)
+
+
+def _pg_drop(url: str) -> None:
+    from sqlalchemy.engine import make_url
+
+    admin = _pg_admin()
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)')
+    finally:
+        admin.dispose()
+
+
 @pytest.fixture
 def world(db_settings: Settings, db_backend: str, web_redis: redis.Redis, request: pytest.FixtureRequest
           ) -> Iterator[World]:
-    """The test hospital in this test's database (SQLite: a copy of the session's; PostgreSQL: built anew)."""
+    """The test hospital in this test's database: a copy of the one built once per session and backend."""
     if db_backend == "sqlite":
         path, ids, tokens = request.getfixturevalue("_sqlite_world")
-        target = db_settings.database_url.removeprefix("sqlite:///")
-        shutil.copyfile(path, target)
+        shutil.copyfile(path, db_settings.database_url.removeprefix("sqlite:///"))
         w = make_world(db_settings, ids, tokens, redis_client=web_redis)
-    else:
-        w = build_world(db_settings, redis_client=web_redis)
-    yield w
-    w.engine.dispose()
+        yield w
+        w.engine.dispose()
+        return
+    from sqlalchemy.engine import make_url
+
+    template_url, ids, tokens = request.getfixturevalue("_pg_world")
+    url = _pg_create(template=make_url(template_url).database or "")
+    w = make_world(db_settings.replace(database_url=url), ids, tokens, redis_client=web_redis)
+    try:
+        yield w
+    finally:
+        w.engine.dispose()
+        _pg_drop(url)

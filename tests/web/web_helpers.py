@@ -26,7 +26,7 @@ ROLES = ("nurse", "doctor", "admin")
 
 @dataclass
 class World:
-    """What ``build_world`` created (ids), the app and its engine."""
+    """The app over a populated database: its engine, the ids ``populate`` created and API tokens."""
 
     app: Flask
     engine: Engine
@@ -138,15 +138,6 @@ def make_world(settings: Settings, ids: dict[str, int], tokens: dict[str, str], 
     app = create_app(settings, engine=engine, redis_client=redis_client, **options)
     app.config["TESTING"] = True
     return World(app=app, engine=engine, ids=dict(ids), tokens=dict(tokens))
-
-
-def build_world(settings: Settings, *, redis_client: Any = None, **app_options: Any) -> World:
-    engine = create_db_engine(settings)
-    try:
-        ids, tokens = populate(engine)
-    finally:
-        engine.dispose()
-    return make_world(settings, ids, tokens, redis_client=redis_client, **app_options)
 
 
 CSRF_RE = re.compile(r'name="csrf-token" content="([^"]+)"')

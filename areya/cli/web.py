@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import sys
 
 import click
@@ -42,11 +43,24 @@ def web(obj: CliContext, host: str | None, port: int | None, use_gunicorn: bool,
     _check_schema(settings)
     from werkzeug.serving import run_simple
 
+    from areya.comms.redis_server import stop_owned_servers
     from areya.webapp import create_app
 
-    app = create_app(settings)
-    click.echo(f"dashboard: http://{host}:{port}/ (development server; use --gunicorn in production)", err=True)
-    run_simple(host, port, app, threaded=True, use_reloader=False, use_debugger=False)
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        app = create_app(settings)
+        click.echo(f"dashboard: http://{host}:{port}/ (development server; use --gunicorn in production)", err=True)
+        run_simple(host, port, app, threaded=True, use_reloader=False, use_debugger=False)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        stop_owned_servers()  # an embedded Redis this process started
+        click.echo("dashboard: stopped", err=True)
+
+
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _check_schema(settings: object) -> None:

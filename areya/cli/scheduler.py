@@ -39,10 +39,21 @@ def scheduler(once: bool, as_json: bool) -> None:
     """Evaluate alert rules every scheduler_tick_s (only the Redis lock holder acts; others stand by)."""
     import logging
 
-    from areya.alerts.scheduler import AlertScheduler
+    from areya.comms.redis_server import stop_owned_servers
 
     settings = get_context().settings
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if settings.log_level != "DEBUG":
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)  # not a line per tick
+    try:
+        _run_scheduler(settings, once, as_json)
+    finally:
+        stop_owned_servers()  # an embedded Redis this process had to start
+
+
+def _run_scheduler(settings: Any, once: bool, as_json: bool) -> None:
+    from areya.alerts.scheduler import AlertScheduler
+
     sched = AlertScheduler(settings, engine=get_context().engine)
     if once:
         try:

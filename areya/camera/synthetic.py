@@ -119,10 +119,11 @@ class FaceLibrary:
     """Face images per FER-7 class name, loaded lazily, filtered for detectability."""
 
     def __init__(self, faces_dir: str | Path | None = None, *, face_size: int = 140,
-                 accept: Callable[[np.ndarray], bool] | None = None) -> None:
+                 accept: Callable[[np.ndarray], bool] | None = None, accept_key: tuple[Any, ...] = ()) -> None:
         self.faces_dir = Path(faces_dir) if faces_dir else None
         self.face_size = face_size
         self._accept = accept
+        self._accept_key = accept_key  # what the verdict of ``accept`` depends on besides the image (process cache)
         self._cache: dict[Path | str, np.ndarray | None] = {}
         if self.faces_dir is not None and not self.faces_dir.is_dir():
             raise FileNotFoundError(f"faces folder not found: {self.faces_dir}")
@@ -196,7 +197,12 @@ class FaceLibrary:
 
             image = cv2.imread(str(path), cv2.IMREAD_COLOR)
             patch = self.compose(image) if image is not None else None
-            self._cache[path] = patch if patch is not None and self._detectable(patch) else None
+            if patch is not None:
+                key = (str(path), self.face_size, self._accept is None, self._accept_key)
+                if key not in _VERDICTS:
+                    _VERDICTS[key] = self._detectable(patch)
+                patch = patch if _VERDICTS[key] else None
+            self._cache[path] = patch
         return self._cache[path]
 
     def pick(self, emotion: str, rng: random.Random) -> tuple[np.ndarray, str]:
@@ -217,6 +223,7 @@ class FaceLibrary:
 
 
 _CASCADE = None
+_VERDICTS: dict[tuple[Any, ...], bool] = {}  # (image, composition, checks) -> detectable: checked once per process
 
 
 def _cascade_singleton():  # noqa: ANN202
@@ -255,7 +262,7 @@ class SyntheticWard:
     face_size: int = 0  # pixels; 0 = as large as the bed layout allows (at most MAX_FACE_SIZE)
     segment_s: float = 10.0
     duration: float = 120.0
-    check_detectors: tuple[str, ...] = ("haar", "blazeface")
+    check_detectors: tuple[str, ...] = ("blazeface", "haar")  # cheapest, most selective first
     library: FaceLibrary = field(init=False)
 
     def __post_init__(self) -> None:
@@ -268,7 +275,8 @@ class SyntheticWard:
             self.face_size = int(min(MAX_FACE_SIZE, slot_w * 0.6, row_h * 0.45))
         if self.face_size < 24:
             raise ValueError(f"faces of {self.face_size} px are too small to detect: fewer beds or a bigger frame")
-        self.library = FaceLibrary(self.faces_dir, face_size=self.face_size, accept=self._detectable)
+        self.library = FaceLibrary(self.faces_dir, face_size=self.face_size, accept=self._detectable,
+                                   accept_key=(self.width, self.height, self.beds, self.check_detectors))
         self._detectors: list[Any] | None = None
         if self.scenario is None:
             classes = self.library.areya4_classes() or self.library.classes

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+import redis
 from sqlalchemy import func, select
 from web_helpers import World, login
 
@@ -268,10 +269,25 @@ def test_camera_connection_test_reports_failure_without_the_secret(world: World)
     assert ("camera.test", None) in _audit_actions(world)
 
 
-def test_ops_page_and_metrics(world: World) -> None:
+def test_ops_page_and_metrics(world: World, web_redis: redis.Redis) -> None:
+    import time
+
+    from areya.camera.health import publish_health
+    from areya.metrics import Metrics
+
+    publish_health(web_redis, world.ids["camera_id"], {"status": "online", "last_frame_at": time.time() - 3,
+                                                       "actual_fps": 1.9, "frames": 1234, "reconnects": 2})
+    metrics = Metrics(web_redis)
+    metrics.inc("areya_frames_processed_total", 4321, worker="w1")
+    metrics.set_gauge("areya_worker_last_batch_timestamp", time.time() - 5, worker="w1")
+    assert metrics.flush()
     client, _ = login(world.app, "admin")
     html = client.get("/ops").get_data(as_text=True)
-    assert "cam-1" in html and "Frame queue" in html and "Redis is not reachable" not in html
+    assert "Frame queue" in html and "Redis is not reachable" not in html
+    row = html[html.index("<td>cam-1</td>"):]
+    row = row[:row.index("</tr>")]
+    assert "online" in row and "1.9" in row and "1234" in row
+    assert "4321" in html and "Worker w1" in html
     metrics = client.get("/metrics")
     assert metrics.status_code == 200 and metrics.content_type.startswith("text/plain")
     assert "areya_stream_length" in metrics.get_data(as_text=True)

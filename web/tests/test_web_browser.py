@@ -50,6 +50,11 @@ def test_nurse_sees_tile_update_live(page: Page, live_server: Any, login_as: Any
     expect(tile.locator(".conf")).to_have_text("93%")
     expect(tile.locator(".seen time")).to_contain_text("s ago")
     shot(page, "03-ward-after-update")
+    for name, size in (("03b-ward-tablet", {"width": 820, "height": 1180}),
+                       ("03c-ward-wall-screen", {"width": 1920, "height": 1080})):
+        page.set_viewport_size(size)
+        shot(page, name)
+    page.set_viewport_size({"width": 1366, "height": 900})
     page.click("text=Alice Example")
     expect(page.locator("h1")).to_contain_text("Alice Example")
     page.click("text=Show 7-class detail")

@@ -169,7 +169,9 @@ def train(
     # fit() swaps the EMA weights in at the end when use_ema is set.
     model_path = out_dir / MODEL_FILE
     network.save(model_path)
-    (out_dir / CONFIG_FILE).write_text(cfg.to_toml())
+    out_config = out_dir / CONFIG_FILE
+    if not out_config.exists() or TrainConfig.from_file(out_config) != cfg:  # keep a commented identical config
+        out_config.write_text(cfg.to_toml())
     (out_dir / HISTORY_FILE).write_text(
         json.dumps(
             {

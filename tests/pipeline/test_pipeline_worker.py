@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections import Counter
@@ -169,7 +170,7 @@ def test_database_briefly_unavailable_no_crash_no_loss_no_early_ack(
 def test_emotions_match_the_scenario_at_the_shipped_models_accuracy(
     rclient: redis.Redis, engine: Any, session_factory: Any, haar: Any
 ) -> None:
-    from areya.emotion.inference import EmotionClassifier
+    from areya.emotion.inference import EmotionClassifier, models_dir
 
     try:
         classifier = EmotionClassifier.load()
@@ -194,7 +195,12 @@ def test_emotions_match_the_scenario_at_the_shipped_models_accuracy(
         hits[r.label4 == truth] += 1
     accuracy = hits[True] / len(rows)
     print(f"4-class accuracy on {len(rows)} synthetic-ward faces: {accuracy:.2f}")
-    assert accuracy >= 0.45, accuracy  # chance is 0.25
+    # "at the model's accuracy": its card's PublicTest figure, less two binomial standard errors for this
+    # small sample (~0.14 at ~50 faces); chance is 0.25.
+    card = json.loads((models_dir() / "areya-fer" / "card.json").read_text())
+    expected = card["evaluations"]["4class_tta"]["accuracy"]
+    margin = 2 * (expected * (1 - expected) / len(rows)) ** 0.5
+    assert accuracy >= expected - margin, (accuracy, expected, margin)
 
 
 def test_fixed_classifier_is_shaped_like_the_real_one() -> None:

@@ -444,7 +444,8 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901, PLR0915 - one scr
     pg = Postgres(work / "pg", free_port(), secrets.token_hex(16))
     rs = RedisServer(work / "redis", free_port(), secrets.token_hex(16))
     services: Services | None = None
-    figures: dict[str, Any] = {"host": {"cpus": os.cpu_count(), "python": sys.version.split()[0]}}
+    figures: dict[str, Any] = {"host": {"cpus": os.cpu_count(), "python": sys.version.split()[0],
+                                        "loadavg_at_start": os.getloadavg()}}
     try:
         log(f"work directory {work}")
         db_url = pg.start()
@@ -594,6 +595,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901, PLR0915 - one scr
             f"zones, {sample['rows_found']} rows found, mismatches: {sample['mismatches'] or 'none'}")
         log(f"verdict: none lost: {acc['none_lost']}; none duplicated: {acc['none_duplicated']}")
         figures["seconds"] = round(time.monotonic() - started)
+        figures["host"]["loadavg_at_end"] = os.getloadavg()
         print(json.dumps(figures, indent=2))
         if args.json:
             Path(args.json).write_text(json.dumps(figures, indent=2))

@@ -7,7 +7,7 @@ import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from flask import Flask, g, jsonify, redirect, render_template, request, session, url_for
+from flask import Flask, current_app, g, jsonify, make_response, redirect, render_template, request, session, url_for
 from sqlalchemy import Engine
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
@@ -114,7 +114,7 @@ def _is_public(endpoint: str | None) -> bool:
         return False
     if endpoint == "static":
         return True
-    view = __import__("flask").current_app.view_functions.get(endpoint)
+    view = current_app.view_functions.get(endpoint)
     return bool(getattr(view, PUBLIC_ATTR, False))
 
 
@@ -171,9 +171,7 @@ def _error_response(code: int, message: str) -> Response:
     if _wants_json():
         response = jsonify({"error": message, "status": code})
     else:
-        response = __import__("flask").make_response(
-            render_template("error.html", code=code, message=message), code
-        )
+        response = make_response(render_template("error.html", code=code, message=message), code)
     response.status_code = code
     if code == 401 and request.path.startswith("/api/"):
         response.headers["WWW-Authenticate"] = 'Bearer realm="areya"'

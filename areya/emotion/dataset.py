@@ -62,6 +62,31 @@ class FaceDataset:
         return int(self.labels7.shape[0])
 
 
+class _Collector:
+    """Accumulates faces and labels into a :class:`FaceDataset`, recording resized images in the report."""
+
+    def __init__(self, report: ImportReport) -> None:
+        self.report = report
+        self.images: list[np.ndarray] = []
+        self.labels: list[int] = []
+
+    def add(self, img: np.ndarray, label: int, where: str) -> None:
+        face, resized = _to_face(img)
+        if resized:
+            self.report.resized.append(where)
+        self.images.append(face)
+        self.labels.append(label)
+        self.report.per_class[FER7_CLASSES[label]] += 1
+
+    def finish(self) -> FaceDataset:
+        report = self.report
+        report.loaded = len(self.labels)
+        if report.corrupt or report.resized:
+            log.warning(report.summary())
+        arr = np.stack(self.images) if self.images else np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), np.uint8)
+        return FaceDataset(arr, np.asarray(self.labels, dtype=np.int64), report)
+
+
 def _to_face(img: np.ndarray) -> tuple[np.ndarray, bool]:
     """Grayscale 48x48 uint8 face from any decoded image; returns (face, was_resized)."""
     if img.ndim == 3:
@@ -79,8 +104,7 @@ def load_folder_tree(root: str | Path, classes: Iterable[str] | None = None) -> 
         raise FileNotFoundError(f"data directory not found: {root}")
     wanted = None if classes is None else {folder_to_fer7(c) for c in classes}
     report = ImportReport(source=str(root))
-    images: list[np.ndarray] = []
-    labels: list[int] = []
+    faces = _Collector(report)
     for sub in sorted(p for p in root.iterdir() if p.is_dir()):
         label = folder_to_fer7(sub.name)
         if label is None:
@@ -97,17 +121,8 @@ def load_folder_tree(root: str | Path, classes: Iterable[str] | None = None) -> 
             if img is None or img.size == 0:
                 report.corrupt.append(str(path))
                 continue
-            face, resized = _to_face(img)
-            if resized:
-                report.resized.append(str(path))
-            images.append(face)
-            labels.append(label)
-            report.per_class[FER7_CLASSES[label]] += 1
-    report.loaded = len(labels)
-    if report.corrupt or report.resized:
-        log.warning(report.summary())
-    arr = np.stack(images) if images else np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), np.uint8)
-    return FaceDataset(arr, np.asarray(labels, dtype=np.int64), report)
+            faces.add(img, label, str(path))
+    return faces.finish()
 
 
 def load_fer_csv(path: str | Path, split: str | None = None) -> FaceDataset:
@@ -119,8 +134,7 @@ def load_fer_csv(path: str | Path, split: str | None = None) -> FaceDataset:
             raise ValueError(f"unknown split {split!r}: expected one of {', '.join(CSV_USAGE_SPLITS)}")
         usage = CSV_USAGE_SPLITS[split.lower()]
     report = ImportReport(source=f"{path}" + (f" [{usage}]" if usage else ""))
-    images: list[np.ndarray] = []
-    labels: list[int] = []
+    faces = _Collector(report)
     with path.open(newline="") as fh:
         reader = csv.DictReader(fh)
         missing = {"emotion", "pixels"} - set(reader.fieldnames or [])
@@ -143,17 +157,8 @@ def load_fer_csv(path: str | Path, split: str | None = None) -> FaceDataset:
             if n == 0 or side * side != n or pixels.min() < 0 or pixels.max() > 255:
                 report.corrupt.append(where)
                 continue
-            face, resized = _to_face(pixels.reshape(side, side).astype(np.uint8))
-            if resized:
-                report.resized.append(where)
-            images.append(face)
-            labels.append(label)
-            report.per_class[FER7_CLASSES[label]] += 1
-    report.loaded = len(labels)
-    if report.corrupt or report.resized:
-        log.warning(report.summary())
-    arr = np.stack(images) if images else np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), np.uint8)
-    return FaceDataset(arr, np.asarray(labels, dtype=np.int64), report)
+            faces.add(pixels.reshape(side, side).astype(np.uint8), label, where)
+    return faces.finish()
 
 
 def load_dataset(source: str | Path, split: str | None = None) -> FaceDataset:

@@ -419,7 +419,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901, PLR0915 - one scr
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--cameras", type=int, default=6)
     ap.add_argument("--beds", type=int, default=3, help="beds (and patients) per camera")
-    ap.add_argument("--fill-fps", type=float, default=5.0,
+    ap.add_argument("--fill-fps", type=float, default=10.0,
                     help="per-camera fps while measuring throughput (above what the workers can take)")
     ap.add_argument("--ward-fps", type=float, default=1.0, help="per-camera fps afterwards (the ward rate)")
     ap.add_argument("--backlog", type=int, default=600, help="frames to queue before the first worker starts")
@@ -529,6 +529,9 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901, PLR0915 - one scr
         log(f"worker 2 SIGKILLed with {pending_w2} frame(s) delivered and unacknowledged; replacing it")
         services.start("worker-2b", "worker", "--consumer", f"{host}-w2b")
         figures["worker_kill"] = {"pending_at_kill": pending_w2, "processed_before": before_kill.processed}
+        wait_for("the killed worker's frames to be reclaimed",
+                 lambda: int(consumers(client, settings.frame_stream).get(f"{host}-w2", {}).get("pending", 0)) == 0,
+                 settings.claim_idle_ms / 1000 * 4 + 60, interval=1.0)
 
         # -- drain, then the ward rate with two workers -------------------------------------------
         wait_for("the backlog to drain", lambda: probe.sample().backlog <= 2 * settings.worker_batch_size, 420,

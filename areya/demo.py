@@ -214,6 +214,7 @@ def run_demo(
                                jpeg_quality=settings.jpeg_quality, snapshot_ttl_s=settings.snapshot_ttl_s,
                                session_factory=factory)
         worker = build_worker(settings, client=client, engine=engine, classifier=classifier, detector=detector)
+        worker.warm_up()
         echo(f"worker: {worker.name} (model {worker.classifier.model_version})")
         _start(run, "ingest", ingest.run, ingest.stop)
         _start(run, "worker", worker.run, worker.stop)

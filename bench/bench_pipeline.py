@@ -52,7 +52,6 @@ def _classifier(model: str) -> tuple[Any, str]:
 def worker_main(data_dir: str, socket: str, detector: str, batch: int, batch_ms: int, model: str,
                 ready: Any, go: Any, record: bool, idle_exit_s: float) -> None:
     """One worker process: warm up, say ready, wait for go, run until idle."""
-    import numpy as np
     import redis
 
     from areya.db.engine import create_db_engine
@@ -64,9 +63,8 @@ def worker_main(data_dir: str, socket: str, detector: str, batch: int, batch_ms:
     clf, version = _classifier(model)
     client.set(MODEL_KEY, version)
     det = create_detector(settings.detector)
-    det.detect(np.zeros((720, 1280, 3), np.uint8))
-    clf.classify([np.zeros((64, 64), np.uint8)] * batch)
     worker = Worker(client, create_db_engine(settings), det, clf, WorkerConfig.from_settings(settings))
+    worker.warm_up()
     worker.latencies = [] if record else None
     ready.release()
     go.wait()

@@ -91,6 +91,7 @@ def worker(duration: float | None, detector: str | None, batch_size: int | None,
     if timer:
         timer.daemon = True
         timer.start()
+    w.warm_up()
     click.echo(f"worker {w.name}: model {w.classifier.model_version}, detector {settings.detector}, "
                f"batch {settings.worker_batch_size} frames / {settings.worker_batch_ms} ms")
     try:

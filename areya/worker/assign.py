@@ -46,6 +46,10 @@ class BedResolver:
             self._load_zones()
         return self._zones.get(camera_id, [])
 
+    def zones_now(self) -> None:
+        """(Re)load the zones now."""
+        self._load_zones()
+
     def _load_zones(self) -> None:
         from areya.db.models import BedZone  # noqa: PLC0415
 

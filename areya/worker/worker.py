@@ -157,6 +157,15 @@ class Worker:
     def stop(self) -> None:
         self.stop_event.set()
 
+    def warm_up(self, frame_shape: tuple[int, int, int] = (720, 1280, 3)) -> None:
+        """Pay the first-call costs before the first frame (detector and model start-up, Keras tracing batch
+        shapes: it traces a new shape twice before generalising) so they do not land on real frames' latency."""
+        self.detector.detect(np.zeros(frame_shape, np.uint8))
+        crop = np.full((64, 64), 128, np.uint8)
+        for n in sorted({1, 3, max(1, self.config.batch_size)}):
+            self.classifier.classify([crop] * n)
+        self._db(self.resolver.zones_now)
+
     # -- main loop -----------------------------------------------------------------------------
     def run(self, *, max_batches: int | None = None, idle_exit_s: float | None = None) -> None:
         """Process batches until stopped (or ``max_batches``, or ``idle_exit_s`` without frames)."""

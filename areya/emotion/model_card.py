@@ -43,10 +43,11 @@ def measure(model_dir: Path, data_dir: Path) -> dict[str, Any]:
     """Evaluate both schemes with and without flip TTA, and time the model."""
     data = load_dataset(data_dir)
     results: dict[str, Any] = {"evaluations": {}, "plots": []}
+    clf = EmotionClassifier.load(model_dir)
+    results["model_version"] = clf.model_version
+    results["params"] = int(clf._model.count_params())
     for tta in (True, False):
-        clf = EmotionClassifier.load(model_dir, tta_flip=tta)
-        results["model_version"] = clf.model_version
-        results["params"] = int(clf._model.count_params())
+        clf.tta_flip = tta
         results.setdefault("faces_per_second_batch256", {})["tta" if tta else "single"] = round(_speed(clf), 1)
         for scheme in ("7", "4"):
             ev: Evaluation = evaluate(clf, data_dir, scheme, data=data)

@@ -3,6 +3,7 @@ pages, audited; described by the OpenAPI document at ``/api/openapi.json``."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, abort, g, jsonify, request
@@ -190,32 +191,26 @@ def alert(alert_id: int) -> Response:
 @bp.route("/alerts/<int:alert_id>/acknowledge", methods=["POST"])
 @roles(*ALERT_HANDLERS)
 def acknowledge(alert_id: int) -> Response:
-    require_alert(alert_id)
-    data = _json_body()
-    if isinstance(data, Response):
-        return data
-    note = _text(data, "note", required=False)
-    if isinstance(note, Response):
-        return note
-    try:
-        row = alert_actions.acknowledge(alert_id, note)
-    except AdminError as exc:
-        return _error(exc)
-    return jsonify(_alert_json(row))
+    return _note_action(alert_id, alert_actions.acknowledge, note_required=False)
 
 
 @bp.route("/alerts/<int:alert_id>/resolve", methods=["POST"])
 @roles(*ALERT_HANDLERS)
 def resolve(alert_id: int) -> Response:
+    return _note_action(alert_id, alert_actions.resolve, note_required=True)
+
+
+def _note_action(alert_id: int, action: Callable[[int, str | None], Any], note_required: bool) -> Response:
+    """An alert transition that takes a JSON body ``{"note": ...}``."""
     require_alert(alert_id)
     data = _json_body()
     if isinstance(data, Response):
         return data
-    note = _text(data, "note", required=True)
+    note = _text(data, "note", required=note_required)
     if isinstance(note, Response):
         return note
     try:
-        row = alert_actions.resolve(alert_id, note)
+        row = action(alert_id, note)
     except AdminError as exc:
         return _error(exc)
     return jsonify(_alert_json(row))

@@ -8,7 +8,9 @@ extracted into a cache (``$AREYA_CACHE_DIR`` or ``~/.cache/areya``) and loaded w
 Figures (accuracy, macro-F1, faces/s at batch 256, from 48x48 uint8 crops to probabilities):
 
 * fer 7-class on all images; fer 4-of-7 on angry/happy/neutral/sad images (argmax over those 4 outputs);
-* ours (``--model``, default the shipped model): 7-class, 4-class head, 4-class derived from the 7-class head.
+* ours (``--model``, default the shipped model), as served (calibrated, mirror TTA): 7-class and the served
+  4-class answer, and beside it the 4-class head and the 4-class scheme derived from the 7-class head;
+* per row also the expected calibration error (15 bins) and, for 4-class rows, the recall of angry and sad.
 
     nice -n 15 python bench/bench_vs_fer.py [--model models/areya-fer] [--data ../shared/data/fer2013/publictest]
 """
@@ -26,6 +28,7 @@ import time
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -107,9 +110,9 @@ def fer_probs(model_path: Path, images: np.ndarray, batch: int) -> tuple[np.ndar
     return probs, fps  # type: ignore[return-value]
 
 
-def our_probs(
-    model: str | None, images: np.ndarray, batch: int, tta: bool
-) -> tuple[np.ndarray, np.ndarray, Speed, str]:
+def our_probs(model: str | None, images: np.ndarray, batch: int, tta: bool) -> tuple[dict[str, np.ndarray], Speed, Any]:
+    """Our served (calibrated) probabilities, timed as served, plus the raw heads: keys served4, served7,
+    head4, raw7."""
     from areya.emotion.inference import EmotionClassifier
 
     clf = EmotionClassifier.load(model, tta_flip=tta)
@@ -117,7 +120,8 @@ def our_probs(
     x = images.astype(np.float32)[..., None]
     clf.predict_arrays(x[:batch])  # warm-up
     (p4, p7), fps = timed(lambda: clf.predict_arrays(x), len(images))  # type: ignore[misc]
-    return p4, p7, fps, clf.model_version
+    head4, raw7 = clf.predict_raw(x)
+    return {"served4": p4, "served7": p7, "head4": head4, "raw7": raw7}, fps, clf
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -132,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+    from areya.emotion.calibration import expected_calibration_error
     from areya.emotion.dataset import load_folder_tree
     from areya.emotion.evaluate import FOUR_OF_SEVEN_COLUMNS, four_of_seven
     from areya.emotion.metrics import classification_report
@@ -151,6 +156,8 @@ def main(argv: list[str] | None = None) -> int:
 
     def add(model: str, scheme: str, y: np.ndarray, probs: np.ndarray, classes: tuple[str, ...], fps: Speed) -> None:
         rep = classification_report(y, probs, classes)
+        probs = probs / probs.sum(axis=1, keepdims=True)
+        four = classes == AREYA4_CLASSES
         rows.append(
             {
                 "model": model,
@@ -158,6 +165,9 @@ def main(argv: list[str] | None = None) -> int:
                 "n": rep.n,
                 "accuracy": rep.accuracy,
                 "macro_f1": rep.macro_f1,
+                "ece": expected_calibration_error(probs, y),
+                "recall_angry": rep.per_class["angry"]["recall"] if four else None,
+                "recall_sad": rep.per_class["sad"]["recall"] if four else None,
                 "faces_per_s": fps[0],
                 "faces_per_cpu_s": fps[1],
             }
@@ -172,23 +182,30 @@ def main(argv: list[str] | None = None) -> int:
 
     if not args.skip_ours:
         try:
-            o4, o7, fps, version = our_probs(args.model, images, args.batch, tta=not args.no_tta)
+            ours, fps, clf = our_probs(args.model, images, args.batch, tta=not args.no_tta)
         except (FileNotFoundError, ImportError, OSError, ValueError) as exc:
             print(f"ours: skipped ({exc})", file=sys.stderr)
         else:
-            name = f"ours {version}" + ("" if not args.no_tta else " no-tta")
-            add(name, "7-class", y7, o7, FER7_CLASSES, fps)
-            add(name, "4-class head", y4, o4[in4], AREYA4_CLASSES, fps)
-            add(name, "4 derived from 7", y4, four_of_seven(o7[in4]), AREYA4_CLASSES, fps)
+            name = f"ours {clf.model_version}" + ("" if not args.no_tta else " no-tta")
+            add(name, "7-class", y7, ours["served7"], FER7_CLASSES, fps)
+            add(name, f"4 served ({clf.calibration.four_class_source})", y4, ours["served4"][in4], AREYA4_CLASSES, fps)
+            add(name, "4-class head raw", y4, ours["head4"][in4], AREYA4_CLASSES, fps)
+            add(name, "4 of 7 raw", y4, four_of_seven(ours["raw7"][in4]), AREYA4_CLASSES, fps)
 
     print(f"\nFER-2013 {args.data.name}: {len(y7)} faces ({int(in4.sum())} in the 4-class scheme), batch {args.batch}")
-    head = f"{'model':<34}{'scheme':<18}{'n':>6}{'accuracy':>10}{'macro-F1':>10}{'faces/s':>10}{'faces/cpu-s':>13}"
+    head = (
+        f"{'model':<32}{'scheme':<20}{'n':>6}{'accuracy':>10}{'macro-F1':>10}{'ECE':>8}{'R angry':>9}{'R sad':>8}"
+        f"{'faces/s':>9}{'faces/cpu-s':>13}"
+    )
     print(head)
     print("-" * len(head))
     for r in rows:
+        recalls = "".join(
+            f"{r[k]:>{w}.3f}" if r[k] is not None else " " * w for k, w in (("recall_angry", 9), ("recall_sad", 8))
+        )
         print(
-            f"{r['model']!s:<34}{r['scheme']!s:<18}{r['n']:>6}{r['accuracy']:>10.4f}{r['macro_f1']:>10.4f}"
-            f"{r['faces_per_s']:>10.0f}{r['faces_per_cpu_s']:>13.0f}"
+            f"{r['model']!s:<32}{r['scheme']!s:<20}{r['n']:>6}{r['accuracy']:>10.4f}{r['macro_f1']:>10.4f}"
+            f"{r['ece']:>8.4f}{recalls}{r['faces_per_s']:>9.0f}{r['faces_per_cpu_s']:>13.0f}"
         )
     print(
         "faces/s: wall clock, from 48x48 uint8 crops to probabilities, all images (same for every scheme of a "

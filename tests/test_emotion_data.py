@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from synthetic_faces import write_face_tree
 
-from areya.emotion.dataset import load_dataset, load_fer_csv, load_folder_tree
+from areya.emotion.dataset import FaceDataset, ImportReport, holdout_split, load_dataset, load_fer_csv, load_folder_tree
 from areya.emotion.schemes import (
     AREYA4_CLASSES,
     FER7_CLASSES,
@@ -107,3 +107,21 @@ def test_csv_without_fer_columns_is_rejected(tmp_path: Path):
     path.write_text("a,b\n1,2\n")
     with pytest.raises(ValueError, match="missing column"):
         load_fer_csv(path)
+
+
+def test_holdout_split_is_stratified_disjoint_and_seeded():
+    labels = np.repeat(np.arange(7), [40, 10, 30, 70, 50, 20, 30])
+    images = np.arange(labels.size, dtype=np.int64)[:, None, None] * np.ones((1, 48, 48), np.int64)
+    data = FaceDataset(images.astype(np.uint16), labels, ImportReport(source="gen"))  # pixel value = face id
+    rest, val = holdout_split(data, 0.1, seed=3)
+    assert len(rest) + len(val) == len(data)
+    assert np.bincount(val.labels7, minlength=7).tolist() == [4, 1, 3, 7, 5, 2, 3]  # 10 % of every class
+    ids_val, ids_rest = set(val.images[:, 0, 0].tolist()), set(rest.images[:, 0, 0].tolist())
+    assert not ids_val & ids_rest  # no face in both parts
+    again, _ = holdout_split(data, 0.1, seed=3)[1], None
+    assert np.array_equal(again.images, val.images)  # same seed, same faces
+    other = holdout_split(data, 0.1, seed=4)[1]
+    assert not np.array_equal(other.images, val.images)
+    assert "validation part" in val.report.source and val.report.loaded == len(val)
+    with pytest.raises(ValueError):
+        holdout_split(data, 1.0, seed=0)

@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 from synthetic_faces import synthetic_face, write_face_tree
 
+from areya.emotion.calibration import Calibration
 from areya.emotion.evaluate import evaluate, four_of_seven
 from areya.emotion.inference import EmotionClassifier, prepare_crops, resolve_model_path
 from areya.emotion.schemes import AREYA4_CLASSES, FER7_CLASSES
@@ -27,8 +28,7 @@ TINY = dict(
     name="tiny",
     standardize=True,
     pooling="flatten",
-    input_downsample=2,
-    input_blur_sigma=1.0,
+    val_fraction=0.15,  # one face per class held out
 )
 
 
@@ -62,10 +62,10 @@ def test_one_epoch_training_writes_a_loadable_model(tiny_model: Path):
     assert (tiny_model / "model.keras").is_file()
     assert TrainConfig.from_file(tiny_model / "config.toml").widths == [8, 16]
     history = json.loads((tiny_model / "history.json").read_text())
-    assert history["train_images"] == 42 and len(history["history"]["loss"]) == 1
-    clf = EmotionClassifier.load(tiny_model)  # custom layers deserialise; serving blur comes from the config
+    assert history["train_images"] == 35 and history["val_images"] == 7  # 42 faces, 1 per class held out
+    assert len(history["history"]["loss"]) == 1 and "val_loss" in history["history"]
+    clf = EmotionClassifier.load(tiny_model)  # custom layers deserialise
     assert clf.model_version.startswith(tiny_model.name + "@")
-    assert clf.input_blur_sigma == 1.0
     face = synthetic_face(3, np.random.default_rng(0))
     bright = np.clip(face.astype(np.float32) * 0.5 + 100, 0, 255)  # same face, other lighting and contrast
     a, b = clf.predict_arrays(np.stack([face, bright]).astype(np.float32)[..., None])[1]
@@ -143,11 +143,15 @@ class IntensityClassifier:
 
     model_version = "intensity"
     tta_flip = False
+    calibration = Calibration.identity()
 
-    def predict_arrays(self, x):
+    def predict_raw(self, x):
         labels7 = x[:, 0, 0, 0].astype(int) % 7
         p7 = np.eye(7)[labels7]
         return four_of_seven(p7 + 1e-3), p7
+
+    def predict_arrays(self, x):
+        return self.calibration.serve(*self.predict_raw(x))
 
 
 def test_evaluate_figures_on_a_known_answer(face_tree: Path):
@@ -194,6 +198,11 @@ def test_evaluate_cli_json_shape(tiny_model: Path, face_tree: Path, tmp_path: Pa
     assert np.array(data["confusion_matrix"]).sum() == 12
     assert (tmp_path / "plots" / "confusion_4class.png").stat().st_size > 1000
     assert (tmp_path / "plots" / "roc_4class.png").stat().st_size > 1000
+    assert (tmp_path / "plots" / "reliability_4class.png").stat().st_size > 1000
+    cal = data["calibration"]
+    assert cal["bins"] == 15 and set(cal["before"]) == set(cal["after"]) == {"ece", "brier", "nll"}
+    assert data["four_class_source"] in ("head", "seven", "mean")
+    assert set(data["four_class_head"]["recall"]) == set(AREYA4_CLASSES)
 
 
 def test_evaluate_cli_rejects_missing_data(tmp_path: Path):

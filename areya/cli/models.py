@@ -75,12 +75,32 @@ def train_cmd(
         f"training {cfg.name}: {cfg.epochs} epochs, batch {cfg.batch_size}, seed {cfg.seed}; checkpoints in {run_dir}"
     )
     train(cfg, data_dir, out_dir, run_dir=run_dir, report=click.echo)
-    val_dir = data_dir / cfg.val_split
-    if card and val_dir.is_dir():
+    if cfg.val_fraction > 0:
+        from areya.emotion.calibration import calibrate_model_dir
+
+        click.echo("fitting the calibration on the held-out validation part ...")
+        _echo_calibration(calibrate_model_dir(out_dir, data_dir))
+    test_dir = data_dir / "publictest"
+    if card and test_dir.is_dir():
         from areya.emotion.model_card import write_card
 
-        click.echo(f"measuring on {val_dir} for the model card ...")
-        click.echo(f"wrote {write_card(out_dir, val_dir, command)}")
+        click.echo(f"measuring on {test_dir} for the model card ...")
+        click.echo(f"wrote {write_card(out_dir, test_dir, command)}")
+
+
+def _echo_calibration(cal) -> None:
+    val = cal.validation
+    v7 = val["7class"]
+    click.echo(
+        f"7-class: T={cal.temperature7:.3f}  validation ECE {v7['before']['ece']:.4f} -> {v7['after']['ece']:.4f}"
+        f"  Brier {v7['before']['brier']:.4f} -> {v7['after']['brier']:.4f}  accuracy {v7['accuracy']:.4f}"
+    )
+    for name, v in val["4class_sources"].items():
+        mark = "  <- served" if name == cal.four_class_source else ""
+        click.echo(
+            f"4-class from {name:<5}: T={v['temperature']:.3f}  accuracy {v['accuracy']:.4f}  "
+            f"ECE {v['before']['ece']:.4f} -> {v['after']['ece']:.4f}  NLL {v['after']['nll']:.4f}{mark}"
+        )
 
 
 @click.command("evaluate")
@@ -105,9 +125,9 @@ def train_cmd(
     type=click.Path(file_okay=False, path_type=Path),
     help="Write confusion-matrix and ROC PNGs here.",
 )
-@click.option("--tta/--no-tta", default=True, show_default=True, help="Average with the mirrored face.")
+@click.option("--tta/--no-tta", default=None, help="Average with the mirrored face [as the model is served].")
 def evaluate_cmd(
-    model: str | None, scheme: str, data_dir: Path, json_out: str | None, plots_dir: Path | None, tta: bool
+    model: str | None, scheme: str, data_dir: Path, json_out: str | None, plots_dir: Path | None, tta: bool | None
 ) -> None:
     """Accuracy, macro-F1, per-class figures, confusion matrix and ROC AUC on a class-folder tree."""
     _quiet_tensorflow()
@@ -131,14 +151,26 @@ def evaluate_cmd(
             f"for comparison, 7-class head restricted to the 4 classes: accuracy={fos['accuracy']:.4f} "
             f"macro-F1={fos['macro_f1']:.4f}"
         )
+    if "four_class_head" in ev.extra:
+        head = ev.extra["four_class_head"]
+        say(
+            f"4-class head alone: accuracy={head['accuracy']:.4f} macro-F1={head['macro_f1']:.4f} "
+            f"(served: {ev.extra['four_class_source']})"
+        )
+    cal = ev.extra["calibration"]
+    say(
+        f"calibration (T={cal['temperature']:.3f}, {cal['bins']} bins): ECE {cal['before']['ece']:.4f} -> "
+        f"{cal['after']['ece']:.4f}, Brier {cal['before']['brier']:.4f} -> {cal['after']['brier']:.4f}"
+    )
     say(f"{ev.faces_per_second:.0f} faces/s")
     if plots_dir:
-        from areya.emotion.plots import confusion_png, roc_png
+        from areya.emotion.plots import confusion_png, reliability_png, roc_png
 
         title = f"{ev.model_version} {scheme}-class"
         for path in (
             confusion_png(ev.report, plots_dir / f"confusion_{scheme}class.png", title),
             roc_png(ev.report, ev.probs, ev.labels, plots_dir / f"roc_{scheme}class.png", title),
+            reliability_png(ev.raw_probs, ev.probs, ev.labels, plots_dir / f"reliability_{scheme}class.png", title),
         ):
             say(f"wrote {path}")
     if json_out:
@@ -194,6 +226,34 @@ def models_card(model_dir: Path, data_dir: Path, train_command: str, notes: str)
     if not train_command:
         train_command = f"areya train --config {model_dir / 'config.toml'} --data <fer2013 dir> --out {model_dir}"
     click.echo(f"wrote {write_card(model_dir, data_dir, train_command, notes)}")
+
+
+@models_group.command("calibrate")
+@click.argument("model_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--data",
+    "data_dir",
+    required=True,
+    type=click.Path(exists=True, path_type=Path),
+    help="FER-2013 tree whose Training split the model was trained on (its held-out part is used).",
+)
+@click.option(
+    "--four-class-source",
+    type=click.Choice(["head", "seven", "mean"]),
+    default=None,
+    help="Serve this 4-class source [the one with the lowest validation NLL].",
+)
+def models_calibrate(model_dir: Path, data_dir: Path, four_class_source: str | None) -> None:
+    """Fit MODEL_DIR's temperatures on the validation part held out from the Training split."""
+    _quiet_tensorflow()
+    from areya.emotion.calibration import calibrate_model_dir
+
+    try:
+        cal = calibrate_model_dir(model_dir, data_dir, source=four_class_source)
+    except (FileNotFoundError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    _echo_calibration(cal)
+    click.echo(f"wrote {model_dir / 'calibration.json'}")
 
 
 @models_group.command("check-data")

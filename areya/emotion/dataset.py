@@ -169,3 +169,26 @@ def load_dataset(source: str | Path, split: str | None = None) -> FaceDataset:
     if split and (source / split).is_dir():
         return load_folder_tree(source / split)
     return load_folder_tree(source)
+
+
+def holdout_split(data: FaceDataset, fraction: float, seed: int) -> tuple[FaceDataset, FaceDataset]:
+    """A stratified, seeded split of ``data`` into (rest, held-out part of about ``fraction`` per class).
+
+    Deterministic for a given dataset order (folder trees are read sorted) and seed, so training, model
+    selection and calibration all see the same validation faces.
+    """
+    if not 0 <= fraction < 1:
+        raise ValueError("fraction must be in [0, 1)")
+    rng = np.random.default_rng(seed)
+    held = np.zeros(len(data), dtype=bool)
+    for label in np.unique(data.labels7):
+        idx = np.flatnonzero(data.labels7 == label)
+        n = int(round(idx.size * fraction))
+        held[rng.permutation(idx)[:n]] = True
+
+    def part(mask: np.ndarray, name: str) -> FaceDataset:
+        report = ImportReport(source=f"{data.report.source} [{name}]", loaded=int(mask.sum()))
+        report.per_class.update(FER7_CLASSES[int(lbl)] for lbl in data.labels7[mask])
+        return FaceDataset(data.images[mask], data.labels7[mask], report)
+
+    return part(~held, f"{1 - fraction:.0%} training part"), part(held, f"{fraction:.0%} validation part")

@@ -1,11 +1,9 @@
-"""Image-domain checks and alignment between training data and served faces.
+"""Image-domain checks between training data and the faces a model is tested or served on.
 
-The FER-2013 Training split in ``../shared`` is low-pass filtered (about a
-Gaussian blur of sigma 3.3 px) while PublicTest and real camera faces are
-sharp.  :func:`sharpness` measures that per image, :func:`domain_report`
-compares two sets, and a model trained on blurred faces is served with the
-same blur applied to its input (``input_blur_sigma`` in its config) so that it
-sees what it was trained on.
+A training split whose images carry less detail than the test split (an earlier copy of the FER-2013
+Training split in ``../shared`` was low-pass filtered, about a Gaussian blur of sigma 3.3 px) trains a model
+that fails on sharp faces.  :func:`sharpness` measures detail per image and :func:`domain_report` compares
+two sets (``areya models check-data``).
 """
 
 from __future__ import annotations
@@ -13,19 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-
-
-def blur_faces(x: np.ndarray, sigma: float) -> np.ndarray:
-    """Gaussian-blur a batch (N, H, W[, 1]) of faces; ``sigma <= 0`` returns ``x`` unchanged."""
-    if sigma <= 0 or len(x) == 0:
-        return x
-    import cv2
-
-    out = np.empty_like(x)
-    for i, img in enumerate(x):
-        blurred = cv2.GaussianBlur(img, (0, 0), sigma, borderType=cv2.BORDER_REFLECT_101)
-        out[i] = blurred.reshape(img.shape)
-    return out
 
 
 def sharpness(images: np.ndarray) -> np.ndarray:

@@ -1,9 +1,11 @@
 """Evaluate an emotion model on a class-folder tree, in either scheme.
 
 For the 4-class scheme the ``neutral`` folder counts as relaxed and the
-disgust, fear and surprise folders are ignored.  Two sources of 4-class
-probabilities are measured: the model's own 4-class head (what Areya serves)
-and, for comparison, the 7-class head restricted to the four classes.
+disgust, fear and surprise folders are ignored.  The served 4-class answer
+(what the model's calibration says: the 4-class head, the 7-class head
+restricted to the four classes, or their mean) is measured, and beside it both
+sources on their own.  Calibration figures (ECE with 15 bins, Brier score, NLL)
+are given before (raw network output) and after the model's fitted temperature.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from areya.emotion.calibration import ECE_BINS, calibration_figures, combine_four
 from areya.emotion.dataset import FaceDataset, load_dataset
 from areya.emotion.metrics import ClassificationReport, classification_report
 from areya.emotion.schemes import (
@@ -49,6 +52,7 @@ class Evaluation:
     extra: dict[str, Any]
     probs: np.ndarray
     labels: np.ndarray
+    raw_probs: np.ndarray  # the same answer before calibration (temperature 1)
 
     def to_dict(self) -> dict[str, Any]:
         out = {
@@ -86,15 +90,30 @@ def evaluate(
     x = images.astype(np.float32)[..., None]
     classifier.predict_arrays(x[: min(len(x), 64)])  # warm-up (graph tracing) outside the timing
     t0 = time.perf_counter()
-    probs4, probs7 = classifier.predict_arrays(x)
+    head4, raw7 = classifier.predict_raw(x)
+    probs4, probs7 = classifier.calibration.serve(head4, raw7)
     took = time.perf_counter() - t0
+    cal = classifier.calibration
     extra: dict[str, Any] = {"import": data.report.summary()}
     if sch.name == "7":
-        probs = probs7
+        probs, raw, temperature = probs7, raw7, cal.temperature7
     else:
-        probs = probs4
-        derived = classification_report(labels, four_of_seven(probs7), sch.classes)
-        extra["four_of_seven"] = {"accuracy": round(derived.accuracy, 6), "macro_f1": round(derived.macro_f1, 6)}
+        probs, temperature = probs4, cal.temperature4
+        raw = combine_four(cal.four_class_source, head4, four_of_seven(raw7))
+        extra["four_class_source"] = cal.four_class_source
+        for key, source in (("four_class_head", head4), ("four_of_seven", four_of_seven(raw7))):
+            rep = classification_report(labels, source, sch.classes)
+            extra[key] = {
+                "accuracy": round(rep.accuracy, 6),
+                "macro_f1": round(rep.macro_f1, 6),
+                "recall": {c: round(f["recall"], 6) for c, f in rep.per_class.items()},
+            }
+    extra["calibration"] = {
+        "temperature": temperature,
+        "bins": ECE_BINS,
+        "before": calibration_figures(raw, labels),
+        "after": calibration_figures(probs, labels),
+    }
     report = classification_report(labels, probs, sch.classes)
     return Evaluation(
         scheme=sch,
@@ -106,4 +125,5 @@ def evaluate(
         extra=extra,
         probs=probs,
         labels=labels,
+        raw_probs=raw,
     )

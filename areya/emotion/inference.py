@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from areya.emotion.calibration import CALIBRATION_FILE, Calibration
 from areya.emotion.dataset import IMAGE_SIZE
 from areya.emotion.schemes import AREYA4_CLASSES, FER7_CLASSES, NEGATIVE_4
 
@@ -97,30 +98,47 @@ def prepare_crops(crops: Sequence[np.ndarray]) -> np.ndarray:
 
 
 class EmotionClassifier:
-    """Both schemes' probabilities for a batch of face crops, from one forward pass."""
+    """Both schemes' calibrated probabilities for a batch of face crops, from one forward pass.
+
+    ``calibration`` (the model's ``calibration.json``, see :mod:`areya.emotion.calibration`) scales each
+    head by its fitted temperature and says whether the 4-class answer comes from the 4-class head, the
+    7-class head or both.
+    """
 
     def __init__(
-        self, model, model_version: str, tta_flip: bool = True, max_batch: int = 256, input_blur_sigma: float = 0.0
+        self,
+        model,
+        model_version: str,
+        tta_flip: bool = True,
+        max_batch: int = 256,
+        calibration: Calibration | None = None,
     ) -> None:
         self._model = model
         self.model_version = model_version
         self.tta_flip = tta_flip
         self.max_batch = max_batch
-        self.input_blur_sigma = input_blur_sigma
+        self.calibration = calibration or Calibration.identity()
 
     @classmethod
-    def load(cls, name_or_path: str | Path | None = None, tta_flip: bool = True) -> EmotionClassifier:
+    def load(cls, name_or_path: str | Path | None = None, tta_flip: bool | None = None) -> EmotionClassifier:
+        """Load a shipped model.  ``tta_flip`` None: as the model's config says it is served (its calibration
+        was fitted that way)."""
         import keras
 
         import areya.emotion.network  # noqa: F401  (registers the custom layers for deserialisation)
         from areya.emotion.train_config import TrainConfig
 
         path = resolve_model_path(name_or_path)
+        if tta_flip is None:
+            config = path.parent / "config.toml"
+            tta_flip = TrainConfig.from_file(config).tta_flip if config.is_file() else True
         model = keras.models.load_model(path, compile=False)
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
-        config = path.parent / "config.toml"
-        sigma = TrainConfig.from_file(config).input_blur_sigma if config.is_file() else 0.0
-        return cls(model, f"{path.parent.name}@{digest}", tta_flip=tta_flip, input_blur_sigma=sigma)
+        calibration = Calibration.load(path.parent)
+        digest = hashlib.sha256(path.read_bytes())
+        cal_file = path.parent / CALIBRATION_FILE
+        if cal_file.is_file():
+            digest.update(cal_file.read_bytes())
+        return cls(model, f"{path.parent.name}@{digest.hexdigest()[:12]}", tta_flip=tta_flip, calibration=calibration)
 
     @classmethod
     def untrained(cls, seed: int = 0, widths: Sequence[int] = (8, 16)) -> EmotionClassifier:
@@ -134,30 +152,32 @@ class EmotionClassifier:
         cfg = TrainConfig(name="untrained", widths=list(widths), convs_per_stage=[1] * len(widths))
         return cls(build_network(cfg), f"untrained-seed{seed}", tta_flip=False)
 
-    def predict_arrays(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(N, 48, 48, 1) float32 -> (probs4 (N, 4), probs7 (N, 7)); averages a mirrored copy if tta_flip.
-
-        Applies the model's input blur (see :mod:`areya.emotion.domain`) first.
-        """
+    def predict_raw(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(N, 48, 48, 1) float32 -> the network's own (4-class head (N, 4), 7-class head (N, 7)) probabilities,
+        averaged with a mirrored copy if tta_flip; no calibration."""
         n = x.shape[0]
         if n == 0:
             return np.zeros((0, 4), np.float32), np.zeros((0, 7), np.float32)
-        from areya.emotion.domain import blur_faces
-
-        x = blur_faces(x, self.input_blur_sigma)
         p4, p7 = [], []
         step = max(1, self.max_batch // 2 if self.tta_flip else self.max_batch)
         for start in range(0, n, step):
             chunk = x[start : start + step]
             batch = np.concatenate([chunk, chunk[:, :, ::-1]]) if self.tta_flip else chunk
             out = self._model.predict_on_batch(batch)
-            o4, o7 = np.asarray(out["emotion4"]), np.asarray(out["emotion7"])
+            o4, o7 = np.asarray(out["emotion4"], np.float32), np.asarray(out["emotion7"], np.float32)
             if self.tta_flip:
                 m = chunk.shape[0]
                 o4, o7 = (o4[:m] + o4[m:]) / 2, (o7[:m] + o7[m:]) / 2
             p4.append(o4)
             p7.append(o7)
         return np.concatenate(p4), np.concatenate(p7)
+
+    def predict_arrays(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(N, 48, 48, 1) float32 -> calibrated (probs4 (N, 4), probs7 (N, 7)): what Areya serves."""
+        head4, probs7 = self.predict_raw(x)
+        if head4.shape[0] == 0:
+            return head4, probs7
+        return self.calibration.serve(head4, probs7)
 
     def classify(self, crops: Sequence[np.ndarray]) -> list[EmotionResult]:
         if len(crops) == 0:

@@ -3,8 +3,8 @@
 One convolutional backbone, two softmax heads: ``emotion7`` (FER order) and
 ``emotion4`` (Areya's scheme), so both schemes come from one forward pass.
 Input: 48x48x1 grayscale in [0, 255] (float); the model scales it itself.
-Augmentation is a separate block wrapped around the model only for training,
-so the served model holds no random layers.
+Augmentation happens outside the network (:mod:`areya.emotion.augment`), so the
+served model holds no random layers.
 """
 
 from __future__ import annotations
@@ -33,11 +33,9 @@ class PerImageStandardization(layers.Layer):
 def build_network(cfg: TrainConfig) -> keras.Model:
     inputs = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 1), name="face")
     if cfg.standardize:
-        x = PerImageStandardization(name="standardize")(inputs)
+        x = PerImageStandardization(dtype="float32", name="standardize")(inputs)
     else:
-        x = layers.Rescaling(1.0 / 127.5, offset=-1.0, name="scale")(inputs)
-    if cfg.input_downsample > 1:
-        x = layers.AveragePooling2D(cfg.input_downsample, name="downsample")(x)
+        x = layers.Rescaling(1.0 / 127.5, offset=-1.0, dtype="float32", name="scale")(inputs)
     for stage, width in enumerate(cfg.widths):
         for i in range(cfg.convs_per_stage[stage]):
             x = layers.Conv2D(
@@ -61,30 +59,7 @@ def build_network(cfg: TrainConfig) -> keras.Model:
     x = layers.Activation("relu", name="embed_relu")(x)
     if cfg.head_dropout > 0:
         x = layers.Dropout(cfg.head_dropout, name="head_drop")(x)
-    out7 = layers.Dense(SCHEME7.size, activation="softmax", name=OUTPUT7)(x)
-    out4 = layers.Dense(SCHEME4.size, activation="softmax", name=OUTPUT4)(x)
+    # the output layers stay float32 under a mixed-precision policy (stable softmax, calibrated probabilities)
+    out7 = layers.Dense(SCHEME7.size, activation="softmax", dtype="float32", name=OUTPUT7)(x)
+    out4 = layers.Dense(SCHEME4.size, activation="softmax", dtype="float32", name=OUTPUT4)(x)
     return keras.Model(inputs, {OUTPUT7: out7, OUTPUT4: out4}, name=cfg.name.replace("-", "_"))
-
-
-def build_augmenter(cfg: TrainConfig, seed: int) -> keras.Sequential:
-    """Random geometric and photometric augmentation (active only in training)."""
-    aug: list[layers.Layer] = []
-    if cfg.flip:
-        aug.append(layers.RandomFlip("horizontal", seed=seed))
-    if cfg.rotate_degrees > 0:
-        aug.append(layers.RandomRotation(cfg.rotate_degrees / 360.0, fill_mode="reflect", seed=seed + 1))
-    if cfg.zoom > 0:
-        aug.append(layers.RandomZoom((-cfg.zoom, cfg.zoom), fill_mode="reflect", seed=seed + 2))
-    if cfg.translate > 0:
-        aug.append(layers.RandomTranslation(cfg.translate, cfg.translate, fill_mode="reflect", seed=seed + 3))
-    if cfg.contrast > 0:
-        aug.append(layers.RandomContrast(cfg.contrast, value_range=(0, 255), seed=seed + 4))
-    if cfg.brightness > 0:
-        aug.append(layers.RandomBrightness(cfg.brightness, value_range=(0, 255), seed=seed + 5))
-    return keras.Sequential(aug, name="augment")
-
-
-def build_training_model(network: keras.Model, cfg: TrainConfig) -> keras.Model:
-    inputs = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 1), name="face")
-    x = build_augmenter(cfg, cfg.seed)(inputs)
-    return keras.Model(inputs, network(x), name="train")

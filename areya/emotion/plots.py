@@ -69,3 +69,44 @@ def roc_png(
     path.parent.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(path), img)
     return path
+
+
+def reliability_png(
+    probs_before: np.ndarray, probs_after: np.ndarray, labels: np.ndarray, path: str | Path, title: str = ""
+) -> Path:
+    """Reliability diagram: accuracy per confidence bin (15 bins) before and after calibration, with ECE."""
+    import cv2
+
+    from areya.emotion.calibration import expected_calibration_error, reliability_bins
+
+    size, margin = 420, 50
+    img = np.full((size + 2 * margin + 20, size + 2 * margin + 200, 3), 255, np.uint8)
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    x0, y0 = margin, margin + size
+    cv2.rectangle(img, (margin, margin), (margin + size, margin + size), (0, 0, 0), 1)
+    cv2.line(img, (x0, y0), (x0 + size, margin), (200, 200, 200), 1, cv2.LINE_AA)
+    cv2.putText(img, title or "reliability", (margin, 30), font, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+    cv2.putText(img, "confidence (top class)", (margin + size // 2 - 90, y0 + 35), font, 0.45, (0, 0, 0), 1)
+    cv2.putText(img, "accuracy", (4, margin - 8), font, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+    series = (("before", probs_before, PALETTE[0], -4), ("after", probs_after, PALETTE[1], 4))
+    for i, (name, probs, colour, dx) in enumerate(series):
+        bins = reliability_bins(probs, labels)
+        pts = []
+        for b in bins:
+            if b["n"] == 0:
+                continue
+            px, py = int(x0 + b["confidence"] * size), int(y0 - b["accuracy"] * size)
+            radius = int(2 + min(8, np.sqrt(b["n"]) / 4))
+            cv2.circle(img, (px + dx, py), radius, colour, -1, cv2.LINE_AA)
+            pts.append((px + dx, py))
+        if len(pts) > 1:
+            cv2.polylines(img, [np.array(pts, np.int32)], False, colour, 2, cv2.LINE_AA)
+        ece = expected_calibration_error(probs, labels)
+        ly = margin + 20 + 24 * i
+        cv2.line(img, (margin + size + 15, ly - 4), (margin + size + 35, ly - 4), colour, 3)
+        cv2.putText(img, f"{name}: ECE {ece:.3f}", (margin + size + 40, ly), font, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+    cv2.putText(img, "dot size ~ faces in bin", (margin + size + 15, margin + 80), font, 0.4, (90, 90, 90), 1)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), img)
+    return path

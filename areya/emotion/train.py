@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from areya.emotion.dataset import FaceDataset, load_dataset
+from areya.emotion.dataset import FaceDataset, holdout_split, load_dataset
 from areya.emotion.schemes import SCHEME4, SCHEME7, fer7_to_scheme_labels
 from areya.emotion.train_config import TrainConfig
 
@@ -93,10 +93,11 @@ def train(
     val_data: FaceDataset | None = None,
     extra_callbacks: list | None = None,
 ) -> Path:
-    """Train ``cfg`` on ``data_dir/<train_split>``; returns the written model path."""
-    import keras
+    """Train ``cfg`` on ``data_dir/<train_split>`` less its held-out validation part; returns the model path.
 
-    from areya.emotion.network import OUTPUT4, OUTPUT7, build_network, build_training_model
+    ``val_data`` given (tests) replaces the held-out part.
+    """
+    import keras
 
     out_dir = Path(out_dir)
     run_dir = Path(run_dir) if run_dir else out_dir / ".run"
@@ -108,18 +109,21 @@ def train(
     report(train_data.report.summary())
     if len(train_data) == 0:
         raise ValueError(f"no training images found under {data_dir}")
-    if val_data is None and cfg.val_split and (Path(data_dir) / cfg.val_split).is_dir():
-        val_data = load_dataset(data_dir, cfg.val_split)
-    if val_data is not None:
-        report(val_data.report.summary())
-        from areya.emotion.domain import domain_report
+    if val_data is None and cfg.val_fraction > 0:
+        train_data, val_data = holdout_split(train_data, cfg.val_fraction, cfg.seed)
+        report(f"{train_data.report.summary()}; {val_data.report.summary()}")
 
-        report(domain_report(train_data.images, val_data.images).summary())
+    previous_policy = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("mixed_bfloat16" if cfg.mixed_precision else "float32")
+    try:
+        return _fit(cfg, train_data, val_data, out_dir, run_dir, report, extra_callbacks)
+    finally:
+        keras.mixed_precision.set_global_policy(previous_policy)
 
-    keras.utils.set_random_seed(cfg.seed)
-    network = build_network(cfg)
-    model = build_training_model(network, cfg)
-    steps_per_epoch = math.ceil(len(train_data) / cfg.batch_size)
+
+def _optimizer(cfg: TrainConfig, steps_per_epoch: int):
+    import keras
+
     total_steps = steps_per_epoch * cfg.epochs
     warmup = int(steps_per_epoch * cfg.warmup_epochs)
     schedule = keras.optimizers.schedules.CosineDecay(
@@ -129,26 +133,53 @@ def train(
         warmup_target=cfg.learning_rate,
         warmup_steps=warmup,
     )
-    optimizer = keras.optimizers.AdamW(
+    if cfg.optimizer == "sgd":
+        return keras.optimizers.SGD(
+            learning_rate=schedule,
+            momentum=cfg.momentum,
+            nesterov=True,
+            weight_decay=cfg.weight_decay,
+            use_ema=cfg.use_ema,
+            ema_momentum=0.999,
+        )
+    return keras.optimizers.AdamW(
         learning_rate=schedule, weight_decay=cfg.weight_decay, use_ema=cfg.use_ema, ema_momentum=0.999
     )
+
+
+def _fit(
+    cfg: TrainConfig,
+    train_data: FaceDataset,
+    val_data: FaceDataset | None,
+    out_dir: Path,
+    run_dir: Path,
+    report: Callable[[str], None],
+    extra_callbacks: list | None,
+) -> Path:
+    import keras
+
+    from areya.emotion.augment import make_training_batches
+    from areya.emotion.network import OUTPUT4, OUTPUT7, build_network
+
+    keras.utils.set_random_seed(cfg.seed)
+    model = build_network(cfg)  # augmentation happens in the batches, so the trained model is the served one
+    steps_per_epoch = math.ceil(len(train_data) / cfg.batch_size)
     model.compile(
-        optimizer=optimizer,
+        optimizer=_optimizer(cfg, steps_per_epoch),
         loss={OUTPUT7: keras.losses.CategoricalCrossentropy(), OUTPUT4: keras.losses.CategoricalCrossentropy()},
         loss_weights={OUTPUT7: cfg.loss_weight_7, OUTPUT4: cfg.loss_weight_4},
         metrics={OUTPUT7: ["accuracy"], OUTPUT4: ["accuracy"]},
     )
-    x = as_model_input(train_data.images)
-    y = training_targets(train_data.labels7, cfg.label_smoothing)
+    batches, epoch_setter = make_training_batches(
+        train_data.images, training_targets(train_data.labels7, cfg.label_smoothing), cfg
+    )
     validation = None
     if val_data is not None and len(val_data):
-        from areya.emotion.domain import blur_faces
-
-        val_x = blur_faces(as_model_input(val_data.images), cfg.input_blur_sigma)
-        validation = (val_x, training_targets(val_data.labels7, 0.0))
+        validation = (as_model_input(val_data.images), training_targets(val_data.labels7, 0.0))
 
     (run_dir / CONFIG_FILE).write_text(cfg.to_toml())
     callbacks = [
+        epoch_setter,
         keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
         keras.callbacks.CSVLogger(str(run_dir / "log.csv"), append=True),
         _EpochReport.make(cfg.epochs, report),
@@ -156,19 +187,17 @@ def train(
     ]
     t0 = time.monotonic()
     history = model.fit(
-        x,
-        y,
-        batch_size=cfg.batch_size,
+        batches,
         epochs=cfg.epochs,
-        shuffle=True,
         validation_data=validation,
+        validation_batch_size=256,
         callbacks=callbacks,
         verbose=0,
     )
     took = time.monotonic() - t0
     # fit() swaps the EMA weights in at the end when use_ema is set.
     model_path = out_dir / MODEL_FILE
-    network.save(model_path)
+    model.save(model_path)
     out_config = out_dir / CONFIG_FILE
     if not out_config.exists() or TrainConfig.from_file(out_config) != cfg:  # keep a commented identical config
         out_config.write_text(cfg.to_toml())
@@ -177,6 +206,7 @@ def train(
             {
                 "epochs": cfg.epochs,
                 "train_images": len(train_data),
+                "val_images": len(val_data) if val_data is not None else 0,
                 "train_seconds_this_run": round(took, 1),
                 "history": {k: [float(v) for v in vals] for k, vals in history.history.items()},
             },

@@ -1,0 +1,269 @@
+"""Calibrated probabilities: temperature scaling per head, and the figures that show it worked.
+
+The alert rule and the dashboard read class probabilities, so "0.8 sad" must be right about 80 % of the
+time.  A network trained with label smoothing and augmentation is not: its softmax is mis-scaled.  One
+temperature per served head (7-class; the 4-class answer) is fitted by minimising the negative log-likelihood
+on the validation part held out from the Training split (never on the test split), stored beside the model in
+``calibration.json`` and applied by :class:`~areya.emotion.inference.EmotionClassifier` at inference:
+``p' = softmax(log(p) / T)``.  Temperature scaling never changes the arg-max, so accuracy is untouched.
+
+The same file says where the served 4-class answer comes from (``four_class_source``): the 4-class head
+(``head``), the 7-class head restricted to angry/happy/neutral/sad (``seven``), or their mean (``mean``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+CALIBRATION_FILE = "calibration.json"
+FOUR_CLASS_SOURCES = ("head", "seven", "mean")
+ECE_BINS = 15
+_EPS = 1e-7
+
+
+def apply_temperature(probs: np.ndarray, temperature: float) -> np.ndarray:
+    """Softmax probabilities -> the same model's probabilities at ``temperature`` (1 = unchanged)."""
+    probs = np.asarray(probs, np.float64)
+    if temperature == 1.0 or probs.size == 0:
+        return probs.astype(np.float32)
+    logits = np.log(np.clip(probs, _EPS, 1.0)) / temperature
+    logits -= logits.max(axis=1, keepdims=True)
+    out = np.exp(logits)
+    return (out / out.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def negative_log_likelihood(probs: np.ndarray, labels: np.ndarray) -> float:
+    probs = np.asarray(probs, np.float64)
+    return float(-np.mean(np.log(np.clip(probs[np.arange(len(labels)), labels], _EPS, 1.0))))
+
+
+def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS) -> float:
+    """Top-label ECE: equal-width confidence bins, |accuracy - mean confidence| weighted by bin size."""
+    probs = np.asarray(probs, np.float64)
+    labels = np.asarray(labels)
+    if labels.size == 0:
+        return float("nan")
+    conf = probs.max(axis=1)
+    correct = probs.argmax(axis=1) == labels
+    # bin i holds confidences in (i/bins, (i+1)/bins]; confidence 0 would fall in bin 0
+    idx = np.clip(np.ceil(conf * bins).astype(int) - 1, 0, bins - 1)
+    ece = 0.0
+    for b in range(bins):
+        in_bin = idx == b
+        if in_bin.any():
+            ece += in_bin.mean() * abs(correct[in_bin].mean() - conf[in_bin].mean())
+    return float(ece)
+
+
+def brier_score(probs: np.ndarray, labels: np.ndarray) -> float:
+    """Multi-class Brier score: mean over faces of sum_k (p_k - [k = label])^2 (0 best, 2 worst)."""
+    probs = np.asarray(probs, np.float64)
+    onehot = np.zeros_like(probs)
+    onehot[np.arange(len(labels)), labels] = 1.0
+    return float(np.mean(np.sum((probs - onehot) ** 2, axis=1)))
+
+
+def reliability_bins(probs: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS) -> list[dict[str, float]]:
+    """Per confidence bin: its range, face count, mean confidence and accuracy (for the reliability diagram)."""
+    probs = np.asarray(probs, np.float64)
+    conf = probs.max(axis=1)
+    correct = probs.argmax(axis=1) == np.asarray(labels)
+    idx = np.clip(np.ceil(conf * bins).astype(int) - 1, 0, bins - 1)
+    out = []
+    for b in range(bins):
+        in_bin = idx == b
+        n = int(in_bin.sum())
+        out.append(
+            {
+                "lo": b / bins,
+                "hi": (b + 1) / bins,
+                "n": n,
+                "confidence": float(conf[in_bin].mean()) if n else float("nan"),
+                "accuracy": float(correct[in_bin].mean()) if n else float("nan"),
+            }
+        )
+    return out
+
+
+def calibration_figures(probs: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    return {
+        "ece": round(expected_calibration_error(probs, labels), 6),
+        "brier": round(brier_score(probs, labels), 6),
+        "nll": round(negative_log_likelihood(probs, labels), 6),
+    }
+
+
+def fit_temperature(probs: np.ndarray, labels: np.ndarray, lo: float = 0.05, hi: float = 20.0) -> float:
+    """The temperature in [lo, hi] minimising the NLL of ``probs`` (golden-section search on log T).
+
+    The NLL of temperature-scaled softmax is convex in 1/T, hence unimodal in log T: the search finds the
+    optimum to well under 0.1 % of T.
+    """
+    labels = np.asarray(labels)
+    if labels.size == 0:
+        raise ValueError("cannot fit a temperature on no faces")
+    logp = np.log(np.clip(np.asarray(probs, np.float64), _EPS, 1.0))
+    rows = np.arange(labels.size)
+
+    def nll(log_t: float) -> float:
+        z = logp / math.exp(log_t)
+        z -= z.max(axis=1, keepdims=True)
+        return float(np.mean(np.log(np.exp(z).sum(axis=1)) - z[rows, labels]))
+
+    a, b = math.log(lo), math.log(hi)
+    ratio = (math.sqrt(5) - 1) / 2
+    c, d = b - ratio * (b - a), a + ratio * (b - a)
+    fc, fd = nll(c), nll(d)
+    while b - a > 1e-5:
+        if fc < fd:
+            b, d, fd = d, c, fc
+            c = b - ratio * (b - a)
+            fc = nll(c)
+        else:
+            a, c, fc = c, d, fd
+            d = a + ratio * (b - a)
+            fd = nll(d)
+    return float(math.exp((a + b) / 2))
+
+
+def combine_four(source: str, head4: np.ndarray, derived4: np.ndarray) -> np.ndarray:
+    """The served 4-class probabilities (before temperature) from the 4-class head and the 7-class head."""
+    if source == "head":
+        return np.asarray(head4, np.float32)
+    if source == "seven":
+        return np.asarray(derived4, np.float32)
+    if source == "mean":
+        return ((np.asarray(head4, np.float64) + np.asarray(derived4, np.float64)) / 2).astype(np.float32)
+    raise ValueError(f"four_class_source must be one of {', '.join(FOUR_CLASS_SOURCES)}, got {source!r}")
+
+
+@dataclass
+class Calibration:
+    """What is applied to a model's raw outputs at inference, and the validation figures behind it."""
+
+    temperature7: float = 1.0
+    temperature4: float = 1.0
+    four_class_source: str = "head"
+    fitted_on: str = ""
+    validation: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.four_class_source not in FOUR_CLASS_SOURCES:
+            raise ValueError(
+                f"four_class_source must be one of {', '.join(FOUR_CLASS_SOURCES)}, got {self.four_class_source!r}"
+            )
+        for name in ("temperature7", "temperature4"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and 0 < value < 100):
+                raise ValueError(f"{name} must be a number in (0, 100), got {value!r}")
+
+    @classmethod
+    def identity(cls) -> Calibration:
+        return cls()
+
+    def save(self, model_dir: str | Path) -> Path:
+        path = Path(model_dir) / CALIBRATION_FILE
+        path.write_text(json.dumps(asdict(self), indent=2) + "\n")
+        return path
+
+    @classmethod
+    def load(cls, model_dir: str | Path) -> Calibration:
+        """``calibration.json`` of a model folder; identity (and no 4-class mixing) if the model has none."""
+        path = Path(model_dir) / CALIBRATION_FILE
+        if not path.is_file():
+            return cls.identity()
+        try:
+            data = json.loads(path.read_text())
+            return cls(**data)
+        except (json.JSONDecodeError, TypeError, ValueError) as exc:
+            raise ValueError(f"{path}: invalid calibration file: {exc}") from None
+
+    def serve(self, head4: np.ndarray, probs7: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Raw (4-class head, 7-class head) probabilities -> the calibrated (4-class answer, 7-class)."""
+        from areya.emotion.evaluate import four_of_seven
+
+        four = combine_four(self.four_class_source, head4, four_of_seven(probs7))
+        return apply_temperature(four, self.temperature4), apply_temperature(probs7, self.temperature7)
+
+
+def fit_calibration(
+    head4: np.ndarray, probs7: np.ndarray, labels7: np.ndarray, fitted_on: str, source: str | None = None
+) -> Calibration:
+    """Fit both temperatures (and, unless ``source`` is given, choose the 4-class source) on validation outputs.
+
+    ``head4``/``probs7``: the model's raw outputs (with the TTA it is served with) for faces labelled
+    ``labels7`` (FER order).  The 4-class source is the one with the lowest NLL after calibration on the
+    faces of the four classes (accuracy is reported beside it); every figure goes into ``validation``.
+    """
+    from areya.emotion.evaluate import four_of_seven
+    from areya.emotion.schemes import SCHEME4, fer7_to_scheme_labels
+
+    labels7 = np.asarray(labels7)
+    labels4 = fer7_to_scheme_labels(labels7, SCHEME4)
+    inside = labels4 >= 0
+    y4 = labels4[inside]
+    t7 = fit_temperature(probs7, labels7)
+    val: dict[str, Any] = {
+        "faces_7class": int(labels7.size),
+        "faces_4class": int(y4.size),
+        "7class": {
+            "temperature": round(t7, 4),
+            "accuracy": round(float((np.argmax(probs7, axis=1) == labels7).mean()), 6),
+            "before": calibration_figures(probs7, labels7),
+            "after": calibration_figures(apply_temperature(probs7, t7), labels7),
+        },
+        "4class_sources": {},
+    }
+    derived = four_of_seven(probs7[inside])
+    best: tuple[float, str, float] | None = None
+    for name in FOUR_CLASS_SOURCES:
+        raw = combine_four(name, head4[inside], derived)
+        t4 = fit_temperature(raw, y4)
+        after = calibration_figures(apply_temperature(raw, t4), y4)
+        val["4class_sources"][name] = {
+            "temperature": round(t4, 4),
+            "accuracy": round(float((np.argmax(raw, axis=1) == y4).mean()), 6),
+            "before": calibration_figures(raw, y4),
+            "after": after,
+        }
+        if (source is None or source == name) and (best is None or after["nll"] < best[0]):
+            best = (after["nll"], name, t4)
+    assert best is not None
+    _, chosen, t4 = best
+    val["4class_source_rule"] = "given" if source else "lowest NLL after calibration on the validation part"
+    return Calibration(
+        temperature7=round(t7, 4),
+        temperature4=round(t4, 4),
+        four_class_source=chosen,
+        fitted_on=fitted_on,
+        validation=val,
+    )
+
+
+def calibrate_model_dir(model_dir: str | Path, data_dir: str | Path, source: str | None = None) -> Calibration:
+    """Fit and save ``model_dir``'s calibration on the validation part of ``data_dir``'s Training split.
+
+    The part is the one training held out (same config: split folder, ``val_fraction``, ``seed``), and the
+    model is run as it is served (with mirror TTA if its config says so).
+    """
+    from areya.emotion.dataset import holdout_split, load_dataset
+    from areya.emotion.inference import EmotionClassifier
+    from areya.emotion.train_config import TrainConfig
+
+    model_dir = Path(model_dir)
+    cfg = TrainConfig.from_file(model_dir / "config.toml")
+    if cfg.val_fraction <= 0:
+        raise ValueError(f"{model_dir}: its config holds out no validation part (val_fraction = 0)")
+    _, val = holdout_split(load_dataset(data_dir, cfg.train_split), cfg.val_fraction, cfg.seed)
+    clf = EmotionClassifier.load(model_dir, tta_flip=cfg.tta_flip)
+    head4, probs7 = clf.predict_raw(val.images.astype(np.float32)[..., None])
+    fitted_on = f"{val.report.source} (seed {cfg.seed}), {len(val)} faces, mirror TTA {'on' if cfg.tta_flip else 'off'}"
+    cal = fit_calibration(head4, probs7, val.labels7, fitted_on, source=source)
+    cal.save(model_dir)
+    return cal

@@ -115,13 +115,16 @@ def _int_range(lo: int | None = None, hi: int | None = None) -> Callable[[Any], 
     return parse
 
 
-def _float_range(lo: float | None = None, hi: float | None = None, lo_open: bool = False) -> Callable[[Any], float]:
+def _float_range(
+    lo: float | None = None, hi: float | None = None, lo_open: bool = False, hi_open: bool = False
+) -> Callable[[Any], float]:
     def parse(value: Any) -> float:
         result = _parse_float(value)
         too_low = lo is not None and (result <= lo if lo_open else result < lo)
-        if too_low or (hi is not None and result > hi):
-            left = "(" if lo_open else "["
-            raise ValueError(f"must be a number in {left}{_fmt(lo)}, {_fmt(hi)}], got {result}")
+        too_high = hi is not None and (result >= hi if hi_open else result > hi)
+        if too_low or too_high:
+            left, right = "(" if lo_open else "[", ")" if hi_open else "]"
+            raise ValueError(f"must be a number in {left}{_fmt(lo)}, {_fmt(hi)}{right}, got {result}")
         return result
 
     return parse
@@ -154,6 +157,25 @@ def _identifier(value: Any) -> str:
     if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_.-]{0,63}", text):
         raise ValueError(f"must be a name of letters, digits, '_', '-', '.', got {value!r}")
     return text
+
+
+def _detector_name(value: Any) -> str:
+    """A registered face detector backend, spelt as ``areya.detectors`` registers it (``Haar`` -> ``haar``)."""
+    from areya.detectors import available_detectors  # imported when used: it brings NumPy
+
+    text = _identifier(value).lower().replace("_", "-")
+    names = available_detectors()
+    if text not in names:
+        raise ValueError(f"must be one of {', '.join(names)}, got {value!r}")
+    return text
+
+
+def _detector_options(value: Any) -> tuple[tuple[str, Any], ...]:
+    """``"tiles=2,min_score=0.6"`` (or a TOML table) -> ``(name, raw value)`` pairs; checked against the backend
+    in :func:`_check_detector_options` once the ``detector`` setting is known."""
+    from areya.detectors.options import parse_options_text
+
+    return tuple(parse_options_text(value).items())
 
 
 def _stream_name(value: Any) -> str:
@@ -318,7 +340,19 @@ class Settings:
     )
     max_deliveries: int = _setting(3, _int_range(1, 100), "pipeline", "Deliveries before a frame goes to dead letter.")
     dead_letter_stream: str = _setting("areya:deadletter", _stream_name, "pipeline", "Stream of rejected frames.")
-    detector: str = _setting("blazeface", _identifier, "pipeline", "Face detector backend (blazeface, haar).")
+    detector: str = _setting(
+        "blazeface",
+        _detector_name,
+        "pipeline",
+        "Face detector backend (blazeface, blazeface-short, blazeface-full-sparse, haar).",
+    )
+    detector_options: tuple[tuple[str, Any], ...] = _setting(
+        (),
+        _detector_options,
+        "pipeline",
+        "Detector options 'name=value,...' (e.g. tiles=2,min_score=0.6,min_face_px=32; see Face detection).",
+        "(none)",
+    )
     emotion_model: str = _setting("areya-fer", _non_empty, "pipeline", "Emotion model: name under models/ or a path.")
     snapshot_ttl_s: int = _setting(
         60, _int_range(0, 86_400), "pipeline", "TTL of the latest-frame snapshot (0 = none)."
@@ -368,6 +402,15 @@ class Settings:
     login_rate_limit: str = _setting(
         "5/minute", _rate_limit, "web", "Failed logins allowed per user+IP: '5/minute', '10/300s' or 'count,seconds'."
     )
+    sse_max_streams: int = _setting(
+        24,
+        _int_range(1, 10_000),
+        "web",
+        "Live views (/events streams) one web process serves at once (areya web --gunicorn keeps it below --threads).",
+    )
+    sse_max_per_user: int = _setting(
+        4, _int_range(1, 1000), "web", "Live views one user may hold open at once (per web process)."
+    )
 
     # ----------------------------------------------------------------- derived helpers
     @property
@@ -403,6 +446,10 @@ class Settings:
                 value = "***" if value else ""
             elif f.name in ("database_url", "redis_url"):
                 value = mask_url_password(value)
+            elif f.name == "detector_options":
+                from areya.detectors.options import format_options
+
+                value = format_options(value)
             elif isinstance(value, Path):
                 value = str(value)
             elif isinstance(value, tuple):
@@ -451,7 +498,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
 def load_settings(config_file: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None) -> Settings:
     """Defaults < TOML file (``config_file`` or ``$AREYA_CONFIG``) < ``AREYA_<KEY>`` environment variables.
 
-    Creates ``data_dir`` and, if no secret key is configured, generates and persists one there.
+    Creates ``data_dir`` (mode 0700; the files Areya keeps there are tightened to 0600, see
+    :mod:`areya.private_files`) and, if no secret key is configured, generates and persists one there.
     """
     env = os.environ if env is None else env
     raw: dict[str, Any] = {}
@@ -462,7 +510,11 @@ def load_settings(config_file: str | os.PathLike[str] | None = None, env: Mappin
         name = env_name(f.name)
         if name in env:
             raw[f.name] = env[name]
-    return _build(raw, generate_secret=True)
+    settings = _build(raw, generate_secret=True)
+    from areya.private_files import secure_data_dir
+
+    secure_data_dir(settings.data_dir)
+    return settings
 
 
 def _build(raw: Mapping[str, Any], generate_secret: bool) -> Settings:
@@ -476,6 +528,7 @@ def _build(raw: Mapping[str, Any], generate_secret: bool) -> Settings:
             raise ConfigError(f"{env_name(f.name)}: {exc}") from None
     values["data_dir"] = values["data_dir"].resolve()
     _check_cross(values)
+    values["detector_options"] = _check_detector_options(values["detector"], values["detector_options"])
     if not values["database_url"]:
         values["database_url"] = f"sqlite:///{values['data_dir'] / 'areya.db'}"
     if not values["secret_key"] and generate_secret:
@@ -496,14 +549,29 @@ def _check_cross(values: dict[str, Any]) -> None:
             f"{env_name('lock_ttl_s')}: must be longer than scheduler_tick_s "
             f"({values['lock_ttl_s']} <= {values['scheduler_tick_s']})"
         )
+    if values["sse_max_per_user"] > values["sse_max_streams"]:
+        raise ConfigError(
+            f"{env_name('sse_max_per_user')}: must not exceed sse_max_streams "
+            f"({values['sse_max_per_user']} > {values['sse_max_streams']})"
+        )
     if values["data_dir"].exists() and not values["data_dir"].is_dir():
         raise ConfigError(f"{env_name('data_dir')}: not a directory: {values['data_dir']}")
+
+
+def _check_detector_options(detector: str, options: tuple[tuple[str, Any], ...]) -> tuple[tuple[str, Any], ...]:
+    """The options typed for the chosen backend (unknown option or bad value -> ConfigError naming the valid ones)."""
+    from areya.detectors.options import check_options
+
+    try:
+        return tuple(check_options(detector, dict(options)).items())
+    except ValueError as exc:
+        raise ConfigError(f"{env_name('detector_options')}: {exc}") from None
 
 
 def _persistent_secret(data_dir: Path) -> str:
     path = data_dir / SECRET_KEY_FILE
     try:
-        data_dir.mkdir(parents=True, exist_ok=True)
+        data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         if path.exists():
             key = path.read_text(encoding="utf-8").strip()
             if len(key) >= 16:

@@ -176,7 +176,12 @@ def run_demo(
 ) -> DemoWard:
     """Set everything up and run until Ctrl-C / SIGTERM or ``duration`` seconds; then stop it all in order."""
     from areya.camera.service import IngestService  # noqa: PLC0415
-    from areya.comms.redis_server import EmbeddedRedis, connect, is_embedded_url  # noqa: PLC0415
+    from areya.comms.redis_server import (  # noqa: PLC0415
+        EmbeddedRedis,
+        connect,
+        is_embedded_url,
+        stop_owned_servers,
+    )
     from areya.db.engine import create_db_engine, create_session_factory, session_scope  # noqa: PLC0415
     from areya.db.migrate import upgrade  # noqa: PLC0415
     from areya.source_url import mask_source_url  # noqa: PLC0415
@@ -231,7 +236,8 @@ def run_demo(
     finally:
         run.stop()
         engine.dispose()
-        if server is not None:
+        stop_owned_servers()  # this process's leases (connect); a server it adopted stays for its other users
+        if server is not None and server.owned:
             server.stop()
             echo("redis: stopped")
     return demo

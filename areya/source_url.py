@@ -13,6 +13,10 @@ import re
 from urllib.parse import urlsplit
 
 NETWORK_SCHEMES = ("rtsp", "rtsps", "http", "https")
+# the stored form of an encrypted URL (areya.db.secret_url); seen outside the database only when it cannot be
+# decrypted (the secret key changed)
+ENCRYPTED_PREFIX = "areya-enc-v1:"
+UNREADABLE = "<encrypted with another secret key: set the camera URL again>"
 ACCEPTED_FORMS = "rtsp://, rtsps://, http://, https://, file:///path, a file path, device:N or synthetic:[options]"
 _SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
 _SYNTHETIC_RE = re.compile(r"^synthetic:[A-Za-z0-9_=,.:/+-]*$")
@@ -42,6 +46,8 @@ def validate_source_url(url: str) -> str:
     url = url.strip()
     if not url:
         raise SourceUrlError(f"camera URL is empty; use {ACCEPTED_FORMS}")
+    if url.startswith(ENCRYPTED_PREFIX):
+        raise SourceUrlError(f"camera URL cannot be decrypted: {UNREADABLE}")
     if any(ord(ch) < 32 or ch.isspace() for ch in url):
         raise SourceUrlError("camera URL must not contain spaces or control characters")
     if len(url) > 2048:
@@ -86,6 +92,8 @@ def mask_source_url(url: str) -> str:
     if not isinstance(url, str):
         return "<invalid>"
     url = url.strip()
+    if url.startswith(ENCRYPTED_PREFIX):
+        return UNREADABLE
     match = _SCHEME_RE.match(url)
     if url.startswith(("device:", "synthetic:")) or match is None or match.group(1).lower() == "file":
         return url

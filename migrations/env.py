@@ -10,6 +10,7 @@ from sqlalchemy import Connection
 import areya.db.models  # noqa: F401  (registers every table on Base.metadata)
 from areya.config import load_settings
 from areya.db.base import Base
+from areya.db.secret_url import SecretUrl
 from areya.db.types import UTCDateTime
 
 config = context.config
@@ -17,9 +18,11 @@ target_metadata = Base.metadata
 
 
 def render_item(type_: str, obj: Any, autogen_context: Any) -> str | bool:
-    """Render Areya's UTCDateTime as a plain timezone-aware DateTime in revision files."""
+    """Render Areya's column types as what they store in revision files (UTCDateTime, SecretUrl)."""
     if type_ == "type" and isinstance(obj, UTCDateTime):
         return "sa.DateTime(timezone=True)"
+    if type_ == "type" and isinstance(obj, SecretUrl):
+        return "sa.Text()"
     return False
 
 

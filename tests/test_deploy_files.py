@@ -128,13 +128,14 @@ def test_compose_scale_out_workers_gpu_profile_and_two_schedulers() -> None:
     assert all("profiles" not in services[n] for n in ("web", "ingest", "worker", "scheduler"))
 
 
-def test_compose_redis_persists_and_volumes_are_named() -> None:
+def test_compose_redis_keeps_nothing_on_disk_and_volumes_are_named() -> None:
     data = compose()
     redis_cmd = " ".join(data["services"]["redis"]["command"])
-    assert "--appendonly yes" in redis_cmd and "--requirepass" in redis_cmd
-    assert "redisdata:/data" in data["services"]["redis"]["volumes"]
+    # camera frames must never reach a disk: no append-only file, no RDB snapshot, no volume
+    assert "--appendonly no" in redis_cmd and "--save ''" in redis_cmd and "--requirepass" in redis_cmd
+    assert "appendonly yes" not in redis_cmd and "volumes" not in data["services"]["redis"]
     assert "pgdata:/var/lib/postgresql/data" in data["services"]["postgres"]["volumes"]
-    assert {"pgdata", "redisdata", "areya-data"} <= set(data["volumes"])
+    assert {"pgdata", "areya-data"} <= set(data["volumes"]) and "redisdata" not in data["volumes"]
     assert data["services"]["web"]["ports"] == ["${AREYA_WEB_PUBLISH:-127.0.0.1:5000}:5000"]
     assert interpolate(data["services"]["web"]["ports"][0]).startswith("127.0.0.1:")  # proxy in front
 
@@ -280,6 +281,16 @@ def test_k8s_deployments_services_and_gpu_resources() -> None:
         assert dep["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"] is True, name
 
 
+def test_k8s_redis_keeps_nothing_on_disk() -> None:
+    redis = k8s_kind("StatefulSet")["areya-redis"]
+    assert redis["spec"]["replicas"] == 1 and "volumeClaimTemplates" not in redis["spec"]
+    args = " ".join(redis["spec"]["template"]["spec"]["containers"][0]["args"])
+    assert "--appendonly no" in args and '--save ""' in args and "appendonly yes" not in args
+    volumes = redis["spec"]["template"]["spec"]["volumes"]
+    assert all(v.get("emptyDir", {}).get("medium") == "Memory" for v in volumes)  # frames never reach a disk
+    assert not [d for _, d in k8s_docs() if d["kind"] == "PersistentVolumeClaim"]
+
+
 def test_k8s_configmap_secret_split() -> None:
     (config,) = k8s_kind("ConfigMap").values()
     assert not [k for k in config["data"] if SECRETISH.search(k)], "secrets in the ConfigMap"
@@ -372,6 +383,7 @@ def test_systemd_unit_restart_user_and_hardening(unit: str) -> None:
         assert "Restart=on-failure" in lines
         assert "Requires=areya-migrate.service" in lines
     assert "WantedBy=areya.target" in lines
+    assert "UMask=0077" in lines and "StateDirectoryMode=0700" in lines  # the DB, secret key: this user only
     assert not [line for line in lines if SECRETISH.search(line.split("=", 1)[0])], "secrets belong in areya.env"
 
 

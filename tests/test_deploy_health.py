@@ -45,11 +45,14 @@ def rclient(redis_server: EmbeddedRedis) -> Iterator[redis.Redis]:
     client.close()
 
 
+CLI_SECRET_KEY = "k" * 32
+
+
 @pytest.fixture
 def db_env(db_settings: Any) -> dict[str, str]:
     """CLI environment on the per-test database (no Redis)."""
     return {"AREYA_DATA_DIR": str(db_settings.data_dir), "AREYA_DATABASE_URL": db_settings.database_url,
-            "AREYA_SECRET_KEY": "k" * 32}
+            "AREYA_SECRET_KEY": CLI_SECRET_KEY}
 
 
 @pytest.fixture
@@ -209,7 +212,7 @@ def _cameras(db_settings: Any) -> dict[str, tuple[str, float, bool]]:
     from areya.db.engine import create_db_engine, create_session_factory
     from areya.db.models import Camera, Ward
 
-    engine = create_db_engine(db_settings)
+    engine = create_db_engine(db_settings.replace(secret_key=CLI_SECRET_KEY))  # camera URLs: the CLI's key
     try:
         with create_session_factory(engine)() as session:
             rows = session.execute(select(Ward.name, Camera.name, Camera.source_url, Camera.sample_fps,

@@ -92,7 +92,7 @@ def test_postgres_with_a_password_on_loopback() -> None:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def test_redis_with_a_password_and_append_only_file(tmp_path: Path) -> None:
+def test_redis_with_a_password_and_nothing_on_disk(tmp_path: Path) -> None:
     import redis
 
     if not (shutil.which("redis-server", path="/usr/bin:/usr/local/bin") or
@@ -102,7 +102,8 @@ def test_redis_with_a_password_and_append_only_file(tmp_path: Path) -> None:
     try:
         url = server.start()
         client = redis.Redis.from_url(url)
-        assert client.config_get("appendonly")["appendonly"] == "yes"
+        assert client.config_get("appendonly")["appendonly"] == "no"  # frames never reach the disk
+        assert client.config_get("save")["save"] == ""
         with pytest.raises(redis.AuthenticationError):
             redis.Redis(port=server.port).ping()
         client.close()

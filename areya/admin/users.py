@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
@@ -115,18 +116,48 @@ def set_user_wards(session: Session, username: str, wards: list[str], *, actor: 
     return user
 
 
-def authenticate(session: Session, username: str, password: str) -> User | None:
-    """The active user with this username and password, or None (no hint which part was wrong).
+@dataclass(frozen=True)
+class LoginCandidate:
+    """What a password check needs of a user, read before the (slow) check without holding a transaction."""
 
-    Re-hashes the password when argon2 parameters changed; records last_login_at. The caller commits and audits.
-    """
-    user = session.scalar(select(User).where(User.username == (username or "").strip().lower()))
-    if user is None:
+    user_id: int
+    password_hash: str
+    active: bool
+
+
+def find_login(session: Session, username: str) -> LoginCandidate | None:
+    row = session.execute(
+        select(User.id, User.password_hash, User.active).where(User.username == (username or "").strip().lower())
+    ).first()
+    return None if row is None else LoginCandidate(row.id, row.password_hash, bool(row.active))
+
+
+def verify_login(candidate: LoginCandidate | None, password: str) -> bool:
+    """True if ``candidate`` is active and ``password`` is right; the same cost when there is no such user."""
+    if candidate is None:
         _hasher().hash("timing-equaliser")  # same cost as a real verification
-        return None
-    if not verify_password(user.password_hash, password) or not user.active:
-        return None
+        return False
+    return verify_password(candidate.password_hash, password) and candidate.active
+
+
+def note_login(session: Session, user_id: int, password: str) -> User:
+    """After a successful check: re-hash the password when argon2 parameters changed; record last_login_at."""
+    user = session.get(User, user_id)
+    if user is None:
+        raise LookupError(f"user {user_id} vanished during login")
     if _hasher().check_needs_rehash(user.password_hash):
         user.password_hash = _hasher().hash(password)
     user.last_login_at = utcnow()
     return user
+
+
+def authenticate(session: Session, username: str, password: str) -> User | None:
+    """The active user with this username and password, or None (no hint which part was wrong).
+
+    Re-hashes the password when argon2 parameters changed; records last_login_at. The caller commits and audits.
+    (The dashboard uses the three steps separately, to hold no transaction during the hash check.)
+    """
+    candidate = find_login(session, username)
+    if not verify_login(candidate, password) or candidate is None:
+        return None
+    return note_login(session, candidate.user_id, password)

@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import numpy as np
 
-from areya.source_url import NETWORK_SCHEMES, mask_source_url
+from areya.source_url import ENCRYPTED_PREFIX, NETWORK_SCHEMES, UNREADABLE, mask_source_url
 
 DEFAULT_OPEN_TIMEOUT_MS = 5000
 DEFAULT_READ_TIMEOUT_MS = 5000
@@ -61,6 +61,8 @@ def parse_source(url: str, *, loop: bool | None = None, realtime: bool = True) -
     Files: ``file:///path?loop=1`` or a plain path (``loop`` argument overrides).
     """
     url = url.strip()
+    if url.startswith(ENCRYPTED_PREFIX):
+        raise SourceError(f"camera URL cannot be decrypted: {UNREADABLE}")
     if url.startswith("synthetic:"):
         return SourceSpec("synthetic", url, realtime=realtime)
     if url.startswith("device:"):

@@ -104,6 +104,9 @@ class _NeverRaised(Exception):
 @click.pass_context
 def cli(ctx: click.Context, config_file: str | None) -> None:
     """Areya: ward-camera patient-monitoring alerts (sustained negative emotion)."""
+    from areya.private_files import restrict_umask
+
+    restrict_umask()  # the DB, its WAL, the secret key, the Redis folder and socket: this user only
     obj = ctx.ensure_object(CliContext)
     obj.config_file = config_file
     ctx.call_on_close(obj.close)

@@ -20,11 +20,13 @@ if TYPE_CHECKING:
 
 @contextmanager
 def transaction() -> Iterator[tuple[Session, Actor]]:
-    """A session in one transaction (commit on success, roll back on any error) and the CLI actor."""
+    """A session in one write transaction (commit on success, roll back on any error) and the CLI actor.
+
+    A write transaction from the start (SQLite: BEGIN IMMEDIATE) waits its turn while the pipeline writes."""
     from areya.admin.audit import Actor
     from areya.db.engine import session_scope
 
-    with session_scope(get_context().session_factory()) as session:
+    with session_scope(get_context().session_factory(), write=True) as session:
         yield session, Actor.cli()
 
 

@@ -68,22 +68,26 @@ def ingest(camera_ids: tuple[int, ...], duration: float | None) -> None:
 @click.command("worker")
 @click.option("--duration", type=click.FloatRange(min=0, min_open=True), help="Stop after SECONDS.")
 @click.option("--detector", help="Face detector (default: the 'detector' setting).")
+@click.option("--detector-option", "detector_options", multiple=True, metavar="NAME=VALUE",
+              help="Detector option, e.g. tiles=2 (repeatable; overrides the 'detector_options' setting).")
 @click.option("--batch-size", type=click.IntRange(1, 1024), help="Frames per batch (default: worker_batch_size).")
 @click.option("--consumer", help="Consumer name in the group (default: host-pid-random).")
-def worker(duration: float | None, detector: str | None, batch_size: int | None, consumer: str | None) -> None:
+def worker(duration: float | None, detector: str | None, detector_options: tuple[str, ...], batch_size: int | None,
+           consumer: str | None) -> None:
     """Process frames from the stream into observations (run several for more throughput)."""
+    from areya.cli.predict import detector_from_cli
     from areya.comms.redis_server import connect, stop_owned_servers
     from areya.worker import build_worker
 
     app = get_context()
     settings = app.settings
-    if detector:
-        settings = settings.replace(detector=detector)
     if batch_size:
         settings = settings.replace(worker_batch_size=batch_size)
     _logging(settings.log_level)
+    face_detector = detector_from_cli(settings, detector, detector_options) if detector or detector_options else None
     try:
-        w = build_worker(settings, client=connect(settings), engine=app.engine, consumer=consumer)
+        w = build_worker(settings, client=connect(settings), engine=app.engine, detector=face_detector,
+                         consumer=consumer)
     except FileNotFoundError as exc:
         raise click.ClickException(f"{exc} (train one with `areya train`, or set AREYA_EMOTION_MODEL)") from None
     _on_signals(w.stop)
@@ -92,7 +96,8 @@ def worker(duration: float | None, detector: str | None, batch_size: int | None,
         timer.daemon = True
         timer.start()
     w.warm_up()
-    click.echo(f"worker {w.name}: model {w.classifier.model_version}, detector {settings.detector}, "
+    detector_name = getattr(w.detector, "name", settings.detector)
+    click.echo(f"worker {w.name}: model {w.classifier.model_version}, detector {detector_name}, "
                f"batch {settings.worker_batch_size} frames / {settings.worker_batch_ms} ms")
     try:
         w.run()

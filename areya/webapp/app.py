@@ -14,13 +14,15 @@ from werkzeug.routing import IntegerConverter
 from werkzeug.wrappers import Response
 
 from areya.config import Settings, load_settings
-from areya.db.engine import create_db_engine, create_session_factory
+from areya.db.engine import begin_write, create_db_engine, create_session_factory
 from areya.db.models import User
 from areya.webapp.access import MAX_ID
+from areya.webapp.live_limits import StreamSlots
 from areya.webapp.paths import web_dir
 from areya.webapp.security import (
     PUBLIC_ATTR,
     ROLES_ATTR,
+    UNSAFE_METHODS,
     LoginLimiter,
     add_security_headers,
     check_csrf,
@@ -83,6 +85,7 @@ def create_app(
         sessions=create_session_factory(engine),
         redis=client,
         limiter=LoginLimiter(count, window, client),
+        streams=StreamSlots(settings.sse_max_streams, settings.sse_max_per_user),
         options={"sse_max_s": sse_max_s, "sse_poll_s": sse_poll_s},
     )
     _register_blueprints(app)
@@ -145,6 +148,7 @@ def _install_hooks(app: Flask) -> None:
             from areya.webapp.views.api import authenticate_bearer
 
             if authenticate_bearer():
+                _begin_writes()
                 return None  # token requests carry no cookie: no CSRF check needed
         _load_session_user()
         if g.user is None and not _is_public(request.endpoint):
@@ -152,6 +156,7 @@ def _install_hooks(app: Flask) -> None:
                 return _error_response(401, "login required")
             return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
         check_csrf()
+        _begin_writes()
         return None
 
     app.after_request(add_security_headers)
@@ -159,12 +164,31 @@ def _install_hooks(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Response:
+        _rollback()
         return _error_response(exc.code or 500, exc.description or exc.name)
 
     @app.errorhandler(Exception)
     def server_error(exc: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.path)
+        _rollback()  # the error page must not meet the failed transaction (PendingRollbackError)
         return _error_response(500, "internal error: the problem was logged")
+
+
+def _begin_writes() -> None:
+    """A state-changing request runs in a write transaction (SQLite: BEGIN IMMEDIATE, waiting its turn for the
+    write lock) from here on. Login is the exception: it must not hold one during its slow password check."""
+    if request.method in UNSAFE_METHODS and request.endpoint != "auth.login":
+        begin_write(db())
+
+
+def _rollback() -> None:
+    session = g.get("db")
+    if session is None:
+        return
+    try:
+        session.rollback()
+    except Exception:  # noqa: BLE001 - a dead connection: the session is closed at teardown anyway
+        log.warning("rollback after an error failed", exc_info=True)
 
 
 def _error_response(code: int, message: str) -> Response:

@@ -12,11 +12,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from areya.admin.audit import Actor, record
 from areya.config import Settings
+from areya.db.engine import begin_write, run_write
 from areya.db.models import User, Ward
 
 if TYPE_CHECKING:
     import redis
 
+    from areya.webapp.live_limits import StreamSlots
     from areya.webapp.security import LoginLimiter
 
 log = logging.getLogger(__name__)
@@ -30,6 +32,7 @@ class WebServices:
     sessions: sessionmaker[Session]
     redis: redis.Redis | None
     limiter: LoginLimiter
+    streams: StreamSlots
     options: dict[str, Any] = field(default_factory=dict)
     _notifier: Any = None
 
@@ -101,8 +104,31 @@ def audit(
     detail: dict[str, Any] | None = None,
     commit: bool = True,
 ) -> None:
-    """Record who viewed or changed what (committed now unless ``commit`` is false)."""
+    """Record who viewed or changed what (committed now unless ``commit`` is false).
+
+    Committed now, the row goes in a write transaction (a view's reads are committed first: on SQLite a read
+    transaction that then writes fails when another process wrote meanwhile).
+    """
     session = db()
+    if commit:
+        begin_write(session)
     record(session, actor(), action, patient_id=patient_id, target=target, detail=detail)
     if commit:
         session.commit()
+
+
+def security_audit(
+    action: str, by: Actor, *, target: str | None = None, detail: dict[str, Any] | None = None
+) -> None:
+    """Record a security event (login, failed or refused login) in a transaction of its own, retried while the
+    database is busy, so that it is never lost with (or blocked by) the request's own work. An event that still
+    cannot be written fails the request (nothing security-relevant goes unaudited)."""
+
+    def write(session: Session) -> None:
+        record(session, by, action, target=target, detail=detail)
+
+    try:
+        run_write(services().sessions, write)
+    except Exception:
+        log.exception("security audit event %s could not be written", action)
+        raise

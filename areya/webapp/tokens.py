@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from areya.admin.audit import SYSTEM, Actor, record
 from areya.admin.errors import Conflict, NotFound
 from areya.admin.refs import clean_name
+from areya.db.engine import begin_write
 from areya.db.models import ApiToken, User
 from areya.db.types import utcnow
 
@@ -58,6 +59,7 @@ def user_for_token(session: Session, token: str, *, now: datetime | None = None)
         return None
     now = now or utcnow()
     if row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION:
+        begin_write(session)  # the lookup's read transaction ends: the update waits its turn for the write lock
         row.last_used_at = now
         session.commit()
     return user

@@ -15,9 +15,10 @@ def load_classifier(settings: Any) -> Classifier:
 
 
 def load_detector(settings: Any) -> Detector:
-    from areya.detectors import create_detector  # noqa: PLC0415
+    """The face detector named by ``settings.detector`` with ``settings.detector_options``."""
+    from areya.detectors import detector_from_settings  # noqa: PLC0415
 
-    return create_detector(settings.detector)
+    return detector_from_settings(settings)
 
 
 def build_worker(settings: Any, *, client: Any = None, engine: Any = None, classifier: Classifier | None = None,

@@ -45,7 +45,7 @@ def observe(session_factory: Callable[[], Session], hospital: Hospital) -> Calla
 @pytest.fixture(scope="session")
 def alerts_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedis]:
     """One embedded redis-server for the alert tests (each test starts from an empty database)."""
-    server = EmbeddedRedis(tmp_path_factory.mktemp("alerts-redis"), appendonly=False).start()
+    server = EmbeddedRedis(tmp_path_factory.mktemp("alerts-redis")).start()
     yield server
     server.kill()  # test data only: no need for SHUTDOWN's save (and its client's reconnect retries)
 

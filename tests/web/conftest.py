@@ -15,6 +15,11 @@ from web_helpers import World, make_world, populate
 
 from areya.comms.redis_server import EmbeddedRedis
 from areya.config import Settings
+from areya.db.secret_url import attach_cipher
+
+# the test hospital is built once and copied into each test's database: one secret key (camera URLs are encrypted
+# with a key derived from it) for the world and the apps over its copies
+WORLD_SECRET_KEY = "web-tests-world-secret-key-0123456789"
 
 
 @pytest.fixture
@@ -35,6 +40,7 @@ def _sqlite_world(tmp_path_factory: pytest.TempPathFactory, _sqlite_template: Pa
     path = tmp_path_factory.mktemp("web-world") / "world.db"
     shutil.copyfile(_sqlite_template, path)
     engine = create_db_engine(f"sqlite:///{path}")
+    attach_cipher(engine, WORLD_SECRET_KEY)
     try:
         ids, tokens = populate(engine)
     finally:
@@ -49,6 +55,7 @@ def _pg_world(request: pytest.FixtureRequest) -> Iterator[tuple[str, dict, dict]
 
     url = _pg_create(template=request.getfixturevalue("_pg_template"))
     engine = create_db_engine(url)
+    attach_cipher(engine, WORLD_SECRET_KEY)
     try:
         ids, tokens = populate(engine)
     finally:
@@ -91,6 +98,7 @@ def _pg_drop(url: str) -> None:
 def world(db_settings: Settings, db_backend: str, web_redis: redis.Redis, request: pytest.FixtureRequest
           ) -> Iterator[World]:
     """The test hospital in this test's database: a copy of the one built once per session and backend."""
+    db_settings = db_settings.replace(secret_key=WORLD_SECRET_KEY)
     if db_backend == "sqlite":
         path, ids, tokens = request.getfixturevalue("_sqlite_world")
         shutil.copyfile(path, db_settings.database_url.removeprefix("sqlite:///"))

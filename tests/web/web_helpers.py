@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -158,3 +159,26 @@ def login(app: Flask, username: str, password: str = PASSWORD) -> tuple[FlaskCli
     assert response.status_code == 302, response.get_data(as_text=True)[:500]
     return client, csrf_of(client, "/alerts")
 
+
+
+def http_login(base_url: str, username: str, password: str = PASSWORD) -> Any:
+    """A ``requests`` session logged in to a real server at ``base_url`` (raises if the login is refused)."""
+    import requests
+
+    browser = requests.Session()
+    page = browser.get(f"{base_url}/login", timeout=60)
+    match = CSRF_RE.search(page.text)
+    assert match, "no CSRF token on /login"
+    answer = browser.post(f"{base_url}/login", data={"username": username, "password": password,
+                                                     "csrf_token": match.group(1)}, allow_redirects=False, timeout=120)
+    assert answer.status_code == 302, answer.text[:300]
+    return browser
+
+
+def wait_until(cond: Any, timeout: float = 60.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(0.05)
+    return False

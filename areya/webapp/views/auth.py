@@ -6,13 +6,15 @@ from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 from flask import Blueprint, flash, g, redirect, render_template, request, session, url_for
+from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
-from areya.admin import authenticate
 from areya.admin.audit import Actor, record
+from areya.admin.users import find_login, note_login, verify_login
+from areya.db.engine import run_write
 from areya.webapp.forms import Form
 from areya.webapp.security import ALL_ROLES, csrf_token, public, roles
-from areya.webapp.services import db, services
+from areya.webapp.services import db, security_audit, services
 
 bp = Blueprint("auth", __name__)
 
@@ -50,29 +52,35 @@ def login() -> Response | str | tuple[str, int]:
         return render_template("login.html", form=form), 400
     limiter = services().limiter
     ip = request.remote_addr or "?"
+    anonymous = Actor(None, "web:anonymous")
     wait = limiter.retry_after(ip, username)
     if wait:
+        security_audit("auth.login_rate_limited", anonymous, detail={"username": username, "ip": ip})
         form.error("username", f"too many failed logins: try again in {wait} s")
         return render_template("login.html", form=form), 429
-    session_db = db()
-    user = authenticate(session_db, username, password[:1024])
-    if user is None:
+    candidate = find_login(db(), username)
+    db().commit()  # no transaction (nor connection) held during the slow password check
+    if candidate is None or not verify_login(candidate, password[:1024]):
         limiter.failed(ip, username)
-        record(session_db, Actor(None, "web:anonymous"), "auth.login_failed", detail={"username": username, "ip": ip})
-        session_db.commit()
+        security_audit("auth.login_failed", anonymous, detail={"username": username, "ip": ip})
         form.error("password", "unknown username or wrong password")
         return render_template("login.html", form=form), 401
     limiter.succeeded(ip, username)
-    record(session_db, Actor(user.id, f"web:{user.username}"), "auth.login", target=f"user:{user.id}",
-           detail={"ip": ip})
-    session_db.commit()
+
+    def note(dbs: Session) -> tuple[int, str, str]:
+        user = note_login(dbs, candidate.user_id, password[:1024])
+        record(dbs, Actor(user.id, f"web:{user.username}"), "auth.login", target=f"user:{user.id}",
+               detail={"ip": ip})
+        return user.id, user.role, user.password_hash[-16:]
+
+    user_id, role, hash_tail = run_write(services().sessions, note)  # the audit row commits with the login
     session.clear()  # no session fixation: a fresh session (and CSRF token) after login
     session.permanent = True
-    session["uid"] = user.id
+    session["uid"] = user_id
     session["at"] = datetime.now(UTC).timestamp()
-    session["pwh"] = user.password_hash[-16:]  # a password change ends other sessions
+    session["pwh"] = hash_tail  # a password change ends other sessions
     csrf_token()
-    return redirect(_safe_next(form.value("next")) or home_for(user.role))
+    return redirect(_safe_next(form.value("next")) or home_for(role))
 
 
 @bp.route("/logout", methods=["POST"])

@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from flask import Blueprint, Response, g, render_template, request, stream_with_context
+from flask import Blueprint, Response, g, jsonify, render_template, request, stream_with_context
 
 from areya.db.models import Alert
 from areya.db.types import utcnow
@@ -24,6 +24,7 @@ bp = Blueprint("events", __name__)
 log = logging.getLogger(__name__)
 CHANNEL = "areya:events"
 KEEPALIVE_S = 15.0
+RETRY_AFTER_S = 30  # a refused live view (429) may try again after this
 
 
 def sse(event: str, data: dict[str, Any]) -> str:
@@ -70,7 +71,18 @@ def stream() -> Response:
     svc = services()
     max_s = float(svc.options.get("sse_max_s", 300.0))
     poll_s = float(svc.options.get("sse_poll_s", 2.0))
-    audit("events.subscribe", target=f"ward:{ward_id}" if ward_id else "alerts")
+    slot = svc.streams.acquire(g.user.id)
+    if isinstance(slot, str):
+        audit("events.refused", target=f"ward:{ward_id}" if ward_id else "alerts", detail={"reason": slot})
+        refused = jsonify({"error": slot, "status": 429})
+        refused.status_code = 429
+        refused.headers["Retry-After"] = str(RETRY_AFTER_S)
+        return refused
+    try:
+        audit("events.subscribe", target=f"ward:{ward_id}" if ward_id else "alerts")
+    except BaseException:
+        slot.release()
+        raise
 
     def wanted(event: dict[str, Any]) -> bool:
         event_ward = event.get("ward_id")
@@ -135,9 +147,12 @@ def stream() -> Response:
                     yield ": keep-alive\n\n"
                     last_sent = time.monotonic()
         finally:
+            slot.release()
             if pubsub is not None:
                 with contextlib.suppress(Exception):
                     pubsub.close()
 
     headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
-    return Response(stream_with_context(generate()), mimetype="text/event-stream", headers=headers)
+    response = Response(stream_with_context(generate()), mimetype="text/event-stream", headers=headers)
+    response.call_on_close(slot.release)  # also when the client goes away before the stream started
+    return response

@@ -83,7 +83,9 @@
     showBanner.timer = setTimeout(function () { banner.hidden = true; }, 20000);
   }
 
-  // EventSource with a visible connection state; the browser reconnects by itself.
+  // EventSource with a visible connection state; the browser reconnects by itself after a dropped stream. A
+  // refused one (429: too many live views open) is closed for good by the browser: try again after a while.
+  const REFUSED_RETRY_MS = 30000;
   function connect(url, handlers) {
     const status = document.getElementById("live-status");
     const dot = document.getElementById("live-dot");
@@ -93,7 +95,11 @@
     }
     const source = new EventSource(url);
     source.onopen = function () { state("live", "Live"); };
-    source.onerror = function () { state("offline", "Reconnecting…"); };
+    source.onerror = function () {
+      if (source.readyState !== EventSource.CLOSED) { state("offline", "Reconnecting…"); return; }
+      state("offline", "Live updates paused (too many open views?): retrying in 30 s");
+      setTimeout(function () { connect(url, handlers); }, REFUSED_RETRY_MS);
+    };
     Object.keys(handlers).forEach(function (name) {
       source.addEventListener(name, function (ev) {
         let data;

@@ -124,6 +124,7 @@ def camera_edit(camera_id: int) -> Response | tuple[str, int]:
 @roles(*ADMIN)
 def camera_test(camera_id: int) -> tuple[str, int]:
     camera = _camera(camera_id)
+    db().commit()  # no write transaction held while the camera is probed (seconds)
     result = probe_camera(camera.source_url, fps=camera.sample_fps)
     settings = services().settings
     client = services().redis

@@ -6,6 +6,7 @@ from flask import flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from areya.admin import admit_patient, bed_ref, discharge_patient, list_beds, list_patients, move_patient
+from areya.db.engine import begin_write
 from areya.db.models import Bed, Patient
 from areya.webapp.forms import Form
 from areya.webapp.security import ADMIN, roles
@@ -18,7 +19,7 @@ HINTS = (("mrn", "mrn"), ("patient name", "display_name"), ("bed", "bed_id"), ("
 
 def _page(admit: Form | None = None, row_errors: dict[int, str] | None = None, status: int = 200,
           error: str | None = None) -> tuple[str, int]:
-    session = db()
+    session = begin_write(db())  # the list is audited: it reads, then writes (see areya.db.engine)
     include_discharged = request.args.get("all") == "1"
     rows = list_patients(session, include_discharged=include_discharged, actor=actor())
     session.commit()  # the list view is audited (patient.list)

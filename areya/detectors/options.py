@@ -1,0 +1,114 @@
+"""Which options each face detector backend takes from configuration, and their checks.
+
+Options are written ``name=value`` separated by commas (``tiles=2,min_score=0.6``): in ``AREYA_DETECTOR_OPTIONS``,
+``areya predict --detector-option`` or, in a TOML file, also as an inline table (``{ tiles = 2 }``).
+:func:`check_options` turns them into the typed keyword arguments :func:`areya.detectors.create_detector` takes;
+a misspelt option or a bad value raises ``ValueError`` naming the option and the valid ones.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from areya.config import _float_range, _int_range, _non_empty, _parse_bool
+
+OptionParser = Callable[[Any], Any]
+
+# every backend: applied by create_detector itself (faces whose box side is smaller are dropped; 0 = keep all)
+GENERIC_OPTIONS: dict[str, OptionParser] = {"min_face_px": _int_range(0, 4096)}
+
+_BLAZEFACE: dict[str, OptionParser] = {
+    "min_score": _float_range(0.0, 1.0, lo_open=True, hi_open=True),
+    "nms_iou": _float_range(0.0, 1.0, lo_open=True),
+    "num_threads": _int_range(1, 64),
+    "tiles": _int_range(0, 6),
+    "model_path": _non_empty,
+}
+
+_HAAR: dict[str, OptionParser] = {
+    "scale_factor": _float_range(1.0, 3.0, lo_open=True),
+    "min_neighbors": _int_range(0, 100),
+    "min_size": _int_range(1, 4096),
+    "max_width": _int_range(32, 16384),
+    "equalize": _parse_bool,
+    "cascade_file": _non_empty,
+}
+
+# backend name (as areya.detectors registers it) -> its own options
+BACKEND_OPTIONS: dict[str, dict[str, OptionParser]] = {
+    "blazeface": _BLAZEFACE,
+    "blazeface-short": _BLAZEFACE,
+    "blazeface-full-sparse": _BLAZEFACE,
+    "haar": _HAAR,
+}
+
+_NAME = re.compile(r"[a-z][a-z0-9_]*")
+
+
+def valid_options(backend: str) -> list[str]:
+    """Option names ``backend`` accepts: its own, then the generic ones."""
+    return [*BACKEND_OPTIONS[backend], *GENERIC_OPTIONS]
+
+
+def parse_options_text(value: Any) -> dict[str, Any]:
+    """``"tiles=2, min_score=0.6"``, ``["tiles=2", ...]``, a mapping or ``(name, value)`` pairs -> ``{name: raw}``.
+
+    Only the form is checked here (names, ``=``, no repeats); :func:`check_options` checks names and values.
+    """
+    if isinstance(value, str):
+        pairs = [_split_pair(part) for part in value.split(",") if part.strip()]
+    elif isinstance(value, Mapping):
+        pairs = list(value.items())
+    elif isinstance(value, list | tuple) and all(isinstance(p, str) for p in value):
+        pairs = [_split_pair(part) for part in value]
+    elif isinstance(value, list | tuple) and all(isinstance(p, list | tuple) and len(p) == 2 for p in value):
+        pairs = [tuple(p) for p in value]
+    else:
+        raise ValueError(f"must be 'name=value' pairs separated by commas (e.g. tiles=2,min_score=0.6), got {value!r}")
+    return _no_repeats(pairs)
+
+
+def _split_pair(part: str) -> tuple[str, str]:
+    name, sep, raw = part.partition("=")
+    if not sep or not name.strip():
+        raise ValueError(f"must be 'name=value' pairs separated by commas (e.g. tiles=2,min_score=0.6), got {part!r}")
+    return name.strip(), raw.strip()
+
+
+def _no_repeats(pairs: Iterable[tuple[Any, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, raw in pairs:
+        if not isinstance(name, str) or not _NAME.fullmatch(name):
+            raise ValueError(f"option names are lower-case words like min_score, got {name!r}")
+        if name in out:
+            raise ValueError(f"option {name!r} given twice")
+        out[name] = raw
+    return out
+
+
+def check_options(backend: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    """Typed options for ``backend`` (a registered name); unknown option or bad value -> ``ValueError``."""
+    accepted = {**BACKEND_OPTIONS[backend], **GENERIC_OPTIONS}
+    choices = ", ".join(valid_options(backend))
+    out: dict[str, Any] = {}
+    for name, raw in options.items():
+        if name not in accepted:
+            raise ValueError(f"unknown option {name!r} for detector {backend!r}; valid options: {choices}")
+        try:
+            out[name] = accepted[name](raw)
+        except ValueError as exc:
+            raise ValueError(f"option {name!r} of detector {backend!r} {exc} (valid options: {choices})") from None
+    return out
+
+
+def format_options(options: Iterable[tuple[str, Any]]) -> str:
+    """``(name, value)`` pairs -> ``"tiles=2,min_score=0.6"`` (the form :func:`parse_options_text` reads)."""
+    return ",".join(f"{name}={_format_value(value)}" for name, value in options)
+
+
+def _format_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

@@ -1,4 +1,4 @@
-"""Engine and session creation (SQLite pragmas: foreign keys on, WAL, busy timeout; write transactions).
+"""Engine and session creation (SQLite pragmas: foreign keys on, WAL, busy timeout, secure delete; write transactions).
 
 SQLite allows one writer at a time. A transaction that has read and then writes fails at once ("database is
 locked", no busy wait) if another connection committed since its read began; so code that writes in a
@@ -38,6 +38,9 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
+    # overwritten and deleted content (an old camera URL, a discharged patient's rows) is zeroed, not left in free
+    # space of the database file
+    cursor.execute("PRAGMA secure_delete=ON")
     cursor.close()
 
 

@@ -147,6 +147,15 @@ def _optimizer(cfg: TrainConfig, steps_per_epoch: int):
     )
 
 
+def _served_copy(model):
+    """The trained network without its optimizer state (Adam moments and EMA copies would triple the file)."""
+    import keras
+
+    served = keras.models.clone_model(model)
+    served.set_weights(model.get_weights())
+    return served
+
+
 def _fit(
     cfg: TrainConfig,
     train_data: FaceDataset,
@@ -197,7 +206,7 @@ def _fit(
     took = time.monotonic() - t0
     # fit() swaps the EMA weights in at the end when use_ema is set.
     model_path = out_dir / MODEL_FILE
-    model.save(model_path)
+    _served_copy(model).save(model_path)
     out_config = out_dir / CONFIG_FILE
     if not out_config.exists() or TrainConfig.from_file(out_config) != cfg:  # keep a commented identical config
         out_config.write_text(cfg.to_toml())

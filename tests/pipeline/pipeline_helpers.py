@@ -57,3 +57,13 @@ def pending(client: redis.Redis) -> int:
         return int(client.xpending(STREAM, "areya-workers")["pending"])
     except redis.ResponseError:
         return 0
+
+
+def wait_until(cond: Any, timeout: float = 60.0) -> bool:
+    """Poll ``cond`` every 50 ms until it is true (True) or ``timeout`` seconds pass (False)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(0.05)
+    return False

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import redis
 from conftest import CLIP, FER_TEST, requires
-from pipeline_helpers import STREAM, setup_ward
+from pipeline_helpers import STREAM, setup_ward, wait_until
 from sqlalchemy import select
 
 from areya.camera.health import latest_snapshot, read_health
@@ -106,20 +106,11 @@ def _counts(client: redis.Redis, camera_id: int) -> tuple[int, int]:
     return published.get(str(camera_id), 0), sum(n for (cam, _), n in dropped.items() if cam == str(camera_id))
 
 
-def _wait(cond: Any, timeout: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.05)
-    return False
-
-
 def test_reader_samples_a_camera_onto_the_stream_with_a_snapshot(rclient: redis.Redis) -> None:
     cam = CameraConfig(4, "synthetic:beds=2,width=320,height=240,face_size=60", sample_fps=10)
     reader = CameraReader(cam, FramePublisher(rclient, STREAM, 1000), snapshot_ttl_s=30)
     reader.start()
-    assert _wait(lambda: reader.published >= 5)
+    assert wait_until(lambda: reader.published >= 5)
     reader.stop()
     reader.join(5)
     entries = rclient.xrange(STREAM)
@@ -139,7 +130,7 @@ def test_unreachable_camera_backs_off_and_reads_offline(rclient: redis.Redis) ->
                             backoff_factory=lambda: Backoff(0.05, 0.2, jitter=0))
     service.start()
     try:
-        assert _wait(lambda: read_health(rclient, 9).get("reconnects", 0) >= 4)
+        assert wait_until(lambda: read_health(rclient, 9).get("reconnects", 0) >= 4)
         health = read_health(rclient, 9)
     finally:
         service.stop()
@@ -190,7 +181,7 @@ def test_a_stalled_camera_does_not_stall_its_neighbours(rclient: redis.Redis) ->
                             source_factory=factory, stall_min_s=0.5)
     service.start()
     try:
-        assert _wait(lambda: _counts(rclient, 2)[0] >= 10 and read_health(rclient, 1).get("status") == "offline")
+        assert wait_until(lambda: _counts(rclient, 2)[0] >= 10 and read_health(rclient, 1).get("status") == "offline")
         health = read_health(rclient, 1)
         assert "stalled: no frame for" in health["last_error"]
         assert read_health(rclient, 2)["status"] == "online"
@@ -206,13 +197,13 @@ def test_redis_restart_while_ingesting_loses_nothing_silently(redis_server: Embe
     service = IngestService(client, stream=STREAM, maxlen=10_000, cameras=[cam], health_interval_s=0.2)
     service.start()
     try:
-        assert _wait(lambda: _counts(client, 3)[0] >= 5)
+        assert wait_until(lambda: _counts(client, 3)[0] >= 5)
         redis_server.stop()
         reader = service.readers[3]
-        assert _wait(lambda: reader.unpublished >= 3)  # frames sampled while Redis is away
+        assert wait_until(lambda: reader.unpublished >= 3)  # frames sampled while Redis is away
         published_before = reader.published  # frozen while Redis is away
         redis_server.start()
-        assert _wait(lambda: _counts(client, 3)[0] >= 5)
+        assert wait_until(lambda: _counts(client, 3)[0] >= 5)
         assert reader.is_alive()
     finally:
         service.stop()
@@ -238,11 +229,11 @@ def test_ingest_reads_enabled_cameras_from_the_db_and_writes_their_health(
                             health_interval_s=0.1, db_health_interval_s=0.2, reload_interval_s=0.2)
     service.start()
     try:
-        assert _wait(lambda: _counts(rclient, demo.camera_id)[0] >= 3)
+        assert wait_until(lambda: _counts(rclient, demo.camera_id)[0] >= 3)
         reader = service.readers[demo.camera_id]
         with session_factory() as session, session.begin():
             session.get(Camera, demo.camera_id).enabled = False
-        assert _wait(lambda: not service.readers)  # a disabled camera's reader is stopped
+        assert wait_until(lambda: not service.readers)  # a disabled camera's reader is stopped
         reader.join(5)
         assert not reader.is_alive()
     finally:

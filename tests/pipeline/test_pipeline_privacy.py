@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
-from pipeline_helpers import STREAM, fast_config, pending, publish_ward, setup_ward
+from pipeline_helpers import STREAM, fast_config, pending, publish_ward, setup_ward, wait_until
 from pipeline_standins import FixedClassifier
 
 from areya.camera.health import snapshot_key
@@ -49,15 +48,6 @@ def files_with_jpeg(*roots: Path) -> list[str]:
     return found
 
 
-def _wait(cond: Any, timeout: float = 60.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.05)
-    return False
-
-
 def test_frames_and_snapshots_never_reach_the_disk(var_settings: Settings, haar: Any) -> None:
     settings = var_settings
     upgrade(settings)
@@ -74,7 +64,7 @@ def test_frames_and_snapshots_never_reach_the_disk(var_settings: Settings, haar:
                                health_interval_s=0.2)
         ingest.start()
         try:
-            assert _wait(lambda: client.xlen(STREAM) >= 6 and client.exists(snapshot_key(demo.camera_id)))
+            assert wait_until(lambda: client.xlen(STREAM) >= 6 and client.exists(snapshot_key(demo.camera_id)))
         finally:
             ingest.stop()
         # the worker consumes them (observations in the SQLite file under the same data dir)
@@ -137,7 +127,7 @@ def test_the_embedded_server_outlives_the_service_that_started_it(var_settings: 
         if child.poll() is None:
             child.kill()
     assert child.returncode == 0 and "ping True" in out
-    assert _wait(lambda: server.running_pid() is None, 30)  # its last user stopped it
+    assert wait_until(lambda: server.running_pid() is None, 30)  # its last user stopped it
 
 
 def test_a_crashed_user_does_not_keep_the_server_and_an_owner_keeps_its_own(var_settings: Settings) -> None:

@@ -13,6 +13,7 @@ from synthetic_faces import synthetic_face, write_face_tree
 from areya.emotion.calibration import Calibration
 from areya.emotion.evaluate import evaluate, four_of_seven
 from areya.emotion.inference import EmotionClassifier, prepare_crops, resolve_model_path
+from areya.emotion.network import masked_categorical_crossentropy
 from areya.emotion.schemes import AREYA4_CLASSES, FER7_CLASSES
 from areya.emotion.train import train, training_targets
 from areya.emotion.train_config import TrainConfig
@@ -56,6 +57,35 @@ def test_training_targets_mask_images_outside_the_4_class_scheme():
     assert y["emotion4"][1].sum() == 0  # disgust: no 4-class target
     assert y["emotion4"][2].argmax() == AREYA4_CLASSES.index("relaxed")
     np.testing.assert_allclose(y["emotion4"][[0, 2]].sum(axis=1), 1.0, rtol=1e-6)
+
+
+def _head_gradient(loss_fn, targets: np.ndarray) -> np.ndarray:
+    """Gradient of ``loss_fn`` w.r.t. the kernel of a softmax Dense head, for fixed inputs and targets."""
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(3)
+    head = keras.layers.Dense(4, activation="softmax")
+    x = tf.constant(np.random.default_rng(0).normal(size=(8, 5)), tf.float32)
+    head.build(x.shape)
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean(loss_fn(tf.constant(targets), head(x)))
+    return tape.gradient(loss, head.kernel).numpy()
+
+
+def test_rows_without_a_4_class_target_add_no_gradient():
+    # the 4-class head's targets for disgust/fear/surprise faces are all-zero rows: they must not move the head
+    # (Keras's fused softmax cross-entropy gives them the gradient softmax - 0 and training diverged)
+    zeros = np.zeros((8, 4), np.float32)
+    assert np.abs(_head_gradient(masked_categorical_crossentropy, zeros)).max() == 0.0
+    assert np.abs(_head_gradient(keras.losses.categorical_crossentropy, zeros)).max() > 1e-3  # why it exists
+    # with real targets it is the ordinary cross-entropy
+    onehot = np.eye(4, dtype=np.float32)[np.arange(8) % 4]
+    np.testing.assert_allclose(
+        _head_gradient(masked_categorical_crossentropy, onehot),
+        _head_gradient(keras.losses.categorical_crossentropy, onehot),
+        rtol=1e-4,
+        atol=1e-6,
+    )
 
 
 def test_one_epoch_training_writes_a_loadable_model(tiny_model: Path):

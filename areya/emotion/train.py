@@ -133,6 +133,7 @@ def _optimizer(cfg: TrainConfig, steps_per_epoch: int):
         warmup_target=cfg.learning_rate,
         warmup_steps=warmup,
     )
+    clip = {"global_clipnorm": cfg.global_clipnorm} if cfg.global_clipnorm > 0 else {}
     if cfg.optimizer == "sgd":
         return keras.optimizers.SGD(
             learning_rate=schedule,
@@ -141,9 +142,10 @@ def _optimizer(cfg: TrainConfig, steps_per_epoch: int):
             weight_decay=cfg.weight_decay,
             use_ema=cfg.use_ema,
             ema_momentum=0.999,
+            **clip,
         )
     return keras.optimizers.AdamW(
-        learning_rate=schedule, weight_decay=cfg.weight_decay, use_ema=cfg.use_ema, ema_momentum=0.999
+        learning_rate=schedule, weight_decay=cfg.weight_decay, use_ema=cfg.use_ema, ema_momentum=0.999, **clip
     )
 
 
@@ -168,14 +170,14 @@ def _fit(
     import keras
 
     from areya.emotion.augment import make_training_batches
-    from areya.emotion.network import OUTPUT4, OUTPUT7, build_network
+    from areya.emotion.network import OUTPUT4, OUTPUT7, build_network, masked_categorical_crossentropy
 
     keras.utils.set_random_seed(cfg.seed)
     model = build_network(cfg)  # augmentation happens in the batches, so the trained model is the served one
     steps_per_epoch = math.ceil(len(train_data) / cfg.batch_size)
     model.compile(
         optimizer=_optimizer(cfg, steps_per_epoch),
-        loss={OUTPUT7: keras.losses.CategoricalCrossentropy(), OUTPUT4: keras.losses.CategoricalCrossentropy()},
+        loss={OUTPUT7: keras.losses.CategoricalCrossentropy(), OUTPUT4: masked_categorical_crossentropy},
         loss_weights={OUTPUT7: cfg.loss_weight_7, OUTPUT4: cfg.loss_weight_4},
         metrics={OUTPUT7: ["accuracy"], OUTPUT4: ["accuracy"]},
     )

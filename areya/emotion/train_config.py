@@ -18,6 +18,7 @@ class TrainConfig:
     convs_per_stage: list[int] = field(default_factory=lambda: [1, 2, 2, 2])
     pooling: str = "gap"  # "gap" (global average) or "flatten" before the embedding
     embed_units: int = 256
+    embed_batchnorm: bool = True  # BatchNorm on the embedding (False: a plain Dense + ReLU with bias)
     dropout: float = 0.4
     head_dropout: float = 0.5
     # optimisation
@@ -28,6 +29,7 @@ class TrainConfig:
     batch_size: int = 128
     learning_rate: float = 2e-3
     warmup_epochs: float = 1.0
+    global_clipnorm: float = 0.0  # clip the global gradient norm to this (0: off); guards SGD against blow-ups
     weight_decay: float = 0.05  # decoupled (scaled by the learning rate), both optimizers
     label_smoothing: float = 0.1
     use_ema: bool = True
@@ -86,6 +88,8 @@ class TrainConfig:
             raise ValueError("optimizer must be 'adamw' or 'sgd'")
         if not 0 <= self.val_fraction < 0.5:
             raise ValueError("val_fraction must be in [0, 0.5)")
+        if self.global_clipnorm < 0:
+            raise ValueError("global_clipnorm must be >= 0 (0: no clipping)")
         if not 0 < self.learning_rate < 1:
             raise ValueError("learning_rate must be in (0, 1)")
         for name in ("dropout", "head_dropout", "label_smoothing", "erasing", "momentum"):

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 ENV_PREFIX = "AREYA_"
 CONFIG_ENV = "AREYA_CONFIG"
-GROUPS = ("core", "pipeline", "alerts", "web")
+GROUPS = ("core", "pipeline", "alerts", "web", "adt")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 SECRET_KEY_FILE = "secret_key"
 _RATE_UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
@@ -231,10 +231,16 @@ def _redis_url(value: Any) -> str:
     return text
 
 
+EXAMPLE_SECRET_MARK = "change-me"  # the deploy examples' placeholder (AREYA_SECRET_KEY=CHANGE-ME-at-least-16-...)
+
+
 def _secret_key(value: Any) -> str:
     text = _parse_str(value)
     if text and len(text) < 16:
         raise ValueError("must be at least 16 characters (or empty to generate one under data_dir)")
+    if EXAMPLE_SECRET_MARK in text.lower():
+        raise ValueError("is the example placeholder from the deploy files: set a random secret "
+                         "(e.g. python3 -c 'import secrets; print(secrets.token_urlsafe(48))') or leave it empty")
     return text
 
 
@@ -254,11 +260,99 @@ def _email_or_empty(value: Any) -> str:
     return text
 
 
+def _alert_roles(value: Any) -> tuple[str, ...]:
+    roles = tuple(dict.fromkeys(r.lower() for r in _parse_str_list(value)))
+    unknown = [r for r in roles if r not in ("nurse", "doctor", "admin")]
+    if unknown or not roles:
+        raise ValueError(f"must be one or more of nurse, doctor, admin (comma-separated), got {value!r}")
+    return roles
+
+
+def _timezone_name(value: Any) -> str:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError  # noqa: PLC0415
+
+    text = _parse_str(value).strip()
+    try:
+        ZoneInfo(text)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"must be an IANA time zone like Europe/London or UTC, got {value!r}") from None
+    return text
+
+
+PROBE_SCHEMES = ("rtsp", "rtsps", "http", "https", "file", "device", "synthetic")
+
+
+def _probe_schemes(value: Any) -> tuple[str, ...]:
+    schemes = tuple(dict.fromkeys(s.lower() for s in _parse_str_list(value)))
+    unknown = [s for s in schemes if s not in PROBE_SCHEMES]
+    if unknown:
+        raise ValueError(f"unknown scheme(s) {', '.join(unknown)}: use some of {', '.join(PROBE_SCHEMES)}")
+    return schemes
+
+
+def _host_or_network_list(value: Any) -> tuple[str, ...]:
+    import ipaddress  # noqa: PLC0415
+
+    items = _parse_str_list(value)
+    for item in items:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            if not re.fullmatch(r"[A-Za-z0-9_.-]+", item):
+                raise ValueError(f"each entry must be a host name, an IP address or a network (CIDR), got {item!r}"
+                                 ) from None
+    return items
+
+
+def _optional_path(value: Any) -> str:
+    text = _parse_str(value).strip()
+    if text and not Path(text).expanduser().is_absolute():
+        raise ValueError(f"must be an absolute directory path (or empty), got {value!r}")
+    return str(Path(text).expanduser()) if text else ""
+
+
 def _hostname_or_empty(value: Any) -> str:
     text = _parse_str(value)
     if text and not re.fullmatch(r"[A-Za-z0-9_.:\[\]-]+", text):
         raise ValueError(f"must be a host name or IP address, got {value!r}")
     return text
+
+
+def _adt_location_map(value: Any) -> tuple[tuple[str, str], ...]:
+    """HL7 PV1-3 locations -> Areya beds: a TOML table ``{"ICU^101^A" = "ICU/1"}`` or the same as a JSON object;
+    keys are ``POINT_OF_CARE^ROOM^BED`` (missing trailing parts count as empty), values ``WARD/BED``."""
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return ()
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"must be a JSON object {{\"POC^ROOM^BED\": \"WARD/BED\"}}: {exc}") from None
+    if isinstance(value, list | tuple):  # already parsed pairs (Settings.replace)
+        value = dict(value)
+    if not isinstance(value, dict):
+        raise ValueError(f"must be a table of \"POC^ROOM^BED\" = \"WARD/BED\", got {value!r}")
+    pairs: dict[str, str] = {}
+    for key, target in value.items():
+        if not isinstance(key, str) or not isinstance(target, str):
+            raise ValueError(f"keys and values must be strings, got {key!r} = {target!r}")
+        parts = [part.strip() for part in key.split("^")]
+        if len(parts) > 3 or not any(parts):
+            raise ValueError(f"location {key!r} must be POINT_OF_CARE^ROOM^BED (1-3 parts, not all empty)")
+        location = "^".join(parts + [""] * (3 - len(parts)))
+        ward, sep, bed = target.strip().partition("/")
+        if not sep or not ward.strip() or not bed.strip() or "/" in bed:
+            raise ValueError(f"location {key!r} must map to WARD/BED, got {target!r}")
+        if location in pairs:
+            raise ValueError(f"location {location!r} is listed twice")
+        pairs[location] = f"{ward.strip()}/{bed.strip()}"
+    return tuple(sorted(pairs.items()))
+
+
+def _file_or_empty(value: Any) -> str:
+    text = _parse_str(value)
+    return str(Path(text).expanduser()) if text else ""
 
 
 def parse_rate_limit(value: Any) -> tuple[int, int]:
@@ -363,17 +457,32 @@ class Settings:
         5.0, _float_range(0.0, 3600.0, lo_open=True), "alerts", "How often alert rules are evaluated (s)."
     )
     negative_window_s: int = _setting(
-        600, _int_range(10, 86_400), "alerts", "Window for sustained negative emotion (s)."
+        300, _int_range(10, 86_400), "alerts", "Window for sustained negative emotion (s)."
     )
-    negative_min_obs: int = _setting(20, _int_range(1, 1_000_000), "alerts", "Min observations in the window to judge.")
+    negative_min_obs: int = _setting(60, _int_range(1, 1_000_000), "alerts", "Min observations in the window to judge.")
     negative_open_share: float = _setting(
-        0.6,
+        0.46,
         _float_range(0.0, 1.0, lo_open=True),
         "alerts",
-        "Share of negative (angry/sad) observations opening an alert.",
+        "Negative score (see negative_measure) at or above which an alert opens (bench/bench_alert_rules.py).",
     )
     negative_close_share: float = _setting(
-        0.4, _float_range(0.0, 1.0), "alerts", "Share below which an open alert auto-resolves (hysteresis)."
+        0.38, _float_range(0.0, 1.0), "alerts", "Score below which an open alert auto-resolves (hysteresis)."
+    )
+    negative_measure: str = _setting(
+        "probability",
+        _choice("labels", "probability"),
+        "alerts",
+        "Score the negative-emotion rule decides on: labels = share of observations labelled angry/sad "
+        "('Negative share'), probability = mean calibrated P(angry)+P(sad) ('Negative probability').",
+    )
+    negative_cooldown_s: int = _setting(
+        1800, _int_range(0, 86_400), "alerts",
+        "After a manual resolve, the rule reopens within this time (s) only on clearly stronger evidence.",
+    )
+    negative_reopen_margin: float = _setting(
+        0.15, _float_range(0.0, 1.0), "alerts",
+        "'Clearly stronger' during the cool-down: score >= resolved level + this margin.",
     )
     resolve_period_s: int = _setting(
         300, _int_range(0, 86_400), "alerts", "Time below close share before auto-resolve (s)."
@@ -395,12 +504,39 @@ class Settings:
     smtp_host: str = _setting("", _hostname_or_empty, "alerts", "SMTP host for e-mail notifications (empty = off).")
     smtp_port: int = _setting(25, _int_range(1, 65_535), "alerts", "SMTP port.")
     smtp_from: str = _setting("areya@localhost", _email_or_empty, "alerts", "Sender address of alert e-mails.")
+    notify_max_attempts: int = _setting(
+        10, _int_range(1, 100), "alerts", "Attempts per webhook / e-mail delivery before it is marked failed."
+    )
+    notify_retry_initial_s: float = _setting(
+        5.0, _float_range(0.1, 3600.0), "alerts", "First retry delay of a failed delivery (s); doubles each time."
+    )
+    notify_retry_max_s: float = _setting(
+        900.0, _float_range(1.0, 86_400.0), "alerts", "Longest delay between delivery retries (s)."
+    )
+    notify_timeout_s: float = _setting(
+        10.0, _float_range(0.5, 300.0), "alerts", "Timeout of one webhook POST / SMTP session (s)."
+    )
+    acknowledge_roles: tuple[str, ...] = _setting(
+        ("nurse", "doctor"), _alert_roles, "alerts",
+        "Roles that may acknowledge patient alerts (comma-separated: nurse, doctor, admin).",
+    )
+    resolve_roles: tuple[str, ...] = _setting(
+        ("doctor",), _alert_roles, "alerts",
+        "Roles that may resolve patient alerts (comma-separated: nurse, doctor, admin).",
+    )
     # web
     web_host: str = _setting("127.0.0.1", _hostname_or_empty, "web", "Dashboard bind address.")
     web_port: int = _setting(5000, _int_range(1, 65_535), "web", "Dashboard port.")
     session_cookie_secure: bool = _setting(False, _parse_bool, "web", "Send the session cookie over HTTPS only.")
     login_rate_limit: str = _setting(
-        "5/minute", _rate_limit, "web", "Failed logins allowed per user+IP: '5/minute', '10/300s' or 'count,seconds'."
+        "5/minute",
+        _rate_limit,
+        "web",
+        "Failed logins allowed per username (10x that per client IP): '5/minute', '10/300s' or 'count,seconds'.",
+    )
+    timezone: str = _setting(
+        "UTC", _timezone_name, "web", "Hospital time zone of every time the dashboard shows (IANA name, e.g. "
+        "Europe/London); storage and the API stay UTC."
     )
     sse_max_streams: int = _setting(
         24,
@@ -411,6 +547,46 @@ class Settings:
     sse_max_per_user: int = _setting(
         4, _int_range(1, 1000), "web", "Live views one user may hold open at once (per web process)."
     )
+    trusted_proxies: int = _setting(
+        0,
+        _int_range(0, 5),
+        "web",
+        "Reverse proxies in front of the dashboard whose X-Forwarded-For/-Proto are trusted (0 = none: the peer "
+        "address is the client).",
+    )
+    camera_probe_schemes: tuple[str, ...] = _setting(
+        ("rtsp", "rtsps", "http", "https", "device", "synthetic", "file"),
+        _probe_schemes,
+        "web",
+        "Source kinds the dashboard's camera test may open (file: only under camera_media_dir).",
+    )
+    camera_probe_allow: tuple[str, ...] = _setting(
+        (),
+        _host_or_network_list,
+        "web",
+        "Hosts/networks the camera test may reach although loopback or link-local (refused by default).",
+    )
+    camera_media_dir: str = _setting(
+        "", _optional_path, "web", "Directory of video files the camera test may open (empty = none)."
+    )
+    # adt (HL7 v2 ADT feed: areya adt listen)
+    adt_host: str = _setting("127.0.0.1", _hostname_or_empty, "adt", "Bind address of the HL7 ADT (MLLP) listener.")
+    adt_port: int = _setting(2575, _int_range(1, 65_535), "adt", "Port of the HL7 ADT (MLLP) listener.")
+    adt_location_map: tuple[tuple[str, str], ...] = _setting(
+        (),
+        _adt_location_map,
+        "adt",
+        "HL7 PV1-3 locations to beds: TOML table or JSON object {\"POC^ROOM^BED\": \"WARD/BED\"}; a location not "
+        "listed is rejected.",
+        "(none)",
+    )
+    adt_assigning_authority: str = _setting(
+        "", _parse_str, "adt", "Assigning authority (PID-3.4) whose MRN is used; empty = the first PID-3 identifier."
+    )
+    adt_tls_cert: str = _setting(
+        "", _file_or_empty, "adt", "PEM certificate (chain) of the ADT listener; empty = plain TCP."
+    )
+    adt_tls_key: str = _setting("", _file_or_empty, "adt", "PEM private key of adt_tls_cert.")
 
     # ----------------------------------------------------------------- derived helpers
     @property
@@ -450,6 +626,8 @@ class Settings:
                 from areya.detectors.options import format_options
 
                 value = format_options(value)
+            elif f.name == "adt_location_map":
+                value = dict(value)
             elif isinstance(value, Path):
                 value = str(value)
             elif isinstance(value, tuple):
@@ -554,6 +732,8 @@ def _check_cross(values: dict[str, Any]) -> None:
             f"{env_name('sse_max_per_user')}: must not exceed sse_max_streams "
             f"({values['sse_max_per_user']} > {values['sse_max_streams']})"
         )
+    if values["adt_tls_key"] and not values["adt_tls_cert"]:
+        raise ConfigError(f"{env_name('adt_tls_key')}: set adt_tls_cert too")
     if values["data_dir"].exists() and not values["data_dir"].is_dir():
         raise ConfigError(f"{env_name('data_dir')}: not a directory: {values['data_dir']}")
 

@@ -10,7 +10,7 @@ Accepted forms:
 from __future__ import annotations
 
 import re
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 NETWORK_SCHEMES = ("rtsp", "rtsps", "http", "https")
 # the stored form of an encrypted URL (areya.db.secret_url); seen outside the database only when it cannot be
@@ -65,7 +65,7 @@ def validate_source_url(url: str) -> str:
         return url  # a plain (relative or absolute) file path
     scheme = match.group(1).lower()
     if scheme == "file":
-        parts = urlsplit(url)
+        parts = _split(url, scheme)
         if parts.netloc not in ("", "localhost") or not parts.path:
             raise SourceUrlError("file source must be file:///absolute/path")
         return url
@@ -73,7 +73,7 @@ def validate_source_url(url: str) -> str:
         raise SourceUrlError(f"unsupported camera URL scheme {scheme!r}; use {ACCEPTED_FORMS}")
     if not url[len(scheme) + 1 :].startswith("//"):
         raise SourceUrlError(f"{scheme} camera URL must look like {scheme}://host/path")
-    parts = urlsplit(url)
+    parts = _split(url, scheme)
     try:
         port = parts.port
     except ValueError:
@@ -85,6 +85,13 @@ def validate_source_url(url: str) -> str:
     if port == 0:
         raise SourceUrlError(f"{scheme} camera URL has an invalid port")
     return url
+
+
+def _split(url: str, scheme: str) -> SplitResult:
+    try:
+        return urlsplit(url)
+    except ValueError:  # e.g. "Invalid IPv6 URL" for http://[::1/x
+        raise SourceUrlError(f"{scheme} camera URL is malformed (an IPv6 host must be written [address])") from None
 
 
 def mask_source_url(url: str) -> str:
@@ -111,3 +118,53 @@ def mask_source_url(url: str) -> str:
         host = f"[{host}]"
     rest = "/..." if (parts.path not in ("", "/") or parts.query or parts.fragment) else parts.path
     return f"{scheme}://{user}{host}{port}{rest}"
+
+
+def file_source_path(url: str) -> str | None:
+    """The local path a file source reads (``file:///p?loop=1`` or a plain path); None for other kinds."""
+    url = url.strip()
+    if url.startswith(("device:", "synthetic:", ENCRYPTED_PREFIX)):
+        return None
+    match = _SCHEME_RE.match(url)
+    if match is None:
+        return url
+    if match.group(1).lower() != "file":
+        return None
+    from urllib.parse import unquote  # noqa: PLC0415
+
+    return unquote(urlsplit(url).path)
+
+
+def file_source_loops(url: str) -> bool:
+    """Does this file source start again at its end (``file:///path?loop=1``)?"""
+    from urllib.parse import parse_qs  # noqa: PLC0415
+
+    url = url.strip()
+    if not url.lower().startswith("file:"):
+        return False
+    return parse_qs(urlsplit(url).query).get("loop", ["0"])[0].lower() in ("1", "true", "yes")
+
+
+def check_file_source(url: str, *, loop: bool | None = None) -> str:
+    """A validated URL whose file exists and is readable, as ``file:///absolute/path`` (``?loop=1`` when looping).
+
+    ``loop`` None keeps what the URL says; other kinds of source come back unchanged (``loop`` must then be None).
+    Raises :class:`SourceUrlError` for a missing or unreadable file.
+    """
+    import os  # noqa: PLC0415
+    from pathlib import Path  # noqa: PLC0415
+    from urllib.parse import quote  # noqa: PLC0415
+
+    url = validate_source_url(url)
+    path = file_source_path(url)
+    if path is None:
+        if loop:
+            raise SourceUrlError("loop applies to video files only")
+        return url
+    resolved = Path(path).expanduser().resolve()
+    if not resolved.is_file():
+        raise SourceUrlError(f"video file not found: {resolved}")
+    if not os.access(resolved, os.R_OK):
+        raise SourceUrlError(f"video file not readable: {resolved}")
+    looping = file_source_loops(url) if loop is None else loop
+    return f"file://{quote(str(resolved))}" + ("?loop=1" if looping else "")

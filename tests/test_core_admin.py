@@ -186,7 +186,7 @@ def test_users_passwords_and_authentication(session: Session, ward: str) -> None
         admin.add_user(session, "alice", "doctor", "another password")
     with pytest.raises(Invalid, match="unknown role 'boss'"):
         admin.add_user(session, "bob", "boss", "long enough pw")
-    with pytest.raises(Invalid, match="at least 8"):
+    with pytest.raises(Invalid, match="at least 12"):
         admin.add_user(session, "bob", "doctor", "short")
     with pytest.raises(NotFound, match="unknown ward"):
         admin.add_user(session, "bob", "doctor", "long enough pw", ["Nope"])

@@ -52,7 +52,8 @@ def populated(run: Invoke) -> Invoke:
     for step in steps:
         result = run(*step)
         assert result.exit_code == 0, (step, result.output)
-    result = run("user", "add", "nurse1", "--role", "nurse", "--ward", "ICU", "--password-stdin", input="s3cret-pass\n")
+    result = run("user", "add", "nurse1", "--role", "nurse", "--ward", "ICU", "--password-stdin",
+                 input="s3cret-pass-9x\n")
     assert result.exit_code == 0, result.output
     return run
 
@@ -78,9 +79,9 @@ def test_happy_path_listing(populated: Invoke) -> None:
 def test_interactive_password_prompt_with_confirmation(populated: Invoke) -> None:
     mismatch = populated("user", "add", "doc", "--role", "doctor", input="password-one\npassword-two\n" * 3)
     assert mismatch.exit_code != 0
-    ok = populated("user", "add", "doc", "--role", "doctor", input="password-one\npassword-one\n")
+    ok = populated("user", "add", "doc", "--role", "doctor", input="pangolin-rides-7\npangolin-rides-7\n")
     assert ok.exit_code == 0, ok.output
-    assert "password-one" not in ok.stdout
+    assert "pangolin-rides-7" not in ok.stdout
 
 
 BAD_INPUTS: list[tuple[tuple[str, ...], str, str | None]] = [
@@ -111,7 +112,7 @@ BAD_INPUTS: list[tuple[tuple[str, ...], str, str | None]] = [
     (("zone", "set", "--camera", "ICU/cam", "--bed", "ICU/9", "0.6", "0", "0.9", "1"), "unknown bed", None),
     (("user", "add", "x", "--role", "boss", "--password-stdin"), "unknown role 'boss'", "long-enough-pw\n"),
     (("user", "add", "nurse1", "--role", "nurse", "--password-stdin"), "'nurse1' already exists", "pw-long-enough\n"),
-    (("user", "add", "y", "--role", "nurse", "--password-stdin"), "at least 8 characters", "short\n"),
+    (("user", "add", "y", "--role", "nurse", "--password-stdin"), "at least 12 characters", "short\n"),
     (("user", "add", "y", "--role", "nurse", "--ward", "Nope", "--password-stdin"), "unknown ward", "long-enough-pw\n"),
     (("user", "deactivate", "ghost"), "unknown user 'ghost'", None),
     (("ward", "delete", "ICU"), "is not empty", None),

@@ -17,6 +17,8 @@ class Actor:
 
     user_id: int | None = None
     label: str = "system"
+    # recorded with every event of this actor, e.g. (("token", 7), ("issued_by", "admin")) for an API token
+    context: tuple[tuple[str, Any], ...] = ()
 
     @classmethod
     def cli(cls) -> Actor:
@@ -40,7 +42,7 @@ def record(
     detail: dict[str, Any] | None = None,
 ) -> AuditEvent:
     """Add an audit event to the session (committed with the change it describes)."""
-    payload = {"by": actor.label, **(detail or {})}
+    payload = {"by": actor.label, **dict(actor.context), **(detail or {})}
     event = AuditEvent(user_id=actor.user_id, action=action, patient_id=patient_id, target=target, detail=payload)
     session.add(event)
     return event

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session, selectinload
 from areya.admin.audit import SYSTEM, Actor, record
 from areya.admin.errors import Conflict, Invalid
 from areya.admin.refs import bed_ref, clean_mrn, clean_name, flush, get_bed, get_patient
-from areya.db.models import ALERT_OPEN_STATES, Alert, AlertEvent, Bed, BedAssignment, Patient
+from areya.db.models import Bed, BedAssignment, Patient
 from areya.db.types import utcnow
 
 
@@ -122,6 +122,10 @@ def move_patient(
     assignment = BedAssignment(patient_id=patient.id, bed_id=target.id, start_at=now)
     session.add(assignment)
     flush(session, f"move patient {patient.mrn} to bed {bed_ref(target)}")
+    from areya.alerts.lifecycle import transfer_alerts  # noqa: PLC0415 - alerts import the admin package
+
+    transfer_alerts(session, patient.id, ward_id=target.ward_id, now=now, actor=actor,
+                    note=f"patient moved from {previous or 'no bed'} to {bed_ref(target)}")
     record(
         session,
         actor,
@@ -146,25 +150,10 @@ def discharge_patient(session: Session, mrn: str, *, at: datetime | None = None,
         current.end_at = max(now, current.start_at)
     patient.status = "discharged"
     patient.discharged_at = now
-    open_alerts = session.scalars(
-        select(Alert).where(Alert.patient_id == patient.id, Alert.state.in_(ALERT_OPEN_STATES))
-    ).all()
-    for alert in open_alerts:
-        session.add(
-            AlertEvent(
-                alert_id=alert.id,
-                at=now,
-                from_state=alert.state,
-                to_state="resolved",
-                user_id=actor.user_id,
-                note="patient discharged",
-            )
-        )
-        alert.state = "resolved"
-        alert.resolved_at = now
-        alert.resolved_by = actor.user_id
-        alert.resolution = "auto"
     flush(session, f"discharge patient {patient.mrn}")
+    from areya.alerts.lifecycle import resolve_on_discharge  # noqa: PLC0415 - alerts import the admin package
+
+    open_alerts = resolve_on_discharge(session, patient.id, now=now, actor=actor)  # events + notices
     record(
         session,
         actor,
@@ -202,3 +191,17 @@ def list_patients(
         detail={"count": len(rows), "ward": ward, "include_discharged": include_discharged},
     )
     return rows
+
+
+def rename_patient(session: Session, mrn: str, display_name: str, *, actor: Actor = SYSTEM) -> Patient:
+    """Change a patient's display name (e.g. an HL7 A08 update); audited with the old and new name."""
+    patient = get_patient(session, mrn)
+    new_name = clean_name(display_name, "patient name", 200)
+    old_name = patient.display_name
+    if new_name == old_name:
+        return patient
+    patient.display_name = new_name
+    flush(session, f"rename patient {patient.mrn}")
+    record(session, actor, "patient.rename", patient_id=patient.id, target=f"patient:{patient.id}",
+           detail={"from": old_name, "to": new_name})
+    return patient

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -16,8 +17,19 @@ _MRN_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _USERNAME_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 
 
+# control (Cc), format (Cf: bidirectional overrides and isolates U+202A-202E / U+2066-2069, zero-width characters,
+# soft hyphen), surrogate (Cs), private-use (Co), unassigned (Cn) and line/paragraph separators (Zl, Zp): a name
+# with one of them can display differently from what it is (a reversed MRN, an invisible difference)
+HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+
+
+def hidden_characters(text: str) -> list[str]:
+    """The code points of ``text`` that are invisible or change how text around them displays (U+XXXX)."""
+    return [f"U+{ord(ch):04X}" for ch in text if unicodedata.category(ch) in HIDDEN_CATEGORIES]
+
+
 def clean_name(value: str, what: str, max_len: int) -> str:
-    """Stripped name, 1..max_len chars, no '/' or control characters."""
+    """Stripped name, 1..max_len chars, no '/', control, bidirectional-override or other invisible characters."""
     if not isinstance(value, str):
         raise Invalid(f"{what} must be text")
     name = value.strip()
@@ -27,6 +39,9 @@ def clean_name(value: str, what: str, max_len: int) -> str:
         raise Invalid(f"{what} must be at most {max_len} characters")
     if not _NAME_RE.fullmatch(name):
         raise Invalid(f"{what} {name!r} must not contain '/' or control characters")
+    hidden = hidden_characters(name)
+    if hidden:
+        raise Invalid(f"{what} must not contain invisible or text-direction characters ({', '.join(hidden[:5])})")
     return name
 
 

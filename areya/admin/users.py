@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING
@@ -11,15 +12,15 @@ from sqlalchemy.orm import Session, selectinload
 
 from areya.admin.audit import SYSTEM, Actor, record
 from areya.admin.errors import Conflict, Invalid
+from areya.admin.passwords import MAX_PASSWORD_LEN, MIN_PASSWORD_LEN  # noqa: F401 - re-exported
+from areya.admin.passwords import check_password as check_password_rules
 from areya.admin.refs import clean_username, flush, get_user, get_ward
+from areya.admin.sessions import end_user_sessions
 from areya.db.models import ROLES, User
 from areya.db.types import utcnow
 
 if TYPE_CHECKING:
     from argon2 import PasswordHasher
-
-MIN_PASSWORD_LEN = 8
-MAX_PASSWORD_LEN = 1024
 
 
 @lru_cache(maxsize=1)
@@ -29,16 +30,13 @@ def _hasher() -> PasswordHasher:
     return PasswordHasher()
 
 
-def check_password(password: str) -> str:
-    if not isinstance(password, str) or len(password) < MIN_PASSWORD_LEN:
-        raise Invalid(f"password must be at least {MIN_PASSWORD_LEN} characters")
-    if len(password) > MAX_PASSWORD_LEN:
-        raise Invalid(f"password must be at most {MAX_PASSWORD_LEN} characters")
-    return password
+def check_password(password: str, username: str = "") -> str:
+    """At least 12 characters and hard to guess (see areya.admin.passwords); not built from the username."""
+    return check_password_rules(password, user_inputs=(username, "areya"))
 
 
-def hash_password(password: str) -> str:
-    return _hasher().hash(check_password(password))
+def hash_password(password: str, username: str = "") -> str:
+    return _hasher().hash(check_password(password, username))
 
 
 def verify_password(password_hash: str, password: str) -> bool:
@@ -68,7 +66,7 @@ def add_user(
 ) -> User:
     name = clean_username(username)
     role = check_role(role)
-    password_hash = hash_password(password)
+    password_hash = hash_password(password, name)
     covered = [get_ward(session, w) for w in wards]
     if session.scalar(select(User.id).where(User.username == name)) is not None:
         raise Conflict(f"user {name!r} already exists")
@@ -95,6 +93,8 @@ def set_user_active(session: Session, username: str, active: bool, *, actor: Act
     if user.active == active:
         raise Conflict(f"user {user.username!r} is already {'active' if active else 'deactivated'}")
     user.active = active
+    if not active:
+        end_user_sessions(session, user.id)
     flush(session, f"{'activate' if active else 'deactivate'} user {user.username!r}")
     record(session, actor, "user.activate" if active else "user.deactivate", target=f"user:{user.id}")
     return user
@@ -102,7 +102,8 @@ def set_user_active(session: Session, username: str, active: bool, *, actor: Act
 
 def set_password(session: Session, username: str, password: str, *, actor: Actor = SYSTEM) -> User:
     user = get_user(session, username)
-    user.password_hash = hash_password(password)
+    user.password_hash = hash_password(password, user.username)
+    end_user_sessions(session, user.id)  # a changed password ends every session (the user logs in again)
     flush(session, f"set password of {user.username!r}")
     record(session, actor, "user.password", target=f"user:{user.id}")
     return user
@@ -113,6 +114,52 @@ def set_user_wards(session: Session, username: str, wards: list[str], *, actor: 
     user.wards = [get_ward(session, w) for w in wards]
     flush(session, f"set wards of {user.username!r}")
     record(session, actor, "user.wards", target=f"user:{user.id}", detail={"wards": [w.name for w in user.wards]})
+    return user
+
+
+_EMAIL = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+")
+
+
+def clean_email(value: str | None) -> str | None:
+    """A checked e-mail address (domain lower-cased), or None for empty (no address: no alert e-mails)."""
+    text = (value or "").strip()
+    if not text:
+        return None
+    if len(text) > 254 or not _EMAIL.fullmatch(text) or ".." in text or text.startswith("."):
+        raise Invalid(f"invalid e-mail address {text!r}: use name@hospital.example")
+    local, _, domain = text.rpartition("@")
+    if len(local) > 64:
+        raise Invalid(f"invalid e-mail address {text!r}: the part before @ is longer than 64 characters")
+    return f"{local}@{domain.lower()}"
+
+
+def set_user_email(session: Session, username: str, email: str | None, *, actor: Actor = SYSTEM) -> User:
+    """Set (or, empty, clear) the address alert e-mails go to; audited with the old and new address."""
+    user = get_user(session, username)
+    address = clean_email(email)
+    previous = user.email
+    user.email = address
+    flush(session, f"set e-mail of {user.username!r}")
+    record(session, actor, "user.email", target=f"user:{user.id}", detail={"from": previous, "to": address})
+    return user
+
+
+def set_user_role(session: Session, username: str, role: str, *, actor: Actor = SYSTEM) -> User:
+    """Change a user's role (audited); the last active admin keeps theirs.  Their sessions end (log in again)."""
+    user = get_user(session, username)
+    new_role = check_role(role)
+    if user.role == new_role:
+        raise Conflict(f"user {user.username!r} is already a {new_role}")
+    if user.role == "admin" and user.active:
+        admins = session.scalars(select(User.id).where(User.role == "admin", User.active.is_(True))).all()
+        if len(admins) <= 1:
+            raise Conflict(f"user {user.username!r} is the last active admin: make another admin first")
+    previous = user.role
+    user.role = new_role
+    end_user_sessions(session, user.id)
+    flush(session, f"set role of {user.username!r}")
+    record(session, actor, "user.role", target=f"user:{user.id}", detail={"from": previous, "to": new_role})
     return user
 
 

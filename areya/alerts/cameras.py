@@ -1,5 +1,6 @@
 """Operational alerts: ``camera_offline`` (an enabled camera sends no frames) and ``pipeline_stalled``
-(frames arrive but the camera's observations stopped).  Both resolve by themselves once healthy again.
+(frames arrive but the camera's observations stopped).  Both resolve by themselves once healthy again.  A video
+file camera whose health is ``ended`` (it played to its end, not looped) is finished, not offline: no alert.
 
 The last frame time is the later of ``Camera.last_frame_at`` (written by the ingest service every few
 seconds) and the ``last_frame_at`` of the camera's health hash in Redis (published every second), so either
@@ -106,9 +107,13 @@ def evaluate_cameras(
         last_frame = _latest(camera.last_frame_at, redis_frames.get(camera_id))
         if last_frame is not None and last_frame > now:
             last_frame = now  # clocks of other hosts slightly ahead
-        offline = camera_is_offline(last_frame_at=last_frame, created_at=camera.created_at, now=now,
-                                    offline_s=offline_s)
-        if offline and offline_alert is None:
+        ended = camera.health_status == "ended"  # a video file that played to its end: finished, not offline
+        offline = not ended and camera_is_offline(last_frame_at=last_frame, created_at=camera.created_at, now=now,
+                                                  offline_s=offline_s)
+        if ended and offline_alert is not None:
+            auto_resolve(session, offline_alert, now=now, note="video file ended")
+            done["resolved"] += 1
+        elif offline and offline_alert is None:
             evidence = {
                 "rule": "camera_offline",
                 "offline_s": offline_s,
@@ -126,7 +131,7 @@ def evaluate_cameras(
 
         last = last_obs.get(camera_id)
         online_since = _latest(camera.created_at, back_online.get(camera_id)) or camera.created_at
-        stalled = pipeline_is_stalled(camera_online=not offline, online_since=online_since,
+        stalled = pipeline_is_stalled(camera_online=not offline and not ended, online_since=online_since,
                                       had_observations=last is not None, last_observation_at=last, now=now,
                                       stall_s=stall_s)
         if stalled and stall_alert is None:
@@ -140,8 +145,9 @@ def evaluate_cameras(
             if _open(session, "pipeline_stalled", camera, now, evidence,
                      f"frames arriving but no observation for more than {stall_s:g}s"):
                 done["opened"] += 1
-        elif stall_alert is not None and last is not None and now - last <= timedelta(seconds=stall_s):
-            auto_resolve(session, stall_alert, now=now, note="observations arriving again")
+        elif stall_alert is not None and (ended or (last is not None and now - last <= timedelta(seconds=stall_s))):
+            auto_resolve(session, stall_alert, now=now,
+                         note="video file ended" if ended else "observations arriving again")
             done["resolved"] += 1
     return done
 

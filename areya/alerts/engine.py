@@ -22,10 +22,11 @@ from sqlalchemy.orm import Session
 
 from areya.alerts.cameras import evaluate_cameras
 from areya.alerts.errors import Conflict
+from areya.alerts.evidence import LATEST_KEY, NegativeEvidence, negative_evidence
 from areya.alerts.lifecycle import auto_resolve, escalate_alert, open_alert, take_notices
 from areya.alerts.overrides import OverrideResolver
 from areya.alerts.retention import RollupReport, roll_up_observations
-from areya.alerts.rules import RuleParams, escalation_due, evaluate_negative, stall_after_s
+from areya.alerts.rules import ManualResolve, RuleParams, escalation_due, evaluate_negative, stall_after_s
 from areya.alerts.window import WindowCache, admitted_patient_wards, window_stats
 from areya.db.models import ALERT_OPEN_STATES, Alert, AlertSnooze
 from areya.notify.events import AlertNotice
@@ -138,6 +139,7 @@ class AlertEngine:
             )
         }
         snoozed = set(session.scalars(select(AlertSnooze.patient_id).where(AlertSnooze.until > now).distinct()))
+        manual = recent_manual_resolves(session, now, max((p.cooldown_s for p in params.values()), default=0))
         # one aggregate query per distinct window length (normally one: the global window)
         by_window: dict[int, list[int]] = defaultdict(list)
         for pid, p in params.items():
@@ -157,11 +159,13 @@ class AlertEngine:
             alert = open_alerts.get(pid)
             below = _parse_time(alert.evidence.get(HYSTERESIS_KEY)) if alert is not None and alert.evidence else None
             decision = evaluate_negative(stats.get(pid), p, now=now, is_open=alert is not None,
-                                         below_close_since=below, snoozed=pid in snoozed)
+                                         below_close_since=below, snoozed=pid in snoozed,
+                                         last_manual=manual.get(pid))
             if decision.action == "open":
+                evidence = negative_evidence(stats[pid], p, now)
                 try:
                     open_alert(session, "negative_emotion", now=now, patient_id=pid, ward_id=wards[pid],
-                               evidence=stats[pid].evidence(p, now), note=decision.reason)
+                               evidence=evidence.to_json(), note=evidence.headline())
                     report.opened += 1
                 except Conflict:
                     log.info("negative_emotion alert for patient %d already open (another scheduler?)", pid)
@@ -169,11 +173,8 @@ class AlertEngine:
                 auto_resolve(session, alert, now=now, note=f"auto-resolved: {decision.reason} "
                                                            f"(resolve period {p.resolve_period_s}s)")
                 report.resolved += 1
-            elif alert is not None and decision.below_close_since != below:
-                evidence = dict(alert.evidence or {})
-                evidence[HYSTERESIS_KEY] = decision.below_close_since.isoformat() if decision.below_close_since \
-                    else None
-                alert.evidence = evidence  # reassigned: JSON columns track assignment
+            elif alert is not None:
+                _track_open_alert(alert, decision.below_close_since, below, stats.get(pid), p, now)
 
     # -- escalation ----------------------------------------------------------------------------
     def escalate(self, session: Session, now: datetime, report: TickReport) -> None:
@@ -189,6 +190,43 @@ class AlertEngine:
                               snoozed=alert.patient_id in snoozed):
                 escalate_alert(session, alert, now=now)
                 report.escalated += 1
+
+
+def _track_open_alert(alert: Alert, below_new: datetime | None, below_old: datetime | None, stats: Any,
+                      params: RuleParams, now: datetime) -> None:
+    """Keep the open alert's hysteresis state and its latest judged score (the level a manual resolve
+    dismisses, see :func:`areya.alerts.rules.reopen_level`) in its evidence; written only when they change."""
+    evidence = dict(alert.evidence or {})
+    changed = below_new != below_old
+    if changed:
+        evidence[HYSTERESIS_KEY] = below_new.isoformat() if below_new else None
+    if stats is not None and stats.n >= params.min_obs:
+        score = round(stats.score(params.measure), 4)
+        latest = evidence.get(LATEST_KEY) if isinstance(evidence.get(LATEST_KEY), dict) else {}
+        if latest.get("score") != score:
+            evidence[LATEST_KEY] = {"score": score, "n_obs": stats.n, "at": now.isoformat()}
+            changed = True
+    if changed:
+        alert.evidence = evidence  # reassigned: JSON columns track assignment
+
+
+def recent_manual_resolves(session: Session, now: datetime, cooldown_s: int) -> dict[int, ManualResolve]:
+    """Patient id -> the latest negative-emotion alert a clinician resolved by hand in the last ``cooldown_s``
+    (its time and the level resolved: the higher of the score at open and the latest score)."""
+    if cooldown_s <= 0:
+        return {}
+    rows = session.execute(
+        select(Alert.patient_id, Alert.resolved_at, Alert.evidence)
+        .where(Alert.kind == "negative_emotion", Alert.resolution == "manual",
+               Alert.resolved_at > now - timedelta(seconds=cooldown_s), Alert.patient_id.is_not(None))
+        .order_by(Alert.resolved_at)
+    )
+    out: dict[int, ManualResolve] = {}
+    for patient_id, resolved_at, evidence in rows:
+        parsed = NegativeEvidence.from_json(evidence)
+        level = parsed.resolved_level() if parsed is not None else 0.0
+        out[int(patient_id)] = ManualResolve(resolved_at, level)
+    return out
 
 
 def _parse_time(value: Any) -> datetime | None:

@@ -7,15 +7,21 @@ transaction.  Each transition also queues an :class:`~areya.notify.events.AlertN
 after the commit the caller hands ``take_notices(session)`` to a :class:`~areya.notify.dispatch.Notifier`
 (or to :func:`areya.notify.events.publish_events`), so nothing is announced for a rolled-back change.
 
+Every notice is also written to the notification outbox (:func:`areya.notify.outbox.add_event`) in the same
+transaction, so webhooks and e-mail survive a crash between the commit and the delivery.
+
 Permissions (``actor.user_id`` set; a CLI/system actor without a user id is an operator and may do all):
-patient alerts are acknowledged and resolved by doctors, snoozed by doctors and nurses; operational alerts
-(camera offline, pipeline stalled) by nurses, doctors and admins.  Doctors and nurses act only on the wards
-they cover.
+patient alerts are acknowledged by the roles of the deployment's policy (:class:`AlertPolicy`, settings
+``acknowledge_roles``, default nurses and doctors) and resolved by ``resolve_roles`` (default doctors), snoozed
+by doctors and nurses; operational alerts (camera offline, pipeline stalled) by nurses, doctors and admins.
+Doctors and nurses act only on the wards they cover.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import exists, select
 from sqlalchemy.exc import IntegrityError
@@ -23,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from areya.admin.audit import SYSTEM, Actor, record
 from areya.alerts.errors import Conflict, Forbidden, Invalid, NotFound
+from areya.alerts.evidence import NegativeEvidence
 from areya.alerts.rules import SEVERITY, escalated_severity
 from areya.db.models import (
     ALERT_KINDS,
@@ -38,6 +45,7 @@ from areya.db.models import (
 )
 from areya.db.types import utcnow
 from areya.notify.events import AlertNotice
+from areya.notify.outbox import add_event
 
 NOTICES_KEY = "areya.alert_notices"
 PATIENT_KINDS: frozenset[str] = frozenset({"negative_emotion"})
@@ -50,6 +58,30 @@ _ROLES: dict[str, dict[str, frozenset[str]]] = {
     "resolve": {"patient": frozenset({"doctor"}), "operational": frozenset({"nurse", "doctor", "admin"})},
     "snooze": {"patient": frozenset({"doctor", "nurse"})},
 }
+
+
+
+
+@dataclass(frozen=True)
+class AlertPolicy:
+    """Who may act on patient alerts in this deployment (``acknowledge_roles`` / ``resolve_roles`` settings)."""
+
+    acknowledge_roles: frozenset[str] = frozenset({"nurse", "doctor"})
+    resolve_roles: frozenset[str] = frozenset({"doctor"})
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> AlertPolicy:
+        return cls(frozenset(settings.acknowledge_roles), frozenset(settings.resolve_roles))
+
+    def roles(self, action: str, group: str) -> frozenset[str]:
+        if group == "patient" and action == "acknowledge":
+            return self.acknowledge_roles
+        if group == "patient" and action == "resolve":
+            return self.resolve_roles
+        return _ROLES[action].get(group, frozenset())
+
+
+DEFAULT_POLICY = AlertPolicy()
 
 
 # --------------------------------------------------------------------------- notices
@@ -77,9 +109,23 @@ def _queue(session: Session, kind: str, alert: Alert, at: datetime, note: str | 
         at=at,
         camera_id=alert.camera_id,
         note=note,
+        extra=evidence_extra(alert),
     )
-    pending_notices(session).append(notice)
+    announce(session, notice)
     return notice
+
+
+def evidence_extra(alert: Alert) -> dict[str, Any]:
+    """``{"evidence": ...}``: the alert's evidence summary (:meth:`NegativeEvidence.public`) that webhooks and
+    e-mails carry, the same numbers as the inbox, the tile and the API; empty for operational alerts."""
+    evidence = NegativeEvidence.from_json(alert.evidence) if alert.kind == "negative_emotion" else None
+    return {"evidence": evidence.public()} if evidence is not None else {}
+
+
+def announce(session: Session, notice: AlertNotice) -> None:
+    """Queue the notice for pub/sub after the commit and write it to the outbox in this transaction."""
+    pending_notices(session).append(notice)
+    add_event(session, notice)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -120,14 +166,15 @@ def patient_ward_id(session: Session, patient_id: int) -> int | None:
     )
 
 
-def _authorize(session: Session, actor: Actor, action: str, kind: str, ward_id: int | None) -> None:
+def _authorize(session: Session, actor: Actor, action: str, kind: str, ward_id: int | None,
+               policy: AlertPolicy = DEFAULT_POLICY) -> None:
     if actor.user_id is None:
         return  # operator (CLI) or the scheduler itself
     user = session.get(User, actor.user_id)
     if user is None or not user.active:
         raise Forbidden("unknown or deactivated user")
     group = "patient" if kind in PATIENT_KINDS else "operational"
-    allowed = _ROLES[action].get(group, frozenset())
+    allowed = policy.roles(action, group)
     if user.role not in allowed:
         raise Forbidden(f"a {user.role} may not {action} {kind.replace('_', ' ')} alerts")
     if user.role != "admin" and ward_id is not None:
@@ -184,11 +231,13 @@ def open_alert(
 
 
 def acknowledge_alert(
-    session: Session, alert_id: int, *, actor: Actor = SYSTEM, note: str | None = None, now: datetime | None = None
+    session: Session, alert_id: int, *, actor: Actor = SYSTEM, note: str | None = None, now: datetime | None = None,
+    policy: AlertPolicy = DEFAULT_POLICY,
 ) -> Alert:
-    """firing -> acknowledged (stops escalation), by whom, when, optional note; audited."""
+    """firing -> acknowledged (stops escalation; the alert stays open until resolved), by whom, when, optional
+    note; audited."""
     alert = get_alert(session, alert_id)
-    _authorize(session, actor, "acknowledge", alert.kind, alert.ward_id)
+    _authorize(session, actor, "acknowledge", alert.kind, alert.ward_id, policy)
     note = _clean_note(note)
     now = max(_now(now), alert.opened_at)  # another host's clock slightly behind: history stays in order
     if alert.state != "firing":
@@ -214,10 +263,11 @@ def resolve_alert(
     note: str | None = None,
     now: datetime | None = None,
     require_note: bool = True,
+    policy: AlertPolicy = DEFAULT_POLICY,
 ) -> Alert:
     """firing/acknowledged -> resolved manually, with a note (required by default); audited."""
     alert = get_alert(session, alert_id)
-    _authorize(session, actor, "resolve", alert.kind, alert.ward_id)
+    _authorize(session, actor, "resolve", alert.kind, alert.ward_id, policy)
     note = _clean_note(note, required=require_note)
     now = max(_now(now), alert.opened_at)
     if alert.state not in ALERT_OPEN_STATES:
@@ -261,6 +311,33 @@ def escalate_alert(session: Session, alert: Alert, *, now: datetime) -> Alert:
     session.flush()
     _queue(session, "alert.escalated", alert, now, note)
     return alert
+
+
+def resolve_on_discharge(session: Session, patient_id: int, *, now: datetime, actor: Actor = SYSTEM) -> list[Alert]:
+    """The patient left: resolve their open alerts (resolution auto, note "patient discharged"), announced."""
+    alerts = session.scalars(
+        select(Alert).where(Alert.patient_id == patient_id, Alert.state.in_(ALERT_OPEN_STATES)).order_by(Alert.id)
+    ).all()
+    for alert in alerts:
+        _close(session, alert, now, actor, "patient discharged", "auto")
+    return list(alerts)
+
+
+def transfer_alerts(
+    session: Session, patient_id: int, *, ward_id: int | None, now: datetime, note: str, actor: Actor = SYSTEM
+) -> list[Alert]:
+    """The patient moved bed (maybe ward): open alerts follow them (``ward_id``) and an ``alert.transferred``
+    event is recorded (a state-preserving history row) and announced for each."""
+    alerts = session.scalars(
+        select(Alert).where(Alert.patient_id == patient_id, Alert.state.in_(ALERT_OPEN_STATES)).order_by(Alert.id)
+    ).all()
+    for alert in alerts:
+        at = max(now, alert.opened_at)
+        alert.ward_id = ward_id
+        _event(session, alert, at, alert.state, alert.state, actor, note)
+        session.flush()
+        _queue(session, "alert.transferred", alert, at, note)
+    return list(alerts)
 
 
 # --------------------------------------------------------------------------- snoozes
@@ -322,7 +399,7 @@ def snooze_patient(
         at=now,
         note=f"snoozed until {until.isoformat()}: {reason_text}",
     )
-    pending_notices(session).append(notice)
+    announce(session, notice)
     return snooze
 
 

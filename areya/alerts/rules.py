@@ -3,13 +3,15 @@
 Sustained negative emotion, per admitted patient, over the sliding window ``(now - window_s, now]``:
 
 * the evidence counts only if the window holds at least ``min_obs`` observations;
-* the **share** is confidence-aware: the mean negative probability mass ``p_angry + p_sad`` of the
-  window's observations (an observation classified "sad" with probability 0.9 weighs 0.9+, an unsure one
-  less; the expected share of negative observations).  The plain label share (angry + sad labels / n)
-  is kept in the evidence for people to read;
-* share >= ``open_share`` -> open an alert (unless one is open, or the patient's alerts are snoozed);
-* an open alert resolves automatically only once the share has stayed < ``close_share`` for
-  ``resolve_period_s`` (hysteresis).  A tick with too few observations (or a share >= close_share)
+* the **score** is the one quantity of :mod:`areya.alerts.evidence` (``measure``): the mean calibrated
+  ``p_angry + p_sad`` of the window's observations ("Negative probability", the default: an unsure "sad"
+  weighs less than a confident one) or the share of observations labelled angry or sad ("Negative share");
+* score >= ``open_share`` -> open an alert (unless one is open, or the patient's alerts are snoozed);
+* **cool-down**: for ``cooldown_s`` after a clinician resolved the patient's alert by hand, the rule
+  reopens only on clearly stronger evidence: a score at least ``reopen_margin`` above the level that was
+  resolved (the higher of the score at open and the latest score while open);
+* an open alert resolves automatically only once the score has stayed < ``close_share`` for
+  ``resolve_period_s`` (hysteresis).  A tick with too few observations (or a score >= close_share)
   restarts that period: no evidence is not evidence of recovery.
 
 Escalation: a *firing* (unacknowledged) alert is re-notified with severity + 1 every ``escalate_after_s``.
@@ -24,7 +26,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from areya.db.models import LABELS4
+MEASURES: tuple[str, ...] = ("labels", "probability")  # see areya.alerts.evidence
 
 NEGATIVE_LABELS: tuple[str, ...] = ("angry", "sad")  # = areya.emotion.schemes.NEGATIVE_4
 MAX_SEVERITY = 10
@@ -39,6 +41,8 @@ OVERRIDABLE: dict[str, str] = {
     "negative_close_share": "close_share",
     "resolve_period_s": "resolve_period_s",
     "escalate_after_s": "escalate_after_s",
+    "negative_cooldown_s": "cooldown_s",
+    "negative_reopen_margin": "reopen_margin",
 }
 
 
@@ -46,16 +50,22 @@ OVERRIDABLE: dict[str, str] = {
 class RuleParams:
     """The negative-emotion rule's parameters for one patient (global settings + ward + patient overrides)."""
 
-    window_s: int = 600
-    min_obs: int = 20
-    open_share: float = 0.6
-    close_share: float = 0.4
+    window_s: int = 300
+    min_obs: int = 60
+    open_share: float = 0.46
+    close_share: float = 0.38
     resolve_period_s: int = 300
     escalate_after_s: int = 900
+    cooldown_s: int = 1800
+    reopen_margin: float = 0.15
+    measure: str = "probability"
 
     def __post_init__(self) -> None:
-        if self.window_s <= 0 or self.min_obs < 1 or self.resolve_period_s < 0 or self.escalate_after_s < 0:
+        if self.window_s <= 0 or self.min_obs < 1 or self.resolve_period_s < 0 or self.escalate_after_s < 0 \
+                or self.cooldown_s < 0 or not 0.0 <= self.reopen_margin <= 1.0:
             raise ValueError(f"invalid rule parameters: {self}")
+        if self.measure not in MEASURES:
+            raise ValueError(f"unknown negative measure {self.measure!r}: use one of {', '.join(MEASURES)}")
         if not 0.0 <= self.close_share < self.open_share <= 1.0:
             raise ValueError(
                 f"close share must be below open share, both in [0, 1]: {self.close_share} / {self.open_share}"
@@ -63,7 +73,8 @@ class RuleParams:
 
     @classmethod
     def from_settings(cls, settings: Any) -> RuleParams:
-        return cls(**{field: getattr(settings, key) for key, field in OVERRIDABLE.items()})
+        values = {field: getattr(settings, key) for key, field in OVERRIDABLE.items() if hasattr(settings, key)}
+        return cls(**values, measure=getattr(settings, "negative_measure", "probability"))
 
     def as_settings(self) -> dict[str, Any]:
         """These parameters under their settings names (``negative_window_s``, ...)."""
@@ -95,25 +106,32 @@ class WindowStats:
         """Share of observations labelled angry or sad."""
         return sum(self.counts.get(label, 0) for label in NEGATIVE_LABELS) / self.n if self.n else 0.0
 
+    def score(self, measure: str) -> float:
+        """The rule's score under ``measure`` (``labels``: label share; ``probability``: mean p_angry + p_sad)."""
+        return self.label_share if measure == "labels" else self.share
+
     def evidence(self, params: RuleParams, now: datetime) -> dict[str, Any]:
-        """JSON-able evidence kept with the alert."""
-        return {
-            "rule": "negative_emotion",
-            "window_s": params.window_s,
-            "window_start": (now - timedelta(seconds=params.window_s)).isoformat(),
-            "window_end": now.isoformat(),
-            "min_obs": params.min_obs,
-            "open_share": params.open_share,
-            "close_share": params.close_share,
-            "n_obs": self.n,
-            "counts": {label: int(self.counts.get(label, 0)) for label in LABELS4},
-            "share": round(self.share, 4),
-            "label_share": round(self.label_share, 4),
-            "mean_probs": {label: round(self.prob_sums.get(label, 0.0) / self.n, 4) if self.n else 0.0
-                           for label in LABELS4},
-            "first_at": self.first_at.isoformat() if self.first_at else None,
-            "last_at": self.last_at.isoformat() if self.last_at else None,
-        }
+        """JSON-able evidence kept with the alert (see :mod:`areya.alerts.evidence`)."""
+        from areya.alerts.evidence import negative_evidence  # noqa: PLC0415 - evidence imports this module
+
+        return negative_evidence(self, params, now).to_json()
+
+
+@dataclass(frozen=True)
+class ManualResolve:
+    """A clinician resolved the patient's alert by hand at ``at``; ``level`` is the score then dismissed."""
+
+    at: datetime
+    level: float
+
+
+def reopen_level(params: RuleParams, last: ManualResolve | None, now: datetime) -> float:
+    """The score that opens an alert now: ``open_share``, or during the cool-down after a manual resolve
+    the resolved level plus ``reopen_margin`` if that is higher (above 1: no reopening in the cool-down)."""
+    if last is None or params.cooldown_s <= 0 or now - last.at >= timedelta(seconds=params.cooldown_s) \
+            or now < last.at:
+        return params.open_share
+    return max(params.open_share, last.level + params.reopen_margin)
 
 
 Action = Literal["none", "open", "keep", "resolve"]
@@ -136,26 +154,30 @@ def evaluate_negative(
     is_open: bool,
     below_close_since: datetime | None = None,
     snoozed: bool = False,
+    last_manual: ManualResolve | None = None,
 ) -> NegativeDecision:
     """Decide for one patient: open, keep, resolve or nothing (see the module doc)."""
     enough = stats is not None and stats.n >= params.min_obs
-    share = stats.share if stats is not None else 0.0
+    score = stats.score(params.measure) if stats is not None else 0.0
     if not is_open:
         if not enough:
             return NegativeDecision("none", "insufficient evidence")
-        if share < params.open_share:
-            return NegativeDecision("none", f"share {share:.2f} below {params.open_share:.2f}")
+        if score < params.open_share:
+            return NegativeDecision("none", f"score {score:.2f} below {params.open_share:.2f}")
+        needed = reopen_level(params, last_manual, now)
+        if score < needed:
+            return NegativeDecision("none", f"cool-down after manual resolve: score {score:.2f} below {needed:.2f}")
         if snoozed:
             return NegativeDecision("none", "snoozed")
-        return NegativeDecision("open", f"share {share:.2f} >= {params.open_share:.2f} over {stats.n} observations")
+        return NegativeDecision("open", f"score {score:.2f} >= {needed:.2f} over {stats.n} observations")
     if not enough:
         return NegativeDecision("keep", "insufficient evidence to resolve")
-    if share >= params.close_share:
-        return NegativeDecision("keep", f"share {share:.2f} not below {params.close_share:.2f}")
+    if score >= params.close_share:
+        return NegativeDecision("keep", f"score {score:.2f} not below {params.close_share:.2f}")
     since = below_close_since if below_close_since is not None and below_close_since <= now else now
     if now - since >= timedelta(seconds=params.resolve_period_s):
-        return NegativeDecision("resolve", f"share below {params.close_share:.2f} since {since.isoformat()}", since)
-    return NegativeDecision("keep", f"share below {params.close_share:.2f}, waiting for the resolve period", since)
+        return NegativeDecision("resolve", f"score below {params.close_share:.2f} since {since.isoformat()}", since)
+    return NegativeDecision("keep", f"score below {params.close_share:.2f}, waiting for the resolve period", since)
 
 
 def escalation_due(

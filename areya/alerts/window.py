@@ -27,7 +27,9 @@ import numpy as np
 from sqlalchemy import BigInteger, Integer, String, and_, case, cast, func, select, type_coerce
 from sqlalchemy.orm import Session
 
-from areya.alerts.rules import WindowStats
+from areya.alerts.evidence import NegativeEvidence, negative_evidence
+from areya.alerts.overrides import OverrideResolver
+from areya.alerts.rules import RuleParams, WindowStats
 from areya.db.models import LABELS4, Bed, BedAssignment, Observation, Patient
 
 _PROB_COLUMNS = {
@@ -76,6 +78,25 @@ def window_stats(
             first_at=row[2 + 2 * k],
             last_at=row[3 + 2 * k],
         )
+    return out
+
+
+def current_evidence(
+    session: Session, base: RuleParams, now: datetime, patients: dict[int, int | None]
+) -> dict[int, NegativeEvidence]:
+    """The negative-emotion evidence the rule would read now, per patient (``patients``: id -> ward id, for the
+    per-ward and per-patient overrides): what the ward tiles and the patient page show."""
+    if not patients:
+        return {}
+    resolver = OverrideResolver.load(session, base)
+    params = {pid: resolver.params(ward_id, pid) for pid, ward_id in patients.items()}
+    by_window: dict[int, list[int]] = {}
+    for pid, p in params.items():
+        by_window.setdefault(p.window_s, []).append(pid)
+    out: dict[int, NegativeEvidence] = {}
+    for window_s, pids in by_window.items():
+        found = window_stats(session, until=now, window_s=window_s, patient_ids=pids)
+        out.update({pid: negative_evidence(found.get(pid), params[pid], now) for pid in pids})
     return out
 
 

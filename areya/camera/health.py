@@ -1,6 +1,7 @@
 """Per-camera health: kept in memory by the reader, published to Redis (and the DB by the ingest service).
 
-Redis hash ``areya:camera:<id>:health`` fields: status (online | offline | error | unknown),
+Redis hash ``areya:camera:<id>:health`` fields: status (online | offline | error | ended | unknown; ended = a
+video file that played to its end),
 last_frame_at (epoch s), actual_fps, last_error, last_error_at, frames, reconnects, backoff_s, updated_at.
 """
 

@@ -78,6 +78,7 @@ class CameraReader(threading.Thread):
         self.stop_event = threading.Event()
         self.seq = 0
         self.published = 0
+        self.ended = False  # a video file that played to its end (not looped)
         self._unpublished = 0  # frames lost while Redis was unreachable, not yet counted in Redis
         self._last_snapshot = 0.0
         self.source: FrameSource | None = None
@@ -93,8 +94,9 @@ class CameraReader(threading.Thread):
                 log.info("%s: opened %s", self.camera.label, self.source.name)
                 self._pump(self.source)
             except EndOfStream as exc:
-                self.health.error(str(exc), status="offline")
-                log.info("%s: %s", self.camera.label, exc)
+                self.health.error(str(exc), status="ended")  # finished, not offline: no camera alert
+                self.ended = True
+                log.info("%s: %s (%d frame(s) published)", self.camera.label, exc, self.published)
                 return
             except (SourceError, OSError, ValueError, RuntimeError) as exc:
                 self._failed(exc, status="error" if isinstance(exc, ValueError) else "offline")

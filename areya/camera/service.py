@@ -40,7 +40,7 @@ def write_health_to_db(session_factory: Any, rows: dict[int, dict[str, Any]]) ->
     with session_factory() as session, session.begin():
         for camera_id, snap in rows.items():
             values: dict[str, Any] = {"health_status": snap["status"] if snap["status"] in
-                                      ("unknown", "online", "offline", "error") else "unknown"}
+                                      ("unknown", "online", "offline", "error", "ended") else "unknown"}
             if snap.get("last_frame_at"):
                 values["last_frame_at"] = datetime.fromtimestamp(snap["last_frame_at"], UTC)
             values["last_error"] = snap.get("last_error")
@@ -174,14 +174,23 @@ class IngestService:
             self._last_db_health[cid] = (snap["status"], snap["last_error"], round(snap["last_frame_at"] or 0))
 
     # -- lifecycle -----------------------------------------------------------------------------
-    def run(self, duration: float | None = None) -> None:
-        """Run until :meth:`stop` (or for ``duration`` seconds)."""
+    def all_files_ended(self) -> bool:
+        """Every reader is a video file that played to its end (and there is at least one)."""
+        readers = list(self.readers.values())
+        return bool(readers) and all(r.ended for r in readers)
+
+    def run(self, duration: float | None = None, *, until_ended: bool = False) -> None:
+        """Run until :meth:`stop` (or for ``duration`` seconds; with ``until_ended``, until every camera is a
+        video file that has ended: looping files, live cameras and the synthetic ward never end)."""
         deadline = time.monotonic() + duration if duration else None
         self.sync_cameras()
         last_reload = last_db = time.monotonic()
         while not self.stop_event.is_set():
             now = time.monotonic()
             if deadline is not None and now >= deadline:
+                break
+            if until_ended and self.all_files_ended():
+                log.info("every camera's video file has ended")
                 break
             if self.fixed_cameras is None and now - last_reload >= self.reload_interval_s:
                 self.sync_cameras()

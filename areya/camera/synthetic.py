@@ -7,9 +7,11 @@ an empty bed).  Everything is deterministic for a given seed, and the ground
 truth for any time is :meth:`SyntheticWard.truth_at`.
 
 Face images come from a class-folder tree in FER-2013 layout
-(``DIR/<class>/*.png|jpg``, class names as FER's or Areya's ``relaxed``), or,
-with no folder, from the public-domain ``astronaut`` image shipped with
-scikit-image (one smiling face: class ``happy``).
+(``DIR/<class>/*.png|jpg``, class names as FER's or Areya's ``relaxed``), from
+the demo face pack shipped with Areya (``faces_dir="builtin"``, URI
+``faces=builtin``; :mod:`areya.camera.facepack`), or, with neither, from the
+public-domain ``astronaut`` image shipped with scikit-image (one smiling face:
+class ``happy``).
 
 FER-2013 crops are tight 48x48 faces; they are upscaled to ``face_size`` pixels
 and framed by a flat border, and a face is only used if every checking detector
@@ -32,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from areya.camera.facepack import BUILTIN_FACES, FacePack, load_face_pack
 from areya.emotion.schemes import FER7_CLASSES, FER_TO_AREYA4, folder_to_fer7
 
 log = logging.getLogger(__name__)
@@ -119,8 +122,11 @@ class FaceLibrary:
     """Face images per FER-7 class name, loaded lazily, filtered for detectability."""
 
     def __init__(self, faces_dir: str | Path | None = None, *, face_size: int = 140,
-                 accept: Callable[[np.ndarray], bool] | None = None, accept_key: tuple[Any, ...] = ()) -> None:
-        self.faces_dir = Path(faces_dir) if faces_dir else None
+                 accept: Callable[[np.ndarray], bool] | None = None, accept_key: tuple[Any, ...] = (),
+                 agreeing: bool = True) -> None:
+        self.pack: FacePack | None = load_face_pack() if str(faces_dir or "") == BUILTIN_FACES else None
+        self.faces_dir = Path(faces_dir) if faces_dir and self.pack is None else None
+        self.agreeing = agreeing  # pack only: faces the pack's model labels as their class
         self.face_size = face_size
         self._accept = accept
         self._accept_key = accept_key  # what the verdict of ``accept`` depends on besides the image (process cache)
@@ -130,7 +136,10 @@ class FaceLibrary:
 
     @cached_property
     def files(self) -> dict[str, list[Path]]:
-        """FER-7 class name -> sorted image files (empty for the astronaut library)."""
+        """FER-7 class name -> sorted image files (pack: ``pack:<index>`` keys; empty for the astronaut)."""
+        if self.pack is not None:
+            return {c: [Path(f"pack:{i}") for i in self.pack.indices(c, agreeing=self.agreeing)]
+                    for c in self.pack.classes}
         if self.faces_dir is None:
             return {}
         out: dict[str, list[Path]] = {}
@@ -148,7 +157,7 @@ class FaceLibrary:
 
     @property
     def classes(self) -> tuple[str, ...]:
-        if self.faces_dir is None:
+        if self.faces_dir is None and self.pack is None:
             return (ASTRONAUT_CLASS,)
         return tuple(c for c in FER7_CLASSES if c in self.files)
 
@@ -195,7 +204,10 @@ class FaceLibrary:
         if path not in self._cache:
             import cv2  # noqa: PLC0415
 
-            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if self.pack is not None and str(path).startswith("pack:"):
+                image = cv2.cvtColor(self.pack.image(int(str(path)[5:])), cv2.COLOR_GRAY2BGR)
+            else:
+                image = cv2.imread(str(path), cv2.IMREAD_COLOR)
             patch = self.compose(image) if image is not None else None
             if patch is not None:
                 key = (str(path), self.face_size, self._accept is None, self._accept_key)
@@ -207,19 +219,28 @@ class FaceLibrary:
 
     def pick(self, emotion: str, rng: random.Random) -> tuple[np.ndarray, str]:
         """A detectable face of class ``emotion``: (patch, source name)."""
-        if self.faces_dir is None:
+        if self.faces_dir is None and self.pack is None:
             if emotion != ASTRONAUT_CLASS:
                 raise ValueError(f"the built-in face library has only {ASTRONAUT_CLASS!r} faces, not {emotion!r}")
             return self.compose(self._astronaut), "skimage:astronaut"
         files = self.files.get(emotion)
+        where = self.faces_dir if self.pack is None else "the demo face pack"
         if not files:
-            raise ValueError(f"no {emotion!r} faces under {self.faces_dir}")
+            raise ValueError(f"no {emotion!r} faces in {where}")
         for _ in range(200):
             path = files[rng.randrange(len(files))]
             patch = self.load(path)
             if patch is not None:
                 return patch, str(path)
-        raise ValueError(f"no detectable {emotion!r} face found under {self.faces_dir} in 200 tries")
+        if self.pack is not None and self.agreeing:  # no agreeing face is detectable in this ward's geometry
+            others = [Path(f"pack:{i}") for i in self.pack.indices(emotion)]
+            for path in rng.sample(others, len(others)):
+                patch = self.load(path)
+                if patch is not None:
+                    log.warning("synthetic ward: no %r face the model agrees with is detectable here; "
+                                "showing one it may label otherwise", emotion)
+                    return patch, str(path)
+        raise ValueError(f"no detectable {emotion!r} face found in {where} in 200 tries")
 
 
 _CASCADE = None
@@ -263,6 +284,7 @@ class SyntheticWard:
     segment_s: float = 10.0
     duration: float = 120.0
     check_detectors: tuple[str, ...] = ("blazeface", "haar")  # cheapest, most selective first
+    agreeing_faces: bool = True  # demo pack: only faces its model labels as their class (see facepack)
     library: FaceLibrary = field(init=False)
 
     def __post_init__(self) -> None:
@@ -276,7 +298,8 @@ class SyntheticWard:
         if self.face_size < 24:
             raise ValueError(f"faces of {self.face_size} px are too small to detect: fewer beds or a bigger frame")
         self.library = FaceLibrary(self.faces_dir, face_size=self.face_size, accept=self._detectable,
-                                   accept_key=(self.width, self.height, self.beds, self.check_detectors))
+                                   accept_key=(self.width, self.height, self.beds, self.check_detectors),
+                                   agreeing=self.agreeing_faces)
         self._detectors: list[Any] | None = None
         if self.scenario is None:
             classes = self.library.areya4_classes() or self.library.classes
@@ -441,7 +464,7 @@ def parse_synthetic_uri(uri: str) -> dict[str, str]:
         if not sep or not key:
             raise ValueError(f"synthetic camera option must be key=value, got {part!r}")
         options[key.strip()] = value.strip()
-    allowed = {"beds", "faces", "seed", "segment", "duration", "width", "height", "face_size"}
+    allowed = {"beds", "faces", "seed", "segment", "duration", "width", "height", "face_size", "story"}
     unknown = set(options) - allowed
     if unknown:
         raise ValueError(f"unknown synthetic camera option(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
@@ -449,7 +472,21 @@ def parse_synthetic_uri(uri: str) -> dict[str, str]:
 
 
 def ward_from_uri(uri: str) -> SyntheticWard:
+    """``faces=``: a FER-layout folder, ``builtin`` (the demo face pack) or nothing (the astronaut);
+    ``story=FILE``: beds and scenario from a story file (:mod:`areya.camera.story`; faces default to the pack)."""
     options = parse_synthetic_uri(uri)
+    if "story" in options:
+        from areya.camera.story import load_story  # noqa: PLC0415
+
+        try:
+            story = load_story(options["story"])
+            return SyntheticWard(beds=len(story.beds), width=int(options.get("width", 1280)),
+                                 height=int(options.get("height", 720)),
+                                 faces_dir=options.get("faces") or BUILTIN_FACES, scenario=story.scenario(),
+                                 seed=int(options.get("seed", 0)), face_size=int(options.get("face_size", 0)),
+                                 agreeing_faces=story.faces == "agreeing")
+        except ValueError as exc:
+            raise ValueError(f"bad synthetic camera URI {uri!r}: {exc}") from exc
     try:
         return SyntheticWard(
             beds=int(options.get("beds", 3)),

@@ -178,15 +178,20 @@ def camera() -> None:
 @camera.command("add")
 @click.option("--ward", "ward_name", required=True)
 @click.option("--name", required=True)
-@click.option("--url", required=True, help="rtsp://, http(s)://, file path, device:N or synthetic:[options].")
+@click.option("--url", required=True, help="rtsp://user:pass@host/stream, http(s)://host/mjpg (MJPEG), a video "
+              "file (/videos/ward.mp4 or file:///videos/ward.mp4?loop=1), device:N or synthetic:[options].")
+@click.option("--loop/--no-loop", default=None, help="Video files: start again at the end (default: play once; "
+              "a file that ends is 'ended', not offline).")
 @click.option("--fps", type=float, default=None, help="Frames per second to sample (default: default_sample_fps).")
 @click.option("--disabled", is_flag=True, help="Register the camera disabled.")
-def camera_add(ward_name: str, name: str, url: str, fps: float | None, disabled: bool) -> None:
-    """Register a camera in a ward."""
+def camera_add(ward_name: str, name: str, url: str, loop: bool | None, fps: float | None, disabled: bool) -> None:
+    """Register a camera in a ward (a video file must exist and be readable; it is stored as file:///abs/path)."""
     from areya.admin import add_camera
+    from areya.source_url import check_file_source
 
     app = get_context()
     sample_fps = app.settings.default_sample_fps if fps is None else fps
+    url = check_file_source(url, loop=loop)
     with transaction() as (session, actor):
         cam = add_camera(session, ward_name, name, url, sample_fps, enabled=not disabled, actor=actor)
         click.echo(f"camera {ward_name}/{cam.name} added (id {cam.id}, {cam.masked_url}, {cam.sample_fps:g} fps)")
@@ -315,16 +320,20 @@ def user() -> None:
 @click.argument("username")
 @click.option("--role", required=True, help="nurse, doctor or admin.")
 @click.option("--ward", "wards", multiple=True, help="Ward the user covers (repeatable).")
+@click.option("--email", help="Address for alert e-mails (validated).")
 @click.option("--password-stdin", is_flag=True, help="Read the password from the first line of stdin.")
-def user_add(username: str, role: str, wards: tuple[str, ...], password_stdin: bool) -> None:
+def user_add(username: str, role: str, wards: tuple[str, ...], email: str | None, password_stdin: bool) -> None:
     """Add a user (password prompted twice unless --password-stdin)."""
     from areya.admin import add_user
-    from areya.admin.users import check_role
+    from areya.admin.users import check_role, clean_email, set_user_email
 
     check_role(role)  # fail before asking for a password
+    clean_email(email)
     password = _read_password(password_stdin)
     with transaction() as (session, actor):
         created = add_user(session, username, role, password, list(wards), actor=actor)
+        if email:
+            set_user_email(session, created.username, email, actor=actor)
         click.echo(f"user {created.username} ({created.role}) added")
 
 
@@ -336,10 +345,11 @@ def user_list(as_json: bool) -> None:
 
     with transaction() as (session, _actor):
         rows = [
-            (u.id, u.username, u.role, u.active, ",".join(w.name for w in u.wards) or None, u.last_login_at)
+            (u.id, u.username, u.role, u.active, ",".join(w.name for w in u.wards) or None, u.email,
+             u.last_login_at)
             for u in list_users(session)
         ]
-    emit(["id", "username", "role", "active", "wards", "last_login"], rows, as_json)
+    emit(["id", "username", "role", "active", "wards", "email", "last_login"], rows, as_json)
 
 
 @user.command("deactivate")
@@ -377,6 +387,35 @@ def user_passwd(username: str, password_stdin: bool) -> None:
     with transaction() as (session, actor):
         set_password(session, username, password, actor=actor)
     click.echo(f"password of {username} changed")
+
+
+@user.command("email")
+@click.argument("username")
+@click.argument("email", required=False)
+@click.option("--clear", is_flag=True, help="Remove the address (no alert e-mails for this user).")
+def user_email(username: str, email: str | None, clear: bool) -> None:
+    """Set the e-mail address USERNAME's alert e-mails go to (validated), or --clear it."""
+    from areya.admin.errors import Invalid
+    from areya.admin.users import set_user_email
+
+    if clear == bool(email):
+        raise Invalid("give an e-mail address or --clear")
+    with transaction() as (session, actor):
+        changed = set_user_email(session, username, None if clear else email, actor=actor)
+        address = changed.email
+    click.echo(f"e-mail of {username}: {address or '(none)'}")
+
+
+@user.command("role")
+@click.argument("username")
+@click.argument("role")
+def user_role(username: str, role: str) -> None:
+    """Change USERNAME's role (nurse, doctor, admin); audited, their sessions end."""
+    from areya.admin.users import set_user_role
+
+    with transaction() as (session, actor):
+        set_user_role(session, username, role, actor=actor)
+    click.echo(f"user {username} is now a {role.strip().lower()}")
 
 
 @user.command("wards")

@@ -27,8 +27,15 @@ def show_cmd() -> None:
 @config.command("check")
 def check_cmd() -> None:
     """Validate the settings (exit 2 with the problem if invalid)."""
+    from areya.config import ConfigError, env_name
+    from areya.emotion.inference import resolve_model_path
+
     settings = get_context().settings
-    click.echo(f"configuration OK (data_dir {settings.data_dir})")
+    try:
+        model = resolve_model_path(settings.emotion_model)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{env_name('emotion_model')}: {exc}") from None
+    click.echo(f"configuration OK (data_dir {settings.data_dir}, detector {settings.detector}, model {model})")
 
 
 @config.command("table")

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 @dataclass
 class CliContext:
     config_file: str | None = None
+    log_level: str | None = None  # --log-level: overrides the log_level setting
     _settings: Settings | None = field(default=None, repr=False)
     _engine: Engine | None = field(default=None, repr=False)
 
@@ -26,7 +27,10 @@ class CliContext:
         if self._settings is None:
             from areya.config import load_settings
 
-            self._settings = load_settings(self.config_file)
+            settings = load_settings(self.config_file)
+            if self.log_level and self.log_level != settings.log_level:
+                settings = settings.replace(log_level=self.log_level)
+            self._settings = settings
         return self._settings
 
     @property

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import signal
 import threading
 from collections.abc import Callable
@@ -12,11 +11,10 @@ import click
 from areya.cli.context import get_context
 
 
-def _logging(level: str) -> None:
-    logging.basicConfig(level=getattr(logging, level, logging.INFO),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if level != "DEBUG":
-        logging.getLogger("apscheduler").setLevel(logging.WARNING)  # one line per tick otherwise
+def _logging(level: str, *, quiet: tuple[str, ...] = ()) -> None:
+    from areya.logsetup import setup_logging
+
+    setup_logging(level, quiet=quiet)
 
 
 def _existing_redis(settings: object) -> object:
@@ -44,8 +42,14 @@ def _on_signals(stop: Callable[[], None]) -> None:
 @click.command("ingest")
 @click.option("--camera", "camera_ids", type=int, multiple=True, help="Only this camera id (repeatable).")
 @click.option("--duration", type=click.FloatRange(min=0, min_open=True), help="Stop after SECONDS.")
-def ingest(camera_ids: tuple[int, ...], duration: float | None) -> None:
-    """Read every enabled camera (or --camera ID) and append sampled frames to the Redis stream."""
+@click.option("--keep-running", is_flag=True, help="Keep running when every camera is a video file that has "
+              "ended (default: exit then, so a script knows its files were read).")
+def ingest(camera_ids: tuple[int, ...], duration: float | None, keep_running: bool) -> None:
+    """Read every enabled camera (or --camera ID) and append sampled frames to the Redis stream.
+
+    Exits by itself once every camera it reads is a video file that played to its end (not looped:
+    file:///path?loop=1 loops); live cameras and the synthetic ward run until stopped.
+    """
     from areya.camera.service import IngestService
     from areya.comms.redis_server import connect, stop_owned_servers
 
@@ -58,11 +62,12 @@ def ingest(camera_ids: tuple[int, ...], duration: float | None) -> None:
                             session_factory=app.session_factory(), camera_ids=list(camera_ids) or None)
     _on_signals(service.stop_event.set)
     try:
-        service.run(duration=duration)
+        service.run(duration=duration, until_ended=not keep_running)
     finally:
         stop_owned_servers()
     published = sum(r.published for r in service.readers.values())
-    click.echo(f"ingest stopped: {len(service.readers)} camera(s), {published} frame(s) published")
+    ended = " (every video file ended)" if service.all_files_ended() else ""
+    click.echo(f"ingest stopped{ended}: {len(service.readers)} camera(s), {published} frame(s) published")
 
 
 @click.command("worker")
@@ -109,25 +114,33 @@ def worker(duration: float | None, detector: str | None, detector_options: tuple
 
 @click.command("demo")
 @click.option("--source", help="Camera source: file path, file:///path?loop=1, rtsp://..., http://..., device:N "
-                               "(default: the synthetic ward camera).")
+                               "(default: the synthetic ward camera playing the demo story).")
+@click.option("--story", type=click.Path(exists=True, dir_okay=False), help="Story file (TOML) for the synthetic "
+              "ward: beds, each patient's emotions over time, demo alert settings (default: areya/demo/story.toml).")
 @click.option("--faces", type=click.Path(exists=True, file_okay=False), help="Class-folder tree of face images "
-              "(FER-2013 layout) for the synthetic camera (default: scikit-image's astronaut).")
-@click.option("--beds", type=click.IntRange(1, 12), default=3, show_default=True, help="Beds in the demo ward.")
+              "(FER-2013 layout) for the synthetic camera (default: the demo face pack shipped with Areya).")
+@click.option("--beds", type=click.IntRange(1, 12), default=None, help="Beds in the demo ward: each cycles "
+              "through the emotions instead of the story.")
 @click.option("--duration", type=click.FloatRange(min=0, min_open=True), help="Stop after SECONDS.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Synthetic scenario seed.")
 @click.option("--web/--no-web", default=True, show_default=True, help="Start the dashboard (if installed).")
 @click.option("--scheduler/--no-scheduler", default=True, show_default=True, help="Start the alert scheduler.")
-def demo(source: str | None, faces: str | None, beds: int, duration: float | None, seed: int, web: bool,
-         scheduler: bool) -> None:
+@click.option("--reset-passwords", is_flag=True, help="New passwords for the demo users (else the ones kept in "
+              "<data_dir>/demo-passwords.json).")
+def demo(source: str | None, story: str | None, faces: str | None, beds: int | None, duration: float | None,
+         seed: int, web: bool, scheduler: bool, reset_passwords: bool) -> None:
     """Everything on this machine: embedded Redis, SQLite, a demo ward and camera, ingest, worker, dashboard."""
+    from areya.camera.story import StoryError
     from areya.demo import run_demo
 
     app = get_context()
-    _logging(app.settings.log_level)
+    _logging(app.settings.log_level, quiet=("werkzeug",))  # a line per dashboard request otherwise
+    if source and (story or faces):
+        raise click.UsageError("--story and --faces are for the synthetic camera, not --source")
     try:
-        run_demo(app.settings, source=source, faces=faces, beds=beds, duration=duration, seed=seed, web=web,
-                 scheduler=scheduler, echo=click.echo)
-    except FileNotFoundError as exc:
+        run_demo(app.settings, source=source, story=story, faces=faces, beds=beds, duration=duration, seed=seed,
+                 web=web, scheduler=scheduler, reset_passwords=reset_passwords, echo=click.echo)
+    except (FileNotFoundError, StoryError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo("demo stopped")
 
@@ -137,16 +150,19 @@ def demo(source: str | None, faces: str | None, beds: int, duration: float | Non
 @click.option("--seconds", type=click.FloatRange(min=0, min_open=True), default=30, show_default=True)
 @click.option("--fps", type=click.FloatRange(min=0, min_open=True), default=5, show_default=True)
 @click.option("--beds", type=click.IntRange(1, 12), default=3, show_default=True)
-@click.option("--faces", type=click.Path(exists=True, file_okay=False), help="FER-layout face folders.")
+@click.option("--faces", type=click.Path(exists=True, file_okay=False),
+              help="FER-layout face folders (default: the demo face pack).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--segment", type=click.FloatRange(min=0, min_open=True), default=10, show_default=True,
               help="Seconds each bed keeps one emotion.")
 def synthetic_video(output: str, seconds: float, fps: float, beds: int, faces: str | None, seed: int,
                     segment: float) -> None:
     """Write the synthetic ward camera to a video file (.avi: MJPG, else mp4v) and print its ground truth."""
+    from areya.camera.facepack import BUILTIN_FACES
     from areya.camera.synthetic import SyntheticWard
 
-    ward = SyntheticWard(beds=beds, faces_dir=faces, seed=seed, segment_s=segment, duration=max(seconds, segment))
+    ward = SyntheticWard(beds=beds, faces_dir=faces or BUILTIN_FACES, seed=seed, segment_s=segment,
+                         duration=max(seconds, segment))
     n = ward.write_video(output, seconds, fps)
     click.echo(f"wrote {n} frames to {output}")
     assert ward.scenario is not None

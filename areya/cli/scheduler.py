@@ -37,14 +37,11 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 @json_option
 def scheduler(once: bool, as_json: bool) -> None:
     """Evaluate alert rules every scheduler_tick_s (only the Redis lock holder acts; others stand by)."""
-    import logging
-
     from areya.comms.redis_server import stop_owned_servers
+    from areya.logsetup import setup_logging
 
     settings = get_context().settings
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if settings.log_level != "DEBUG":
-        logging.getLogger("apscheduler").setLevel(logging.WARNING)  # not a line per tick
+    setup_logging(settings.log_level)  # APScheduler's line per tick, Alembic: only at DEBUG
     try:
         _run_scheduler(settings, once, as_json)
     finally:
@@ -58,6 +55,7 @@ def _run_scheduler(settings: Any, once: bool, as_json: bool) -> None:
     if once:
         try:
             report = sched.tick()
+            sched.notifier.flush()  # one outbox pass: what is due now is sent before exiting
         finally:
             sched.stop()
         if report is None:
@@ -119,6 +117,12 @@ def _announce(notices: list[Any], factory: Any) -> None:
         click.echo(f"warning: alert event not published (redis unavailable: {exc})", err=True)
         client = None
     Notifier(settings, redis_client=client, session_factory=factory, background=False).notify(notices)
+
+
+def _policy() -> Any:
+    from areya.alerts.lifecycle import AlertPolicy
+
+    return AlertPolicy.from_settings(get_context().settings)
 
 
 def _user_option(func: Any) -> Any:
@@ -213,7 +217,7 @@ def alerts_ack(alert_id: int, note: str | None, username: str | None) -> None:
     from areya.alerts.lifecycle import acknowledge_alert
 
     with _transaction(username) as (session, actor):
-        alert = acknowledge_alert(session, alert_id, actor=actor, note=note)
+        alert = acknowledge_alert(session, alert_id, actor=actor, note=note, policy=_policy())
     click.echo(f"alert {alert.id} acknowledged")
 
 
@@ -226,7 +230,7 @@ def alerts_resolve(alert_id: int, note: str, username: str | None) -> None:
     from areya.alerts.lifecycle import resolve_alert
 
     with _transaction(username) as (session, actor):
-        alert = resolve_alert(session, alert_id, actor=actor, note=note)
+        alert = resolve_alert(session, alert_id, actor=actor, note=note, policy=_policy())
     click.echo(f"alert {alert.id} resolved")
 
 
@@ -342,6 +346,44 @@ def alerts_failures(limit: int, as_json: bool) -> None:
         rows = [(e.at, (e.detail or {}).get("alert_id"), (e.detail or {}).get("event"), e.target,
                  (e.detail or {}).get("attempts"), (e.detail or {}).get("error")) for e in events]
     emit(["at", "alert_id", "event", "target", "attempts", "error"], rows, as_json)
+
+
+@alerts.command("outbox")
+@click.option("--all", "show_all", is_flag=True, help="Every delivery, not only failed and retrying ones.")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
+@json_option
+def alerts_outbox(show_all: bool, limit: int, as_json: bool) -> None:
+    """Webhook / e-mail deliveries in the outbox: failed and retrying ones (or --all), newest first."""
+    from sqlalchemy import select
+
+    from areya.db.models import NotificationOutbox
+    from areya.notify.outbox import outbox_counts, problem_deliveries
+
+    with _transaction() as (session, _actor):
+        if show_all:
+            rows_ = list(session.scalars(select(NotificationOutbox).where(NotificationOutbox.channel != "event")
+                                         .order_by(NotificationOutbox.id.desc()).limit(limit)))
+        else:
+            rows_ = problem_deliveries(session, limit)
+        counts = outbox_counts(session)
+        rows = [(r.id, r.channel, r.event_type, r.alert_id, r.status, r.attempts, r.target, r.next_attempt_at,
+                 r.last_error) for r in rows_]
+    emit(["id", "channel", "event", "alert_id", "status", "attempts", "target", "next_attempt_at", "last_error"],
+         rows, as_json)
+    if not as_json:
+        click.echo(" ".join(f"{k}={v}" for k, v in counts.items()), err=True)
+
+
+@alerts.command("redeliver")
+@click.argument("outbox_id", type=int)
+def alerts_redeliver(outbox_id: int) -> None:
+    """Queue a failed delivery again (the scheduler sends it)."""
+    from areya.notify.outbox import redeliver
+
+    with _transaction() as (session, _actor):
+        row = redeliver(session, outbox_id)
+        channel, target = row.channel, row.target
+    click.echo(f"delivery {outbox_id} ({channel} to {target}) queued again")
 
 
 @alerts.command("rollup")

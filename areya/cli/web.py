@@ -56,7 +56,10 @@ def web(obj: CliContext, host: str | None, port: int | None, use_gunicorn: bool,
     try:
         app = create_app(settings)
         click.echo(f"dashboard: http://{host}:{port}/ (development server; use --gunicorn in production)", err=True)
-        run_simple(host, port, app, threaded=True, use_reloader=False, use_debugger=False)
+        from areya.webapp.serving import QuietRequestHandler
+
+        run_simple(host, port, app, threaded=True, use_reloader=False, use_debugger=False,
+                   request_handler=QuietRequestHandler)  # no Werkzeug/Python versions in the Server header
     except KeyboardInterrupt:
         pass
     finally:

@@ -37,13 +37,15 @@ BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 ROLES: tuple[str, ...] = ("nurse", "doctor", "admin")
 PATIENT_STATUSES: tuple[str, ...] = ("admitted", "discharged")
-CAMERA_HEALTH: tuple[str, ...] = ("unknown", "online", "offline", "error")
+CAMERA_HEALTH: tuple[str, ...] = ("unknown", "online", "offline", "error", "ended")  # ended: a file played out
 ALERT_KINDS: tuple[str, ...] = ("negative_emotion", "camera_offline", "pipeline_stalled")
 ALERT_STATES: tuple[str, ...] = ("firing", "acknowledged", "resolved")
 ALERT_OPEN_STATES: tuple[str, ...] = ("firing", "acknowledged")
 RESOLUTIONS: tuple[str, ...] = ("auto", "manual")
 LABELS4: tuple[str, ...] = ("angry", "happy", "relaxed", "sad")  # = areya.emotion.schemes.AREYA4_CLASSES
 LABELS7: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")  # = FER7_CLASSES
+OUTBOX_CHANNELS: tuple[str, ...] = ("event", "webhook", "email")  # event: one notice, fanned out into deliveries
+OUTBOX_STATUSES: tuple[str, ...] = ("pending", "delivered", "failed")
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -352,8 +354,10 @@ class ApiToken(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # who issued it (None: the command line); a token issued by someone else is audited with its issuer
+    issued_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
 
-    user: Mapped[User] = relationship()
+    user: Mapped[User] = relationship(foreign_keys=[user_id])
 
     __table_args__ = (
         CheckConstraint("length(name) > 0", name="name_not_empty"),
@@ -362,6 +366,26 @@ class ApiToken(Base):
 
     def __repr__(self) -> str:
         return f"ApiToken(id={self.id}, user_id={self.user_id}, prefix={self.prefix!r})"
+
+
+class WebSession(Base):
+    """A dashboard login: the cookie holds a random session id, this row its SHA-256. Logout deletes the row; a
+    password change or deactivation deletes all of the user's rows (the session ends on its next request)."""
+
+    __tablename__ = "web_sessions"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        Index("ix_web_sessions_user_id", "user_id"),
+        Index("ix_web_sessions_expires_at", "expires_at"),
+    )
+
+    def __repr__(self) -> str:
+        return f"WebSession(user_id={self.user_id}, expires_at={self.expires_at})"
 
 
 class AuditEvent(Base):
@@ -498,6 +522,67 @@ class RuleOverride(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
 
+class NotificationOutbox(Base):
+    """Durable notifications (areya.notify.outbox): a committed alert transition writes one ``event`` row in its
+    own transaction; the outbox pump fans it out into one row per delivery (``webhook`` per URL, ``email``) and
+    sends those with retries and exponential backoff until delivered or failed.  ``idempotency_key`` travels in
+    the payload (the same over retries and restarts) so that receivers can de-duplicate."""
+
+    __tablename__ = "notification_outbox"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(String(80), unique=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    event_type: Mapped[str] = mapped_column(String(32))
+    alert_id: Mapped[int | None] = mapped_column(Integer)  # no FK: the outbox outlives nothing, blocks nothing
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    target: Mapped[str | None] = mapped_column(Text)  # masked URL or the recipients (never a secret)
+    target_key: Mapped[str | None] = mapped_column(String(64))  # sha256 of the webhook URL (found in settings)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_status: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    claimed_by: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    __table_args__ = (
+        CheckConstraint(_in("channel", OUTBOX_CHANNELS), name="channel_valid"),
+        CheckConstraint(_in("status", OUTBOX_STATUSES), name="status_valid"),
+        CheckConstraint("attempts >= 0", name="attempts_non_negative"),
+        Index("ix_notification_outbox_status_next_attempt_at", "status", "next_attempt_at"),
+        Index("ix_notification_outbox_created_at", "created_at"),
+    )
+
+    def __repr__(self) -> str:
+        return (f"NotificationOutbox(id={self.id}, channel={self.channel!r}, event_type={self.event_type!r}, "
+                f"status={self.status!r}, attempts={self.attempts})")
+
+
+# --------------------------------------------------------------------------- hospital integration
+
+
+class AdtMessage(Base):
+    """An HL7 v2 ADT message that was applied (areya.integrations.hl7), keyed by sending facility and message
+    control id (MSH-10): a resent copy is acknowledged again but never applied twice."""
+
+    __tablename__ = "adt_messages"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    sending_facility: Mapped[str] = mapped_column(String(200))
+    control_id: Mapped[str] = mapped_column(String(200))
+    event: Mapped[str] = mapped_column(String(8))  # trigger event: A01, A02, ...
+    patient_id: Mapped[int | None] = mapped_column(ForeignKey("patients.id", ondelete="RESTRICT"))
+    applied_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    __table_args__ = (UniqueConstraint("sending_facility", "control_id"),)
+
+    def __repr__(self) -> str:
+        return f"AdtMessage(id={self.id}, {self.sending_facility!r}/{self.control_id!r}, event={self.event!r})"
+
+
 __all__ = [
     "ALERT_KINDS",
     "ALERT_OPEN_STATES",
@@ -505,9 +590,12 @@ __all__ = [
     "CAMERA_HEALTH",
     "LABELS4",
     "LABELS7",
+    "OUTBOX_CHANNELS",
+    "OUTBOX_STATUSES",
     "PATIENT_STATUSES",
     "RESOLUTIONS",
     "ROLES",
+    "AdtMessage",
     "Alert",
     "AlertEvent",
     "AlertSnooze",
@@ -518,6 +606,7 @@ __all__ = [
     "BedAssignment",
     "BedZone",
     "Camera",
+    "NotificationOutbox",
     "Observation",
     "ObservationMinute",
     "Patient",

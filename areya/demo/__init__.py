@@ -1,10 +1,12 @@
 """``areya demo``: the whole system on one machine, from one command.
 
 Embedded Redis, a SQLite file under ``data_dir`` (migrated), a demo ward (beds,
-patients, bed zones, an admin / nurse / doctor with printed random passwords), a
-camera (the synthetic ward camera by default, or ``--source``), then the ingestor
-and the worker (and the alert scheduler and web dashboard when those packages are
-installed), until Ctrl-C or ``--duration``.
+patients, bed zones, an admin / nurse / doctor whose passwords are generated once per
+data dir and printed at every start: :mod:`areya.demo.passwords`), a camera (by
+default the synthetic ward playing the story in ``areya/demo/story.toml`` with faces
+from the demo face pack ``areya/demo/assets/faces.npz``; or ``--source``), then the
+ingestor and the worker (and the alert scheduler and web dashboard when those
+packages are installed), until Ctrl-C or ``--duration``.
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from areya.camera.facepack import BUILTIN_FACES
+from areya.demo.passwords import demo_passwords, passwords_path
 
 log = logging.getLogger(__name__)
 
@@ -54,12 +59,16 @@ def create_demo_ward(
     ward_name: str = DEMO_WARD,
     camera_name: str = DEMO_CAMERA,
     users: bool = True,
+    passwords: dict[str, str] | None = None,
+    patient_names: list[str] | None = None,
 ) -> DemoWard:
     """Create (or refresh) the demo ward in ``session`` (the caller commits).
 
     Beds ``Bed 1..N``, a patient in each occupied bed (all by default), the camera with ``source_url``, a zone per
     bed (``zones``: (bed index, normalized rect); default vertical strips), and the demo users with new passwords.
-    Running it again reuses what exists: the camera's URL is updated and the users' passwords are reset.
+    Running it again reuses what exists: the camera's URL is updated; the users get ``passwords`` (username ->
+    password; a user whose password already is that one is left alone, so their sessions stay) or, without
+    ``passwords``, new random ones.  ``patient_names``: names of newly admitted patients, bed by bed.
     """
     from sqlalchemy import select  # noqa: PLC0415
 
@@ -82,7 +91,8 @@ def create_demo_ward(
         occupant = admin.bed_occupant(session, bed)
         if occupant is None and occupied[i]:
             mrn = f"DEMO-{ward.id}-{i + 1}-{secrets.token_hex(2)}"
-            occupant = admin.admit_patient(session, mrn, f"Demo patient {i + 1}", f"{ward_name}/{label}")
+            name = patient_names[i] if patient_names and i < len(patient_names) else f"Demo patient {i + 1}"
+            occupant = admin.admit_patient(session, mrn, name, f"{ward_name}/{label}")
         if occupant is not None and occupied[i]:
             patient_ids[i] = occupant.id
     camera = session.scalar(select(Camera).where(Camera.ward_id == ward.id, Camera.name == camera_name))
@@ -97,27 +107,46 @@ def create_demo_ward(
     session.flush()
     for index, (x0, y0, x1, y1) in zones:
         admin.set_zone(session, ref, f"{ward_name}/Bed {index + 1}", x0, y0, x1, y1)
-    passwords: dict[str, str] = {}
+    given = passwords or {}
+    chosen: dict[str, str] = {}
     if users:
+        from areya.admin.users import verify_password  # noqa: PLC0415
+
         for username, role in DEMO_USERS:
-            password = secrets.token_urlsafe(12)
+            password = given.get(username) or secrets.token_urlsafe(12)
             try:
-                admin.get_user(session, username)
-                admin.set_password(session, username, password)
+                user = admin.get_user(session, username)
+                if not verify_password(user.password_hash, password):
+                    admin.set_password(session, username, password)
             except admin.NotFound:
                 admin.add_user(session, username, role, password, wards=[ward_name] if role != "admin" else [])
-            passwords[username] = password
-    return DemoWard(ward.id, camera.id, bed_ids, patient_ids, passwords)
+            chosen[username] = password
+    return DemoWard(ward.id, camera.id, bed_ids, patient_ids, chosen)
 
 
 # --------------------------------------------------------------------------- running everything
 
 
 def synthetic_url(beds: int, faces: str | None = None, seed: int = 0, segment_s: float = 10.0) -> str:
+    """The synthetic ward with ``beds`` beds cycling through the emotions (``faces``: a folder or ``builtin``)."""
     url = f"synthetic:beds={beds},seed={seed},segment={segment_s:g}"
     if faces:
-        url += f",faces={Path(faces).resolve()}"
+        url += f",faces={_faces_option(faces)}"
     return url
+
+
+def story_url(story_path: Path, faces: str | None = None, seed: int = 0) -> str:
+    """The synthetic ward playing a story file (faces: the demo pack unless ``faces`` names a folder)."""
+    url = f"synthetic:story={story_path.resolve()},seed={seed}"
+    if faces:
+        url += f",faces={_faces_option(faces)}"
+    return url
+
+
+def _faces_option(faces: str) -> str:
+    from areya.camera.facepack import BUILTIN_FACES  # noqa: PLC0415
+
+    return BUILTIN_FACES if faces == BUILTIN_FACES else str(Path(faces).resolve())
 
 
 def demo_source_url(source: str) -> str:
@@ -165,16 +194,25 @@ def run_demo(
     *,
     source: str | None = None,
     faces: str | None = None,
-    beds: int = 3,
+    beds: int | None = None,
+    story: str | Path | None = None,
     duration: float | None = None,
     seed: int = 0,
     classifier: Any = None,
     detector: Any = None,
     web: bool = True,
     scheduler: bool = True,
+    reset_passwords: bool = False,
+    control: DemoRun | None = None,
     echo: Callable[[str], None] = print,
 ) -> DemoWard:
-    """Set everything up and run until Ctrl-C / SIGTERM or ``duration`` seconds; then stop it all in order."""
+    """Set everything up and run until Ctrl-C / SIGTERM or ``duration`` seconds; then stop it all in order.
+
+    Camera: ``source``; else the synthetic ward playing ``story`` (default: the shipped story) unless ``beds`` is
+    given without a story (then each bed cycles through the emotions).  Faces: ``faces`` folder, else the pack.
+    ``control``: a :class:`DemoRun` the caller keeps, to stop the demo from another thread (``control.stop_event``)
+    and to read the dashboard URL once it is up.
+    """
     from areya.camera.service import IngestService  # noqa: PLC0415
     from areya.comms.redis_server import (  # noqa: PLC0415
         EmbeddedRedis,
@@ -191,12 +229,22 @@ def run_demo(
     if is_embedded_url(settings.redis_url):
         server = EmbeddedRedis(settings.redis_dir).start()
         echo(f"redis: embedded redis-server at {server.url}")
-    run = DemoRun()
+    run = control if control is not None else DemoRun()
     engine = create_db_engine(settings)
     try:
         upgrade(settings, engine=engine)
         echo(f"database: {settings.database_url} (migrated)")
-        url = demo_source_url(source) if source else synthetic_url(beds, faces, seed)
+        ward_story = None
+        if source:
+            url, beds = demo_source_url(source), beds or 3
+        elif beds is None or story is not None:
+            from areya.camera.story import load_story  # noqa: PLC0415
+
+            ward_story = load_story(story)
+            beds = len(ward_story.beds)
+            url = story_url(ward_story.path or Path(str(story)), faces, seed)
+        else:
+            url = synthetic_url(beds, faces or BUILTIN_FACES, seed)
         zones = None
         if url.startswith("synthetic:"):
             from areya.camera.synthetic import ward_from_uri  # noqa: PLC0415
@@ -205,12 +253,21 @@ def run_demo(
         elif source and beds != 1:
             echo(f"camera: {beds} beds as vertical strips of the image (adjust with `areya zone set`)")
         factory = create_session_factory(engine)
+        passwords = demo_passwords(settings.data_dir, tuple(u for u, _ in DEMO_USERS), reset=reset_passwords)
         with session_scope(factory) as session:
             demo = create_demo_ward(session, source_url=url, beds=beds, zones=zones,
-                                    sample_fps=settings.default_sample_fps)
+                                    sample_fps=settings.default_sample_fps, passwords=passwords,
+                                    patient_names=[b.patient for b in ward_story.beds] if ward_story else None)
+            if ward_story is not None and ward_story.alerts:
+                _demo_rule_override(session, settings, demo.ward_id, ward_story.alerts)
         echo(f"ward: {DEMO_WARD!r} with {beds} bed(s), camera {demo.camera_id}: {mask_source_url(url)}")
+        if ward_story is not None:
+            for line in describe_story(ward_story):
+                echo(line)
         for username, password in demo.passwords.items():
             echo(f"user: {username:<7} password: {password}")
+        echo(f"users: passwords kept in {passwords_path(settings.data_dir)} (0600); "
+             "`areya demo --reset-passwords` makes new ones")
 
         if classifier is None:
             classifier = _demo_classifier(settings, echo)
@@ -241,6 +298,29 @@ def run_demo(
             server.stop()
             echo("redis: stopped")
     return demo
+
+
+def describe_story(story: Any) -> list[str]:
+    """One line per bed: its patient and phases; one for the demo-tuned alert settings."""
+    from areya.emotion.schemes import FER_TO_AREYA4  # noqa: PLC0415
+
+    lines = []
+    for index, bed in enumerate(story.beds, start=1):
+        phases = ", then ".join(
+            f"{FER_TO_AREYA4.get(p.emotion or '', p.emotion or 'empty')}"
+            + (f" from {p.at:g} s" if p.at else "") for p in bed.phases)
+        lines.append(f"story: Bed {index} {bed.patient}: {phases}")
+    if story.alerts:
+        lines.append("story: demo ward alert settings (rule override): "
+                     + ", ".join(f"{k}={v}" for k, v in story.alerts.items()))
+    return lines
+
+
+def _demo_rule_override(session: Any, settings: Any, ward_id: int, values: dict[str, Any]) -> None:
+    from areya.alerts.overrides import set_rule_override  # noqa: PLC0415
+    from areya.alerts.rules import RuleParams  # noqa: PLC0415
+
+    set_rule_override(session, values, ward_id=ward_id, base=RuleParams.from_settings(settings))
 
 
 def _demo_classifier(settings: Any, echo: Callable[[str], None]) -> Any:
@@ -286,7 +366,10 @@ def _start_web(run: DemoRun, settings: Any, client: Any, echo: Callable[[str], N
         app = create_app(settings, redis_client=client)
     except TypeError:
         app = create_app(settings)
-    server = make_server(settings.web_host, settings.web_port, app, threaded=True)
+    from areya.webapp.serving import QuietRequestHandler  # noqa: PLC0415
+
+    server = make_server(settings.web_host, settings.web_port, app, threaded=True,
+                         request_handler=QuietRequestHandler)  # no Werkzeug/Python versions in the Server header
     _start(run, "web", server.serve_forever, server.shutdown)
     run.url = f"http://{settings.web_host}:{server.server_port}/"
     echo(f"dashboard: {run.url}")

@@ -7,8 +7,10 @@ Backends (heavy imports happen only when one is created):
 * ``blazeface-full-sparse`` - full-range model with sparse weights.
 * ``haar`` - OpenCV's Haar cascade: no extra model files, less accurate.
 
-Every backend also takes ``min_face_px``: faces whose box side is smaller are dropped.  Services build their
-detector with :func:`detector_from_settings` (the ``detector`` and ``detector_options`` settings).
+Every backend also takes ``min_face_px`` (faces whose box side is smaller are dropped), ``rotations`` (extra passes
+on the frame turned by these clockwise angles, :mod:`areya.detectors.rotation`) and ``zone_mode`` / ``zone_pad``
+(how :meth:`FaceDetector.detect_in_zones` uses a camera's bed zones, :mod:`areya.detectors.zones`).  Services
+build their detector with :func:`detector_from_settings` (the ``detector`` and ``detector_options`` settings).
 """
 
 from __future__ import annotations
@@ -18,11 +20,13 @@ from typing import Any
 
 import numpy as np
 
-from areya.detectors.base import FaceBox, FaceDetector, validate_frame
+from areya.detectors.base import DEFAULT_ZONE_MODE, DEFAULT_ZONE_PAD, FaceBox, FaceDetector, validate_frame
 from areya.detectors.crop import DEFAULT_MARGIN, crop_face
-from areya.detectors.options import check_options, valid_options
+from areya.detectors.options import ZONE_MODES, check_options, parse_rotations, parse_zone_mode, valid_options
 
 DEFAULT_DETECTOR = "blazeface"
+# zone_detector=auto: the backend run on zone crops (the bench: short range finds more faces in crops, faster)
+AUTO_ZONE_BACKENDS = {"blazeface": "blazeface-short", "blazeface-full-sparse": "blazeface-short"}
 
 
 def _blazeface(model: str) -> Callable[..., FaceDetector]:
@@ -62,19 +66,65 @@ def detector_key(name: str | None) -> str:
     return key
 
 
-def create_detector(name: str | None = None, *, min_face_px: int = 0, **opts: Any) -> FaceDetector:
+def create_detector(
+    name: str | None = None,
+    *,
+    min_face_px: int = 0,
+    rotations: Sequence[int] | str | int = (0,),
+    zone_mode: str = DEFAULT_ZONE_MODE,
+    zone_pad: float = DEFAULT_ZONE_PAD,
+    zone_window_px: int = 0,
+    zone_detector: str = "auto",
+    **opts: Any,
+) -> FaceDetector:
     """A new detector instance (one per thread).  ``name`` None: :data:`DEFAULT_DETECTOR`.
 
-    ``min_face_px`` > 0 drops faces whose box side is smaller (any backend); ``opts`` go to the backend.
+    Any backend: ``min_face_px`` > 0 drops faces whose box side is smaller; ``rotations`` (clockwise degrees,
+    default ``(0,)``) adds passes on turned frames; ``zone_mode`` (``frame``, ``zones``, ``both``), ``zone_pad``
+    ``zone_window_px`` and ``zone_detector`` (:func:`zone_backend`) say what :meth:`FaceDetector.detect_in_zones`
+    does with a camera's bed zones.  ``opts`` go to the backend.
     Unknown names and bad options raise ``ValueError``; missing model files raise ``RuntimeError``.
     """
     key = detector_key(name)
     if isinstance(min_face_px, bool) or not isinstance(min_face_px, int) or min_face_px < 0:
         raise ValueError(f"min_face_px must be an integer >= 0, got {min_face_px!r}")
+    angles = parse_rotations(rotations)
+    mode = parse_zone_mode(zone_mode)
+    if isinstance(zone_pad, bool) or not isinstance(zone_pad, int | float) or not 0.0 <= zone_pad <= 1.0:
+        raise ValueError(f"zone_pad must be a number in [0, 1], got {zone_pad!r}")
+    if isinstance(zone_window_px, bool) or not isinstance(zone_window_px, int) or zone_window_px < 0:
+        raise ValueError(f"zone_window_px must be an integer >= 0, got {zone_window_px!r}")
+    detector = _wrapped(key, opts, angles, min_face_px)
+    detector.zone_mode, detector.zone_pad, detector.zone_window_px = mode, float(zone_pad), zone_window_px
+    crop_key = zone_backend(key, zone_detector)
+    if crop_key != key:  # zone crops get their own backend, with the options of ours that it takes
+        accepted = valid_options(crop_key)
+        detector.crop_detector = _wrapped(crop_key, {k: v for k, v in opts.items() if k in accepted}, angles,
+                                          min_face_px)
+    return detector
+
+
+def zone_backend(key: str, zone_detector: str | None) -> str:
+    """The backend run on zone crops: ``auto`` (BlazeFace models: the short-range one, whose 128 px input suits
+    crops; others: the same), ``same``, or a registered name."""
+    choice = (zone_detector or "auto").strip().lower()
+    if choice == "same":
+        return key
+    if choice == "auto":
+        return AUTO_ZONE_BACKENDS.get(key, key)
+    return detector_key(choice)
+
+
+def _wrapped(key: str, opts: Mapping[str, Any], angles: tuple[int, ...], min_face_px: int) -> FaceDetector:
+    """Backend ``key`` with its options, wrapped for rotated passes and the minimum face size."""
     try:
         detector = _REGISTRY[key](**opts)
     except TypeError as exc:  # an option the backend does not take
         raise ValueError(f"bad option for face detector {key!r}: {exc}") from exc
+    if angles != (0,):
+        from areya.detectors.rotation import RotatedPasses
+
+        detector = RotatedPasses(detector, angles)
     return MinFaceSize(detector, min_face_px) if min_face_px else detector
 
 
@@ -125,6 +175,9 @@ class MinFaceSize(FaceDetector):
 
 __all__ = [
     "DEFAULT_DETECTOR",
+    "DEFAULT_ZONE_MODE",
+    "DEFAULT_ZONE_PAD",
+    "ZONE_MODES",
     "DEFAULT_MARGIN",
     "FaceBox",
     "FaceDetector",
@@ -134,5 +187,6 @@ __all__ = [
     "crop_face",
     "detector_from_settings",
     "detector_key",
+    "zone_backend",
     "validate_frame",
 ]

@@ -5,19 +5,28 @@ from __future__ import annotations
 import abc
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+
+DEFAULT_ZONE_MODE = "both"  # what FaceDetector.detect_in_zones does by default (bench/bench_detection.py)
+DEFAULT_ZONE_PAD = 0.1
 
 
 @dataclass(frozen=True)
 class FaceBox:
-    """A face rectangle in pixels of the frame it was found in: top-left corner, size, detector score."""
+    """A face rectangle in pixels of the frame it was found in: top-left corner, size, detector score.
+
+    ``roll``: degrees to turn the face clockwise to make it upright (non-zero when it was found in a rotated
+    pass, see :mod:`areya.detectors.rotation`); the box is the face's own size around its centre.
+    """
 
     x: int
     y: int
     w: int
     h: int
     score: float = 1.0
+    roll: float = 0.0
 
     def center(self) -> tuple[float, float]:
         return (self.x + self.w / 2.0, self.y + self.h / 2.0)
@@ -42,7 +51,7 @@ class FaceBox:
         y0 = min(max(self.y, 0), frame_h)
         x1 = min(max(self.x + self.w, 0), frame_w)
         y1 = min(max(self.y + self.h, 0), frame_h)
-        return FaceBox(x0, y0, x1 - x0, y1 - y0, self.score)
+        return FaceBox(x0, y0, x1 - x0, y1 - y0, self.score, self.roll)
 
     def iou(self, other: FaceBox) -> float:
         """Intersection over union with ``other`` (0 when either box is empty)."""
@@ -93,9 +102,17 @@ def validate_gray(frame: object) -> np.ndarray:
 
 
 class FaceDetector(abc.ABC):
-    """A face detection backend.  Instances are not thread-safe: use one per thread."""
+    """A face detection backend.  Instances are not thread-safe: use one per thread.
+
+    ``zone_mode`` / ``zone_pad`` / ``zone_window_px``: how :meth:`detect_in_zones` uses a camera's bed zones (set
+    by :func:`areya.detectors.create_detector` from the options of the same names).
+    """
 
     name: str = "?"
+    zone_mode: str = DEFAULT_ZONE_MODE
+    zone_pad: float = DEFAULT_ZONE_PAD
+    zone_window_px: int = 0
+    crop_detector: FaceDetector | None = None  # run on zone crops instead of this one (zone_detector option)
 
     @abc.abstractmethod
     def detect(self, frame_bgr: np.ndarray) -> list[FaceBox]:
@@ -104,6 +121,16 @@ class FaceDetector(abc.ABC):
     def detect_batch(self, frames: Sequence[np.ndarray] | Iterable[np.ndarray]) -> list[list[FaceBox]]:
         """Faces of several frames, one list per frame (backends may override to batch)."""
         return [self.detect(f) for f in frames]
+
+    def detect_in_zones(self, frame_bgr: np.ndarray, zones: Sequence[Any]) -> list[FaceBox]:
+        """Faces of a frame using its bed zones (normalized ``x0, y0, x1, y1``) as :attr:`zone_mode` says:
+        ``frame`` whole frame only, ``zones`` each zone's crop only, ``both``; see :mod:`areya.detectors.zones`."""
+        from areya.detectors.zones import detect_in_zones
+
+        return detect_in_zones(
+            self, frame_bgr, zones, mode=self.zone_mode, pad=self.zone_pad, window_px=self.zone_window_px,
+            crop_detector=self.crop_detector,
+        )
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources (optional)."""

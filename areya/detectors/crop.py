@@ -23,8 +23,11 @@ def square_region(box: FaceBox, margin: float = DEFAULT_MARGIN) -> tuple[int, in
 def crop_face(frame: np.ndarray, box: FaceBox, margin: float = DEFAULT_MARGIN) -> np.ndarray:
     """Square crop around ``box`` enlarged by ``margin``; parts outside the frame repeat its edge pixels.
 
-    Works for gray (H, W) and colour (H, W, C) frames; returns a new array, never a view of ``frame``.
+    A box with a ``roll`` (found in a rotated pass) gives the face turned upright.  Works for gray (H, W) and
+    colour (H, W, C) frames; returns a new array, never a view of ``frame``.
     """
+    if box.roll % 360:
+        return _upright_crop(frame, box, margin)
     if not isinstance(frame, np.ndarray) or frame.ndim not in (2, 3) or frame.size == 0:
         raise ValueError(f"frame must be a non-empty (H, W) or (H, W, C) array, got {getattr(frame, 'shape', frame)}")
     h, w = frame.shape[:2]
@@ -39,3 +42,17 @@ def crop_face(frame: np.ndarray, box: FaceBox, margin: float = DEFAULT_MARGIN) -
     import cv2
 
     return cv2.copyMakeBorder(inside, *pads, borderType=cv2.BORDER_REPLICATE)
+
+
+def _upright_crop(frame: np.ndarray, box: FaceBox, margin: float) -> np.ndarray:
+    """The square crop of a rolled face, turned ``box.roll`` degrees clockwise so the face is upright."""
+    import cv2
+
+    _, _, side = square_region(box, margin)
+    outer = FaceBox(*box.as_tuple(), box.score)  # a square holding the crop at any angle: side * sqrt(2)
+    big = crop_face(frame, outer, margin=min(2.0, (1.0 + margin) * 1.42 - 1.0))
+    c = big.shape[0] / 2.0
+    turned = cv2.warpAffine(big, cv2.getRotationMatrix2D((c, c), -box.roll, 1.0), (big.shape[1], big.shape[0]),
+                            flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    x0 = max(0, round(c - side / 2.0))
+    return turned[x0 : x0 + side, x0 : x0 + side].copy()

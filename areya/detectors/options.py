@@ -16,8 +16,62 @@ from areya.config import _float_range, _int_range, _non_empty, _parse_bool
 
 OptionParser = Callable[[Any], Any]
 
-# every backend: applied by create_detector itself (faces whose box side is smaller are dropped; 0 = keep all)
-GENERIC_OPTIONS: dict[str, OptionParser] = {"min_face_px": _int_range(0, 4096)}
+ZONE_MODES = ("frame", "zones", "both")  # as areya.detectors.zones.ZONE_MODES (kept here: no NumPy import)
+
+
+def parse_zone_mode(value: Any) -> str:
+    """``frame``, ``zones`` or ``both`` (see :mod:`areya.detectors.zones`)."""
+    text = str(value).strip().lower() if isinstance(value, str) else value
+    if text not in ZONE_MODES:
+        raise ValueError(f"must be one of {', '.join(ZONE_MODES)}, got {value!r}")
+    return text
+
+
+def parse_zone_detector(value: Any) -> str:
+    """``auto``, ``same`` or a backend name (see :func:`areya.detectors.zone_backend`)."""
+    text = _non_empty(value).strip().lower().replace("_", "-")
+    names = ["auto", "same", *BACKEND_OPTIONS]
+    if text not in names:
+        raise ValueError(f"must be one of {', '.join(names)}, got {value!r}")
+    return text
+
+
+def parse_rotations(value: Any) -> tuple[int, ...]:
+    """Clockwise angles in degrees to try: ``"0/90/270"`` (also ``;``, ``|`` or spaces between them: commas
+    separate options), an integer, or a list -> distinct integers in [0, 360), in the order given."""
+    if isinstance(value, bool):
+        raise ValueError(f"must be angles in degrees like 0/90/270, got {value!r}")
+    if isinstance(value, int | float):
+        items: list[Any] = [value]
+    elif isinstance(value, str):
+        items = [p for p in re.split(r"[/;|\s]+", value.strip()) if p]
+    elif isinstance(value, list | tuple):
+        items = list(value)
+    else:
+        raise ValueError(f"must be angles in degrees like 0/90/270, got {value!r}")
+    angles: list[int] = []
+    for item in items:
+        try:
+            angle = float(item)
+        except (TypeError, ValueError):
+            raise ValueError(f"must be angles in degrees like 0/90/270, got {value!r}") from None
+        if isinstance(item, bool) or not -360.0 < angle < 360.0 or angle != round(angle):
+            raise ValueError(f"must be whole degrees between -359 and 359, got {item!r}")
+        angles.append(int(round(angle)) % 360)
+    if not angles:
+        raise ValueError("must name at least one angle (0 = upright)")
+    return tuple(dict.fromkeys(angles))
+
+
+# every backend: applied by create_detector itself
+GENERIC_OPTIONS: dict[str, OptionParser] = {
+    "min_face_px": _int_range(0, 4096),  # faces whose box side is smaller are dropped; 0 = keep all
+    "zone_mode": parse_zone_mode,  # frame | zones | both: detect in the whole frame, bed zones' crops, or both
+    "zone_pad": _float_range(0.0, 1.0),  # zone crops reach this share of the zone's shorter side beyond it
+    "zone_window_px": _int_range(0, 4096),  # largest zone crop side, pixels (0 = twice the detector's input)
+    "zone_detector": parse_zone_detector,  # backend run on zone crops: auto, same or a backend name
+    "rotations": parse_rotations,  # clockwise angles the frame is turned by for extra passes (0 = upright)
+}
 
 _BLAZEFACE: dict[str, OptionParser] = {
     "min_score": _float_range(0.0, 1.0, lo_open=True, hi_open=True),
@@ -111,4 +165,6 @@ def format_options(options: Iterable[tuple[str, Any]]) -> str:
 def _format_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, list | tuple):
+        return "/".join(str(v) for v in value)
     return str(value)

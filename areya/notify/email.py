@@ -45,15 +45,22 @@ def recipients_for(session: Session, notice: AlertNotice) -> list[str]:
     return sorted({str(addr).strip() for addr in session.scalars(query) if addr and str(addr).strip()})
 
 
-def build_message(notice: AlertNotice, recipients: list[str], sender: str, summary: str) -> EmailMessage:
+def build_message(
+    notice: AlertNotice, recipients: list[str], sender: str, summary: str, idempotency_key: str | None = None
+) -> EmailMessage:
+    """The alert e-mail; with an outbox ``idempotency_key`` the Message-ID is derived from it (the same over
+    retries and restarts) and the key is in the ``X-Areya-Idempotency-Key`` header."""
     title = {"alert.opened": "Alert", "alert.escalated": "ESCALATED alert"}.get(notice.type, "Alert update")
+    domain = sender.rpartition("@")[2] or "areya.local"
     msg = EmailMessage()
     msg["Subject"] = f"[Areya] {title}: {summary}"
     msg["From"] = sender
     msg["To"] = ", ".join(recipients)
     msg["Date"] = formatdate(localtime=False, usegmt=True)
-    msg["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or "areya.local")
+    msg["Message-ID"] = f"<{idempotency_key}@{domain}>" if idempotency_key else make_msgid(domain=domain)
     msg["X-Areya-Alert"] = str(notice.alert_id)
+    if idempotency_key:
+        msg["X-Areya-Idempotency-Key"] = idempotency_key
     lines = [
         summary,
         "",
@@ -65,6 +72,9 @@ def build_message(notice: AlertNotice, recipients: list[str], sender: str, summa
     ]
     if notice.note:
         lines.append(f"Detail:    {notice.note}")
+    evidence = notice.extra.get("evidence") or {}
+    if evidence.get("headline") and evidence["headline"] != notice.note:  # the alert's evidence, as in the inbox
+        lines.append(f"Evidence:  {evidence['headline']}")
     lines += ["", "Open the Areya dashboard to acknowledge it.", "", "-- Areya (automatic message)"]
     msg.set_content("\n".join(lines))
     return msg
@@ -95,25 +105,29 @@ class EmailSender:
         if not recipients:
             return DeliveryResult("email", target, True, 0, error="no recipients")
         message = build_message(notice, recipients, self.sender, summary)
-
-        def attempt() -> int:
-            try:
-                with smtplib.SMTP(self.host, self.port, timeout=self.timeout_s) as smtp:
-                    refused = smtp.send_message(message, from_addr=self.sender, to_addrs=recipients)
-            except smtplib.SMTPRecipientsRefused as exc:
-                raise PermanentSmtpError(f"all recipients refused: {sorted(exc.recipients)}") from None
-            except smtplib.SMTPResponseException as exc:
-                if 400 <= exc.smtp_code < 500:
-                    raise Retry(f"SMTP {exc.smtp_code}: {exc.smtp_error!r}") from None
-                raise PermanentSmtpError(f"SMTP {exc.smtp_code}: {exc.smtp_error!r}") from None
-            except (smtplib.SMTPException, OSError) as exc:
-                raise Retry(f"{type(exc).__name__}: {exc}") from None
-            if refused:
-                raise PermanentSmtpError(f"recipients refused: {sorted(refused)}")
-            return 250
-
-        ok, attempts, status, error = with_retries(attempt, self.backoff, self.sleep)
+        ok, attempts, status, error = with_retries(
+            lambda: self.send_once(message, recipients), self.backoff, self.sleep
+        )
         return DeliveryResult("email", target, ok, attempts, status, error)
+
+
+    def send_once(self, message: EmailMessage, recipients: list[str]) -> int:
+        """One SMTP session; returns 250, raises :class:`Retry` (4xx, connection trouble) or
+        :class:`PermanentSmtpError` (5xx, refused recipients)."""
+        try:
+            with smtplib.SMTP(self.host, self.port, timeout=self.timeout_s) as smtp:
+                refused = smtp.send_message(message, from_addr=self.sender, to_addrs=recipients)
+        except smtplib.SMTPRecipientsRefused as exc:
+            raise PermanentSmtpError(f"all recipients refused: {sorted(exc.recipients)}") from None
+        except smtplib.SMTPResponseException as exc:
+            if 400 <= exc.smtp_code < 500:
+                raise Retry(f"SMTP {exc.smtp_code}: {exc.smtp_error!r}") from None
+            raise PermanentSmtpError(f"SMTP {exc.smtp_code}: {exc.smtp_error!r}") from None
+        except (smtplib.SMTPException, OSError) as exc:
+            raise Retry(f"{type(exc).__name__}: {exc}") from None
+        if refused:
+            raise PermanentSmtpError(f"recipients refused: {sorted(refused)}")
+        return 250
 
 
 class PermanentSmtpError(Exception):

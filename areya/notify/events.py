@@ -1,6 +1,7 @@
 """In-app alert events: JSON messages on the Redis pub/sub channel ``areya:events``.
 
-Every alert transition (opened, acknowledged, resolved, escalated, snoozed) becomes one message, published
+Every alert transition (opened, acknowledged, resolved, escalated, snoozed, transferred: the patient moved to
+another bed; a discharge resolves the patient's open alerts, note "patient discharged") becomes one message, published
 after the database commit, so that any web process subscribed to the channel can relay it to browsers as a
 server-sent event.  The message is exactly::
 
@@ -31,6 +32,7 @@ EVENT_TYPES: tuple[str, ...] = (
     "alert.resolved",
     "alert.escalated",
     "alert.snoozed",
+    "alert.transferred",
 )
 EVENT_KEYS: tuple[str, ...] = ("type", "alert_id", "ward_id", "patient_id", "kind", "severity", "state", "at")
 
@@ -59,6 +61,20 @@ class AlertNotice:
             raise ValueError(f"unknown alert event type {self.type!r}")
         if self.at.tzinfo is None:
             raise ValueError("event time must be timezone-aware")
+
+    def to_payload(self) -> dict[str, Any]:
+        """Everything the notice carries, JSON-ready (the outbox stores this; :meth:`from_payload` reads it)."""
+        return {**self.to_event(), "camera_id": self.camera_id, "note": self.note,
+                "extra": json.loads(json.dumps(self.extra, default=str))}
+
+    @classmethod
+    def from_payload(cls, data: dict[str, Any]) -> AlertNotice:
+        return cls(
+            type=data["type"], alert_id=data.get("alert_id"), ward_id=data.get("ward_id"),
+            patient_id=data.get("patient_id"), kind=data["kind"], severity=data.get("severity"),
+            state=data.get("state"), at=datetime.fromisoformat(data["at"]), camera_id=data.get("camera_id"),
+            note=data.get("note"), extra=dict(data.get("extra") or {}),
+        )
 
     def to_event(self) -> dict[str, Any]:
         """The pub/sub message (exactly :data:`EVENT_KEYS`)."""

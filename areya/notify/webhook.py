@@ -61,9 +61,21 @@ def verify_signature(
     return hmac.compare_digest(sign(secret, timestamp, body), signature or "")
 
 
-def webhook_payload(notice: AlertNotice, summary: str | None = None) -> dict[str, Any]:
-    """The JSON body: the pub/sub event plus camera, note and a one-line summary (no patient names)."""
-    return {"event": notice.to_event(), "camera_id": notice.camera_id, "note": notice.note, "summary": summary}
+def webhook_payload(
+    notice: AlertNotice, summary: str | None = None, idempotency_key: str | None = None
+) -> dict[str, Any]:
+    """The JSON body: the pub/sub event plus camera, note, a one-line summary (no patient names) and, from the
+    outbox, the delivery's ``idempotency_key`` (the same over retries and restarts: de-duplicate on it)."""
+    body = {"event": notice.to_event(), "camera_id": notice.camera_id, "note": notice.note, "summary": summary}
+    if notice.extra.get("evidence"):  # the alert's evidence summary (areya.alerts.evidence), as on every surface
+        body["evidence"] = notice.extra["evidence"]
+    if idempotency_key is not None:
+        body["idempotency_key"] = idempotency_key
+    return body
+
+
+def encode_body(payload: dict[str, Any]) -> bytes:
+    return json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
 
 
 def mask_url(url: str) -> str:
@@ -103,24 +115,28 @@ class WebhookSender:
             headers[SIGNATURE_HEADER] = sign(self.secret, timestamp, body)
         return urllib.request.Request(url, data=body, headers=headers, method="POST")  # noqa: S310 - http(s) only
 
+    def post_once(self, url: str, body: bytes, event_type: str, delivery_id: str) -> int:
+        """One POST (fresh timestamp and signature); returns the HTTP status, raises :class:`Retry` (worth another
+        try) or :class:`HttpStatusError` (permanent)."""
+        req = self.request(url, body, event_type, delivery_id)
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:  # noqa: S310 - validated URLs
+                resp.read(65536)
+                return int(resp.status)
+        except urllib.error.HTTPError as exc:
+            status = int(exc.code)
+            if status in RETRY_STATUSES or status >= 500:
+                raise RetryStatus(status, f"HTTP {status}") from None
+            raise HttpStatusError(status, f"HTTP {status}") from None
+        except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise Retry(f"{type(exc).__name__}: {reason}") from None
+
     def send(self, url: str, notice: AlertNotice, summary: str | None = None) -> DeliveryResult:
-        body = json.dumps(webhook_payload(notice, summary), separators=(",", ":"), sort_keys=True).encode()
+        """Deliver now with in-process retries (no outbox: a test or a one-off; alerts go through the outbox)."""
+        body = encode_body(webhook_payload(notice, summary))
         delivery_id = uuid.uuid4().hex
-
-        def attempt() -> int:
-            req = self.request(url, body, notice.type, delivery_id)  # fresh timestamp + signature per attempt
-            try:
-                with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:  # noqa: S310 - validated URLs
-                    resp.read(65536)
-                    return int(resp.status)
-            except urllib.error.HTTPError as exc:
-                status = int(exc.code)
-                if status in RETRY_STATUSES or status >= 500:
-                    raise RetryStatus(status, f"HTTP {status}") from None
-                raise HttpStatusError(status, f"HTTP {status}") from None
-            except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as exc:
-                reason = getattr(exc, "reason", exc)
-                raise Retry(f"{type(exc).__name__}: {reason}") from None
-
-        ok, attempts, status, error = with_retries(attempt, self.backoff, self.sleep)
+        ok, attempts, status, error = with_retries(
+            lambda: self.post_once(url, body, notice.type, delivery_id), self.backoff, self.sleep
+        )
         return DeliveryResult("webhook", mask_url(url), ok, attempts, status, error)

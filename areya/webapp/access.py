@@ -7,7 +7,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from areya.db.models import Alert, Bed, BedAssignment, Patient, Ward
-from areya.webapp.services import db, require_user, user_ward_ids
+from areya.webapp.services import db, require_user, services, user_ward_ids
 
 MAX_ID = 2**31 - 1  # ids are 32-bit on PostgreSQL: a larger number is simply not found
 
@@ -31,6 +31,14 @@ def patient_ward_id(session: Session, patient_id: int) -> int | None:
     )
 
 
+def ward_patient_ids(session: Session, ward_id: int) -> list[int]:
+    """The patients in a bed of the ward now."""
+    return list(session.scalars(
+        select(BedAssignment.patient_id).join(Bed, Bed.id == BedAssignment.bed_id)
+        .where(Bed.ward_id == ward_id, BedAssignment.end_at.is_(None))
+    ))
+
+
 def require_ward(ward_id: int) -> Ward:
     ward = db().get(Ward, ward_id)
     if ward is None:
@@ -51,10 +59,34 @@ def require_patient(patient_id: int) -> Patient:
     return patient
 
 
+def alert_scope_ward_id(session: Session, alert: Alert) -> int | None:
+    """The ward whose staff may see and handle an alert: a patient's alert follows the patient (their current
+    ward, else their last one), whatever ward it was raised in; a camera or pipeline alert stays with its ward."""
+    if alert.patient_id is not None:
+        return patient_ward_id(session, alert.patient_id)
+    return alert.ward_id
+
+
 def require_alert(alert_id: int) -> Alert:
     alert = db().get(Alert, alert_id)
     if alert is None:
         abort(404, description=f"no alert {alert_id}")
-    if require_user().role != "admin" and (alert.ward_id is None or alert.ward_id not in user_ward_ids()):
-        abort(403, description="this alert is not in a ward you cover")
+    if require_user().role != "admin":
+        ward_id = alert_scope_ward_id(db(), alert)
+        if ward_id is None or ward_id not in user_ward_ids():
+            abort(403, description="this alert is not in a ward you cover")
+    return alert
+
+
+def require_alert_action(alert_id: int, action: str) -> Alert:
+    """:func:`require_alert`, and 403 before any input is read when the deployment's policy (settings
+    ``acknowledge_roles`` / ``resolve_roles``) does not let this role ``action`` this kind of alert; the lifecycle
+    checks it again when the action is applied."""
+    from areya.alerts.lifecycle import PATIENT_KINDS
+
+    alert = require_alert(alert_id)
+    group = "patient" if alert.kind in PATIENT_KINDS else "operational"
+    role = require_user().role
+    if role not in services().alert_policy().roles(action, group):
+        abort(403, description=f"a {role} may not {action} {alert.kind.replace('_', ' ')} alerts")
     return alert

@@ -9,7 +9,8 @@ from typing import Any
 from sqlalchemy import false, select
 from sqlalchemy.orm import Session
 
-from areya.db.models import ALERT_OPEN_STATES, LABELS4, Alert, AlertEvent, Bed, BedAssignment, Camera, Patient, Ward
+from areya.alerts.evidence import NegativeEvidence, pct
+from areya.db.models import ALERT_OPEN_STATES, Alert, AlertEvent, Bed, BedAssignment, Camera, Patient, Ward
 from areya.webapp.svg import COLORS
 
 KIND_TITLES = {
@@ -39,15 +40,16 @@ class AlertCard:
     def evidence_lines(self) -> list[tuple[str, str]]:
         ev: dict[str, Any] = self.alert.evidence or {}
         lines: list[tuple[str, str]] = []
-        if self.alert.kind == "negative_emotion" and "share" in ev:
-            window = int(ev.get("window_s") or 0)
-            lines.append(("Negative share", f"{float(ev['share']):.0%} of {ev.get('n_obs', '?')} observations "
-                                            f"in {window // 60} min (opens at {float(ev.get('open_share', 0)):.0%})"))
-            counts = ev.get("counts") or {}
-            if counts:
-                lines.append(("Counts", ", ".join(f"{k} {counts.get(k, 0)}" for k in LABELS4)))
+        evidence = NegativeEvidence.from_json(ev) if self.alert.kind == "negative_emotion" else None
+        if evidence is not None:  # the one evidence object (areya.alerts.evidence), as on every surface
+            lines.append((evidence.name, f"{pct(evidence.score)} (opens at {pct(evidence.open_at)}, "
+                                         f"resolves below {pct(evidence.close_below)})"))
+            lines.append(("Labels", f"{evidence.counts_text()} observations in {evidence.window_text()}"))
+            lines.append(("Measure", evidence.description))
+            if evidence.latest_score is not None and self.alert.state != "resolved":
+                lines.append(("Now", f"{evidence.name} {pct(evidence.latest_score)}"))
             if ev.get("first_at") and ev.get("last_at"):
-                lines.append(("Seen", f"{_hm(ev['first_at'])} – {_hm(ev['last_at'])} UTC"))
+                lines.append(("Seen", f"{_hm(ev['first_at'])} – {_hm(ev['last_at'], zone=True)}"))
             return lines
         for key, value in ev.items():
             if value in (None, "") or key.startswith("_"):
@@ -64,9 +66,12 @@ class AlertCard:
         return [(lab, int(counts.get(lab, 0)) / total, COLORS[lab]) for lab in ("angry", "sad", "relaxed", "happy")]
 
 
-def _hm(text: str) -> str:
+def _hm(text: str, zone: bool = False) -> str:
+    """An ISO time from stored evidence as hospital time (setting ``timezone``), e.g. ``13:05`` or ``13:05 BST``."""
+    from areya.webapp.people import localtime
+
     try:
-        return datetime.fromisoformat(text).strftime("%H:%M")
+        return localtime(datetime.fromisoformat(text), "%H:%M %Z" if zone else "%H:%M")
     except ValueError:
         return text
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import Flask, current_app, g, jsonify, make_response, redirect, render_template, request, session, url_for
@@ -13,12 +13,13 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
 from werkzeug.wrappers import Response
 
+from areya.admin.sessions import SESSION_LIFETIME, session_user
 from areya.config import Settings, load_settings
 from areya.db.engine import begin_write, create_db_engine, create_session_factory
-from areya.db.models import User
 from areya.webapp.access import MAX_ID
 from areya.webapp.live_limits import StreamSlots
 from areya.webapp.paths import web_dir
+from areya.webapp.request_input import AreyaRequest
 from areya.webapp.security import (
     PUBLIC_ATTR,
     ROLES_ATTR,
@@ -28,11 +29,11 @@ from areya.webapp.security import (
     check_csrf,
     csrf_token,
 )
-from areya.webapp.services import EXTENSION, WebServices, close_db, db
+from areya.webapp.services import EXTENSION, WebServices, close_db, db, security_audit
+from areya.webapp.session_keys import SESSION_ID_KEY
 
 log = logging.getLogger(__name__)
-SESSION_HOURS = 12
-JSON_PREFIXES = ("/api/", "/events")
+JSON_PREFIXES = ("/api/", "/events", "/fhir/")
 
 
 def _connect_redis(settings: Settings) -> Any:
@@ -64,6 +65,7 @@ def create_app(
         static_folder=str(root / "static"),
         static_url_path="/static",
     )
+    app.request_class = AreyaRequest  # malformed JSON bodies are a 400 with a message, never a 500
     secret = settings.secret_key or secrets.token_urlsafe(48)
     app.config.update(
         SECRET_KEY=secret,
@@ -71,11 +73,16 @@ def create_app(
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.session_cookie_secure,
-        PERMANENT_SESSION_LIFETIME=timedelta(hours=SESSION_HOURS),
+        PERMANENT_SESSION_LIFETIME=SESSION_LIFETIME,
         MAX_CONTENT_LENGTH=1024 * 1024,
         JSON_SORT_KEYS=False,
         TEMPLATES_AUTO_RELOAD=False,
     )
+    if settings.trusted_proxies:  # only then is X-Forwarded-For the client's address (login limits, audit)
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        n = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=0, x_port=0, x_prefix=0)  # type: ignore[method-assign]
     engine = engine or create_db_engine(settings)
     client = _connect_redis(settings) if redis_client == "connect" else redis_client
     count, window = settings.login_rate_limit_pair
@@ -104,11 +111,11 @@ class BoundedIntConverter(IntegerConverter):
 
 
 def _register_blueprints(app: Flask) -> None:
-    from areya.webapp.views import admin, alerts, api, auth, events, ops, patients, ward
+    from areya.webapp.views import account, admin, alerts, api, auth, events, fhir, ops, patients, ward
 
     app.url_map.converters["int"] = BoundedIntConverter
 
-    for module in (auth, ward, alerts, patients, admin, api, ops, events):
+    for module in (auth, ward, alerts, patients, admin, api, fhir, ops, events, account):
         app.register_blueprint(module.bp)
 
 
@@ -126,25 +133,26 @@ def _wants_json() -> bool:
 
 
 def _load_session_user() -> None:
+    """The user of the cookie's server-side session: a logged-out, expired or ended session (password change,
+    deactivation) is anonymous, whatever the signed cookie still says."""
     g.user = None
-    uid = session.get("uid")
-    if not isinstance(uid, int):
+    session_id = session.get(SESSION_ID_KEY)
+    if session_id is None:
+        if "uid" in session:  # a cookie from before server-side sessions: log in again
+            session.clear()
         return
-    user = db().get(User, uid)
-    issued = session.get("at")
-    fresh = isinstance(issued, int | float) and (
-        datetime.now(UTC).timestamp() - issued < SESSION_HOURS * 3600
-    )
-    if user is None or not user.active or not fresh or session.get("pwh") != user.password_hash[-16:]:
+    user = session_user(db(), session_id)
+    if user is None:
         session.clear()
         return
     g.user = user
+    g.session_id = session_id
 
 
 def _install_hooks(app: Flask) -> None:
     @app.before_request
     def authenticate() -> Response | None:
-        if request.blueprint == "api" or request.path == "/metrics":
+        if request.blueprint in ("api", "fhir") or request.path == "/metrics":
             from areya.webapp.views.api import authenticate_bearer
 
             if authenticate_bearer():
@@ -160,6 +168,7 @@ def _install_hooks(app: Flask) -> None:
         return None
 
     app.after_request(add_security_headers)
+    app.after_request(_audit_token_use)
     app.teardown_appcontext(close_db)
 
     @app.errorhandler(HTTPException)
@@ -172,6 +181,18 @@ def _install_hooks(app: Flask) -> None:
         log.exception("unhandled error on %s %s", request.method, request.path)
         _rollback()  # the error page must not meet the failed transaction (PendingRollbackError)
         return _error_response(500, "internal error: the problem was logged")
+
+
+def _audit_token_use(response: Response) -> Response:
+    """Every API request made with a token leaves an audit row naming the token (and who issued it): the view's
+    own row if it wrote one, else an ``api.request`` row written here (Prometheus scrapes of /metrics excepted:
+    no patient data, and a row every 15 s would drown the log)."""
+    by = g.get("token_actor")
+    if by is not None and not g.get("audited") and request.path != "/metrics":
+        _rollback()  # what the view left uncommitted (a refused request) goes; and its write lock with it
+        security_audit("api.request", by, target=request.path[:200],
+                       detail={"method": request.method, "status": response.status_code})
+    return response
 
 
 def _begin_writes() -> None:
@@ -207,8 +228,12 @@ def _install_template_helpers(app: Flask) -> None:
 
     app.jinja_env.globals.update(csrf_token=csrf_token)
     app.jinja_env.filters.update(
-        ago=fmt.ago, utc=fmt.utc, iso=fmt.iso, pct=fmt.pct, severity=fmt.severity_label, duration=fmt.duration
+        ago=fmt.ago, utc=fmt.utc, iso=fmt.iso, pct=fmt.pct, severity=fmt.severity_label, duration=fmt.duration,
+        bed=fmt.bed_name,
     )
+    from areya.webapp.people import install_people_helpers
+
+    install_people_helpers(app)  # localtime filter (hospital time zone), who(user_id), alert_policy
 
     @app.context_processor
     def inject_user() -> dict[str, Any]:

@@ -1,8 +1,12 @@
-"""Jinja filters: times (UTC, relative), percentages, severities."""
+"""Jinja filters: times (in the hospital time zone, setting ``timezone``; relative), percentages, severities.
+
+Storage and the JSON API stay UTC (``iso``); only what people read is local."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import lru_cache
+from zoneinfo import ZoneInfo
 
 SEVERITY_LABELS = {0: "info", 1: "low", 2: "medium", 3: "high"}
 
@@ -11,6 +15,19 @@ def utc(value: datetime | None) -> str:
     if value is None:
         return "—"
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+@lru_cache(maxsize=16)
+def zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
+
+
+def local(value: datetime | None, tz_name: str = "UTC", pattern: str = "%Y-%m-%d %H:%M:%S %Z") -> str:
+    """``value`` (aware; naive = UTC) in the hospital time zone, with the zone's abbreviation (GMT, BST, ...)."""
+    if value is None:
+        return "—"
+    aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    return aware.astimezone(zone(tz_name)).strftime(pattern)
 
 
 def iso(value: datetime | None) -> str:
@@ -39,6 +56,12 @@ def ago(value: datetime | None, now: datetime | None = None) -> str:
 
 def pct(value: float | None) -> str:
     return "—" if value is None else f"{value:.0%}"
+
+
+def bed_name(label: str | None) -> str:
+    """``"1"`` -> ``"Bed 1"``; a label that already says bed (``"Bed 1"``) is kept as it is."""
+    text = (label or "").strip()
+    return text if text.lower().startswith("bed") else f"Bed {text}"
 
 
 def severity_label(value: int | None) -> str:

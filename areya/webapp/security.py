@@ -110,60 +110,105 @@ def add_security_headers(response: Response) -> Response:
 
 # --------------------------------------------------------------------------- login rate limit
 
+# Reserve an attempt on both counters at once, or say how long to wait: atomic in Redis (one Lua script), so that
+# parallel attempts cannot all pass the check before any of them is counted.
+_RESERVE_LUA = """
+for i = 1, 2 do
+  local n = tonumber(redis.call('GET', KEYS[i]) or '0')
+  if n >= tonumber(ARGV[i]) then
+    local ttl = redis.call('TTL', KEYS[i])
+    if ttl < 0 then redis.call('EXPIRE', KEYS[i], ARGV[3]); ttl = tonumber(ARGV[3]) end
+    return math.max(ttl, 1)
+  end
+end
+for i = 1, 2 do
+  if redis.call('INCR', KEYS[i]) == 1 then redis.call('EXPIRE', KEYS[i], ARGV[3]) end
+end
+return 0
+"""
+_RELEASE_LUA = """
+redis.call('DEL', KEYS[1])
+if redis.call('DECR', KEYS[2]) <= 0 then redis.call('DEL', KEYS[2]) end
+return 0
+"""
+IP_FACTOR = 10  # a client address may fail this many times the per-user count (several staff behind one NAT)
+
 
 class LoginLimiter:
-    """Failed logins per (client IP, username) in a fixed window; Redis-backed when Redis is there, else memory."""
+    """Login attempts per username and per client IP in a fixed window, counted *before* the password check.
 
-    PREFIX = "areya:web:login-fail:"
+    ``reserve`` counts the attempt (or refuses it) atomically; a successful login gives its reservation back
+    (``succeeded``), so only failures use up the allowance. Redis-backed (shared by every web process) when Redis
+    is there, else in this process's memory."""
+
+    PREFIX = "areya:web:login:"
 
     def __init__(self, max_failures: int, window_s: int, client: redis.Redis | None = None) -> None:
         self.max_failures = max_failures
+        self.max_ip_failures = max_failures * IP_FACTOR
         self.window_s = window_s
         self.client = client
         self._memory: dict[str, tuple[int, float]] = {}
         self._lock = threading.Lock()
+        self._reserve_script = client.register_script(_RESERVE_LUA) if client is not None else None
+        self._release_script = client.register_script(_RELEASE_LUA) if client is not None else None
 
-    def _key(self, ip: str, username: str) -> str:
-        return f"{self.PREFIX}{ip}|{username.strip().lower()[:64]}"
+    def _keys(self, ip: str, username: str) -> list[str]:
+        return [f"{self.PREFIX}user:{username.strip().lower()[:64]}", f"{self.PREFIX}ip:{ip[:64]}"]
 
-    def retry_after(self, ip: str, username: str) -> int:
-        """Seconds until the next attempt is allowed (0 = allowed now)."""
-        key = self._key(ip, username)
-        if self.client is not None:
+    def reserve(self, ip: str, username: str) -> int:
+        """Count an attempt: 0 if it may go ahead, else the seconds until the next one is allowed (not counted)."""
+        keys = self._keys(ip, username)
+        if self._reserve_script is not None:
             try:
-                count = int(self.client.get(key) or 0)
-                if count < self.max_failures:
-                    return 0
-                return max(1, int(self.client.ttl(key)))
+                return int(self._reserve_script(keys=keys, args=[self.max_failures, self.max_ip_failures,
+                                                                 self.window_s]))
             except Exception:  # noqa: BLE001 - Redis away: fall back to memory
                 pass
         with self._lock:
-            count, expires = self._memory.get(key, (0, 0.0))
             now = time.monotonic()
-            if expires <= now or count < self.max_failures:
-                return 0
-            return max(1, int(expires - now))
+            counts = []
+            for key, limit in zip(keys, (self.max_failures, self.max_ip_failures), strict=True):
+                count, expires = self._memory.get(key, (0, 0.0))
+                if expires <= now:
+                    count, expires = 0, now + self.window_s
+                if count >= limit:
+                    return max(1, int(expires - now))
+                counts.append((key, count, expires))
+            for key, count, expires in counts:
+                self._memory[key] = (count + 1, expires)
+            return 0
 
-    def failed(self, ip: str, username: str) -> None:
-        key = self._key(ip, username)
+    def retry_after(self, ip: str, username: str) -> int:
+        """Seconds until the next attempt is allowed (0 = allowed now); counts nothing."""
+        keys = self._keys(ip, username)
+        limits = (self.max_failures, self.max_ip_failures)
         if self.client is not None:
             try:
-                if int(self.client.incr(key)) == 1:  # the window starts at the first failure
-                    self.client.expire(key, self.window_s)
-                return
+                for key, limit in zip(keys, limits, strict=True):
+                    if int(self.client.get(key) or 0) >= limit:
+                        return max(1, int(self.client.ttl(key)))
+                return 0
             except Exception:  # noqa: BLE001
                 pass
         with self._lock:
             now = time.monotonic()
-            count, expires = self._memory.get(key, (0, 0.0))
-            if expires <= now:
-                count, expires = 0, now + self.window_s
-            self._memory[key] = (count + 1, expires)
+            for key, limit in zip(keys, limits, strict=True):
+                count, expires = self._memory.get(key, (0, 0.0))
+                if expires > now and count >= limit:
+                    return max(1, int(expires - now))
+            return 0
 
     def succeeded(self, ip: str, username: str) -> None:
-        key = self._key(ip, username)
-        if self.client is not None:
+        """The reserved attempt was a success: the user's failures are forgotten, the address's one given back."""
+        keys = self._keys(ip, username)
+        if self._release_script is not None:
             with contextlib.suppress(Exception):
-                self.client.delete(key)
+                self._release_script(keys=keys, args=[])
         with self._lock:
-            self._memory.pop(key, None)
+            self._memory.pop(keys[0], None)
+            count, expires = self._memory.get(keys[1], (0, 0.0))
+            if count > 1:
+                self._memory[keys[1]] = (count - 1, expires)
+            else:
+                self._memory.pop(keys[1], None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -36,15 +37,23 @@ class WebServices:
     options: dict[str, Any] = field(default_factory=dict)
     _notifier: Any = None
 
+    def alert_policy(self) -> Any:
+        """Who may acknowledge / resolve patient alerts here (settings acknowledge_roles, resolve_roles)."""
+        from areya.alerts.lifecycle import AlertPolicy
+
+        return AlertPolicy.from_settings(self.settings)
+
     def notifier(self) -> Any:
-        """The alert notifier (pub/sub + webhooks + e-mail), created on first use; None if unavailable."""
+        """The alert notifier, created on first use; None if unavailable.  Pub/sub only: webhooks and e-mail go
+        through the outbox, which the scheduler's pump delivers."""
         if self._notifier is None:
             try:
                 from areya.notify.dispatch import Notifier
             except ImportError:
                 log.warning("areya.notify is not installed: alert changes are not announced")
                 return None
-            self._notifier = Notifier(self.settings, redis_client=self.redis, session_factory=self.sessions)
+            self._notifier = Notifier(self.settings, redis_client=self.redis, session_factory=self.sessions,
+                                      deliver=False)
         return self._notifier
 
 
@@ -80,6 +89,9 @@ def actor() -> Actor:
     user = current_user()
     if user is None:
         return Actor(None, "web:anonymous")
+    via_token = g.get("token_actor")
+    if via_token is not None:
+        return via_token  # type: ignore[no-any-return]
     return Actor(user.id, f"web:{user.username}")
 
 
@@ -100,6 +112,7 @@ def audit(
     action: str,
     *,
     patient_id: int | None = None,
+    patient_ids: Iterable[int] | None = None,
     target: str | None = None,
     detail: dict[str, Any] | None = None,
     commit: bool = True,
@@ -107,12 +120,18 @@ def audit(
     """Record who viewed or changed what (committed now unless ``commit`` is false).
 
     Committed now, the row goes in a write transaction (a view's reads are committed first: on SQLite a read
-    transaction that then writes fails when another process wrote meanwhile).
+    transaction that then writes fails when another process wrote meanwhile). A view showing several patients
+    (a ward, the inbox, a camera picture) passes ``patient_ids``: one row per patient, so that the audit log
+    filtered by a patient finds every view of them (one row without a patient when there is none).
     """
     session = db()
     if commit:
         begin_write(session)
-    record(session, actor(), action, patient_id=patient_id, target=target, detail=detail)
+    who = actor()
+    patients = sorted(set(patient_ids or ())) or [patient_id]
+    for pid in patients:
+        record(session, who, action, patient_id=pid, target=target, detail=detail)
+    g.audited = True
     if commit:
         session.commit()
 

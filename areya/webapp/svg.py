@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC
+from datetime import UTC, tzinfo
 from html import escape
 
 from areya.webapp.timeline import Bucket
@@ -37,8 +37,11 @@ def stacked_bars(
     title: str = "",
     axis: bool = False,
     bucket_minutes: int = 1,
+    tz: tzinfo = UTC,
 ) -> str:
-    """One column per bucket, its height split by the share of each label (empty buckets stay blank)."""
+    """One column per bucket, its height split by the share of each label (empty buckets stay blank).
+
+    Times on the axis and in the tooltips are shown in ``tz`` (the hospital time zone)."""
     order = _stack_order(labels)
     n = max(1, len(buckets))
     pad_bottom = 16 if axis else 0
@@ -57,7 +60,7 @@ def stacked_bars(
         x = i * col_w
         y = float(plot_h)
         tip = ", ".join(f"{lab} {bucket.counts.get(lab, 0) / total:.0%}" for lab in order)
-        stamp = bucket.start.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        stamp = bucket.start.astimezone(tz).strftime("%Y-%m-%d %H:%M %Z")
         parts.append(f"<g><title>{escape(stamp)} ({bucket_minutes} min, n={total}): {escape(tip)}</title>")
         for lab in order:
             share = bucket.counts.get(lab, 0) / total
@@ -75,7 +78,7 @@ def stacked_bars(
         for t in range(ticks + 1):
             index = min(len(buckets) - 1, round(t * (len(buckets) - 1) / ticks))
             x = index * col_w + col_w / 2
-            label = buckets[index].start.astimezone(UTC).strftime("%H:%M" if len(buckets) * bucket_minutes <= 1440
+            label = buckets[index].start.astimezone(tz).strftime("%H:%M" if len(buckets) * bucket_minutes <= 1440
                                                                   else "%d %b %H:%M")
             anchor = "start" if t == 0 else "end" if t == ticks else "middle"
             parts.append(

@@ -1,5 +1,10 @@
-"""Ward view tiles: one per bed (patient, current emotion, age of the last observation, last-hour trend,
-open alerts, camera status), and a cheap watcher telling which tiles changed since the last poll."""
+"""Ward view tiles: one per bed (patient, the rule window's evidence with the latest reading beside it, age of
+the last observation, last-hour trend, open alerts, camera status), and a cheap watcher telling which tiles
+changed since the last poll.
+
+The tile's headline emotion summarises the window the negative-emotion rule reads (the most frequent label and
+the rule's score with its threshold, :mod:`areya.alerts.evidence`); an open alert's own evidence is the same
+object the inbox, the API and the notifications show."""
 
 from __future__ import annotations
 
@@ -13,6 +18,9 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from areya.alerts.evidence import NegativeEvidence
+from areya.alerts.rules import RuleParams
+from areya.alerts.window import current_evidence
 from areya.db.models import (
     ALERT_OPEN_STATES,
     LABELS4,
@@ -25,6 +33,7 @@ from areya.db.models import (
     Observation,
     Patient,
 )
+from areya.webapp.fmt import bed_name
 from areya.webapp.svg import stacked_bars
 from areya.webapp.timeline import bucketize, floor_minute, minute_counts
 
@@ -56,10 +65,12 @@ class Tile:
     probs4: list[float] = field(default_factory=list)
     last_at: datetime | None = None
     trend_svg: str = ""
-    trend_negative: float | None = None  # share of angry+sad over the last hour
+    window: NegativeEvidence | None = None  # the rule's window now (headline emotion, score, counts)
+    alert_evidence: NegativeEvidence | None = None  # the open negative-emotion alert's evidence
     open_alerts: int = 0
     max_severity: int = 0
     alert_state: str | None = None  # firing if any firing, else acknowledged, else None
+    alert_id: int | None = None  # the open alert the badge links to (firing first, then most severe)
     cameras: list[CameraStatus] = field(default_factory=list)
     snoozed_until: datetime | None = None
 
@@ -81,10 +92,12 @@ class Tile:
             "confidence": None if self.confidence4 is None else round(self.confidence4, 4),
             "probs4": dict(zip(LABELS4, (round(p, 4) for p in self.probs4), strict=False)) if self.probs4 else None,
             "last_observation_at": self.last_at.isoformat() if self.last_at else None,
-            "negative_share_last_hour": None if self.trend_negative is None else round(self.trend_negative, 4),
+            "window": self.window.public() if self.window is not None else None,
+            "alert_evidence": self.alert_evidence.public() if self.alert_evidence is not None else None,
             "open_alerts": self.open_alerts,
             "max_severity": self.max_severity,
             "alert_state": self.alert_state,
+            "alert_id": self.alert_id,
             "camera_status": self.camera_status,
             "cameras": [{"id": c.camera_id, "name": c.name, "status": c.status} for c in self.cameras],
             "snoozed_until": self.snoozed_until.isoformat() if self.snoozed_until else None,
@@ -137,6 +150,21 @@ def _open_alerts(session: Session, patient_ids: list[int]) -> dict[int, tuple[in
     return out
 
 
+def _badge_alert_ids(session: Session, patient_ids: list[int]) -> dict[int, int]:
+    """Per patient, the open alert a tile's badge links to: firing before acknowledged, then most severe, newest."""
+    if not patient_ids:
+        return {}
+    rows = session.execute(
+        select(Alert.patient_id, Alert.id)
+        .where(Alert.patient_id.in_(patient_ids), Alert.state.in_(ALERT_OPEN_STATES))
+        .order_by((Alert.state == "firing").desc(), Alert.severity.desc(), Alert.opened_at.desc(), Alert.id.desc())
+    )
+    out: dict[int, int] = {}
+    for pid, alert_id in rows:
+        out.setdefault(int(pid), int(alert_id))
+    return out
+
+
 def _snoozes(session: Session, patient_ids: list[int], now: datetime) -> dict[int, datetime]:
     if not patient_ids:
         return {}
@@ -159,6 +187,24 @@ def _bed_cameras(session: Session, ward_id: int) -> dict[int, list[int]]:
     return out
 
 
+def _alert_evidence(session: Session, patient_ids: list[int]) -> dict[int, NegativeEvidence]:
+    """Per patient, the evidence of the open negative-emotion alert (the newest if several)."""
+    if not patient_ids:
+        return {}
+    out: dict[int, NegativeEvidence] = {}
+    rows = session.execute(
+        select(Alert.patient_id, Alert.evidence)
+        .where(Alert.patient_id.in_(patient_ids), Alert.kind == "negative_emotion",
+               Alert.state.in_(ALERT_OPEN_STATES))
+        .order_by(Alert.opened_at.desc(), Alert.id.desc())
+    )
+    for pid, evidence in rows:
+        parsed = NegativeEvidence.from_json(evidence)
+        if parsed is not None:
+            out.setdefault(int(pid), parsed)
+    return out
+
+
 def latest_observation(session: Session, patient_id: int) -> Observation | None:
     return session.scalar(
         select(Observation).where(Observation.patient_id == patient_id)
@@ -172,14 +218,19 @@ def load_tiles(
     client: redis.Redis | None,
     now: datetime,
     bed_ids: set[int] | None = None,
+    params: RuleParams | None = None,
 ) -> list[Tile]:
-    """The ward's tiles (only ``bed_ids`` when given), ordered by bed label."""
+    """The ward's tiles (only ``bed_ids`` when given), ordered by bed label; ``params``: the global rule
+    parameters (``RuleParams.from_settings(settings)``; ward and patient overrides are applied here)."""
     beds = [(b, p) for b, p in _beds(session, ward_id) if bed_ids is None or b.id in bed_ids]
     patient_ids = [p.id for _, p in beds if p is not None]
     end = floor_minute(now) + timedelta(minutes=1)
     start = end - timedelta(minutes=TREND_MINUTES)
     trends = minute_counts(session, patient_ids, start, end)
     alerts = _open_alerts(session, patient_ids)
+    windows = current_evidence(session, params or RuleParams(), now, {pid: ward_id for pid in patient_ids})
+    alert_evidence = _alert_evidence(session, patient_ids)
+    badge_alerts = _badge_alert_ids(session, patient_ids)
     snoozes = _snoozes(session, patient_ids, now)
     cams = camera_statuses(session, ward_id, client)
     bed_cams = _bed_cameras(session, ward_id)
@@ -193,16 +244,15 @@ def load_tiles(
             if obs is not None:
                 tile.label4, tile.confidence4, tile.last_at = obs.label4, obs.confidence4, obs.captured_at
                 tile.probs4 = obs.probs4
+            tile.window = windows.get(patient.id)
+            tile.alert_evidence = alert_evidence.get(patient.id)
             buckets = bucketize(trends.get(patient.id, {}), start, end, 1, LABELS4)
-            total = sum(b.total for b in buckets)
-            if total:
-                neg = sum(b.counts["angry"] + b.counts["sad"] for b in buckets)
-                tile.trend_negative = neg / total
             tile.trend_svg = stacked_bars(
-                buckets, LABELS4, width=180, height=36, title=f"Bed {bed.label}: emotions over the last hour"
+                buckets, LABELS4, width=180, height=36, title=f"{bed_name(bed.label)}: emotions over the last hour"
             )
             count, severity, state = alerts.get(patient.id, (0, 0, None))
             tile.open_alerts, tile.max_severity, tile.alert_state = count, severity, state
+            tile.alert_id = badge_alerts.get(patient.id)
             tile.snoozed_until = snoozes.get(patient.id)
         tiles.append(tile)
     return tiles

@@ -28,10 +28,14 @@ def create_token(session: Session, user: User, name: str, *, actor: Actor = SYST
     """A new token for ``user``; returns the row and the secret (never stored)."""
     label = clean_name(name, "token name", 100)
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    row = ApiToken(user_id=user.id, name=label, prefix=secret[: len(TOKEN_PREFIX) + 6], token_hash=hash_token(secret))
+    row = ApiToken(user_id=user.id, name=label, prefix=secret[: len(TOKEN_PREFIX) + 6], token_hash=hash_token(secret),
+                   issued_by_id=actor.user_id)
     session.add(row)
     session.flush()
-    record(session, actor, "token.create", target=f"token:{row.id}", detail={"user": user.username, "name": label})
+    detail = {"user": user.username, "name": label}
+    if actor.user_id is not None and actor.user_id != user.id:
+        detail["on_behalf_of"] = user.username  # an admin issued a token that acts as someone else
+    record(session, actor, "token.create", target=f"token:{row.id}", detail=detail)
     return row, secret
 
 
@@ -49,6 +53,22 @@ def revoke_token(session: Session, token_id: int, *, actor: Actor = SYSTEM, now:
 
 def user_for_token(session: Session, token: str, *, now: datetime | None = None) -> User | None:
     """The active user owning this (unrevoked) token, or None."""
+    found = token_user(session, token, now=now)
+    return None if found is None else found[1]
+
+
+def token_actor(session: Session, row: ApiToken, user: User) -> Actor:
+    """Who acts through this token, for the audit trail: ``api:<user>`` with the token id and, for a token
+    someone else issued, its issuer (an admin's token for a doctor shows up as such, not as the doctor)."""
+    context: list[tuple[str, object]] = [("token", row.id)]
+    if row.issued_by_id is not None and row.issued_by_id != user.id:
+        issuer = session.get(User, row.issued_by_id)
+        context.append(("issued_by", issuer.username if issuer is not None else f"user:{row.issued_by_id}"))
+    return Actor(user.id, f"api:{user.username}", tuple(context))
+
+
+def token_user(session: Session, token: str, *, now: datetime | None = None) -> tuple[ApiToken, User] | None:
+    """The (unrevoked) token row and its active user, or None."""
     if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         return None
     row = session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(token)))
@@ -62,7 +82,7 @@ def user_for_token(session: Session, token: str, *, now: datetime | None = None)
         begin_write(session)  # the lookup's read transaction ends: the update waits its turn for the write lock
         row.last_used_at = now
         session.commit()
-    return user
+    return row, user
 
 
 def list_tokens(session: Session, user_id: int | None = None) -> list[ApiToken]:

@@ -112,7 +112,9 @@ def crop(image: np.ndarray, box: BoxLike, margin: float) -> np.ndarray:
     try:
         from areya.detectors import FaceBox, crop_face  # noqa: PLC0415
 
-        return crop_face(image, FaceBox(int(box.x), int(box.y), int(box.w), int(box.h), float(box.score)), margin)
+        face = FaceBox(int(box.x), int(box.y), int(box.w), int(box.h), float(box.score),
+                       float(getattr(box, "roll", 0.0)))  # a rolled face is turned upright for the classifier
+        return crop_face(image, face, margin)
     except ImportError:  # detectors package not installed: plain clipped crop
         h, w = image.shape[:2]
         x0, y0 = max(0, int(box.x)), max(0, int(box.y))
@@ -161,6 +163,9 @@ class Worker:
         """Pay the first-call costs before the first frame (detector and model start-up, Keras tracing batch
         shapes: it traces a new shape twice before generalising) so they do not land on real frames' latency."""
         self.detector.detect(np.zeros(frame_shape, np.uint8))
+        on_crops = getattr(self.detector, "crop_detector", None)  # zone crops' own backend, if any
+        if on_crops is not None:
+            on_crops.detect(np.zeros((256, 256, 3), np.uint8))
         crop = np.full((64, 64), 128, np.uint8)
         for n in sorted({1, 3, max(1, self.config.batch_size)}):
             self.classifier.classify([crop] * n)
@@ -265,7 +270,7 @@ class Worker:
     def _detect(self, frames: list[_Frame], result: BatchResult) -> None:
         for f in list(frames):
             try:
-                f.faces = list(self.detector.detect(f.image))
+                f.faces = list(self._faces(f))
             except ValueError as exc:  # the detector refuses this frame: it will never succeed
                 frames.remove(f)
                 self._dead(f.delivery, f"face detection failed: {exc}", result)
@@ -273,6 +278,14 @@ class Worker:
             self.metrics.inc("areya_faces_detected_total", len(f.faces), camera=f.message.camera_id)
             result.faces += len(f.faces)
         result.frames = len(frames)
+
+    def _faces(self, f: _Frame) -> Sequence[BoxLike]:
+        """The frame's faces: in its camera's bed zones' crops too when the detector's ``zone_mode`` says so."""
+        in_zones = getattr(self.detector, "detect_in_zones", None)
+        if in_zones is None or getattr(self.detector, "zone_mode", "frame") == "frame":
+            return self.detector.detect(f.image)
+        zones = self._db(lambda: self.resolver.zones(f.message.camera_id))
+        return in_zones(f.image, zones)
 
     def _build_rows(self, frames: list[_Frame], result: BatchResult) -> tuple[list[dict[str, Any]], float]:
         """Observation rows for the faces in an occupied bed's zone (one classify call for the batch)."""

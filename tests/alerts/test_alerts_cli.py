@@ -104,7 +104,7 @@ def test_snooze_and_overrides(run: Invoke, hospital: Hospital, session_factory: 
 def test_scheduler_once(run: Invoke, hospital: Hospital, observe: Callable[..., None],
                         session_factory: Callable[[], Session]) -> None:
     now = utcnow()
-    observe(1, now - timedelta(seconds=300), 60, label="angry")
+    observe(1, now - timedelta(seconds=250), 100, label="angry", every_s=2.5)  # >= negative_min_obs in the window
     with session_factory() as s, s.begin():
         s.execute(update(Camera).values(enabled=False))
     result = run("scheduler", "--once", "--json")

@@ -24,6 +24,7 @@ from areya.alerts import (
     take_notices,
 )
 from areya.alerts.errors import Conflict, Forbidden, Invalid, NotFound
+from areya.alerts.lifecycle import AlertPolicy
 from areya.db.models import Alert, AuditEvent
 
 
@@ -65,13 +66,17 @@ def test_acknowledge_then_resolve_with_notes_and_history(
         assert audit == ["alert.acknowledge", "alert.resolve"]
         assert list_alerts(s) == [] and [a.id for a in list_alerts(s, open_only=False)] == [alert_id]
 
+DOCTORS_ONLY = AlertPolicy(acknowledge_roles=frozenset({"doctor"}))
+
 
 def test_refused_transitions_change_nothing(
     alert_id: int, hospital: Hospital, session_factory: Callable[[], Session]
 ) -> None:
     u = hospital.users
     cases = [
-        (lambda s: acknowledge_alert(s, alert_id, actor=Actor(u["nurse-a"])), Forbidden, "nurse may not"),
+        (lambda s: acknowledge_alert(s, alert_id, actor=Actor(u["nurse-a"]), policy=DOCTORS_ONLY), Forbidden,
+         "nurse may not"),
+        (lambda s: resolve_alert(s, alert_id, actor=Actor(u["nurse-a"]), note="calm"), Forbidden, "nurse may not"),
         (lambda s: acknowledge_alert(s, alert_id, actor=Actor(u["dr-b"])), Forbidden, "does not cover"),
         (lambda s: acknowledge_alert(s, alert_id, actor=Actor(u["admin"])), Forbidden, "admin may not"),
         (lambda s: acknowledge_alert(s, 99999), NotFound, "unknown alert"),

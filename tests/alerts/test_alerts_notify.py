@@ -6,6 +6,7 @@ import json
 import socket
 import threading
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from email import message_from_bytes
 from email.policy import default as default_policy
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -20,9 +21,10 @@ from sqlalchemy.orm import Session
 from areya.config import Settings
 from areya.db.models import AuditEvent
 from areya.notify.delivery import Backoff
-from areya.notify.dispatch import FAILURES_KEY, STATS_KEY, Notifier
+from areya.notify.dispatch import STATS_KEY
 from areya.notify.email import EmailSender, recipients_for
 from areya.notify.events import EVENT_KEYS, AlertNotice
+from areya.notify.outbox import OutboxPump, add_event, outbox_counts, problem_deliveries
 from areya.notify.webhook import (
     DELIVERY_HEADER,
     EVENT_HEADER,
@@ -136,31 +138,40 @@ def test_webhook_permanent_error_is_not_retried_and_dead_endpoint_gives_up(
     assert sleeps == [1.0, 2.0, 4.0]
 
 
+def _outbox_event(session_factory: Callable[[], Session], n: AlertNotice) -> None:
+    with session_factory() as s, s.begin():
+        add_event(s, n)
+
+
 def test_failed_delivery_is_recorded_and_visible(
     receiver: Callable[[list[int]], Receiver], alert_settings: Settings, hospital: Hospital,
     session_factory: Callable[[], Session], rclient: redis.Redis,
 ) -> None:
     ok, failing = receiver([]), receiver([503] * 10)
-    settings = alert_settings.replace(webhook_urls=(ok.url, failing.url), webhook_secret=SECRET)
-    notifier = Notifier(settings, redis_client=rclient, session_factory=session_factory, background=True,
-                        webhook_sender=WebhookSender(SECRET, backoff=Backoff(attempts=3, jitter=0.0),
-                                                     sleep=lambda _s: None))
-    notifier.notify([notice(hospital)])
-    assert notifier.flush(timeout=30)
-    notifier.close()
+    settings = alert_settings.replace(webhook_urls=(ok.url, failing.url), webhook_secret=SECRET,
+                                      notify_max_attempts=3)
+    clock = [T0]
+    pump = OutboxPump(settings, session_factory, redis_client=rclient, clock=lambda: clock[0])  # type: ignore[arg-type]
+    _outbox_event(session_factory, notice(hospital))
+    for _ in range(3):  # each pass: the failing URL is due again once its backoff has passed
+        pump.run_once()
+        clock[0] += timedelta(hours=1)
     assert len(ok.requests) == 1 and len(failing.requests) == 3
-    assert {(r.target, r.ok) for r in notifier.results} == {(ok.url, True), (failing.url, False)}
+    assert {ok.requests[0]["headers"][DELIVERY_HEADER]} != {r["headers"][DELIVERY_HEADER] for r in failing.requests}
+    assert len({r["headers"][DELIVERY_HEADER] for r in failing.requests}) == 1  # one key over the retries
     stats = {k.decode(): int(v) for k, v in rclient.hgetall(STATS_KEY).items()}
-    assert stats == {"webhook_ok": 1, "webhook_failed": 1}
-    (entry,) = [json.loads(x) for x in rclient.lrange(FAILURES_KEY, 0, -1)]
-    assert (entry["target"], entry["alert_id"], entry["attempts"], entry["status"]) == (failing.url, 42, 3, 503)
+    assert stats == {"webhook_ok": 1, "webhook_retry": 2, "webhook_failed": 1}
     with session_factory() as s:
         (audit,) = s.scalars(select(AuditEvent).where(AuditEvent.action == "notify.failed")).all()
         assert audit.target == f"webhook:{failing.url}" and audit.detail["attempts"] == 3
         assert audit.detail["alert_id"] == 42 and audit.patient_id == hospital.patients[0]
+        (failed,) = problem_deliveries(s)
+        assert (failed.status, failed.attempts, failed.last_status, failed.target) == ("failed", 3, 503, failing.url)
+        assert outbox_counts(s) == {"pending": 0, "delivered": 1, "failed": 1, "retrying": 0}
     # the summary names the ward and the bed, not the patient
     body = json.loads(ok.requests[0]["body"])
     assert body["summary"] == "sustained negative emotion — Ward A / A1 (alert 42, severity 2)"
+    assert body["idempotency_key"] == ok.requests[0]["headers"][DELIVERY_HEADER]
     assert "Patient A1" not in ok.requests[0]["body"].decode()
 
 
@@ -198,8 +209,9 @@ def test_email_goes_to_the_doctors_of_the_ward(
 ) -> None:
     mailbox, port = smtp_server
     settings = alert_settings.replace(smtp_host="127.0.0.1", smtp_port=port, smtp_from="areya@hospital.example")
-    notifier = Notifier(settings, session_factory=session_factory, background=False)
-    notifier.notify([notice(hospital), notice(hospital, "alert.acknowledged")])  # acknowledgements: no mail
+    _outbox_event(session_factory, notice(hospital))
+    _outbox_event(session_factory, notice(hospital, "alert.acknowledged"))  # acknowledgements: no mail
+    OutboxPump(settings, session_factory).run_once()  # type: ignore[arg-type]
     (envelope,) = mailbox.envelopes
     # doctors covering ward A with an address; not the doctor of ward B, the inactive one, the nurse or admin
     assert envelope.mail_from == "areya@hospital.example"

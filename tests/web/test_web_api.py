@@ -59,7 +59,9 @@ def test_api_reads_are_scoped_and_audited(world: World) -> None:
 def test_api_acknowledge_resolve_snooze(world: World) -> None:
     client = world.app.test_client()
     aid = world.ids["alert_id"]
-    assert client.post(f"/api/alerts/{aid}/acknowledge", json={}, headers=_auth(world, "nurse")).status_code == 403
+    # nurses may acknowledge (default policy), not resolve
+    assert client.post(f"/api/alerts/{aid}/resolve", json={"note": "calm"}, headers=_auth(world, "nurse")) \
+        .status_code == 403
     assert client.post(f"/api/alerts/{aid}/acknowledge", data="not json", headers=_auth(world, "doctor")) \
         .status_code == 400
     ack = client.post(f"/api/alerts/{aid}/acknowledge", json={"note": "on my way"}, headers=_auth(world, "doctor"))

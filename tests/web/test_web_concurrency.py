@@ -64,8 +64,10 @@ def test_concurrent_logins_while_observations_are_written_are_all_answered_and_a
     serving = threading.Thread(target=server.serve_forever, daemon=True)
     serving.start()
     base = f"http://127.0.0.1:{server.server_port}"
-    # right passwords for four users; wrong ones for a fifth (its 6th failure onwards is rate-limited) and strangers
-    plans = [(GOOD[i % len(GOOD)], PASSWORD) if i % 2 == 0 else
+    # right passwords for four users (five each: attempts are counted while their password is checked, so no more
+    # than login_rate_limit of one user's may be in flight at once); wrong ones for a fifth (its 6th failure
+    # onwards is rate-limited) and strangers
+    plans = [(GOOD[(i // 2) % len(GOOD)], PASSWORD) if i % 2 == 0 else
              (("victim", "wrong-password") if i % 4 == 1 else (f"nobody{i}", "wrong-password"))
              for i in range(THREADS)]
     start = threading.Barrier(THREADS)

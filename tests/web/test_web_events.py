@@ -56,7 +56,7 @@ def test_tile_updates_when_an_observation_arrives(world: World) -> None:
     tile = tiles[0]
     assert tile["bed_id"] == world.ids["bed2_id"]
     assert tile["tile"]["emotion"] == "angry" and tile["tile"]["confidence"] == 0.91
-    assert 'class="emo-label emo-angry"' in tile["html"] and "Bob Example" in tile["html"]
+    assert 'class="chip emo-angry">angry</span> 91%' in tile["html"] and "Bob Example" in tile["html"]  # latest reading
 
 
 def test_alert_events_relayed_for_own_wards_only(world: World, web_redis: redis.Redis) -> None:

@@ -24,8 +24,8 @@ EXPECTED: dict[str, set[str] | str] = {
     "alerts.inbox": CLINICAL,
     "alerts.history": CLINICAL,
     "alerts.detail": CLINICAL,
-    "alerts.acknowledge": {D, A},
-    "alerts.resolve": {D, A},
+    "alerts.acknowledge": CLINICAL,  # acknowledge_roles default: nurses and doctors (admins: camera alerts)
+    "alerts.resolve": CLINICAL,  # tried on a camera alert: any clinical role (patient alerts: resolve_roles)
     "alerts.snooze": {N, D},
     "patients.patient_page": CLINICAL,
     "patients.snooze": {N, D},
@@ -49,6 +49,9 @@ EXPECTED: dict[str, set[str] | str] = {
     "admin.user_active": {A},
     "admin.user_password": {A},
     "admin.user_token": {A},
+    "admin.user_email": {A},
+    "admin.user_role": {A},
+    "account.account": CLINICAL,
     "admin.token_revoke": {A},
     "admin.rules": {A},
     "admin.rules_save": {A},
@@ -62,11 +65,20 @@ EXPECTED: dict[str, set[str] | str] = {
     "api.ward_tiles": CLINICAL,
     "api.alerts": CLINICAL,
     "api.alert": CLINICAL,
-    "api.acknowledge": {D, A},
-    "api.resolve": {D, A},
+    "api.acknowledge": CLINICAL,
+    "api.resolve": CLINICAL,
     "api.patient": CLINICAL,
     "api.timeline": CLINICAL,
     "api.snooze": {N, D},
+    "fhir.metadata": CLINICAL,
+    "fhir.patient_read": CLINICAL,
+    "fhir.patient_search": CLINICAL,
+    "fhir.encounter_read": CLINICAL,
+    "fhir.encounter_search": CLINICAL,
+    "fhir.location_read": CLINICAL,
+    "fhir.observation_search": CLINICAL,
+    "fhir.flag_read": CLINICAL,
+    "fhir.flag_search": CLINICAL,
 }
 
 # URL parameter values per endpoint (destructive routes get spare targets)
@@ -81,13 +93,16 @@ PARAMS: dict[str, dict[str, str]] = {
     "admin.user_active": {"user_id": "victim_id"},
     "admin.user_password": {"user_id": "victim_id"},
     "admin.user_token": {"user_id": "victim_id"},
+    "admin.user_email": {"user_id": "victim_id"},
+    "admin.user_role": {"user_id": "victim_id"},
     "alerts.acknowledge": {"alert_id": "camera_alert_id"},
     "alerts.resolve": {"alert_id": "camera_alert_id"},
     "api.acknowledge": {"alert_id": "camera_alert_id"},
     "api.resolve": {"alert_id": "camera_alert_id"},
 }
 DEFAULT_IDS = {"ward_id": "ward_id", "patient_id": "patient_id", "alert_id": "alert_id", "camera_id": "camera_id",
-               "bed_id": "bed_id", "user_id": "victim_id", "token_id": "token_id"}
+               "bed_id": "bed_id", "user_id": "victim_id", "token_id": "token_id",
+               "location_id": "bed_id"}  # fhir.location_read: "<id>" is a 404 (ids are bed-N / ward-N)
 
 
 def _routes(world: World) -> list[tuple[str, str, str]]:

@@ -11,13 +11,21 @@ from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from areya.admin.errors import AdminError, Conflict, NotFound
+from areya.alerts.rules import RuleParams
 from areya.db.models import ALERT_OPEN_STATES, Alert, AlertEvent, Bed, BedAssignment, Patient, Ward
 from areya.db.types import utcnow
 from areya.webapp import alert_actions
-from areya.webapp.access import parse_id, require_alert, require_patient, require_ward
+from areya.webapp.access import (
+    alert_scope_ward_id,
+    parse_id,
+    require_alert,
+    require_alert_action,
+    require_patient,
+    require_ward,
+)
 from areya.webapp.forms import MAX_TEXT
 from areya.webapp.openapi import openapi_document
-from areya.webapp.security import ALERT_HANDLERS, ALL_ROLES, CLINICAL, public, roles
+from areya.webapp.security import ALL_ROLES, CLINICAL, public, roles
 from areya.webapp.services import audit, db, user_ward_ids
 from areya.webapp.tiles import latest_observation, load_tiles
 from areya.webapp.timeline import RANGES, patient_timeline
@@ -34,13 +42,15 @@ def authenticate_bearer() -> bool:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         abort(401, description="use Authorization: Bearer <token>")
-    from areya.webapp.tokens import user_for_token
+    from areya.webapp.tokens import token_actor, token_user
 
-    user = user_for_token(db(), token.strip())
-    if user is None:
+    found = token_user(db(), token.strip())
+    if found is None:
         abort(401, description="invalid, revoked or unknown API token")
+    row, user = found
     g.user = user
     g.via_token = True
+    g.token_actor = token_actor(db(), row, user)  # every audit row of this request names the token (and issuer)
     return True
 
 
@@ -142,9 +152,10 @@ def ward_tiles(ward_id: int) -> Response:
     ward = require_ward(ward_id)
     from areya.webapp.services import services
 
-    tiles = load_tiles(db(), ward.id, services().redis, utcnow())
-    audit("api.ward.view", target=f"ward:{ward.id}",
-          detail={"patients": [t.patient_id for t in tiles if t.patient_id is not None]})
+    tiles = load_tiles(db(), ward.id, services().redis, utcnow(),
+                       params=RuleParams.from_settings(services().settings))
+    shown = [t.patient_id for t in tiles if t.patient_id is not None]
+    audit("api.ward.view", target=f"ward:{ward.id}", patient_ids=shown, detail={"patients": shown})
     return jsonify({"ward": {"id": ward.id, "name": ward.name}, "tiles": [t.as_dict() for t in tiles]})
 
 
@@ -174,7 +185,10 @@ def alerts() -> Response:
     if state == "open":
         query = query.where(Alert.state.in_(ALERT_OPEN_STATES))
     rows = list(db().scalars(query))
-    audit("api.alerts.view", detail={"alerts": [a.id for a in rows]})
+    if g.user.role != "admin":  # a patient's alert belongs to the patient's current ward (see access.py)
+        rows = [a for a in rows if a.patient_id is None or alert_scope_ward_id(db(), a) in user_ward_ids()]
+    audit("api.alerts.view", patient_ids=[a.patient_id for a in rows if a.patient_id is not None],
+          detail={"alerts": [a.id for a in rows]})
     return jsonify({"alerts": [_alert_json(a) for a in rows]})
 
 
@@ -189,20 +203,20 @@ def alert(alert_id: int) -> Response:
 
 
 @bp.route("/alerts/<int:alert_id>/acknowledge", methods=["POST"])
-@roles(*ALERT_HANDLERS)
+@roles(*CLINICAL)  # acknowledge_roles policy, checked by the lifecycle
 def acknowledge(alert_id: int) -> Response:
     return _note_action(alert_id, alert_actions.acknowledge, note_required=False)
 
 
 @bp.route("/alerts/<int:alert_id>/resolve", methods=["POST"])
-@roles(*ALERT_HANDLERS)
+@roles(*CLINICAL)  # resolve_roles policy, checked by the lifecycle
 def resolve(alert_id: int) -> Response:
     return _note_action(alert_id, alert_actions.resolve, note_required=True)
 
 
 def _note_action(alert_id: int, action: Callable[[int, str | None], Any], note_required: bool) -> Response:
     """An alert transition that takes a JSON body ``{"note": ...}``."""
-    require_alert(alert_id)
+    require_alert_action(alert_id, "resolve" if action is alert_actions.resolve else "acknowledge")
     data = _json_body()
     if isinstance(data, Response):
         return data

@@ -1,8 +1,8 @@
-"""Login and logout (argon2 verification in areya.admin.users; rate limit per client IP + username)."""
+"""Login and logout (argon2 verification in areya.admin.users; attempts limited per username and per client IP;
+server-side sessions in areya.admin.sessions: logout ends the session, not just the cookie)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 from flask import Blueprint, flash, g, redirect, render_template, request, session, url_for
@@ -10,11 +10,13 @@ from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
 from areya.admin.audit import Actor, record
+from areya.admin.sessions import end_session, start_session
 from areya.admin.users import find_login, note_login, verify_login
 from areya.db.engine import run_write
 from areya.webapp.forms import Form
 from areya.webapp.security import ALL_ROLES, csrf_token, public, roles
 from areya.webapp.services import db, security_audit, services
+from areya.webapp.session_keys import SESSION_ID_KEY
 
 bp = Blueprint("auth", __name__)
 
@@ -53,7 +55,7 @@ def login() -> Response | str | tuple[str, int]:
     limiter = services().limiter
     ip = request.remote_addr or "?"
     anonymous = Actor(None, "web:anonymous")
-    wait = limiter.retry_after(ip, username)
+    wait = limiter.reserve(ip, username)  # counted before the password check: parallel guesses are limited too
     if wait:
         security_audit("auth.login_rate_limited", anonymous, detail={"username": username, "ip": ip})
         form.error("username", f"too many failed logins: try again in {wait} s")
@@ -61,24 +63,25 @@ def login() -> Response | str | tuple[str, int]:
     candidate = find_login(db(), username)
     db().commit()  # no transaction (nor connection) held during the slow password check
     if candidate is None or not verify_login(candidate, password[:1024]):
-        limiter.failed(ip, username)
         security_audit("auth.login_failed", anonymous, detail={"username": username, "ip": ip})
         form.error("password", "unknown username or wrong password")
         return render_template("login.html", form=form), 401
     limiter.succeeded(ip, username)
 
-    def note(dbs: Session) -> tuple[int, str, str]:
+    previous = session.get(SESSION_ID_KEY)  # a login over an existing one replaces it
+
+    def note(dbs: Session) -> tuple[str, str]:
         user = note_login(dbs, candidate.user_id, password[:1024])
+        end_session(dbs, previous)
+        session_id = start_session(dbs, user.id)
         record(dbs, Actor(user.id, f"web:{user.username}"), "auth.login", target=f"user:{user.id}",
                detail={"ip": ip})
-        return user.id, user.role, user.password_hash[-16:]
+        return session_id, user.role
 
-    user_id, role, hash_tail = run_write(services().sessions, note)  # the audit row commits with the login
+    session_id, role = run_write(services().sessions, note)  # the session and audit rows commit with the login
     session.clear()  # no session fixation: a fresh session (and CSRF token) after login
     session.permanent = True
-    session["uid"] = user_id
-    session["at"] = datetime.now(UTC).timestamp()
-    session["pwh"] = hash_tail  # a password change ends other sessions
+    session[SESSION_ID_KEY] = session_id
     csrf_token()
     return redirect(_safe_next(form.value("next")) or home_for(role))
 
@@ -87,6 +90,7 @@ def login() -> Response | str | tuple[str, int]:
 @roles(*ALL_ROLES)
 def logout() -> Response:
     user = g.user
+    end_session(db(), session.get(SESSION_ID_KEY))  # a copy of the cookie is worthless from now on
     record(db(), Actor(user.id, f"web:{user.username}"), "auth.logout", target=f"user:{user.id}")
     db().commit()
     session.clear()

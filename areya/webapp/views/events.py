@@ -12,6 +12,8 @@ from typing import Any
 
 from flask import Blueprint, Response, g, jsonify, render_template, request, stream_with_context
 
+from areya.admin.sessions import session_user
+from areya.alerts.rules import RuleParams
 from areya.db.models import Alert
 from areya.db.types import utcnow
 from areya.webapp.access import parse_id, require_ward
@@ -24,6 +26,7 @@ bp = Blueprint("events", __name__)
 log = logging.getLogger(__name__)
 CHANNEL = "areya:events"
 KEEPALIVE_S = 15.0
+SESSION_CHECK_S = 2.0  # an ended session (logout, deactivation, password change) stops its live view this fast
 RETRY_AFTER_S = 30  # a refused live view (429) may try again after this
 
 
@@ -104,23 +107,38 @@ def stream() -> Response:
                                                       errors={}, values={}, now=utcnow())
         return payload
 
+    session_id = g.get("session_id")
+    user_id = g.user.id
+
+    def session_ended() -> bool:
+        with svc.sessions() as session:
+            user = session_user(session, session_id)
+            return user is None or user.id != user_id
+
     def generate() -> Iterator[str]:
         pubsub = _subscribe(svc.redis)
         watcher = TileWatcher(ward_id) if ward_id is not None else None
         started = time.monotonic()
         next_poll = started
+        next_check = started + min(SESSION_CHECK_S, poll_s)
         last_sent = started
         yield "retry: 3000\n: connected\n\n"
         ready = False
         try:
             while time.monotonic() - started < max_s:
                 now_m = time.monotonic()
+                if now_m >= next_check:
+                    next_check = now_m + min(SESSION_CHECK_S, poll_s)
+                    if session_ended():
+                        yield sse("logout", {"reason": "session ended"})
+                        break
                 if watcher is not None and now_m >= next_poll:
                     next_poll = now_m + poll_s
                     with svc.sessions() as session:
                         now = utcnow()
                         changed = watcher.poll(session, svc.redis, now)
-                        tiles = load_tiles(session, watcher.ward_id, svc.redis, now, changed) if changed else []
+                        tiles = load_tiles(session, watcher.ward_id, svc.redis, now, changed,
+                                           params=RuleParams.from_settings(svc.settings)) if changed else []
                     for tile in tiles:
                         html = render_template("_tile.html", tile=tile, now=now)
                         yield sse("tile", {"bed_id": tile.bed_id, "html": html, "tile": tile.as_dict()})

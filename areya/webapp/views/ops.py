@@ -88,4 +88,8 @@ def ops() -> str:
         "last_batch": {w: now - ts for w, ts in by_label(samples, "areya_worker_last_batch_timestamp", "worker")
                        .items()},
     }
-    return render_template("ops.html", cameras=cameras, queue=queue, worker=worker, redis_ok=text is not None)
+    from areya.notify.outbox import outbox_counts, problem_deliveries
+
+    outbox = {"counts": outbox_counts(db()), "problems": problem_deliveries(db(), 50)}
+    return render_template("ops.html", cameras=cameras, queue=queue, worker=worker, redis_ok=text is not None,
+                           outbox=outbox)

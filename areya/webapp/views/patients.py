@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from zoneinfo import ZoneInfo
+
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from areya.admin.errors import AdminError
+from areya.alerts.rules import RuleParams
+from areya.alerts.window import current_evidence
 from areya.db.models import LABELS4, LABELS7, Alert, AlertSnooze, BedAssignment, BedZone, Camera
 from areya.db.types import utcnow
 from areya.webapp import alert_actions
@@ -30,14 +34,15 @@ def _page(patient_id: int, form: Form | None = None, status: int = 200) -> tuple
     if range_name not in RANGES:
         range_name = DEFAULT_RANGE
     detail7 = request.args.get("detail") == "7"
+    hospital_tz = ZoneInfo(services().settings.timezone)
     buckets4, bucket_min = patient_timeline(session, patient.id, range_name, now, scheme=4)
     chart4 = stacked_bars(buckets4, LABELS4, width=960, height=180, axis=True, bucket_minutes=bucket_min,
-                          title=f"4-class emotion share per {bucket_min} min, last {range_name}")
+                          tz=hospital_tz, title=f"4-class emotion share per {bucket_min} min, last {range_name}")
     chart7 = None
     if detail7:
         buckets7, _ = patient_timeline(session, patient.id, range_name, now, scheme=7)
         chart7 = stacked_bars(buckets7, LABELS7, width=960, height=180, axis=True, bucket_minutes=bucket_min,
-                              title=f"7-class emotion share per {bucket_min} min, last {range_name}")
+                              tz=hospital_tz, title=f"7-class emotion share per {bucket_min} min, last {range_name}")
     observed = sum(b.total for b in buckets4)
     totals = {lab: sum(b.counts.get(lab, 0) for b in buckets4) for lab in LABELS4}
     assignment = session.scalar(
@@ -63,11 +68,17 @@ def _page(patient_id: int, form: Form | None = None, status: int = 200) -> tuple
         .order_by(AlertSnooze.until.desc())
     ))
     latest = latest_observation(session, patient.id)
+    window = None
+    if patient.status == "admitted":  # the evidence the alert rule reads now (areya.alerts.evidence)
+        base = RuleParams.from_settings(services().settings)
+        window = current_evidence(session, base, now, {patient.id: assignment.bed.ward_id if assignment else None}
+                                  ).get(patient.id)
     audit("patient.view", patient_id=patient.id, target=f"patient:{patient.id}",
           detail={"range": range_name, "detail7": detail7})
     html = render_template(
         "patient.html", patient=patient, assignment=assignment, cameras=cameras, stays=stays, cards=cards,
-        snoozes=snoozes, latest=latest, chart4=chart4, chart7=chart7, range_name=range_name, ranges=list(RANGES),
+        snoozes=snoozes, latest=latest, window=window, chart4=chart4, chart7=chart7, range_name=range_name,
+        ranges=list(RANGES),
         detail7=detail7, observed=observed, totals=totals, colors=COLORS, labels4=LABELS4, labels7=LABELS7,
         form=form or Form(), snooze_choices=alert_actions.SNOOZE_CHOICES_MIN, bucket_min=bucket_min,
     )

@@ -6,6 +6,7 @@ from flask import Blueprint, g, redirect, render_template, url_for
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
+from areya.alerts.rules import RuleParams
 from areya.db.models import Ward
 from areya.db.types import utcnow
 from areya.webapp.access import require_ward
@@ -31,7 +32,7 @@ def wards() -> Response | str:
 def ward_view(ward_id: int) -> str:
     ward = require_ward(ward_id)
     now = utcnow()
-    tiles = load_tiles(db(), ward.id, services().redis, now)
-    audit("ward.view", target=f"ward:{ward.id}",
-          detail={"patients": [t.patient_id for t in tiles if t.patient_id is not None]})
+    tiles = load_tiles(db(), ward.id, services().redis, now, params=RuleParams.from_settings(services().settings))
+    shown = [t.patient_id for t in tiles if t.patient_id is not None]
+    audit("ward.view", target=f"ward:{ward.id}", patient_ids=shown, detail={"patients": shown})
     return render_template("ward.html", ward=ward, tiles=tiles, now=now)

@@ -22,8 +22,10 @@ from areya.admin import (
 )
 from areya.admin.errors import AdminError
 from areya.db.models import Bed, BedZone, Camera, Ward
-from areya.webapp.camera_probe import probe_camera
+from areya.webapp.access import ward_patient_ids
+from areya.webapp.camera_probe import ProbeResult, probe_camera
 from areya.webapp.forms import Form
+from areya.webapp.probe_policy import ProbeRefused, check_probe_target
 from areya.webapp.security import ADMIN, roles
 from areya.webapp.services import actor, audit, db, services
 from areya.webapp.tiles import camera_statuses
@@ -74,9 +76,17 @@ def cameras() -> Response | tuple[str, int]:
     name = form.text("name", "camera name", max_len=100)
     url = form.text("url", "camera URL", max_len=2048)
     fps = form.number("fps", "sample fps", lo=0.01, hi=60)
+    loop = form.checkbox("loop")
     ward = db().get(Ward, ward_id) if ward_id is not None else None
     if form.ok and ward is None:
         form.error("ward_id", "choose a ward")
+    if url:  # a video file must exist here and is stored as file:///abs/path (?loop=1 when looping)
+        from areya.source_url import SourceUrlError, check_file_source
+
+        try:
+            url = check_file_source(url, loop=loop or None)
+        except SourceUrlError as exc:
+            form.error("url", str(exc))
     camera = run_operation(
         form, lambda: add_camera(db(), ward.name if ward else "", name, url, fps or 2.0, actor=actor()), HINTS, "url"
     )
@@ -124,9 +134,14 @@ def camera_edit(camera_id: int) -> Response | tuple[str, int]:
 @roles(*ADMIN)
 def camera_test(camera_id: int) -> tuple[str, int]:
     camera = _camera(camera_id)
+    settings = services().settings
+    try:
+        check_probe_target(camera.source_url, settings)  # no fetching of loopback / metadata / arbitrary files
+    except ProbeRefused as exc:
+        audit("camera.test", target=f"camera:{camera.id}", detail={"ok": False, "refused": str(exc)})
+        return _edit_page(camera, probe=ProbeResult(False, f"test refused: {exc}"), status=400)
     db().commit()  # no write transaction held while the camera is probed (seconds)
     result = probe_camera(camera.source_url, fps=camera.sample_fps)
-    settings = services().settings
     client = services().redis
     if result.ok and result.jpeg and client is not None and settings.snapshot_ttl_s > 0:
         from areya.camera.health import snapshot_key
@@ -144,6 +159,8 @@ def camera_snapshot(camera_id: int) -> Response:
     jpeg = _snapshot(camera.id)
     if jpeg is None:
         abort(404, description="no recent snapshot for this camera")
+    # a picture of the ward: every patient in a bed of the camera's ward may be on it
+    audit("camera.snapshot_view", target=f"camera:{camera.id}", patient_ids=ward_patient_ids(db(), camera.ward_id))
     return Response(jpeg, mimetype="image/jpeg", headers={"Cache-Control": "no-store"})
 
 

@@ -7,6 +7,7 @@ from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from areya.admin import add_user, list_users, set_password, set_user_active, set_user_wards
+from areya.admin.users import set_user_email, set_user_role
 from areya.db.models import ROLES, User, Ward
 from areya.webapp.forms import Form
 from areya.webapp.security import ADMIN, roles
@@ -15,8 +16,8 @@ from areya.webapp.tokens import create_token, list_tokens, revoke_token
 from areya.webapp.views.admin import bp
 from areya.webapp.views.admin.common import run_operation
 
-HINTS = (("username", "username"), ("user", "username"), ("role", "role"), ("password", "password"),
-         ("ward", "ward_ids"), ("token", "token_name"))
+HINTS = (("username", "username"), ("e-mail", "email"), ("admin", "role"), ("user", "username"), ("role", "role"),
+         ("password", "password"), ("ward", "ward_ids"), ("token", "token_name"))
 
 
 def _page(forms: dict[str, Form] | None = None, row_errors: dict[int, str] | None = None, status: int = 200,
@@ -84,6 +85,32 @@ def user_wards(user_id: int) -> Response | tuple[str, int]:
                      "ward_ids") is None:
         return _page(row_errors={user.id: next(iter(form.errors.values()))}, status=400)
     flash(f"Wards of {user.username} saved.", "success")
+    return redirect(url_for("admin.users"))
+
+
+@bp.route("/users/<int:user_id>/email", methods=["POST"])
+@roles(*ADMIN)
+def user_email(user_id: int) -> Response | tuple[str, int]:
+    user = _user(user_id)
+    form = Form(request.form)
+    email = form.text("email", "e-mail address", required=False, max_len=254)
+    if run_operation(form, lambda: set_user_email(db(), user.username, email, actor=actor()), HINTS,
+                     "email") is None:
+        return _page(row_errors={user.id: next(iter(form.errors.values()))}, status=400)
+    flash(f"E-mail of {user.username} {'saved' if email else 'removed'}.", "success")
+    return redirect(url_for("admin.users"))
+
+
+@bp.route("/users/<int:user_id>/role", methods=["POST"])
+@roles(*ADMIN)
+def user_role(user_id: int) -> Response | tuple[str, int]:
+    user = _user(user_id)
+    form = Form(request.form)
+    role = form.choice("role", "role", ROLES)
+    if run_operation(form, lambda: set_user_role(db(), user.username, role, actor=actor()), HINTS,
+                     "role") is None:
+        return _page(row_errors={user.id: next(iter(form.errors.values()))}, status=400)
+    flash(f"{user.username} is now a {role}.", "success")
     return redirect(url_for("admin.users"))
 
 

@@ -1,0 +1,218 @@
+"""The evidence of the sustained-negative-emotion rule: one object, computed in one place.
+
+:func:`negative_evidence` turns a patient's window aggregates (:class:`~areya.alerts.rules.WindowStats`) and
+the rule parameters into a :class:`NegativeEvidence`: the **score** the rule decides on (under one name, with
+its open and close thresholds), the label counts of the same window, the mean probabilities and the window's
+bounds.  The rule (:func:`~areya.alerts.rules.evaluate_negative`) compares that score with its thresholds; the
+alert stores :meth:`NegativeEvidence.to_json`; the inbox, the ward tile, the timeline, the API and the
+webhook / e-mail payloads all show :meth:`NegativeEvidence.public` (or text made from it), so the numbers
+never contradict each other.
+
+Two measures exist (setting ``negative_measure``):
+
+* ``probability`` (default) - **Negative probability**: the mean calibrated ``P(angry) + P(sad)`` of the
+  window (chosen by ``bench/bench_alert_rules.py``: fewer false alerts than the label share at the same
+  sensitivity);
+* ``labels`` - **Negative share**: the share of the window's observations labelled angry or sad, i.e.
+  ``(angry + sad) / n`` of the counts shown beside it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from areya.db.models import LABELS4
+
+if TYPE_CHECKING:
+    from areya.alerts.rules import RuleParams, WindowStats
+
+RULE = "negative_emotion"
+MEASURES: dict[str, tuple[str, str]] = {
+    "labels": ("Negative share", "share of observations labelled angry or sad"),
+    "probability": ("Negative probability", "mean calibrated P(angry) + P(sad)"),
+}
+DEFAULT_MEASURE = "probability"
+LATEST_KEY = "latest"  # the score of the latest tick while the alert was open (kept by the engine)
+
+
+def pct(value: float) -> str:
+    """How every surface writes a score or threshold: ``0.4213`` -> ``"42%"``."""
+    return f"{value:.0%}"
+
+
+def measure_name(measure: str) -> str:
+    return MEASURES.get(measure, (measure, ""))[0]
+
+
+@dataclass(frozen=True)
+class NegativeEvidence:
+    """One patient's window as the negative-emotion rule sees it."""
+
+    measure: str
+    score: float  # the value compared with open_at / close_below
+    open_at: float
+    close_below: float
+    n_obs: int
+    min_obs: int
+    counts: dict[str, int]
+    mean_probs: dict[str, float]
+    window_s: int
+    window_end: datetime | None
+    first_at: datetime | None = None
+    last_at: datetime | None = None
+    latest_score: float | None = None  # while an alert is open: the score of the latest tick
+    latest_at: datetime | None = None
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def name(self) -> str:
+        return measure_name(self.measure)
+
+    @property
+    def description(self) -> str:
+        return MEASURES.get(self.measure, ("", ""))[1]
+
+    @property
+    def judged(self) -> bool:
+        """Enough observations for the rule to judge."""
+        return self.n_obs >= self.min_obs
+
+    @property
+    def window_start(self) -> datetime | None:
+        return self.window_end - timedelta(seconds=self.window_s) if self.window_end is not None else None
+
+    @property
+    def dominant(self) -> str | None:
+        """The window's most frequent label (ties: the higher mean probability), None without observations."""
+        if self.n_obs <= 0:
+            return None
+        return max(LABELS4, key=lambda lab: (self.counts.get(lab, 0), self.mean_probs.get(lab, 0.0)))
+
+    @property
+    def dominant_share(self) -> float:
+        label = self.dominant
+        return self.counts.get(label, 0) / self.n_obs if label and self.n_obs else 0.0
+
+    # -- text ------------------------------------------------------------------------------------
+    def score_text(self) -> str:
+        """``Negative share 42% (opens at 30%)``."""
+        return f"{self.name} {pct(self.score)} (opens at {pct(self.open_at)})"
+
+    def counts_text(self) -> str:
+        """``angry 3 · happy 120 · relaxed 70 · sad 16 of 209``."""
+        return " · ".join(f"{lab} {self.counts.get(lab, 0)}" for lab in LABELS4) + f" of {self.n_obs}"
+
+    def window_text(self) -> str:
+        minutes = self.window_s / 60
+        return f"{minutes:g} min" if minutes >= 1 else f"{self.window_s} s"
+
+    def headline(self) -> str:
+        """One line for notes, e-mails and titles: score, threshold, counts and window."""
+        return f"{self.score_text()}; {self.counts_text()} observations in {self.window_text()}"
+
+    # -- JSON --------------------------------------------------------------------------------------
+    def public(self) -> dict[str, Any]:
+        """The summary every surface shows (tile JSON, API, webhook and e-mail payloads)."""
+        return {
+            "rule": RULE,
+            "measure": self.measure,
+            "name": self.name,
+            "score": round(self.score, 4),
+            "open_at": self.open_at,
+            "close_below": self.close_below,
+            "n_obs": self.n_obs,
+            "min_obs": self.min_obs,
+            "counts": {lab: int(self.counts.get(lab, 0)) for lab in LABELS4},
+            "dominant": self.dominant,
+            "window_s": self.window_s,
+            "window_start": _iso(self.window_start),
+            "window_end": _iso(self.window_end),
+            "latest_score": None if self.latest_score is None else round(self.latest_score, 4),
+            "latest_at": _iso(self.latest_at),
+            "headline": self.headline(),
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        """What an alert stores (the public summary plus the raw aggregates and the legacy keys)."""
+        n = self.n_obs
+        negative_labels = sum(self.counts.get(lab, 0) for lab in ("angry", "sad"))
+        out = self.public()
+        del out["latest_score"], out["latest_at"], out["headline"]
+        out.update(
+            {
+                "min_obs": self.min_obs,
+                "open_share": self.open_at,  # legacy names of the thresholds
+                "close_share": self.close_below,
+                "share": round(sum(self.mean_probs.get(lab, 0.0) for lab in ("angry", "sad")), 4),
+                "label_share": round(negative_labels / n, 4) if n else 0.0,
+                "mean_probs": {lab: round(self.mean_probs.get(lab, 0.0), 4) for lab in LABELS4},
+                "first_at": _iso(self.first_at),
+                "last_at": _iso(self.last_at),
+            }
+        )
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any] | None) -> NegativeEvidence | None:
+        """Back from an alert's stored evidence (alerts from before ``measure`` existed read as probability)."""
+        if not data or ("score" not in data and "share" not in data):
+            return None
+        measure = str(data.get("measure") or "probability")
+        score = float(data["score"] if "score" in data else data["share"])
+        latest = data.get(LATEST_KEY) if isinstance(data.get(LATEST_KEY), dict) else {}
+        return cls(
+            measure=measure,
+            score=score,
+            open_at=float(data.get("open_at", data.get("open_share", 0.0)) or 0.0),
+            close_below=float(data.get("close_below", data.get("close_share", 0.0)) or 0.0),
+            n_obs=int(data.get("n_obs") or 0),
+            min_obs=int(data.get("min_obs") or 0),
+            counts={lab: int((data.get("counts") or {}).get(lab, 0)) for lab in LABELS4},
+            mean_probs={lab: float((data.get("mean_probs") or {}).get(lab, 0.0)) for lab in LABELS4},
+            window_s=int(data.get("window_s") or 0),
+            window_end=_parse(data.get("window_end")),
+            first_at=_parse(data.get("first_at")),
+            last_at=_parse(data.get("last_at")),
+            latest_score=float(latest["score"]) if latest.get("score") is not None else None,
+            latest_at=_parse(latest.get("at")),
+        )
+
+    def resolved_level(self) -> float:
+        """The level a clinician dismissed by resolving: the higher of the score at open and the latest one."""
+        return max(self.score, self.latest_score if self.latest_score is not None else self.score)
+
+
+def negative_evidence(stats: WindowStats | None, params: RuleParams, now: datetime) -> NegativeEvidence:
+    """The evidence of one patient's window ``(now - params.window_s, now]`` (empty window: score 0)."""
+    n = stats.n if stats is not None else 0
+    counts = {lab: int(stats.counts.get(lab, 0)) if stats is not None else 0 for lab in LABELS4}
+    mean_probs = {lab: (stats.prob_sums.get(lab, 0.0) / n if stats is not None and n else 0.0) for lab in LABELS4}
+    return NegativeEvidence(
+        measure=params.measure,
+        score=stats.score(params.measure) if stats is not None else 0.0,
+        open_at=params.open_share,
+        close_below=params.close_share,
+        n_obs=n,
+        min_obs=params.min_obs,
+        counts=counts,
+        mean_probs=mean_probs,
+        window_s=params.window_s,
+        window_end=now,
+        first_at=stats.first_at if stats is not None else None,
+        last_at=stats.last_at if stats is not None else None,
+    )
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _parse(value: Any) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(str(value))
+    except ValueError:
+        return None

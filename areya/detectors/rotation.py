@@ -1,0 +1,106 @@
+"""Rotated passes: find faces that are not upright (a camera mounted on its side, a patient lying down).
+
+``rotations`` lists clockwise angles in degrees: the frame is turned by each, the wrapped detector runs on every
+turned view and the boxes come back in frame coordinates - the face's own size around its centre, with
+``FaceBox.roll`` set to the angle that makes it upright (for :func:`areya.detectors.crop_face`).  Multiples of 90
+are exact pixel permutations (``cv2.rotate``); other angles warp onto a canvas large enough for the whole frame.
+A camera mounted on its side can use ``rotations=90`` alone; ``0/90/270`` finds faces lying either way at three
+times the cost.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+from areya.detectors.base import FaceBox, FaceDetector, validate_frame
+from areya.detectors.merge import merge_faces
+
+_EXACT = {90: 0, 180: 1, 270: 2}  # angle -> cv2.ROTATE_90_CLOCKWISE, ROTATE_180, ROTATE_90_COUNTERCLOCKWISE
+
+
+def normalize_angle(angle: float) -> int:
+    """An angle in degrees -> an integer in [0, 360)."""
+    return int(round(angle)) % 360
+
+
+def rotation_matrix(frame_w: int, frame_h: int, angle_cw: float) -> tuple[np.ndarray, int, int]:
+    """The 2x3 affine map from frame pixels to the frame turned ``angle_cw`` degrees clockwise on a canvas that
+    holds all of it, and that canvas's width and height."""
+    import cv2
+
+    a = math.radians(angle_cw)
+    cos, sin = abs(math.cos(a)), abs(math.sin(a))
+    new_w = round(frame_w * cos + frame_h * sin)
+    new_h = round(frame_w * sin + frame_h * cos)
+    m = cv2.getRotationMatrix2D((frame_w / 2.0, frame_h / 2.0), -angle_cw, 1.0)
+    m[0, 2] += new_w / 2.0 - frame_w / 2.0
+    m[1, 2] += new_h / 2.0 - frame_h / 2.0
+    return m, new_w, new_h
+
+
+def rotate_frame(frame: np.ndarray, angle_cw: int) -> tuple[np.ndarray, np.ndarray]:
+    """``frame`` turned ``angle_cw`` degrees clockwise, and the affine map from frame to turned pixels."""
+    import cv2
+
+    h, w = frame.shape[:2]
+    m, new_w, new_h = rotation_matrix(w, h, angle_cw)
+    if angle_cw % 360 == 0:
+        return frame, m
+    if angle_cw % 360 in _EXACT:
+        return cv2.rotate(frame, _EXACT[angle_cw % 360]), m
+    turned = cv2.warpAffine(frame, m, (new_w, new_h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return turned, m
+
+
+def box_from_rotated(box: FaceBox, matrix: np.ndarray, angle_cw: int) -> FaceBox:
+    """A box found in the turned view -> the same face in frame pixels (centre mapped back, size kept; width and
+    height swap for quarter turns) with ``roll`` = ``angle_cw`` (turn it that far clockwise to make it upright)."""
+    import cv2
+
+    back = cv2.invertAffineTransform(matrix)
+    cx, cy = box.center()
+    fx = back[0, 0] * cx + back[0, 1] * cy + back[0, 2]
+    fy = back[1, 0] * cx + back[1, 1] * cy + back[1, 2]
+    w, h = (box.h, box.w) if angle_cw % 180 == 90 else (box.w, box.h)
+    roll = float(normalize_angle(angle_cw + box.roll))
+    return FaceBox(round(fx - w / 2.0), round(fy - h / 2.0), w, h, box.score, roll if roll <= 180 else roll - 360)
+
+
+class RotatedPasses(FaceDetector):
+    """Runs ``inner`` on the frame turned by each angle of ``rotations`` and merges the faces (frame pixels).
+
+    Other attributes (``tiles``, ``min_score``...) are read from the wrapped detector, ``inner``.
+    """
+
+    def __init__(self, inner: FaceDetector, rotations: Sequence[int], merge_iou: float = 0.3) -> None:
+        if not rotations:
+            raise ValueError("rotations must name at least one angle")
+        self.inner = inner
+        self.rotations = tuple(dict.fromkeys(normalize_angle(a) for a in rotations))
+        self.merge_iou = merge_iou
+        self.name = inner.name
+
+    def detect(self, frame_bgr: np.ndarray) -> list[FaceBox]:
+        frame = validate_frame(frame_bgr)
+        h, w = frame.shape[:2]
+        faces: list[FaceBox] = []
+        for angle in self.rotations:
+            turned, matrix = rotate_frame(frame, angle)
+            found = self.inner.detect(turned)
+            faces.extend(f.clip(w, h) if angle == 0 else box_from_rotated(f, matrix, angle).clip(w, h) for f in found)
+        return merge_faces(faces, self.merge_iou) if len(self.rotations) > 1 else faces
+
+    def detect_batch(self, frames: Sequence[np.ndarray] | Iterable[np.ndarray]) -> list[list[FaceBox]]:
+        return [self.detect(f) for f in frames]
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def __getattr__(self, attr: str) -> Any:
+        if attr == "inner":  # not set yet (copy, unpickling): no recursion
+            raise AttributeError(attr)
+        return getattr(self.inner, attr)

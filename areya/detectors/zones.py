@@ -1,0 +1,153 @@
+"""Zone-aware detection: run the detector on each bed zone's crop instead of (or besides) the whole frame.
+
+A whole 1280x720 frame shrinks to the detector's input (192x192 for BlazeFace): a 48 px face becomes 7 px and is
+missed.  A bed zone's crop is shrunk far less, so small faces are found, and a face found in a zone's crop whose
+centre lies in the zone belongs to that zone's bed by construction.  Zones are normalized ``(x0, y0, x1, y1)``
+rectangles (the ``bed_zones`` rows: objects with those attributes, or 4-tuples).  A zone is padded by
+``pad`` x its shorter side (so faces at its edge are not cut) and, when long and thin or larger than the window
+size (``zone_window_px``; 0 = twice the detector's input), split into overlapping square windows: the detector
+letterboxes every view into its square input, so a window is shrunk at most that much.
+
+Modes (the ``zone_mode`` detector option): ``frame`` (whole frame only), ``zones`` (zone crops only; a camera
+without zones gets the whole frame), ``both`` (whole frame and zone crops, merged).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from areya.detectors.base import DEFAULT_ZONE_PAD, FaceBox, validate_frame
+from areya.detectors.merge import merge_faces
+from areya.detectors.options import ZONE_MODES
+
+if TYPE_CHECKING:
+    from areya.detectors.base import FaceDetector
+
+MAX_ASPECT = 1.5  # a padded zone longer than this many times its width is split into square windows
+WINDOW_OVERLAP = 1 / 3  # neighbouring windows share at least this share of their side
+MAX_WINDOW = 480  # largest window side for a detector of unknown input size (Haar)
+INPUT_TIMES = 2  # auto window side: this many times the detector's input (384 px for BlazeFace full range)
+
+
+@dataclass(frozen=True)
+class Window:
+    """A crop of the frame in pixels: top-left corner and size."""
+
+    x: int
+    y: int
+    w: int
+    h: int
+
+
+def zone_rect(zone: Any) -> tuple[float, float, float, float]:
+    """``(x0, y0, x1, y1)`` of a zone given as an object with those attributes or as a 4-sequence."""
+    if hasattr(zone, "x0"):
+        return (float(zone.x0), float(zone.y0), float(zone.x1), float(zone.y1))
+    x0, y0, x1, y1 = zone
+    return (float(x0), float(y0), float(x1), float(y1))
+
+
+def zone_pixels(zone: Any, frame_w: int, frame_h: int) -> Window:
+    """The zone in frame pixels, clipped to the frame (possibly empty)."""
+    x0, y0, x1, y1 = zone_rect(zone)
+    px0 = min(max(math.floor(min(x0, x1) * frame_w), 0), frame_w)
+    py0 = min(max(math.floor(min(y0, y1) * frame_h), 0), frame_h)
+    px1 = min(max(math.ceil(max(x0, x1) * frame_w), 0), frame_w)
+    py1 = min(max(math.ceil(max(y0, y1) * frame_h), 0), frame_h)
+    return Window(px0, py0, px1 - px0, py1 - py0)
+
+
+def zone_windows(
+    zone: Any, frame_w: int, frame_h: int, pad: float = DEFAULT_ZONE_PAD, max_side: int = MAX_WINDOW
+) -> list[Window]:
+    """The crops the detector sees for one zone: the zone padded by ``pad`` x its shorter side, clipped to the
+    frame; split into overlapping squares (side: the shorter side, at most ``max_side``) when it is longer than
+    :data:`MAX_ASPECT` x wide or larger than ``max_side``."""
+    core = zone_pixels(zone, frame_w, frame_h)
+    if core.w <= 0 or core.h <= 0:
+        return []
+    margin = round(pad * min(core.w, core.h))
+    x0, y0 = max(core.x - margin, 0), max(core.y - margin, 0)
+    x1, y1 = min(core.x + core.w + margin, frame_w), min(core.y + core.h + margin, frame_h)
+    w, h = x1 - x0, y1 - y0
+    if max(w, h) <= MAX_ASPECT * min(w, h) and max(w, h) <= max_side:
+        return [Window(x0, y0, w, h)]
+    side = min(w, h, max_side)
+    xs, ys = _starts(w, side), _starts(h, side)
+    return [Window(x0 + sx, y0 + sy, min(side, w), min(side, h)) for sy in ys for sx in xs]
+
+
+def _starts(length: int, side: int) -> list[int]:
+    """Offsets of overlapping windows of ``side`` covering ``length``."""
+    if length <= side:
+        return [0]
+    count = max(1, math.ceil((length / side - WINDOW_OVERLAP) / (1.0 - WINDOW_OVERLAP)))
+    return np.linspace(0, length - side, count).round().astype(int).tolist()
+
+
+def auto_window(detector: Any) -> int:
+    """The largest zone window for ``detector`` when ``zone_window_px`` is 0: :data:`INPUT_TIMES` x its square
+    input (BlazeFace: ``spec.input_size``), else :data:`MAX_WINDOW`."""
+    spec = getattr(detector, "spec", None)
+    size = getattr(spec, "input_size", None)
+    return int(size * INPUT_TIMES) if isinstance(size, int) and size > 0 else MAX_WINDOW
+
+
+def crop_box_to_frame(box: FaceBox, window: Window, scale: float = 1.0) -> FaceBox:
+    """A box found in ``window``'s crop (resized by ``scale`` before detection) -> frame pixels."""
+    if scale <= 0:
+        raise ValueError(f"scale must be > 0, got {scale}")
+    return FaceBox(
+        window.x + round(box.x / scale),
+        window.y + round(box.y / scale),
+        round(box.w / scale),
+        round(box.h / scale),
+        box.score,
+        box.roll,
+    )
+
+
+def centre_in(box: FaceBox, window: Window) -> bool:
+    cx, cy = box.center()
+    return window.x <= cx < window.x + window.w and window.y <= cy < window.y + window.h
+
+
+def detect_in_zones(
+    detector: FaceDetector,
+    frame_bgr: np.ndarray,
+    zones: Sequence[Any],
+    *,
+    mode: str = "zones",
+    pad: float = DEFAULT_ZONE_PAD,
+    window_px: int = 0,
+    crop_detector: FaceDetector | None = None,
+) -> list[FaceBox]:
+    """Faces in ``frame_bgr`` found as ``mode`` says (see the module doc), in frame pixels, best score first.
+
+    Zone crops go to ``crop_detector`` (None: ``detector``) in windows of at most ``window_px`` (0:
+    :func:`auto_window` of that detector).  A face found in a zone's crop is kept only if its centre lies in that
+    zone (not in the padding).
+    """
+    if mode not in ZONE_MODES:
+        raise ValueError(f"zone mode must be one of {', '.join(ZONE_MODES)}, got {mode!r}")
+    frame = validate_frame(frame_bgr)
+    h, w = frame.shape[:2]
+    cores = [(z, zone_pixels(z, w, h)) for z in zones]
+    cores = [(z, core) for z, core in cores if core.w > 0 and core.h > 0]
+    if mode == "frame" or not cores:
+        return list(detector.detect(frame))
+    faces: list[FaceBox] = list(detector.detect(frame)) if mode == "both" else []
+    on_crops = crop_detector or detector
+    side = window_px or auto_window(on_crops)
+    for zone, core in cores:
+        for win in zone_windows(zone, w, h, pad, side):
+            for box in on_crops.detect(frame[win.y : win.y + win.h, win.x : win.x + win.w]):
+                mapped = crop_box_to_frame(box, win)
+                if centre_in(mapped, core):
+                    faces.append(mapped)
+    return merge_faces(faces)

@@ -1,0 +1,150 @@
+"""Apply an :class:`AdtEvent` through the admin operations (audited as ``adt:<sending facility>``), once per
+MSH-10: the ``adt_messages`` row is written in the same transaction as the change."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from areya.admin import Actor, AdminError, Conflict, Invalid, NotFound, record
+from areya.admin.patients import (
+    admit_patient,
+    current_assignment,
+    discharge_patient,
+    move_patient,
+    rename_patient,
+)
+from areya.admin.refs import bed_ref, clean_mrn, clean_name, flush
+from areya.db.models import AdtMessage, Patient
+from areya.integrations.hl7.errors import (
+    DATA_TYPE_ERROR,
+    INTERNAL_ERROR,
+    REQUIRED_FIELD_MISSING,
+    SEGMENT_SEQUENCE,
+    UNKNOWN_KEY,
+    AdtError,
+    error,
+    reject,
+)
+from areya.integrations.hl7.locations import LocationMap
+from areya.integrations.hl7.messages import EVENTS, AdtEvent
+
+
+@dataclass(frozen=True)
+class Outcome:
+    applied: bool  # False: a resent message, acknowledged without applying it again
+    text: str
+
+
+def actor_for(event: AdtEvent) -> Actor:
+    return Actor(None, f"adt:{event.header.sending_facility}",
+                 context=(("hl7_control_id", event.header.control_id), ("hl7_event", event.event)))
+
+
+def apply_event(session: Session, event: AdtEvent, locations: LocationMap) -> Outcome:
+    """Apply ``event`` in ``session`` (the caller commits, or rolls back on an exception)."""
+    header = event.header
+    seen = session.scalar(select(AdtMessage).where(AdtMessage.sending_facility == header.sending_facility,
+                                                   AdtMessage.control_id == header.control_id))
+    if seen is not None:
+        return Outcome(False, f"duplicate of message {header.control_id} applied at {seen.applied_at.isoformat()}")
+    try:
+        clean_mrn(event.mrn)
+        if event.name is not None:
+            clean_name(event.name, "patient name", 200)
+    except Invalid as exc:
+        raise reject(DATA_TYPE_ERROR, str(exc), "PID^1^3" if "MRN" in str(exc) else "PID^1^5") from None
+    actor = actor_for(event)
+    try:
+        text, patient_id = _HANDLERS[event.event](session, event, locations, actor)
+    except NotFound as exc:
+        raise error(UNKNOWN_KEY, str(exc)) from None
+    except (Conflict, Invalid) as exc:  # occupied bed, already admitted, a time before the current stay, ...
+        raise error(INTERNAL_ERROR, str(exc)) from None
+    session.add(AdtMessage(sending_facility=header.sending_facility, control_id=header.control_id,
+                           event=event.event, patient_id=patient_id))
+    flush(session, f"record ADT message {header.control_id}")
+    record(session, actor, "adt.message", patient_id=patient_id, target=f"patient:{patient_id}",
+           detail={"event": event.event, "meaning": EVENTS[event.event], "mrn": event.mrn,
+                   "assigning_authority": event.authority, "location": event.location, "result": text})
+    return Outcome(True, text)
+
+
+def _bed(event: AdtEvent, locations: LocationMap, *, required: bool) -> str | None:
+    if event.location is None:
+        if required:
+            raise reject(REQUIRED_FIELD_MISSING, f"{event.event} needs PV1-3 (assigned patient location)", "PV1^1^3")
+        return None
+    return locations.bed_for(event.location)
+
+
+def _patient(session: Session, event: AdtEvent) -> Patient:
+    patient = session.scalar(select(Patient).where(Patient.mrn == event.mrn))
+    if patient is None:
+        raise error(UNKNOWN_KEY, f"unknown patient MRN {event.mrn!r}", "PID^1^3")
+    return patient
+
+
+def _admit(session: Session, event: AdtEvent, locations: LocationMap, actor: Actor) -> tuple[str, int]:
+    if event.name is None:
+        raise reject(REQUIRED_FIELD_MISSING, f"{event.event} needs PID-5 (patient name)", "PID^1^5")
+    bed = _bed(event, locations, required=False)
+    patient = admit_patient(session, event.mrn, event.name, bed, at=event.at, actor=actor)
+    return f"admitted {event.mrn}" + (f" to {bed}" if bed else " (no bed)"), patient.id
+
+
+def _move(session: Session, event: AdtEvent, locations: LocationMap, actor: Actor) -> tuple[str, int]:
+    bed = _bed(event, locations, required=True)
+    assert bed is not None
+    patient = _patient(session, event)
+    if patient.status != "admitted":
+        raise error(SEGMENT_SEQUENCE, f"patient {event.mrn} is not admitted", "PID^1^3")
+    if event.prior_location is not None:  # PV1-6: where the sender believes the patient is (A02) / was (A12)
+        prior = locations.bed_for(event.prior_location, "PV1^1^6")
+        current = current_assignment(session, patient)
+        if event.event == "A02" and (current is None or bed_ref(current.bed) != prior):
+            where = bed_ref(current.bed) if current else "no bed"
+            raise error(SEGMENT_SEQUENCE, f"PV1-6 says {prior} but patient {event.mrn} is in {where}", "PV1^1^6")
+    move_patient(session, event.mrn, bed, at=event.at, actor=actor)
+    return f"moved {event.mrn} to {bed}", patient.id
+
+
+def _discharge(session: Session, event: AdtEvent, locations: LocationMap, actor: Actor) -> tuple[str, int]:
+    patient = _patient(session, event)
+    if patient.status != "admitted":
+        raise error(SEGMENT_SEQUENCE, f"patient {event.mrn} is not admitted", "PID^1^3")
+    discharge_patient(session, event.mrn, at=event.at, actor=actor)
+    return f"discharged {event.mrn}", patient.id
+
+
+def _update(session: Session, event: AdtEvent, locations: LocationMap, actor: Actor) -> tuple[str, int]:
+    patient = _patient(session, event)
+    if event.name is None or event.name == patient.display_name:
+        return f"no change to {event.mrn}", patient.id
+    rename_patient(session, event.mrn, event.name, actor=actor)
+    return f"updated name of {event.mrn}", patient.id
+
+
+def _cancel_discharge(session: Session, event: AdtEvent, locations: LocationMap, actor: Actor) -> tuple[str, int]:
+    patient = _patient(session, event)
+    if patient.status != "discharged":
+        raise error(SEGMENT_SEQUENCE, f"patient {event.mrn} is not discharged", "PID^1^3")
+    bed = _bed(event, locations, required=False)
+    admit_patient(session, event.mrn, event.name or patient.display_name, bed, at=event.at, actor=actor)
+    return f"discharge of {event.mrn} cancelled" + (f", back in {bed}" if bed else ""), patient.id
+
+
+_HANDLERS = {
+    "A01": _admit,
+    "A04": _admit,
+    "A02": _move,
+    "A12": _move,  # cancel transfer: PV1-3 is the location the patient returns to
+    "A03": _discharge,
+    "A11": _discharge,  # cancel admit: the stay ends (the record and its audit stay)
+    "A08": _update,
+    "A13": _cancel_discharge,
+}
+
+__all__ = ["AdminError", "AdtError", "Outcome", "actor_for", "apply_event"]

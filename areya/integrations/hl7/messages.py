@@ -1,0 +1,193 @@
+"""An HL7 v2 ADT message (parsed by the ``hl7`` package) -> :class:`AdtEvent`, or an :class:`AdtError` saying
+which segment or field is wrong (AR)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, tzinfo
+
+import hl7
+from hl7.datatypes import parse_datetime
+
+from areya.integrations.hl7.errors import (
+    DATA_TYPE_ERROR,
+    REQUIRED_FIELD_MISSING,
+    SEGMENT_SEQUENCE,
+    UNSUPPORTED_EVENT,
+    UNSUPPORTED_MESSAGE_TYPE,
+    reject,
+)
+from areya.integrations.hl7.locations import location_key
+
+# trigger event -> what Areya does with it
+EVENTS: dict[str, str] = {
+    "A01": "admit",
+    "A02": "transfer",
+    "A03": "discharge",
+    "A04": "register",
+    "A08": "update",
+    "A11": "cancel admit",
+    "A12": "cancel transfer",
+    "A13": "cancel discharge",
+}
+_DTM = re.compile(r"\d{4}(\d{2}){0,5}(\.\d{1,4})?([+-]\d{4})?")  # HL7 DTM: YYYY[MM[DD[HH[MM[SS[.S]]]]]][+/-ZZZZ]
+MAX_IDENTIFIER = 199  # MSH-10 is ST(199) in v2.5+; sending facility HD namespace id fits too
+
+
+@dataclass(frozen=True)
+class Header:
+    """What an ACK needs from MSH (also for a message that is otherwise wrong)."""
+
+    control_id: str
+    sending_application: str
+    sending_facility: str
+    receiving_application: str
+    receiving_facility: str
+    trigger: str
+    processing_id: str
+    version: str
+
+
+@dataclass(frozen=True)
+class AdtEvent:
+    header: Header
+    event: str  # A01 ... A13
+    mrn: str
+    authority: str  # PID-3.4 namespace id of the MRN used ("" if none)
+    name: str | None  # PID-5 as "Given Middle Family"
+    location: str | None  # PV1-3 as "POC^ROOM^BED" (None if empty)
+    prior_location: str | None  # PV1-6
+    at: datetime  # EVN-6 / EVN-2 / MSH-7, UTC, never in the future
+
+
+def normalize(raw: str) -> str:
+    """Segments separated by CR only (files and some senders use LF or CRLF), no surrounding blank space."""
+    return raw.replace("\r\n", "\r").replace("\n", "\r").strip("\r\n\t ")
+
+
+def parse_message(raw: str) -> hl7.Message:
+    """Parse with the ``hl7`` package; anything it cannot read is an AR."""
+    text = normalize(raw)
+    if not text.startswith("MSH"):
+        raise reject(SEGMENT_SEQUENCE, "message must start with an MSH segment", "MSH")
+    try:
+        message = hl7.parse(text)
+        message.segment("MSH")
+    except Exception as exc:  # noqa: BLE001 - the parser raises several kinds on garbage
+        raise reject(SEGMENT_SEQUENCE, f"unreadable HL7 message: {exc}", "MSH") from None
+    return message
+
+
+def value(message: hl7.Message, path: str) -> str:
+    """A field/component by accessor path (``PID.F3.R1.C4``); "" when absent (segment, field or component)."""
+    try:
+        found = message[path]
+    except (IndexError, KeyError):
+        return ""
+    return str(found).strip() if found is not None else ""
+
+
+def read_header(message: hl7.Message) -> Header:
+    header = Header(
+        control_id=value(message, "MSH.F10"),
+        sending_application=value(message, "MSH.F3.R1.C1"),
+        sending_facility=value(message, "MSH.F4.R1.C1"),
+        receiving_application=value(message, "MSH.F5.R1.C1"),
+        receiving_facility=value(message, "MSH.F6.R1.C1"),
+        trigger=value(message, "MSH.F9.R1.C2") or value(message, "EVN.F1"),
+        processing_id=value(message, "MSH.F11.R1.C1") or "P",
+        version=value(message, "MSH.F12.R1.C1") or "2.5",
+    )
+    return header
+
+
+def check_header(header: Header) -> None:
+    """MSH-10 and MSH-4 are needed to apply a message once (AR if they are missing)."""
+    if not header.control_id:
+        raise reject(REQUIRED_FIELD_MISSING, "MSH-10 (message control id) is empty", "MSH^1^10")
+    if len(header.control_id) > MAX_IDENTIFIER:
+        raise reject(DATA_TYPE_ERROR, "MSH-10 (message control id) is too long", "MSH^1^10")
+    if not header.sending_facility:
+        raise reject(REQUIRED_FIELD_MISSING, "MSH-4 (sending facility) is empty", "MSH^1^4")
+    if len(header.sending_facility) > MAX_IDENTIFIER:
+        raise reject(DATA_TYPE_ERROR, "MSH-4 (sending facility) is too long", "MSH^1^4")
+
+
+def read_event(message: hl7.Message, header: Header, *, authority: str = "", tz: tzinfo = UTC,
+               now: datetime | None = None) -> AdtEvent:
+    """The ADT event of a message (AR when the type, event or a required segment/field is missing or wrong)."""
+    message_type = value(message, "MSH.F9.R1.C1")
+    if message_type != "ADT":
+        raise reject(UNSUPPORTED_MESSAGE_TYPE, f"message type {message_type!r} is not ADT", "MSH^1^9")
+    event = header.trigger
+    if event not in EVENTS:
+        raise reject(UNSUPPORTED_EVENT, f"event {event!r} is not handled (handled: {', '.join(EVENTS)})",
+                     "MSH^1^9")
+    _require_segment(message, "PID")
+    mrn, used_authority = _mrn(message, authority)
+    return AdtEvent(
+        header=header,
+        event=event,
+        mrn=mrn,
+        authority=used_authority,
+        name=_name(message),
+        location=_location(message, 3),
+        prior_location=_location(message, 6),
+        at=_event_time(message, tz, now or datetime.now(UTC)),
+    )
+
+
+def _require_segment(message: hl7.Message, name: str) -> None:
+    try:
+        message.segment(name)
+    except KeyError:
+        raise reject(SEGMENT_SEQUENCE, f"required segment {name} is missing", name) from None
+
+
+def _mrn(message: hl7.Message, authority: str) -> tuple[str, str]:
+    """PID-3: the identifier of ``authority`` (PID-3.4), or the first one when no authority is configured."""
+    try:
+        repetitions = len(message.segment("PID")[3])
+    except IndexError:
+        repetitions = 0
+    for index in range(1, max(repetitions, 1) + 1):
+        mrn = value(message, f"PID.F3.R{index}.C1")
+        owner = value(message, f"PID.F3.R{index}.C4")
+        if mrn and (not authority or owner == authority):
+            return mrn, owner
+    if authority:
+        raise reject(REQUIRED_FIELD_MISSING, f"PID-3 has no identifier of assigning authority {authority!r}",
+                     "PID^1^3")
+    raise reject(REQUIRED_FIELD_MISSING, "PID-3 (patient identifier) is empty", "PID^1^3")
+
+
+def _name(message: hl7.Message) -> str | None:
+    family = value(message, "PID.F5.R1.C1")
+    given = value(message, "PID.F5.R1.C2")
+    middle = value(message, "PID.F5.R1.C3")
+    name = " ".join(part for part in (given, middle, family) if part)
+    return name or None
+
+
+def _location(message: hl7.Message, field: int) -> str | None:
+    parts = [value(message, f"PV1.F{field}.R1.C{component}") for component in (1, 2, 3)]
+    return location_key(*parts) if any(parts) else None
+
+
+def _event_time(message: hl7.Message, tz: tzinfo, now: datetime) -> datetime:
+    for path, where in (("EVN.F6", "EVN^1^6"), ("EVN.F2", "EVN^1^2"), ("MSH.F7", "MSH^1^7")):
+        text = value(message, f"{path}.R1.C1")
+        if not text:
+            continue
+        try:
+            if not _DTM.fullmatch(text):  # the hl7 parser reads a valid prefix of anything
+                raise ValueError(text)
+            parsed = parse_datetime(text)
+        except ValueError:
+            raise reject(DATA_TYPE_ERROR, f"{where.replace('^1^', '-')} is not an HL7 date/time: {text!r}",
+                         where) from None
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=tz)
+        return min(parsed.astimezone(UTC), now)
+    return now

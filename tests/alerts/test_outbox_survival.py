@@ -1,0 +1,213 @@
+"""Durable notifications: deliveries pending in the outbox survive a SIGKILL of the scheduler process and arrive
+exactly once (per idempotency key) at a real HTTP server and a real aiosmtpd SMTP server after the restart."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from email import message_from_bytes
+from email.policy import default as default_policy
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alerts_helpers import Hospital
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from areya.alerts.lifecycle import acknowledge_alert, open_alert
+from areya.comms.redis_server import EmbeddedRedis
+from areya.config import Settings
+from areya.db.models import Camera, NotificationOutbox
+from areya.db.types import utcnow
+from areya.notify.webhook import DELIVERY_HEADER
+
+
+class Receiver:
+    """A webhook receiver answering every POST with ``status`` (changeable), recording what it answered."""
+
+    def __init__(self) -> None:
+        self.status = 503
+        self.requests: list[dict[str, Any]] = []
+        self.lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server API
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                with receiver.lock:
+                    status = receiver.status
+                    receiver.requests.append({"headers": dict(self.headers), "body": body, "status": status})
+                self.send_response(status)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def accepted_keys(self) -> list[str]:
+        with self.lock:
+            return [json.loads(r["body"])["idempotency_key"] for r in self.requests if r["status"] == 200]
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class Mailbox:
+    def __init__(self) -> None:
+        self.envelopes: list[Any] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd API
+        self.envelopes.append(envelope)
+        return "250 Message accepted for delivery"
+
+    def keys(self) -> list[str]:
+        return [
+            str(message_from_bytes(e.content, policy=default_policy)["X-Areya-Idempotency-Key"]) for e in self.envelopes
+        ]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not reached within {timeout:.0f}s: {what}")
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver()
+    yield r
+    r.close()
+
+
+def _deliveries(session_factory: Callable[[], Session]) -> list[NotificationOutbox]:
+    with session_factory() as s:
+        return list(
+            s.scalars(
+                select(NotificationOutbox).where(NotificationOutbox.channel != "event").order_by(NotificationOutbox.id)
+            )
+        )
+
+
+def _start_scheduler(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "areya", "scheduler"], env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+
+
+def test_pending_deliveries_survive_a_scheduler_kill(
+    receiver: Receiver,
+    alert_settings: Settings,
+    alerts_redis: EmbeddedRedis,
+    hospital: Hospital,
+    session_factory: Callable[[], Session],
+    tmp_path: Path,
+) -> None:
+    smtp_port = free_port()  # nothing listens yet: the e-mails fail (connection refused) and wait
+    env = {
+        **os.environ,
+        "AREYA_DATA_DIR": str(alert_settings.data_dir),
+        "AREYA_DATABASE_URL": alert_settings.database_url,
+        "AREYA_REDIS_URL": alerts_redis.url,
+        "AREYA_WEBHOOK_URLS": receiver.url,
+        "AREYA_WEBHOOK_SECRET": "s3cret",
+        "AREYA_SMTP_HOST": "127.0.0.1",
+        "AREYA_SMTP_PORT": str(smtp_port),
+        "AREYA_SMTP_FROM": "areya@hospital.example",
+        "AREYA_NOTIFY_RETRY_INITIAL_S": "0.2",
+        "AREYA_NOTIFY_RETRY_MAX_S": "1",
+        "AREYA_NOTIFY_MAX_ATTEMPTS": "100",
+        "AREYA_NOTIFY_TIMEOUT_S": "2",
+        "AREYA_SCHEDULER_TICK_S": "1",
+        "AREYA_LOCK_TTL_S": "3",
+        "AREYA_LOG_LEVEL": "INFO",
+    }
+    with session_factory() as s, s.begin():
+        s.execute(update(Camera).values(enabled=False))  # no camera alerts: only the notices below
+        alert_ids = [
+            open_alert(s, "negative_emotion", now=utcnow(), patient_id=p, ward_id=hospital.ward_id).id
+            for p in hospital.patients
+        ]
+        acknowledge_alert(s, alert_ids[0], now=utcnow())
+    # 3 opened (webhook + e-mail each) + 1 acknowledged (webhook only) = 7 deliveries
+    log = tmp_path / "scheduler.log"
+    first = _start_scheduler(env, log)
+    try:
+
+        def all_tried() -> bool:
+            rows = _deliveries(session_factory)
+            return len(rows) == 7 and all(r.last_error is not None and r.status == "pending" for r in rows)
+
+        wait_until(all_tried, 60, "every delivery fanned out, tried and refused at least once")
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+    assert first.returncode == -signal.SIGKILL
+    assert receiver.requests and not receiver.accepted_keys()  # tried, refused (503), nothing accepted yet
+    rows = _deliveries(session_factory)
+    assert Counter(r.channel for r in rows) == {"webhook": 4, "email": 3}
+    assert all(r.status == "pending" for r in rows)
+
+    # the endpoints recover, a new scheduler starts
+    from aiosmtpd.controller import Controller
+
+    mailbox = Mailbox()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=smtp_port)
+    controller.start()
+    with receiver.lock:
+        receiver.status = 200
+    second = _start_scheduler(env, log)
+    try:
+        wait_until(
+            lambda: all(r.status == "delivered" for r in _deliveries(session_factory)),
+            90,
+            "every delivery delivered after the restart",
+        )
+    finally:
+        second.send_signal(signal.SIGTERM)
+        try:
+            second.wait(20)
+        except subprocess.TimeoutExpired:
+            second.kill()
+        controller.stop()
+
+    rows = _deliveries(session_factory)
+    webhook_keys = {r.idempotency_key for r in rows if r.channel == "webhook"}
+    email_keys = {r.idempotency_key for r in rows if r.channel == "email"}
+    assert len(webhook_keys) == 4 and len(email_keys) == 3
+    # every key arrived, and exactly once (nothing was accepted twice)
+    assert Counter(receiver.accepted_keys()) == dict.fromkeys(webhook_keys, 1)
+    assert Counter(mailbox.keys()) == dict.fromkeys(email_keys, 1)
+    # the key is the same over retries: the refused attempts before the kill carried the keys delivered after it
+    tried_before = {json.loads(r["body"])["idempotency_key"] for r in receiver.requests if r["status"] == 503}
+    assert tried_before == webhook_keys
+    for request in receiver.requests:
+        assert request["headers"][DELIVERY_HEADER] == json.loads(request["body"])["idempotency_key"]
+    events = Counter(json.loads(r["body"])["event"]["type"] for r in receiver.requests if r["status"] == 200)
+    assert events == {"alert.opened": 3, "alert.acknowledged": 1}
+    for envelope in mailbox.envelopes:
+        assert sorted(envelope.rcpt_tos) == ["dr.a2@hospital.example", "dr.a@hospital.example"]

@@ -1,0 +1,80 @@
+"""The demo's pieces without running it: the shipped face pack, the story file, demo passwords."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from areya.camera.facepack import DEMO_FACES, load_face_pack
+from areya.camera.story import DEFAULT_STORY, StoryError, load_story, parse_story
+from areya.demo.passwords import demo_passwords, passwords_path
+
+REPO = Path(__file__).resolve().parents[1]
+AREYA4_AS_FER = {"angry", "happy", "neutral", "sad"}
+
+
+def test_face_pack_is_small_real_and_labelled() -> None:
+    assert DEMO_FACES.is_file() and DEMO_FACES.stat().st_size <= 300_000
+    pack = load_face_pack()
+    assert 0 < len(pack) <= 200
+    assert set(pack.labels) == AREYA4_AS_FER  # the four Areya classes, nothing else
+    assert pack.meta["split"] == "PublicTest" and "FER-2013" in pack.meta["source"]
+    assert all(s.startswith("PublicTest_") for s in pack.sources)
+    face = pack.image(0)
+    assert face.shape == (48, 48) and face.dtype == np.uint8
+    for emotion in AREYA4_AS_FER:  # the story can show every class, with faces the model labels as intended
+        assert pack.indices(emotion, agreeing=True)
+        assert all(pack.agrees[i] for i in pack.indices(emotion, agreeing=True))
+
+
+def test_only_the_pack_comes_from_shared_data() -> None:
+    shipped = [p for p in (REPO / "areya").rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".npz")]
+    assert shipped == [DEMO_FACES]
+
+
+def test_shipped_story_tells_the_ward_story() -> None:
+    story = load_story()
+    assert story.path == DEFAULT_STORY.resolve() and len(story.beds) == 4
+    sad, angry, *content = story.beds
+    assert sad.emotion_at(0) == "neutral" and sad.emotion_at(60) == "sad" and sad.emotion_at(800) == "sad"
+    assert angry.emotion_at(60) == "angry" and angry.emotion_at(200) == "neutral"
+    assert all(bed.emotion_at(t) in ("happy", "neutral") for bed in content for t in (0, 100, 500))
+    assert story.alerts["negative_window_s"] <= 120  # demo-tuned: alerts within minutes
+    scenario = story.scenario()
+    assert scenario.duration == story.duration_s
+    assert scenario.emotion_at(1, 60) == "angry" and scenario.emotion_at(1, 200) == "neutral"
+    assert all(seg.end - seg.start <= story.face_change_s for seg in scenario.segments)
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    ({"bed": []}, "1 to 12 [[bed]]"),
+    ({"bed": [{"phases": [{"at": 5, "emotion": "sad"}]}]}, "start at 0"),
+    ({"bed": [{"phases": [{"at": 0, "emotion": "bored"}]}]}, "unknown emotion 'bored'"),
+    ({"faces": "some", "bed": [{"phases": [{"at": 0, "emotion": "sad"}]}]}, "faces must be one of"),
+    ({"duration_s": 10, "bed": [{"phases": [{"at": 0, "emotion": "sad"}, {"at": 20, "emotion": "happy"}]}]},
+     "after duration_s"),
+])
+def test_bad_stories_are_refused_with_the_reason(data: dict, message: str) -> None:
+    with pytest.raises(StoryError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        parse_story(data)
+
+
+def test_story_file_errors_name_the_file(tmp_path: Path) -> None:
+    bad = tmp_path / "story.toml"
+    bad.write_text("duration_s = \n")
+    with pytest.raises(StoryError, match="story.toml"):
+        load_story(bad)
+
+
+def test_demo_passwords_are_kept_private_and_stable(tmp_path: Path) -> None:
+    users = ("admin", "nurse", "doctor")
+    first = demo_passwords(tmp_path, users)
+    assert set(first) == set(users) and all(len(p) >= 12 for p in first.values())
+    assert stat.S_IMODE(passwords_path(tmp_path).stat().st_mode) == 0o600
+    assert demo_passwords(tmp_path, users) == first  # every start: the same ones
+    rotated = demo_passwords(tmp_path, users, reset=True)
+    assert all(rotated[u] != first[u] for u in users)
+    assert demo_passwords(tmp_path, users) == rotated

@@ -3,8 +3,10 @@
 Each simulated patient-day is 24 h of mostly happy / relaxed faces with known sad or angry episodes of
 5-30 min (most of an episode's expressions are of its class, the rest the patient's usual ones), observed at
 1-2 observations/s with missed detections and missing-face gaps of 1-10 min.  A face holds its expression
-for a few seconds (the same image for consecutive observations, ``--dwell-s``).  Faces come from FER-2013
-PublicTest (``angry``, ``happy``, ``neutral`` = relaxed, ``sad``); each distinct face is classified once by the
+for a few seconds (the same image for consecutive observations, ``--dwell-s``).  Faces (``angry``, ``happy``,
+``neutral`` = relaxed, ``sad``) come from the part of FER-2013 ``train/`` that the model's config held out from
+its training (``--faces validation``, the default: choose settings on it) or from PublicTest (``--faces
+publictest``: report on it); each distinct face is classified once by the
 shipped model (``areya.emotion.inference.EmotionClassifier``, whatever is in ``models/areya-fer`` now, or
 ``--model``) and its calibrated probabilities are reused for every observation that samples it.
 
@@ -14,7 +16,7 @@ queries would return, the hysteresis, and a clinician who resolves each alert by
 unless the rule resolved it first (the cool-down then decides whether it reopens).  An alert opened between an
 episode's start and ``window_s`` after its end belongs to the episode; any other is a false alert.
 
-    nice python bench/bench_alert_rules.py [--patient-days 20] [--seed 7] [--model NAME_OR_PATH]
+    nice python bench/bench_alert_rules.py [--faces validation|publictest] [--patient-days 20] [--seed 7]
 
 Prints the model, the seed and a markdown table (per rule and setting): sensitivity for episodes >= 10 min
 (and 5-10 min), false alerts per patient-day, median / p90 time to alert, alerts per detected episode.
@@ -60,22 +62,50 @@ class FaceBank:
     model_version: str
 
     @classmethod
-    def classify(cls, data: Path, model: str | None, per_class: int, rng: np.random.Generator) -> FaceBank:
-        import cv2
-
+    def classify(cls, faces: dict[str, list[np.ndarray]], model: str | None) -> FaceBank:
         from areya.emotion.inference import EmotionClassifier
 
         classifier = EmotionClassifier.load(model)
-        out: dict[str, np.ndarray] = {}
-        for label, folder in FACE_FOLDERS.items():
-            files = sorted((data / folder).glob("*.jpg"))
-            if not files:
-                raise SystemExit(f"no faces under {data / folder}")
-            if per_class and len(files) > per_class:
-                files = [files[i] for i in sorted(rng.choice(len(files), per_class, replace=False))]
-            crops = [c for c in (cv2.imread(str(f), cv2.IMREAD_GRAYSCALE) for f in files) if c is not None]
-            out[label] = np.stack([r.probs4 for r in classifier.classify(crops)]).astype(np.float64)
+        out = {label: np.stack([r.probs4 for r in classifier.classify(crops)]).astype(np.float64)
+               for label, crops in faces.items()}
         return cls(out, classifier.model_version)
+
+
+def publictest_faces(data: Path, per_class: int, rng: np.random.Generator) -> dict[str, list[np.ndarray]]:
+    """PublicTest faces per Areya class (``data``: its class folders)."""
+    import cv2
+
+    out: dict[str, list[np.ndarray]] = {}
+    for label, folder in FACE_FOLDERS.items():
+        files = sorted((data / folder).glob("*.jpg"))
+        if not files:
+            raise SystemExit(f"no faces under {data / folder}")
+        if per_class and len(files) > per_class:
+            files = [files[i] for i in sorted(rng.choice(len(files), per_class, replace=False))]
+        out[label] = [c for c in (cv2.imread(str(f), cv2.IMREAD_GRAYSCALE) for f in files) if c is not None]
+    return out
+
+
+def validation_faces(fer_root: Path, model: str | None, per_class: int, rng: np.random.Generator
+                     ) -> dict[str, list[np.ndarray]]:
+    """The faces of train/ that the model's own config held out from its training (its validation part): the
+    faces to choose rule settings on, so that PublicTest stays for reporting."""
+    from areya.emotion.dataset import holdout_split, load_dataset
+    from areya.emotion.inference import resolve_model_path
+    from areya.emotion.schemes import FER7_CLASSES
+    from areya.emotion.train_config import TrainConfig
+
+    cfg = TrainConfig.from_file(resolve_model_path(model).parent / "config.toml")
+    if cfg.val_fraction <= 0:
+        raise SystemExit("the model's config holds no validation part out (val_fraction = 0): use --faces publictest")
+    _, val = holdout_split(load_dataset(fer_root, cfg.train_split), cfg.val_fraction, cfg.seed)
+    out: dict[str, list[np.ndarray]] = {}
+    for label, folder in FACE_FOLDERS.items():
+        idx = np.flatnonzero(val.labels7 == FER7_CLASSES.index(folder))
+        if per_class and idx.size > per_class:
+            idx = np.sort(rng.choice(idx, per_class, replace=False))
+        out[label] = [val.images[i] for i in idx]
+    return out
 
 
 # --------------------------------------------------------------------------- timelines
@@ -443,7 +473,15 @@ def main() -> None:
     )
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--model", default=None, help="model name or path (default: the shipped areya-fer)")
+    ap.add_argument(
+        "--faces",
+        choices=("validation", "publictest"),
+        default="validation",
+        help="validation: the part of train/ held out from the model's training (choose settings on it); "
+        "publictest: FER-2013 PublicTest (report figures on it)",
+    )
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="FER-2013 PublicTest class folders")
+    ap.add_argument("--fer-root", type=Path, default=DEFAULT_DATA.parent, help="FER-2013 root (holds train/)")
     ap.add_argument("--faces-per-class", type=int, default=0, help="classify at most this many faces per class")
     ap.add_argument("--dwell-s", type=float, default=4.0, help="mean seconds a face holds one expression")
     ap.add_argument("--purity", type=float, default=0.8, help="share of an episode's expressions of its class")
@@ -469,7 +507,11 @@ def main() -> None:
 
     started = time.perf_counter()
     rng = np.random.default_rng(args.seed)
-    bank = FaceBank.classify(args.data.resolve(), args.model, args.faces_per_class, rng)
+    if args.faces == "validation":
+        faces = validation_faces(args.fer_root.resolve(), args.model, args.faces_per_class, rng)
+    else:
+        faces = publictest_faces(args.data.resolve(), args.faces_per_class, rng)
+    bank = FaceBank.classify(faces, args.model)
     classified = time.perf_counter() - started
     sad_days = int(round(args.patient_days * args.sad_looking))
     timelines = [
@@ -489,7 +531,8 @@ def main() -> None:
     n_obs = sum(len(tl.times) for tl in timelines)
     episodes = sum(len(tl.episodes) for tl in timelines)
     print(
-        f"model {bank.model_version}; seed {args.seed}; {args.patient_days} patient-days ({sad_days} sad-looking), "
+        f"model {bank.model_version}; faces: {args.faces}; seed {args.seed}; "
+        f"{args.patient_days} patient-days ({sad_days} sad-looking), "
         f"{episodes} episodes, {n_obs} observations; faces classified once: "
         f"{', '.join(f'{k} {len(v)}' for k, v in bank.probs.items())} ({classified:.0f} s); "
         f"dwell {args.dwell_s:g} s, purity {args.purity:g}, manual resolve after {args.resolve_after_min} min; "

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import json
-import socket
-import threading
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from email import message_from_bytes
 from email.policy import default as default_policy
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import pytest
 import redis
 from alerts_helpers import T0, Hospital
+from local_servers import Mailbox, free_port
+from local_servers import WebhookReceiver as Receiver
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -47,54 +45,17 @@ def notice(hospital: Hospital, type_: str = "alert.opened", kind: str = "negativ
 # --------------------------------------------------------------------------- webhook receiver
 
 
-class Receiver:
-    """A local HTTP server answering each POST with the next scripted status (then 200)."""
-
-    def __init__(self, statuses: list[int]) -> None:
-        self.statuses = list(statuses)
-        self.requests: list[dict[str, Any]] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server API
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                receiver.requests.append({"headers": dict(self.headers), "body": body, "path": self.path})
-                status = receiver.statuses.pop(0) if receiver.statuses else 200
-                self.send_response(status)
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"ok")
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
 def receiver() -> Iterator[Callable[[list[int]], Receiver]]:
     made: list[Receiver] = []
 
     def make(statuses: list[int]) -> Receiver:
-        made.append(Receiver(statuses))
+        made.append(Receiver(statuses, status=200))
         return made[-1]
 
     yield make
     for r in made:
         r.close()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_webhook_signed_and_retried_with_backoff(receiver: Callable[[list[int]], Receiver]) -> None:
@@ -176,19 +137,6 @@ def test_failed_delivery_is_recorded_and_visible(
 
 
 # --------------------------------------------------------------------------- e-mail
-
-
-class Mailbox:
-    def __init__(self, fail_first: int = 0) -> None:
-        self.envelopes: list[Any] = []
-        self.fail_first = fail_first
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd API
-        if self.fail_first > 0:
-            self.fail_first -= 1
-            return "451 Requested action aborted: try again later"
-        self.envelopes.append(envelope)
-        return "250 Message accepted for delivery"
 
 
 @pytest.fixture

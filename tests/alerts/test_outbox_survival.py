@@ -6,21 +6,17 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from email import message_from_bytes
-from email.policy import default as default_policy
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
 from alerts_helpers import Hospital
+from local_servers import Mailbox, free_port
+from local_servers import WebhookReceiver as Receiver
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -30,62 +26,6 @@ from areya.config import Settings
 from areya.db.models import Camera, NotificationOutbox
 from areya.db.types import utcnow
 from areya.notify.webhook import DELIVERY_HEADER
-
-
-class Receiver:
-    """A webhook receiver answering every POST with ``status`` (changeable), recording what it answered."""
-
-    def __init__(self) -> None:
-        self.status = 503
-        self.requests: list[dict[str, Any]] = []
-        self.lock = threading.Lock()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server API
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                with receiver.lock:
-                    status = receiver.status
-                    receiver.requests.append({"headers": dict(self.headers), "body": body, "status": status})
-                self.send_response(status)
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"ok")
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def accepted_keys(self) -> list[str]:
-        with self.lock:
-            return [json.loads(r["body"])["idempotency_key"] for r in self.requests if r["status"] == 200]
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-class Mailbox:
-    def __init__(self) -> None:
-        self.envelopes: list[Any] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd API
-        self.envelopes.append(envelope)
-        return "250 Message accepted for delivery"
-
-    def keys(self) -> list[str]:
-        return [
-            str(message_from_bytes(e.content, policy=default_policy)["X-Areya-Idempotency-Key"]) for e in self.envelopes
-        ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
@@ -98,7 +38,7 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None
 
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    r = Receiver()
+    r = Receiver(status=503)  # refuses until the test switches it to 200
     yield r
     r.close()
 

@@ -461,13 +461,13 @@ class Settings:
     )
     negative_min_obs: int = _setting(60, _int_range(1, 1_000_000), "alerts", "Min observations in the window to judge.")
     negative_open_share: float = _setting(
-        0.46,
+        0.52,
         _float_range(0.0, 1.0, lo_open=True),
         "alerts",
         "Negative score (see negative_measure) at or above which an alert opens (bench/bench_alert_rules.py).",
     )
     negative_close_share: float = _setting(
-        0.38, _float_range(0.0, 1.0), "alerts", "Score below which an open alert auto-resolves (hysteresis)."
+        0.44, _float_range(0.0, 1.0), "alerts", "Score below which an open alert auto-resolves (hysteresis)."
     )
     negative_measure: str = _setting(
         "probability",

@@ -425,10 +425,10 @@ HEADER = [
 def settings_grid(base: RuleParams, quick: bool) -> list[Setting]:
     """Candidate settings: both scores, a few windows and open thresholds (close = open - 0.08 / 0.10)."""
     grid: list[Setting] = []
-    prob = ((240, (0.44, 0.46, 0.48, 0.50)), (300, (0.42, 0.44, 0.46, 0.48, 0.50)), (420, (0.44, 0.46, 0.48)))
+    prob = ((240, (0.46, 0.50)), (300, (0.44, 0.46, 0.48, 0.50, 0.52, 0.54)), (420, (0.46, 0.50)))
     labels = ((300, (0.30, 0.35)), (600, (0.30, 0.35)))
     if quick:
-        prob, labels = ((300, (0.46,)),), ((600, (0.30,)),)
+        prob, labels = ((300, (0.50,)),), ((600, (0.30,)),)
     for window, thresholds in prob:
         for thr in thresholds:
             grid.append(

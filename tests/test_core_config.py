@@ -30,7 +30,7 @@ def test_defaults(tmp_path: Path) -> None:
     assert (s.worker_batch_size, s.worker_batch_ms, s.claim_idle_ms, s.max_deliveries) == (16, 200, 30000, 3)
     assert (s.detector, s.emotion_model, s.snapshot_ttl_s, s.store_crops) == ("blazeface", "areya-fer", 60, False)
     assert (s.scheduler_tick_s, s.negative_window_s, s.negative_min_obs) == (5.0, 300, 60)
-    assert (s.negative_open_share, s.negative_close_share, s.negative_measure) == (0.46, 0.38, "probability")
+    assert (s.negative_open_share, s.negative_close_share, s.negative_measure) == (0.52, 0.44, "probability")
     assert (s.negative_cooldown_s, s.negative_reopen_margin) == (1800, 0.15)  # bench/bench_alert_rules.py
     assert (s.resolve_period_s, s.escalate_after_s, s.camera_offline_s, s.retention_days, s.lock_ttl_s) == (
         300, 900, 60, 7, 15,

@@ -4,10 +4,11 @@ half-saved), zone editor saves, audit of views and changes."""
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import redis
 from sqlalchemy import func, select
-from web_helpers import World, login
+from web_helpers import World, add_observation, login
 
 from areya.db.models import (
     Alert,
@@ -22,6 +23,7 @@ from areya.db.models import (
     RuleOverride,
     User,
 )
+from areya.db.types import utcnow
 
 
 def _audit_actions(world: World) -> list[tuple[str, int | None]]:
@@ -38,6 +40,12 @@ def _field_error(html: str, name: str) -> str:
 
 
 def test_ward_view_tiles(world: World) -> None:
+    # the session's test hospital may be older than the rule's window: give Alice a fresh window of sad readings
+    with world.session() as s:
+        for i in range(5):
+            at = utcnow() - timedelta(seconds=50 - i)
+            add_observation(s, world.ids["patient_id"], world.ids["bed_id"], "sad", at)
+        s.commit()
     client, _ = login(world.app, "nurse")
     html = client.get(f"/wards/{world.ids['ward_id']}").get_data(as_text=True)
     tile1 = html[html.index(f'id="tile-{world.ids["bed_id"]}"'):html.index(f'id="tile-{world.ids["bed2_id"]}"')]

@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,6 +16,7 @@ import pytest
 from alerts_helpers import Hospital
 from local_servers import Mailbox, free_port
 from local_servers import WebhookReceiver as Receiver
+from polling import wait_until
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -26,14 +26,6 @@ from areya.config import Settings
 from areya.db.models import Camera, NotificationOutbox
 from areya.db.types import utcnow
 from areya.notify.webhook import DELIVERY_HEADER
-
-
-def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not reached within {timeout:.0f}s: {what}")
-        time.sleep(0.1)
 
 
 @pytest.fixture
@@ -102,7 +94,7 @@ def test_pending_deliveries_survive_a_scheduler_kill(
             rows = _deliveries(session_factory)
             return len(rows) == 7 and all(r.last_error is not None and r.status == "pending" for r in rows)
 
-        wait_until(all_tried, 60, "every delivery fanned out, tried and refused at least once")
+        assert wait_until(all_tried, 60), "every delivery fanned out, tried and refused at least once"
     finally:
         first.send_signal(signal.SIGKILL)
         first.wait(10)
@@ -122,10 +114,8 @@ def test_pending_deliveries_survive_a_scheduler_kill(
         receiver.status = 200
     second = _start_scheduler(env, log)
     try:
-        wait_until(
-            lambda: all(r.status == "delivered" for r in _deliveries(session_factory)),
-            90,
-            "every delivery delivered after the restart",
+        assert wait_until(lambda: all(r.status == "delivered" for r in _deliveries(session_factory)), 90), (
+            "every delivery delivered after the restart"
         )
     finally:
         second.send_signal(signal.SIGTERM)

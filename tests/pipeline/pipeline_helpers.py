@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 import redis
+from polling import wait_until  # noqa: F401 - re-exported for the tests that import it from here
 from sqlalchemy import func, select
 
 from areya.camera.synthetic import SyntheticWard
@@ -59,11 +60,3 @@ def pending(client: redis.Redis) -> int:
         return 0
 
 
-def wait_until(cond: Any, timeout: float = 60.0) -> bool:
-    """Poll ``cond`` every 50 ms until it is true (True) or ``timeout`` seconds pass (False)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.05)
-    return False

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -11,6 +10,7 @@ from typing import Any
 
 from flask import Flask
 from flask.testing import FlaskClient
+from polling import wait_until  # noqa: F401 - re-exported for the tests that import it from here
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
@@ -175,10 +175,3 @@ def http_login(base_url: str, username: str, password: str = PASSWORD) -> Any:
     return browser
 
 
-def wait_until(cond: Any, timeout: float = 60.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.05)
-    return False

@@ -9,6 +9,7 @@ from pathlib import Path
 import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # tests/: polling.py
 
 from pipeline_helpers import fast_config  # noqa: E402
 from pipeline_standins import FixedClassifier  # noqa: E402

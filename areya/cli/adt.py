@@ -49,12 +49,14 @@ def listen(host: str | None, port: int | None) -> None:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
 @click.option("--host", default=None, help="Listener host (default: adt_host).")
 @click.option("--port", type=click.IntRange(1, 65535), default=None, help="Listener port (default: adt_port).")
+@click.option("--tls", is_flag=True, help="Use TLS, trusting the system's CA certificates.")
 @click.option("--tls-ca", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="Use TLS, trusting this CA file (PEM).")
+              help="Use TLS, trusting this CA file (PEM) instead.")
 @click.option("--timeout", type=float, default=30.0, show_default=True, help="Seconds to wait for each ACK.")
-def send(file: str, host: str | None, port: int | None, tls_ca: str | None, timeout: float) -> None:
+def send(file: str, host: str | None, port: int | None, tls: bool, tls_ca: str | None, timeout: float) -> None:
     """Send the HL7 messages of FILE (one after another, MLLP-framed or plain, LF or CR segments) and print each
-    ACK: control id, event, ACK code, text.  Exit 1 if any message was not accepted (AA)."""
+    ACK: control id, event, ACK code, text.  Exit 1 if any message was not accepted (AA).  With --tls or --tls-ca
+    the listener's certificate must be valid for --host."""
     import io
 
     from hl7.client import read_loose
@@ -66,7 +68,10 @@ def send(file: str, host: str | None, port: int | None, tls_ca: str | None, time
     messages = [m.decode("utf-8", errors="replace") for m in read_loose(io.BytesIO(data))]
     if not messages:
         raise click.ClickException(f"no HL7 messages (MSH segments) in {file}")
-    ssl_context = ssl.create_default_context(cafile=tls_ca) if tls_ca else None
+    try:
+        ssl_context = ssl.create_default_context(cafile=tls_ca) if tls or tls_ca else None
+    except ssl.SSLError as exc:
+        raise click.ClickException(f"--tls-ca {tls_ca}: {exc}") from None
     target = (host or settings.adt_host, port or settings.adt_port)
     failed = 0
     try:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from fhir.resources.R4B import get_fhir_model_class
-from sqlalchemy import select
-from web_helpers import World
+from sqlalchemy import func, select
+from web_helpers import World, add_observation, login
 
-from areya.db.models import AuditEvent
+from areya.db.models import AuditEvent, Observation
+from areya.db.types import utcnow
+
+RAW = "urn:areya:observation|emotion-face"
 
 
 def _auth(world: World, role: str) -> dict[str, str]:
@@ -109,11 +113,139 @@ def test_observations_are_minute_summaries_paged(world: World) -> None:
 
 
 def _iso_minutes_ago(minutes: int) -> str:
-    from datetime import timedelta
-
-    from areya.db.types import utcnow
-
     return (utcnow() - timedelta(minutes=minutes)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _walk(world: World, role: str, url: str) -> list[dict[str, Any]]:
+    """Every page of a search, following the Bundles' next links (each page validated); the Bundles in order."""
+    pages = []
+    while url:
+        pages.append(get(world, role, url))
+        link = next((x["url"] for x in pages[-1]["link"] if x["relation"] == "next"), None)
+        url = link.split("://", 1)[1].split("/", 1)[1].join(["/", ""]) if link else ""
+    return pages
+
+
+def test_raw_observations_on_request_one_per_stored_row(world: World) -> None:
+    pid, other = world.ids["patient_id"], world.ids["other_patient_id"]
+    with world.session() as s:  # three more faces in the last minute, and some for the Surgery patient
+        now = utcnow()
+        for k in range(3):
+            add_observation(s, pid, world.ids["bed_id"], "happy", now - timedelta(seconds=20 + k), label7="surprise")
+            add_observation(s, other, world.ids["other_bed_id"], "sad", now - timedelta(seconds=20 + k))
+        s.commit()
+        stored = list(s.scalars(select(Observation).where(Observation.patient_id == pid)
+                                .order_by(Observation.captured_at, Observation.id)))
+    assert len(stored) == 43
+    pages = _walk(world, "nurse", f"/fhir/Observation?patient={pid}&code={RAW}&_count=10")
+    assert [p["total"] for p in pages] == [43] * 5 and [len(p["entry"]) for p in pages] == [10, 10, 10, 10, 3]
+    assert "previous" not in {x["relation"] for x in pages[0]["link"]}
+    assert {x["relation"] for x in pages[-1]["link"]} == {"self", "first", "previous"}
+    resources = [e["resource"] for p in pages for e in p["entry"]]
+    assert [r["id"] for r in resources] == [f"face-{o.id}" for o in stored]  # each row once, oldest first
+    for resource, row in zip(resources, stored, strict=True):
+        assert resource["code"]["coding"][0]["code"] == "emotion-face"
+        assert resource["subject"]["reference"] == f"Patient/{pid}"
+        assert resource["valueCodeableConcept"]["coding"][0]["code"] == row.label4
+        assert resource["effectiveDateTime"] == row.captured_at.isoformat()
+        probabilities = {c["code"]["coding"][0]["code"]: c["valueQuantity"]["value"] for c in resource["component"]
+                         if c["code"]["coding"][0]["system"] == "urn:areya:emotion4"}
+        assert probabilities == pytest.approx({"angry": row.p_angry, "happy": row.p_happy, "relaxed": row.p_relaxed,
+                                               "sad": row.p_sad}, abs=1e-4)
+    assert resources[-1]["component"][-1]["valueCodeableConcept"]["coding"][0]["code"] == "surprise"
+    # the system may be left out; without code (or with the minute code) the summaries are answered
+    assert get(world, "nurse", f"/fhir/Observation?patient={pid}&code=emotion-face&_count=1")["total"] == 43
+    minutes = get(world, "nurse", f"/fhir/Observation?patient={pid}")["total"]
+    assert get(world, "nurse", f"/fhir/Observation?patient={pid}&code=urn:areya:observation|emotion-minute"
+               )["total"] == minutes < 43
+    # date narrows the rows like it narrows the minutes
+    since = _iso_minutes_ago(10)
+    with world.session() as s:
+        expected = s.scalar(select(func.count()).select_from(Observation).where(
+            Observation.patient_id == pid, Observation.captured_at >= _parse(since)))
+    assert get(world, "nurse", f"/fhir/Observation?patient={pid}&code={RAW}&date=ge{since}")["total"] == expected
+    # ward scoping: the ICU nurse gets no Surgery rows, the Surgery nurse no ICU rows; the admin sees both
+    get(world, "nurse", f"/fhir/Observation?patient={other}&code={RAW}", status=403)
+    get(world, "nurse2", f"/fhir/Observation?patient={pid}&code={RAW}", status=403)
+    assert get(world, "nurse2", f"/fhir/Observation?patient={other}&code={RAW}")["total"] == 3
+    assert get(world, "admin", f"/fhir/Observation?patient={other}&code={RAW}")["total"] == 3
+    # an unknown code, two codes: 400
+    for query in ("code=http://loinc.org|8867-4", "code=emotion-face&code=emotion-minute", "code=urn:x|emotion-face"):
+        bad = get(world, "nurse", f"/fhir/Observation?patient={pid}&{query}", status=400)
+        assert bad["resourceType"] == "OperationOutcome" and "emotion-face" in bad["issue"][0]["diagnostics"]
+    with world.session() as s:
+        row = s.scalars(select(AuditEvent).where(AuditEvent.action == "fhir.observation.search")
+                        .order_by(AuditEvent.id)).first()
+    assert row is not None and row.patient_id == pid and row.detail["code"] == "emotion-face"
+
+
+def test_metadata_documents_the_observation_code_parameter(world: World) -> None:
+    body = get(world, "nurse", "/fhir/metadata")
+    observation = next(r for r in body["rest"][0]["resource"] if r["type"] == "Observation")
+    params = {p["name"]: p for p in observation["searchParam"]}
+    assert params["code"]["type"] == "token" and "emotion-face" in params["code"]["documentation"]
+    assert {"patient", "date", "_count", "_offset"} <= set(params)
+
+
+def _parse(text: str) -> Any:
+    from datetime import datetime
+
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def outcome(response: Any, status: int, code: str) -> str:
+    """Check an error answer is a valid OperationOutcome of ``code``; its diagnostics."""
+    assert response.status_code == status, response.get_data(as_text=True)[:300]
+    assert response.mimetype == "application/fhir+json"
+    body = response.get_json(force=True)
+    validate(body)
+    assert body["resourceType"] == "OperationOutcome" and body["issue"][0]["code"] == code
+    assert response.headers["X-Content-Type-Options"] == "nosniff"  # the app's security headers stay
+    return str(body["issue"][0]["diagnostics"])
+
+
+def test_every_error_under_fhir_is_an_operation_outcome(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    ids, client = world.ids, world.app.test_client()
+    nurse = _auth(world, "nurse")
+    # 401: no token, an unknown token, another scheme (before any FHIR view runs)
+    anonymous = client.get("/fhir/metadata")
+    assert "login required" in outcome(anonymous, 401, "login")
+    assert anonymous.headers["WWW-Authenticate"] == 'Bearer realm="areya"'
+    assert "invalid" in outcome(client.get("/fhir/Patient", headers={"Authorization": "Bearer nope"}), 401, "login")
+    outcome(client.get(f"/fhir/Patient/{ids['patient_id']}", headers={"Authorization": "Basic eDp5"}), 401, "login")
+    outcome(client.get("/fhir/Basic/1", headers={"Authorization": "Bearer nope"}), 401, "login")
+    # 403: an ICU nurse asking for Surgery's patient, alert, bed (they exist, but are not in a ward she covers)
+    assert "ward you cover" in outcome(client.get(f"/fhir/Patient/{ids['other_patient_id']}", headers=nurse),
+                                       403, "forbidden")
+    outcome(client.get(f"/fhir/Flag/{ids['other_alert_id']}", headers=nurse), 403, "forbidden")
+    outcome(client.get(f"/fhir/Location/bed-{ids['other_bed_id']}", headers=nurse), 403, "forbidden")
+    outcome(client.get(f"/fhir/Encounter/{ids['other_patient_id']}", headers=nurse), 403, "forbidden")
+    # 404: no such patient or location, an id that is not a number, a resource type we do not serve
+    assert "no patient 999999" in outcome(client.get("/fhir/Patient/999999", headers=nurse), 404, "not-found")
+    outcome(client.get("/fhir/Location/bed-999999", headers=nurse), 404, "not-found")
+    outcome(client.get("/fhir/Patient/abc", headers=nurse), 404, "not-found")
+    outcome(client.get("/fhir/Basic/1", headers=nurse), 404, "not-found")
+    # 405: the API is read-only (with a token, and with a session and its CSRF token)
+    written = client.post("/fhir/Patient", json={"resourceType": "Patient"}, headers=nurse)
+    outcome(written, 405, "not-supported")
+    assert "GET" in written.headers["Allow"]
+    outcome(client.delete(f"/fhir/Patient/{ids['patient_id']}", headers=nurse), 405, "not-supported")
+    browser, csrf = login(world.app, "nurse")
+    outcome(browser.put(f"/fhir/Patient/{ids['patient_id']}", json={}, headers={"X-CSRF-Token": csrf}),
+            405, "not-supported")
+    outcome(browser.post("/fhir/Patient", json={}), 400, "invalid")  # no CSRF token
+    # 400 from a search stays what the view said
+    assert "_count" in outcome(client.get("/fhir/Patient?_count=0", headers=nurse), 400, "invalid")
+    # 500: an unexpected failure
+    from areya.integrations.fhir import resources
+
+    def broken(*args: Any) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(resources, "capability_statement", broken)
+    assert "boom" not in outcome(client.get("/fhir/metadata", headers=nurse), 500, "exception")
+    # the rest of the app keeps its own error bodies
+    assert client.get("/api/patients/999999", headers=nurse).mimetype == "application/json"
 
 
 @pytest.mark.parametrize(("role", "sees_own", "sees_other"), [("nurse", True, False), ("nurse2", False, True),

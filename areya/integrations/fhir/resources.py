@@ -14,8 +14,13 @@ FHIR_VERSION = "4.0.1"
 MRN_SYSTEM = "urn:areya:mrn"
 EMOTION_SYSTEM = "urn:areya:emotion4"
 ALERT_SYSTEM = "urn:areya:alert-kind"
+EMOTION7_SYSTEM = "urn:areya:emotion7"
 CODE_SYSTEM = "urn:areya:observation"
+MINUTE_CODE = "emotion-minute"  # Observation.code of a per-minute summary (the default of a search)
+RAW_CODE = "emotion-face"  # Observation.code of one stored observation (one face in one frame)
 MINUTE = timedelta(minutes=1)
+_SURVEY = [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                        "code": "survey", "display": "Survey"}]}]
 
 
 def iso(value: datetime | None) -> str | None:
@@ -122,26 +127,55 @@ def minute_summaries(raw: Iterable[Observation], rollups: Iterable[ObservationMi
     return [buckets[minute] for minute in sorted(buckets)]
 
 
+def _probability_components(probabilities: Iterable[float], text: str) -> list[dict[str, Any]]:
+    return [
+        {"code": {"coding": [{"system": EMOTION_SYSTEM, "code": label}], "text": f"{text}({label})"},
+         "valueQuantity": {"value": round(p, 4), "unit": "probability"}}
+        for label, p in zip(LABELS4, probabilities, strict=True)
+    ]
+
+
 def minute_observation(summary: MinuteSummary) -> dict[str, Any]:
     n = summary.n
     top = max(LABELS4, key=lambda label: (summary.counts[label], summary.prob_sums[label]))
-    components = [
-        {"code": {"coding": [{"system": EMOTION_SYSTEM, "code": label}], "text": f"mean P({label})"},
-         "valueQuantity": {"value": round(summary.prob_sums[label] / n, 4) if n else 0.0, "unit": "probability"}}
-        for label in LABELS4
-    ] + [{"code": {"coding": [{"system": CODE_SYSTEM, "code": "face-count"}], "text": "faces classified"},
-          "valueInteger": n}]
+    means = [summary.prob_sums[label] / n if n else 0.0 for label in LABELS4]
+    components = _probability_components(means, "mean P") + [
+        {"code": {"coding": [{"system": CODE_SYSTEM, "code": "face-count"}], "text": "faces classified"},
+         "valueInteger": n}]
     return {
         "resourceType": "Observation",
         "id": f"m{summary.patient_id}-{int(summary.minute.timestamp()) // 60}",
         "status": "final",
-        "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category",
-                                  "code": "survey", "display": "Survey"}]}],
-        "code": {"coding": [{"system": CODE_SYSTEM, "code": "emotion-minute",
+        "category": _SURVEY,
+        "code": {"coding": [{"system": CODE_SYSTEM, "code": MINUTE_CODE,
                              "display": "Facial expression (4-class), one-minute summary"}]},
         "subject": {"reference": f"Patient/{summary.patient_id}"},
         "effectivePeriod": {"start": iso(summary.minute), "end": iso(summary.minute + MINUTE)},
         "valueCodeableConcept": {"coding": [{"system": EMOTION_SYSTEM, "code": top}], "text": top},
+        "component": components,
+    }
+
+
+def raw_observation(obs: Observation) -> dict[str, Any]:
+    """One stored observation (one classified face of one frame), as the worker wrote it."""
+    components = _probability_components((obs.p_angry, obs.p_happy, obs.p_relaxed, obs.p_sad), "P") + [
+        {"code": {"coding": [{"system": CODE_SYSTEM, "code": "confidence4"}], "text": "confidence of the label"},
+         "valueQuantity": {"value": round(obs.confidence4, 4), "unit": "probability"}},
+        {"code": {"coding": [{"system": CODE_SYSTEM, "code": "label7"}], "text": "7-class label"},
+         "valueCodeableConcept": {"coding": [{"system": EMOTION7_SYSTEM, "code": obs.label7}], "text": obs.label7}},
+    ]
+    return {
+        "resourceType": "Observation",
+        "id": f"face-{obs.id}",
+        "status": "final",
+        "category": _SURVEY,
+        "code": {"coding": [{"system": CODE_SYSTEM, "code": RAW_CODE,
+                             "display": "Facial expression (4-class) of one face in one frame"}]},
+        "subject": {"reference": f"Patient/{obs.patient_id}"},
+        "effectiveDateTime": iso(obs.captured_at),
+        "issued": iso(obs.created_at),
+        "valueCodeableConcept": {"coding": [{"system": EMOTION_SYSTEM, "code": obs.label4}], "text": obs.label4},
+        "method": {"text": f"Areya face classifier, model {obs.model_version}"},
         "component": components,
     }
 
@@ -164,12 +198,25 @@ def flag_resource(alert: Alert) -> dict[str, Any]:
     }
 
 
+SEARCH_DOCS = {
+    ("Observation", "patient"): "Required: Patient/{id} (or {id}) of a patient in a ward you cover.",
+    ("Observation", "date"): "[ge|gt|le|lt]instant, repeatable; default the last 24 h; at most 7 days.",
+    ("Observation", "code"): (f"{CODE_SYSTEM}|{MINUTE_CODE} (the default when code is absent): one Observation "
+                              f"per patient-minute (label counts and mean probabilities); {CODE_SYSTEM}|{RAW_CODE}: "
+                              "one Observation per stored observation (one face in one frame), oldest first. "
+                              "The system may be left out; one code per search."),
+    ("Observation", "_offset"): "Paging: the index of the first match to return (the Bundle's links carry it).",
+}
+
+
 def capability_statement(base_url: str, now: datetime) -> dict[str, Any]:
     def resource(kind: str, params: list[tuple[str, str]], read: bool = True) -> dict[str, Any]:
         interactions = ([{"code": "read"}] if read else []) + ([{"code": "search-type"}] if params else [])
         out: dict[str, Any] = {"type": kind, "interaction": interactions}
         if params:
-            out["searchParam"] = [{"name": name, "type": kind_} for name, kind_ in params]
+            out["searchParam"] = [{"name": name, "type": kind_} | ({"documentation": SEARCH_DOCS[(kind, name)]}
+                                                                  if (kind, name) in SEARCH_DOCS else {})
+                                  for name, kind_ in params]
         return out
 
     return {
@@ -188,8 +235,8 @@ def capability_statement(base_url: str, now: datetime) -> dict[str, Any]:
                 resource("Patient", [("identifier", "token"), ("_count", "number")]),
                 resource("Encounter", [("patient", "reference")]),
                 resource("Location", [], read=True),
-                resource("Observation", [("patient", "reference"), ("date", "date"), ("_count", "number")],
-                         read=False),
+                resource("Observation", [("patient", "reference"), ("date", "date"), ("code", "token"),
+                                         ("_count", "number"), ("_offset", "number")], read=False),
                 resource("Flag", [("patient", "reference"), ("_count", "number")]),
             ],
         }],

@@ -1,15 +1,18 @@
 """FHIR R4 read API under ``/fhir``: the same bearer tokens (or session), roles, ward scoping and audit as the JSON
 API. Patient, Encounter (current admission and its beds), Location (beds and wards), Observation (per-minute
-emotion summaries) and Flag (alerts); search results are paged Bundles (``_count``, ``_offset``)."""
+emotion summaries, or the stored observations with ``code=emotion-face``) and Flag (alerts); search results are
+paged Bundles (``_count``, ``_offset``); every error under ``/fhir`` is an OperationOutcome."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
 from flask import Blueprint, abort, g, request
-from sqlalchemy import select
+from sqlalchemy import func, select
+from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.wrappers import Response
 
 from areya.db.models import Alert, Bed, BedAssignment, Observation, ObservationMinute, Patient
@@ -32,14 +35,63 @@ class SearchError(ValueError):
 
 
 def _json(body: dict[str, Any], status: int = 200) -> Response:
-    import json
-
     return Response(json.dumps(body), status=status, mimetype=FHIR_JSON)
 
 
+def _outcome_body(message: str, code: str = "invalid") -> dict[str, Any]:
+    return {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": code, "diagnostics": message}]}
+
+
 def _outcome(message: str, status: int = 400, code: str = "invalid") -> Response:
-    return _json({"resourceType": "OperationOutcome",
-                  "issue": [{"severity": "error", "code": code, "diagnostics": message}]}, status)
+    return _json(_outcome_body(message, code), status)
+
+
+# HTTP status -> OperationOutcome issue type (http://hl7.org/fhir/issue-type)
+ISSUE_CODES = {400: "invalid", 401: "login", 403: "forbidden", 404: "not-found", 405: "not-supported",
+               413: "too-long", 429: "throttled", 500: "exception"}
+
+
+def _is_fhir_path(path: str) -> bool:
+    return path == bp.url_prefix or path.startswith(f"{bp.url_prefix}/")
+
+
+@bp.before_app_request
+def _authenticate_unrouted() -> None:
+    """A /fhir URL that matches no route (an unknown resource type: 404; a create/update/delete: 405) belongs to
+    no blueprint, so the app's login check would not read its bearer token and would answer 401 even to a valid
+    token: read the token here (a bad one is still a 401) and answer the routing error itself."""
+    failure = request.routing_exception
+    if not isinstance(failure, NotFound | MethodNotAllowed) or not _is_fhir_path(request.path):
+        return
+    from areya.webapp.views.api import authenticate_bearer
+
+    if authenticate_bearer():
+        raise failure
+
+
+@bp.after_app_request
+def _errors_as_operation_outcomes(response: Response) -> Response:
+    """Every error answer under /fhir becomes an OperationOutcome (application/fhir+json), whoever made it: the
+    app's login check (401, before any FHIR view runs), its error handlers (403 and 404 from the scoping checks,
+    404/405 from routing, 500) or a view. The response is changed in place so that the security headers added
+    by the app's other hooks stay."""
+    if response.status_code < 400 or response.mimetype == FHIR_JSON or not _is_fhir_path(request.path):
+        return response
+    message = ""
+    if response.is_json:
+        body = response.get_json(silent=True)
+        if isinstance(body, dict):
+            message = str(body.get("error") or "")
+    message = message or response.status
+    status = response.status_code
+    response.set_data(json.dumps(_outcome_body(message, ISSUE_CODES.get(status, "processing"))))
+    response.mimetype = FHIR_JSON
+    if status == 401:
+        response.headers.setdefault("WWW-Authenticate", 'Bearer realm="areya"')
+    routing = request.routing_exception
+    if status == 405 and isinstance(routing, MethodNotAllowed) and routing.valid_methods:
+        response.headers.setdefault("Allow", ", ".join(sorted(routing.valid_methods)))  # the app's handler drops it
+    return response
 
 
 def _base() -> str:
@@ -56,8 +108,13 @@ def _count_offset() -> tuple[int, int]:
 
 
 def _bundle(kind: str, matches: list[dict[str, Any]], count: int, offset: int) -> dict[str, Any]:
-    """A searchset Bundle of one page, with self / first / previous / next links that keep the other parameters."""
-    page = matches[offset:offset + count]
+    """A searchset Bundle of one page of ``matches`` (every match, in order)."""
+    return _page_bundle(kind, matches[offset:offset + count], len(matches), count, offset)
+
+
+def _page_bundle(kind: str, page: list[dict[str, Any]], total: int, count: int, offset: int) -> dict[str, Any]:
+    """A searchset Bundle of one page (already cut, ``total`` matches in all), with self / first / previous / next
+    links that keep the other parameters."""
     params = {k: v for k, v in request.args.items() if k not in ("_count", "_offset")}
 
     def link(relation: str, at: int) -> dict[str, str]:
@@ -67,12 +124,12 @@ def _bundle(kind: str, matches: list[dict[str, Any]], count: int, offset: int) -
     links = [link("self", offset), link("first", 0)]
     if offset > 0:
         links.append(link("previous", max(0, offset - count)))
-    if offset + count < len(matches):
+    if offset + count < total:
         links.append(link("next", offset + count))
     return {
         "resourceType": "Bundle",
         "type": "searchset",
-        "total": len(matches),
+        "total": total,
         "link": links,
         "entry": [{"fullUrl": f"{_base()}/{r['resourceType']}/{r['id']}", "resource": r, "search": {"mode": "match"}}
                   for r in page],
@@ -218,6 +275,20 @@ def location_read(location_id: str) -> Response:
 # --------------------------------------------------------------------------- Observation
 
 
+def _observation_code() -> str:
+    """``code``: the kind of Observation searched; the per-minute summary when absent (one code per search)."""
+    text = request.args.get("code")
+    if text is None:
+        return fhir.MINUTE_CODE
+    system, bar, code = text.rpartition("|")
+    if (bar and system not in ("", fhir.CODE_SYSTEM)) or code not in (fhir.MINUTE_CODE, fhir.RAW_CODE) \
+            or len(request.args.getlist("code")) > 1:
+        raise SearchError(f"code must be one of {fhir.CODE_SYSTEM}|{fhir.MINUTE_CODE} (per-minute summaries, "
+                          f"the default) or {fhir.CODE_SYSTEM}|{fhir.RAW_CODE} (every stored observation); "
+                          f"got {text!r}")
+    return code
+
+
 @bp.route("/Observation")
 @roles(*CLINICAL)
 def observation_search() -> Response:
@@ -226,14 +297,24 @@ def observation_search() -> Response:
         row = _patient_param(required=True)
         assert row is not None
         start, end = _date_range()
-        raw = db().scalars(select(Observation).where(
-            Observation.patient_id == row.id, Observation.captured_at >= start, Observation.captured_at < end))
-        rollups = db().scalars(select(ObservationMinute).where(
-            ObservationMinute.patient_id == row.id, ObservationMinute.minute >= start, ObservationMinute.minute < end))
-        summaries = fhir.minute_summaries(raw, rollups)
-        body = _bundle("Observation", [fhir.minute_observation(s) for s in summaries], count, offset)
+        code = _observation_code()
+        in_range = (Observation.patient_id == row.id, Observation.captured_at >= start, Observation.captured_at < end)
+        if code == fhir.RAW_CODE:  # one Observation per stored row, paged in the database
+            total = db().scalar(select(func.count()).select_from(Observation).where(*in_range)) or 0
+            page = list(db().scalars(select(Observation).where(*in_range)
+                                     .order_by(Observation.captured_at, Observation.id).offset(offset).limit(count)))
+            body = _page_bundle("Observation", [fhir.raw_observation(o) for o in page], total, count, offset)
+            detail: dict[str, Any] = {"observations": total, "shown": len(page)}
+        else:
+            raw = db().scalars(select(Observation).where(*in_range))
+            rollups = db().scalars(select(ObservationMinute).where(
+                ObservationMinute.patient_id == row.id, ObservationMinute.minute >= start,
+                ObservationMinute.minute < end))
+            summaries = fhir.minute_summaries(raw, rollups)
+            body = _bundle("Observation", [fhir.minute_observation(s) for s in summaries], count, offset)
+            detail = {"minutes": len(summaries)}
         audit("fhir.observation.search", patient_id=row.id, target=f"patient:{row.id}",
-              detail={"from": start.isoformat(), "to": end.isoformat(), "minutes": len(summaries)})
+              detail={"from": start.isoformat(), "to": end.isoformat(), "code": code, **detail})
         return _json(body)
 
     return _search(run)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,8 @@ class FaceBox:
 
     ``roll``: degrees to turn the face clockwise to make it upright (non-zero when it was found in a rotated
     pass, see :mod:`areya.detectors.rotation`); the box is the face's own size around its centre.
+    ``eyes``: the eye centres in frame pixels, ``(right_x, right_y, left_x, left_y)`` (the person's right eye,
+    on the image's left in an upright face), when the detector gives landmarks (BlazeFace does, Haar does not).
     """
 
     x: int
@@ -27,6 +30,7 @@ class FaceBox:
     h: int
     score: float = 1.0
     roll: float = 0.0
+    eyes: tuple[float, float, float, float] | None = None
 
     def center(self) -> tuple[float, float]:
         return (self.x + self.w / 2.0, self.y + self.h / 2.0)
@@ -51,7 +55,22 @@ class FaceBox:
         y0 = min(max(self.y, 0), frame_h)
         x1 = min(max(self.x + self.w, 0), frame_w)
         y1 = min(max(self.y + self.h, 0), frame_h)
-        return FaceBox(x0, y0, x1 - x0, y1 - y0, self.score, self.roll)
+        return FaceBox(x0, y0, x1 - x0, y1 - y0, self.score, self.roll, self.eyes)
+
+    def eye_roll(self, max_offset: float = 45.0) -> float | None:
+        """The roll the eyes say (degrees clockwise that make the eye line level, right eye on the left), or None
+        when there are no eyes or they are implausible for this box: eye distance outside 15-80 % of the box
+        side, or more than ``max_offset`` degrees from the roll of the pass that found the face."""
+        if self.eyes is None:
+            return None
+        rx, ry, lx, ly = self.eyes
+        dist = math.hypot(lx - rx, ly - ry)
+        side = max(self.w, self.h)
+        if side <= 0 or not 0.15 * side <= dist <= 0.8 * side:
+            return None
+        roll = math.degrees(math.atan2(ry - ly, lx - rx))
+        offset = (roll - self.roll + 180.0) % 360.0 - 180.0
+        return roll if abs(offset) <= max_offset else None
 
     def iou(self, other: FaceBox) -> float:
         """Intersection over union with ``other`` (0 when either box is empty)."""

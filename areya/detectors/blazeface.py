@@ -93,6 +93,13 @@ def decode_boxes(raw: np.ndarray, anchors: np.ndarray, scale: float) -> np.ndarr
     return np.stack([cx - half_w, cy - half_h, cx + half_w, cy + half_h], axis=1)
 
 
+def decode_eyes(raw: np.ndarray, anchors: np.ndarray, scale: float) -> np.ndarray:
+    """Raw regressor rows ``(N, 16)`` -> the first two keypoints, the person's right and left eye, ``(N, 4)`` as
+    ``rx, ry, lx, ly`` fractions of the input (the rows after the box are six x, y keypoint offsets)."""
+    return np.stack([raw[:, 4] / scale + anchors[:, 0], raw[:, 5] / scale + anchors[:, 1],
+                     raw[:, 6] / scale + anchors[:, 0], raw[:, 7] / scale + anchors[:, 1]], axis=1)
+
+
 def _iou_one_to_many(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     ix = np.clip(np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0]), 0, None)
     iy = np.clip(np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1]), 0, None)
@@ -127,7 +134,7 @@ def weighted_nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) ->
         kept_scores.append(float(scores[i]))
         remaining[cluster] = False
     if not kept_boxes:
-        return np.zeros((0, 4), np.float32), np.zeros((0,), np.float32)
+        return np.zeros((0, boxes.shape[1] if boxes.ndim == 2 else 4), np.float32), np.zeros((0,), np.float32)
     return np.stack(kept_boxes), np.asarray(kept_scores, dtype=np.float32)
 
 
@@ -240,15 +247,17 @@ class BlazeFaceDetector(FaceDetector):
         logits = self._interpreter.get_tensor(self._scores_index)[0, :, 0]
         hits = np.flatnonzero(logits > self._logit_threshold)
         if hits.size == 0:
-            return np.zeros((0, 4), np.float32), np.zeros((0,), np.float32)
+            return np.zeros((0, 8), np.float32), np.zeros((0,), np.float32)
         raw = self._interpreter.get_tensor(self._boxes_index)[0, hits]
         scores = 1.0 / (1.0 + np.exp(-np.clip(logits[hits], -RAW_SCORE_LIMIT, RAW_SCORE_LIMIT)))
         boxes = decode_boxes(raw, self._anchors[hits], float(size))
+        if raw.shape[1] >= 8:  # with the eyes: columns 4-7 ride along through the suppression's weighted mean
+            boxes = np.concatenate([boxes, decode_eyes(raw, self._anchors[hits], float(size))], axis=1)
         boxes, scores = weighted_nms(boxes, scores, self.nms_iou)
-        # letterboxed input fractions -> image pixels
+        # letterboxed input fractions -> image pixels (even columns are x, odd y)
         boxes = boxes * size
-        boxes[:, [0, 2]] = (boxes[:, [0, 2]] - pad_x) * (w / new_w)
-        boxes[:, [1, 3]] = (boxes[:, [1, 3]] - pad_y) * (h / new_h)
+        boxes[:, 0::2] = (boxes[:, 0::2] - pad_x) * (w / new_w)
+        boxes[:, 1::2] = (boxes[:, 1::2] - pad_y) * (h / new_h)
         return boxes, scores
 
     def detect(self, frame_bgr: np.ndarray) -> list[FaceBox]:
@@ -260,8 +269,8 @@ class BlazeFaceDetector(FaceDetector):
             for x, y, side in tile_windows(w, h, self.tiles):
                 b, s = self._run(frame[y : y + side, x : x + side])
                 if len(s):
-                    b[:, [0, 2]] += x
-                    b[:, [1, 3]] += y
+                    b[:, 0::2] += x
+                    b[:, 1::2] += y
                     all_boxes.append(b)
                     all_scores.append(s)
             boxes = np.concatenate(all_boxes)
@@ -271,8 +280,10 @@ class BlazeFaceDetector(FaceDetector):
 
     def _to_faceboxes(self, boxes: np.ndarray, scores: np.ndarray, w: int, h: int) -> list[FaceBox]:
         out = []
-        for (x0, y0, x1, y1), score in zip(boxes.tolist(), scores.tolist(), strict=True):
-            box = FaceBox(round(x0), round(y0), round(x1 - x0), round(y1 - y0), score)
+        for row, score in zip(boxes.tolist(), scores.tolist(), strict=True):
+            x0, y0, x1, y1 = row[:4]
+            eyes = (row[4], row[5], row[6], row[7]) if len(row) >= 8 else None
+            box = FaceBox(round(x0), round(y0), round(x1 - x0), round(y1 - y0), score, 0.0, eyes)
             box = box.clip(w, h)
             if box.w > max(self.min_size, 1) and box.h > max(self.min_size, 1):
                 out.append(box)

@@ -20,12 +20,19 @@ def square_region(box: FaceBox, margin: float = DEFAULT_MARGIN) -> tuple[int, in
     return round(cx - side / 2.0), round(cy - side / 2.0), side
 
 
-def crop_face(frame: np.ndarray, box: FaceBox, margin: float = DEFAULT_MARGIN) -> np.ndarray:
+def crop_face(frame: np.ndarray, box: FaceBox, margin: float = DEFAULT_MARGIN, *, align: float | None = 0.0
+              ) -> np.ndarray:
     """Square crop around ``box`` enlarged by ``margin``; parts outside the frame repeat its edge pixels.
 
-    A box with a ``roll`` (found in a rotated pass) gives the face turned upright.  Works for gray (H, W) and
-    colour (H, W, C) frames; returns a new array, never a view of ``frame``.
+    A rolled face comes out upright: turned by the roll its eyes say (:meth:`FaceBox.eye_roll`) when the
+    detector gave eyes and that roll is at least ``align`` degrees (``align`` None: never use the eyes), else by
+    the ``roll`` of the rotated pass that found it.  Works for gray (H, W) and colour (H, W, C) frames; returns
+    a new array, never a view of ``frame``.
     """
+    eye_roll = box.eye_roll() if align is not None else None
+    if eye_roll is not None:
+        roll = eye_roll if abs(eye_roll) >= align else 0.0
+        box = FaceBox(box.x, box.y, box.w, box.h, box.score, roll)
     if box.roll % 360:
         return _upright_crop(frame, box, margin)
     if not isinstance(frame, np.ndarray) or frame.ndim not in (2, 3) or frame.size == 0:

@@ -67,7 +67,14 @@ def box_from_rotated(box: FaceBox, matrix: np.ndarray, angle_cw: int) -> FaceBox
     fy = back[1, 0] * cx + back[1, 1] * cy + back[1, 2]
     w, h = (box.h, box.w) if angle_cw % 180 == 90 else (box.w, box.h)
     roll = float(normalize_angle(angle_cw + box.roll))
-    return FaceBox(round(fx - w / 2.0), round(fy - h / 2.0), w, h, box.score, roll if roll <= 180 else roll - 360)
+    eyes = None
+    if box.eyes is not None:
+        rx, ry, lx, ly = box.eyes
+        eyes = (back[0, 0] * rx + back[0, 1] * ry + back[0, 2], back[1, 0] * rx + back[1, 1] * ry + back[1, 2],
+                back[0, 0] * lx + back[0, 1] * ly + back[0, 2], back[1, 0] * lx + back[1, 1] * ly + back[1, 2])
+        eyes = tuple(float(v) for v in eyes)
+    return FaceBox(round(fx - w / 2.0), round(fy - h / 2.0), w, h, box.score, roll if roll <= 180 else roll - 360,
+                   eyes)
 
 
 class RotatedPasses(FaceDetector):

@@ -109,6 +109,8 @@ def crop_box_to_frame(box: FaceBox, window: Window, scale: float = 1.0) -> FaceB
         round(box.h / scale),
         box.score,
         box.roll,
+        None if box.eyes is None else tuple(  # type: ignore[arg-type]
+            (v / scale) + (window.x if i % 2 == 0 else window.y) for i, v in enumerate(box.eyes)),
     )
 
 

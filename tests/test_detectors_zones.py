@@ -149,7 +149,8 @@ def test_worker_detects_in_its_cameras_zones(tmp_path: Path) -> None:
     det.zone_mode = "zones"
     worker = build_worker(settings, client=object(), engine=create_engine("sqlite://"), classifier=object(),
                           detector=det)
-    worker.resolver = SimpleNamespace(zones=lambda camera_id: FOUR_BEDS[:2] if camera_id == 7 else [])
+    worker.resolver = SimpleNamespace(zones=lambda camera_id: FOUR_BEDS[:2] if camera_id == 7 else [],
+                                      detector_options=lambda camera_id: None)
     frame = squares_frame([(100, 200, 40, 40), (1000, 200, 40, 40)])
     item = SimpleNamespace(image=frame, message=SimpleNamespace(camera_id=7))
     assert [f.as_tuple() for f in worker._faces(item)] == [(100, 200, 40, 40)]  # bed zones 0-1 only

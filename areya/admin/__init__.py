@@ -8,6 +8,7 @@ database unchanged.  Refusals raise :class:`AdminError` (NotFound / Conflict / I
 from areya.admin.audit import SYSTEM, Actor, record
 from areya.admin.cameras import (
     add_camera,
+    check_detector_options,
     check_zone,
     delete_camera,
     delete_zone,
@@ -56,6 +57,7 @@ __all__ = [
     "bed_occupant",
     "bed_ref",
     "camera_ref",
+    "check_detector_options",
     "check_zone",
     "current_assignment",
     "delete_bed",

@@ -33,6 +33,21 @@ def _check_url(url: str) -> str:
         raise Invalid(str(exc)) from None
 
 
+def check_detector_options(text: str | None, detector: str | None = None) -> str | None:
+    """A camera's face detector options (``"rotations=90,min_face_px=40"``, the syntax of the
+    ``detector_options`` setting) checked against backend ``detector`` (the ``detector`` setting; None: the
+    default backend) and written in canonical form; empty -> None (the global options).  Bad -> :class:`Invalid`."""
+    if text is None or not text.strip():
+        return None
+    from areya.detectors import detector_key
+    from areya.detectors.options import camera_options_text
+
+    try:
+        return camera_options_text(detector_key(detector), text.strip())
+    except ValueError as exc:
+        raise Invalid(f"detector options: {exc}") from None
+
+
 def add_camera(
     session: Session,
     ward_name: str,
@@ -41,24 +56,26 @@ def add_camera(
     sample_fps: float = 2.0,
     *,
     enabled: bool = True,
+    detector_options: str | None = None,
+    detector: str | None = None,
     actor: Actor = SYSTEM,
 ) -> Camera:
+    """Register a camera; ``detector_options``: its own face detector options, checked against backend
+    ``detector`` (pass the ``detector`` setting) by :func:`check_detector_options`."""
     ward = get_ward(session, ward_name)
     name = clean_name(name, "camera name", 100)
     url = _check_url(source_url)
     fps = _check_fps(sample_fps)
+    options = check_detector_options(detector_options, detector)
     if session.scalar(select(Camera.id).where(Camera.ward_id == ward.id, Camera.name == name)) is not None:
         raise Conflict(f"camera {name!r} already exists in ward {ward.name!r}")
-    camera = Camera(ward=ward, name=name, source_url=url, sample_fps=fps, enabled=enabled)
+    camera = Camera(ward=ward, name=name, source_url=url, sample_fps=fps, enabled=enabled, detector_options=options)
     session.add(camera)
     flush(session, f"add camera {ward.name}/{name}")
-    record(
-        session,
-        actor,
-        "camera.add",
-        target=f"camera:{camera.id}",
-        detail={"camera": f"{ward.name}/{name}", "url": mask_source_url(url), "fps": fps},
-    )
+    detail: dict[str, object] = {"camera": f"{ward.name}/{name}", "url": mask_source_url(url), "fps": fps}
+    if options:
+        detail["detector_options"] = options
+    record(session, actor, "camera.add", target=f"camera:{camera.id}", detail=detail)
     return camera
 
 
@@ -89,8 +106,12 @@ def update_camera(
     *,
     source_url: str | None = None,
     sample_fps: float | None = None,
+    detector_options: str | None = None,
+    detector: str | None = None,
     actor: Actor = SYSTEM,
 ) -> Camera:
+    """Change what is given (None: unchanged).  ``detector_options``: the camera's own face detector options,
+    replacing its previous ones (``""``: none, the global options apply), checked against backend ``detector``."""
     camera = get_camera(session, ref)
     changes: dict[str, object] = {}
     if source_url is not None:
@@ -99,6 +120,11 @@ def update_camera(
     if sample_fps is not None:
         camera.sample_fps = _check_fps(sample_fps)
         changes["fps"] = camera.sample_fps
+    if detector_options is not None:
+        options = check_detector_options(detector_options, detector)
+        if options != camera.detector_options:
+            changes["detector_options"] = {"from": camera.detector_options, "to": options}
+            camera.detector_options = options
     flush(session, f"update camera {camera_ref(camera)}")
     record(session, actor, "camera.update", target=f"camera:{camera.id}", detail=changes)
     return camera

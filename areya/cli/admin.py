@@ -175,6 +175,25 @@ def camera() -> None:
     """Cameras (source URLs are secrets and are shown masked)."""
 
 
+DETECTOR_OPTIONS_HELP = ("This camera's face detector options, laid over the detector_options setting: "
+                         "'name=value,...' as there, e.g. 'rotations=90,min_face_px=40' (a camera mounted on its "
+                         "side).")
+
+
+def _detector_options(text: str | None) -> str | None:
+    """``--detector-options`` checked against the configured backend: a bad option or value is a usage error
+    (exit 2, naming the valid ones); returned in the stored form, ``""`` for none."""
+    if text is None:
+        return None
+    from areya.admin import check_detector_options
+    from areya.admin.errors import Invalid
+
+    try:
+        return check_detector_options(text, get_context().settings.detector) or ""
+    except Invalid as exc:
+        raise click.BadParameter(str(exc).removeprefix("detector options: "), param_hint="--detector-options") from None
+
+
 @camera.command("add")
 @click.option("--ward", "ward_name", required=True)
 @click.option("--name", required=True)
@@ -184,17 +203,50 @@ def camera() -> None:
               "a file that ends is 'ended', not offline).")
 @click.option("--fps", type=float, default=None, help="Frames per second to sample (default: default_sample_fps).")
 @click.option("--disabled", is_flag=True, help="Register the camera disabled.")
-def camera_add(ward_name: str, name: str, url: str, loop: bool | None, fps: float | None, disabled: bool) -> None:
+@click.option("--detector-options", "detector_options", metavar="NAME=VALUE,...", help=DETECTOR_OPTIONS_HELP)
+def camera_add(ward_name: str, name: str, url: str, loop: bool | None, fps: float | None, disabled: bool,
+               detector_options: str | None) -> None:
     """Register a camera in a ward (a video file must exist and be readable; it is stored as file:///abs/path)."""
     from areya.admin import add_camera
     from areya.source_url import check_file_source
 
     app = get_context()
+    options = _detector_options(detector_options)
     sample_fps = app.settings.default_sample_fps if fps is None else fps
     url = check_file_source(url, loop=loop)
     with transaction() as (session, actor):
-        cam = add_camera(session, ward_name, name, url, sample_fps, enabled=not disabled, actor=actor)
-        click.echo(f"camera {ward_name}/{cam.name} added (id {cam.id}, {cam.masked_url}, {cam.sample_fps:g} fps)")
+        cam = add_camera(session, ward_name, name, url, sample_fps, enabled=not disabled, detector_options=options,
+                         detector=app.settings.detector, actor=actor)
+        extra = f", detector options {cam.detector_options}" if cam.detector_options else ""
+        click.echo(f"camera {ward_name}/{cam.name} added (id {cam.id}, {cam.masked_url}, {cam.sample_fps:g} fps"
+                   f"{extra})")
+
+
+@camera.command("edit")
+@click.argument("ref", metavar="WARD/CAMERA|ID")
+@click.option("--url", default=None, help="A new source URL (as for `camera add`).")
+@click.option("--loop/--no-loop", default=None, help="Video files: start again at the end.")
+@click.option("--fps", type=float, default=None, help="Frames per second to sample.")
+@click.option("--detector-options", "detector_options", metavar="NAME=VALUE,...",
+              help=DETECTOR_OPTIONS_HELP + " Replaces the camera's previous ones; '' removes them.")
+def camera_edit(ref: str, url: str | None, loop: bool | None, fps: float | None, detector_options: str | None) -> None:
+    """Change a camera's source URL, sample fps or face detector options (what is not given stays)."""
+    from areya.admin import camera_ref, update_camera
+    from areya.source_url import check_file_source
+
+    app = get_context()
+    options = _detector_options(detector_options)
+    if url is not None:
+        url = check_file_source(url, loop=loop)
+    elif loop is not None:
+        raise click.UsageError("--loop/--no-loop go with --url")
+    if url is None and fps is None and options is None:
+        raise click.UsageError("nothing to change: give --url, --fps or --detector-options")
+    with transaction() as (session, actor):
+        cam = update_camera(session, ref, source_url=url, sample_fps=fps, detector_options=options,
+                            detector=app.settings.detector, actor=actor)
+        click.echo(f"camera {camera_ref(cam)} saved ({cam.masked_url}, {cam.sample_fps:g} fps, detector options "
+                   f"{cam.detector_options or '(global)'})")
 
 
 @camera.command("list")
@@ -216,10 +268,12 @@ def camera_list(ward_name: str | None, as_json: bool) -> None:
                 c.health_status,
                 c.last_frame_at,
                 len(c.zones),
+                c.detector_options,
             )
             for c in list_cameras(session, ward_name)
         ]
-    emit(["id", "ward", "name", "url", "fps", "enabled", "health", "last_frame", "zones"], rows, as_json)
+    emit(["id", "ward", "name", "url", "fps", "enabled", "health", "last_frame", "zones", "detector_options"], rows,
+         as_json)
 
 
 def _camera_toggle(ref: str, enabled: bool) -> None:

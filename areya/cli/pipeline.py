@@ -80,8 +80,9 @@ def ingest(camera_ids: tuple[int, ...], duration: float | None, keep_running: bo
 def worker(duration: float | None, detector: str | None, detector_options: tuple[str, ...], batch_size: int | None,
            consumer: str | None) -> None:
     """Process frames from the stream into observations (run several for more throughput)."""
-    from areya.cli.predict import detector_from_cli
+    from areya.cli.predict import cli_detector_options
     from areya.comms.redis_server import connect, stop_owned_servers
+    from areya.detectors import settings_options
     from areya.worker import build_worker
 
     app = get_context()
@@ -89,12 +90,18 @@ def worker(duration: float | None, detector: str | None, detector_options: tuple
     if batch_size:
         settings = settings.replace(worker_batch_size=batch_size)
     _logging(settings.log_level)
-    face_detector = detector_from_cli(settings, detector, detector_options) if detector or detector_options else None
+    overrides = cli_detector_options(detector_options)
     try:
-        w = build_worker(settings, client=connect(settings), engine=app.engine, detector=face_detector,
-                         consumer=consumer)
+        settings_options(settings, detector, overrides)  # a bad name, option or value: before connecting
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    try:
+        w = build_worker(settings, client=connect(settings), engine=app.engine, consumer=consumer,
+                         detector_name=detector, detector_options=overrides)
     except FileNotFoundError as exc:
         raise click.ClickException(f"{exc} (train one with `areya train`, or set AREYA_EMOTION_MODEL)") from None
+    except (ValueError, RuntimeError) as exc:  # a detector that cannot be made (model file missing, ...)
+        raise click.ClickException(str(exc)) from None
     _on_signals(w.stop)
     timer = threading.Timer(duration, w.stop) if duration else None
     if timer:

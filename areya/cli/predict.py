@@ -81,20 +81,43 @@ def _unique_output(out_dir: Path, image: Path, taken: set[Path]) -> Path:
     return target
 
 
-def detector_from_cli(settings: Any, name: str | None, options: tuple[str, ...]) -> Any:
-    """The configured detector with ``--detector NAME`` / ``--detector-option NAME=VALUE`` overrides (a bad name,
-    option or value -> a one-line click error)."""
-    from areya.detectors import detector_from_settings
+def cli_detector_options(options: tuple[str, ...]) -> dict[str, str]:
+    """``--detector-option NAME=VALUE`` values -> ``{name: raw}`` (a malformed one -> usage error, exit 2)."""
     from areya.detectors.options import parse_options_text
 
     try:
-        overrides = parse_options_text(list(options))
+        return parse_options_text(list(options))
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--detector-option") from None
+
+
+def detector_from_cli(settings: Any, name: str | None, options: tuple[str, ...],
+                      camera_options: str | None = None) -> Any:
+    """The configured detector with ``--detector NAME`` / ``--detector-option NAME=VALUE`` overrides, and a
+    camera's own ``detector_options`` between the two (settings < camera < command line); a bad name, option or
+    value -> a one-line click error."""
+    from areya.detectors import detector_from_settings, detector_key
+    from areya.detectors.options import check_camera_options
+
+    overrides = cli_detector_options(options)
+    if camera_options:
+        try:
+            check_camera_options(detector_key(name or settings.detector), camera_options)
+        except ValueError as exc:
+            raise click.ClickException(f"the camera's detector options {camera_options!r}: {exc}") from None
     try:
-        return detector_from_settings(settings, name, overrides)
+        return detector_from_settings(settings, name, overrides, camera_options=camera_options)
     except (ValueError, RuntimeError) as exc:
         raise click.ClickException(str(exc)) from None
+
+
+def camera_detector_options(ref: str) -> str | None:
+    """The stored ``detector_options`` of camera ``WARD/CAMERA`` or id (unknown camera -> exit 1)."""
+    from areya.admin import get_camera
+    from areya.cli.context import get_context
+
+    with get_context().session_factory()() as session:
+        return get_camera(session, ref).detector_options
 
 
 def _load_classifier(model: str | None, default_model: str) -> Any | None:
@@ -129,6 +152,8 @@ def _load_classifier(model: str | None, default_model: str) -> Any | None:
     metavar="NAME=VALUE",
     help="Detector option, e.g. tiles=2 (repeatable; overrides detector_options) [settings: detector_options].",
 )
+@click.option("--camera", "camera", metavar="WARD/CAMERA|ID", default=None,
+              help="Use this camera's own detector options too (laid over the settings', under --detector-option).")
 @click.option("--model", default=None, help="Emotion model: name under models/, folder or .keras [settings].")
 @click.option("--margin", type=click.FloatRange(0, 2), default=0.15, show_default=True, help="Face crop margin.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per image instead of text.")
@@ -137,6 +162,7 @@ def predict(
     out_dir: Path | None,
     detector_name: str | None,
     detector_options: tuple[str, ...],
+    camera: str | None,
     model: str | None,
     margin: float,
     as_json: bool,
@@ -148,7 +174,8 @@ def predict(
     from areya.cli.context import get_context
 
     settings = get_context().settings
-    detector = detector_from_cli(settings, detector_name, detector_options)
+    camera_options = camera_detector_options(camera) if camera else None
+    detector = detector_from_cli(settings, detector_name, detector_options, camera_options)
     classifier = _load_classifier(model, settings.emotion_model)
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)

@@ -173,6 +173,8 @@ class Camera(Base):
     last_frame_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_error: Mapped[str | None] = mapped_column(Text)
     health_status: Mapped[str] = mapped_column(String(16), default="unknown")
+    # face detector options of this camera laid over the global ones ("rotations=90,min_face_px=40"); NULL: none
+    detector_options: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     ward: Mapped[Ward] = relationship(back_populates="cameras")

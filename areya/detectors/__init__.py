@@ -10,7 +10,9 @@ Backends (heavy imports happen only when one is created):
 Every backend also takes ``min_face_px`` (faces whose box side is smaller are dropped), ``rotations`` (extra passes
 on the frame turned by these clockwise angles, :mod:`areya.detectors.rotation`) and ``zone_mode`` / ``zone_pad``
 (how :meth:`FaceDetector.detect_in_zones` uses a camera's bed zones, :mod:`areya.detectors.zones`).  Services
-build their detector with :func:`detector_from_settings` (the ``detector`` and ``detector_options`` settings).
+build their detector with :func:`detector_from_settings` (the ``detector`` and ``detector_options`` settings, and
+a camera's own ``detector_options`` laid over them); the worker keeps one per distinct option set
+(:class:`areya.detectors.cameras.CameraDetectors`).
 """
 
 from __future__ import annotations
@@ -22,7 +24,14 @@ import numpy as np
 
 from areya.detectors.base import DEFAULT_ZONE_MODE, DEFAULT_ZONE_PAD, FaceBox, FaceDetector, validate_frame
 from areya.detectors.crop import DEFAULT_MARGIN, crop_face
-from areya.detectors.options import ZONE_MODES, check_options, parse_rotations, parse_zone_mode, valid_options
+from areya.detectors.options import (
+    ZONE_MODES,
+    check_camera_options,
+    check_options,
+    parse_rotations,
+    parse_zone_mode,
+    valid_options,
+)
 
 DEFAULT_DETECTOR = "blazeface"
 # zone_detector=auto: the backend run on zone crops (the bench: short range finds more faces in crops, faster)
@@ -128,11 +137,10 @@ def _wrapped(key: str, opts: Mapping[str, Any], angles: tuple[int, ...], min_fac
     return MinFaceSize(detector, min_face_px) if min_face_px else detector
 
 
-def detector_from_settings(
+def settings_options(
     settings: Any, name: str | None = None, options: Mapping[str, Any] | None = None
-) -> FaceDetector:
-    """The detector the settings describe (``detector`` + ``detector_options``): what the worker, ``areya
-    predict`` and ``areya demo`` run.
+) -> tuple[str, dict[str, Any]]:
+    """The backend and typed options the settings describe (``detector`` + ``detector_options``).
 
     ``name`` overrides the backend: configured options it does not take are left out.  ``options`` (raw values,
     e.g. strings from the command line) override configured ones; they are checked like the settings'
@@ -141,7 +149,28 @@ def detector_from_settings(
     key = detector_key(name or settings.detector)
     accepted = valid_options(key)
     configured = check_options(key, {k: v for k, v in settings.detector_options if k in accepted})
-    return create_detector(key, **{**configured, **check_options(key, options or {})})
+    return key, {**configured, **check_options(key, options or {})}
+
+
+def detector_from_settings(
+    settings: Any,
+    name: str | None = None,
+    options: Mapping[str, Any] | None = None,
+    *,
+    camera_options: str | Mapping[str, Any] | None = None,
+) -> FaceDetector:
+    """The detector the settings describe (``detector`` + ``detector_options``): what the worker, ``areya
+    predict`` and ``areya demo`` run.
+
+    ``name`` and ``options``: as :func:`settings_options`.  ``camera_options``: a camera's own
+    ``detector_options`` (:func:`areya.detectors.options.check_camera_options`), laid over the configured options
+    and under ``options`` (settings < camera < command line); a bad one raises ``ValueError``.
+    """
+    key, opts = settings_options(settings, name)
+    if camera_options:
+        opts.update(check_camera_options(key, camera_options))
+    opts.update(check_options(key, options or {}))
+    return create_detector(key, **opts)
 
 
 class MinFaceSize(FaceDetector):
@@ -187,6 +216,7 @@ __all__ = [
     "crop_face",
     "detector_from_settings",
     "detector_key",
+    "settings_options",
     "zone_backend",
     "validate_frame",
 ]

@@ -1,9 +1,10 @@
 """Which options each face detector backend takes from configuration, and their checks.
 
 Options are written ``name=value`` separated by commas (``tiles=2,min_score=0.6``): in ``AREYA_DETECTOR_OPTIONS``,
-``areya predict --detector-option`` or, in a TOML file, also as an inline table (``{ tiles = 2 }``).
-:func:`check_options` turns them into the typed keyword arguments :func:`areya.detectors.create_detector` takes;
-a misspelt option or a bad value raises ``ValueError`` naming the option and the valid ones.
+``areya predict --detector-option``, a camera's own ``detector_options`` or, in a TOML file, also as an inline
+table (``{ tiles = 2 }``).  :func:`check_options` turns them into the typed keyword arguments
+:func:`areya.detectors.create_detector` takes; a misspelt option or a bad value raises ``ValueError`` naming the
+option and the valid ones.  :func:`check_camera_options` checks a camera's overrides (no global-only options).
 """
 
 from __future__ import annotations
@@ -98,6 +99,14 @@ BACKEND_OPTIONS: dict[str, dict[str, OptionParser]] = {
     "haar": _HAAR,
 }
 
+# options only the deployment sets, never one camera: files the worker loads and its CPU threads
+GLOBAL_ONLY_OPTIONS: dict[str, str] = {
+    "model_path": "a model file is part of the deployment",
+    "cascade_file": "a model file is part of the deployment",
+    "num_threads": "a worker's CPU threads are part of the deployment",
+}
+MAX_CAMERA_OPTIONS_LEN = 1000  # characters of a camera's detector_options text
+
 _NAME = re.compile(r"[a-z][a-z0-9_]*")
 
 
@@ -142,10 +151,11 @@ def _no_repeats(pairs: Iterable[tuple[Any, Any]]) -> dict[str, Any]:
     return out
 
 
-def check_options(backend: str, options: Mapping[str, Any]) -> dict[str, Any]:
-    """Typed options for ``backend`` (a registered name); unknown option or bad value -> ``ValueError``."""
+def check_options(backend: str, options: Mapping[str, Any], *, listed: Iterable[str] | None = None) -> dict[str, Any]:
+    """Typed options for ``backend`` (a registered name); unknown option or bad value -> ``ValueError`` naming the
+    valid options (``listed``, default: all of the backend's)."""
     accepted = {**BACKEND_OPTIONS[backend], **GENERIC_OPTIONS}
-    choices = ", ".join(valid_options(backend))
+    choices = ", ".join(valid_options(backend) if listed is None else listed)
     out: dict[str, Any] = {}
     for name, raw in options.items():
         if name not in accepted:
@@ -155,6 +165,27 @@ def check_options(backend: str, options: Mapping[str, Any]) -> dict[str, Any]:
         except ValueError as exc:
             raise ValueError(f"option {name!r} of detector {backend!r} {exc} (valid options: {choices})") from None
     return out
+
+
+def check_camera_options(backend: str, value: Any) -> dict[str, Any]:
+    """A camera's ``detector_options`` (text as the settings', or a mapping) typed for ``backend`` (a registered
+    name): bad form, unknown option, bad value or an option only the settings may set -> ``ValueError``."""
+    if isinstance(value, str) and len(value) > MAX_CAMERA_OPTIONS_LEN:
+        raise ValueError(f"must be at most {MAX_CAMERA_OPTIONS_LEN} characters")
+    raw = parse_options_text(value if value is not None else "")
+    camera_ok = [n for n in valid_options(backend) if n not in GLOBAL_ONLY_OPTIONS]
+    for name in raw:
+        if name in GLOBAL_ONLY_OPTIONS:
+            raise ValueError(f"option {name!r} cannot be set per camera ({GLOBAL_ONLY_OPTIONS[name]}: set it in "
+                             f"detector_options / AREYA_DETECTOR_OPTIONS); per-camera options: {', '.join(camera_ok)}")
+    return check_options(backend, raw, listed=camera_ok)
+
+
+def camera_options_text(backend: str, value: Any) -> str | None:
+    """A camera's ``detector_options`` as stored: checked (:func:`check_camera_options`) and written in one
+    canonical form (``rotations=90,min_face_px=40``); empty -> None (the camera uses the global options)."""
+    typed = check_camera_options(backend, value)
+    return format_options(typed.items()) or None
 
 
 def format_options(options: Iterable[tuple[str, Any]]) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from areya.source_url import mask_source_url
@@ -21,6 +21,7 @@ class ProbeResult:
     height: int = 0
     seconds: float = 0.0
     jpeg: bytes | None = None
+    frame: Any = field(default=None, repr=False)  # the BGR frame read (for the face detection check)
 
 
 def probe_camera(url: str, *, timeout_s: float = DEFAULT_TIMEOUT_S, fps: float = 2.0) -> ProbeResult:
@@ -41,7 +42,7 @@ def probe_camera(url: str, *, timeout_s: float = DEFAULT_TIMEOUT_S, fps: float =
             import cv2
 
             ok, buf = cv2.imencode(".jpg", frame, [int(cv2.IMWRITE_JPEG_QUALITY), 85])
-            box["frame"] = (int(frame.shape[1]), int(frame.shape[0]), bytes(buf) if ok else None)
+            box["frame"] = (int(frame.shape[1]), int(frame.shape[0]), bytes(buf) if ok else None, frame)
         except SourceError as exc:
             box["error"] = str(exc)
         except Exception as exc:  # noqa: BLE001 - any failure is the test's answer
@@ -61,6 +62,6 @@ def probe_camera(url: str, *, timeout_s: float = DEFAULT_TIMEOUT_S, fps: float =
     if "error" in box:
         message = str(box["error"]).replace(url, masked)
         return ProbeResult(False, f"cannot read {masked}: {message}", seconds=elapsed)
-    width, height, jpeg = box["frame"]
+    width, height, jpeg, frame = box["frame"]
     return ProbeResult(True, f"connected to {masked}: {width}x{height} frame in {elapsed:.1f} s",
-                       width, height, elapsed, jpeg)
+                       width, height, elapsed, jpeg, frame)

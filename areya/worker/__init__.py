@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from areya.worker.worker import Classifier, Detector, Worker, WorkerConfig, frame_id
@@ -22,8 +23,17 @@ def load_detector(settings: Any) -> Detector:
 
 
 def build_worker(settings: Any, *, client: Any = None, engine: Any = None, classifier: Classifier | None = None,
-                 detector: Detector | None = None, consumer: str | None = None) -> Worker:
-    """A :class:`Worker` wired from settings (Redis client, DB engine, detector and classifier by default)."""
+                 detector: Detector | None = None, consumer: str | None = None, detector_name: str | None = None,
+                 detector_options: Mapping[str, Any] | None = None) -> Worker:
+    """A :class:`Worker` wired from settings (Redis client, DB engine, detector and classifier by default).
+
+    The detector is the settings' (``detector_name`` / ``detector_options``: a worker's command-line overrides,
+    as :func:`areya.detectors.settings_options`), or ``detector`` when given; a camera with its own
+    ``detector_options`` gets one made for those options laid over these
+    (:class:`areya.detectors.cameras.CameraDetectors`).  Bad options raise ``ValueError``.
+    """
+    from areya.detectors.cameras import CameraDetectors  # noqa: PLC0415
+
     if client is None:
         from areya.comms.redis_server import connect  # noqa: PLC0415
 
@@ -32,8 +42,9 @@ def build_worker(settings: Any, *, client: Any = None, engine: Any = None, class
         from areya.db.engine import create_db_engine  # noqa: PLC0415
 
         engine = create_db_engine(settings)
-    return Worker(client, engine, detector or load_detector(settings), classifier or load_classifier(settings),
-                  WorkerConfig.from_settings(settings), consumer=consumer)
+    detectors = CameraDetectors.from_settings(settings, detector_name, detector_options, default=detector)
+    return Worker(client, engine, detectors.default, classifier or load_classifier(settings),
+                  WorkerConfig.from_settings(settings), consumer=consumer, detectors=detectors)
 
 
 __all__ = ["Classifier", "Detector", "Worker", "WorkerConfig", "build_worker", "frame_id", "load_classifier",

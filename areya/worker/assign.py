@@ -33,12 +33,14 @@ class Stay:
 
 
 class BedResolver:
-    """Zones are cached for ``zone_ttl_s``; bed stays are read once per batch for the batch's time span."""
+    """Zones and cameras' own detector options are cached for ``zone_ttl_s`` (read together); bed stays are read
+    once per batch for the batch's time span."""
 
     def __init__(self, session_factory: Any, zone_ttl_s: float = 5.0) -> None:
         self.session_factory = session_factory
         self.zone_ttl_s = zone_ttl_s
         self._zones: dict[int, list[Zone]] = {}
+        self._detector_options: dict[int, str] = {}
         self._zones_at = -1e9
 
     def zones(self, camera_id: int) -> list[Zone]:
@@ -46,18 +48,31 @@ class BedResolver:
             self._load_zones()
         return self._zones.get(camera_id, [])
 
+    def detector_options(self, camera_id: int) -> str | None:
+        """The camera's own ``detector_options`` text (None: the global options), refreshed like the zones."""
+        if time.monotonic() - self._zones_at > self.zone_ttl_s:
+            self._load_zones()
+        return self._detector_options.get(camera_id)
+
+    def all_detector_options(self) -> dict[int, str]:
+        """Camera id -> its ``detector_options`` text, for the cameras that have some (as last loaded)."""
+        return dict(self._detector_options)
+
     def zones_now(self) -> None:
-        """(Re)load the zones now."""
+        """(Re)load the zones (and the cameras' detector options) now."""
         self._load_zones()
 
     def _load_zones(self) -> None:
-        from areya.db.models import BedZone  # noqa: PLC0415
+        from areya.db.models import BedZone, Camera  # noqa: PLC0415
 
         zones: dict[int, list[Zone]] = {}
         with self.session_factory() as session:
             for z in session.scalars(select(BedZone)):
                 zones.setdefault(z.camera_id, []).append(Zone(z.bed_id, z.x0, z.y0, z.x1, z.y1))
+            options = {cid: text for cid, text in session.execute(
+                select(Camera.id, Camera.detector_options).where(Camera.detector_options.is_not(None))) if text}
         self._zones = zones
+        self._detector_options = options
         self._zones_at = time.monotonic()
 
     def bed_for(self, camera_id: int, cx: float, cy: float) -> int | None:

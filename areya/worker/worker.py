@@ -64,6 +64,12 @@ class Detector(Protocol):
     def detect(self, frame_bgr: np.ndarray) -> Sequence[BoxLike]: ...
 
 
+class CameraDetectorsLike(Protocol):
+    """What the worker needs of :class:`areya.detectors.cameras.CameraDetectors`."""
+
+    def for_camera(self, camera_options: str | None) -> Detector: ...
+
+
 @dataclass
 class WorkerConfig:
     stream: str = "areya:frames"
@@ -113,7 +119,8 @@ def crop(image: np.ndarray, box: BoxLike, margin: float) -> np.ndarray:
         from areya.detectors import FaceBox, crop_face  # noqa: PLC0415
 
         face = FaceBox(int(box.x), int(box.y), int(box.w), int(box.h), float(box.score),
-                       float(getattr(box, "roll", 0.0)))  # a rolled face is turned upright for the classifier
+                       float(getattr(box, "roll", 0.0)),  # a rolled face is turned upright for the classifier,
+                       getattr(box, "eyes", None))  # by its eye line when the detector gave the eyes
         return crop_face(image, face, margin)
     except ImportError:  # detectors package not installed: plain clipped crop
         h, w = image.shape[:2]
@@ -134,12 +141,18 @@ class Worker:
         *,
         consumer: str | None = None,
         metrics: Metrics | None = None,
+        detectors: CameraDetectorsLike | None = None,
     ) -> None:
+        """``detector``: the global one; ``detectors`` makes the detector of a camera with its own
+        ``detector_options`` (:class:`areya.detectors.cameras.CameraDetectors`, whose default is ``detector``).
+        Without it such cameras get ``detector`` (logged once per camera)."""
         from sqlalchemy.orm import sessionmaker  # noqa: PLC0415
 
         self.client = client
         self.engine = engine
         self.detector = detector
+        self.detectors = detectors
+        self._options_reported: set[tuple[int, str]] = set()  # (camera, options) already logged as not applied
         self.classifier = classifier
         self.config = config or WorkerConfig()
         c = self.config
@@ -162,14 +175,20 @@ class Worker:
     def warm_up(self, frame_shape: tuple[int, int, int] = (720, 1280, 3)) -> None:
         """Pay the first-call costs before the first frame (detector and model start-up, Keras tracing batch
         shapes: it traces a new shape twice before generalising) so they do not land on real frames' latency."""
-        self.detector.detect(np.zeros(frame_shape, np.uint8))
-        on_crops = getattr(self.detector, "crop_detector", None)  # zone crops' own backend, if any
-        if on_crops is not None:
-            on_crops.detect(np.zeros((256, 256, 3), np.uint8))
+        self._db(self.resolver.zones_now)
+        detectors = [self.detector]  # and those of the cameras with their own detector options
+        for camera_id in sorted(self.resolver.all_detector_options()):
+            detector = self._detector_for(camera_id)
+            if all(detector is not d for d in detectors):
+                detectors.append(detector)
+        for detector in detectors:
+            detector.detect(np.zeros(frame_shape, np.uint8))
+            on_crops = getattr(detector, "crop_detector", None)  # zone crops' own backend, if any
+            if on_crops is not None:
+                on_crops.detect(np.zeros((256, 256, 3), np.uint8))
         crop = np.full((64, 64), 128, np.uint8)
         for n in sorted({1, 3, max(1, self.config.batch_size)}):
             self.classifier.classify([crop] * n)
-        self._db(self.resolver.zones_now)
 
     # -- main loop -----------------------------------------------------------------------------
     def run(self, *, max_batches: int | None = None, idle_exit_s: float | None = None) -> None:
@@ -280,12 +299,39 @@ class Worker:
         result.frames = len(frames)
 
     def _faces(self, f: _Frame) -> Sequence[BoxLike]:
-        """The frame's faces: in its camera's bed zones' crops too when the detector's ``zone_mode`` says so."""
-        in_zones = getattr(self.detector, "detect_in_zones", None)
-        if in_zones is None or getattr(self.detector, "zone_mode", "frame") == "frame":
-            return self.detector.detect(f.image)
+        """The frame's faces, found by its camera's detector (:meth:`_detector_for`): in the camera's bed zones'
+        crops too when that detector's ``zone_mode`` says so."""
+        detector = self._detector_for(f.message.camera_id)
+        in_zones = getattr(detector, "detect_in_zones", None)
+        if in_zones is None or getattr(detector, "zone_mode", "frame") == "frame":
+            return detector.detect(f.image)
         zones = self._db(lambda: self.resolver.zones(f.message.camera_id))
         return in_zones(f.image, zones)
+
+    def _detector_for(self, camera_id: int) -> Detector:
+        """The detector for the camera: the global one, or for a camera with its own ``detector_options`` (read
+        and refreshed with its zones) the one made for the global options with the camera's laid over them.
+        Options the backend refuses (e.g. after the ``detector`` setting changed) are logged once and counted
+        (``areya_worker_errors_total{stage="camera_options"}``); the camera then gets the global detector."""
+        text = self._db(lambda: self.resolver.detector_options(camera_id))
+        if not text:
+            return self.detector
+        if self.detectors is None:
+            self._not_applied(camera_id, text, "this worker was built without per-camera detectors")
+            return self.detector
+        try:
+            return self.detectors.for_camera(text)
+        except (ValueError, RuntimeError) as exc:
+            self._not_applied(camera_id, text, str(exc))
+            return self.detector
+
+    def _not_applied(self, camera_id: int, text: str, reason: str) -> None:
+        self.metrics.inc("areya_worker_errors_total", stage="camera_options")
+        if (camera_id, text) not in self._options_reported:
+            self._options_reported.add((camera_id, text))
+            log.error("camera %s: its detector options %r are not applied (%s); using the global detector "
+                      "(fix them with `areya camera edit %s --detector-options ...`)", camera_id, text, reason,
+                      camera_id)
 
     def _build_rows(self, frames: list[_Frame], result: BatchResult) -> tuple[list[dict[str, Any]], float]:
         """Observation rows for the faces in an occupied bed's zone (one classify call for the batch)."""

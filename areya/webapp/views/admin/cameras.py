@@ -13,6 +13,7 @@ from areya.admin import (
     add_camera,
     bed_ref,
     camera_ref,
+    check_detector_options,
     delete_camera,
     delete_zone,
     list_cameras,
@@ -32,7 +33,8 @@ from areya.webapp.tiles import camera_statuses
 from areya.webapp.views.admin import bp
 from areya.webapp.views.admin.common import run_operation
 
-HINTS = (("url", "url"), ("fps", "fps"), ("camera", "name"), ("ward", "ward_id"))
+HINTS = (("detector options", "detector_options"), ("url", "url"), ("fps", "fps"), ("camera", "name"),
+         ("ward", "ward_id"))
 MAX_ZONES = 64
 
 
@@ -55,6 +57,17 @@ def _snapshot(camera_id: int) -> bytes | None:
         return None
 
 
+def _options_problem(camera: Camera) -> str | None:
+    """Why the camera's stored detector options do not fit the configured backend (it changed since), if so."""
+    if not camera.detector_options:
+        return None
+    try:
+        check_detector_options(camera.detector_options, services().settings.detector)
+    except AdminError as exc:
+        return f"not applied: {str(exc).removeprefix('detector options: ')}"
+    return None
+
+
 def _list_page(form: Form | None = None, status: int = 200) -> tuple[str, int]:
     session = db()
     cameras = list_cameras(session)
@@ -62,8 +75,10 @@ def _list_page(form: Form | None = None, status: int = 200) -> tuple[str, int]:
     for ward_id in {c.ward_id for c in cameras}:
         health.update({cid: s.status for cid, s in camera_statuses(session, ward_id, services().redis).items()})
     wards = list(session.scalars(select(Ward).order_by(Ward.name)))
+    problems = {c.id: p for c in cameras if (p := _options_problem(c))}
     return render_template("admin/cameras.html", cameras=cameras, health=health, wards=wards, form=form or Form(),
-                           default_fps=services().settings.default_sample_fps), status
+                           default_fps=services().settings.default_sample_fps, option_problems=problems,
+                           detector=services().settings.detector), status
 
 
 @bp.route("/cameras", methods=["GET", "POST"])
@@ -77,6 +92,7 @@ def cameras() -> Response | tuple[str, int]:
     url = form.text("url", "camera URL", max_len=2048)
     fps = form.number("fps", "sample fps", lo=0.01, hi=60)
     loop = form.checkbox("loop")
+    options = form.text("detector_options", "detector options", required=False, max_len=1000)
     ward = db().get(Ward, ward_id) if ward_id is not None else None
     if form.ok and ward is None:
         form.error("ward_id", "choose a ward")
@@ -87,8 +103,13 @@ def cameras() -> Response | tuple[str, int]:
             url = check_file_source(url, loop=loop or None)
         except SourceUrlError as exc:
             form.error("url", str(exc))
+    detector = services().settings.detector
     camera = run_operation(
-        form, lambda: add_camera(db(), ward.name if ward else "", name, url, fps or 2.0, actor=actor()), HINTS, "url"
+        form,
+        lambda: add_camera(db(), ward.name if ward else "", name, url, fps or 2.0, detector_options=options or None,
+                           detector=detector, actor=actor()),
+        HINTS,
+        "url",
     )
     if camera is None:
         return _list_page(form, 400)
@@ -100,10 +121,19 @@ def _edit_page(camera: Camera, form: Form | None = None, status: int = 200,
                probe: Any = None) -> tuple[str, int]:
     statuses = camera_statuses(db(), camera.ward_id, services().redis)
     zones = list(db().scalars(select(BedZone).where(BedZone.camera_id == camera.id)))
+    shown = Form({"fps": f"{camera.sample_fps:g}", "detector_options": camera.detector_options or ""})
+    settings = services().settings
     return render_template(
-        "admin/camera_edit.html", camera=camera, form=form or Form({"fps": f"{camera.sample_fps:g}"}),
+        "admin/camera_edit.html", camera=camera, form=form or shown,
         status=statuses.get(camera.id), zones=zones, has_snapshot=_snapshot(camera.id) is not None, probe=probe,
+        detector=settings.detector, global_options=_global_options(settings), options_problem=_options_problem(camera),
     ), status
+
+
+def _global_options(settings: Any) -> str:
+    from areya.detectors.options import format_options
+
+    return format_options(settings.detector_options)
 
 
 @bp.route("/cameras/<int:camera_id>", methods=["GET", "POST"])
@@ -116,9 +146,14 @@ def camera_edit(camera_id: int) -> Response | tuple[str, int]:
     url = form.text("url", "camera URL", required=False, max_len=2048)
     fps = form.number("fps", "sample fps", lo=0.01, hi=60)
     enabled = form.checkbox("enabled")
+    # a form without the field leaves the options as they are; an empty one removes them
+    options = (form.text("detector_options", "detector options", required=False, max_len=1000)
+               if "detector_options" in form.data else None)
+    detector = services().settings.detector
 
     def op() -> Camera:
-        cam = update_camera(db(), str(camera.id), source_url=url or None, sample_fps=fps, actor=actor())
+        cam = update_camera(db(), str(camera.id), source_url=url or None, sample_fps=fps, detector_options=options,
+                            detector=detector, actor=actor())
         if cam.enabled != enabled:
             set_camera_enabled(db(), str(camera.id), enabled, actor=actor())
         return cam
@@ -140,6 +175,8 @@ def camera_test(camera_id: int) -> tuple[str, int]:
     except ProbeRefused as exc:
         audit("camera.test", target=f"camera:{camera.id}", detail={"ok": False, "refused": str(exc)})
         return _edit_page(camera, probe=ProbeResult(False, f"test refused: {exc}"), status=400)
+    options = camera.detector_options
+    zones = [(z.x0, z.y0, z.x1, z.y1) for z in db().scalars(select(BedZone).where(BedZone.camera_id == camera.id))]
     db().commit()  # no write transaction held while the camera is probed (seconds)
     result = probe_camera(camera.source_url, fps=camera.sample_fps)
     client = services().redis
@@ -148,8 +185,36 @@ def camera_test(camera_id: int) -> tuple[str, int]:
 
         with contextlib.suppress(Exception):
             client.set(snapshot_key(camera.id), result.jpeg, ex=settings.snapshot_ttl_s)
-    audit("camera.test", target=f"camera:{camera.id}", detail={"ok": result.ok, "message": result.message})
+    detail: dict[str, Any] = {"ok": result.ok, "message": result.message}
+    if result.ok and result.frame is not None:
+        note, faces = _test_detection(result.frame, zones, options)
+        result.message = f"{result.message}; {note}"
+        detail.update(message=result.message, faces=faces, detector_options=options)
+    audit("camera.test", target=f"camera:{camera.id}", detail=detail)
     return _edit_page(camera, probe=result, status=200 if result.ok else 502)
+
+
+def _test_detection(frame: Any, zones: list[tuple[float, float, float, float]],
+                    options: str | None) -> tuple[str, int | None]:
+    """Faces in the test frame, found as the worker finds them for this camera: the configured detector with
+    the camera's own options laid over the global ones, in its bed zones when its zone_mode says so."""
+    from areya.detectors import detector_from_settings
+
+    try:
+        detector = detector_from_settings(services().settings, camera_options=options)
+    except (ValueError, RuntimeError) as exc:
+        return f"face detection not run: {exc}", None
+    try:
+        if zones and detector.zone_mode != "frame":
+            faces = detector.detect_in_zones(frame, zones)
+        else:
+            faces = detector.detect(frame)
+    except ValueError as exc:
+        return f"face detection failed: {exc}", None
+    finally:
+        detector.close()
+    using = f"this camera's detector options {options}" if options else "the global detector options"
+    return f"{len(faces)} face(s) found by {detector.name} with {using}", len(faces)
 
 
 @bp.route("/cameras/<int:camera_id>/snapshot.jpg")

@@ -70,6 +70,20 @@ class FaceBank:
                for label, crops in faces.items()}
         return cls(out, classifier.model_version)
 
+    @classmethod
+    def classify_through_ward(cls, faces: dict[str, list[np.ndarray]], model: str | None,
+                              rng: np.random.Generator) -> FaceBank:
+        """As :meth:`classify`, but each face as the worker sees it (``bench/ward_path.py``: pasted into a ward
+        scene, detected, cropped); faces the detector misses are left out (timelines model missed faces)."""
+        from ward_path import detector_for_bench, ward_crops
+
+        detector = detector_for_bench()
+        kept = {}
+        for label, crops in faces.items():
+            kept[label] = [c for c in ward_crops(crops, detector, rng) if c is not None]
+            print(f"  {label}: {len(kept[label])} of {len(crops)} faces found in their ward scenes", flush=True)
+        return cls.classify(kept, model)
+
 
 def publictest_faces(data: Path, per_class: int, rng: np.random.Generator) -> dict[str, list[np.ndarray]]:
     """PublicTest faces per Areya class (``data``: its class folders)."""
@@ -491,6 +505,9 @@ def main() -> None:
         help="a clinician resolves each alert this many minutes after it opens ('lo,hi'; 0 = never)",
     )
     ap.add_argument("--tick-s", type=float, default=5.0)
+    ap.add_argument("--through-ward", action="store_true",
+                    help="classify each face as the worker sees it: pasted into a generated ward scene, found by "
+                    "the configured detector, cropped by the worker's rule (bench/ward_path.py)")
     ap.add_argument("--quick", action="store_true", help="fewer settings")
     ap.add_argument(
         "--engine-check-hours",
@@ -511,7 +528,10 @@ def main() -> None:
         faces = validation_faces(args.fer_root.resolve(), args.model, args.faces_per_class, rng)
     else:
         faces = publictest_faces(args.data.resolve(), args.faces_per_class, rng)
-    bank = FaceBank.classify(faces, args.model)
+    if args.through_ward:
+        bank = FaceBank.classify_through_ward(faces, args.model, np.random.default_rng([args.seed, 99]))
+    else:
+        bank = FaceBank.classify(faces, args.model)
     classified = time.perf_counter() - started
     sad_days = int(round(args.patient_days * args.sad_looking))
     timelines = [

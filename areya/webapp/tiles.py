@@ -33,7 +33,7 @@ from areya.db.models import (
     Observation,
     Patient,
 )
-from areya.webapp.fmt import bed_name
+from areya.webapp.fmt import bed_name, zone
 from areya.webapp.svg import stacked_bars
 from areya.webapp.timeline import bucketize, floor_minute, minute_counts
 
@@ -219,9 +219,11 @@ def load_tiles(
     now: datetime,
     bed_ids: set[int] | None = None,
     params: RuleParams | None = None,
+    tz_name: str = "UTC",
 ) -> list[Tile]:
     """The ward's tiles (only ``bed_ids`` when given), ordered by bed label; ``params``: the global rule
-    parameters (``RuleParams.from_settings(settings)``; ward and patient overrides are applied here)."""
+    parameters (``RuleParams.from_settings(settings)``; ward and patient overrides are applied here);
+    ``tz_name``: the hospital time zone (setting ``timezone``) of the trend's tooltips."""
     beds = [(b, p) for b, p in _beds(session, ward_id) if bed_ids is None or b.id in bed_ids]
     patient_ids = [p.id for _, p in beds if p is not None]
     end = floor_minute(now) + timedelta(minutes=1)
@@ -248,7 +250,8 @@ def load_tiles(
             tile.alert_evidence = alert_evidence.get(patient.id)
             buckets = bucketize(trends.get(patient.id, {}), start, end, 1, LABELS4)
             tile.trend_svg = stacked_bars(
-                buckets, LABELS4, width=180, height=36, title=f"{bed_name(bed.label)}: emotions over the last hour"
+                buckets, LABELS4, width=180, height=36, title=f"{bed_name(bed.label)}: emotions over the last hour",
+                tz=zone(tz_name),
             )
             count, severity, state = alerts.get(patient.id, (0, 0, None))
             tile.open_alerts, tile.max_severity, tile.alert_state = count, severity, state

@@ -4,13 +4,14 @@ by admins (audited)."""
 
 from __future__ import annotations
 
-from datetime import UTC
+from datetime import UTC, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
-from web_helpers import World, login, make_world
+from web_helpers import World, add_observation, login, make_world
 
 from areya.db.models import Alert, AuditEvent, User
+from areya.db.types import utcnow
 
 
 def _settings(world: World):  # noqa: ANN202 - the app's Settings
@@ -72,6 +73,20 @@ def test_times_shown_in_the_hospital_time_zone(world: World) -> None:
         f"/api/alerts/{aid}", headers={"Authorization": f"Bearer {world.tokens['doctor']}"}
     )
     assert api.get_json()["opened_at"].endswith("+00:00")  # the API stays UTC
+    tokyo.engine.dispose()
+
+
+def test_tile_trend_tooltips_in_the_hospital_time_zone(world: World) -> None:
+    at = utcnow() - timedelta(seconds=30)
+    with world.session() as s:
+        add_observation(s, world.ids["patient_id"], world.ids["bed_id"], "sad", at)
+        s.commit()
+    minute = at.replace(second=0, microsecond=0)
+    tokyo = _with(world, timezone="Asia/Tokyo")
+    client, _ = login(tokyo.app, "nurse")
+    page = client.get(f"/wards/{world.ids['ward_id']}").get_data(as_text=True)
+    assert f"<title>{minute.astimezone(ZoneInfo('Asia/Tokyo')).strftime('%Y-%m-%d %H:%M JST')} (1 min" in page
+    assert f"<title>{minute.strftime('%Y-%m-%d %H:%M UTC')} (1 min" not in page
     tokyo.engine.dispose()
 
 

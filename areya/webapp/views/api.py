@@ -153,7 +153,7 @@ def ward_tiles(ward_id: int) -> Response:
     from areya.webapp.services import services
 
     tiles = load_tiles(db(), ward.id, services().redis, utcnow(),
-                       params=RuleParams.from_settings(services().settings))
+                       params=RuleParams.from_settings(services().settings), tz_name=services().settings.timezone)
     shown = [t.patient_id for t in tiles if t.patient_id is not None]
     audit("api.ward.view", target=f"ward:{ward.id}", patient_ids=shown, detail={"patients": shown})
     return jsonify({"ward": {"id": ward.id, "name": ward.name}, "tiles": [t.as_dict() for t in tiles]})

@@ -138,7 +138,8 @@ def stream() -> Response:
                         now = utcnow()
                         changed = watcher.poll(session, svc.redis, now)
                         tiles = load_tiles(session, watcher.ward_id, svc.redis, now, changed,
-                                           params=RuleParams.from_settings(svc.settings)) if changed else []
+                                           params=RuleParams.from_settings(svc.settings),
+                                           tz_name=svc.settings.timezone) if changed else []
                     for tile in tiles:
                         html = render_template("_tile.html", tile=tile, now=now)
                         yield sse("tile", {"bed_id": tile.bed_id, "html": html, "tile": tile.as_dict()})

@@ -14,11 +14,20 @@ By default the faces are those of a seeded sample of publictest that BlazeFace o
 neither at any size, which would cap every recall alike).
 
     nice -n 10 python bench/bench_detection.py [--quick] [--scenes N] [--seed S] [--only LABEL,...] [--all-faces]
+
+``--sequences N`` measures tracking between full zone scans (the ``track`` option) instead: N short sequences
+(``--seq-frames`` frames each, 10 by default) of one ward camera whose faces drift a few pixels per frame and
+change slightly (roll, size, sensor noise; some faces come or go mid-sequence), each sequence a camera of its own;
+recall / precision and passes per frame for the full scan on every frame against ``track=2/4/8``.  ``--quick``:
+8 sequences.
+
+    nice -n 19 python bench/bench_detection.py --sequences 16 [--quick] [--seq-frames F] [--only LABEL,...]
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import time
@@ -35,6 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import detection_scenes as ds  # noqa: E402
 
 from areya.detectors import FaceBox, FaceDetector, available_detectors, create_detector  # noqa: E402
+from areya.detectors.tracking import ZoneTracker, detect_for_camera  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 FER_DIR = SHARED / "fer2013" / "publictest"
@@ -72,6 +82,16 @@ VARIANTS = [
     Variant("blazeface zones rot 0/45/90/270/315", "blazeface", {"rotations": "0/45/90/270/315", **ZONES}),
 ]
 OPTIONAL_BACKENDS = ["mtcnn"]  # benchmarked when areya.detectors registers them
+BOTH = {"zone_mode": "both"}
+SEQ_VARIANTS = [  # the sequence mode's option sets (``track_pad``: bench only, the tracker's window padding)
+    Variant("blazeface frame only", "blazeface", FRAME),
+    Variant("both, full scan every frame (track=0)", "blazeface", {"track": 0, **BOTH}),
+    Variant("both, track=2", "blazeface", {"track": 2, **BOTH}),
+    Variant("both, track=4 (default)", "blazeface", {"track": 4, **BOTH}),
+    Variant("both, track=8", "blazeface", {"track": 8, **BOTH}),
+    Variant("both, track=4 pad=1.0", "blazeface", {"track": 4, "track_pad": 1.0, **BOTH}),
+    Variant("zones, track=4", "blazeface", {"track": 4, **ZONES}),
+]
 
 
 @dataclass
@@ -143,8 +163,10 @@ def detectable_faces(faces: list[np.ndarray], probe: list[FaceDetector]) -> list
 
 def build(variant: Variant) -> FaceDetector | None:
     """The variant's detector, its backend's ``detect`` counting the views it is run on (``det.views[0]``)."""
+    opts = dict(variant.opts)
+    pad = opts.pop("track_pad", None)
     try:
-        det = create_detector(variant.name, **variant.opts)
+        det = create_detector(variant.name, **opts)
     except (ValueError, RuntimeError) as exc:
         print(f"  {variant.label}: unavailable ({exc})")
         return None
@@ -153,6 +175,8 @@ def build(variant: Variant) -> FaceDetector | None:
         if part is not None:
             _count_views(part, views)
     det.views = views  # type: ignore[attr-defined]
+    if pad is not None and det.tracker is not None:  # type: ignore[attr-defined]
+        det.tracker = ZoneTracker(det.tracker.every, pad=pad)  # type: ignore[attr-defined]
     return det
 
 
@@ -169,6 +193,28 @@ def _count_views(det: FaceDetector, views: list[int]) -> None:
     backend.detect = counted
 
 
+def count(tally: Tally, scene: ds.Scene, found: list[FaceBox], seconds: float) -> list[bool]:
+    """Add one frame's detections to ``tally``; which of its faces were hit."""
+    truth = [t.box for t in scene.faces]
+    hit, true_pos = match(truth, found)
+    tally.seconds += seconds
+    tally.frames += 1
+    tally.detections += len(found)
+    tally.true_pos += true_pos
+    tally.off_face += sum(not any(centre_in(f, t) for t in truth) for f in found)
+    for t, h in zip(scene.faces, hit, strict=True):
+        tally.add("all", h)
+        tally.add(ds.size_bucket(t.size), h)
+        tally.add(ds.roll_bucket(t.roll), h)
+        if abs(t.roll) < 15 and t.size >= 48:
+            tally.add("upright>=48", h)
+        if scene.dim:
+            tally.add("dim", h)
+        if scene.image.shape[1] == 1280 and scene.meta["beds"] == 4 and abs(t.roll) < 15 and t.size >= 48:
+            tally.add("720p4bed", h)
+    return hit
+
+
 def run_scenes(variants: list[Variant], scenes: list[ds.Scene]) -> dict[str, Tally]:
     tallies: dict[str, Tally] = {}
     for v in variants:
@@ -181,23 +227,7 @@ def run_scenes(variants: list[Variant], scenes: list[ds.Scene]) -> dict[str, Tal
         for scene in scenes:
             zones = scene.zones if det.zone_mode != "frame" else []
             found, seconds = detect(det, scene.image, zones)
-            truth = [t.box for t in scene.faces]
-            hit, true_pos = match(truth, found)
-            tally.seconds += seconds
-            tally.frames += 1
-            tally.detections += len(found)
-            tally.true_pos += true_pos
-            tally.off_face += sum(not any(centre_in(f, t) for t in truth) for f in found)
-            for t, h in zip(scene.faces, hit, strict=True):
-                tally.add("all", h)
-                tally.add(ds.size_bucket(t.size), h)
-                tally.add(ds.roll_bucket(t.roll), h)
-                if abs(t.roll) < 15 and t.size >= 48:
-                    tally.add("upright>=48", h)
-                if scene.dim:
-                    tally.add("dim", h)
-                if scene.image.shape[1] == 1280 and scene.meta["beds"] == 4 and abs(t.roll) < 15 and t.size >= 48:
-                    tally.add("720p4bed", h)
+            count(tally, scene, found, seconds)
         tally.views = det.views[0]  # type: ignore[attr-defined]
         tallies[v.label] = tally
         det.close()
@@ -207,10 +237,10 @@ def run_scenes(variants: list[Variant], scenes: list[ds.Scene]) -> dict[str, Tal
     return tallies
 
 
-def print_table(tallies: dict[str, Tally]) -> None:
+def print_table(tallies: dict[str, Tally], cols: list[str] | None = None) -> None:
     sizes = [ds.size_bucket(lo) for lo, _ in ds.SIZE_BUCKETS]
     rolls = [ds.roll_bucket(lo) for lo, _ in ds.ROLL_BUCKETS]
-    cols = ["all", *sizes, *rolls, "upright>=48", "dim"]
+    cols = cols or ["all", *sizes, *rolls, "upright>=48", "dim"]
     head = ["variant", *[c.replace("roll ", "r") for c in cols], "prec", "on face", "passes/frame", "ms/frame"]
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
@@ -275,6 +305,160 @@ def run_real(variants: list[Variant], clip_frames: int) -> None:
         det.close()
 
 
+# ------------------------------------------------------------------------------------------------ sequences
+@dataclass
+class Mover:
+    """A face of a sequence: where it starts, how it drifts, the frames it is there."""
+
+    face48: np.ndarray
+    size: int
+    roll: float
+    tint: tuple[float, float, float]
+    cx: float
+    cy: float
+    vx: float  # pixels per frame
+    vy: float
+    start: int  # first frame it is there
+    end: int  # first frame it is gone
+    bed: int
+
+
+DRIFT_PX = 2.5  # a face drifts up to this many pixels per frame in x and y (plus JITTER_PX of noise)
+JITTER_PX = 1.0
+ROLL_JITTER = 1.5  # degrees of roll noise per frame
+SIZE_JITTER = 0.03  # share of the face size it changes by per frame, at most
+COME_GO = 0.15  # share of faces that come mid-sequence, and of those that go
+
+
+def make_sequence(rng: np.random.Generator, faces: list[np.ndarray], frames: int) -> list[ds.Scene]:
+    """``frames`` frames of one generated ward camera (as :func:`detection_scenes.make_scene`: 720p or 1080p,
+    2-8 beds, 1-6 faces, rolls, dim light, JPEG) whose faces drift a few pixels per frame, their roll and size
+    jittering; some come or go mid-sequence.  Each frame's ``meta["new"]`` / ``meta["steady"]`` say which of its
+    faces came mid-sequence / are there in every frame."""
+    w, h = ds.FRAME_SIZES[int(rng.random() < 0.35)]
+    background, beds = ds.draw_ward(rng, w, h)
+    wanted = int(rng.integers(1, 7))
+    movers: list[Mover] = []
+    taken: list[FaceBox] = []
+    per_bed: dict[int, int] = {}
+    for _ in range(wanted * 3):
+        if len(movers) == wanted:
+            break
+        b = int(rng.integers(len(beds)))
+        bed = beds[b]
+        limit = min(200, round(min(bed.w, bed.h) * 0.7))
+        if per_bed.get(b, 0) >= 2 or limit < 32:
+            continue
+        size = round(math.exp(rng.uniform(math.log(32), math.log(limit + 1))))
+        centre = ds._place(rng, bed, size, taken)
+        if centre is None:
+            continue
+        tint = (rng.uniform(0.75, 0.9), rng.uniform(0.85, 0.97), rng.uniform(1.0, 1.12))
+        roll = float(rng.uniform(-10, 10) if rng.random() < 0.5 else rng.uniform(-90, 90))
+        vx, vy = rng.uniform(-DRIFT_PX, DRIFT_PX, 2)
+        start, end, r = 0, frames, rng.random()
+        if r < COME_GO and frames > 1:
+            start = int(rng.integers(1, frames))
+        elif r < 2 * COME_GO and frames > 1:
+            end = int(rng.integers(1, frames))
+        movers.append(Mover(faces[int(rng.integers(len(faces)))], size, roll, tint, float(centre[0]),
+                            float(centre[1]), float(vx), float(vy), start, end, b))
+        taken.append(FaceBox(round(centre[0] - size / 2), round(centre[1] - size / 2), size, size))
+        per_bed[b] = per_bed.get(b, 0) + 1
+    dim = bool(rng.random() < 0.35)
+    contrast, gain = rng.uniform(0.4, 0.75), (rng.uniform(0.3, 0.6) if dim else rng.uniform(0.85, 1.1))
+    noise = rng.uniform(2, 5) if dim else 1.5
+    quality = int(rng.integers(50, 91))
+    zones = [bed.zone(w, h) for bed in beds]
+    out = []
+    for k in range(frames):
+        frame = background.copy()
+        truths, new, steady = [], [], []
+        for m in movers:
+            if not m.start <= k < m.end:
+                continue
+            jx, jy = rng.normal(0, JITTER_PX, 2)
+            cx, cy = m.cx + m.vx * k + jx, m.cy + m.vy * k + jy
+            size = max(32, round(m.size * (1 + rng.uniform(-SIZE_JITTER, SIZE_JITTER))))
+            roll = m.roll + float(rng.normal(0, ROLL_JITTER))
+            patch, mask = ds.face_patch(m.face48, size, m.tint)
+            patch, mask, mat = ds.rotate_patch(patch, mask, roll)
+            fcx, fcy = ds.face_centre_in_patch(ds.face_patch_side(size))
+            pcx = mat[0, 0] * fcx + mat[0, 1] * fcy + mat[0, 2]
+            pcy = mat[1, 0] * fcx + mat[1, 1] * fcy + mat[1, 2]
+            ds.paste(frame, patch, mask, round(cx - pcx), round(cy - pcy))
+            truths.append(ds.Truth(FaceBox(round(cx - size / 2), round(cy - size / 2), size, size), size, roll, m.bed))
+            new.append(m.start > 0)
+            steady.append(m.start == 0 and m.end == frames)
+        img = frame.astype(np.float32)
+        if dim:
+            img = img.mean() + (img - img.mean()) * contrast
+        img = img * gain + rng.normal(0, noise, img.shape)
+        ok, jpeg = cv2.imencode(".jpg", np.clip(img, 0, 255).astype(np.uint8), [cv2.IMWRITE_JPEG_QUALITY, quality])
+        image = cv2.imdecode(jpeg, cv2.IMREAD_COLOR) if ok else frame
+        out.append(ds.Scene(image, truths, zones, dim, quality, {"beds": len(beds), "frame": k, "new": new,
+                                                         "steady": steady}))
+    return out
+
+
+def run_sequences(variants: list[Variant], sequences: list[list[ds.Scene]]) -> dict[str, Tally]:
+    """Each variant over every sequence in order, each sequence a camera of its own (the tracker's key)."""
+    tallies: dict[str, Tally] = {}
+    for v in variants:
+        det = build(v)
+        if det is None:
+            continue
+        det.detect(sequences[0][0].image)  # warm-up
+        if det.crop_detector is not None:
+            det.crop_detector.detect(sequences[0][0].image[:256, :256])
+        det.views[0] = 0  # type: ignore[attr-defined]
+        tally = Tally()
+        for camera, frames in enumerate(sequences):
+            for scene in frames:
+                zones = scene.zones if det.zone_mode != "frame" else []
+                t0 = time.perf_counter()
+                found = list(detect_for_camera(det, scene.image, zones, camera) if zones else det.detect(scene.image))
+                hit = count(tally, scene, found, time.perf_counter() - t0)
+                for is_new, is_steady, h in zip(scene.meta["new"], scene.meta["steady"], hit,  # type: ignore[arg-type]
+                                                strict=True):
+                    tally.add("steady" if is_steady else "came mid-sequence" if is_new else "went", h)
+                for t, h in zip(scene.faces, hit, strict=True):
+                    if abs(t.roll) >= 45:
+                        tally.add("roll>=45", h)
+        tally.views = det.views[0]  # type: ignore[attr-defined]
+        tracker = getattr(det, "tracker", None)
+        scans = (f"{tracker.scans} full scans, {tracker.tracked} tracked frames"
+                 if tracker is not None and tracker.scans + tracker.tracked else "no tracking")
+        tallies[v.label] = tally
+        det.close()
+        print(f"  {v.label}: recall {tally.recall('all')} %, precision {tally.precision:5.1f} %, "
+              f"{tally.views / tally.frames:.1f} passes/frame, {1000 * tally.seconds / tally.frames:.1f} ms/frame "
+              f"({scans})", flush=True)
+    return tallies
+
+
+def sequences_main(args: argparse.Namespace, faces: list[np.ndarray], rng: np.random.Generator) -> int:
+    n_seq = 8 if args.quick and args.sequences > 8 else args.sequences
+    variants = SEQ_VARIANTS
+    if args.only:
+        wanted = [w.strip() for w in args.only.split(",") if w.strip()]
+        labels = {v.label for v in variants}
+        variants = [v for v in variants if any(w == v.label or (w not in labels and w in v.label) for w in wanted)]
+    t0 = time.perf_counter()
+    sequences = [make_sequence(rng, faces, args.seq_frames) for _ in range(n_seq)]
+    frames = [s for seq in sequences for s in seq]
+    print(f"{n_seq} sequences x {args.seq_frames} frames ({sum(seq[0].image.shape[1] == 1920 for seq in sequences)}"
+          f" at 1080p), {sum(len(s.faces) for s in frames)} faces shown "
+          f"({sum(sum(s.meta['new']) for s in frames)} of faces that came mid-sequence), seed {args.seed}, "
+          f"generated in {time.perf_counter() - t0:.1f} s; load average {os.getloadavg()[0]:.1f}", flush=True)
+    tallies = run_sequences(variants, sequences)
+    sizes = [ds.size_bucket(lo) for lo, _ in ds.SIZE_BUCKETS]
+    print(f"\nRecall % at IoU >= {IOU} over every frame of the sequences; precision %; passes and ms per frame "
+          f"(load average {os.getloadavg()[0]:.1f}):")
+    print_table(tallies, ["all", "steady", "came mid-sequence", *sizes, "roll>=45", "upright>=48", "720p4bed", "dim"])
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--scenes", type=int, default=80, help="generated frames (default 80)")
@@ -283,6 +467,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--only", default="", help="comma-separated variant labels (exact, else substring)")
     ap.add_argument("--all-faces", action="store_true", help="do not pre-select detectable FER faces")
     ap.add_argument("--clip-frames", type=int, default=60)
+    ap.add_argument("--sequences", type=int, default=0,
+                    help="measure tracking (the track option) on N generated sequences instead (--quick: 8)")
+    ap.add_argument("--seq-frames", type=int, default=10, help="frames per sequence (default 10)")
     args = ap.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if not FER_DIR.is_dir():
@@ -304,6 +491,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         faces = detectable_faces(faces, probe)
         print(f"faces: {len(faces)} of {pool} sampled publictest faces are found upright at 120 px by blazeface "
               "or haar (the scenes use those)")
+    if args.sequences > 0:
+        return sequences_main(args, faces, rng)
     t0 = time.perf_counter()
     scenes = [ds.make_scene(rng, faces) for _ in range(n_scenes)]
     n_faces = sum(len(s.faces) for s in scenes)

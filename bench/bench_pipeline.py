@@ -6,7 +6,8 @@ same interface if no model is shipped yet: said in the output).  Frames are JPEG
 stamped with their capture time when published, so the figures are the stream's and the worker's; a real
 ingestor stamps the capture time before encoding, adding its JPEG encoding time (a few ms at 720p) to latency.
 
-    nice python bench/bench_pipeline.py --frames 300 --workers 1 2 --latency-seconds 30
+    nice python bench/bench_pipeline.py --frames 300 --workers 1 2 --latency-seconds 30 [--detector-options track=0]
+    nice python bench/bench_pipeline.py --frames 200 --beds 4 --detect-only track=0 track=4   # detection alone
 
 Prints figures; not part of the test suite.
 """
@@ -29,10 +30,11 @@ RESULT_KEY = "bench:latencies"
 MODEL_KEY = "bench:model"
 
 
-def _settings(data_dir: str, detector: str, batch: int, batch_ms: int) -> Any:
+def _settings(data_dir: str, detector: str, batch: int, batch_ms: int, detector_options: str = "") -> Any:
     from areya.config import load_settings
 
     return load_settings(env={"AREYA_DATA_DIR": data_dir, "AREYA_DETECTOR": detector,
+                              "AREYA_DETECTOR_OPTIONS": detector_options,
                               "AREYA_WORKER_BATCH_SIZE": str(batch), "AREYA_WORKER_BATCH_MS": str(batch_ms)})
 
 
@@ -50,19 +52,19 @@ def _classifier(model: str) -> tuple[Any, str]:
 
 
 def worker_main(data_dir: str, socket: str, detector: str, batch: int, batch_ms: int, model: str,
-                ready: Any, go: Any, record: bool, idle_exit_s: float) -> None:
+                ready: Any, go: Any, record: bool, idle_exit_s: float, detector_options: str = "") -> None:
     """One worker process: warm up, say ready, wait for go, run until idle."""
     import redis
 
     from areya.db.engine import create_db_engine
-    from areya.detectors import create_detector
+    from areya.detectors import detector_from_settings
     from areya.worker import Worker, WorkerConfig
 
-    settings = _settings(data_dir, detector, batch, batch_ms)
+    settings = _settings(data_dir, detector, batch, batch_ms, detector_options)
     client = redis.Redis(unix_socket_path=socket)
     clf, version = _classifier(model)
     client.set(MODEL_KEY, version)
-    det = create_detector(settings.detector)
+    det = detector_from_settings(settings)  # the detector option defaults, or --detector-options
     worker = Worker(client, create_db_engine(settings), det, clf, WorkerConfig.from_settings(settings))
     worker.warm_up()
     worker.latencies = [] if record else None
@@ -109,10 +111,15 @@ def _publish(client: Any, stream: str, camera_id: int, frames: list[tuple[bytes,
 
 
 def _processed(client: Any) -> float:
+    return _counter(client, "areya_frames_processed_total")
+
+
+def _counter(client: Any, name: str) -> float:
+    """A counter summed over its labels (as the workers flushed it)."""
     from areya.metrics import COUNTERS_KEY
 
     return sum(float(v) for k, v in client.hgetall(COUNTERS_KEY).items()
-               if k.startswith(b"areya_frames_processed_total"))
+               if k.startswith(name.encode()) and k[len(name):len(name) + 1] in (b"", b"{"))
 
 
 def _stage_ms_per_frame(client: Any) -> str:
@@ -134,7 +141,7 @@ def _run_workers(args: argparse.Namespace, data_dir: str, socket: str, n_workers
     ctx = mp.get_context("spawn")
     ready, go = ctx.Semaphore(0), ctx.Event()
     worker_args = (data_dir, socket, args.detector, args.batch, args.batch_ms, args.model, ready, go, record,
-                   idle_exit_s)
+                   idle_exit_s, args.detector_options)
     procs = [ctx.Process(target=worker_main, args=worker_args) for _ in range(n_workers)]
     for p in procs:
         p.start()
@@ -142,6 +149,37 @@ def _run_workers(args: argparse.Namespace, data_dir: str, socket: str, n_workers
         if not ready.acquire(timeout=600):
             raise RuntimeError("a worker did not start in 10 minutes")
     return procs, go
+
+
+def detect_only(args: argparse.Namespace) -> None:
+    """Detection alone on the bench's frames, each option set in turn on every frame (so all share the same load),
+    through the worker's path: the camera's zones, one camera (its tracking state, if any)."""
+    import cv2
+    import numpy as np
+
+    from areya.camera.synthetic import SyntheticWard
+    from areya.detectors import create_detector, detect_for_camera
+    from areya.detectors.options import check_options, parse_options_text
+
+    frames, faces_per_frame = _frames(args.beds, 40, 85)
+    images = [cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR) for jpeg, _, _ in frames]
+    zones = [z for _, z in SyntheticWard(beds=args.beds).zones()]
+    dets = {text: create_detector(args.detector, **check_options(args.detector, parse_options_text(text)))
+            for text in args.detect_only}
+    for det in dets.values():
+        detect_for_camera(det, images[0], zones, None)  # warm-up
+    seconds, found = dict.fromkeys(dets, 0.0), dict.fromkeys(dets, 0)
+    print(f"machine: {os.cpu_count()} CPU(s); load average {os.getloadavg()[0]:.1f} at start; detection only, "
+          f"{args.frames} frames 1280x720, {faces_per_frame:.2f} faces/frame (1-{args.beds}), {args.beds} bed zones")
+    for i in range(args.frames):
+        for text, det in dets.items():
+            t0 = time.perf_counter()
+            found[text] += len(detect_for_camera(det, images[i % len(images)], zones, "bench"))
+            seconds[text] += time.perf_counter() - t0
+    for text in dets:
+        print(f"{args.detector} {text or '(default options)'}: {1000 * seconds[text] / args.frames:.1f} ms/frame, "
+              f"{found[text] / args.frames:.2f} faces/frame")
+    print(f"load average {os.getloadavg()[0]:.1f} at end")
 
 
 def _reset(client: Any, stream: str) -> None:
@@ -156,12 +194,19 @@ def main() -> None:
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="worker process counts to compare")
     parser.add_argument("--beds", type=int, default=3)
     parser.add_argument("--detector", default="blazeface")
+    parser.add_argument("--detector-options", default="", metavar="NAME=VALUE,...",
+                        help="as AREYA_DETECTOR_OPTIONS, e.g. track=0 (default: none, the options' defaults)")
     parser.add_argument("--model", default="areya-fer", help="model name/path, or 'untrained'")
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--batch-ms", type=int, default=200)
     parser.add_argument("--rate", type=float, help="latency run load in frames/s (default: half of 1-worker fps)")
     parser.add_argument("--latency-seconds", type=float, default=30.0)
+    parser.add_argument("--detect-only", nargs="+", metavar="OPTIONS",
+                        help="only time detection, for each option set (e.g. track=0 track=4) on every frame in turn")
     args = parser.parse_args()
+    if args.detect_only:
+        detect_only(args)
+        return
 
     from areya.comms.redis_server import EmbeddedRedis
     from areya.db.engine import create_db_engine, create_session_factory, session_scope
@@ -169,7 +214,7 @@ def main() -> None:
     from areya.demo import create_demo_ward
 
     tmp = tempfile.mkdtemp(prefix="areya-bench-")
-    settings = _settings(tmp, args.detector, args.batch, args.batch_ms)
+    settings = _settings(tmp, args.detector, args.batch, args.batch_ms, args.detector_options)
     server = EmbeddedRedis(settings.redis_dir).start()
     client = server.client()
     try:
@@ -184,7 +229,8 @@ def main() -> None:
         frames, faces_per_frame = _frames(args.beds, 40, settings.jpeg_quality)
         print(f"machine: {os.cpu_count()} CPU(s); load average {os.getloadavg()[0]:.1f} at start")
         print(f"frames: 1280x720 JPEG q{settings.jpeg_quality}, {faces_per_frame:.2f} faces/frame (1-{args.beds}); "
-              f"detector {args.detector}; batch {args.batch} frames / {args.batch_ms} ms")
+              f"detector {args.detector} {args.detector_options or '(default options)'}; batch {args.batch} frames / "
+              f"{args.batch_ms} ms")
 
         fps1 = None
         for n in args.workers:
@@ -204,7 +250,9 @@ def main() -> None:
             fps1 = fps1 or fps
             print(f"throughput: {n} worker(s): {args.frames} frames in {elapsed:.1f}s = {fps:.1f} frames/s "
                   f"({fps / n:.1f} per worker, {fps * faces_per_frame:.1f} faces/s); "
-                  f"worker ms/frame: {_stage_ms_per_frame(client)}")
+                  f"worker ms/frame: {_stage_ms_per_frame(client)}; faces found per frame "
+                  f"{_counter(client, 'areya_faces_detected_total') / max(_processed(client), 1.0):.2f} "
+                  f"(shown {faces_per_frame:.2f}); load average {os.getloadavg()[0]:.1f}")
 
         rate = args.rate or max(0.5, round((fps1 or 2.0) / 2, 1))
         _reset(client, settings.frame_stream)

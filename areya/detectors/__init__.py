@@ -8,8 +8,9 @@ Backends (heavy imports happen only when one is created):
 * ``haar`` - OpenCV's Haar cascade: no extra model files, less accurate.
 
 Every backend also takes ``min_face_px`` (faces whose box side is smaller are dropped), ``rotations`` (extra passes
-on the frame turned by these clockwise angles, :mod:`areya.detectors.rotation`) and ``zone_mode`` / ``zone_pad``
-(how :meth:`FaceDetector.detect_in_zones` uses a camera's bed zones, :mod:`areya.detectors.zones`).  Services
+on the frame turned by these clockwise angles, :mod:`areya.detectors.rotation`), ``zone_mode`` / ``zone_pad``
+(how :meth:`FaceDetector.detect_in_zones` uses a camera's bed zones, :mod:`areya.detectors.zones`) and ``track``
+(full zone scans every N-th frame of a camera, tracking the faces between: :mod:`areya.detectors.tracking`).  Services
 build their detector with :func:`detector_from_settings` (the ``detector`` and ``detector_options`` settings, and
 a camera's own ``detector_options`` laid over them); the worker keeps one per distinct option set
 (:class:`areya.detectors.cameras.CameraDetectors`).
@@ -25,6 +26,7 @@ import numpy as np
 from areya.detectors.base import DEFAULT_ZONE_MODE, DEFAULT_ZONE_PAD, FaceBox, FaceDetector, validate_frame
 from areya.detectors.crop import DEFAULT_MARGIN, crop_face
 from areya.detectors.options import (
+    MAX_TRACK,
     ZONE_MODES,
     check_camera_options,
     check_options,
@@ -32,6 +34,7 @@ from areya.detectors.options import (
     parse_zone_mode,
     valid_options,
 )
+from areya.detectors.tracking import DEFAULT_TRACK, ZoneTracker, detect_for_camera
 
 DEFAULT_DETECTOR = "blazeface"
 # zone_detector=auto: the backend run on zone crops (the bench: short range finds more faces in crops, faster)
@@ -84,6 +87,7 @@ def create_detector(
     zone_pad: float = DEFAULT_ZONE_PAD,
     zone_window_px: int = 0,
     zone_detector: str = "auto",
+    track: int = DEFAULT_TRACK,
     **opts: Any,
 ) -> FaceDetector:
     """A new detector instance (one per thread).  ``name`` None: :data:`DEFAULT_DETECTOR`.
@@ -91,7 +95,9 @@ def create_detector(
     Any backend: ``min_face_px`` > 0 drops faces whose box side is smaller; ``rotations`` (clockwise degrees,
     default ``(0,)``) adds passes on turned frames; ``zone_mode`` (``frame``, ``zones``, ``both``), ``zone_pad``
     ``zone_window_px`` and ``zone_detector`` (:func:`zone_backend`) say what :meth:`FaceDetector.detect_in_zones`
-    does with a camera's bed zones.  ``opts`` go to the backend.
+    does with a camera's bed zones.  ``track`` N > 1: the worker's zone scan runs in full on a camera's first
+    and then every N-th frame, and only around the faces found last time between (:mod:`areya.detectors.tracking`;
+    the detector's ``tracker``).  ``opts`` go to the backend.
     Unknown names and bad options raise ``ValueError``; missing model files raise ``RuntimeError``.
     """
     key = detector_key(name)
@@ -103,6 +109,8 @@ def create_detector(
         raise ValueError(f"zone_pad must be a number in [0, 1], got {zone_pad!r}")
     if isinstance(zone_window_px, bool) or not isinstance(zone_window_px, int) or zone_window_px < 0:
         raise ValueError(f"zone_window_px must be an integer >= 0, got {zone_window_px!r}")
+    if isinstance(track, bool) or not isinstance(track, int) or not 0 <= track <= MAX_TRACK:
+        raise ValueError(f"track must be an integer in [0, {MAX_TRACK}], got {track!r}")
     detector = _wrapped(key, opts, angles, min_face_px)
     detector.zone_mode, detector.zone_pad, detector.zone_window_px = mode, float(zone_pad), zone_window_px
     crop_key = zone_backend(key, zone_detector)
@@ -110,6 +118,8 @@ def create_detector(
         accepted = valid_options(crop_key)
         detector.crop_detector = _wrapped(crop_key, {k: v for k, v in opts.items() if k in accepted}, angles,
                                           min_face_px)
+    detector.track = track
+    detector.tracker = ZoneTracker(track) if track > 1 else None
     return detector
 
 
@@ -204,6 +214,7 @@ class MinFaceSize(FaceDetector):
 
 __all__ = [
     "DEFAULT_DETECTOR",
+    "DEFAULT_TRACK",
     "DEFAULT_ZONE_MODE",
     "DEFAULT_ZONE_PAD",
     "ZONE_MODES",
@@ -213,6 +224,7 @@ __all__ = [
     "MinFaceSize",
     "available_detectors",
     "create_detector",
+    "detect_for_camera",
     "crop_face",
     "detector_from_settings",
     "detector_key",

@@ -18,6 +18,7 @@ from areya.config import _float_range, _int_range, _non_empty, _parse_bool
 OptionParser = Callable[[Any], Any]
 
 ZONE_MODES = ("frame", "zones", "both")  # as areya.detectors.zones.ZONE_MODES (kept here: no NumPy import)
+MAX_TRACK = 100  # largest track=N: a full zone scan at least every 100 frames of a camera
 
 
 def parse_zone_mode(value: Any) -> str:
@@ -72,6 +73,7 @@ GENERIC_OPTIONS: dict[str, OptionParser] = {
     "zone_window_px": _int_range(0, 4096),  # largest zone crop side, pixels (0 = twice the detector's input)
     "zone_detector": parse_zone_detector,  # backend run on zone crops: auto, same or a backend name
     "rotations": parse_rotations,  # clockwise angles the frame is turned by for extra passes (0 = upright)
+    "track": _int_range(0, MAX_TRACK),  # full zone scan every N-th frame of a camera, tracking between (0/1: always)
 }
 
 _BLAZEFACE: dict[str, OptionParser] = {

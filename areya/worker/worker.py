@@ -300,12 +300,18 @@ class Worker:
 
     def _faces(self, f: _Frame) -> Sequence[BoxLike]:
         """The frame's faces, found by its camera's detector (:meth:`_detector_for`): in the camera's bed zones'
-        crops too when that detector's ``zone_mode`` says so."""
-        detector = self._detector_for(f.message.camera_id)
+        crops too when that detector's ``zone_mode`` says so; with ``track=N`` the zone crops are scanned in full
+        every N-th frame of the camera and only around its faces between (the detector's ``tracker``, keyed by
+        the camera: :mod:`areya.detectors.tracking`)."""
+        camera_id = f.message.camera_id
+        detector = self._detector_for(camera_id)
         in_zones = getattr(detector, "detect_in_zones", None)
         if in_zones is None or getattr(detector, "zone_mode", "frame") == "frame":
             return detector.detect(f.image)
-        zones = self._db(lambda: self.resolver.zones(f.message.camera_id))
+        zones = self._db(lambda: self.resolver.zones(camera_id))
+        tracker = getattr(detector, "tracker", None)
+        if tracker is not None:
+            return tracker.detect(detector, f.image, zones, camera_id)
         return in_zones(f.image, zones)
 
     def _detector_for(self, camera_id: int) -> Detector:

@@ -94,11 +94,15 @@ def test_plain_text_rows_of_older_versions_are_read_and_then_encrypted_by_the_mi
     try:
         with factory() as session:
             admin.add_ward(session, "ICU")
-            admin.add_camera(session, "ICU", "cam-1", "rtsp://x/placeholder", 2.0)
-            admin.add_camera(session, "ICU", "file-cam", "/videos/ward.mp4", 2.0)
             session.commit()
-            # as an older version stored it: in plain text
-            session.execute(text("UPDATE cameras SET source_url = :url WHERE name = 'cam-1'"), {"url": CAMERA_URL})
+            # rows as an older version (schema 0003) stored them, in plain text: SQL, since today's ORM has columns
+            # that schema lacks
+            ward_id = session.scalar(text("SELECT id FROM wards WHERE name = 'ICU'"))
+            for name, url in (("cam-1", CAMERA_URL), ("file-cam", "/videos/ward.mp4")):
+                session.execute(text(
+                    "INSERT INTO cameras (ward_id, name, source_url, sample_fps, enabled, health_status, created_at) "
+                    "VALUES (:ward, :name, :url, 2.0, :on, 'unknown', :at)"),
+                    {"ward": ward_id, "name": name, "url": url, "on": True, "at": "2026-11-29 12:00:00.000000"})
             session.commit()
         with factory() as session:  # read both forms
             assert session.scalar(select(Camera.source_url).where(Camera.name == "cam-1")) == CAMERA_URL

@@ -27,6 +27,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import detection_scenes as ds  # noqa: E402
 from bench_detection import match  # noqa: E402
+from ward_path import Zone  # noqa: E402
 
 from areya.detectors import FaceBox, create_detector, crop_face  # noqa: E402
 from areya.emotion.dataset import holdout_split, load_dataset  # noqa: E402
@@ -86,7 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     shown = found = 0
     for face, label in zip(images, labels7, strict=True):
         scene = ds.make_scene(rng, [face])
-        zones = [_Zone(*z) for z in scene.zones]
+        zones = [Zone(*z) for z in scene.zones]
         detections = det.detect_in_zones(scene.image, zones)
         shown += len(scene.faces)
         for t in scene.faces:  # the best detection per truth
@@ -132,11 +133,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{name:<26} {r7:8.3f} {r4:8.3f}   " + "; ".join(parts))
     print(f"took {time.monotonic() - t0:.0f} s")
     return 0
-
-
-class _Zone:
-    def __init__(self, x0: float, y0: float, x1: float, y1: float) -> None:
-        self.x0, self.y0, self.x1, self.y1 = x0, y0, x1, y1
 
 
 if __name__ == "__main__":

@@ -112,7 +112,7 @@ def validation_faces(fer_root: Path, model: str | None, per_class: int, rng: np.
     cfg = TrainConfig.from_file(resolve_model_path(model).parent / "config.toml")
     if cfg.val_fraction <= 0:
         raise SystemExit("the model's config holds no validation part out (val_fraction = 0): use --faces publictest")
-    _, val = holdout_split(load_dataset(fer_root, cfg.train_split), cfg.val_fraction, cfg.seed)
+    _, val = holdout_split(load_dataset(fer_root, cfg.train_split), cfg.val_fraction, cfg.holdout_seed)
     out: dict[str, list[np.ndarray]] = {}
     for label, folder in FACE_FOLDERS.items():
         idx = np.flatnonzero(val.labels7 == FER7_CLASSES.index(folder))

@@ -260,10 +260,10 @@ def calibrate_model_dir(model_dir: str | Path, data_dir: str | Path, source: str
     cfg = TrainConfig.from_file(model_dir / "config.toml")
     if cfg.val_fraction <= 0:
         raise ValueError(f"{model_dir}: its config holds out no validation part (val_fraction = 0)")
-    _, val = holdout_split(load_dataset(data_dir, cfg.train_split), cfg.val_fraction, cfg.seed)
+    _, val = holdout_split(load_dataset(data_dir, cfg.train_split), cfg.val_fraction, cfg.holdout_seed)
     clf = EmotionClassifier.load(model_dir, tta_flip=cfg.tta_flip)
     head4, probs7 = clf.predict_raw(val.images.astype(np.float32)[..., None])
-    fitted_on = f"{val.report.source} (seed {cfg.seed}), {len(val)} faces, mirror TTA {'on' if cfg.tta_flip else 'off'}"
+    fitted_on = f"{val.report.source} (seed {cfg.holdout_seed}), {len(val)} faces, mirror TTA {'on' if cfg.tta_flip else 'off'}"
     cal = fit_calibration(head4, probs7, val.labels7, fitted_on, source=source)
     cal.save(model_dir)
     return cal

@@ -86,7 +86,7 @@ def write_card(model_dir: str | Path, data_dir: str | Path, train_command: str, 
         "inputs": "48x48 grayscale face crop, values 0-255",
         "outputs": {"emotion7": "FER-2013 order", "emotion4": "angry, happy, relaxed (=neutral), sad"},
         "training_data": f"FER-2013 Training split (class folders) less a stratified {cfg.val_fraction:.0%} "
-        f"validation part (seed {cfg.seed}): {history.get('train_images', '?')} training and "
+        f"validation part (seed {cfg.holdout_seed}): {history.get('train_images', '?')} training and "
         f"{history.get('val_images', '?')} validation faces; disgust/fear/surprise faces train the 7-class head only",
         "test_data": f"FER-2013 PublicTest ({data_dir}); final weights, read once per shipped model: recipe, "
         "epochs and calibration were chosen on the validation part",

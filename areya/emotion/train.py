@@ -110,7 +110,7 @@ def train(
     if len(train_data) == 0:
         raise ValueError(f"no training images found under {data_dir}")
     if val_data is None and cfg.val_fraction > 0:
-        train_data, val_data = holdout_split(train_data, cfg.val_fraction, cfg.seed)
+        train_data, val_data = holdout_split(train_data, cfg.val_fraction, cfg.holdout_seed)
         report(f"{train_data.report.summary()}; {val_data.report.summary()}")
 
     previous_policy = keras.mixed_precision.global_policy()

@@ -49,6 +49,13 @@ class TrainConfig:
     # validation (model selection, calibration). The test split (publictest) is never read by training.
     train_split: str = "train"
     val_fraction: float = 0.1
+    # the held-out part's seed (None: ``seed``): ensemble members trained with different seeds keep one
+    # validation part, so none of them has trained on the faces the ensemble is calibrated and chosen on
+    split_seed: int | None = None
+
+    @property
+    def holdout_seed(self) -> int:
+        return self.seed if self.split_seed is None else self.split_seed
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
@@ -102,6 +109,8 @@ class TrainConfig:
     def to_toml(self) -> str:
         lines = []
         for key, value in self.to_dict().items():
+            if value is None:  # TOML has no null: an unset optional setting is left out
+                continue
             if isinstance(value, bool):
                 text = "true" if value else "false"
             elif isinstance(value, str):

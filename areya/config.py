@@ -130,6 +130,19 @@ def _float_range(
     return parse
 
 
+def _baseline_period(value: Any) -> int:
+    """The per-patient baseline period in seconds: 0 (or ``off``) = no baseline, else whole minutes in
+    [10 min, 24 h]."""
+    if isinstance(value, str) and value.strip().lower() in ("off", "none", "false", "no"):
+        return 0
+    result = _parse_int(value)
+    if result == 0:
+        return 0
+    if not 600 <= result <= 86_400 or result % 60:
+        raise ValueError(f"must be 0 / off or whole minutes in [600, 86400] s, got {result}")
+    return result
+
+
 def _fmt(bound: float | None) -> str:
     return "inf" if bound is None else f"{bound:g}"
 
@@ -484,6 +497,23 @@ class Settings:
         0.15, _float_range(0.0, 1.0), "alerts",
         "'Clearly stronger' during the cool-down: score >= resolved level + this margin.",
     )
+    negative_baseline_s: int = _setting(
+        21_600, _baseline_period, "alerts",
+        "Per-patient baseline: the patient's mean score over this period (s, whole minutes) before the window, "
+        "alert periods left out, raises the thresholds (0 / off = none; bench/bench_alert_rules.py).",
+    )
+    negative_baseline_min_obs: int = _setting(
+        3600, _int_range(1, 10_000_000), "alerts", "Min observations in the baseline period for a baseline."
+    )
+    negative_baseline_margin: float = _setting(
+        0.25, _float_range(0.0, 1.0), "alerts",
+        "With a baseline, open at the patient's usual score + this margin when above negative_open_share "
+        "(close share raised as much).",
+    )
+    negative_baseline_ceiling: float = _setting(
+        0.60, _float_range(0.0, 1.0, lo_open=True), "alerts",
+        "The baseline never raises the open threshold above this (a real episode must still open one).",
+    )
     resolve_period_s: int = _setting(
         300, _int_range(0, 86_400), "alerts", "Time below close share before auto-resolve (s)."
     )
@@ -719,6 +749,11 @@ def _check_cross(values: dict[str, Any]) -> None:
         raise ConfigError(
             f"{env_name('negative_close_share')}: must be below negative_open_share "
             f"({values['negative_close_share']} >= {values['negative_open_share']})"
+        )
+    if values["negative_baseline_s"] + values["negative_window_s"] > values["retention_days"] * 86_400:
+        raise ConfigError(
+            f"{env_name('negative_baseline_s')}: the baseline period and the window must fit in retention_days "
+            f"({values['negative_baseline_s']} + {values['negative_window_s']} s > {values['retention_days']} d)"
         )
     if values["dead_letter_stream"] == values["frame_stream"]:
         raise ConfigError(f"{env_name('dead_letter_stream')}: must differ from frame_stream")

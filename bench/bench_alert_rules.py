@@ -16,10 +16,18 @@ queries would return, the hysteresis, and a clinician who resolves each alert by
 unless the rule resolved it first (the cool-down then decides whether it reopens).  An alert opened between an
 episode's start and ``window_s`` after its end belongs to the episode; any other is a false alert.
 
+The per-patient baseline (``negative_baseline_s`` > 0) is replayed from the timeline's own observations exactly as
+the engine computes it (:func:`areya.alerts.rules.baseline_minutes`, :func:`~areya.alerts.rules.excluded_minutes`
+on per-minute sums, alert periods left out) and passed to the real rule.  Each patient-day is preceded by
+``--history-h`` hours of the same patient's previous day (same usual expressions and observation rate, its own
+episodes): every rule runs through them, only alerts opened during the day are counted, so that the baseline is
+as on any day of a stay but the first (``--history-h 0``: the admission day, no baseline for the first hour).
+
     nice python bench/bench_alert_rules.py [--faces validation|publictest] [--patient-days 20] [--seed 7]
 
-Prints the model, the seed and a markdown table (per rule and setting): sensitivity for episodes >= 10 min
-(and 5-10 min), false alerts per patient-day, median / p90 time to alert, alerts per detected episode.
+Prints the model, the seed, the patients' usual scores and the peak scores of episodes, and a markdown table (per
+rule and setting): sensitivity for episodes >= 10 min (and 5-10 min), false alerts per patient-day (ordinary and
+sad-looking patients apart), median / p90 time to alert, alerts per detected episode.
 Not part of the test suite.
 """
 
@@ -38,10 +46,19 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from areya.alerts.evidence import measure_name  # noqa: E402
-from areya.alerts.rules import ManualResolve, RuleParams, WindowStats, evaluate_negative  # noqa: E402
+from areya.alerts.rules import (  # noqa: E402
+    Baseline,
+    ManualResolve,
+    RuleParams,
+    WindowStats,
+    baseline_minutes,
+    evaluate_negative,
+    excluded_minutes,
+)
 from areya.db.models import LABELS4  # noqa: E402
 
 T0 = datetime(2026, 11, 24, 0, 0, tzinfo=UTC)
+T0_MINUTE = int(T0.timestamp()) // 60
 DAY_S = 86_400
 FACE_FOLDERS = {"angry": "angry", "happy": "happy", "relaxed": "neutral", "sad": "sad"}
 DEFAULT_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "fer2013" / "publictest"
@@ -145,13 +162,50 @@ class Timeline:
     labels: np.ndarray
     episodes: list[Episode]
     kind: str  # typical | sad-looking
+    happy: float = 0.5  # the usual share of happy (vs relaxed) expressions
+    rate: float = 1.5  # observations per second
+    start: float = 0.0  # the first observations (< 0: the previous day's last hours, see with_history)
+    _minutes: MinuteSums | None = field(default=None, repr=False)
+
+    def minute_sums(self) -> MinuteSums:
+        if self._minutes is None:
+            self._minutes = MinuteSums.of(self)
+        return self._minutes
+
+
+@dataclass
+class MinuteSums:
+    """Prefix sums per whole minute (absolute minute numbers, as the engine's SQL buckets) of n, observations
+    labelled angry or sad, and p_angry + p_sad: the baseline's sums over any minutes in O(1)."""
+
+    first: int
+    cum: np.ndarray  # (minutes + 1, 3)
+
+    @classmethod
+    def of(cls, tl: Timeline) -> MinuteSums:
+        minutes = T0_MINUTE + np.floor(tl.times / 60).astype(np.int64)
+        first = int(minutes[0]) if len(minutes) else T0_MINUTE
+        idx = minutes - first
+        per = np.zeros((int(idx[-1]) + 1 if len(idx) else 1, 3))
+        negative = np.isin(tl.labels, [LABELS4.index("angry"), LABELS4.index("sad")]).astype(float)
+        np.add.at(per, idx, np.stack([np.ones(len(idx)), negative, tl.probs[:, 0] + tl.probs[:, 3]], axis=1))
+        return cls(first, np.concatenate([np.zeros((1, 3)), np.cumsum(per, axis=0)]))
+
+    def total(self, a: int, b: int) -> np.ndarray:
+        """Sums over the minutes ``[a, b)``."""
+        top = len(self.cum) - 1
+        lo, hi = min(max(a - self.first, 0), top), min(max(b - self.first, 0), top)
+        return self.cum[hi] - self.cum[lo] if hi > lo else np.zeros(3)
 
 
 def make_timeline(
-    rng: np.random.Generator, bank: FaceBank, *, sad_looking: bool, dwell_s: float, purity: float
+    rng: np.random.Generator, bank: FaceBank, *, sad_looking: bool, dwell_s: float, purity: float,
+    happy: float | None = None, rate: float | None = None,
 ) -> Timeline:
-    """A patient-day (see the module doc); everything drawn from ``rng``."""
-    happy = rng.uniform(0.3, 0.8)
+    """A patient-day (see the module doc); everything drawn from ``rng`` (``happy``, ``rate``: given, as for the
+    same patient's previous day, instead of drawn)."""
+    if happy is None:
+        happy = rng.uniform(0.3, 0.8)
     baseline = {"happy": happy, "relaxed": 1.0 - happy, "sad": 0.0, "angry": 0.0}
     if sad_looking:  # a patient who often looks sad: a quarter of the usual expressions are sad faces
         baseline = {k: v * 0.75 for k, v in baseline.items()} | {"sad": 0.25}
@@ -177,7 +231,8 @@ def make_timeline(
         seg_class[hit] = classes.index(ep.label)
     seg_face = np.array([rng.integers(len(bank.probs[classes[c]])) for c in seg_class])
     # observations: 1-2 per second, 15 % of detections missed, missing-face gaps
-    rate = rng.uniform(1.0, 2.0)
+    if rate is None:
+        rate = rng.uniform(1.0, 2.0)
     times = np.arange(rng.uniform(0, 1 / rate), DAY_S, 1 / rate)
     times = times + rng.uniform(-0.2, 0.2, len(times)) / rate
     keep = rng.random(len(times)) >= 0.15
@@ -193,7 +248,21 @@ def make_timeline(
         pick = seg_class[seg] == c
         probs[pick] = bank.probs[label][seg_face[seg[pick]]]
     labels = probs.argmax(axis=1)
-    return Timeline(times, probs, labels, episodes, "sad-looking" if sad_looking else "typical")
+    return Timeline(times, probs, labels, episodes, "sad-looking" if sad_looking else "typical", happy, rate)
+
+
+def with_history(tl: Timeline, rng: np.random.Generator, bank: FaceBank, hours: float, *, dwell_s: float,
+                 purity: float) -> Timeline:
+    """``tl`` preceded by the last ``hours`` of the same patient's previous day (drawn from ``rng``; its episodes
+    end at least 30 min before the day starts, so no alert of the day can belong to one)."""
+    if hours <= 0:
+        return tl
+    before = make_timeline(rng, bank, sad_looking=tl.kind == "sad-looking", dwell_s=dwell_s, purity=purity,
+                           happy=tl.happy, rate=tl.rate)
+    keep = before.times >= DAY_S - hours * 3600
+    return Timeline(np.concatenate([before.times[keep] - DAY_S, tl.times]),
+                    np.concatenate([before.probs[keep], tl.probs]), np.concatenate([before.labels[keep], tl.labels]),
+                    tl.episodes, tl.kind, tl.happy, tl.rate, start=-hours * 3600)
 
 
 # --------------------------------------------------------------------------- replay
@@ -203,6 +272,7 @@ def make_timeline(
 class Setting:
     name: str
     params: RuleParams
+    exclude_alerts: bool = True  # False: the baseline counts alert periods too (a bench-only variant)
 
 
 @dataclass
@@ -223,6 +293,21 @@ def window_arrays(tl: Timeline, ticks: np.ndarray, window_s: int) -> tuple[np.nd
     return hi - lo, cum_counts[hi] - cum_counts[lo], cum_probs[hi] - cum_probs[lo], lo, hi
 
 
+def replay_baseline(
+    tl: Timeline, params: RuleParams, now: datetime, alert_spans: list[list[datetime | None]], exclude: bool = True
+) -> Baseline:
+    """The patient's baseline at ``now`` as the engine computes it (:func:`areya.alerts.window.patient_baselines`):
+    the whole minutes of the period before the window, the minutes of the alerts so far left out."""
+    first, end = baseline_minutes(now, params.window_s, params.baseline_s)
+    sums = tl.minute_sums()
+    total = sums.total(first, end)
+    if exclude and alert_spans:
+        spans = [(a, b) for a, b in alert_spans if a is not None]
+        for a, b in excluded_minutes(spans, params.window_s, first, end):
+            total = total - sums.total(a, b)
+    return Baseline(int(round(total[0])), int(round(total[1])), float(total[2]))
+
+
 def replay(
     tl: Timeline,
     params: RuleParams,
@@ -230,9 +315,11 @@ def replay(
     rng: np.random.Generator,
     resolve_after: tuple[float, float],
     day_s: float = DAY_S,
+    exclude_alerts: bool = True,
 ) -> Outcome:
-    """Run the real rule tick by tick over one timeline (see the module doc)."""
-    ticks = np.arange(tick_s, day_s + tick_s / 2, tick_s)
+    """Run the real rule tick by tick over one timeline, from its start (see the module doc); alerts opened before
+    the day (in its history) are not reported."""
+    ticks = np.arange(tl.start + tick_s, day_s + tick_s / 2, tick_s)
     n, counts, sums, lo, hi = window_arrays(tl, ticks, params.window_s)
     out = Outcome()
     open_at: float | None = None
@@ -240,11 +327,19 @@ def replay(
     below: datetime | None = None
     manual_at: float | None = None
     last_manual: ManualResolve | None = None
+    spans: list[list[datetime | None]] = []  # (opened_at, resolved_at) of the alerts, for the baseline
+    keep_s = params.baseline_s + params.window_s + 120
     for k, t in enumerate(ticks):
         now = T0 + timedelta(seconds=float(t))
         if open_at is not None and manual_at is not None and t >= manual_at:  # the clinician resolves it
             last_manual = ManualResolve(now, max(opened_level, latest))
             open_at = manual_at = below = None
+            spans[-1][1] = now
+        baseline = None
+        if params.baseline_s > 0:
+            if spans and spans[0][1] is not None and (now - spans[0][1]).total_seconds() > keep_s:
+                spans = [sp for sp in spans if sp[1] is None or (now - sp[1]).total_seconds() <= keep_s]
+            baseline = replay_baseline(tl, params, now, spans, exclude_alerts)
         nk = int(n[k])
         stats = None
         if nk:
@@ -260,16 +355,20 @@ def replay(
                 None,
             )
         decision = evaluate_negative(
-            stats, params, now=now, is_open=open_at is not None, below_close_since=below, last_manual=last_manual
+            stats, params, now=now, is_open=open_at is not None, below_close_since=below, last_manual=last_manual,
+            baseline=baseline,
         )
         if decision.action == "open" and stats is not None:
             open_at = float(t)
             opened_level = latest = stats.score(params.measure)
             below = None
             manual_at = t + rng.uniform(*resolve_after) if resolve_after[1] > 0 else None
-            out.opens.append(open_at)
+            if open_at >= 0:
+                out.opens.append(open_at)
+            spans.append([now, None])
         elif decision.action == "resolve":
             open_at = manual_at = below = None
+            spans[-1][1] = now
         elif open_at is not None:
             below = decision.below_close_since
             if stats is not None and nk >= params.min_obs:
@@ -288,6 +387,9 @@ class Figures:
     episode_alerts: int = 0
     detected: int = 0
     delays: list[float] = field(default_factory=list)
+    sad_long_total: int = 0  # the sad-looking patients' episodes >= 10 min
+    sad_long_detected: int = 0
+    sad_delays: list[float] = field(default_factory=list)
 
 
 def score(timelines: list[Timeline], outcomes: list[Outcome], window_s: int) -> Figures:
@@ -299,8 +401,10 @@ def score(timelines: list[Timeline], outcomes: list[Outcome], window_s: int) -> 
             for i in mine:
                 claimed[i] = True
             long_ = ep.minutes >= 10
+            sad = tl.kind == "sad-looking"
             if long_:
                 fig.long_total += 1
+                fig.sad_long_total += sad
             else:
                 fig.short_total += 1
             if not mine:
@@ -310,6 +414,9 @@ def score(timelines: list[Timeline], outcomes: list[Outcome], window_s: int) -> 
             if long_:
                 fig.long_detected += 1
                 fig.delays.append(out.opens[mine[0]] - ep.start)
+                if sad:
+                    fig.sad_long_detected += 1
+                    fig.sad_delays.append(out.opens[mine[0]] - ep.start)
             else:
                 fig.short_detected += 1
         false = claimed.count(False)
@@ -321,8 +428,8 @@ def score(timelines: list[Timeline], outcomes: list[Outcome], window_s: int) -> 
 
 def engine_check(tl: Timeline, params: RuleParams, hours: float, tick_s: float) -> tuple[list[float], list[float]]:
     """The first ``hours`` of one timeline through the real :class:`areya.alerts.engine.AlertEngine` (temporary
-    migrated SQLite, SQL window, injected clock) and through :func:`replay` (no manual resolves): the alert open
-    times of both, which must be equal."""
+    migrated SQLite, SQL window and baseline, injected clock; the observations of its history are stored too)
+    and through :func:`replay` (no manual resolves): the alert open times of both, which must be equal."""
     import tempfile
 
     from sqlalchemy import insert, select
@@ -391,6 +498,14 @@ def engine_check(tl: Timeline, params: RuleParams, hours: float, tick_s: float) 
     return sql_opens, replayed.opens
 
 
+def baseline_text(setting: Setting) -> str:
+    p = setting.params
+    if p.baseline_s <= 0:
+        return "none"
+    text = f"{p.baseline_s / 3600:g} h +{p.baseline_margin:.2f}, max {p.baseline_ceiling:.2f}, {p.baseline_min_obs} obs"
+    return text if setting.exclude_alerts else text + ", alert periods counted"
+
+
 def row(setting: Setting, fig: Figures, days: int, sad_days: int) -> list[str]:
     p = setting.params
     sens = fig.long_detected / fig.long_total if fig.long_total else float("nan")
@@ -402,12 +517,18 @@ def row(setting: Setting, fig: Figures, days: int, sad_days: int) -> list[str]:
     fa_typ = (fig.false_alerts - fig.false_sad_looking) / typical_days if typical_days else float("nan")
     fa_sad = fig.false_sad_looking / sad_days if sad_days else float("nan")
     ok = sens >= 0.9 and fa_typ <= 1.0 and med <= 5.0 and per_ep <= 1.1
+    sad_part = "-"
+    if fig.sad_long_total:
+        sad_med = np.median(fig.sad_delays) / 60 if fig.sad_delays else float("nan")
+        sad_p90 = np.percentile(fig.sad_delays, 90) / 60 if fig.sad_delays else float("nan")
+        sad_part = f"{fig.sad_long_detected / fig.sad_long_total:.0%} / {sad_med:.1f} / {sad_p90:.1f}"
     return [
         setting.name,
         measure_name(p.measure),
         f"{p.window_s // 60} min",
         f"{p.open_share:.2f} / {p.close_share:.2f}",
         f"{p.cooldown_s // 60} min +{p.reopen_margin:.2f}" if p.cooldown_s else "none",
+        baseline_text(setting),
         f"{sens:.0%} ({fig.long_detected}/{fig.long_total})",
         f"{short:.0%}",
         f"{fa_typ:.2f}",
@@ -415,6 +536,7 @@ def row(setting: Setting, fig: Figures, days: int, sad_days: int) -> list[str]:
         f"{med:.1f}",
         f"{p90:.1f}",
         f"{per_ep:.2f}",
+        sad_part,
         "yes" if ok else "no",
     ]
 
@@ -425,6 +547,7 @@ HEADER = [
     "window",
     "open / close",
     "cool-down",
+    "baseline",
     "sensitivity >= 10 min",
     "5-10 min",
     "false / patient-day",
@@ -432,12 +555,75 @@ HEADER = [
     "median min to alert",
     "p90 min",
     "alerts / episode",
+    "sad-looking: sensitivity / median / p90 min",
     "meets targets",
 ]
 
 
+# the candidate baseline (the engine check's when the shipped defaults have none; the centre of baseline_grid)
+BASELINE_CHECK = {"baseline_s": 6 * 3600, "baseline_margin": 0.25, "baseline_ceiling": 0.60,
+                  "baseline_min_obs": 3600}
+
+
+def score_profile(timelines: list[Timeline], params: RuleParams, tick_s: float) -> str:
+    """The figures the baseline's margin and ceiling are chosen on: each patient's usual score (the mean over the
+    day outside episodes) and the peak window score of each episode >= 10 min (ticks with enough observations,
+    from its start to one window after its end), by kind of patient."""
+    lines = []
+    for kind in ("typical", "sad-looking"):
+        usual, peaks = [], []
+        for tl in timelines:
+            if tl.kind != kind:
+                continue
+            day = tl.times >= 0
+            calm = day.copy()
+            for ep in tl.episodes:
+                calm &= ~((tl.times >= ep.start) & (tl.times < ep.end + params.window_s))
+            usual.append(float((tl.probs[calm, 0] + tl.probs[calm, 3]).mean()))
+            ticks = np.arange(tick_s, DAY_S + tick_s / 2, tick_s)
+            n, _counts, sums, _lo, _hi = window_arrays(tl, ticks, params.window_s)
+            scores = np.where(n >= params.min_obs, (sums[:, 0] + sums[:, 3]) / np.maximum(n, 1), np.nan)
+            for ep in tl.episodes:
+                inside = (ticks >= ep.start) & (ticks <= ep.end + params.window_s)
+                if ep.minutes >= 10 and np.isfinite(scores[inside]).any():
+                    peaks.append(float(np.nanmax(scores[inside])))
+        if not usual:
+            continue
+        q = np.percentile(peaks, [5, 10, 25, 50]) if peaks else [float("nan")] * 4
+        lines.append(
+            f"{kind}: usual {measure_name(params.measure)} (day outside episodes) median {np.median(usual):.2f} "
+            f"[{min(usual):.2f}-{max(usual):.2f}] over {len(usual)} patients; peak 5-min score of the "
+            f"{len(peaks)} episodes >= 10 min: p5 {q[0]:.2f}, p10 {q[1]:.2f}, p25 {q[2]:.2f}, median {q[3]:.2f}"
+        )
+    return "\n".join(lines)
+
+
+def baseline_grid(base: RuleParams, quick: bool) -> list[Setting]:
+    """The per-patient baseline on the shipped plain thresholds, around the candidate (:data:`BASELINE_CHECK`):
+    margins, ceilings, periods, and (bench only) the alert periods counted in the baseline."""
+    plain = replace(base, baseline_s=0)
+    center = BASELINE_CHECK
+    margin, ceiling = center["baseline_margin"], center["baseline_ceiling"]
+    variants: list[tuple[str, dict, bool]] = [
+        (f"6h+{m:.2f} max {ceiling:.2f}", {"baseline_margin": m}, True) for m in (0.15, 0.20, 0.25, 0.30, 0.35, 0.40)
+    ]
+    variants += [(f"6h+{margin:.2f} max {c:.2f}", {"baseline_ceiling": c}, True) for c in (0.55, 0.65, 0.75)]
+    variants += [
+        (f"3h+{margin:.2f} max {ceiling:.2f}", {"baseline_s": 3 * 3600, "baseline_min_obs": 1800}, True),
+        (f"12h+{margin:.2f} max {ceiling:.2f}", {"baseline_s": 12 * 3600}, True),
+        (f"6h+{margin:.2f} max {ceiling:.2f} 1800 obs", {"baseline_min_obs": 1800}, True),
+        (f"6h+{margin:.2f} max {ceiling:.2f} with alerts", {}, False),
+    ]
+    if quick:  # the candidate alone
+        variants = [v for v in variants if v[1] == {"baseline_margin": margin}]
+    return [Setting(f"baseline-{name}", replace(plain, **(center | changes)), exclude)
+            for name, changes, exclude in variants]
+
+
 def settings_grid(base: RuleParams, quick: bool) -> list[Setting]:
-    """Candidate settings: both scores, a few windows and open thresholds (close = open - 0.08 / 0.10)."""
+    """Candidate settings: both scores, a few windows and open thresholds (close = open - 0.08 / 0.10), without
+    the per-patient baseline."""
+    base = replace(base, baseline_s=0)
     grid: list[Setting] = []
     prob = ((240, (0.46, 0.50)), (300, (0.44, 0.46, 0.48, 0.50, 0.52, 0.54)), (420, (0.46, 0.50)))
     labels = ((300, (0.30, 0.35)), (600, (0.30, 0.35)))
@@ -509,12 +695,18 @@ def main() -> None:
                     help="classify each face as the worker sees it: pasted into a generated ward scene, found by "
                     "the configured detector, cropped by the worker's rule (bench/ward_path.py)")
     ap.add_argument("--quick", action="store_true", help="fewer settings")
+    ap.add_argument("--grid", choices=("all", "plain", "baseline"), default="all",
+                    help="which candidate rows beside the shipped defaults: plain thresholds, baseline, or all")
+    ap.add_argument("--history-h", type=float, default=12.0,
+                    help="hours of each patient's previous day replayed before the day (not counted): the baseline's "
+                    "history; 0 = the admission day")
     ap.add_argument(
         "--engine-check-hours",
         type=float,
         default=0.0,
-        help="also run this many hours of one sad-episode patient through the real AlertEngine on SQLite "
-        "and check it opens the same alerts as the replay (shipped defaults, no manual resolves)",
+        help="also run this many hours of two patients (an ordinary one with the shipped defaults, a sad-looking one "
+        "with the per-patient baseline) through the real AlertEngine on SQLite and check that it opens the same "
+        "alerts as the replay (no manual resolves)",
     )
     args = ap.parse_args()
     lo_hi = tuple(float(x) * 60 for x in args.resolve_after_min.split(","))
@@ -538,33 +730,50 @@ def main() -> None:
         make_timeline(rng, bank, sad_looking=i < sad_days, dwell_s=args.dwell_s, purity=args.purity)
         for i in range(args.patient_days)
     ]
+    # each patient's previous day from its own random stream: the days themselves are drawn as without history
+    timelines = [with_history(tl, np.random.default_rng([args.seed, 1000 + i]), bank, args.history_h,
+                              dwell_s=args.dwell_s, purity=args.purity) for i, tl in enumerate(timelines)]
     shipped = RuleParams.from_settings(Settings())
     grid = [Setting("shipped defaults", shipped), Setting("shipped, no cool-down", replace(shipped, cooldown_s=0))]
-    grid += settings_grid(shipped, args.quick)
+    if shipped.baseline_s > 0:
+        grid.append(Setting("shipped, no baseline", replace(shipped, baseline_s=0)))
+    if args.grid in ("all", "plain"):
+        grid += settings_grid(shipped, args.quick)
+    if args.grid in ("all", "baseline"):
+        grid += baseline_grid(shipped, args.quick)
     rows = []
     for setting in grid:
         outcomes = [
-            replay(tl, setting.params, args.tick_s, np.random.default_rng([args.seed, i]), resolve_after)
+            replay(tl, setting.params, args.tick_s, np.random.default_rng([args.seed, i]), resolve_after,
+                   exclude_alerts=setting.exclude_alerts)
             for i, tl in enumerate(timelines)
         ]
         rows.append(row(setting, score(timelines, outcomes, setting.params.window_s), args.patient_days, sad_days))
-    n_obs = sum(len(tl.times) for tl in timelines)
+    n_obs = sum(int((tl.times >= 0).sum()) for tl in timelines)
+    n_history = sum(int((tl.times < 0).sum()) for tl in timelines)
     episodes = sum(len(tl.episodes) for tl in timelines)
     print(
         f"model {bank.model_version}; faces: {args.faces}; seed {args.seed}; "
         f"{args.patient_days} patient-days ({sad_days} sad-looking), "
-        f"{episodes} episodes, {n_obs} observations; faces classified once: "
-        f"{', '.join(f'{k} {len(v)}' for k, v in bank.probs.items())} ({classified:.0f} s); "
+        f"{episodes} episodes, {n_obs} observations (+ {n_history} in {args.history_h:g} h of history each); "
+        f"faces classified once: {', '.join(f'{k} {len(v)}' for k, v in bank.probs.items())} ({classified:.0f} s); "
         f"dwell {args.dwell_s:g} s, purity {args.purity:g}, manual resolve after {args.resolve_after_min} min; "
         f"{time.perf_counter() - started:.0f} s on {os.cpu_count()} CPUs"
     )
+    print(score_profile(timelines, shipped, args.tick_s))
     if args.engine_check_hours > 0:
-        sql_opens, replay_opens = engine_check(timelines[-1], shipped, args.engine_check_hours, args.tick_s)
-        same = "same" if sql_opens == replay_opens else "DIFFERENT"
-        print(
-            f"engine check ({args.engine_check_hours:g} h, shipped defaults): AlertEngine on SQLite opened alerts at "
-            f"{[round(x) for x in sql_opens]} s, the replay at {[round(x) for x in replay_opens]} s: {same}"
-        )
+        with_baseline = shipped if shipped.baseline_s > 0 else replace(shipped, **BASELINE_CHECK)
+        checks = [(timelines[-1], shipped, "an ordinary patient, shipped defaults")]
+        if sad_days:
+            checks.append((timelines[0], with_baseline, "a sad-looking patient, baseline " +
+                           baseline_text(Setting("", with_baseline))))
+        for tl, params, what in checks:
+            sql_opens, replay_opens = engine_check(tl, params, args.engine_check_hours, args.tick_s)
+            same = "same" if sql_opens == replay_opens else "DIFFERENT"
+            print(
+                f"engine check ({args.engine_check_hours:g} h, {what}): AlertEngine on SQLite opened alerts at "
+                f"{[round(x) for x in sql_opens]} s, the replay at {[round(x) for x in replay_opens]} s: {same}"
+            )
     print(f"targets: {TARGETS}\n")
     print("| " + " | ".join(HEADER) + " |")
     print("|" + "---|" * len(HEADER))

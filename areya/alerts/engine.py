@@ -27,7 +27,13 @@ from areya.alerts.lifecycle import auto_resolve, escalate_alert, open_alert, tak
 from areya.alerts.overrides import OverrideResolver
 from areya.alerts.retention import RollupReport, roll_up_observations
 from areya.alerts.rules import ManualResolve, RuleParams, escalation_due, evaluate_negative, stall_after_s
-from areya.alerts.window import WindowCache, admitted_patient_wards, window_stats
+from areya.alerts.window import (
+    BaselineCache,
+    WindowCache,
+    admitted_patient_wards,
+    patient_baselines,
+    window_stats,
+)
 from areya.db.models import ALERT_OPEN_STATES, Alert, AlertSnooze
 from areya.notify.events import AlertNotice
 
@@ -87,6 +93,9 @@ class AlertEngine:
         self.camera_lookback_s = int(math.ceil(2 * stall_after_s(settings.camera_offline_s)))
         self.window_cache = WindowCache(bucket_s=10, slack_s=max(10.0, 2 * settings.scheduler_tick_s)) \
             if incremental else None
+        # per-patient baselines: sums per minute of the baseline periods, then a minute at a time; a cold start
+        # reads the hours of the periods over several ticks (baselines unknown meanwhile: plain thresholds)
+        self.baseline_cache = BaselineCache(load_budget_s=self.retention_budget_s) if incremental else None
 
     # -- the tick ------------------------------------------------------------------------------
     def tick(self, now: datetime, *, retention: bool | None = None) -> TickReport:
@@ -154,15 +163,16 @@ class AlertEngine:
             found = compute(session, until=now, window_s=window_s, patient_ids=only)
             stats.update({pid: found[pid] for pid in pids if pid in found})
         report.with_evidence = len(stats)
+        baselines = patient_baselines(session, now, params, self.baseline_cache)
 
         for pid, p in params.items():
             alert = open_alerts.get(pid)
             below = _parse_time(alert.evidence.get(HYSTERESIS_KEY)) if alert is not None and alert.evidence else None
             decision = evaluate_negative(stats.get(pid), p, now=now, is_open=alert is not None,
                                          below_close_since=below, snoozed=pid in snoozed,
-                                         last_manual=manual.get(pid))
+                                         last_manual=manual.get(pid), baseline=baselines.get(pid))
             if decision.action == "open":
-                evidence = negative_evidence(stats[pid], p, now)
+                evidence = negative_evidence(stats[pid], p, now, baselines.get(pid))
                 try:
                     open_alert(session, "negative_emotion", now=now, patient_id=pid, ward_id=wards[pid],
                                evidence=evidence.to_json(), note=evidence.headline())

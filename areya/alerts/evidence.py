@@ -15,18 +15,21 @@ Two measures exist (setting ``negative_measure``):
   sensitivity);
 * ``labels`` - **Negative share**: the share of the window's observations labelled angry or sad, i.e.
   ``(angry + sad) / n`` of the counts shown beside it.
+
+With the per-patient baseline (``negative_baseline_s`` > 0, see :func:`areya.alerts.rules.thresholds`) the
+evidence also carries the patient's **usual** score (the same measure over the baseline period) and ``open_at`` /
+``close_below`` are the thresholds the rule applied, raised by the baseline when it was high enough, beside the
+plain ones (``plain_open_at``, ``plain_close_below``): "opens at 61%: this patient's usual 46% + 15".
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from areya.alerts.rules import Baseline, RuleParams, WindowStats, thresholds
 from areya.db.models import LABELS4
-
-if TYPE_CHECKING:
-    from areya.alerts.rules import RuleParams, WindowStats
 
 RULE = "negative_emotion"
 MEASURES: dict[str, tuple[str, str]] = {
@@ -44,6 +47,16 @@ def pct(value: float) -> str:
 
 def measure_name(measure: str) -> str:
     return MEASURES.get(measure, (measure, ""))[0]
+
+
+def points(value: float) -> str:
+    """A difference of scores in percentage points: ``0.15`` -> ``"15"``."""
+    return f"{round(value * 100, 1):g}"
+
+
+def period_text(seconds: int) -> str:
+    """``21600`` -> ``"6 h"``, ``5400`` -> ``"90 min"``."""
+    return f"{seconds / 3600:g} h" if seconds % 3600 == 0 else f"{seconds / 60:g} min"
 
 
 @dataclass(frozen=True)
@@ -64,6 +77,17 @@ class NegativeEvidence:
     last_at: datetime | None = None
     latest_score: float | None = None  # while an alert is open: the score of the latest tick
     latest_at: datetime | None = None
+    # the per-patient baseline (areya.alerts.rules.thresholds); baseline_s = 0: off for this patient
+    baseline_s: int = 0
+    baseline: float | None = None  # the patient's usual score over the baseline period (None: no observations)
+    baseline_n: int = 0
+    baseline_min_obs: int = 0
+    baseline_margin: float = 0.0
+    baseline_ceiling: float = 1.0
+    baseline_start: datetime | None = None
+    baseline_end: datetime | None = None
+    plain_open_at: float | None = None  # open_share / close_share before the baseline (None: = open_at)
+    plain_close_below: float | None = None
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
@@ -95,10 +119,49 @@ class NegativeEvidence:
         label = self.dominant
         return self.counts.get(label, 0) / self.n_obs if label and self.n_obs else 0.0
 
+    @property
+    def baseline_applied(self) -> bool:
+        """The rule is on for this patient and the period held enough observations for a baseline."""
+        return self.baseline_s > 0 and self.baseline is not None and self.baseline_n >= self.baseline_min_obs
+
+    @property
+    def raised_by(self) -> float:
+        """How far the baseline raised the thresholds (0: the plain ones applied)."""
+        return max(0.0, self.open_at - self.plain_open_at) if self.plain_open_at is not None else 0.0
+
+    @property
+    def capped(self) -> bool:
+        return self.raised_by > 0 and self.baseline is not None \
+            and self.baseline + self.baseline_margin > self.baseline_ceiling + 1e-9
+
     # -- text ------------------------------------------------------------------------------------
+    def threshold_text(self) -> str:
+        """``opens at 52%``, or raised by the baseline ``opens at 61%: this patient's usual 46% + 15``."""
+        text = f"opens at {pct(self.open_at)}"
+        if self.baseline_applied and self.raised_by > 0 and self.baseline is not None:
+            text += f": this patient's usual {pct(self.baseline)} + {points(self.baseline_margin)}"
+            if self.capped:
+                text += f", capped at {pct(self.baseline_ceiling)}"
+        return text
+
     def score_text(self) -> str:
-        """``Negative share 42% (opens at 30%)``."""
-        return f"{self.name} {pct(self.score)} (opens at {pct(self.open_at)})"
+        """``Negative share 42% (opens at 30%)`` (with a baseline: ``... (opens at 61%: this patient's usual ...)``)."""
+        return f"{self.name} {pct(self.score)} ({self.threshold_text()})"
+
+    def baseline_text(self) -> str | None:
+        """The baseline in words (None when the rule is off for this patient)."""
+        if self.baseline_s <= 0:
+            return None
+        period = f"the {period_text(self.baseline_s)} before the window"
+        if not self.baseline_applied:
+            return (f"not known yet: {self.baseline_n:,} of {self.baseline_min_obs:,} observations in {period} "
+                    f"(alert periods left out); plain thresholds")
+        assert self.baseline is not None
+        text = f"{pct(self.baseline)} over {period} ({self.baseline_n:,} observations, alert periods left out)"
+        if self.raised_by > 0:
+            return text + f"; thresholds raised {points(self.raised_by)} points from {pct(self.plain_open_at or 0)}"
+        plain = self.plain_open_at if self.plain_open_at is not None else self.open_at
+        return text + f"; + {points(self.baseline_margin)} is below {pct(plain)}: plain thresholds"
 
     def counts_text(self) -> str:
         """``angry 3 · happy 120 · relaxed 70 · sad 16 of 209``."""
@@ -131,7 +194,27 @@ class NegativeEvidence:
             "window_end": _iso(self.window_end),
             "latest_score": None if self.latest_score is None else round(self.latest_score, 4),
             "latest_at": _iso(self.latest_at),
+            "baseline": self.baseline_public(),
             "headline": self.headline(),
+        }
+
+    def baseline_public(self) -> dict[str, Any] | None:
+        """The baseline part of :meth:`public` (None when the rule is off for this patient)."""
+        if self.baseline_s <= 0:
+            return None
+        return {
+            "applied": self.baseline_applied,
+            "usual": None if self.baseline is None else round(self.baseline, 4),
+            "n_obs": self.baseline_n,
+            "min_obs": self.baseline_min_obs,
+            "period_s": self.baseline_s,
+            "start": _iso(self.baseline_start),
+            "end": _iso(self.baseline_end),
+            "margin": self.baseline_margin,
+            "ceiling": self.baseline_ceiling,
+            "plain_open_at": self.plain_open_at,
+            "plain_close_below": self.plain_close_below,
+            "raised_by": round(self.raised_by, 4),
         }
 
     def to_json(self) -> dict[str, Any]:
@@ -162,6 +245,7 @@ class NegativeEvidence:
         measure = str(data.get("measure") or "probability")
         score = float(data["score"] if "score" in data else data["share"])
         latest = data.get(LATEST_KEY) if isinstance(data.get(LATEST_KEY), dict) else {}
+        base = data.get("baseline") if isinstance(data.get("baseline"), dict) else {}
         return cls(
             measure=measure,
             score=score,
@@ -177,6 +261,17 @@ class NegativeEvidence:
             last_at=_parse(data.get("last_at")),
             latest_score=float(latest["score"]) if latest.get("score") is not None else None,
             latest_at=_parse(latest.get("at")),
+            baseline_s=int(base.get("period_s") or 0),
+            baseline=float(base["usual"]) if base.get("usual") is not None else None,
+            baseline_n=int(base.get("n_obs") or 0),
+            baseline_min_obs=int(base.get("min_obs") or 0),
+            baseline_margin=float(base.get("margin") or 0.0),
+            baseline_ceiling=float(base.get("ceiling") or 1.0),
+            baseline_start=_parse(base.get("start")),
+            baseline_end=_parse(base.get("end")),
+            plain_open_at=float(base["plain_open_at"]) if base.get("plain_open_at") is not None else None,
+            plain_close_below=float(base["plain_close_below"]) if base.get("plain_close_below") is not None
+            else None,
         )
 
     def resolved_level(self) -> float:
@@ -184,16 +279,21 @@ class NegativeEvidence:
         return max(self.score, self.latest_score if self.latest_score is not None else self.score)
 
 
-def negative_evidence(stats: WindowStats | None, params: RuleParams, now: datetime) -> NegativeEvidence:
-    """The evidence of one patient's window ``(now - params.window_s, now]`` (empty window: score 0)."""
+def negative_evidence(
+    stats: WindowStats | None, params: RuleParams, now: datetime, baseline: Baseline | None = None
+) -> NegativeEvidence:
+    """The evidence of one patient's window ``(now - params.window_s, now]`` (empty window: score 0), with the
+    thresholds the rule applies (raised by ``baseline``, the patient's usual score, when the rule uses one)."""
+    th = thresholds(params, baseline)
+    on = params.baseline_s > 0
     n = stats.n if stats is not None else 0
     counts = {lab: int(stats.counts.get(lab, 0)) if stats is not None else 0 for lab in LABELS4}
     mean_probs = {lab: (stats.prob_sums.get(lab, 0.0) / n if stats is not None and n else 0.0) for lab in LABELS4}
     return NegativeEvidence(
         measure=params.measure,
         score=stats.score(params.measure) if stats is not None else 0.0,
-        open_at=params.open_share,
-        close_below=params.close_share,
+        open_at=th.open_at,
+        close_below=th.close_below,
         n_obs=n,
         min_obs=params.min_obs,
         counts=counts,
@@ -202,6 +302,16 @@ def negative_evidence(stats: WindowStats | None, params: RuleParams, now: dateti
         window_end=now,
         first_at=stats.first_at if stats is not None else None,
         last_at=stats.last_at if stats is not None else None,
+        baseline_s=params.baseline_s if on else 0,
+        baseline=baseline.score(params.measure) if on and baseline is not None and baseline.n else None,
+        baseline_n=baseline.n if on and baseline is not None else 0,
+        baseline_min_obs=params.baseline_min_obs if on else 0,
+        baseline_margin=params.baseline_margin if on else 0.0,
+        baseline_ceiling=params.baseline_ceiling if on else 1.0,
+        baseline_start=baseline.start if on and baseline is not None else None,
+        baseline_end=baseline.end if on and baseline is not None else None,
+        plain_open_at=params.open_share if on else None,
+        plain_close_below=params.close_share if on else None,
     )
 
 

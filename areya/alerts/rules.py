@@ -7,6 +7,13 @@ Sustained negative emotion, per admitted patient, over the sliding window ``(now
   ``p_angry + p_sad`` of the window's observations ("Negative probability", the default: an unsure "sad"
   weighs less than a confident one) or the share of observations labelled angry or sad ("Negative share");
 * score >= ``open_share`` -> open an alert (unless one is open, or the patient's alerts are snoozed);
+* **per-patient baseline** (``baseline_s`` > 0; 0 = off): the patient's usual score is the same measure over
+  the whole minutes of the ``baseline_s`` before the window (:func:`baseline_minutes`), leaving out the minutes
+  from one window before each of the patient's negative-emotion alerts opened until it resolved (an episode must
+  not teach the rule that it is normal; :func:`excluded_minutes`).  With at least ``baseline_min_obs`` such
+  observations the open threshold becomes ``max(open_share, min(baseline + baseline_margin, baseline_ceiling))``
+  and the close threshold moves up by the same amount (:func:`thresholds`: same hysteresis gap); fewer
+  observations: the plain thresholds;
 * **cool-down**: for ``cooldown_s`` after a clinician resolved the patient's alert by hand, the rule
   reopens only on clearly stronger evidence: a score at least ``reopen_margin`` above the level that was
   resolved (the higher of the score at open and the latest score while open);
@@ -22,6 +29,7 @@ frames keep arriving.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -43,6 +51,10 @@ OVERRIDABLE: dict[str, str] = {
     "escalate_after_s": "escalate_after_s",
     "negative_cooldown_s": "cooldown_s",
     "negative_reopen_margin": "reopen_margin",
+    "negative_baseline_s": "baseline_s",
+    "negative_baseline_min_obs": "baseline_min_obs",
+    "negative_baseline_margin": "baseline_margin",
+    "negative_baseline_ceiling": "baseline_ceiling",
 }
 
 
@@ -58,12 +70,19 @@ class RuleParams:
     escalate_after_s: int = 900
     cooldown_s: int = 1800
     reopen_margin: float = 0.15
+    baseline_s: int = 0  # 0: no per-patient baseline
+    baseline_min_obs: int = 3600
+    baseline_margin: float = 0.25
+    baseline_ceiling: float = 0.60
     measure: str = "probability"
 
     def __post_init__(self) -> None:
         if self.window_s <= 0 or self.min_obs < 1 or self.resolve_period_s < 0 or self.escalate_after_s < 0 \
                 or self.cooldown_s < 0 or not 0.0 <= self.reopen_margin <= 1.0:
             raise ValueError(f"invalid rule parameters: {self}")
+        if self.baseline_s < 0 or self.baseline_s % 60 or self.baseline_min_obs < 1 \
+                or not 0.0 <= self.baseline_margin <= 1.0 or not 0.0 < self.baseline_ceiling <= 1.0:
+            raise ValueError(f"invalid baseline parameters: {self}")
         if self.measure not in MEASURES:
             raise ValueError(f"unknown negative measure {self.measure!r}: use one of {', '.join(MEASURES)}")
         if not 0.0 <= self.close_share < self.open_share <= 1.0:
@@ -110,11 +129,82 @@ class WindowStats:
         """The rule's score under ``measure`` (``labels``: label share; ``probability``: mean p_angry + p_sad)."""
         return self.label_share if measure == "labels" else self.share
 
-    def evidence(self, params: RuleParams, now: datetime) -> dict[str, Any]:
+    def evidence(self, params: RuleParams, now: datetime, baseline: Baseline | None = None) -> dict[str, Any]:
         """JSON-able evidence kept with the alert (see :mod:`areya.alerts.evidence`)."""
         from areya.alerts.evidence import negative_evidence  # noqa: PLC0415 - evidence imports this module
 
-        return negative_evidence(self, params, now).to_json()
+        return negative_evidence(self, params, now, baseline).to_json()
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """A patient's usual score: the mean score (``measure``) over the baseline period (see :func:`baseline_minutes`,
+    :func:`excluded_minutes`); ``n`` observations, ``n_negative`` of them labelled angry or sad."""
+
+    n: int
+    n_negative: int
+    negative_mass: float  # sum of p_angry + p_sad
+    start: datetime | None = None  # the period (minutes left out for alerts included)
+    end: datetime | None = None
+
+    def score(self, measure: str) -> float:
+        if not self.n:
+            return 0.0
+        return self.n_negative / self.n if measure == "labels" else self.negative_mass / self.n
+
+
+def baseline_minutes(now: datetime, window_s: int, baseline_s: int) -> tuple[int, int]:
+    """The baseline period as minute numbers ``[first, end)`` (minute m = ``[60 m, 60 m + 60)`` s since the
+    epoch): the ``baseline_s`` seconds of whole minutes that end at the start of the minute holding the start of
+    the window ``now - window_s``, so that the period never overlaps the window."""
+    end = math.floor((now.timestamp() - window_s) / 60)
+    return end - baseline_s // 60, end
+
+
+def excluded_minutes(
+    alerts: list[tuple[datetime, datetime | None]], window_s: int, first: int, end: int
+) -> list[tuple[int, int]]:
+    """The minutes ``[a, b)`` within ``[first, end)`` that the baseline leaves out for the patient's negative-emotion
+    alerts ``(opened_at, resolved_at or None while open)``: from the minute holding ``opened_at - window_s`` (the
+    window that opened it) to the minute of ``resolved_at`` inclusive (open: to the end); merged, sorted."""
+    spans = []
+    for opened_at, resolved_at in alerts:
+        a = math.floor((opened_at.timestamp() - window_s) / 60)
+        b = math.floor(resolved_at.timestamp() / 60) + 1 if resolved_at is not None else end
+        a, b = max(a, first), min(b, end)
+        if a < b:
+            spans.append((a, b))
+    merged: list[tuple[int, int]] = []
+    for a, b in sorted(spans):
+        if merged and a <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], b))
+        else:
+            merged.append((a, b))
+    return merged
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """The thresholds the rule applies to one patient now: the plain ones, or raised by the patient's baseline."""
+
+    open_at: float
+    close_below: float
+    baseline: Baseline | None = None  # the baseline applied (rule on, enough observations), else None
+    raised_by: float = 0.0  # open_at - open_share (= close_below - close_share)
+    capped: bool = False  # baseline + margin was above the ceiling
+
+
+def thresholds(params: RuleParams, baseline: Baseline | None) -> Thresholds:
+    """``open_share`` / ``close_share``, or with a baseline of at least ``baseline_min_obs`` observations (and
+    ``baseline_s`` > 0): open at ``max(open_share, min(baseline + baseline_margin, baseline_ceiling))``, close
+    below ``close_share`` plus the same rise (the hysteresis gap stays)."""
+    if params.baseline_s <= 0 or baseline is None or baseline.n < params.baseline_min_obs:
+        return Thresholds(params.open_share, params.close_share)
+    wanted = baseline.score(params.measure) + params.baseline_margin
+    capped = wanted > params.baseline_ceiling
+    raised = max(0.0, min(wanted, params.baseline_ceiling) - params.open_share)
+    return Thresholds(params.open_share + raised, params.close_share + raised, baseline, raised,
+                      capped and raised > 0)
 
 
 @dataclass(frozen=True)
@@ -125,13 +215,16 @@ class ManualResolve:
     level: float
 
 
-def reopen_level(params: RuleParams, last: ManualResolve | None, now: datetime) -> float:
-    """The score that opens an alert now: ``open_share``, or during the cool-down after a manual resolve
-    the resolved level plus ``reopen_margin`` if that is higher (above 1: no reopening in the cool-down)."""
+def reopen_level(params: RuleParams, last: ManualResolve | None, now: datetime, open_at: float | None = None
+                 ) -> float:
+    """The score that opens an alert now: ``open_at`` (default ``open_share``; with a baseline, the raised
+    threshold), or during the cool-down after a manual resolve the resolved level plus ``reopen_margin`` if that is
+    higher (above 1: no reopening in the cool-down)."""
+    base = params.open_share if open_at is None else open_at
     if last is None or params.cooldown_s <= 0 or now - last.at >= timedelta(seconds=params.cooldown_s) \
             or now < last.at:
-        return params.open_share
-    return max(params.open_share, last.level + params.reopen_margin)
+        return base
+    return max(base, last.level + params.reopen_margin)
 
 
 Action = Literal["none", "open", "keep", "resolve"]
@@ -155,16 +248,19 @@ def evaluate_negative(
     below_close_since: datetime | None = None,
     snoozed: bool = False,
     last_manual: ManualResolve | None = None,
+    baseline: Baseline | None = None,
 ) -> NegativeDecision:
-    """Decide for one patient: open, keep, resolve or nothing (see the module doc)."""
+    """Decide for one patient: open, keep, resolve or nothing (see the module doc); ``baseline``: the patient's
+    usual score over the baseline period (used when ``params.baseline_s`` > 0, see :func:`thresholds`)."""
     enough = stats is not None and stats.n >= params.min_obs
     score = stats.score(params.measure) if stats is not None else 0.0
+    th = thresholds(params, baseline)
     if not is_open:
         if not enough:
             return NegativeDecision("none", "insufficient evidence")
-        if score < params.open_share:
-            return NegativeDecision("none", f"score {score:.2f} below {params.open_share:.2f}")
-        needed = reopen_level(params, last_manual, now)
+        if score < th.open_at:
+            return NegativeDecision("none", f"score {score:.2f} below {th.open_at:.2f}")
+        needed = reopen_level(params, last_manual, now, th.open_at)
         if score < needed:
             return NegativeDecision("none", f"cool-down after manual resolve: score {score:.2f} below {needed:.2f}")
         if snoozed:
@@ -172,12 +268,12 @@ def evaluate_negative(
         return NegativeDecision("open", f"score {score:.2f} >= {needed:.2f} over {stats.n} observations")
     if not enough:
         return NegativeDecision("keep", "insufficient evidence to resolve")
-    if score >= params.close_share:
-        return NegativeDecision("keep", f"score {score:.2f} not below {params.close_share:.2f}")
+    if score >= th.close_below:
+        return NegativeDecision("keep", f"score {score:.2f} not below {th.close_below:.2f}")
     since = below_close_since if below_close_since is not None and below_close_since <= now else now
     if now - since >= timedelta(seconds=params.resolve_period_s):
-        return NegativeDecision("resolve", f"score below {params.close_share:.2f} since {since.isoformat()}", since)
-    return NegativeDecision("keep", f"score below {params.close_share:.2f}, waiting for the resolve period", since)
+        return NegativeDecision("resolve", f"score below {th.close_below:.2f} since {since.isoformat()}", since)
+    return NegativeDecision("keep", f"score below {th.close_below:.2f}, waiting for the resolve period", since)
 
 
 def escalation_due(

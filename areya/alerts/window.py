@@ -14,23 +14,40 @@ incrementally, so that a tick reads only the last minute or so of observations i
   and every ``full_refresh_s`` as a safety net (PostgreSQL may commit ids out of order).
 
 The cache also keeps each camera's latest observation time per bucket (for the pipeline-stalled check).
+
+:func:`patient_baselines` gives each patient's usual score for the per-patient baseline (see
+:mod:`areya.alerts.rules`: the whole minutes of ``baseline_s`` before the window, alert periods left out).
+:class:`BaselineCache` keeps per-patient sums per minute of those periods, so that a tick reads only the
+minutes that became final since the previous one (about once a minute) and rows inserted late (by id); the first
+tick (or a longer period) reads the whole period once.  The scheduler keeps one for all admitted patients; the
+web process keeps one per database for the patients whose tiles or page it showed in the last 15 minutes.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+import threading
+import time
+import weakref
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
-from sqlalchemy import BigInteger, Integer, String, and_, case, cast, func, select, type_coerce
+from sqlalchemy import BigInteger, Integer, String, and_, case, cast, func, or_, select, type_coerce
 from sqlalchemy.orm import Session
 
 from areya.alerts.evidence import NegativeEvidence, negative_evidence
 from areya.alerts.overrides import OverrideResolver
-from areya.alerts.rules import RuleParams, WindowStats
-from areya.db.models import LABELS4, Bed, BedAssignment, Observation, Patient
+from areya.alerts.rules import (
+    NEGATIVE_LABELS,
+    Baseline,
+    RuleParams,
+    WindowStats,
+    baseline_minutes,
+    excluded_minutes,
+)
+from areya.db.models import LABELS4, Alert, Bed, BedAssignment, Observation, Patient
 
 _PROB_COLUMNS = {
     "angry": Observation.p_angry,
@@ -93,10 +110,11 @@ def current_evidence(
     by_window: dict[int, list[int]] = {}
     for pid, p in params.items():
         by_window.setdefault(p.window_s, []).append(pid)
+    baselines = patient_baselines(session, now, params, web_baseline_cache(session))
     out: dict[int, NegativeEvidence] = {}
     for window_s, pids in by_window.items():
         found = window_stats(session, until=now, window_s=window_s, patient_ids=pids)
-        out.update({pid: negative_evidence(found.get(pid), params[pid], now) for pid in pids})
+        out.update({pid: negative_evidence(found.get(pid), params[pid], now, baselines.get(pid)) for pid in pids})
     return out
 
 
@@ -238,13 +256,8 @@ class WindowCache:
             np.maximum.at(per_slot, slots[pick], last[pick])
 
     # -- SQL ---------------------------------------------------------------------------------------
-    def _bucket_expr(self, dialect: str) -> Any:
-        if dialect == "sqlite":  # stored as 'YYYY-MM-DD HH:MM:SS.ffffff' UTC: whole seconds, then floor
-            return cast(func.strftime("%s", func.substr(Observation.captured_at, 1, 19)), Integer) // self.bucket_s
-        return cast(func.floor(func.extract("epoch", Observation.captured_at) / self.bucket_s), BigInteger)
-
     def _load(self, session: Session, *conditions: Any) -> list[Any]:
-        bucket = self._bucket_expr(session.get_bind().dialect.name).label("bucket")
+        bucket = _bucket_expr(session.get_bind().dialect.name, self.bucket_s).label("bucket")
         query = (
             select(Observation.patient_id, Observation.camera_id, bucket, *_aggregates())
             .where(*conditions)
@@ -357,6 +370,267 @@ class WindowCache:
             if latest != _NONE_LAST:
                 out[camera_id] = _from_us(latest)
         return out
+
+
+def _bucket_expr(dialect: str, bucket_s: int) -> Any:
+    """floor(epoch seconds of captured_at / bucket_s) in SQL."""
+    if dialect == "sqlite":  # stored as 'YYYY-MM-DD HH:MM:SS.ffffff' UTC: whole seconds, then floor
+        return cast(func.strftime("%s", func.substr(Observation.captured_at, 1, 19)), Integer) // bucket_s
+    return cast(func.floor(func.extract("epoch", Observation.captured_at) / bucket_s), BigInteger)
+
+
+# --------------------------------------------------------------------------- per-patient baseline
+
+_BASELINE_VALUES = 3  # n, labelled angry or sad, sum of p_angry + p_sad
+IN_LIST_MAX = 50  # more patients than this: read all and keep theirs in Python (no long IN lists)
+
+
+def negative_alert_spans(
+    session: Session, patient_ids: Iterable[int], since: datetime
+) -> dict[int, list[tuple[datetime, datetime | None]]]:
+    """Patient id -> ``(opened_at, resolved_at or None)`` of their negative-emotion alerts still open or resolved
+    at or after ``since`` (what the baseline leaves out, see :func:`areya.alerts.rules.excluded_minutes`)."""
+    ids = set(patient_ids)
+    if not ids:
+        return {}
+    out: dict[int, list[tuple[datetime, datetime | None]]] = {}
+    query = select(Alert.patient_id, Alert.opened_at, Alert.resolved_at).where(
+        Alert.kind == "negative_emotion", Alert.patient_id.is_not(None),
+        or_(Alert.resolved_at.is_(None), Alert.resolved_at >= since))
+    if len(ids) <= IN_LIST_MAX:
+        query = query.where(Alert.patient_id.in_(sorted(ids)))
+    for pid, opened_at, resolved_at in session.execute(query):  # a few rows: the alerts of the last hours
+        if int(pid) in ids:
+            out.setdefault(int(pid), []).append((opened_at, resolved_at))
+    return out
+
+
+def patient_baselines(
+    session: Session, now: datetime, params: Mapping[int, RuleParams], cache: BaselineCache | None = None
+) -> dict[int, Baseline]:
+    """Patient id -> :class:`~areya.alerts.rules.Baseline` for the patients whose rule uses one
+    (``baseline_s`` > 0): their score's sums over the whole minutes of the baseline period before the window,
+    the minutes of their negative-emotion alerts left out.  ``cache``: kept between calls (incremental); without
+    one the whole period is read."""
+    wanted = {pid: p for pid, p in params.items() if p.baseline_s > 0}
+    if not wanted:
+        return {}
+    periods: dict[tuple[int, int], tuple[int, int]] = {}  # (window_s, baseline_s) -> minutes [first, end)
+    spans = {}
+    for pid, p in wanted.items():
+        key = (p.window_s, p.baseline_s)
+        if key not in periods:
+            periods[key] = baseline_minutes(now, p.window_s, p.baseline_s)
+        spans[pid] = periods[key]
+    lo, hi = min(a for a, _ in periods.values()), max(b for _, b in periods.values())
+    alerts = negative_alert_spans(session, wanted, _at(lo * 60))
+    excluded = {pid: excluded_minutes(alerts[pid], wanted[pid].window_s, *spans[pid]) for pid in alerts}
+    cache = cache if cache is not None else BaselineCache()
+    with cache.lock:
+        cache.refresh(session, lo, hi, wanted, now=_epoch(now))
+        sums = cache.sums(spans, excluded)
+    bounds = {span: (_at(span[0] * 60), _at(span[1] * 60)) for span in periods.values()}
+    out = {}
+    for pid, span in spans.items():
+        if pid in sums:  # else: the cache is still reading this period (a cold start): not known yet
+            n, negative, mass = sums[pid]
+            out[pid] = Baseline(int(round(n)), int(round(negative)), float(mass), *bounds[span])
+    return out
+
+
+class BaselineCache:
+    """Per-patient sums per minute (n, labelled angry or sad, p_angry + p_sad) over the minutes ``[lo, hi)`` that
+    the baseline periods need (see the module doc).  The minutes ``[ready_from, hi)`` are loaded for every kept
+    patient; each :meth:`refresh` adds rows inserted since the previous one (by id) into them, reads the minutes
+    that became needed since, the loaded minutes of patients asked for the first time, and then older minutes,
+    newest first, ``chunk_minutes`` at a time: all of them, or with ``load_budget_s`` as many as fit in that time
+    (at least one chunk), so that a cold start spreads the long read over a few ticks instead of one long one.
+    A patient's baseline is known once its whole period is loaded (:meth:`sums` leaves the others out).
+    Patients not asked for during ``forget_s`` (0: at once) are dropped.  Callers hold :attr:`lock` around
+    refresh and sums."""
+
+    def __init__(self, forget_s: float = 0.0, spare_minutes: int = 16, load_budget_s: float | None = None,
+                 chunk_minutes: int = 10) -> None:
+        self.forget_s = float(forget_s)
+        self.spare_minutes = int(spare_minutes)
+        self.load_budget_s = load_budget_s
+        self.chunk_minutes = max(1, int(chunk_minutes))
+        self.lock = threading.Lock()
+        self.full_loads = 0
+        self._allocate(0)
+
+    def _allocate(self, slots: int) -> None:
+        self.slots = slots
+        self.lo: int | None = None  # the minutes [lo, hi) needed; [ready_from, hi) loaded for every kept patient
+        self.hi: int | None = None
+        self.ready_from: int | None = None
+        self.max_id = 0
+        self.rows: dict[int, int] = {}
+        self.free: list[int] = []
+        self.seen: dict[int, float] = {}
+        self.values = np.zeros((16, slots, _BASELINE_VALUES))
+        self.slot_minute = np.full(slots, _NO_BUCKET, dtype=np.int64)
+
+    def _row(self, patient_id: int) -> int:
+        row = self.rows.get(patient_id)
+        if row is None:
+            row = self.free.pop() if self.free else len(self.rows)
+            self.rows[patient_id] = row
+            if row >= self.values.shape[0]:
+                grow = self.values.shape[0]
+                self.values = np.concatenate([self.values, np.zeros((grow, self.slots, _BASELINE_VALUES))])
+        return row
+
+    def _forget(self, patient_id: int) -> None:
+        row = self.rows.pop(patient_id)
+        self.values[row] = 0.0
+        self.free.append(row)
+        self.seen.pop(patient_id, None)
+
+    def _add(self, rows: list[Any], patient_ids: set[int] | None = None, lo: int | None = None,
+             hi: int | None = None) -> None:
+        """Add grouped rows (patient, minute, n, negative labels, negative mass), only those of ``patient_ids`` and
+        of the minutes ``[lo, hi)`` when given."""
+        if patient_ids is not None or lo is not None:
+            rows = [r for r in rows if (patient_ids is None or int(r[0]) in patient_ids)
+                    and (lo is None or lo <= int(r[1])) and (hi is None or int(r[1]) < hi)]
+        if not rows:
+            return
+        patient_rows = np.fromiter((self._row(int(r[0])) for r in rows), dtype=np.int64, count=len(rows))
+        minutes = np.fromiter((int(r[1]) for r in rows), dtype=np.int64, count=len(rows))
+        values = np.array([[float(v or 0) for v in r[2:2 + _BASELINE_VALUES]] for r in rows])
+        for minute in np.unique(minutes).tolist():  # claim the slots (cleared when they held an older minute)
+            slot = minute % self.slots
+            if self.slot_minute[slot] != minute:
+                self.values[:, slot, :] = 0.0
+                self.slot_minute[slot] = minute
+        np.add.at(self.values, (patient_rows, np.mod(minutes, self.slots)), values)
+
+    def _load(self, session: Session, lo: int | None, hi: int | None, patient_ids: set[int], *conditions: Any,
+              pick: bool = True) -> list[Any]:
+        """Grouped rows (patient, minute, sums) of the minutes ``[lo, hi)`` (None: any; then ``conditions`` bound
+        the rows) for ``patient_ids`` (picked in SQL when ``pick`` and a short list; else all patients, the caller
+        keeps theirs)."""
+        if not patient_ids or (lo is not None and hi is not None and hi <= lo):
+            return []
+        minute = _bucket_expr(session.get_bind().dialect.name, 60).label("minute")
+        negative = func.sum(case((Observation.label4.in_(NEGATIVE_LABELS), 1), else_=0))
+        where = list(conditions)
+        if lo is not None:
+            where.append(Observation.captured_at >= _at(lo * 60))
+        if hi is not None:
+            where.append(Observation.captured_at < _at(hi * 60))
+        if pick and len(patient_ids) <= IN_LIST_MAX:
+            where.append(Observation.patient_id.in_(sorted(patient_ids)))
+        query = (
+            select(Observation.patient_id, minute, func.count(), negative,
+                   func.sum(Observation.p_angry + Observation.p_sad))
+            .where(*where)
+            .group_by(Observation.patient_id, minute)
+        )
+        return list(session.connection().execute(query))
+
+    def refresh(self, session: Session, lo: int, hi: int, patient_ids: Iterable[int], *, now: float) -> None:
+        """Bring the minutes ``[lo, hi)`` up to date for ``patient_ids`` (``now``: epoch seconds, for forgetting;
+        on error: empty again)."""
+        try:
+            self._refresh(session, lo, hi, set(patient_ids), now)
+        except BaseException:
+            self._allocate(self.slots)
+            raise
+
+    def _refresh(self, session: Session, lo: int, hi: int, ids: set[int], now: float) -> None:
+        started = time.perf_counter()
+        max_id = int(session.scalar(select(func.max(Observation.id))) or 0)
+        if self.lo is None or self.hi is None or self.ready_from is None or lo < self.lo or hi - lo > self.slots:
+            self._allocate(hi - lo + self.spare_minutes)
+            for pid in ids:
+                self._row(pid)
+            self.lo, self.hi, self.ready_from = lo, hi, hi  # nothing loaded yet: older minutes below
+            self.full_loads += 1
+        else:
+            for pid in list(self.rows):
+                if pid not in ids and (self.forget_s <= 0 or now - self.seen.get(pid, now) > self.forget_s):
+                    self._forget(pid)
+            kept = set(self.rows)
+            new_lo = max(self.lo, hi - self.slots) if hi > self.hi else self.lo
+            new_hi = max(hi, self.hi)
+            ready = max(self.ready_from, new_lo)
+            # rows inserted since the previous refresh into minutes already loaded (read by id only: the few rows
+            # inserted since, whatever their time; kept here), then the minutes now needed
+            if max_id > self.max_id:
+                late = self._load(session, None, None, kept, Observation.id > self.max_id, Observation.id <= max_id,
+                                  pick=False)  # by the primary key, never a patient index over their whole history
+                self._add(late, kept, ready, min(self.hi, new_hi))
+            self._add(self._load(session, max(self.hi, ready), new_hi, kept, Observation.id <= max_id), kept)
+            fresh = ids - kept
+            for pid in fresh:
+                self._row(pid)
+            self._add(self._load(session, ready, new_hi, fresh, Observation.id <= max_id), fresh)
+            self.lo, self.hi, self.ready_from = new_lo, new_hi, ready
+        # older minutes, newest first, for every kept patient (rows inserted meanwhile are late rows next time)
+        kept = set(self.rows)
+        while self.ready_from > self.lo:
+            start = max(self.lo, self.ready_from - self.chunk_minutes)
+            self._add(self._load(session, start, self.ready_from, kept, Observation.id <= max_id), kept)
+            self.ready_from = start
+            if self.load_budget_s is not None and time.perf_counter() - started >= self.load_budget_s:
+                break
+        self.max_id = max_id
+        for pid in ids:
+            self.seen[pid] = now
+
+    @property
+    def loading(self) -> bool:
+        """Older minutes are still to be read (some baselines are not known yet)."""
+        return self.lo is not None and self.ready_from is not None and self.ready_from > self.lo
+
+    def sums(
+        self, spans: Mapping[int, tuple[int, int]], excluded: Mapping[int, list[tuple[int, int]]] | None = None
+    ) -> dict[int, tuple[float, float, float]]:
+        """Patient id -> (n, negative labels, negative mass) over its minutes ``[first, end)`` less its excluded
+        minute ranges (call :meth:`refresh` for a range holding them first); patients whose minutes are not all
+        loaded yet are left out."""
+        excluded = excluded or {}
+        by_span: dict[tuple[int, int], list[int]] = {}
+        for pid, span in spans.items():
+            if self.lo is None or self.hi is None or span[0] < self.lo or span[1] > self.hi or pid not in self.rows:
+                raise RuntimeError("refresh the baseline cache for these minutes and patients first")
+            by_span.setdefault(span, []).append(pid)
+        out: dict[int, tuple[float, float, float]] = {}
+        for (first, end), pids in by_span.items():
+            if self.ready_from is None or first < self.ready_from:
+                continue  # still loading
+            mask = (self.slot_minute >= first) & (self.slot_minute < end)
+            plain = [pid for pid in pids if not excluded.get(pid)]
+            if plain:
+                rows = np.array([self.rows[pid] for pid in plain], dtype=np.int64)
+                totals = self.values[rows][:, mask, :].sum(axis=1)
+                out.update({pid: tuple(totals[i].tolist()) for i, pid in enumerate(plain)})  # type: ignore[misc]
+            for pid in pids:
+                if not excluded.get(pid):
+                    continue
+                keep = mask.copy()
+                for a, b in excluded[pid]:
+                    keep &= ~((self.slot_minute >= a) & (self.slot_minute < b))
+                out[pid] = tuple(self.values[self.rows[pid]][keep, :].sum(axis=0).tolist())  # type: ignore[assignment]
+        return out
+
+
+_WEB_CACHES: weakref.WeakKeyDictionary[Any, BaselineCache] = weakref.WeakKeyDictionary()
+_WEB_CACHES_LOCK = threading.Lock()
+WEB_FORGET_S = 900.0
+
+
+def web_baseline_cache(session: Session) -> BaselineCache:
+    """This process's baseline cache for the session's database (the tiles and pages of the web app)."""
+    bind = session.get_bind()
+    engine = getattr(bind, "engine", bind)
+    with _WEB_CACHES_LOCK:
+        cache = _WEB_CACHES.get(engine)
+        if cache is None:
+            cache = _WEB_CACHES[engine] = BaselineCache(forget_s=WEB_FORGET_S)
+        return cache
 
 
 def _epoch(at: datetime) -> float:

@@ -42,8 +42,11 @@ class AlertCard:
         lines: list[tuple[str, str]] = []
         evidence = NegativeEvidence.from_json(ev) if self.alert.kind == "negative_emotion" else None
         if evidence is not None:  # the one evidence object (areya.alerts.evidence), as on every surface
-            lines.append((evidence.name, f"{pct(evidence.score)} (opens at {pct(evidence.open_at)}, "
+            lines.append((evidence.name, f"{pct(evidence.score)} ({evidence.threshold_text()}, "
                                          f"resolves below {pct(evidence.close_below)})"))
+            usual = evidence.baseline_text()
+            if usual is not None:  # the per-patient baseline the thresholds were set from
+                lines.append(("Usual level", usual))
             lines.append(("Labels", f"{evidence.counts_text()} observations in {evidence.window_text()}"))
             lines.append(("Measure", evidence.description))
             if evidence.latest_score is not None and self.alert.state != "resolved":

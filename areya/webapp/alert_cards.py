@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import false, select
+from sqlalchemy import ColumnElement, case, false, select
 from sqlalchemy.orm import Session
 
 from areya.alerts.evidence import NegativeEvidence, pct
@@ -79,6 +79,22 @@ def _hm(text: str, zone: bool = False) -> str:
         return text
 
 
+def alert_scope_ward() -> ColumnElement[int | None]:
+    """SQL for :func:`areya.webapp.access.alert_scope_ward_id`: the ward whose staff see an alert - for a patient's
+    alert the ward of the patient's current bed, else of their last one (whatever ward it was raised in: a resolved
+    alert keeps that one); for a camera or pipeline alert its own ward."""
+    patient_ward = (
+        select(Bed.ward_id)
+        .join(BedAssignment, BedAssignment.bed_id == Bed.id)
+        .where(BedAssignment.patient_id == Alert.patient_id)
+        .order_by(BedAssignment.end_at.is_(None).desc(), BedAssignment.start_at.desc(), BedAssignment.id.desc())
+        .limit(1)
+        .correlate(Alert)
+        .scalar_subquery()
+    )
+    return case((Alert.patient_id.is_(None), Alert.ward_id), else_=patient_ward)
+
+
 def load_cards(
     session: Session,
     ward_ids: set[int],
@@ -90,8 +106,9 @@ def load_cards(
     offset: int = 0,
     with_events: bool = False,
 ) -> list[AlertCard]:
-    """Alerts in these wards (and system-wide ones if ``include_system``), open ones by severity then age."""
-    scope = Alert.ward_id.in_(ward_ids) if ward_ids else false()
+    """Alerts in these wards (and system-wide ones if ``include_system``), open ones by severity then age; a
+    patient's alert is in its patient's current ward (see :func:`alert_scope_ward`), not the one it was raised in."""
+    scope = alert_scope_ward().in_(ward_ids) if ward_ids else false()
     if include_system:
         scope = scope | Alert.ward_id.is_(None)
     query = select(Alert).where(scope)

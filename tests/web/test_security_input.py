@@ -180,24 +180,53 @@ def test_alert_follows_the_patient_to_the_new_ward(world: World) -> None:
     assert surgery.get(f"/api/alerts/{world.ids['alert_id']}").status_code == 200
 
 
+def test_alert_lists_follow_the_patient_to_the_new_ward(world: World) -> None:
+    """A resolved alert keeps the ward it was raised in; once its patient moved, the lists (history, API) and the
+    alert's page follow the patient, like the alert's own scope above."""
+    alert_id = world.ids["alert_id"]
+    doctor, csrf = login(world.app, "doctor")
+    assert doctor.post(f"/alerts/{alert_id}/resolve", data={"csrf_token": csrf, "note": "settled"}).status_code == 302
+    with world.session() as s:
+        admin.discharge_patient(s, "MRN003")  # frees Surgery/1
+        admin.move_patient(s, "MRN001", "Surgery/1")
+        s.commit()
+    link = f"/alerts/{alert_id}\""
+
+    def listed(client: object) -> tuple[bool, bool]:
+        page = client.get("/alerts/history").get_data(as_text=True)  # type: ignore[attr-defined]
+        api = client.get("/api/alerts?state=all").get_json()["alerts"]  # type: ignore[attr-defined]
+        return link in page, alert_id in {a["id"] for a in api}
+
+    for old_ward_user in ("nurse", "doctor"):
+        client, _ = login(world.app, old_ward_user)
+        assert listed(client) == (False, False), old_ward_user
+    surgery, _ = login(world.app, "nurse2")
+    assert listed(surgery) == (True, True)
+    assert surgery.get(f"/alerts/{alert_id}").status_code == 200
+    admin_client, _ = login(world.app, "admin")
+    assert listed(admin_client) == (True, True)
+
+
 # --------------------------------------------------------------------------- item 13: audit gaps
 
 
-def test_ward_inbox_and_snapshot_views_are_audited_per_patient(world: World, web_redis: redis.Redis) -> None:
+def test_ward_inbox_history_and_snapshot_views_are_audited_per_patient(world: World, web_redis: redis.Redis) -> None:
     from areya.camera.health import snapshot_key
 
     nurse, _ = login(world.app, "nurse")
     assert nurse.get(f"/wards/{world.ids['ward_id']}").status_code == 200
     doctor, _ = login(world.app, "doctor")
     assert doctor.get("/alerts").status_code == 200
+    assert doctor.get("/alerts/history").status_code == 200
     web_redis.set(snapshot_key(world.ids["camera_id"]), b"\xff\xd8\xff\xe0fake-jpeg", ex=60)
     admin_client, _ = login(world.app, "admin")
     assert admin_client.get(f"/admin/cameras/{world.ids['camera_id']}/snapshot.jpg").status_code == 200
     alice = world.ids["patient_id"]
-    for action in ("ward.view", "alerts.view", "camera.snapshot_view"):
+    for action in ("ward.view", "alerts.view", "alerts.history", "camera.snapshot_view"):
         assert alice in {e.patient_id for e in _events(world, action)}, action
     page = admin_client.get("/admin/audit?patient=MRN001").get_data(as_text=True)
-    assert "ward.view" in page and "alerts.view" in page and "camera.snapshot_view" in page
+    for action in ("ward.view", "alerts.view", "alerts.history", "camera.snapshot_view"):
+        assert action in page, action
 
 
 # --------------------------------------------------------------------------- item 14: small disclosures

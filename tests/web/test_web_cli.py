@@ -57,6 +57,7 @@ def test_web_serves_and_stops(tmp_path: Path) -> None:
                 time.sleep(0.3)
         assert "Log in to Areya" in body
         assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
+        assert headers["Server"] == "areya"  # the command's own server names no Werkzeug / Python versions
         redis_pid = int((tmp_path / "var" / "redis" / "redis.pid").read_text())  # the embedded Redis it started
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -67,3 +68,31 @@ def test_web_serves_and_stops(tmp_path: Path) -> None:
         for _ in range(100):
             os.kill(redis_pid, 0)
             time.sleep(0.1)
+
+
+WSGI_CHILD = """
+import os, stat, sys
+from pathlib import Path
+import areya.webapp.wsgi  # what gunicorn imports: umask first, then the app (secret key, DB engine, Redis)
+data_dir = Path(sys.argv[1])
+print(oct(os.umask(0o077)), flush=True)
+for path in [data_dir, *sorted(data_dir.rglob("*"))]:
+    if not path.is_socket():
+        print(path.relative_to(data_dir.parent), oct(stat.S_IMODE(path.stat().st_mode)), flush=True)
+"""
+
+
+def test_the_wsgi_entry_point_keeps_the_data_dir_private(tmp_path: Path) -> None:
+    """gunicorn starts from ``areya.webapp.wsgi``, not the ``areya`` command: it sets umask 077 too (issue 11,
+    item 2), so what the app creates in the data dir (secret key, embedded Redis folder) is its user's only."""
+    env = _env(tmp_path)
+    result = subprocess.run([sys.executable, "-c", WSGI_CHILD, env["AREYA_DATA_DIR"]], env=env,  # noqa: S603
+                            capture_output=True, text=True, timeout=120,
+                            preexec_fn=lambda: os.umask(0o022))  # noqa: PLW1509 - a login shell's umask
+    assert result.returncode == 0, result.stderr[-2000:]
+    umask, *entries = result.stdout.split("\n")[:-1]
+    assert umask == "0o77"
+    modes = dict(line.rsplit(" ", 1) for line in entries)
+    assert {"var", "var/secret_key", "var/redis"} <= set(modes), modes
+    for name, mode in modes.items():
+        assert mode in ("0o700", "0o600"), f"{name}: {mode}"

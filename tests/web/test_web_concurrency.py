@@ -126,3 +126,37 @@ def test_a_write_transaction_takes_the_write_lock_when_it_begins(engine: Any, db
         assert in_write_transaction(session)
         session.commit()
     assert begins == ["BEGIN", "BEGIN IMMEDIATE"]
+
+
+
+def test_the_error_handler_rolls_back_the_failed_transaction(world: World) -> None:
+    """A request whose write fails (here a duplicate username; under load "database is locked") gets the error page,
+    and the handler rolls its session back: what runs after it in the request (an after-request audit hook) can
+    still use the session instead of failing with PendingRollbackError."""
+    from flask import request
+    from web_helpers import login
+
+    from areya.db.models import User
+    from areya.webapp.security import roles
+    from areya.webapp.services import db
+
+    app = world.app
+    users_seen_after_the_error: list[int] = []
+
+    @app.route("/test-failing-write")
+    @roles("admin")
+    def failing_write() -> str:
+        db().add(User(username="nurse", role="nurse", password_hash="x"))  # the username is taken
+        db().flush()
+        return "unreachable"
+
+    @app.after_request
+    def audit_like_hook(response: Any) -> Any:
+        if request.path == "/test-failing-write":
+            users_seen_after_the_error.append(db().scalar(select(func.count()).select_from(User)) or 0)
+        return response
+
+    client, _ = login(app, "admin")
+    answer = client.get("/test-failing-write")
+    assert answer.status_code == 500 and "internal error" in answer.get_data(as_text=True)
+    assert users_seen_after_the_error and users_seen_after_the_error[0] > 0

@@ -59,7 +59,9 @@ def history() -> str:
                        limit=HISTORY_PAGE + 1, offset=(page_no - 1) * HISTORY_PAGE, with_events=True)
     more = len(cards) > HISTORY_PAGE
     cards = cards[:HISTORY_PAGE]
-    audit("alerts.history", detail={"page": page_no, "alerts": [c.alert.id for c in cards]})
+    shown = sorted({c.alert.patient_id for c in cards if c.alert.patient_id})
+    audit("alerts.history", patient_ids=shown,
+          detail={"page": page_no, "alerts": [c.alert.id for c in cards], "patients": shown})
     return render_template("alert_history.html", cards=cards, page=page_no, more=more)
 
 

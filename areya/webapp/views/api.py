@@ -16,13 +16,13 @@ from areya.db.models import ALERT_OPEN_STATES, Alert, AlertEvent, Bed, BedAssign
 from areya.db.types import utcnow
 from areya.webapp import alert_actions
 from areya.webapp.access import (
-    alert_scope_ward_id,
     parse_id,
     require_alert,
     require_alert_action,
     require_patient,
     require_ward,
 )
+from areya.webapp.alert_cards import alert_scope_ward
 from areya.webapp.forms import MAX_TEXT
 from areya.webapp.openapi import openapi_document
 from areya.webapp.security import ALL_ROLES, CLINICAL, public, roles
@@ -178,15 +178,13 @@ def alerts() -> Response:
         if wanted is None:
             return _bad("ward_id must be a positive integer")
         ward_ids = {require_ward(wanted).id}
-    scope = Alert.ward_id.in_(ward_ids)
+    scope = alert_scope_ward().in_(ward_ids)  # a patient's alert belongs to the patient's current ward
     if g.user.role == "admin" and ward_arg is None:
         scope = scope | Alert.ward_id.is_(None)
     query = select(Alert).where(scope).order_by(Alert.opened_at.desc(), Alert.id.desc()).limit(int(limit_arg))
     if state == "open":
         query = query.where(Alert.state.in_(ALERT_OPEN_STATES))
     rows = list(db().scalars(query))
-    if g.user.role != "admin":  # a patient's alert belongs to the patient's current ward (see access.py)
-        rows = [a for a in rows if a.patient_id is None or alert_scope_ward_id(db(), a) in user_ward_ids()]
     audit("api.alerts.view", patient_ids=[a.patient_id for a in rows if a.patient_id is not None],
           detail={"alerts": [a.id for a in rows]})
     return jsonify({"alerts": [_alert_json(a) for a in rows]})

@@ -89,16 +89,33 @@ class FaceBank:
 
     @classmethod
     def classify_through_ward(cls, faces: dict[str, list[np.ndarray]], model: str | None,
-                              rng: np.random.Generator) -> FaceBank:
+                              rng: np.random.Generator, cache: Path | None = None) -> FaceBank:
         """As :meth:`classify`, but each face as the worker sees it (``bench/ward_path.py``: pasted into a ward
-        scene, detected, cropped); faces the detector misses are left out (timelines model missed faces)."""
+        scene, detected, cropped); faces the detector misses are left out (timelines model missed faces).
+
+        ``cache``: the ward crops (resized to the classifier's 48x48 input exactly as it would resize them) are
+        read from this ``.npz`` if it exists, else made and written there: the crops depend on the faces, the
+        seed and the detector, not on the model, so several models can be compared on the same crops."""
         from ward_path import detector_for_bench, ward_crops
 
+        from areya.emotion.inference import prepare_crops
+
+        if cache is not None and cache.is_file():
+            with np.load(cache) as packed:
+                kept = {label: list(packed[label]) for label in faces}
+            print(f"  ward crops read from {cache}: "
+                  + ", ".join(f"{k} {len(v)} of {len(faces[k])}" for k, v in kept.items()), flush=True)
+            return cls.classify(kept, model)
         detector = detector_for_bench()
         kept = {}
         for label, crops in faces.items():
-            kept[label] = [c for c in ward_crops(crops, detector, rng) if c is not None]
+            found = [c for c in ward_crops(crops, detector, rng) if c is not None]
+            kept[label] = list(prepare_crops(found)[..., 0].astype(np.uint8)) if found else []
             print(f"  {label}: {len(kept[label])} of {len(crops)} faces found in their ward scenes", flush=True)
+        if cache is not None:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            np.savez_compressed(cache, **{k: np.asarray(v, np.uint8).reshape(-1, 48, 48) for k, v in kept.items()})
+            print(f"  ward crops written to {cache}", flush=True)
         return cls.classify(kept, model)
 
 
@@ -694,6 +711,9 @@ def main() -> None:
     ap.add_argument("--through-ward", action="store_true",
                     help="classify each face as the worker sees it: pasted into a generated ward scene, found by "
                     "the configured detector, cropped by the worker's rule (bench/ward_path.py)")
+    ap.add_argument("--crops-cache", type=Path, default=None,
+                    help="with --through-ward: read the ward crops from this .npz, or make them and write it there "
+                    "(they do not depend on the model: compare models on the same crops)")
     ap.add_argument("--quick", action="store_true", help="fewer settings")
     ap.add_argument("--grid", choices=("all", "plain", "baseline"), default="all",
                     help="which candidate rows beside the shipped defaults: plain thresholds, baseline, or all")
@@ -721,7 +741,8 @@ def main() -> None:
     else:
         faces = publictest_faces(args.data.resolve(), args.faces_per_class, rng)
     if args.through_ward:
-        bank = FaceBank.classify_through_ward(faces, args.model, np.random.default_rng([args.seed, 99]))
+        bank = FaceBank.classify_through_ward(faces, args.model, np.random.default_rng([args.seed, 99]),
+                                              cache=args.crops_cache)
     else:
         bank = FaceBank.classify(faces, args.model)
     classified = time.perf_counter() - started

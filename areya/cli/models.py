@@ -256,6 +256,22 @@ def models_calibrate(model_dir: Path, data_dir: Path, four_class_source: str | N
     click.echo(f"wrote {model_dir / 'calibration.json'}")
 
 
+@models_group.command("add-member")
+@click.argument("model_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("trained_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--tta/--no-tta", default=None, help="Serve the ensemble with mirror TTA [as now].")
+def models_add_member(model_dir: Path, trained_dir: Path, tta: bool | None) -> None:
+    """Add the model `areya train --out TRAINED_DIR` wrote to MODEL_DIR as an ensemble member (its probabilities
+    are averaged with the others'); then re-fit the calibration with `areya models calibrate`."""
+    from areya.emotion.inference import add_member
+
+    try:
+        name = add_member(model_dir, trained_dir, tta_flip=tta)
+    except (FileNotFoundError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"added {name} to {model_dir / 'ensemble.toml'}; now run: areya models calibrate {model_dir} --data ...")
+
+
 @models_group.command("check-data")
 @click.option(
     "--data",

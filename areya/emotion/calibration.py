@@ -249,21 +249,28 @@ def fit_calibration(
 def calibrate_model_dir(model_dir: str | Path, data_dir: str | Path, source: str | None = None) -> Calibration:
     """Fit and save ``model_dir``'s calibration on the validation part of ``data_dir``'s Training split.
 
-    The part is the one training held out (same config: split folder, ``val_fraction``, ``seed``), and the
-    model is run as it is served (with mirror TTA if its config says so).
+    The part is the one training held out (same config: split folder, ``val_fraction``, ``seed`` or
+    ``split_seed``; every ensemble member must have held out the same part), and the model is run as it is
+    served (its ensemble's members averaged, with mirror TTA if its ``ensemble.toml`` or config says so).
     """
     from areya.emotion.dataset import holdout_split, load_dataset
-    from areya.emotion.inference import EmotionClassifier
+    from areya.emotion.inference import EmotionClassifier, Ensemble, check_same_holdout, served_tta
     from areya.emotion.train_config import TrainConfig
 
     model_dir = Path(model_dir)
     cfg = TrainConfig.from_file(model_dir / "config.toml")
+    ensemble = Ensemble.load(model_dir)
+    if ensemble is not None:
+        check_same_holdout([Ensemble.member_config(model_dir, m) for m in ensemble.members])
+    tta = served_tta(model_dir)
     if cfg.val_fraction <= 0:
         raise ValueError(f"{model_dir}: its config holds out no validation part (val_fraction = 0)")
     _, val = holdout_split(load_dataset(data_dir, cfg.train_split), cfg.val_fraction, cfg.holdout_seed)
-    clf = EmotionClassifier.load(model_dir, tta_flip=cfg.tta_flip)
+    clf = EmotionClassifier.load(model_dir, tta_flip=tta)
     head4, probs7 = clf.predict_raw(val.images.astype(np.float32)[..., None])
-    fitted_on = f"{val.report.source} (seed {cfg.holdout_seed}), {len(val)} faces, mirror TTA {'on' if cfg.tta_flip else 'off'}"
+    fitted_on = f"{val.report.source} (seed {cfg.holdout_seed}), {len(val)} faces, mirror TTA {'on' if tta else 'off'}"
+    if clf.members > 1:
+        fitted_on += f", mean of {clf.members} ensemble members"
     cal = fit_calibration(head4, probs7, val.labels7, fitted_on, source=source)
     cal.save(model_dir)
     return cal

@@ -21,6 +21,7 @@ from areya.emotion.schemes import AREYA4_CLASSES, FER7_CLASSES, NEGATIVE_4
 
 DEFAULT_MODEL = "areya-fer"
 MODEL_FILE = "model.keras"
+ENSEMBLE_FILE = "ensemble.toml"
 
 
 def models_dir() -> Path:
@@ -40,6 +41,118 @@ def resolve_model_path(name_or_path: str | Path | None = None) -> Path:
         f"emotion model {str(name_or_path or DEFAULT_MODEL)!r} not found "
         f"(looked for {', '.join(str(c) for c in candidates)})"
     )
+
+
+@dataclass(frozen=True)
+class Ensemble:
+    """A model folder's ``ensemble.toml``: the member networks whose probabilities are averaged (before the
+    folder's calibration, which is fitted on that average) and whether the faces are also mirrored.
+
+    ``members`` are file names in the folder, ``model.keras`` first; each member ``X.keras`` has its training
+    config beside it (``config.toml`` for ``model.keras``, ``X.toml`` for the others).
+    """
+
+    members: tuple[str, ...]
+    tta_flip: bool
+
+    @classmethod
+    def load(cls, model_dir: Path) -> Ensemble | None:
+        import tomllib
+
+        path = model_dir / ENSEMBLE_FILE
+        if not path.is_file():
+            return None
+        try:
+            data = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise ValueError(f"{path}: invalid TOML: {exc}") from None
+        members, tta = data.get("members"), data.get("tta_flip", True)
+        if not isinstance(members, list) or not members or not all(isinstance(m, str) for m in members):
+            raise ValueError(f"{path}: members must be a non-empty list of model file names")
+        if not isinstance(tta, bool):
+            raise ValueError(f"{path}: tta_flip must be true or false")
+        for name in members:
+            if Path(name).name != name or not name.endswith(".keras") or not (model_dir / name).is_file():
+                raise ValueError(f"{path}: member {name!r} is not a .keras file in {model_dir}")
+        if len(set(members)) != len(members):
+            raise ValueError(f"{path}: a member is listed twice")
+        return cls(tuple(members), tta)
+
+    def save(self, model_dir: Path) -> Path:
+        path = model_dir / ENSEMBLE_FILE
+        listed = ", ".join(f'"{m}"' for m in self.members)
+        path.write_text(
+            "# The served model: these networks' probabilities are averaged, then calibrated (calibration.json is\n"
+            "# fitted on the average).  tta_flip: each face is also classified mirrored and averaged.\n"
+            f"members = [{listed}]\ntta_flip = {'true' if self.tta_flip else 'false'}\n"
+        )
+        return path
+
+    @staticmethod
+    def member_config(model_dir: Path, member: str) -> Path:
+        return model_dir / ("config.toml" if member == MODEL_FILE else f"{Path(member).stem}.toml")
+
+    @staticmethod
+    def member_history(model_dir: Path, member: str) -> Path:
+        return model_dir / ("history.json" if member == MODEL_FILE else f"{Path(member).stem}.history.json")
+
+
+def check_same_holdout(configs: Sequence[Path]) -> None:
+    """Ensemble members must have held out the same validation part of the same split (the ensemble is calibrated
+    and its TTA chosen on it, so no member may have trained on it): ValueError naming the first that differs."""
+    from areya.emotion.train_config import TrainConfig
+
+    def key(cfg: TrainConfig) -> tuple:
+        return (cfg.train_split, cfg.val_fraction, cfg.holdout_seed)
+
+    first = TrainConfig.from_file(configs[0])
+    for path in configs[1:]:
+        other = TrainConfig.from_file(path)
+        if key(other) != key(first):
+            raise ValueError(
+                f"{path}: holds out (split, fraction, seed) = {key(other)}, but {configs[0]} holds out {key(first)}; "
+                "set split_seed so that every member keeps the same validation part"
+            )
+
+
+def add_member(model_dir: Path, trained_dir: Path, tta_flip: bool | None = None) -> str:
+    """Copy the model ``areya train`` wrote to ``trained_dir`` (model.keras, config.toml, history.json) into
+    ``model_dir`` as its next ensemble member and list it in ``ensemble.toml``; returns the member's file name.
+    The folder's calibration then no longer matches: re-fit it (``areya models calibrate``)."""
+    import shutil
+
+    src_model, src_config = trained_dir / MODEL_FILE, trained_dir / "config.toml"
+    for needed in (model_dir / MODEL_FILE, model_dir / "config.toml", src_model, src_config):
+        if not needed.is_file():
+            raise FileNotFoundError(f"{needed} not found")
+    check_same_holdout([model_dir / "config.toml", src_config])
+    current = Ensemble.load(model_dir) or Ensemble((MODEL_FILE,), served_tta(model_dir))
+    digest = hashlib.sha256(src_model.read_bytes()).hexdigest()
+    for member in current.members:
+        if hashlib.sha256((model_dir / member).read_bytes()).hexdigest() == digest:
+            raise ValueError(f"{src_model} is already a member of {model_dir} ({member})")
+    n = len(current.members) + 1
+    while (model_dir / f"member-{n}.keras").exists():
+        n += 1
+    name = f"member-{n}.keras"
+    shutil.copyfile(src_model, model_dir / name)
+    shutil.copyfile(src_config, Ensemble.member_config(model_dir, name))
+    if (trained_dir / "history.json").is_file():
+        shutil.copyfile(trained_dir / "history.json", Ensemble.member_history(model_dir, name))
+    Ensemble((*current.members, name), current.tta_flip if tta_flip is None else tta_flip).save(model_dir)
+    return name
+
+
+def served_tta(model_dir: Path) -> bool:
+    """Whether the model in ``model_dir`` is served with mirror TTA: its ``ensemble.toml`` says, else the
+    training config's ``tta_flip`` (default true)."""
+    from areya.emotion.train_config import TrainConfig
+
+    ensemble = Ensemble.load(model_dir)
+    if ensemble is not None:
+        return ensemble.tta_flip
+    config = model_dir / "config.toml"
+    return TrainConfig.from_file(config).tta_flip if config.is_file() else True
 
 
 @dataclass(frozen=True)
@@ -98,8 +211,9 @@ def prepare_crops(crops: Sequence[np.ndarray]) -> np.ndarray:
 
 
 class EmotionClassifier:
-    """Both schemes' calibrated probabilities for a batch of face crops, from one forward pass.
+    """Both schemes' calibrated probabilities for a batch of face crops, from one forward pass per member.
 
+    ``model`` is one Keras network or a list of them (an ensemble: their probabilities are averaged).
     ``calibration`` (the model's ``calibration.json``, see :mod:`areya.emotion.calibration`) scales each
     head by its fitted temperature and says whether the 4-class answer comes from the 4-class head, the
     7-class head or both.
@@ -113,32 +227,44 @@ class EmotionClassifier:
         max_batch: int = 256,
         calibration: Calibration | None = None,
     ) -> None:
-        self._model = model
+        self._models = list(model) if isinstance(model, list | tuple) else [model]
         self.model_version = model_version
         self.tta_flip = tta_flip
         self.max_batch = max_batch
         self.calibration = calibration or Calibration.identity()
 
+    @property
+    def params(self) -> int:
+        return sum(int(m.count_params()) for m in self._models)
+
+    @property
+    def members(self) -> int:
+        return len(self._models)
+
     @classmethod
     def load(cls, name_or_path: str | Path | None = None, tta_flip: bool | None = None) -> EmotionClassifier:
-        """Load a shipped model.  ``tta_flip`` None: as the model's config says it is served (its calibration
-        was fitted that way)."""
+        """Load a shipped model (with its ensemble members, if its folder has an ``ensemble.toml``).
+        ``tta_flip`` None: as the model is served (its calibration was fitted that way)."""
         import keras
 
         import areya.emotion.network  # noqa: F401  (registers the custom layers for deserialisation)
-        from areya.emotion.train_config import TrainConfig
 
         path = resolve_model_path(name_or_path)
+        folder = path.parent
+        ensemble = Ensemble.load(folder) if path.name == MODEL_FILE else None
+        files = [folder / m for m in ensemble.members] if ensemble else [path]
         if tta_flip is None:
-            config = path.parent / "config.toml"
-            tta_flip = TrainConfig.from_file(config).tta_flip if config.is_file() else True
-        model = keras.models.load_model(path, compile=False)
-        calibration = Calibration.load(path.parent)
-        digest = hashlib.sha256(path.read_bytes())
-        cal_file = path.parent / CALIBRATION_FILE
-        if cal_file.is_file():
-            digest.update(cal_file.read_bytes())
-        return cls(model, f"{path.parent.name}@{digest.hexdigest()[:12]}", tta_flip=tta_flip, calibration=calibration)
+            tta_flip = served_tta(folder) if path.name == MODEL_FILE else True
+        models = [keras.models.load_model(f, compile=False) for f in files]
+        calibration = Calibration.load(folder)
+        digest = hashlib.sha256()
+        for f in files:
+            digest.update(f.read_bytes())
+        for extra in (folder / CALIBRATION_FILE, folder / ENSEMBLE_FILE):
+            if extra.is_file() and (ensemble or extra.name == CALIBRATION_FILE):
+                digest.update(extra.read_bytes())
+        version = f"{folder.name}@{digest.hexdigest()[:12]}"
+        return cls(models, version, tta_flip=tta_flip, calibration=calibration)
 
     @classmethod
     def untrained(cls, seed: int = 0, widths: Sequence[int] = (8, 16)) -> EmotionClassifier:
@@ -154,7 +280,7 @@ class EmotionClassifier:
 
     def predict_raw(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(N, 48, 48, 1) float32 -> the network's own (4-class head (N, 4), 7-class head (N, 7)) probabilities,
-        averaged with a mirrored copy if tta_flip; no calibration."""
+        averaged over the ensemble's members and with a mirrored copy if tta_flip; no calibration."""
         n = x.shape[0]
         if n == 0:
             return np.zeros((0, 4), np.float32), np.zeros((0, 7), np.float32)
@@ -163,8 +289,12 @@ class EmotionClassifier:
         for start in range(0, n, step):
             chunk = x[start : start + step]
             batch = np.concatenate([chunk, chunk[:, :, ::-1]]) if self.tta_flip else chunk
-            out = self._model.predict_on_batch(batch)
-            o4, o7 = np.asarray(out["emotion4"], np.float32), np.asarray(out["emotion7"], np.float32)
+            o4 = o7 = 0.0
+            for model in self._models:
+                out = model.predict_on_batch(batch)
+                o4 = o4 + np.asarray(out["emotion4"], np.float32)
+                o7 = o7 + np.asarray(out["emotion7"], np.float32)
+            o4, o7 = o4 / len(self._models), o7 / len(self._models)
             if self.tta_flip:
                 m = chunk.shape[0]
                 o4, o7 = (o4[:m] + o4[m:]) / 2, (o7[:m] + o7[m:]) / 2

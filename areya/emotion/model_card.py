@@ -15,7 +15,7 @@ from typing import Any
 
 from areya.emotion.dataset import load_dataset
 from areya.emotion.evaluate import Evaluation, evaluate
-from areya.emotion.inference import EmotionClassifier
+from areya.emotion.inference import EmotionClassifier, Ensemble
 from areya.emotion.train import CONFIG_FILE, HISTORY_FILE, MODEL_FILE
 from areya.emotion.train_config import TrainConfig
 
@@ -47,7 +47,7 @@ def measure(model_dir: Path, data_dir: Path) -> dict[str, Any]:
     clf = EmotionClassifier.load(model_dir)
     served_tta = clf.tta_flip
     results["model_version"] = clf.model_version
-    results["params"] = int(clf._model.count_params())
+    results["params"] = clf.params
     results["served_tta"] = served_tta
     for tta in (served_tta, not served_tta):
         clf.tta_flip = tta
@@ -76,12 +76,14 @@ def write_card(model_dir: str | Path, data_dir: str | Path, train_command: str, 
     history_path = model_dir / HISTORY_FILE
     history = json.loads(history_path.read_text()) if history_path.exists() else {}
     measured = measure(model_dir, data_dir)
-    model_file = model_dir / MODEL_FILE
+    ensemble = Ensemble.load(model_dir)
+    files = list(ensemble.members) if ensemble else [MODEL_FILE]
     card: dict[str, Any] = {
         "name": cfg.name,
         "date": dt.date.today().isoformat(),
         "file": MODEL_FILE,
-        "file_size_mb": round(model_file.stat().st_size / 1e6, 2),
+        "files": files,
+        "file_size_mb": round(sum((model_dir / f).stat().st_size for f in files) / 1e6, 2),
         "framework": "Keras 3 (backend-agnostic); served with TensorFlow",
         "inputs": "48x48 grayscale face crop, values 0-255",
         "outputs": {"emotion7": "FER-2013 order", "emotion4": "angry, happy, relaxed (=neutral), sad"},
@@ -97,10 +99,51 @@ def write_card(model_dir: str | Path, data_dir: str | Path, train_command: str, 
         "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}",
         "notes": notes,
     }
+    if ensemble is not None:
+        card["ensemble"] = [_member_entry(model_dir, m) for m in ensemble.members]
     card.update(measured)
     (model_dir / CARD_JSON).write_text(json.dumps(card, indent=2) + "\n")
     (model_dir / CARD_MD).write_text(render_markdown(card))
     return model_dir / CARD_MD
+
+
+def _member_entry(model_dir: Path, member: str) -> dict[str, Any]:
+    history_path = Ensemble.member_history(model_dir, member)
+    history = json.loads(history_path.read_text()) if history_path.exists() else {}
+    config = Ensemble.member_config(model_dir, member)
+    return {
+        "file": member,
+        "file_size_mb": round((model_dir / member).stat().st_size / 1e6, 2),
+        "config_file": config.name,
+        "config": TrainConfig.from_file(config).to_dict(),
+        "train_epochs": history.get("epochs"),
+        "train_seconds_last_run": history.get("train_seconds_this_run"),
+        "final_val_accuracy7": (history.get("history", {}).get("val_emotion7_accuracy") or [None])[-1],
+    }
+
+
+def _ensemble_lines(card: dict[str, Any]) -> list[str]:
+    members = card.get("ensemble")
+    if not members:
+        return []
+    lines = [
+        "",
+        f"**An ensemble of {len(members)} networks** (`ensemble.toml`): each face goes through every member and "
+        "their probabilities are averaged before the calibration (fitted on that average). Members share the "
+        "architecture family and the held-out validation part; they differ in their training seeds and configs:",
+        "",
+        "| member | config | seed | widths | epochs | training wall time | validation 7-class (last epoch) | size |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for m in members:
+        cfg = m["config"]
+        val = m.get("final_val_accuracy7")
+        lines.append(
+            f"| `{m['file']}` | `{m['config_file']}` | {cfg['seed']} | {'-'.join(str(w) for w in cfg['widths'])} "
+            f"| {m.get('train_epochs')} | {(m.get('train_seconds_last_run') or 0) / 60:.0f} min "
+            f"| {'' if val is None else f'{val:.4f}'} | {m['file_size_mb']} MB |"
+        )
+    return lines
 
 
 def render_markdown(card: dict[str, Any]) -> str:
@@ -108,12 +151,14 @@ def render_markdown(card: dict[str, Any]) -> str:
     lines = [
         f"# Model card: {card['name']}",
         "",
-        f"Date: {card['date']} · file `{card['file']}` ({card['file_size_mb']} MB, {card['params']:,} parameters) "
-        f"· version `{card['model_version']}`",
+        f"Date: {card['date']} · file{'s' if len(card.get('files', [1])) > 1 else ''} "
+        f"{', '.join(f'`{f}`' for f in card.get('files', [card['file']]))} ({card['file_size_mb']} MB, "
+        f"{card['params']:,} parameters) · version `{card['model_version']}`",
         "",
         f"One convolutional backbone with two softmax heads — {card['outputs']['emotion7']} (7-class) and "
         f"{card['outputs']['emotion4']} (4-class) — so both schemes come from one forward pass. "
         f"{card['framework']}. Input: {card['inputs']}.",
+        *_ensemble_lines(card),
         "",
         "## Data",
         f"- Training: {card['training_data']}.",

@@ -95,8 +95,8 @@ def _prime_tflite() -> None:
 
 
 def setup_logging(level: str, *, quiet: tuple[str, ...] = ()) -> None:
-    """Root logging at ``level``; :data:`CHATTY_LOGGERS` (and ``quiet``) at WARNING unless ``level`` is DEBUG."""
+    """Root logging at ``level``; :data:`CHATTY_LOGGERS` (and ``quiet``) at WARNING unless ``level`` is DEBUG (then
+    they follow the root again, also after an earlier call at another level in the same process)."""
     logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), format=LOG_FORMAT)
-    if not is_debug(level):
-        for name in (*CHATTY_LOGGERS, *quiet):
-            logging.getLogger(name).setLevel(logging.WARNING)
+    for name in (*CHATTY_LOGGERS, *quiet):
+        logging.getLogger(name).setLevel(logging.NOTSET if is_debug(level) else logging.WARNING)

@@ -46,6 +46,112 @@ def test_config_check_validates_detector_and_model(settings: Settings) -> None:
         assert result.exit_code == 2 and result.output.startswith(f"error: configuration: {message}")
 
 
+def test_config_check_validates_the_model_files_it_names(settings: Settings, tmp_path: Path) -> None:
+    env = _env(settings)
+    broken = tmp_path / "model.keras"
+    broken.write_text("not a zip archive")
+    (tmp_path / "notes.toml").write_text("")
+    for extra, message in (
+        ({"AREYA_EMOTION_MODEL": str(broken)}, f"AREYA_EMOTION_MODEL: {broken}: not a .keras archive"),
+        ({"AREYA_EMOTION_MODEL": str(tmp_path / "notes.toml")}, "AREYA_EMOTION_MODEL: "),
+        ({"AREYA_DETECTOR_OPTIONS": "model_path=/no/such.tflite"},
+         "AREYA_DETECTOR_OPTIONS: model_path: file not found: /no/such.tflite"),
+        ({"AREYA_DETECTOR": "haar", "AREYA_DETECTOR_OPTIONS": "cascade_file=/no/such.xml"},
+         "AREYA_DETECTOR_OPTIONS: cascade_file: file not found: /no/such.xml"),
+    ):
+        result = CliRunner().invoke(cli, ["config", "check"], env={**env, **extra})
+        assert result.exit_code == 2, result.output
+        assert result.output.startswith(f"error: configuration: {message}"), result.output
+    haar = CliRunner().invoke(cli, ["config", "check"], env={**env, "AREYA_DETECTOR": "haar"})
+    assert haar.exit_code == 0 and "detector haar" in haar.output  # OpenCV's own cascade file is found
+
+
+def test_prompts_end_in_the_same_error_style(settings: Settings) -> None:
+    env = _env(settings)
+    mismatch = CliRunner().invoke(cli, ["user", "add", "doc", "--role", "doctor"], env=env,
+                                  input="password-one-1\npassword-two-2\n")
+    assert mismatch.exit_code == 1 and mismatch.output.rstrip().endswith("error: the two passwords do not match")
+    aborted = CliRunner().invoke(cli, ["user", "add", "doc", "--role", "doctor"], env=env, input="")  # Ctrl-D
+    assert aborted.exit_code == 1 and aborted.output.rstrip().endswith("error: aborted")
+    for result in (mismatch, aborted):
+        assert "Error:" not in result.output and "Aborted!" not in result.output
+
+
+def test_ingest_refuses_unknown_camera_ids(settings: Settings) -> None:
+    env = _env(settings)
+    assert CliRunner().invoke(cli, ["db", "upgrade"], env=env).exit_code == 0
+    result = CliRunner().invoke(cli, ["ingest", "--camera", "99", "--camera", "98", "--duration", "1"], env=env)
+    assert result.exit_code == 1 and result.output.strip() == "error: unknown camera id 98, 99"
+
+
+def test_synthetic_video_errors_are_one_line(tmp_path: Path) -> None:
+    nowhere = CliRunner().invoke(cli, ["synthetic-video", str(tmp_path / "no" / "ward.avi"), "--seconds", "1"])
+    assert nowhere.exit_code == 1
+    assert nowhere.output.strip() == (f"error: cannot write video {tmp_path / 'no' / 'ward.avi'}: "
+                                      f"folder {tmp_path / 'no'} does not exist")
+    (tmp_path / "faces").mkdir()
+    no_faces = CliRunner().invoke(cli, ["synthetic-video", str(tmp_path / "ward.avi"), "--seconds", "1",
+                                        "--faces", str(tmp_path / "faces")])
+    assert no_faces.exit_code == 1 and no_faces.output.startswith("error: no class folders with images under")
+
+
+def test_demo_refuses_faces_that_lack_the_storys_emotions(tmp_path: Path) -> None:
+    import cv2
+    import numpy as np
+
+    (tmp_path / "faces" / "happy").mkdir(parents=True)
+    cv2.imwrite(str(tmp_path / "faces" / "happy" / "a.png"), np.full((48, 48), 128, np.uint8))
+    result = CliRunner().invoke(cli, ["demo", "--faces", str(tmp_path / "faces"), "--duration", "1", "--no-web",
+                                      "--no-scheduler"], env={"AREYA_DATA_DIR": str(tmp_path / "var")})
+    assert result.exit_code == 1, result.output
+    last = result.output.rstrip().splitlines()[-1]
+    assert last.startswith(f"error: no angry, neutral, sad faces in {tmp_path / 'faces'} (the story shows them")
+
+
+def _demo_start(tmp_path: Path, *options: str) -> tuple[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AREYA_", "TF_"))}
+    env["AREYA_DATA_DIR"] = str(tmp_path / "var")
+    run = subprocess.run([sys.executable, "-m", "areya", *options, "demo", "--duration", "1", "--no-web",
+                          "--no-scheduler"], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300,
+                         check=False)
+    assert run.returncode == 0, run.stdout + run.stderr
+    return run.stdout, run.stderr
+
+
+def _passwords(stdout: str) -> dict[str, str]:
+    rows = [line.split() for line in stdout.splitlines() if line.startswith("user: ") and "password:" in line]
+    return {row[1]: row[3] for row in rows}
+
+
+def test_demo_start_is_quiet_and_keeps_its_passwords(tmp_path: Path) -> None:
+    """The first start: no TensorFlow/CUDA/Alembic lines, the story camera, passwords printed; the next start (at
+    DEBUG, where the libraries' own lines come back) prints the same passwords."""
+    out, err = _demo_start(tmp_path)
+    assert not [line for line in (out + err).splitlines() if any(n in line for n in NOISE)], out + err
+    assert "camera 1: synthetic:story=" in out and "story: Bed 1 Ada Sad-Example" in out
+    first = _passwords(out)
+    assert set(first) == {"admin", "nurse", "doctor"}
+    out, err = _demo_start(tmp_path, "--log-level", "DEBUG")
+    assert "alembic" in err  # kept for DEBUG
+    assert _passwords(out) == first
+
+
+def test_third_party_log_lines_only_at_debug() -> None:
+    import logging
+
+    from areya.logsetup import CHATTY_LOGGERS, setup_logging
+
+    saved = {name: logging.getLogger(name).level for name in CHATTY_LOGGERS}
+    try:
+        setup_logging("INFO")
+        assert not logging.getLogger("alembic.runtime.migration").isEnabledFor(logging.INFO)
+        setup_logging("DEBUG")  # the same process asking for more: the libraries follow the root again
+        assert all(logging.getLogger(name).level == logging.NOTSET for name in CHATTY_LOGGERS)
+    finally:
+        for name, level in saved.items():
+            logging.getLogger(name).setLevel(level)
+
+
 def _clip(path: Path, seconds: float = 1.0) -> Path:
     from areya.camera.synthetic import SyntheticWard
 

@@ -49,6 +49,19 @@ def test_shipped_story_tells_the_ward_story() -> None:
     assert all(seg.end - seg.start <= story.face_change_s for seg in scenario.segments)
 
 
+def test_demo_camera_shows_the_pack_unless_faces_names_a_folder(tmp_path: Path) -> None:
+    from areya.camera.facepack import BUILTIN_FACES
+    from areya.camera.synthetic import ward_from_uri
+    from areya.demo import story_url, synthetic_url
+
+    story = ward_from_uri(story_url(DEFAULT_STORY))  # what `areya demo` registers by default
+    assert story.library.pack is not None and story.library.faces_dir is None and story.library.agreeing
+    assert ward_from_uri(synthetic_url(3, BUILTIN_FACES)).library.pack is not None  # `areya demo --beds 3`
+    (tmp_path / "sad").mkdir()
+    own = ward_from_uri(story_url(DEFAULT_STORY, str(tmp_path)))  # `areya demo --faces DIR`
+    assert own.library.pack is None and own.library.faces_dir == tmp_path.resolve()
+
+
 @pytest.mark.parametrize(("data", "message"), [
     ({"bed": []}, "1 to 12 [[bed]]"),
     ({"bed": [{"phases": [{"at": 5, "emotion": "sad"}]}]}, "start at 0"),

@@ -83,6 +83,9 @@ class LazyGroup(click.Group):
         except _user_errors() as exc:
             click.echo(f"{ERROR_PREFIX}{exc}", err=True)
             ctx.exit(1)
+        except (click.Abort, KeyboardInterrupt, EOFError):  # a prompt left with Ctrl-C / Ctrl-D (click: "Aborted!")
+            click.echo(f"\n{ERROR_PREFIX}aborted", err=True)
+            ctx.exit(1)
 
     def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
                      **extra: Any) -> click.Context:

@@ -362,7 +362,10 @@ def _read_password(password_stdin: bool) -> str:
     if password_stdin:
         line = sys.stdin.readline()
         return line.rstrip("\r\n")
-    return click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    password = click.prompt("Password", hide_input=True)
+    if click.prompt("Repeat for confirmation", hide_input=True) != password:  # click's own check says "Error: ..."
+        raise click.ClickException("the two passwords do not match")
+    return password
 
 
 @click.group()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import threading
 from collections.abc import Callable
+from pathlib import Path
 
 import click
 
@@ -50,12 +51,17 @@ def ingest(camera_ids: tuple[int, ...], duration: float | None, keep_running: bo
     Exits by itself once every camera it reads is a video file that played to its end (not looped:
     file:///path?loop=1 loops); live cameras and the synthetic ward run until stopped.
     """
-    from areya.camera.service import IngestService
+    from areya.camera.service import IngestService, load_cameras
     from areya.comms.redis_server import connect, stop_owned_servers
 
     app = get_context()
     settings = app.settings
     _logging(settings.log_level)
+    if camera_ids:  # before connecting: an id that names no camera is the caller's mistake, not an idle ingestor
+        missing = sorted(set(camera_ids) - {c.camera_id for c in load_cameras(app.session_factory(),
+                                                                                list(camera_ids))})
+        if missing:
+            raise click.ClickException(f"unknown camera id {', '.join(map(str, missing))}")
     client = connect(settings, socket_connect_timeout=2, socket_timeout=5)
     service = IngestService(client, stream=settings.frame_stream, maxlen=settings.stream_maxlen,
                             jpeg_quality=settings.jpeg_quality, snapshot_ttl_s=settings.snapshot_ttl_s,
@@ -138,7 +144,7 @@ def demo(source: str | None, story: str | None, faces: str | None, beds: int | N
          seed: int, web: bool, scheduler: bool, reset_passwords: bool) -> None:
     """Everything on this machine: embedded Redis, SQLite, a demo ward and camera, ingest, worker, dashboard."""
     from areya.camera.story import StoryError
-    from areya.demo import run_demo
+    from areya.demo import DemoError, run_demo
 
     app = get_context()
     _logging(app.settings.log_level, quiet=("werkzeug",))  # a line per dashboard request otherwise
@@ -147,7 +153,7 @@ def demo(source: str | None, story: str | None, faces: str | None, beds: int | N
     try:
         run_demo(app.settings, source=source, story=story, faces=faces, beds=beds, duration=duration, seed=seed,
                  web=web, scheduler=scheduler, reset_passwords=reset_passwords, echo=click.echo)
-    except (FileNotFoundError, StoryError) as exc:
+    except (FileNotFoundError, StoryError, DemoError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo("demo stopped")
 
@@ -168,9 +174,15 @@ def synthetic_video(output: str, seconds: float, fps: float, beds: int, faces: s
     from areya.camera.facepack import BUILTIN_FACES
     from areya.camera.synthetic import SyntheticWard
 
-    ward = SyntheticWard(beds=beds, faces_dir=faces or BUILTIN_FACES, seed=seed, segment_s=segment,
-                         duration=max(seconds, segment))
-    n = ward.write_video(output, seconds, fps)
+    folder = Path(output).expanduser().resolve().parent
+    if not folder.is_dir():  # checked here: OpenCV's own writer prints a native stack of warnings first
+        raise click.ClickException(f"cannot write video {output}: folder {folder} does not exist")
+    try:
+        ward = SyntheticWard(beds=beds, faces_dir=faces or BUILTIN_FACES, seed=seed, segment_s=segment,
+                             duration=max(seconds, segment))
+        n = ward.write_video(output, seconds, fps)
+    except (OSError, ValueError) as exc:  # no faces in --faces, an unwritable file: one line, not a traceback
+        raise click.ClickException(str(exc)) from None
     click.echo(f"wrote {n} frames to {output}")
     assert ward.scenario is not None
     for seg in ward.scenario.segments:

@@ -247,9 +247,7 @@ def run_demo(
             url = synthetic_url(beds, faces or BUILTIN_FACES, seed)
         zones = None
         if url.startswith("synthetic:"):
-            from areya.camera.synthetic import ward_from_uri  # noqa: PLC0415
-
-            zones = ward_from_uri(url).zones()
+            zones = _synthetic_zones(url)
         elif source and beds != 1:
             echo(f"camera: {beds} beds as vertical strips of the image (adjust with `areya zone set`)")
         factory = create_session_factory(engine)
@@ -298,6 +296,28 @@ def run_demo(
             server.stop()
             echo("redis: stopped")
     return demo
+
+
+class DemoError(ValueError):
+    """The demo cannot start as asked (e.g. ``--faces DIR`` lacks faces the story shows); one line for the user."""
+
+
+def _synthetic_zones(url: str) -> list[tuple[int, Rect]]:
+    """The synthetic ward's bed zones, once its faces are known to cover every emotion its scenario shows (else
+    :class:`DemoError` now, not a camera retrying forever in the background)."""
+    from areya.camera.synthetic import ward_from_uri  # noqa: PLC0415
+
+    try:
+        ward = ward_from_uri(url)
+        needed = {seg.emotion for seg in ward.scenario.segments if seg.emotion} if ward.scenario else set()
+        missing = sorted(e for e in needed if not ward.library.files.get(e))
+    except ValueError as exc:
+        raise DemoError(str(exc)) from None
+    if missing and (ward.library.faces_dir is not None or ward.library.pack is not None):
+        where = ward.library.faces_dir or "the demo face pack"
+        raise DemoError(f"no {', '.join(missing)} faces in {where} (the story shows them; FER layout: "
+                        f"<dir>/<class>/*.png)")
+    return ward.zones()
 
 
 def describe_story(story: Any) -> list[str]:

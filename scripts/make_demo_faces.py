@@ -3,13 +3,15 @@
     nice python scripts/make_demo_faces.py --data ../shared/data/fer2013/publictest
 
 For each of Areya's four classes (angry, happy, neutral = relaxed, sad) it reads the class folder in file-name
-order and keeps faces that the synthetic ward's checks find on a pillow of the demo ward (BlazeFace and OpenCV's
-Haar cascade, one face, in place).  Each kept face is then put on demo ward frames, JPEG-encoded as the ingestor
-does, found by the worker's detector and classified by the shipped model (``--model``); ``agrees`` records whether
-the model's 4-class answer is the dataset label on at least 7 of its 8 crops (every bed of the demo ward, two
-head positions, detected and cropped by the worker's own code with the configured detector) and its mean
-p_angry + p_sad is clearly on the same side (>= 0.6 for angry and sad, <= 0.3 for happy and neutral), so the alert
-rule reads the face as intended under either measure (labels or probability).
+order (at most ``--scan`` files, 1000 by default: every PublicTest file of those classes, so that the command
+above writes the shipped pack) and keeps faces that the synthetic ward's checks find on a pillow of the demo ward
+(BlazeFace and OpenCV's Haar cascade, one face, in place).  Each kept face is then put on demo ward frames,
+JPEG-encoded as the ingestor does, found by the worker's detector and classified by the shipped model
+(``--model``); ``agrees`` records whether the model's 4-class answer is the dataset label on at least 7 of its 8
+crops (every bed of the demo ward, two head positions, detected and cropped by the worker's own code with the
+configured detector) and its mean p_angry + p_sad is clearly on the same side (>= 0.6 for angry and sad, <= 0.3
+for happy and neutral), so the alert rule reads the face as intended under either measure (labels or
+probability).
 Per class the pack keeps the agreeing faces first, then the others, at most ``--per-class``; the original JPEG
 bytes are stored (no re-encoding) and the pack is trimmed until it is at most ``--max-bytes``.  Rebuild it
 whenever the model changes (the story picks agreeing faces).
@@ -32,15 +34,21 @@ POSITIVE_AT_MOST = 0.3  # and <= this for happy and neutral ones (story.toml ope
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared/data/fer2013/publictest",
                         help="FER-2013 PublicTest class folders")
     parser.add_argument("--out", type=Path, default=ROOT / "areya/demo/assets/faces.npz")
     parser.add_argument("--model", default=None, help="emotion model (default: the shipped areya-fer)")
     parser.add_argument("--per-class", type=int, default=50, help="faces per class (4 classes: at most 200)")
-    parser.add_argument("--scan", type=int, default=160, help="files read per class at most")
+    parser.add_argument("--scan", type=int, default=1000,
+                        help="files read per class at most (default: every PublicTest file; the shipped pack)")
     parser.add_argument("--max-bytes", type=int, default=300_000)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.per_class * len(CLASSES) > 200:
         parser.error("at most 200 faces in all")

@@ -178,26 +178,64 @@ def test_camera_add_checks_video_files(settings: Settings, tmp_path: Path, monke
     assert f"file://{clip}?loop=1" in added.output  # stored absolute, so any ingest cwd finds it
 
 
-def test_ingest_exits_when_every_video_file_has_ended(settings: Settings, tmp_path: Path) -> None:
+def _camera_health(env: dict[str, str]) -> dict[str, tuple[str, str | None]]:
     from areya.db.engine import create_db_engine
     from areya.db.models import Camera
 
-    env = _env(settings)
-    runner = CliRunner()
-    clip = _clip(tmp_path / "clip.avi", seconds=2)
-    for args in (["db", "upgrade"], ["ward", "add", "ICU"],
-                 ["camera", "add", "--ward", "ICU", "--name", "rec", "--url", str(clip), "--fps", "5"]):
-        assert runner.invoke(cli, args, env=env).exit_code == 0
-    result = runner.invoke(cli, ["ingest", "--duration", "60"], env=env)
-    assert result.exit_code == 0, result.output
-    assert "ingest stopped (every video file ended): 1 camera(s)" in result.output
     engine = create_db_engine(load_settings(env=env))
     try:
         with engine.connect() as conn:
-            status, error = conn.execute(select(Camera.health_status, Camera.last_error)).one()
+            rows = conn.execute(select(Camera.name, Camera.health_status, Camera.last_error)).all()
     finally:
         engine.dispose()
+    return {name: (status, error) for name, status, error in rows}
+
+
+def _file_cameras(env: dict[str, str], clips: dict[str, Path]) -> None:
+    runner = CliRunner()
+    for args in (["db", "upgrade"], ["ward", "add", "ICU"],
+                 *(["camera", "add", "--ward", "ICU", "--name", name, "--url", str(clip), "--fps", "5"]
+                   for name, clip in clips.items())):
+        assert runner.invoke(cli, args, env=env).exit_code == 0
+
+
+def test_ingest_until_end_exits_when_every_video_file_has_ended(settings: Settings, tmp_path: Path) -> None:
+    env = _env(settings)
+    _file_cameras(env, {"rec": _clip(tmp_path / "clip.avi", seconds=2)})
+    result = CliRunner().invoke(cli, ["ingest", "--until-end", "--duration", "60"], env=env)
+    assert result.exit_code == 0, result.output
+    assert "ingest stopped (every video file ended): 1 camera(s)" in result.output
+    status, error = _camera_health(env)["rec"]
     assert status == "ended" and error.startswith("end of video file")
+
+
+def test_ingest_keeps_running_when_its_files_have_ended(settings: Settings, tmp_path: Path) -> None:
+    import time
+
+    env = _env(settings)
+    _file_cameras(env, {"rec": _clip(tmp_path / "clip.avi", seconds=0.6)})
+    started = time.monotonic()
+    result = CliRunner().invoke(cli, ["ingest", "--duration", "4"], env=env)  # a service: no --until-end
+    assert result.exit_code == 0, result.output
+    assert time.monotonic() - started >= 4  # ran to its --duration, long after the file ended
+    assert "ingest stopped: 1 camera(s)" in result.output
+    assert _camera_health(env)["rec"][0] == "ended"
+    assert "--keep-running" not in CliRunner().invoke(cli, ["ingest", "--help"]).output
+
+
+def test_ingest_until_end_exits_1_when_a_video_file_is_missing(settings: Settings, tmp_path: Path) -> None:
+    env = _env(settings)
+    deleted = _clip(tmp_path / "deleted.avi")
+    _file_cameras(env, {"rec": _clip(tmp_path / "clip.avi"), "gone": deleted})
+    deleted.unlink()  # after registration
+    result = CliRunner().invoke(cli, ["ingest", "--until-end", "--duration", "60"], env=env)
+    assert result.exit_code == 1, result.output
+    assert "ingest stopped (every video file ended, 1 in error): 2 camera(s)" in result.output
+    assert f"error: gone (id 2): video file not found: {deleted}" in result.output
+    health = _camera_health(env)
+    assert health["rec"][0] == "ended"
+    status, error = health["gone"]
+    assert status == "error" and error.startswith(f"video file not found: {deleted} (video file given up")
 
 
 def test_an_ended_file_camera_is_not_offline(session) -> None:  # noqa: ANN001 - the conftest session fixture

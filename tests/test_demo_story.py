@@ -30,6 +30,29 @@ def test_face_pack_is_small_real_and_labelled() -> None:
         assert all(pack.agrees[i] for i in pack.indices(emotion, agreeing=True))
 
 
+
+def test_the_documented_build_command_reads_every_publictest_file() -> None:
+    """The pack's README command (and the script's docstring) rebuilds the shipped pack: no --scan needed."""
+    import importlib.util
+    import re
+    import shlex
+
+    spec = importlib.util.spec_from_file_location("make_demo_faces", REPO / "scripts/make_demo_faces.py")
+    assert spec is not None and spec.loader is not None
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    readme = (REPO / "areya/demo/assets/README.md").read_text()
+    command = re.search(r"\*\*Built by\*\* `([^`]+)`", readme).group(1)
+    assert command in script.__doc__
+    argv = shlex.split(command)
+    assert argv[:3] == ["nice", "python", "scripts/make_demo_faces.py"] and "--scan" not in argv
+    args = script.build_parser().parse_args(argv[3:])
+    assert args.scan >= 895  # FER-2013 PublicTest's largest class of the four (happy)
+    data = REPO / args.data
+    if data.is_dir():  # the dataset is here: every file of every class is read
+        for name in ("angry", "happy", "neutral", "sad"):
+            assert args.scan >= sum(1 for p in (data / name).iterdir() if p.suffix.lower() in (".jpg", ".png"))
+
 def test_only_the_pack_comes_from_shared_data() -> None:
     shipped = [p for p in (REPO / "areya").rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".npz")]
     assert shipped == [DEMO_FACES]

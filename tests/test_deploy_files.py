@@ -257,6 +257,15 @@ def test_the_command_lines_cover_every_service() -> None:
         parse_areya(["health", "wrker"])
 
 
+def test_deployed_ingest_never_exits_when_its_files_end() -> None:
+    """A service manager restarts an ingestor that exits: with --until-end it would read its video files again and
+    duplicate their observations.  The deployed ingestors run until stopped."""
+    ingestors = [(where, params) for where, argv in ALL_COMMANDS
+                 for name, params in [parse_areya(argv)] if name == "ingest"]
+    assert {w.split()[0] for w, _ in ingestors} >= {"compose", "areya-ingest.service", "ingest.yaml"}
+    assert all(params["until_end"] is False for _, params in ingestors), ingestors
+
+
 # --------------------------------------------------------------------------- Kubernetes
 
 

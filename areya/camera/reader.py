@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import redis
 
 from areya.camera.health import CameraHealth, snapshot_key
-from areya.camera.sources import EndOfStream, FrameSource, SourceError, open_source
+from areya.camera.sources import EndOfStream, FrameSource, SourceError, open_source, parse_source
 from areya.comms.frames import DROP_UNPUBLISHED, FramePublisher, make_frame
 from areya.source_url import mask_source_url
 
@@ -66,7 +66,10 @@ class CameraReader(threading.Thread):
         backoff: Backoff | None = None,
         source_factory: Callable[[CameraConfig], FrameSource] | None = None,
         stall_min_s: float = 5.0,
+        end_on_file_error: bool = False,
     ) -> None:
+        """``end_on_file_error`` (``ingest --until-end``): a video file played once that cannot be opened or read
+        (missing, unreadable) ends in error instead of being retried forever (a retry would replay it)."""
         super().__init__(name=f"camera-{camera.camera_id}", daemon=True)
         self.camera = camera
         self.publisher = publisher
@@ -78,13 +81,24 @@ class CameraReader(threading.Thread):
         self.stop_event = threading.Event()
         self.seq = 0
         self.published = 0
-        self.ended = False  # a video file that played to its end (not looped)
+        self.end_on_file_error = end_on_file_error
+        self.ended = False  # a video file that played to its end (not looped), or gave up in error (end_error)
+        self.end_error: str | None = None  # why a video file ended in error (end_on_file_error)
         self._unpublished = 0  # frames lost while Redis was unreachable, not yet counted in Redis
         self._last_snapshot = 0.0
         self.source: FrameSource | None = None
 
     def stop(self) -> None:
         self.stop_event.set()
+
+    @property
+    def plays_once(self) -> bool:
+        """The camera is a video file that is not looped (it ends)."""
+        try:
+            spec = parse_source(self.camera.source_url)
+        except SourceError:
+            return False
+        return spec.kind == "file" and not spec.loop
 
     def run(self) -> None:
         while not self.stop_event.is_set():
@@ -99,9 +113,13 @@ class CameraReader(threading.Thread):
                 log.info("%s: %s (%d frame(s) published)", self.camera.label, exc, self.published)
                 return
             except (SourceError, OSError, ValueError, RuntimeError) as exc:
+                if self._ends_in_error(exc):
+                    return
                 self._failed(exc, status="error" if isinstance(exc, ValueError) else "offline")
             except Exception as exc:  # noqa: BLE001 - a reader thread must survive anything and report it
                 log.exception("%s: unexpected error", self.camera.label)
+                if self._ends_in_error(exc):
+                    return
                 self._failed(exc, status="error")
             finally:
                 if self.source is not None:
@@ -110,6 +128,18 @@ class CameraReader(threading.Thread):
                     except Exception:  # noqa: BLE001
                         log.debug("close failed", exc_info=True)
         self.health.error("stopped", status="offline")
+
+    def _ends_in_error(self, exc: BaseException) -> bool:
+        """With ``end_on_file_error``, a video file played once that failed has ended, in error (health: error)."""
+        if not (self.end_on_file_error and self.plays_once):
+            return False
+        message = _clean_error(exc, self.camera.source_url)
+        self.end_error = message
+        self.health.error(f"{message} (video file given up, not retried: ingest --until-end)", status="error")
+        self.ended = True
+        log.error("%s: %s; video file given up after %d frame(s) published (ingest --until-end does not retry)",
+                  self.camera.label, message, self.published)
+        return True
 
     def _failed(self, exc: BaseException, status: str) -> None:
         delay = self.backoff.next()

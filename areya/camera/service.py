@@ -87,6 +87,7 @@ class IngestService:
         self.backoff_factory = backoff_factory
         self.source_factory = source_factory
         self.stall_min_s = stall_min_s
+        self.until_ended = False  # set by run(until_ended=...): video files that fail end in error, not retried
         self.readers: dict[int, CameraReader] = {}
         self.stop_event = threading.Event()
         self._thread: threading.Thread | None = None
@@ -119,7 +120,8 @@ class IngestService:
             if camera_id not in self.readers:
                 reader = CameraReader(camera, self.publisher, jpeg_quality=self.jpeg_quality,
                                       snapshot_ttl_s=self.snapshot_ttl_s, backoff=self.backoff_factory(),
-                                      source_factory=self.source_factory, stall_min_s=self.stall_min_s)
+                                      source_factory=self.source_factory, stall_min_s=self.stall_min_s,
+                                      end_on_file_error=self.until_ended)
                 self.readers[camera_id] = reader
                 reader.start()
                 log.info("reading %s (id %d) at %.2f fps", camera.label, camera_id, camera.sample_fps)
@@ -175,13 +177,21 @@ class IngestService:
 
     # -- lifecycle -----------------------------------------------------------------------------
     def all_files_ended(self) -> bool:
-        """Every reader is a video file that played to its end (and there is at least one)."""
+        """Every reader is a video file that has ended, at its end or in error (and there is at least one)."""
         readers = list(self.readers.values())
         return bool(readers) and all(r.ended for r in readers)
 
+    def files_ended_in_error(self) -> dict[int, str]:
+        """Camera id -> why its video file ended in error (``until_ended`` only: missing or unreadable file)."""
+        return {cid: r.end_error for cid, r in self.readers.items() if r.end_error is not None}
+
     def run(self, duration: float | None = None, *, until_ended: bool = False) -> None:
         """Run until :meth:`stop` (or for ``duration`` seconds; with ``until_ended``, until every camera is a
-        video file that has ended: looping files, live cameras and the synthetic ward never end)."""
+        video file that has ended: looping files, live cameras and the synthetic ward never end).
+
+        With ``until_ended`` a video file that cannot be opened or read ends in error (health ``error``, see
+        :meth:`files_ended_in_error`) instead of being retried forever."""
+        self.until_ended = until_ended
         deadline = time.monotonic() + duration if duration else None
         self.sync_cameras()
         last_reload = last_db = time.monotonic()
@@ -190,7 +200,12 @@ class IngestService:
             if deadline is not None and now >= deadline:
                 break
             if until_ended and self.all_files_ended():
-                log.info("every camera's video file has ended")
+                failed = self.files_ended_in_error()
+                if failed:
+                    log.error("every camera's video file has ended, %d in error (camera id(s) %s)", len(failed),
+                              ", ".join(map(str, sorted(failed))))
+                else:
+                    log.info("every camera's video file has ended")
                 break
             if self.fixed_cameras is None and now - last_reload >= self.reload_interval_s:
                 self.sync_cameras()

@@ -43,13 +43,17 @@ def _on_signals(stop: Callable[[], None]) -> None:
 @click.command("ingest")
 @click.option("--camera", "camera_ids", type=int, multiple=True, help="Only this camera id (repeatable).")
 @click.option("--duration", type=click.FloatRange(min=0, min_open=True), help="Stop after SECONDS.")
-@click.option("--keep-running", is_flag=True, help="Keep running when every camera is a video file that has "
-              "ended (default: exit then, so a script knows its files were read).")
-def ingest(camera_ids: tuple[int, ...], duration: float | None, keep_running: bool) -> None:
+@click.option("--until-end", "until_end", is_flag=True,
+              help="Exit once every camera is a video file that has ended (not looped): for scripts processing a "
+              "recording. Exit code 1 if a video file could not be opened or read. Not for services: a restart "
+              "would read the files again.")
+def ingest(camera_ids: tuple[int, ...], duration: float | None, until_end: bool) -> None:
     """Read every enabled camera (or --camera ID) and append sampled frames to the Redis stream.
 
-    Exits by itself once every camera it reads is a video file that played to its end (not looped:
-    file:///path?loop=1 loops); live cameras and the synthetic ward run until stopped.
+    Runs until stopped (SIGTERM, Ctrl-C or --duration), picking up camera changes from the database.
+    With --until-end it exits once every camera it reads is a video file that played to its end (not looped:
+    file:///path?loop=1 loops; live cameras and the synthetic ward never end); a video file that is missing or
+    unreadable then ends in error (health 'error', exit code 1) instead of being retried.
     """
     from areya.camera.service import IngestService, load_cameras
     from areya.comms.redis_server import connect, stop_owned_servers
@@ -68,12 +72,19 @@ def ingest(camera_ids: tuple[int, ...], duration: float | None, keep_running: bo
                             session_factory=app.session_factory(), camera_ids=list(camera_ids) or None)
     _on_signals(service.stop_event.set)
     try:
-        service.run(duration=duration, until_ended=not keep_running)
+        service.run(duration=duration, until_ended=until_end)
     finally:
         stop_owned_servers()
     published = sum(r.published for r in service.readers.values())
-    ended = " (every video file ended)" if service.all_files_ended() else ""
+    failed = service.files_ended_in_error()
+    ended = ""
+    if until_end and service.all_files_ended():
+        ended = f" (every video file ended, {len(failed)} in error)" if failed else " (every video file ended)"
     click.echo(f"ingest stopped{ended}: {len(service.readers)} camera(s), {published} frame(s) published")
+    for camera_id, error in sorted(failed.items()):
+        click.echo(f"error: {service.readers[camera_id].camera.label} (id {camera_id}): {error}", err=True)
+    if failed:
+        raise SystemExit(1)
 
 
 @click.command("worker")

@@ -152,7 +152,7 @@ def _load_session_user() -> None:
 def _install_hooks(app: Flask) -> None:
     @app.before_request
     def authenticate() -> Response | None:
-        if request.blueprint in ("api", "fhir") or request.path == "/metrics":
+        if request.blueprint in ("api", "fhir") or request.path == "/metrics" or _token_path(request.path):
             from areya.webapp.views.api import authenticate_bearer
 
             if authenticate_bearer():
@@ -181,6 +181,12 @@ def _install_hooks(app: Flask) -> None:
         log.exception("unhandled error on %s %s", request.method, request.path)
         _rollback()  # the error page must not meet the failed transaction (PendingRollbackError)
         return _error_response(500, "internal error: the problem was logged")
+
+
+def _token_path(path: str) -> bool:
+    """A URL of the token-authenticated APIs, routed or not: an unknown /api or /fhir URL belongs to no blueprint,
+    so without this a valid token would get the login check's 401 instead of the routing error (404 / 405)."""
+    return any(path == prefix or path.startswith(f"{prefix}/") for prefix in ("/api", "/fhir"))
 
 
 def _audit_token_use(response: Response) -> Response:

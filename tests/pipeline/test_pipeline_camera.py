@@ -244,6 +244,68 @@ def test_ingest_reads_enabled_cameras_from_the_db_and_writes_their_health(
         assert camera.health_status == "offline" and "camera disabled" in camera.last_error
 
 
+
+def _short_clip(path: Path, seconds: float = 0.6) -> Path:
+    SyntheticWard(beds=1, width=160, height=120, face_size=40).write_video(path, seconds, fps=5)
+    return path
+
+
+def test_ingest_keeps_running_and_reloading_cameras_after_its_files_end(
+    rclient: redis.Redis, session_factory: Any, tmp_path: Path
+) -> None:
+    from areya import admin
+
+    demo = setup_ward(session_factory, SyntheticWard(beds=1))
+    with session_factory() as session, session.begin():
+        camera = session.get(Camera, demo.camera_id)
+        camera.source_url = f"file://{_short_clip(tmp_path / 'rec.avi')}"
+        camera.sample_fps = 10
+        ward = camera.ward.name
+    service = IngestService(rclient, stream=STREAM, maxlen=1000, session_factory=session_factory,
+                            health_interval_s=0.05, reload_interval_s=0.2)
+    service.start()  # a service: no until_ended
+    try:
+        assert wait_until(service.all_files_ended, timeout=30)
+        time.sleep(0.5)
+        assert service._thread is not None and service._thread.is_alive()  # not exited: the files ended
+        with session_factory() as session, session.begin():
+            admin.add_camera(session, ward, "live", "synthetic:beds=1,width=160,height=120,face_size=40", 5.0)
+        assert wait_until(lambda: len(service.readers) == 2, timeout=30)  # camera changes still picked up
+    finally:
+        service.stop()
+
+
+def test_until_ended_a_missing_video_file_ends_in_error_and_is_reported(
+    rclient: redis.Redis, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    good = CameraConfig(1, f"file://{_short_clip(tmp_path / 'good.avi')}", sample_fps=10, name="good")
+    gone = CameraConfig(2, f"file://{tmp_path / 'deleted.avi'}", sample_fps=10, name="gone")
+    fast = {"health_interval_s": 0.05, "backoff_factory": lambda: Backoff(0.05, 0.1, jitter=0)}
+
+    service = IngestService(rclient, stream=STREAM, maxlen=1000, cameras=[good, gone], **fast)
+    started = time.monotonic()
+    with caplog.at_level("ERROR", logger="areya.camera"):
+        service.run(duration=30, until_ended=True)
+    assert time.monotonic() - started < 25  # exited because every file ended, not at the deadline
+    assert service.all_files_ended()
+    assert service.files_ended_in_error() == {2: f"video file not found: {tmp_path / 'deleted.avi'}"}
+    assert service.readers[1].end_error is None and service.readers[1].published > 0
+    assert service.readers[2].health.reconnects == 0  # given up at once, not retried
+    assert read_health(rclient, 1)["status"] == "ended"
+    health = read_health(rclient, 2)
+    assert health["status"] == "error"
+    assert health["last_error"].startswith(f"video file not found: {tmp_path / 'deleted.avi'} (video file given up")
+    assert any(r.levelname == "ERROR" and "gone: video file not found" in r.getMessage() for r in caplog.records)
+
+    service = IngestService(rclient, stream=STREAM, maxlen=1000, cameras=[gone], **fast)
+    service.start()  # without until_ended the file is retried (it may come back), as a live camera is
+    try:
+        assert wait_until(lambda: service.readers and service.readers[2].health.reconnects >= 3, timeout=30)
+        assert not service.all_files_ended() and not service.files_ended_in_error()
+    finally:
+        service.stop()
+
+
 @requires(CLIP)
 def test_real_clip_as_a_file_camera_finds_faces_in_most_frames(rclient: redis.Redis) -> None:
     from areya.config import load_settings

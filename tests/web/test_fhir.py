@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, timedelta
 from typing import Any
 
 import pytest
@@ -103,7 +103,12 @@ def test_observations_are_minute_summaries_paged(world: World) -> None:
     probabilities = {c["code"]["coding"][0]["code"]: c["valueQuantity"]["value"] for c in obs["component"]
                      if "valueQuantity" in c}
     assert abs(sum(probabilities.values()) - 1.0) < 1e-3
-    narrow = get(world, "nurse", f"/fhir/Observation?patient={pid}&date=ge{_iso_minutes_ago(10)}")
+    with world.session() as s:  # 10 minutes back from the newest row (the hospital may be older than 10 min)
+        newest = s.scalars(select(Observation.captured_at).where(Observation.patient_id == pid)
+                           .order_by(Observation.captured_at.desc()).limit(1)).one()
+    since = (newest.replace(tzinfo=newest.tzinfo or UTC) - timedelta(minutes=9, seconds=30)).strftime(
+        "%Y-%m-%dT%H:%M:%SZ")
+    narrow = get(world, "nurse", f"/fhir/Observation?patient={pid}&date=ge{since}")
     assert 9 <= narrow["total"] <= 11
     get(world, "nurse2", f"/fhir/Observation?patient={pid}", status=403)  # Surgery nurse, ICU patient
     bad = get(world, "nurse", "/fhir/Observation", status=400)

@@ -37,6 +37,18 @@ def test_token_auth(world: World) -> None:
     assert client.get("/api/me", headers=_auth(world, "nurse")).status_code == 401
 
 
+def test_unknown_api_urls_answer_a_valid_token_with_the_routing_error(world: World) -> None:
+    client = world.app.test_client()
+    missing = client.get("/api/no-such-thing", headers=_auth(world, "doctor"))
+    assert missing.status_code == 404 and missing.get_json()["status"] == 404
+    wrong_method = client.delete("/api/me", headers=_auth(world, "doctor"))
+    assert wrong_method.status_code == 405
+    # without a token, or with a bad one, an unknown URL reveals nothing: 401 as for any API URL
+    assert client.get("/api/no-such-thing").status_code == 401
+    bad = client.get("/api/no-such-thing", headers={"Authorization": "Bearer areya_not-a-token"})
+    assert bad.status_code == 401 and bad.headers["WWW-Authenticate"].startswith("Bearer")
+
+
 def test_api_reads_are_scoped_and_audited(world: World) -> None:
     client = world.app.test_client()
     tiles = client.get(f"/api/wards/{world.ids['ward_id']}/tiles", headers=_auth(world, "nurse")).get_json()

@@ -145,3 +145,62 @@ def test_connection_test_detects_with_the_cameras_options(world: World, tmp_path
         tests = s.scalars(select(AuditEvent.detail).where(AuditEvent.action == "camera.test")
                           .order_by(AuditEvent.id)).all()
     assert [(d["faces"], d["detector_options"]) for d in tests] == [(1, "rotations=90"), (0, None)]
+
+
+def _source_url(world: World, camera_id: int) -> str:
+    with world.session() as s:
+        return s.get(Camera, camera_id).source_url
+
+
+def _loop_box(html: str) -> bool:
+    match = re.search(r'<input type="checkbox" name="loop" value="1"( checked)?>', html)
+    assert match, "no Loop box"
+    return bool(match.group(1))
+
+
+def test_edit_form_checks_video_files_and_loops_like_the_add_form(world: World, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from urllib.parse import quote
+
+    client, csrf = login(world.app, "admin")
+    cam = world.ids["camera_id"]  # rtsp, with a password
+    edit_url = f"/admin/cameras/{cam}"
+    secret = _source_url(world, cam)
+    assert _loop_box(client.get(edit_url).get_data(as_text=True)) is False
+    base = {"csrf_token": csrf, "fps": "2", "enabled": "1"}
+
+    looped_rtsp = client.post(edit_url, data={**base, "loop": "1"})
+    html = looped_rtsp.get_data(as_text=True)
+    assert looped_rtsp.status_code == 400 and _field_error(html, "url") == "loop applies to video files only"
+    assert "s3cret" not in html
+    missing = client.post(edit_url, data={**base, "url": "/no/such/file.mp4"})
+    assert missing.status_code == 400
+    assert _field_error(missing.get_data(as_text=True), "url") == "video file not found: /no/such/file.mp4"
+    assert _source_url(world, cam) == secret  # nothing saved
+
+    clip = tmp_path / "clip.avi"
+    clip.write_bytes(b"not checked here: the ingestor reads it")
+    monkeypatch.chdir(tmp_path)
+    relative = client.post(edit_url, data={**base, "url": "clip.avi", "loop": "1"})
+    assert relative.status_code == 302, relative.get_data(as_text=True)[:2000]
+    stored = f"file://{quote(str(clip.resolve()))}"
+    assert _source_url(world, cam) == f"{stored}?loop=1"  # absolute, as the add form stores it
+    assert _loop_box(client.get(edit_url).get_data(as_text=True)) is True
+
+    assert client.post(edit_url, data=base).status_code == 302  # Loop unticked: the same file, played once
+    assert _source_url(world, cam) == stored
+    assert _loop_box(client.get(edit_url).get_data(as_text=True)) is False
+    assert client.post(edit_url, data={**base, "loop": "1"}).status_code == 302
+    assert _source_url(world, cam) == f"{stored}?loop=1"
+
+    clip.unlink()  # deleted after registration
+    gone = client.post(edit_url, data=base)  # a changed Loop box checks the file again
+    assert gone.status_code == 400 and _field_error(gone.get_data(as_text=True), "url").startswith(
+        "video file not found: ")
+    assert _source_url(world, cam) == f"{stored}?loop=1"
+    kept = client.post(edit_url, data={**base, "loop": "1", "fps": "1"})  # other edits need no file check
+    assert kept.status_code == 302
+    with world.session() as s:
+        row = s.get(Camera, cam)
+        assert (row.source_url, row.sample_fps) == (f"{stored}?loop=1", 1.0)
+

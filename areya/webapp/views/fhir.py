@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, abort, g, request
 from sqlalchemy import func, select
-from werkzeug.exceptions import MethodNotAllowed, NotFound
+from werkzeug.exceptions import MethodNotAllowed
 from werkzeug.wrappers import Response
 
 from areya.db.models import Alert, Bed, BedAssignment, Observation, ObservationMinute, Patient
@@ -53,20 +53,6 @@ ISSUE_CODES = {400: "invalid", 401: "login", 403: "forbidden", 404: "not-found",
 
 def _is_fhir_path(path: str) -> bool:
     return path == bp.url_prefix or path.startswith(f"{bp.url_prefix}/")
-
-
-@bp.before_app_request
-def _authenticate_unrouted() -> None:
-    """A /fhir URL that matches no route (an unknown resource type: 404; a create/update/delete: 405) belongs to
-    no blueprint, so the app's login check would not read its bearer token and would answer 401 even to a valid
-    token: read the token here (a bad one is still a 401) and answer the routing error itself."""
-    failure = request.routing_exception
-    if not isinstance(failure, NotFound | MethodNotAllowed) or not _is_fhir_path(request.path):
-        return
-    from areya.webapp.views.api import authenticate_bearer
-
-    if authenticate_bearer():
-        raise failure
 
 
 @bp.after_app_request

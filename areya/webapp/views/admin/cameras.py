@@ -23,6 +23,7 @@ from areya.admin import (
 )
 from areya.admin.errors import AdminError
 from areya.db.models import Bed, BedZone, Camera, Ward
+from areya.source_url import file_source_loops
 from areya.webapp.access import ward_patient_ids
 from areya.webapp.camera_probe import ProbeResult, probe_camera
 from areya.webapp.forms import Form
@@ -68,6 +69,19 @@ def _options_problem(camera: Camera) -> str | None:
     return None
 
 
+def _stored_url(form: Form, url: str, *, loop: bool | None) -> str:
+    """The source URL as the add and edit forms store it (one rule, that of `areya camera add`/`edit`): a video
+    file must exist here and be readable and is stored as file:///absolute/path (?loop=1 when ``loop``; None: as
+    the URL says); other sources unchanged (``loop`` must then be falsy).  A problem is the url field's error."""
+    from areya.source_url import SourceUrlError, check_file_source
+
+    try:
+        return check_file_source(url, loop=loop)
+    except SourceUrlError as exc:
+        form.error("url", str(exc))
+        return url
+
+
 def _list_page(form: Form | None = None, status: int = 200) -> tuple[str, int]:
     session = db()
     cameras = list_cameras(session)
@@ -96,13 +110,8 @@ def cameras() -> Response | tuple[str, int]:
     ward = db().get(Ward, ward_id) if ward_id is not None else None
     if form.ok and ward is None:
         form.error("ward_id", "choose a ward")
-    if url:  # a video file must exist here and is stored as file:///abs/path (?loop=1 when looping)
-        from areya.source_url import SourceUrlError, check_file_source
-
-        try:
-            url = check_file_source(url, loop=loop or None)
-        except SourceUrlError as exc:
-            form.error("url", str(exc))
+    if url:
+        url = _stored_url(form, url, loop=loop or None)
     detector = services().settings.detector
     camera = run_operation(
         form,
@@ -121,7 +130,8 @@ def _edit_page(camera: Camera, form: Form | None = None, status: int = 200,
                probe: Any = None) -> tuple[str, int]:
     statuses = camera_statuses(db(), camera.ward_id, services().redis)
     zones = list(db().scalars(select(BedZone).where(BedZone.camera_id == camera.id)))
-    shown = Form({"fps": f"{camera.sample_fps:g}", "detector_options": camera.detector_options or ""})
+    shown = Form({"fps": f"{camera.sample_fps:g}", "detector_options": camera.detector_options or "",
+                  "loop": "1" if file_source_loops(camera.source_url) else ""})
     settings = services().settings
     return render_template(
         "admin/camera_edit.html", camera=camera, form=form or shown,
@@ -146,6 +156,13 @@ def camera_edit(camera_id: int) -> Response | tuple[str, int]:
     url = form.text("url", "camera URL", required=False, max_len=2048)
     fps = form.number("fps", "sample fps", lo=0.01, hi=60)
     enabled = form.checkbox("enabled")
+    # the Loop box is shown ticked when the current source loops: with a new URL it is read as on the add form;
+    # without one, a changed box makes the current video file loop or play once (checked again like a new URL)
+    loop = form.checkbox("loop")
+    if url:
+        url = _stored_url(form, url, loop=loop or None)
+    elif loop != file_source_loops(camera.source_url):
+        url = _stored_url(form, camera.source_url, loop=loop)
     # a form without the field leaves the options as they are; an empty one removes them
     options = (form.text("detector_options", "detector options", required=False, max_len=1000)
                if "detector_options" in form.data else None)

@@ -65,6 +65,9 @@ class Variant:
 
 FRAME = {"zone_mode": "frame"}
 ZONES = {"zone_mode": "zones"}
+RAW_BOX = {"box_scale": 1.0, "box_shift": 0.0}  # BlazeFace's box as the network gives it (the default)
+CAL_BOX = {"box_scale": 1.1, "box_shift": -0.05}  # blazeface.CALIBRATED_BOX: boxes in the bench's label convention
+NO_REDETECT = {"redetect_roll": 0}  # rolled faces are not looked at again in a turned window
 SAME = {"zone_mode": "zones", "zone_detector": "same"}
 VARIANTS = [
     Variant("haar", "haar", FRAME),
@@ -77,6 +80,8 @@ VARIANTS = [
     Variant("blazeface zones pad=0.2", "blazeface", {"zone_pad": 0.2, **ZONES}),
     Variant("blazeface zones win=384", "blazeface", {"zone_window_px": 384, **ZONES}),
     Variant("blazeface both (default)", "blazeface", {"zone_mode": "both"}),
+    Variant("blazeface both no redetect", "blazeface", {"zone_mode": "both", **NO_REDETECT}),
+    Variant("blazeface both calibrated box", "blazeface", {"zone_mode": "both", **CAL_BOX}),
     Variant(f"blazeface rot {ROT3}", "blazeface", {"rotations": ROT3, **FRAME}),
     Variant(f"blazeface zones rot {ROT3}", "blazeface", {"rotations": ROT3, **ZONES}),
     Variant("blazeface zones rot 0/45/90/270/315", "blazeface", {"rotations": "0/45/90/270/315", **ZONES}),
@@ -88,6 +93,8 @@ SEQ_VARIANTS = [  # the sequence mode's option sets (``track_pad``: bench only, 
     Variant("both, full scan every frame (track=0)", "blazeface", {"track": 0, **BOTH}),
     Variant("both, track=2", "blazeface", {"track": 2, **BOTH}),
     Variant("both, track=4 (default)", "blazeface", {"track": 4, **BOTH}),
+    Variant("both track=4 no redetect", "blazeface", {"track": 4, **BOTH, **NO_REDETECT}),
+    Variant("both track=4 calibrated box", "blazeface", {"track": 4, **BOTH, **CAL_BOX}),
     Variant("both, track=8", "blazeface", {"track": 8, **BOTH}),
     Variant("both, track=4 pad=1.0", "blazeface", {"track": 4, "track_pad": 1.0, **BOTH}),
     Variant("zones, track=4", "blazeface", {"track": 4, **ZONES}),
@@ -486,7 +493,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     rng = np.random.default_rng(args.seed)
     faces = ds.load_faces(FER_DIR, 400, rng)
     if not args.all_faces:
-        probe = [create_detector("blazeface"), create_detector("haar")]
+        # the raw box: the same faces whatever the box options
+        probe = [create_detector("blazeface", **RAW_BOX), create_detector("haar")]
         pool = len(faces)
         faces = detectable_faces(faces, probe)
         print(f"faces: {len(faces)} of {pool} sampled publictest faces are found upright at 120 px by blazeface "

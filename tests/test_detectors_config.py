@@ -18,7 +18,7 @@ from areya.detectors import FaceBox, FaceDetector, MinFaceSize, create_detector,
 from areya.detectors.haar import HaarDetector
 from areya.worker import build_worker, load_detector
 
-BLAZEFACE_OPTIONS = "min_score, nms_iou, num_threads, tiles, model_path, min_face_px"
+BLAZEFACE_OPTIONS = "min_score, nms_iou, num_threads, tiles, model_path, box_scale, box_shift, min_face_px"
 
 
 def load(tmp_path: Path, config_file: Path | None = None, **env: str) -> Settings:

@@ -34,6 +34,7 @@ from areya.detectors.options import (
     parse_zone_mode,
     valid_options,
 )
+from areya.detectors.rotation import REDETECT_ROLL
 from areya.detectors.tracking import DEFAULT_TRACK, ZoneTracker, detect_for_camera
 
 DEFAULT_DETECTOR = "blazeface"
@@ -88,6 +89,7 @@ def create_detector(
     zone_window_px: int = 0,
     zone_detector: str = "auto",
     track: int = DEFAULT_TRACK,
+    redetect_roll: int = REDETECT_ROLL,
     **opts: Any,
 ) -> FaceDetector:
     """A new detector instance (one per thread).  ``name`` None: :data:`DEFAULT_DETECTOR`.
@@ -97,7 +99,9 @@ def create_detector(
     ``zone_window_px`` and ``zone_detector`` (:func:`zone_backend`) say what :meth:`FaceDetector.detect_in_zones`
     does with a camera's bed zones.  ``track`` N > 1: the worker's zone scan runs in full on a camera's first
     and then every N-th frame, and only around the faces found last time between (:mod:`areya.detectors.tracking`;
-    the detector's ``tracker``).  ``opts`` go to the backend.
+    the detector's ``tracker``).  ``redetect_roll`` (degrees, 0 = off): a face whose eyes say it is rolled that
+    much is found again in a window turned upright around it (:func:`areya.detectors.rotation.redetect_rolled`).
+    ``opts`` go to the backend.
     Unknown names and bad options raise ``ValueError``; missing model files raise ``RuntimeError``.
     """
     key = detector_key(name)
@@ -111,7 +115,10 @@ def create_detector(
         raise ValueError(f"zone_window_px must be an integer >= 0, got {zone_window_px!r}")
     if isinstance(track, bool) or not isinstance(track, int) or not 0 <= track <= MAX_TRACK:
         raise ValueError(f"track must be an integer in [0, {MAX_TRACK}], got {track!r}")
+    if isinstance(redetect_roll, bool) or not isinstance(redetect_roll, int) or not 0 <= redetect_roll <= 90:
+        raise ValueError(f"redetect_roll must be an integer in [0, 90], got {redetect_roll!r}")
     detector = _wrapped(key, opts, angles, min_face_px)
+    detector.redetect_roll = redetect_roll
     detector.zone_mode, detector.zone_pad, detector.zone_window_px = mode, float(zone_pad), zone_window_px
     crop_key = zone_backend(key, zone_detector)
     if crop_key != key:  # zone crops get their own backend, with the options of ours that it takes

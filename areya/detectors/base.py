@@ -132,6 +132,7 @@ class FaceDetector(abc.ABC):
     zone_pad: float = DEFAULT_ZONE_PAD
     zone_window_px: int = 0
     crop_detector: FaceDetector | None = None  # run on zone crops instead of this one (zone_detector option)
+    redetect_roll: int = 0  # rolled faces found again upright (areya.detectors.rotation.redetect_rolled); 0: off
 
     @abc.abstractmethod
     def detect(self, frame_bgr: np.ndarray) -> list[FaceBox]:
@@ -148,7 +149,7 @@ class FaceDetector(abc.ABC):
 
         return detect_in_zones(
             self, frame_bgr, zones, mode=self.zone_mode, pad=self.zone_pad, window_px=self.zone_window_px,
-            crop_detector=self.crop_detector,
+            crop_detector=self.crop_detector, redetect_roll=self.redetect_roll,
         )
 
     def close(self) -> None:  # noqa: B027 - optional hook

@@ -73,6 +73,7 @@ GENERIC_OPTIONS: dict[str, OptionParser] = {
     "zone_window_px": _int_range(0, 4096),  # largest zone crop side, pixels (0 = twice the detector's input)
     "zone_detector": parse_zone_detector,  # backend run on zone crops: auto, same or a backend name
     "rotations": parse_rotations,  # clockwise angles the frame is turned by for extra passes (0 = upright)
+    "redetect_roll": _int_range(0, 90),  # faces rolled this many degrees (eye line) are found again upright; 0 = off
     "track": _int_range(0, MAX_TRACK),  # full zone scan every N-th frame of a camera, tracking between (0/1: always)
 }
 
@@ -82,6 +83,8 @@ _BLAZEFACE: dict[str, OptionParser] = {
     "num_threads": _int_range(1, 64),
     "tiles": _int_range(0, 6),
     "model_path": _non_empty,
+    "box_scale": _float_range(0.5, 2.0),  # box calibration: side x this (1 = the network's raw box)
+    "box_shift": _float_range(-0.5, 0.5),  # box calibration: centre moved by this share of its height (0 = raw)
 }
 
 _HAAR: dict[str, OptionParser] = {

@@ -30,6 +30,7 @@ import numpy as np
 
 from areya.detectors.base import FaceBox, validate_frame
 from areya.detectors.merge import merge_faces
+from areya.detectors.rotation import redetect_rolled
 from areya.detectors.zones import Window, centre_in, crop_box_to_frame, zone_pixels, zone_rect
 
 if TYPE_CHECKING:
@@ -64,10 +65,12 @@ def track_faces(
     mode: str = "both",
     crop_detector: FaceDetector | None = None,
     pad: float = TRACK_PAD,
+    redetect_roll: float = 0,
 ) -> list[FaceBox]:
     """One tracking frame: ``crop_detector`` (None: ``detector``) on :func:`track_window` of each of ``tracked``
     (faces kept only when their centre lies in one of ``zones``), plus ``detector`` on the whole frame when
-    ``mode`` is ``both``; merged, best score first, in frame pixels."""
+    ``mode`` is ``both``; merged, best score first, in frame pixels; rolled faces found again as
+    :func:`areya.detectors.zones.detect_in_zones` does with ``redetect_roll``."""
     frame = validate_frame(frame_bgr)
     h, w = frame.shape[:2]
     cores = [c for c in (zone_pixels(z, w, h) for z in zones) if c.w > 0 and c.h > 0]
@@ -79,7 +82,7 @@ def track_faces(
             mapped = crop_box_to_frame(box, win)
             if any(centre_in(mapped, core) for core in cores):
                 faces.append(mapped)
-    return merge_faces(faces)
+    return redetect_rolled(on_crops, frame, merge_faces(faces), redetect_roll)
 
 
 @dataclass
@@ -154,7 +157,8 @@ class ZoneTracker:
             self.scans += 1
         else:
             faces = track_faces(detector, frame, rects, state.faces, mode=mode,
-                                crop_detector=getattr(detector, "crop_detector", None), pad=self.pad)
+                                crop_detector=getattr(detector, "crop_detector", None), pad=self.pad,
+                                redetect_roll=getattr(detector, "redetect_roll", 0))
             frames = state.frames + 1
             self.tracked += 1
         in_zones = [f for f in faces if any(centre_in(f, core) for core in cores)]

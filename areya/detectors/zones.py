@@ -24,6 +24,7 @@ import numpy as np
 from areya.detectors.base import DEFAULT_ZONE_PAD, FaceBox, validate_frame
 from areya.detectors.merge import merge_faces
 from areya.detectors.options import ZONE_MODES
+from areya.detectors.rotation import redetect_rolled
 
 if TYPE_CHECKING:
     from areya.detectors.base import FaceDetector
@@ -128,12 +129,14 @@ def detect_in_zones(
     pad: float = DEFAULT_ZONE_PAD,
     window_px: int = 0,
     crop_detector: FaceDetector | None = None,
+    redetect_roll: float = 0,
 ) -> list[FaceBox]:
     """Faces in ``frame_bgr`` found as ``mode`` says (see the module doc), in frame pixels, best score first.
 
     Zone crops go to ``crop_detector`` (None: ``detector``) in windows of at most ``window_px`` (0:
     :func:`auto_window` of that detector).  A face found in a zone's crop is kept only if its centre lies in that
-    zone (not in the padding).
+    zone (not in the padding).  ``redetect_roll`` > 0: faces whose eyes say they are rolled that many degrees or
+    more are found again by ``crop_detector`` in a turned window (:func:`areya.detectors.rotation.redetect_rolled`).
     """
     if mode not in ZONE_MODES:
         raise ValueError(f"zone mode must be one of {', '.join(ZONE_MODES)}, got {mode!r}")
@@ -141,10 +144,10 @@ def detect_in_zones(
     h, w = frame.shape[:2]
     cores = [(z, zone_pixels(z, w, h)) for z in zones]
     cores = [(z, core) for z, core in cores if core.w > 0 and core.h > 0]
-    if mode == "frame" or not cores:
-        return list(detector.detect(frame))
-    faces: list[FaceBox] = list(detector.detect(frame)) if mode == "both" else []
     on_crops = crop_detector or detector
+    if mode == "frame" or not cores:
+        return redetect_rolled(on_crops, frame, list(detector.detect(frame)), redetect_roll)
+    faces: list[FaceBox] = list(detector.detect(frame)) if mode == "both" else []
     side = window_px or auto_window(on_crops)
     for zone, core in cores:
         for win in zone_windows(zone, w, h, pad, side):
@@ -152,4 +155,4 @@ def detect_in_zones(
                 mapped = crop_box_to_frame(box, win)
                 if centre_in(mapped, core):
                     faces.append(mapped)
-    return merge_faces(faces)
+    return redetect_rolled(on_crops, frame, merge_faces(faces), redetect_roll)

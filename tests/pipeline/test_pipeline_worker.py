@@ -196,7 +196,7 @@ def test_emotions_match_the_scenario_at_the_shipped_models_accuracy(
     accuracy = hits[True] / len(rows)
     print(f"4-class accuracy on {len(rows)} synthetic-ward faces: {accuracy:.2f}")
     # Through the worker (Haar box, margin crop, resize) the faces are framed unlike FER's aligned 48x48 crops, and
-    # the shipped model loses accuracy on them: v3 0.54 on these 48 faces against 0.71 on PublicTest, v4 0.60
+    # the shipped model loses accuracy on them: v3 0.54 on these 48 faces against 0.71 on PublicTest, v4 and v5 0.60
     # against 0.73 (Haar gives no eyes to level; bench/bench_ward_crops.py measures the default BlazeFace path).
     # What must hold: far above chance (0.25); the card's figure is printed beside it for the record.
     card = json.loads((models_dir() / "areya-fer" / "card.json").read_text())

@@ -5,6 +5,7 @@ astronaut of scikit-image is the one real face, shipped with that package)."""
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import cv2
 import numpy as np
@@ -136,3 +137,16 @@ def test_blazeface_finds_a_real_face_rolled_60_degrees_again_upright() -> None:
     assert rolled and 25.0 < rolled[0].roll < 85.0  # found again in a window turned by its eye roll
     off = create_detector("blazeface", zone_mode="frame", redetect_roll=0).detect_in_zones(frame, [])
     assert [f.roll for f in off if math.dist(f.center(), (325.0, 235.0)) < 40] == [0.0]  # the upright pass's box
+
+
+def test_a_model_file_option_is_not_handed_to_the_zone_crops_backend() -> None:
+    # model_path names the full-range model: the short-range detector run on zone crops keeps its own file
+    from areya.detectors.blazeface import MODELS, model_dir
+
+    full = model_dir() / MODELS["full"].filename
+    detector = create_detector("blazeface", model_path=str(full))
+    crop = detector.crop_detector
+    assert crop is not None and crop.name == "blazeface-short"
+    frame = np.full((480, 640, 3), 128, np.uint8)
+    zone = SimpleNamespace(x0=0.1, y0=0.1, x1=0.5, y1=0.6)
+    assert detector.detect_in_zones(frame, [zone]) == []  # runs: no shape mismatch

@@ -39,6 +39,8 @@ from areya.detectors.tracking import DEFAULT_TRACK, ZoneTracker, detect_for_came
 
 DEFAULT_DETECTOR = "blazeface"
 # zone_detector=auto: the backend run on zone crops (the bench: short range finds more faces in crops, faster)
+# options naming a backend's own model file: never handed to another backend (the zone crops' one)
+OWN_MODEL_OPTIONS = frozenset({"model_path", "cascade_file"})
 AUTO_ZONE_BACKENDS = {"blazeface": "blazeface-short", "blazeface-full-sparse": "blazeface-short"}
 
 
@@ -122,7 +124,7 @@ def create_detector(
     detector.zone_mode, detector.zone_pad, detector.zone_window_px = mode, float(zone_pad), zone_window_px
     crop_key = zone_backend(key, zone_detector)
     if crop_key != key:  # zone crops get their own backend, with the options of ours that it takes
-        accepted = valid_options(crop_key)
+        accepted = set(valid_options(crop_key)) - OWN_MODEL_OPTIONS  # our model file is not the crop backend's
         detector.crop_detector = _wrapped(crop_key, {k: v for k, v in opts.items() if k in accepted}, angles,
                                           min_face_px)
     detector.track = track

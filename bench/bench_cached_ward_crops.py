@@ -1,0 +1,58 @@
+"""4-class accuracy of one or more emotion models on the same cached ward crops.
+
+The crops are the ``.npz`` that ``bench_alert_rules.py --through-ward --crops-cache FILE`` writes: per Areya
+class, faces pasted into generated ward scenes, found by the default detector and cut by the worker's crop rule,
+already resized to the classifier's 48x48 input.  Every model reads the very same crops, so the figures compare
+models and nothing else.  The classes are balanced (``--faces-per-class`` of that bench), so the accuracy is not
+comparable with ``bench_ward_crops.py`` (the datasets' own class mix).
+
+    nice python bench/bench_cached_ward_crops.py runs/ward-crops-validation-300-seed7.npz areya-fer [OTHER_MODEL...]
+
+Prints, per model, the model version, the number of members, the accuracy over all crops and per class.
+Not part of the test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from areya.emotion.inference import EmotionClassifier  # noqa: E402
+from areya.emotion.schemes import AREYA4_CLASSES  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("crops", type=Path, help=".npz written by bench_alert_rules.py --through-ward --crops-cache")
+    ap.add_argument("models", nargs="+", help="model names or folders")
+    args = ap.parse_args()
+    with np.load(args.crops) as packed:
+        crops = {label: packed[label] for label in packed.files}
+    unknown = sorted(set(crops) - set(AREYA4_CLASSES))
+    if unknown:
+        raise SystemExit(f"{args.crops}: not Areya classes: {', '.join(unknown)}")
+    print(f"{args.crops}: " + ", ".join(f"{k} {len(v)}" for k, v in crops.items()) + " crops")
+    for model in args.models:
+        clf = EmotionClassifier.load(model)
+        hits = total = 0
+        per_class = {}
+        for label, faces in crops.items():
+            probs4, _ = clf.predict_arrays(faces.astype(np.float32)[..., None])
+            right = np.argmax(probs4, axis=1) == AREYA4_CLASSES.index(label)
+            per_class[label] = float(right.mean()) if right.size else float("nan")
+            hits += int(right.sum())
+            total += right.size
+        classes = ", ".join(f"{k} {v:.3f}" for k, v in per_class.items())
+        print(f"{model}: {clf.model_version}, {clf.members} member(s): 4-class accuracy {hits / total:.4f} "
+              f"on {total} crops ({classes})")
+
+
+if __name__ == "__main__":
+    main()

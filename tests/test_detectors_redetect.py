@@ -10,27 +10,13 @@ from types import SimpleNamespace
 import cv2
 import numpy as np
 import pytest
+from detector_fakes import WideBlobs, blob_boxes
 
 from areya.detectors import FaceBox, FaceDetector, create_detector
 from areya.detectors.blazeface import BOX_SCALE, BOX_SHIFT, CALIBRATED_BOX, calibrate_boxes
 from areya.detectors.options import check_options
 from areya.detectors.rotation import REDETECT_ROLL, redetect_rolled
 from areya.detectors.zones import detect_in_zones
-
-
-def blob_boxes(image: np.ndarray) -> list[FaceBox]:
-    gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-    n, _, stats, _ = cv2.connectedComponentsWithStats((gray > 128).astype(np.uint8))
-    return [FaceBox(int(x), int(y), int(w), int(h), 0.9) for x, y, w, h, _ in stats[1:n]]
-
-
-class WideBlobs(FaceDetector):
-    """A fake backend that only 'recognises' upright faces: white blobs wider than tall, boxed tightly."""
-
-    name = "wide"
-
-    def detect(self, frame_bgr: np.ndarray) -> list[FaceBox]:
-        return [b for b in blob_boxes(frame_bgr) if b.w > b.h]
 
 
 class LooseBox(FaceDetector):

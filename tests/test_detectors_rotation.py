@@ -7,24 +7,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+from detector_fakes import WideBlobs, blob_boxes
 
-from areya.detectors import FaceBox, FaceDetector, create_detector, crop_face
+from areya.detectors import FaceBox, create_detector, crop_face
 from areya.detectors.rotation import RotatedPasses, box_from_rotated, rotate_frame
-
-
-def blob_boxes(image: np.ndarray) -> list[FaceBox]:
-    gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-    n, _, stats, _ = cv2.connectedComponentsWithStats((gray > 128).astype(np.uint8))
-    return [FaceBox(int(x), int(y), int(w), int(h), 0.9) for x, y, w, h, _ in stats[1:n]]
-
-
-class WideBlobs(FaceDetector):
-    """A fake backend that only 'recognises' upright faces: white blobs wider than tall."""
-
-    name = "wide"
-
-    def detect(self, frame_bgr: np.ndarray) -> list[FaceBox]:
-        return [b for b in blob_boxes(frame_bgr) if b.w > b.h]
 
 
 @pytest.mark.parametrize("angle", [90, 180, 270])

@@ -146,12 +146,14 @@ def add_member(model_dir: Path, trained_dir: Path, tta_flip: bool | None = None)
 def served_tta(model_dir: Path) -> bool:
     """Whether the model in ``model_dir`` is served with mirror TTA: its ``ensemble.toml`` says, else the
     training config's ``tta_flip`` (default true)."""
+    ensemble = Ensemble.load(model_dir)
+    return ensemble.tta_flip if ensemble is not None else _config_tta(model_dir / "config.toml")
+
+
+def _config_tta(config: Path) -> bool:
+    """A training config's ``tta_flip`` (true when there is no config)."""
     from areya.emotion.train_config import TrainConfig
 
-    ensemble = Ensemble.load(model_dir)
-    if ensemble is not None:
-        return ensemble.tta_flip
-    config = model_dir / "config.toml"
     return TrainConfig.from_file(config).tta_flip if config.is_file() else True
 
 
@@ -251,18 +253,16 @@ class EmotionClassifier:
 
         path = resolve_model_path(name_or_path)
         folder = path.parent
-        ensemble = Ensemble.load(folder) if path.name == MODEL_FILE else None
+        ensemble = Ensemble.load(folder) if path.name == MODEL_FILE else None  # a member file alone: no ensemble
         files = [folder / m for m in ensemble.members] if ensemble else [path]
         if tta_flip is None:
-            tta_flip = served_tta(folder) if path.name == MODEL_FILE else True
+            tta_flip = ensemble.tta_flip if ensemble else _config_tta(Ensemble.member_config(folder, path.name))
         models = [keras.models.load_model(f, compile=False) for f in files]
         calibration = Calibration.load(folder)
         digest = hashlib.sha256()
-        for f in files:
-            digest.update(f.read_bytes())
-        for extra in (folder / CALIBRATION_FILE, folder / ENSEMBLE_FILE):
-            if extra.is_file() and (ensemble or extra.name == CALIBRATION_FILE):
-                digest.update(extra.read_bytes())
+        for f in [*files, folder / CALIBRATION_FILE, *([folder / ENSEMBLE_FILE] if ensemble else [])]:
+            if f.is_file():
+                digest.update(f.read_bytes())
         version = f"{folder.name}@{digest.hexdigest()[:12]}"
         return cls(models, version, tta_flip=tta_flip, calibration=calibration)
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import abort
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, Select, case, select
 from sqlalchemy.orm import Session
 
 from areya.db.models import Alert, Bed, BedAssignment, Patient, Ward
@@ -20,15 +22,21 @@ def parse_id(text: str | None) -> int | None:
     return value if 0 < value <= MAX_ID else None
 
 
-def patient_ward_id(session: Session, patient_id: int) -> int | None:
-    """The ward of the patient's current bed, else of the last bed they were in (None if never in a bed)."""
-    return session.scalar(
+def _patient_ward(patient_id: Any) -> Select:
+    """The ward of the patient's current bed, else of the last bed they were in (no row if never in a bed);
+    ``patient_id`` an id or a column (a correlated subquery)."""
+    return (
         select(Bed.ward_id)
         .join(BedAssignment, BedAssignment.bed_id == Bed.id)
         .where(BedAssignment.patient_id == patient_id)
         .order_by(BedAssignment.end_at.is_(None).desc(), BedAssignment.start_at.desc(), BedAssignment.id.desc())
         .limit(1)
     )
+
+
+def patient_ward_id(session: Session, patient_id: int) -> int | None:
+    """The ward of the patient's current bed, else of the last bed they were in (None if never in a bed)."""
+    return session.scalar(_patient_ward(patient_id))
 
 
 def ward_patient_ids(session: Session, ward_id: int) -> list[int]:
@@ -57,6 +65,13 @@ def require_patient(patient_id: int) -> Patient:
         if ward_id is None or ward_id not in user_ward_ids():
             abort(403, description="this patient is not in a ward you cover")
     return patient
+
+
+def alert_scope_ward() -> ColumnElement[int | None]:
+    """SQL for :func:`alert_scope_ward_id`, to filter alert lists in the query: a patient's alert is in its
+    patient's current (else last) ward, a camera or pipeline alert in its own ward."""
+    patient_ward = _patient_ward(Alert.patient_id).correlate(Alert).scalar_subquery()
+    return case((Alert.patient_id.is_(None), Alert.ward_id), else_=patient_ward)
 
 
 def alert_scope_ward_id(session: Session, alert: Alert) -> int | None:

@@ -6,11 +6,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, false, select
+from sqlalchemy import false, select
 from sqlalchemy.orm import Session
 
 from areya.alerts.evidence import NegativeEvidence, pct
 from areya.db.models import ALERT_OPEN_STATES, Alert, AlertEvent, Bed, BedAssignment, Camera, Patient, Ward
+from areya.webapp.access import alert_scope_ward
 from areya.webapp.svg import COLORS
 
 KIND_TITLES = {
@@ -77,22 +78,6 @@ def _hm(text: str, zone: bool = False) -> str:
         return localtime(datetime.fromisoformat(text), "%H:%M %Z" if zone else "%H:%M")
     except ValueError:
         return text
-
-
-def alert_scope_ward() -> ColumnElement[int | None]:
-    """SQL for :func:`areya.webapp.access.alert_scope_ward_id`: the ward whose staff see an alert - for a patient's
-    alert the ward of the patient's current bed, else of their last one (whatever ward it was raised in: a resolved
-    alert keeps that one); for a camera or pipeline alert its own ward."""
-    patient_ward = (
-        select(Bed.ward_id)
-        .join(BedAssignment, BedAssignment.bed_id == Bed.id)
-        .where(BedAssignment.patient_id == Alert.patient_id)
-        .order_by(BedAssignment.end_at.is_(None).desc(), BedAssignment.start_at.desc(), BedAssignment.id.desc())
-        .limit(1)
-        .correlate(Alert)
-        .scalar_subquery()
-    )
-    return case((Alert.patient_id.is_(None), Alert.ward_id), else_=patient_ward)
 
 
 def load_cards(

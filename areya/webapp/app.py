@@ -152,7 +152,7 @@ def _load_session_user() -> None:
 def _install_hooks(app: Flask) -> None:
     @app.before_request
     def authenticate() -> Response | None:
-        if request.blueprint in ("api", "fhir") or request.path == "/metrics" or _token_path(request.path):
+        if _token_path(request.path) or request.path == "/metrics":
             from areya.webapp.views.api import authenticate_bearer
 
             if authenticate_bearer():
@@ -184,8 +184,8 @@ def _install_hooks(app: Flask) -> None:
 
 
 def _token_path(path: str) -> bool:
-    """A URL of the token-authenticated APIs, routed or not: an unknown /api or /fhir URL belongs to no blueprint,
-    so without this a valid token would get the login check's 401 instead of the routing error (404 / 405)."""
+    """A URL of the token-authenticated APIs (the api and fhir blueprints), routed or not: an unknown /api or /fhir
+    URL belongs to no blueprint, yet a valid token must get the routing error (404 / 405), not the login's 401."""
     return any(path == prefix or path.startswith(f"{prefix}/") for prefix in ("/api", "/fhir"))
 
 

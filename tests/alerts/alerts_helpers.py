@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
+from areya.alerts.rules import WindowStats
 from areya.db.models import Bed, BedAssignment, Camera, Observation, Patient, User, UserWard, Ward
 
 T0 = datetime(2026, 11, 24, 10, 0, 0, tzinfo=UTC)
@@ -131,3 +132,12 @@ def next_message(pubsub: Any, timeout: float = 5.0) -> dict[str, Any] | None:
         if message is not None and message.get("type") == "message":
             return message
     return None
+
+
+def window_stats(n: int, score: float, now: datetime, span_s: float) -> WindowStats:
+    """A rule window of ``n`` observations ending at ``now`` whose mean negative mass is ``score`` (labels: that
+    share sad, the rest happy), the first ``span_s`` seconds before ``now``."""
+    n_neg = round(n * score)
+    return WindowStats(1, n, {"angry": 0, "happy": n - n_neg, "relaxed": 0, "sad": n_neg}, score * n,
+                       {"angry": 0.0, "happy": (1 - score) * n, "relaxed": 0.0, "sad": score * n},
+                       now - timedelta(seconds=span_s), now)

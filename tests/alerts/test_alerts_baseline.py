@@ -10,7 +10,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import pytest
-from alerts_helpers import PROBS, T0, Hospital, add_observations, observation_rows
+from alerts_helpers import PROBS, T0, Hospital, add_observations, observation_rows, window_stats
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -42,10 +42,7 @@ OFF = RuleParams(window_s=300, min_obs=20, open_share=0.52, close_share=0.44, co
 
 
 def stats(n: int, score: float) -> WindowStats:
-    n_neg = round(n * score)
-    return WindowStats(1, n, {"angry": 0, "happy": n - n_neg, "relaxed": 0, "sad": n_neg}, score * n,
-                       {"angry": 0.0, "happy": (1 - score) * n, "relaxed": 0.0, "sad": score * n},
-                       NOW - timedelta(seconds=290), NOW)
+    return window_stats(n, score, NOW, 290)
 
 
 def usual(score: float, n: int = 1000) -> Baseline:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from alerts_helpers import window_stats
 
 from areya.alerts.errors import Invalid
 from areya.alerts.overrides import OverrideResolver, apply_values, parse_override_values
@@ -27,10 +28,7 @@ P = RuleParams(window_s=600, min_obs=20, open_share=0.6, close_share=0.4, resolv
 
 def stats(n: int, share: float) -> WindowStats:
     """n observations whose mean negative mass is ``share`` (labels: the negative ones first)."""
-    n_neg = round(n * share)
-    return WindowStats(1, n, {"angry": 0, "happy": n - n_neg, "relaxed": 0, "sad": n_neg}, share * n,
-                       {"angry": 0.0, "happy": (1 - share) * n, "relaxed": 0.0, "sad": share * n},
-                       NOW - timedelta(seconds=590), NOW)
+    return window_stats(n, share, NOW, 590)
 
 
 def test_negative_labels_match_the_emotion_scheme() -> None:

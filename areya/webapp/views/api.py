@@ -16,13 +16,13 @@ from areya.db.models import ALERT_OPEN_STATES, Alert, AlertEvent, Bed, BedAssign
 from areya.db.types import utcnow
 from areya.webapp import alert_actions
 from areya.webapp.access import (
+    alert_scope_ward,
     parse_id,
     require_alert,
     require_alert_action,
     require_patient,
     require_ward,
 )
-from areya.webapp.alert_cards import alert_scope_ward
 from areya.webapp.forms import MAX_TEXT
 from areya.webapp.openapi import openapi_document
 from areya.webapp.security import ALL_ROLES, CLINICAL, public, roles

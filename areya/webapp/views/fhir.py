@@ -18,7 +18,7 @@ from werkzeug.wrappers import Response
 from areya.db.models import Alert, Bed, BedAssignment, Observation, ObservationMinute, Patient
 from areya.db.types import utcnow
 from areya.integrations.fhir import resources as fhir
-from areya.webapp.access import alert_scope_ward_id, parse_id, patient_ward_id, require_patient, require_ward
+from areya.webapp.access import alert_scope_ward, parse_id, patient_ward_id, require_patient, require_ward
 from areya.webapp.security import CLINICAL, roles
 from areya.webapp.services import audit, db, user_ward_ids
 
@@ -328,10 +328,9 @@ def flag_search() -> Response:
         query = select(Alert).order_by(Alert.opened_at.desc(), Alert.id.desc())
         if row is not None:
             query = query.where(Alert.patient_id == row.id)
+        if g.user.role != "admin":  # a patient's alert follows the patient (see access.alert_scope_ward_id)
+            query = query.where(alert_scope_ward().in_(user_ward_ids()))
         alerts = list(db().scalars(query))
-        if g.user.role != "admin":
-            wards = user_ward_ids()
-            alerts = [a for a in alerts if alert_scope_ward_id(db(), a) in wards]
         body = _bundle("Flag", [fhir.flag_resource(a) for a in alerts], count, offset)
         page = alerts[offset:offset + count]
         audit("fhir.flag.search", patient_ids=[a.patient_id for a in page if a.patient_id is not None],

@@ -21,6 +21,7 @@ from areya.camera.sources import EndOfStream, SourceError, open_source, parse_so
 from areya.camera.synthetic import Scenario, SyntheticWard, parse_synthetic_uri, ward_from_uri
 from areya.comms.frames import DROP_UNPUBLISHED, FramePublisher, decode_fields, read_counters
 from areya.comms.redis_server import EmbeddedRedis
+from areya.db.engine import write_scope
 from areya.db.models import Camera
 
 
@@ -231,7 +232,7 @@ def test_ingest_reads_enabled_cameras_from_the_db_and_writes_their_health(
     try:
         assert wait_until(lambda: _counts(rclient, demo.camera_id)[0] >= 3)
         reader = service.readers[demo.camera_id]
-        with session_factory() as session, session.begin():
+        with write_scope(session_factory) as session:  # the service writes health meanwhile: BEGIN IMMEDIATE
             session.get(Camera, demo.camera_id).enabled = False
         assert wait_until(lambda: not service.readers)  # a disabled camera's reader is stopped
         reader.join(5)
@@ -268,7 +269,7 @@ def test_ingest_keeps_running_and_reloading_cameras_after_its_files_end(
         assert wait_until(service.all_files_ended, timeout=30)
         time.sleep(0.5)
         assert service._thread is not None and service._thread.is_alive()  # not exited: the files ended
-        with session_factory() as session, session.begin():
+        with write_scope(session_factory) as session:
             admin.add_camera(session, ward, "live", "synthetic:beds=1,width=160,height=120,face_size=40", 5.0)
         assert wait_until(lambda: len(service.readers) == 2, timeout=30)  # camera changes still picked up
     finally:

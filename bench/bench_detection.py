@@ -68,6 +68,7 @@ ZONES = {"zone_mode": "zones"}
 RAW_BOX = {"box_scale": 1.0, "box_shift": 0.0}  # BlazeFace's box as the network gives it (the default)
 CAL_BOX = {"box_scale": 1.1, "box_shift": -0.05}  # blazeface.CALIBRATED_BOX: boxes in the bench's label convention
 NO_REDETECT = {"redetect_roll": 0}  # rolled faces are not looked at again in a turned window
+NO_TURNS = {"zone_turns": "none"}  # empty zones are not looked at again turned 90 / 270 degrees
 SAME = {"zone_mode": "zones", "zone_detector": "same"}
 VARIANTS = [
     Variant("haar", "haar", FRAME),
@@ -81,6 +82,9 @@ VARIANTS = [
     Variant("blazeface zones win=384", "blazeface", {"zone_window_px": 384, **ZONES}),
     Variant("blazeface both (default)", "blazeface", {"zone_mode": "both"}),
     Variant("blazeface both no redetect", "blazeface", {"zone_mode": "both", **NO_REDETECT}),
+    Variant("blazeface both no zone turns", "blazeface", {"zone_mode": "both", **NO_TURNS}),
+    Variant("blazeface both zone turns 90/270/45/315", "blazeface", {"zone_mode": "both",
+                                                                    "zone_turns": "90/270/45/315"}),
     Variant("blazeface both calibrated box", "blazeface", {"zone_mode": "both", **CAL_BOX}),
     Variant(f"blazeface rot {ROT3}", "blazeface", {"rotations": ROT3, **FRAME}),
     Variant(f"blazeface zones rot {ROT3}", "blazeface", {"rotations": ROT3, **ZONES}),
@@ -94,6 +98,7 @@ SEQ_VARIANTS = [  # the sequence mode's option sets (``track_pad``: bench only, 
     Variant("both, track=2", "blazeface", {"track": 2, **BOTH}),
     Variant("both, track=4 (default)", "blazeface", {"track": 4, **BOTH}),
     Variant("both track=4 no redetect", "blazeface", {"track": 4, **BOTH, **NO_REDETECT}),
+    Variant("both track=4 no zone turns", "blazeface", {"track": 4, **BOTH, **NO_TURNS}),
     Variant("both track=4 calibrated box", "blazeface", {"track": 4, **BOTH, **CAL_BOX}),
     Variant("both, track=8", "blazeface", {"track": 8, **BOTH}),
     Variant("both, track=4 pad=1.0", "blazeface", {"track": 4, "track_pad": 1.0, **BOTH}),

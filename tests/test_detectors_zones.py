@@ -141,9 +141,9 @@ def test_worker_detects_in_its_cameras_zones(tmp_path: Path) -> None:
     calls: list[tuple[str, int]] = []
 
     class Recording(BrightSquares):
-        def detect_in_zones(self, frame_bgr: np.ndarray, zones: list) -> list[FaceBox]:
+        def detect_in_zones(self, frame_bgr: np.ndarray, zones: list, **kwargs: object) -> list[FaceBox]:
             calls.append(("zones", len(zones)))
-            return super().detect_in_zones(frame_bgr, zones)
+            return super().detect_in_zones(frame_bgr, zones, **kwargs)
 
     det = Recording()
     det.zone_mode = "zones"

@@ -9,7 +9,8 @@ Backends (heavy imports happen only when one is created):
 
 Every backend also takes ``min_face_px`` (faces whose box side is smaller are dropped), ``rotations`` (extra passes
 on the frame turned by these clockwise angles, :mod:`areya.detectors.rotation`), ``zone_mode`` / ``zone_pad``
-(how :meth:`FaceDetector.detect_in_zones` uses a camera's bed zones, :mod:`areya.detectors.zones`) and ``track``
+(how :meth:`FaceDetector.detect_in_zones` uses a camera's bed zones, :mod:`areya.detectors.zones`), ``zone_turns``
+(zone windows without a face looked at turned: patients lying on their side), ``redetect_roll`` and ``track``
 (full zone scans every N-th frame of a camera, tracking the faces between: :mod:`areya.detectors.tracking`).  Services
 build their detector with :func:`detector_from_settings` (the ``detector`` and ``detector_options`` settings, and
 a camera's own ``detector_options`` laid over them); the worker keeps one per distinct option set
@@ -23,7 +24,14 @@ from typing import Any
 
 import numpy as np
 
-from areya.detectors.base import DEFAULT_ZONE_MODE, DEFAULT_ZONE_PAD, FaceBox, FaceDetector, validate_frame
+from areya.detectors.base import (
+    DEFAULT_ZONE_MODE,
+    DEFAULT_ZONE_PAD,
+    DEFAULT_ZONE_TURNS,
+    FaceBox,
+    FaceDetector,
+    validate_frame,
+)
 from areya.detectors.crop import DEFAULT_MARGIN, crop_face
 from areya.detectors.options import (
     MAX_TRACK,
@@ -31,6 +39,7 @@ from areya.detectors.options import (
     check_camera_options,
     check_options,
     parse_rotations,
+    parse_turns,
     parse_zone_mode,
     valid_options,
 )
@@ -92,6 +101,7 @@ def create_detector(
     zone_detector: str = "auto",
     track: int = DEFAULT_TRACK,
     redetect_roll: int = REDETECT_ROLL,
+    zone_turns: Sequence[int] | str | int = DEFAULT_ZONE_TURNS,
     **opts: Any,
 ) -> FaceDetector:
     """A new detector instance (one per thread).  ``name`` None: :data:`DEFAULT_DETECTOR`.
@@ -103,6 +113,8 @@ def create_detector(
     and then every N-th frame, and only around the faces found last time between (:mod:`areya.detectors.tracking`;
     the detector's ``tracker``).  ``redetect_roll`` (degrees, 0 = off): a face whose eyes say it is rolled that
     much is found again in a window turned upright around it (:func:`areya.detectors.rotation.redetect_rolled`).
+    ``zone_turns`` (clockwise degrees; ``()`` or 0: off): a bed zone where no face was found is looked at again
+    turned by each (:func:`areya.detectors.zones.turned_looks`: patients lying on their side).
     ``opts`` go to the backend.
     Unknown names and bad options raise ``ValueError``; missing model files raise ``RuntimeError``.
     """
@@ -121,6 +133,7 @@ def create_detector(
         raise ValueError(f"redetect_roll must be an integer in [0, 90], got {redetect_roll!r}")
     detector = _wrapped(key, opts, angles, min_face_px)
     detector.redetect_roll = redetect_roll
+    detector.zone_turns = parse_turns(zone_turns)
     detector.zone_mode, detector.zone_pad, detector.zone_window_px = mode, float(zone_pad), zone_window_px
     crop_key = zone_backend(key, zone_detector)
     if crop_key != key:  # zone crops get their own backend, with the options of ours that it takes
@@ -226,6 +239,7 @@ __all__ = [
     "DEFAULT_TRACK",
     "DEFAULT_ZONE_MODE",
     "DEFAULT_ZONE_PAD",
+    "DEFAULT_ZONE_TURNS",
     "ZONE_MODES",
     "DEFAULT_MARGIN",
     "FaceBox",

@@ -12,6 +12,7 @@ import numpy as np
 
 DEFAULT_ZONE_MODE = "both"  # what FaceDetector.detect_in_zones does by default (bench/bench_detection.py)
 DEFAULT_ZONE_PAD = 0.1
+DEFAULT_ZONE_TURNS = (90, 270)  # empty bed zones looked at again turned by these (bench/bench_detection.py)
 
 
 @dataclass(frozen=True)
@@ -133,6 +134,7 @@ class FaceDetector(abc.ABC):
     zone_window_px: int = 0
     crop_detector: FaceDetector | None = None  # run on zone crops instead of this one (zone_detector option)
     redetect_roll: int = 0  # rolled faces found again upright (areya.detectors.rotation.redetect_rolled); 0: off
+    zone_turns: tuple[int, ...] = ()  # empty zones looked at again turned by these clockwise degrees
 
     @abc.abstractmethod
     def detect(self, frame_bgr: np.ndarray) -> list[FaceBox]:
@@ -142,14 +144,17 @@ class FaceDetector(abc.ABC):
         """Faces of several frames, one list per frame (backends may override to batch)."""
         return [self.detect(f) for f in frames]
 
-    def detect_in_zones(self, frame_bgr: np.ndarray, zones: Sequence[Any]) -> list[FaceBox]:
+    def detect_in_zones(self, frame_bgr: np.ndarray, zones: Sequence[Any], *,
+                        turns: Sequence[int] | None = None) -> list[FaceBox]:
         """Faces of a frame using its bed zones (normalized ``x0, y0, x1, y1``) as :attr:`zone_mode` says:
-        ``frame`` whole frame only, ``zones`` each zone's crop only, ``both``; see :mod:`areya.detectors.zones`."""
+        ``frame`` whole frame only, ``zones`` each zone's crop only, ``both``; see :mod:`areya.detectors.zones`.
+        ``turns``: the turned looks at windows without a face (None: :attr:`zone_turns`)."""
         from areya.detectors.zones import detect_in_zones
 
         return detect_in_zones(
             self, frame_bgr, zones, mode=self.zone_mode, pad=self.zone_pad, window_px=self.zone_window_px,
             crop_detector=self.crop_detector, redetect_roll=self.redetect_roll,
+            turns=self.zone_turns if turns is None else turns,
         )
 
     def close(self) -> None:  # noqa: B027 - optional hook

@@ -117,52 +117,69 @@ REDETECT_ROLL = 20  # default redetect_roll: faces whose eyes say they are rolle
 REDETECT_WINDOW = 2.0  # the turned window around such a face: this many times its box side
 
 
+def find_upright(detector: FaceDetector, frame: np.ndarray, centre: tuple[float, float], side: int,
+                 roll: float) -> FaceBox | None:
+    """The face nearest ``centre`` in a ``side`` x ``side`` window around it turned ``roll`` degrees clockwise
+    (so a face rolled that much is upright there), or None when ``detector`` finds none within a quarter of the
+    side from the window's centre.  The box (the face's own size, as the detector boxes an upright face) is
+    mapped back to frame pixels around the found centre, with ``roll`` and the eyes mapped back."""
+    import cv2
+
+    h, w = frame.shape[:2]
+    side = max(8, int(side))
+    cx, cy = centre
+    m = cv2.getRotationMatrix2D((cx, cy), -roll, 1.0)  # turns the face clockwise by its roll: upright
+    m[0, 2] += side / 2.0 - cx
+    m[1, 2] += side / 2.0 - cy
+    turned = cv2.warpAffine(frame, m, (side, side), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    found = detector.detect(turned)
+    best = min(found, key=lambda b: math.dist(b.center(), (side / 2.0, side / 2.0)), default=None)
+    if best is None or math.dist(best.center(), (side / 2.0, side / 2.0)) > side / 4.0:
+        return None
+    back = cv2.invertAffineTransform(m)
+    bx, by = best.center()
+    fx = back[0, 0] * bx + back[0, 1] * by + back[0, 2]
+    fy = back[1, 0] * bx + back[1, 1] * by + back[1, 2]
+    eyes = None
+    if best.eyes is not None:
+        rx, ry, lx, ly = best.eyes
+        eyes = (float(back[0, 0] * rx + back[0, 1] * ry + back[0, 2]),
+                float(back[1, 0] * rx + back[1, 1] * ry + back[1, 2]),
+                float(back[0, 0] * lx + back[0, 1] * ly + back[0, 2]),
+                float(back[1, 0] * lx + back[1, 1] * ly + back[1, 2]))
+    signed = (roll + 180.0) % 360.0 - 180.0
+    return FaceBox(round(fx - best.w / 2.0), round(fy - best.h / 2.0), best.w, best.h, best.score, signed,
+                   eyes).clip(w, h)
+
+
 def redetect_rolled(detector: FaceDetector, frame_bgr: np.ndarray, faces: Sequence[FaceBox],
                     min_roll: float = REDETECT_ROLL, window: float = REDETECT_WINDOW) -> list[FaceBox]:
     """``faces`` with each rolled one found again upright: a face whose eye line (:meth:`FaceBox.eye_roll`) is
     ``min_roll`` degrees or more from its ``roll`` is looked for by ``detector`` in a square window of ``window`` x
-    its box side around its centre, turned by that eye roll so the face is upright; the detection nearest the
-    window's centre (within a quarter of its side) replaces it: its box (the face's own size, as the
-    detector boxes an upright face) around its centre mapped back to frame pixels, ``roll`` the eye roll, eyes
-    mapped back, the score kept.  A face not found again stays as it was.  ``min_roll`` 0: ``faces`` unchanged.
+    its box side around its centre, turned by that eye roll so the face is upright (:func:`find_upright`); the
+    detection found there replaces it (its score kept from the first pass; its eyes, when it has them, also give
+    the roll: those of a face seen nearly upright are more reliable than the first pass's).  A face not found again
+    stays as it was.  ``min_roll`` 0: ``faces`` unchanged.
 
     An upright pass boxes a face rolled 45-90 degrees loosely (too small, or the bounds of the turned face); the
     second look costs one detector pass on a small window per rolled face.
     """
     if min_roll <= 0 or not faces:
         return list(faces)
-    import cv2
-
     frame = validate_frame(frame_bgr)
-    h, w = frame.shape[:2]
     out = []
     for face in faces:
         roll = face.eye_roll(max_offset=180.0)
         if roll is None or abs((roll - face.roll + 180.0) % 360.0 - 180.0) < min_roll:
             out.append(face)
             continue
-        side = max(8, round(window * max(face.w, face.h)))
-        cx, cy = face.center()
-        m = cv2.getRotationMatrix2D((cx, cy), -roll, 1.0)  # turns the face clockwise by its roll: upright
-        m[0, 2] += side / 2.0 - cx
-        m[1, 2] += side / 2.0 - cy
-        turned = cv2.warpAffine(frame, m, (side, side), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        found = detector.detect(turned)
-        best = min(found, key=lambda b: math.dist(b.center(), (side / 2.0, side / 2.0)), default=None)
-        if best is None or math.dist(best.center(), (side / 2.0, side / 2.0)) > side / 4.0:
+        found = find_upright(detector, frame, face.center(), round(window * max(face.w, face.h)), roll)
+        if found is None:
             out.append(face)
             continue
-        back = cv2.invertAffineTransform(m)
-        bx, by = best.center()
-        fx = back[0, 0] * bx + back[0, 1] * by + back[0, 2]
-        fy = back[1, 0] * bx + back[1, 1] * by + back[1, 2]
-        eyes = face.eyes
-        if best.eyes is not None:
-            rx, ry, lx, ly = best.eyes
-            eyes = (float(back[0, 0] * rx + back[0, 1] * ry + back[0, 2]),
-                    float(back[1, 0] * rx + back[1, 1] * ry + back[1, 2]),
-                    float(back[0, 0] * lx + back[0, 1] * ly + back[0, 2]),
-                    float(back[1, 0] * lx + back[1, 1] * ly + back[1, 2]))
-        out.append(FaceBox(round(fx - best.w / 2.0), round(fy - best.h / 2.0), best.w, best.h, face.score,
-                           roll, eyes).clip(w, h))
+        again = FaceBox(found.x, found.y, found.w, found.h, face.score, roll,
+                        found.eyes if found.eyes is not None else face.eyes)
+        # the eyes of the face seen (nearly) upright are the reliable ones: their roll, if plausible, is the face's
+        refined = again.eye_roll(max_offset=45.0) if found.eyes is not None else None
+        out.append(again if refined is None else FaceBox(*again.as_tuple(), again.score, refined, again.eyes))
     return out

@@ -12,6 +12,10 @@ tracking window is kept only if its centre lies in a zone (that bed's face, as i
 found again is dropped until the next full scan, and a face that appears meanwhile is found by the next full scan
 (or by the whole-frame pass when it is large enough).
 
+A full scan's turned looks at windows without a face (the ``zone_turns`` option, :mod:`areya.detectors.zones`)
+take one of the angles per scan, in turn (:func:`scan_turns`): a patient lying on the side is found within two
+full scans with the default ``90/270``, at half the cost per scan, and is then tracked in a window turned upright.
+
 State is per camera and never shared: :meth:`ZoneTracker.detect` takes the camera's key (the worker passes the
 camera id; callers without one get the full scan every time).  A camera is scanned in full again at once when
 its zone set or frame size changes, or after :data:`TRACK_IDLE_S` seconds without frames; cameras idle that long
@@ -30,7 +34,7 @@ import numpy as np
 
 from areya.detectors.base import FaceBox, validate_frame
 from areya.detectors.merge import merge_faces
-from areya.detectors.rotation import redetect_rolled
+from areya.detectors.rotation import find_upright, redetect_rolled
 from areya.detectors.zones import Window, centre_in, crop_box_to_frame, zone_pixels, zone_rect
 
 if TYPE_CHECKING:
@@ -41,6 +45,7 @@ TRACK_PAD = 0.5  # a tracking window reaches this many face sides beyond the fac
 MIN_TRACK_WINDOW = 48  # pixels: a tracking window is at least this wide (tiny boxes get some context)
 TRACK_IDLE_S = 10.0  # a camera without frames this long is forgotten (its next frame gets the full scan)
 MAX_CAMERAS = 4096  # cameras remembered at most per detector instance
+TURNED_TRACK_ROLL = 45  # a face rolled this many degrees or more is tracked in a window turned upright
 
 
 def track_window(box: FaceBox, frame_w: int, frame_h: int, pad: float = TRACK_PAD,
@@ -70,7 +75,8 @@ def track_faces(
     """One tracking frame: ``crop_detector`` (None: ``detector``) on :func:`track_window` of each of ``tracked``
     (faces kept only when their centre lies in one of ``zones``), plus ``detector`` on the whole frame when
     ``mode`` is ``both``; merged, best score first, in frame pixels; rolled faces found again as
-    :func:`areya.detectors.zones.detect_in_zones` does with ``redetect_roll``."""
+    :func:`areya.detectors.zones.detect_in_zones` does with ``redetect_roll``.  A tracked face rolled
+    :data:`TURNED_TRACK_ROLL` degrees or more is looked for in its window turned by its roll (upright)."""
     frame = validate_frame(frame_bgr)
     h, w = frame.shape[:2]
     cores = [c for c in (zone_pixels(z, w, h) for z in zones) if c.w > 0 and c.h > 0]
@@ -78,6 +84,11 @@ def track_faces(
     on_crops = crop_detector or detector
     for prev in tracked:
         win = track_window(prev, w, h, pad)
+        if abs((prev.roll + 180.0) % 360.0 - 180.0) >= TURNED_TRACK_ROLL:  # lying on the side: look upright
+            found = find_upright(on_crops, frame, prev.center(), max(win.w, win.h), prev.roll)
+            if found is not None and any(centre_in(found, core) for core in cores):
+                faces.append(found)
+            continue
         for box in on_crops.detect(frame[win.y : win.y + win.h, win.x : win.x + win.w]):
             mapped = crop_box_to_frame(box, win)
             if any(centre_in(mapped, core) for core in cores):
@@ -91,6 +102,15 @@ class _Camera:
     frames: int  # frames since the last full scan, that one included
     faces: list[FaceBox]  # faces to look for on the next frame (those found whose centre lies in a zone)
     seen: float  # clock time of the last frame
+    scans: int = 0  # full scans of this camera so far (which turned look comes next)
+
+
+def scan_turns(detector: Any, scans: int) -> tuple[int, ...]:
+    """The turned looks of a camera's full scan number ``scans`` (from 0): one of the detector's ``zone_turns`` in
+    turn, so each full scan costs one turned look per window without a face, not one per angle (a face lying on
+    its side is found within ``len(zone_turns)`` full scans, and then tracked upright)."""
+    turns = tuple(getattr(detector, "zone_turns", ()))
+    return (turns[scans % len(turns)],) if turns else ()
 
 
 class ZoneTracker:
@@ -151,9 +171,11 @@ class ZoneTracker:
         self._expire(now)
         key = (rects, (w, h), mode)
         state = self._cameras.get(camera)
+        scans = 0 if state is None or state.key != key else state.scans
         if state is None or state.key != key or state.frames >= self.every:
-            faces = list(detector.detect_in_zones(frame, zones))
+            faces = list(detector.detect_in_zones(frame, zones, turns=scan_turns(detector, scans)))
             frames = 1
+            scans += 1
             self.scans += 1
         else:
             faces = track_faces(detector, frame, rects, state.faces, mode=mode,
@@ -162,7 +184,7 @@ class ZoneTracker:
             frames = state.frames + 1
             self.tracked += 1
         in_zones = [f for f in faces if any(centre_in(f, core) for core in cores)]
-        self._cameras[camera] = _Camera(key, frames, in_zones, now)
+        self._cameras[camera] = _Camera(key, frames, in_zones, now, scans)
         self._cameras.move_to_end(camera)
         while len(self._cameras) > self.max_cameras:
             self._cameras.popitem(last=False)

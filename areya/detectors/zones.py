@@ -10,6 +10,11 @@ letterboxes every view into its square input, so a window is shrunk at most that
 
 Modes (the ``zone_mode`` detector option): ``frame`` (whole frame only), ``zones`` (zone crops only; a camera
 without zones gets the whole frame), ``both`` (whole frame and zone crops, merged).
+
+Turned looks (the ``zone_turns`` option, clockwise degrees; default 90 and 270): a zone window where no face was
+found is looked at again turned by each angle, so a patient lying on the side (the face rolled 45-90 degrees,
+which an upright pass misses) is found; such a face comes back with its ``roll`` set.  It costs detector passes
+only on windows without a face (an empty bed, or a face the upright passes missed).
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import numpy as np
 from areya.detectors.base import DEFAULT_ZONE_PAD, FaceBox, validate_frame
 from areya.detectors.merge import merge_faces
 from areya.detectors.options import ZONE_MODES
-from areya.detectors.rotation import redetect_rolled
+from areya.detectors.rotation import box_from_rotated, find_upright, redetect_rolled, rotate_frame
 
 if TYPE_CHECKING:
     from areya.detectors.base import FaceDetector
@@ -32,6 +37,8 @@ if TYPE_CHECKING:
 MAX_ASPECT = 1.5  # a padded zone longer than this many times its width is split into square windows
 WINDOW_OVERLAP = 1 / 3  # neighbouring windows share at least this share of their side
 MAX_WINDOW = 480  # largest window side for a detector of unknown input size (Haar)
+TURNED_MIN_SCORE = 0.5  # a face found in a turned look counts from this score (the bench: false faces score lower)
+CONFIRM_WINDOW = 2.0  # a turned look's face is seen again in a window this many times its side
 INPUT_TIMES = 2  # auto window side: this many times the detector's input (384 px for BlazeFace full range)
 
 
@@ -130,6 +137,7 @@ def detect_in_zones(
     window_px: int = 0,
     crop_detector: FaceDetector | None = None,
     redetect_roll: float = 0,
+    turns: Sequence[int] = (),
 ) -> list[FaceBox]:
     """Faces in ``frame_bgr`` found as ``mode`` says (see the module doc), in frame pixels, best score first.
 
@@ -137,6 +145,8 @@ def detect_in_zones(
     :func:`auto_window` of that detector).  A face found in a zone's crop is kept only if its centre lies in that
     zone (not in the padding).  ``redetect_roll`` > 0: faces whose eyes say they are rolled that many degrees or
     more are found again by ``crop_detector`` in a turned window (:func:`areya.detectors.rotation.redetect_rolled`).
+    ``turns`` (clockwise degrees): a zone window holding no face after that is looked at turned by each
+    (:func:`turned_looks`); not in ``frame`` mode.
     """
     if mode not in ZONE_MODES:
         raise ValueError(f"zone mode must be one of {', '.join(ZONE_MODES)}, got {mode!r}")
@@ -155,4 +165,41 @@ def detect_in_zones(
                 mapped = crop_box_to_frame(box, win)
                 if centre_in(mapped, core):
                     faces.append(mapped)
-    return redetect_rolled(on_crops, frame, merge_faces(faces), redetect_roll)
+    faces = merge_faces(faces)
+    if turns:
+        faces = merge_faces(faces + turned_looks(on_crops, frame, cores, faces, turns, pad, side))
+    return redetect_rolled(on_crops, frame, faces, redetect_roll)
+
+
+def turned_looks(detector: FaceDetector, frame: np.ndarray, zones: Sequence[tuple[Any, Window]],
+                 found: Sequence[FaceBox], turns: Sequence[int], pad: float, side: int,
+                 min_score: float = TURNED_MIN_SCORE) -> list[FaceBox]:
+    """Faces in the windows of ``zones`` (``(zone, core)`` pairs) that hold no face of ``found``: each such
+    window is turned clockwise by each of ``turns`` degrees until ``detector`` finds a face there whose centre
+    lies in the zone's core and whose score is at least ``min_score``; returned in frame pixels with ``roll`` the
+    turn that makes them upright."""
+    h, w = frame.shape[:2]
+    out: list[FaceBox] = []
+    for zone, core in zones:
+        for win in zone_windows(zone, w, h, pad, side):
+            if any(centre_in(f, win) for f in found):
+                continue
+            crop = frame[win.y : win.y + win.h, win.x : win.x + win.w]
+            for angle in turns:
+                turned, matrix = rotate_frame(crop, angle)
+                hits = [mapped for box in detector.detect(turned) if box.score >= min_score
+                        for mapped in [crop_box_to_frame(box_from_rotated(box, matrix, angle).clip(win.w, win.h),
+                                                          win)]
+                        if centre_in(mapped, core)]
+                hits = [f for f in hits if _confirmed(detector, frame, f)]
+                if hits:
+                    out.extend(hits)
+                    break
+    return out
+
+
+def _confirmed(detector: FaceDetector, frame: np.ndarray, face: FaceBox) -> bool:
+    """A face from a turned look seen again in a second view: a window of :data:`CONFIRM_WINDOW` x its side
+    turned by its roll (another scale and context than the zone window: false faces in bedding seldom survive)."""
+    side = round(CONFIRM_WINDOW * max(face.w, face.h))
+    return find_upright(detector, frame, face.center(), side, face.roll) is not None

@@ -238,6 +238,14 @@ def test_ingest_until_end_exits_1_when_a_video_file_is_missing(settings: Setting
     assert status == "error" and error.startswith(f"video file not found: {deleted} (video file given up")
 
 
+def test_ingest_until_end_without_enabled_cameras_exits_1_at_once(settings: Settings) -> None:
+    env = _env(settings)
+    runner = CliRunner()
+    assert runner.invoke(cli, ["db", "upgrade"], env=env).exit_code == 0
+    result = runner.invoke(cli, ["ingest", "--until-end", "--duration", "60"], env=env)
+    assert result.exit_code == 1 and "no enabled cameras to read" in result.output, result.output
+
+
 def test_an_ended_file_camera_is_not_offline(session) -> None:  # noqa: ANN001 - the conftest session fixture
     from areya import admin
     from areya.alerts.cameras import evaluate_cameras

@@ -66,6 +66,9 @@ def ingest(camera_ids: tuple[int, ...], duration: float | None, until_end: bool)
                                                                                 list(camera_ids))})
         if missing:
             raise click.ClickException(f"unknown camera id {', '.join(map(str, missing))}")
+    elif until_end and not load_cameras(app.session_factory()):  # nothing would ever end: say so, do not wait
+        raise click.ClickException("no enabled cameras to read (--until-end needs at least one): add one with "
+                                   "'areya camera add' or enable one with 'areya camera enable WARD/CAMERA'")
     client = connect(settings, socket_connect_timeout=2, socket_timeout=5)
     service = IngestService(client, stream=settings.frame_stream, maxlen=settings.stream_maxlen,
                             jpeg_quality=settings.jpeg_quality, snapshot_ttl_s=settings.snapshot_ttl_s,

@@ -15,7 +15,7 @@ from areya.emotion.evaluate import evaluate, four_of_seven
 from areya.emotion.inference import EmotionClassifier, prepare_crops, resolve_model_path
 from areya.emotion.network import masked_categorical_crossentropy
 from areya.emotion.schemes import AREYA4_CLASSES, FER7_CLASSES
-from areya.emotion.train import train, training_targets
+from areya.emotion.train import class_weights, train, training_targets
 from areya.emotion.train_config import TrainConfig
 
 keras = pytest.importorskip("keras")
@@ -57,6 +57,32 @@ def test_training_targets_mask_images_outside_the_4_class_scheme():
     assert y["emotion4"][1].sum() == 0  # disgust: no 4-class target
     assert y["emotion4"][2].argmax() == AREYA4_CLASSES.index("relaxed")
     np.testing.assert_allclose(y["emotion4"][[0, 2]].sum(axis=1), 1.0, rtol=1e-6)
+
+
+def test_class_weights_favour_rare_classes_and_average_one_over_the_faces():
+    labels7 = np.repeat(np.arange(7), [40, 4, 40, 80, 40, 20, 0])  # one class rare, one absent
+    np.testing.assert_array_equal(class_weights(labels7, 0.0), np.ones(7))
+    w = class_weights(labels7, 0.5)
+    assert w[6] == 0 and w[1] > w[5] > w[0] > w[3] > 0  # rarer classes weigh more
+    assert w[1] / w[3] == pytest.approx((80 / 4) ** 0.5, rel=1e-5)
+    assert float(w[labels7].mean()) == pytest.approx(1.0, rel=1e-5)
+    with pytest.raises(ValueError, match="class_weight_power"):
+        TrainConfig.from_dict({"class_weight_power": 1.5})
+
+
+def test_weighted_targets_scale_each_faces_7_class_loss_by_its_class_weight():
+    labels7 = np.array([FER7_CLASSES.index(c) for c in ("angry", "disgust")])
+    weights = np.ones(7, np.float32)
+    weights[FER7_CLASSES.index("disgust")] = 3.0
+    plain, weighted = training_targets(labels7, 0.1), training_targets(labels7, 0.1, weights)
+    np.testing.assert_allclose(weighted["emotion7"][0], plain["emotion7"][0])
+    np.testing.assert_allclose(weighted["emotion7"][1], 3.0 * plain["emotion7"][1])
+    np.testing.assert_array_equal(weighted["emotion4"], plain["emotion4"])  # the 4-class head is not weighted
+    probs = np.full((2, 7), 1 / 7, np.float32)
+    loss = keras.losses.CategoricalCrossentropy(reduction=None)
+    plain_loss = np.asarray(loss(plain["emotion7"], probs))
+    weighted_loss = np.asarray(loss(weighted["emotion7"], probs))
+    np.testing.assert_allclose(weighted_loss, plain_loss * np.array([1.0, 3.0]), rtol=1e-5)
 
 
 def _head_gradient(loss_fn, targets: np.ndarray) -> np.ndarray:

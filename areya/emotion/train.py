@@ -29,18 +29,35 @@ CONFIG_FILE = "config.toml"
 HISTORY_FILE = "history.json"
 
 
-def training_targets(labels7: np.ndarray, smoothing: float) -> dict[str, np.ndarray]:
+def class_weights(labels7: np.ndarray, power: float) -> np.ndarray:
+    """Per-class weights (FER order) ``(n_c / mean n)^-power`` over the classes present, scaled so the faces'
+    weights average 1 (a class without faces gets 0); ``power`` 0: all ones."""
+    counts = np.bincount(labels7, minlength=SCHEME7.size).astype(np.float64)
+    if power == 0 or labels7.size == 0:
+        return np.ones(SCHEME7.size, np.float32)
+    present = counts > 0
+    weights = np.zeros(SCHEME7.size)
+    weights[present] = (counts[present] / counts[present].mean()) ** -power
+    weights /= (weights * counts).sum() / counts.sum()
+    return weights.astype(np.float32)
+
+
+def training_targets(labels7: np.ndarray, smoothing: float, weights7: np.ndarray | None = None
+                     ) -> dict[str, np.ndarray]:
     """One-hot targets for both heads, label-smoothed.
 
     Images outside the 4-class scheme get an all-zero 4-class row, so they add
     nothing to that head's cross-entropy: the 4-class head learns from angry,
-    happy, neutral (relaxed) and sad faces only.
+    happy, neutral (relaxed) and sad faces only.  ``weights7`` (per class, :func:`class_weights`) scales each
+    face's 7-class row: cross-entropy is linear in the target, so that face's 7-class loss is scaled alike.
     """
     from areya.emotion.network import OUTPUT4, OUTPUT7
 
     n = labels7.shape[0]
     y7 = np.full((n, SCHEME7.size), smoothing / SCHEME7.size, np.float32)
     y7[np.arange(n), labels7] += 1.0 - smoothing
+    if weights7 is not None:
+        y7 *= np.asarray(weights7, np.float32)[labels7][:, None]
     labels4 = fer7_to_scheme_labels(labels7, SCHEME4)
     inside = labels4 >= 0
     y4 = np.zeros((n, SCHEME4.size), np.float32)
@@ -181,8 +198,12 @@ def _fit(
         loss_weights={OUTPUT7: cfg.loss_weight_7, OUTPUT4: cfg.loss_weight_4},
         metrics={OUTPUT7: ["accuracy"], OUTPUT4: ["accuracy"]},
     )
+    weights7 = class_weights(train_data.labels7, cfg.class_weight_power) if cfg.class_weight_power else None
+    if weights7 is not None:
+        report("7-class loss weights: " + ", ".join(f"{c} {w:.2f}" for c, w in zip(SCHEME7.classes, weights7,
+                                                                                    strict=True)))
     batches, epoch_setter = make_training_batches(
-        train_data.images, training_targets(train_data.labels7, cfg.label_smoothing), cfg
+        train_data.images, training_targets(train_data.labels7, cfg.label_smoothing, weights7), cfg
     )
     validation = None
     if val_data is not None and len(val_data):

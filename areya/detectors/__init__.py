@@ -113,7 +113,7 @@ def create_detector(
     and then every N-th frame, and only around the faces found last time between (:mod:`areya.detectors.tracking`;
     the detector's ``tracker``).  ``redetect_roll`` (degrees, 0 = off): a face whose eyes say it is rolled that
     much is found again in a window turned upright around it (:func:`areya.detectors.rotation.redetect_rolled`).
-    ``zone_turns`` (clockwise degrees; ``()`` or 0: off): a bed zone where no face was found is looked at again
+    ``zone_turns`` (clockwise degrees; ``()`` or 0: off): a zone window holding no face is looked at again
     turned by each (:func:`areya.detectors.zones.turned_looks`: patients lying on their side).
     ``opts`` go to the backend.
     Unknown names and bad options raise ``ValueError``; missing model files raise ``RuntimeError``.

@@ -12,7 +12,7 @@ import numpy as np
 
 DEFAULT_ZONE_MODE = "both"  # what FaceDetector.detect_in_zones does by default (bench/bench_detection.py)
 DEFAULT_ZONE_PAD = 0.1
-DEFAULT_ZONE_TURNS = (90, 270)  # empty bed zones looked at again turned by these (bench/bench_detection.py)
+DEFAULT_ZONE_TURNS = (90, 270)  # zone windows without a face looked at turned by these (bench_detection.py)
 
 
 @dataclass(frozen=True)
@@ -134,7 +134,7 @@ class FaceDetector(abc.ABC):
     zone_window_px: int = 0
     crop_detector: FaceDetector | None = None  # run on zone crops instead of this one (zone_detector option)
     redetect_roll: int = 0  # rolled faces found again upright (areya.detectors.rotation.redetect_rolled); 0: off
-    zone_turns: tuple[int, ...] = ()  # empty zones looked at again turned by these clockwise degrees
+    zone_turns: tuple[int, ...] = ()  # zone windows without a face looked at turned by these (degrees cw)
 
     @abc.abstractmethod
     def detect(self, frame_bgr: np.ndarray) -> list[FaceBox]:

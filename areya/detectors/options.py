@@ -66,7 +66,8 @@ def parse_rotations(value: Any) -> tuple[int, ...]:
 
 
 def parse_turns(value: Any) -> tuple[int, ...]:
-    """Turns for empty zones: angles as :func:`parse_rotations` reads them, 0 left out; ``0`` or ``none``: off."""
+    """Turns for zone windows without a face: angles as :func:`parse_rotations` reads them, 0 left out; ``0``
+    or ``none``: off."""
     if value is None or (isinstance(value, str) and value.strip().lower() in ("none", "off", "")) or (
             isinstance(value, list | tuple) and not value):
         return ()
@@ -81,7 +82,7 @@ GENERIC_OPTIONS: dict[str, OptionParser] = {
     "zone_window_px": _int_range(0, 4096),  # largest zone crop side, pixels (0 = twice the detector's input)
     "zone_detector": parse_zone_detector,  # backend run on zone crops: auto, same or a backend name
     "rotations": parse_rotations,  # clockwise angles the frame is turned by for extra passes (0 = upright)
-    "zone_turns": parse_turns,  # a zone where no face was found is looked at turned by these (0 / none: off)
+    "zone_turns": parse_turns,  # zone windows without a face are looked at turned by these (none: off)
     "redetect_roll": _int_range(0, 90),  # faces rolled this many degrees (eye line) are found again upright; 0 = off
     "track": _int_range(0, MAX_TRACK),  # full zone scan every N-th frame of a camera, tracking between (0/1: always)
 }

@@ -175,9 +175,9 @@ def turned_looks(detector: FaceDetector, frame: np.ndarray, zones: Sequence[tupl
                  found: Sequence[FaceBox], turns: Sequence[int], pad: float, side: int,
                  min_score: float = TURNED_MIN_SCORE) -> list[FaceBox]:
     """Faces in the windows of ``zones`` (``(zone, core)`` pairs) that hold no face of ``found``: each such
-    window is turned clockwise by each of ``turns`` degrees until ``detector`` finds a face there whose centre
-    lies in the zone's core and whose score is at least ``min_score``; returned in frame pixels with ``roll`` the
-    turn that makes them upright."""
+    window is turned clockwise by each of ``turns`` degrees until ``detector`` finds faces there that lie in the
+    zone's core (by their centre), score at least ``min_score`` and are seen again in a second view
+    (:func:`_confirmed`); returned in frame pixels, with ``roll`` the turn that makes them upright."""
     h, w = frame.shape[:2]
     out: list[FaceBox] = []
     for zone, core in zones:
@@ -187,11 +187,13 @@ def turned_looks(detector: FaceDetector, frame: np.ndarray, zones: Sequence[tupl
             crop = frame[win.y : win.y + win.h, win.x : win.x + win.w]
             for angle in turns:
                 turned, matrix = rotate_frame(crop, angle)
-                hits = [mapped for box in detector.detect(turned) if box.score >= min_score
-                        for mapped in [crop_box_to_frame(box_from_rotated(box, matrix, angle).clip(win.w, win.h),
-                                                          win)]
-                        if centre_in(mapped, core)]
-                hits = [f for f in hits if _confirmed(detector, frame, f)]
+                hits = []
+                for box in detector.detect(turned):
+                    if box.score < min_score:
+                        continue
+                    face = crop_box_to_frame(box_from_rotated(box, matrix, angle).clip(win.w, win.h), win)
+                    if centre_in(face, core) and _confirmed(detector, frame, face):
+                        hits.append(face)
                 if hits:
                     out.extend(hits)
                     break

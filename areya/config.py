@@ -158,6 +158,18 @@ def _choice(*options: str, upper: bool = False) -> Callable[[Any], str]:
     return parse
 
 
+def _identifier_system(value: Any) -> str:
+    """A FHIR identifier system: an absolute URI (``urn:...``, ``http(s)://...``) without spaces or ``|``."""
+    text = _non_empty(value)
+    if any(c.isspace() for c in text) or "|" in text:
+        raise ValueError(f"must be a URI without spaces or '|', got {text!r}")
+    scheme, sep, rest = text.partition(":")
+    if not sep or not rest or scheme.lower() not in ("urn", "http", "https") or (
+            scheme.lower() != "urn" and not rest.startswith("//")):
+        raise ValueError(f"must be an absolute URI such as urn:oid:1.2.3 or https://hospital.example/mrn, got {text!r}")
+    return text
+
+
 def _non_empty(value: Any) -> str:
     text = _parse_str(value)
     if not text:
@@ -612,6 +624,11 @@ class Settings:
     )
     adt_assigning_authority: str = _setting(
         "", _parse_str, "adt", "Assigning authority (PID-3.4) whose MRN is used; empty = the first PID-3 identifier."
+    )
+    mrn_system: str = _setting(
+        "urn:areya:mrn", _identifier_system, "adt",
+        "FHIR identifier system of the hospital's MRNs (e.g. urn:oid:... or https://hospital.example/mrn): the "
+        "Patient resources' identifier and the system /fhir/Patient?identifier= searches accept.",
     )
     adt_tls_cert: str = _setting(
         "", _file_or_empty, "adt", "PEM certificate (chain) of the ADT listener; empty = plain TCP."

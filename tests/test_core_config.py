@@ -106,6 +106,10 @@ def test_env_values_are_parsed(tmp_path: Path) -> None:
         ("login_rate_limit", "lots", "must look like"),
         ("login_rate_limit", "0/minute", ">= 1"),
         ("web_host", "bad host!", "host name"),
+        ("mrn_system", "hospital mrn", "without spaces"),
+        ("mrn_system", "mrn-numbers", "absolute URI"),
+        ("mrn_system", "ftp://hospital.example/mrn", "absolute URI"),
+        ("mrn_system", "urn:oid:1.2|3", "without spaces or '|'"),
     ],
 )
 def test_invalid_values_name_the_env_var(tmp_path: Path, key: str, value: str, fragment: str) -> None:

@@ -67,6 +67,23 @@ def test_patient_read_and_search_are_ward_scoped(world: World) -> None:
     assert get(world, "nurse", "/fhir/Patient?identifier=MRN003")["total"] == 0  # exists, but not in ICU
 
 
+def test_the_hospitals_mrn_system_names_the_identifier_and_is_the_one_searched(world: World) -> None:
+    from areya.webapp.services import EXTENSION
+
+    web = world.app.extensions[EXTENSION]
+    configured = web.settings
+    web.settings = configured.replace(mrn_system="urn:oid:2.16.840.1.113883.3.999.1")
+    try:
+        patient = get(world, "nurse", f"/fhir/Patient/{world.ids['patient_id']}")
+        assert patient["identifier"][0]["system"] == "urn:oid:2.16.840.1.113883.3.999.1"
+        found = get(world, "nurse", "/fhir/Patient?identifier=urn:oid:2.16.840.1.113883.3.999.1|MRN001")
+        assert found["total"] == 1
+        refused = get(world, "nurse", "/fhir/Patient?identifier=urn:areya:mrn|MRN001", status=400)
+        assert "urn:oid:2.16.840.1.113883.3.999.1" in str(refused)
+    finally:
+        web.settings = configured
+
+
 def test_encounter_and_location_of_the_current_bed(world: World) -> None:
     pid = world.ids["patient_id"]
     encounter = get(world, "doctor", f"/fhir/Encounter/{pid}")

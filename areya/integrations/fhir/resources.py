@@ -11,7 +11,7 @@ from typing import Any
 from areya.db.models import LABELS4, Alert, Bed, BedAssignment, Observation, ObservationMinute, Patient, Ward
 
 FHIR_VERSION = "4.0.1"
-MRN_SYSTEM = "urn:areya:mrn"
+MRN_SYSTEM = "urn:areya:mrn"  # the default of the mrn_system setting
 EMOTION_SYSTEM = "urn:areya:emotion4"
 ALERT_SYSTEM = "urn:areya:alert-kind"
 EMOTION7_SYSTEM = "urn:areya:emotion7"
@@ -27,11 +27,12 @@ def iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def patient_resource(patient: Patient) -> dict[str, Any]:
+def patient_resource(patient: Patient, mrn_system: str = MRN_SYSTEM) -> dict[str, Any]:
+    """The FHIR Patient; its MRN identifier in ``mrn_system`` (the ``mrn_system`` setting)."""
     return {
         "resourceType": "Patient",
         "id": str(patient.id),
-        "identifier": [{"use": "usual", "system": MRN_SYSTEM, "value": patient.mrn}],
+        "identifier": [{"use": "usual", "system": mrn_system, "value": patient.mrn}],
         "active": patient.status == "admitted",
         "name": [{"text": patient.display_name}],
     }

@@ -20,7 +20,7 @@ from areya.db.types import utcnow
 from areya.integrations.fhir import resources as fhir
 from areya.webapp.access import alert_scope_ward, parse_id, patient_ward_id, require_patient, require_ward
 from areya.webapp.security import CLINICAL, roles
-from areya.webapp.services import audit, db, user_ward_ids
+from areya.webapp.services import audit, db, services, user_ward_ids
 
 bp = Blueprint("fhir", __name__, url_prefix="/fhir")
 FHIR_JSON = "application/fhir+json"
@@ -185,7 +185,7 @@ def metadata() -> Response:
 def patient_read(patient_id: int) -> Response:
     row = require_patient(patient_id)
     audit("fhir.patient.view", patient_id=row.id, target=f"patient:{row.id}")
-    return _json(fhir.patient_resource(row))
+    return _json(fhir.patient_resource(row, services().settings.mrn_system))
 
 
 @bp.route("/Patient")
@@ -195,13 +195,14 @@ def patient_search() -> Response:
         count, offset = _count_offset()
         query = select(Patient).order_by(Patient.id)
         identifier = request.args.get("identifier")
+        mrn_system = services().settings.mrn_system
         if identifier:
             system, _, value = identifier.rpartition("|")
-            if system and system != fhir.MRN_SYSTEM:
-                raise SearchError(f"identifier system must be {fhir.MRN_SYSTEM}")
+            if system and system != mrn_system:
+                raise SearchError(f"identifier system must be {mrn_system}")
             query = query.where(Patient.mrn == value)
         rows = [p for p in db().scalars(query) if _visible(p.id)]
-        body = _bundle("Patient", [fhir.patient_resource(p) for p in rows], count, offset)
+        body = _bundle("Patient", [fhir.patient_resource(p, mrn_system) for p in rows], count, offset)
         shown = [p.id for p in rows[offset:offset + count]]
         audit("fhir.patient.search", patient_ids=shown, detail={"patients": shown})
         return _json(body)
@@ -251,8 +252,6 @@ def location_read(location_id: str) -> Response:
             abort(404, description=f"no Location {location_id}")
         require_ward(bed.ward_id)
         from areya.integrations.hl7.locations import LocationMap
-        from areya.webapp.services import services
-
         mapped = LocationMap.from_pairs(services().settings.adt_location_map)
         return _json(fhir.bed_location(bed, mapped.location_for(f"{bed.ward.name}/{bed.label}")))
     abort(404, description=f"no Location {location_id} (ids are ward-N and bed-N)")

@@ -16,6 +16,7 @@ from pathlib import Path
 from sqlalchemy import insert
 
 from areya import admin
+from areya.alerts.rules import RuleParams
 from areya.config import load_settings
 from areya.db.engine import create_db_engine, create_session_factory
 from areya.db.migrate import upgrade
@@ -67,6 +68,7 @@ def main() -> None:
         print(f"database: {engine.url.get_backend_name()}; {args.beds} beds x {n} observations = {total} rows "
               f"(inserted in {time.perf_counter() - started:.1f} s)")
 
+    params = RuleParams.from_settings(settings)  # the rule's window and thresholds, as the ward view passes them
     watcher = TileWatcher(ward_id)
     polls, renders = [], []
     with factory() as s:
@@ -83,12 +85,12 @@ def main() -> None:
             t0 = time.perf_counter()
             changed = watcher.poll(s, None, utcnow())
             t1 = time.perf_counter()
-            tiles = load_tiles(s, ward_id, None, utcnow(), changed)
+            tiles = load_tiles(s, ward_id, None, utcnow(), changed, params=params)
         assert len(tiles) == 1, changed
         polls.append(t1 - t0)
         with factory() as s:
             t3 = time.perf_counter()
-            load_tiles(s, ward_id, None, utcnow())
+            load_tiles(s, ward_id, None, utcnow(), params=params)
             renders.append(time.perf_counter() - t3)
     print(f"TileWatcher.poll (one new observation): median {statistics.median(polls) * 1000:.1f} ms, "
           f"max {max(polls) * 1000:.1f} ms")

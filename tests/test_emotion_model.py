@@ -114,6 +114,29 @@ def test_rows_without_a_4_class_target_add_no_gradient():
     )
 
 
+def test_a_weighted_row_scales_the_gradient_with_the_row_cross_entropy_not_with_the_fused_one():
+    # class weights scale 7-class target rows; the gradient must scale alike (the fused softmax cross-entropy
+    # assumes rows summing to 1 and does not: two weighted training runs diverged with it)
+    onehot = np.eye(4, dtype=np.float32)[np.arange(8) % 4] * 0.9 + 0.025
+    np.testing.assert_allclose(
+        _head_gradient(masked_categorical_crossentropy, 3.0 * onehot),
+        3.0 * _head_gradient(masked_categorical_crossentropy, onehot),
+        rtol=1e-4,
+        atol=1e-6,
+    )
+    fused = keras.losses.categorical_crossentropy
+    assert not np.allclose(_head_gradient(fused, 3.0 * onehot), 3.0 * _head_gradient(fused, onehot), atol=1e-4)
+
+
+def test_class_weighted_training_runs_and_reports_its_weights(face_tree: Path, tmp_path: Path):
+    lines: list[str] = []
+    train(TrainConfig(**{**TINY, "class_weight_power": 0.5}), face_tree, tmp_path, run_dir=tmp_path / "run",
+          report=lines.append)
+    assert any(line.startswith("7-class loss weights: angry ") for line in lines)
+    history = json.loads((tmp_path / "history.json").read_text())
+    assert np.isfinite(history["history"]["loss"]).all()
+
+
 def test_one_epoch_training_writes_a_loadable_model(tiny_model: Path):
     assert (tiny_model / "model.keras").is_file()
     assert TrainConfig.from_file(tiny_model / "config.toml").widths == [8, 16]

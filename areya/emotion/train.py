@@ -49,7 +49,8 @@ def training_targets(labels7: np.ndarray, smoothing: float, weights7: np.ndarray
     Images outside the 4-class scheme get an all-zero 4-class row, so they add
     nothing to that head's cross-entropy: the 4-class head learns from angry,
     happy, neutral (relaxed) and sad faces only.  ``weights7`` (per class, :func:`class_weights`) scales each
-    face's 7-class row: cross-entropy is linear in the target, so that face's 7-class loss is scaled alike.
+    face's 7-class row: cross-entropy is linear in the target, so that face's 7-class loss (and, with the row
+    cross-entropy ``masked_categorical_crossentropy`` that weighted training uses, its gradient) is scaled alike.
     """
     from areya.emotion.network import OUTPUT4, OUTPUT7
 
@@ -192,9 +193,12 @@ def _fit(
     keras.utils.set_random_seed(cfg.seed)
     model = build_network(cfg)  # augmentation happens in the batches, so the trained model is the served one
     steps_per_epoch = math.ceil(len(train_data) / cfg.batch_size)
+    # weighted 7-class rows do not sum to 1: Keras's fused cross-entropy would then get the gradient wrong (see
+    # masked_categorical_crossentropy; two weighted runs diverged with it), so they take the row cross-entropy
+    loss7 = masked_categorical_crossentropy if cfg.class_weight_power else keras.losses.CategoricalCrossentropy()
     model.compile(
         optimizer=_optimizer(cfg, steps_per_epoch),
-        loss={OUTPUT7: keras.losses.CategoricalCrossentropy(), OUTPUT4: masked_categorical_crossentropy},
+        loss={OUTPUT7: loss7, OUTPUT4: masked_categorical_crossentropy},
         loss_weights={OUTPUT7: cfg.loss_weight_7, OUTPUT4: cfg.loss_weight_4},
         metrics={OUTPUT7: ["accuracy"], OUTPUT4: ["accuracy"]},
     )

@@ -36,8 +36,7 @@ class TrainConfig:
     loss_weight_7: float = 1.0
     loss_weight_4: float = 1.0
     # rare classes weigh more in the 7-class loss: a face of class c counts (n_c / mean n)^-power (0: all alike;
-    # 0.5 on FER-2013: disgust, 1.5 % of the faces, 3.2x, happy 0.79x - with SGD at 1e-2 that diverged); weights
-    # average 1 over the faces
+    # 0.5 on FER-2013: disgust, 1.5 % of the faces, 3.2x, happy 0.79x); weights average 1 over the faces
     class_weight_power: float = 0.0
     # augmentation
     flip: bool = True

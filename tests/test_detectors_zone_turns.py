@@ -9,12 +9,13 @@ import math
 import cv2
 import numpy as np
 import pytest
-from detector_fakes import WideBlobs
+from detector_fakes import WideBlobs, blob_boxes
 
-from areya.detectors import DEFAULT_ZONE_TURNS, create_detector
+from areya.detectors import DEFAULT_ZONE_TURNS, FaceDetector, create_detector
+from areya.detectors.base import FaceBox
 from areya.detectors.options import check_camera_options, check_options
 from areya.detectors.tracking import ZoneTracker
-from areya.detectors.zones import detect_in_zones
+from areya.detectors.zones import detect_in_zones, turned_looks, zone_pixels
 
 ZONES = [(0.0, 0.0, 0.5, 1.0), (0.5, 0.0, 1.0, 1.0)]  # two beds side by side in a 640 x 480 frame
 
@@ -148,3 +149,36 @@ def test_a_cameras_full_scans_take_the_turns_in_turn() -> None:
     seen.clear()
     tracker.detect(det, frame, ZONES, camera=None)  # no camera, no state: the detector's own turns, all of them
     assert seen == [None] and det.zone_turns == (90, 270)
+
+
+def test_a_turned_look_does_not_take_part_of_a_face_already_found_for_a_second_face() -> None:
+    # the lying blob is in a window that does not hold the found face's centre, but inside that face's box: the
+    # same face, seen again (with blazeface: a second box, turned upside down for the classifier)
+    frame = ward(lying_at=(160, 250), upright_at=None)
+    core = zone_pixels(ZONES[0], 640, 480)
+    lone = turned_looks(WideBlobs(), frame, [(ZONES[0], core)], [], (90, 270), 0.1, 240)
+    assert lone and all(f.center() == (pytest.approx(160, abs=12), pytest.approx(250, abs=12)) for f in lone)
+    covering = FaceBox(130, 240, 60, 260)  # centre (160, 370): outside the window that holds the blob whole
+    assert turned_looks(WideBlobs(), frame, [(ZONES[0], core)], [covering], (90, 270), 0.1, 240) == []
+
+
+class UprightOnlyUpClose(FaceDetector):
+    """A fake backend: a wide blob (an upright face) scores 0.9 but is found only when it fills a sixth of the
+    view or more (small upright faces are missed in a whole zone window); a tall one scores 0.6 at any size."""
+
+    name = "upclose"
+
+    def detect(self, frame_bgr: np.ndarray) -> list[FaceBox]:
+        view = max(frame_bgr.shape[:2])
+        return [FaceBox(b.x, b.y, b.w, b.h, 0.9 if b.w > b.h else 0.6) for b in blob_boxes(frame_bgr)
+                if b.w <= b.h or view <= 6 * b.w]
+
+
+def test_a_small_upright_face_a_turned_look_finds_is_kept_upright_when_it_looks_more_like_one_up_close() -> None:
+    frame = np.zeros((480, 640, 3), np.uint8)
+    frame[290:310, 145:175] = 255  # upright, 30 x 20: too small for the 240 px zone window upright
+    (face,) = detect_in_zones(UprightOnlyUpClose(), frame, ZONES, mode="zones", window_px=240, turns=(90, 270))
+    assert face.roll == 0.0 and (face.w, face.h) == (30, 20)  # not handed to the classifier turned 90 degrees
+    assert face.center() == (pytest.approx(160, abs=1), pytest.approx(300, abs=1))
+    # the turned look found it (as a tall blob, 0.6): without it the zone has no face
+    assert detect_in_zones(UprightOnlyUpClose(), frame, ZONES, mode="zones", window_px=240) == []

@@ -38,6 +38,7 @@ MAX_ASPECT = 1.5  # a padded zone longer than this many times its width is split
 WINDOW_OVERLAP = 1 / 3  # neighbouring windows share at least this share of their side
 MAX_WINDOW = 480  # largest window side for a detector of unknown input size (Haar)
 TURNED_MIN_SCORE = 0.5  # a face found in a turned look counts from this score (the bench: false faces score lower)
+SAME_FACE_SHARE = 0.3  # a turned look's face sharing this much of the smaller box with a found face is that face
 CONFIRM_WINDOW = 2.0  # a turned look's face is seen again in a window this many times its side
 INPUT_TIMES = 2  # auto window side: this many times the detector's input (384 px for BlazeFace full range)
 
@@ -177,7 +178,8 @@ def turned_looks(detector: FaceDetector, frame: np.ndarray, zones: Sequence[tupl
     """Faces in the windows of ``zones`` (``(zone, core)`` pairs) that hold no face of ``found``: each such
     window is turned clockwise by each of ``turns`` degrees until ``detector`` finds faces there that lie in the
     zone's core (by their centre), score at least ``min_score`` and are seen again in a second view
-    (:func:`_confirmed`); returned in frame pixels, with ``roll`` the turn that makes them upright."""
+    (:func:`_confirmed`) and are not part of a face of ``found`` (:func:`_on_found`); returned in frame pixels,
+    with ``roll`` the turn that makes them upright."""
     h, w = frame.shape[:2]
     out: list[FaceBox] = []
     for zone, core in zones:
@@ -192,16 +194,42 @@ def turned_looks(detector: FaceDetector, frame: np.ndarray, zones: Sequence[tupl
                     if box.score < min_score:
                         continue
                     face = crop_box_to_frame(box_from_rotated(box, matrix, angle).clip(win.w, win.h), win)
-                    if centre_in(face, core) and _confirmed(detector, frame, face):
-                        hits.append(face)
+                    if _on_found(face, found):  # the face an upright pass found, whose centre is in another window
+                        continue
+                    if centre_in(face, core) and (seen := _confirmed(detector, frame, face)) is not None:
+                        hits.append(_upright_if_better(detector, frame, face, seen))
                 if hits:
                     out.extend(hits)
                     break
     return out
 
 
-def _confirmed(detector: FaceDetector, frame: np.ndarray, face: FaceBox) -> bool:
+def _on_found(face: FaceBox, found: Sequence[FaceBox]) -> bool:
+    """Whether ``face`` is part of a face of ``found`` seen again: they share at least :data:`SAME_FACE_SHARE` of
+    the smaller box.  (A window next to an upright face's own holds part of it - its brow and eyes, say; turned,
+    that part was taken for a face lying on its side, which the roll then turned upside down for the classifier.)"""
+    for f in found:
+        ix = min(face.x + face.w, f.x + f.w) - max(face.x, f.x)
+        iy = min(face.y + face.h, f.y + f.h) - max(face.y, f.y)
+        if ix > 0 and iy > 0 and ix * iy >= SAME_FACE_SHARE * min(face.area, f.area):
+            return True
+    return False
+
+
+def _confirmed(detector: FaceDetector, frame: np.ndarray, face: FaceBox) -> FaceBox | None:
     """A face from a turned look seen again in a second view: a window of :data:`CONFIRM_WINDOW` x its side
-    turned by its roll (another scale and context than the zone window: false faces in bedding seldom survive)."""
+    turned by its roll (another scale and context than the zone window: false faces in bedding seldom survive);
+    the face found there, or None."""
     side = round(CONFIRM_WINDOW * max(face.w, face.h))
-    return find_upright(detector, frame, face.center(), side, face.roll) is not None
+    return find_upright(detector, frame, face.center(), side, face.roll)
+
+
+def _upright_if_better(detector: FaceDetector, frame: np.ndarray, face: FaceBox, seen: FaceBox) -> FaceBox:
+    """``face``, or the face an unturned view of the same close-up window finds there when it scores higher than
+    the turned view's ``seen``: a small upright face that the zone window missed can be taken for one lying on
+    its side when turned, and would reach the classifier turned 90 degrees."""
+    side = round(CONFIRM_WINDOW * max(face.w, face.h))
+    upright = find_upright(detector, frame, face.center(), side, 0.0)
+    if upright is None or upright.score <= seen.score:
+        return face
+    return FaceBox(upright.x, upright.y, upright.w, upright.h, face.score, 0.0, upright.eyes)

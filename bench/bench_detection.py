@@ -168,6 +168,14 @@ def detect(det: FaceDetector, image: np.ndarray, zones: Sequence[Any]) -> tuple[
     return list(faces), time.perf_counter() - t0
 
 
+def pick_variants(variants: list[Variant], only: str) -> list[Variant]:
+    """The variants ``--only`` names: comma-separated labels, each exact or else a substring of labels; the whole
+    string when it is one label exactly (some labels hold a comma)."""
+    labels = {v.label for v in variants}
+    wanted = [only.strip()] if only.strip() in labels else [w.strip() for w in only.split(",") if w.strip()]
+    return [v for v in variants if any(w == v.label or (w not in labels and w in v.label) for w in wanted)]
+
+
 def face_frames(faces: list[np.ndarray], probe: list[FaceDetector]
                 ) -> tuple[list[np.ndarray], list[ds.FaceFrame | None]]:
     """The faces that one of ``probe`` finds upright and alone at 120 px on a plain pillow-grey canvas (IoU >= 0.5
@@ -506,9 +514,7 @@ def sequences_main(args: argparse.Namespace, faces: list[np.ndarray], rng: np.ra
     n_seq = 8 if args.quick and args.sequences > 8 else args.sequences
     variants = SEQ_VARIANTS
     if args.only:
-        wanted = [w.strip() for w in args.only.split(",") if w.strip()]
-        labels = {v.label for v in variants}
-        variants = [v for v in variants if any(w == v.label or (w not in labels and w in v.label) for w in wanted)]
+        variants = pick_variants(variants, args.only)
     t0 = time.perf_counter()
     sequences = [make_sequence(rng, faces, args.seq_frames) for _ in range(n_seq)]
     frames = [s for seq in sequences for s in seq]
@@ -545,9 +551,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     variants = VARIANTS + [Variant(b, b, FRAME) for b in OPTIONAL_BACKENDS if b in available_detectors()]
     missing = [b for b in OPTIONAL_BACKENDS if b not in available_detectors()]
     if args.only:
-        wanted = [w.strip() for w in args.only.split(",") if w.strip()]
-        labels = {v.label for v in variants}
-        variants = [v for v in variants if any(w == v.label or (w not in labels and w in v.label) for w in wanted)]
+        variants = pick_variants(variants, args.only)
     rng = np.random.default_rng(args.seed)
     faces = ds.load_faces(FER_DIR, 400, rng)
     if not args.all_faces:

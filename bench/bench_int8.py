@@ -1,0 +1,110 @@
+"""What int8 weights would give the served emotion model: each member rebuilt in float32, exported and converted
+to TensorFlow Lite with dynamic-range quantization (int8 weights), then measured against the Keras model as
+served today (mixed bfloat16) - faces per CPU-second per network at batch 256 on one thread, and the 7-class
+argmax of the whole ensemble (members averaged, mirror TTA as served) on the validation part held out from
+Training: accuracy and agreement.  Not wired into serving; a measurement for deciding whether to.
+
+    nice python bench/bench_int8.py [--model areya-fer] [--data ../shared/data/fer2013] [--split-seed S]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+import tomllib
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "fer2013"
+BATCH = 256
+
+
+def faces_per_cpu_second(run: Callable[[], object], repeats: int = 5) -> float:
+    run()  # warm-up
+    t0 = time.process_time()
+    for _ in range(repeats):
+        run()
+    return BATCH * repeats / max(time.process_time() - t0, 1e-9)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default=None, help="model name or folder (default: areya-fer)")
+    ap.add_argument("--data", type=Path, default=SHARED)
+    ap.add_argument("--split-seed", type=int, default=20261129)
+    args = ap.parse_args(argv)
+    if not (args.data / "train").is_dir():
+        print(f"needs the FER-2013 tree with train/ at {args.data}", file=sys.stderr)
+        return 2
+    import keras
+    import tensorflow as tf
+
+    from areya.emotion.dataset import holdout_split, load_dataset
+    from areya.emotion.inference import Ensemble, resolve_model_path
+    from areya.emotion.network import build_network
+    from areya.emotion.train_config import TrainConfig
+
+    path = resolve_model_path(args.model)
+    folder = path.parent
+    ensemble = Ensemble.load(folder)
+    members = list(ensemble.members) if ensemble else [path.name]
+    tta = ensemble.tta_flip if ensemble else True
+    _, val = holdout_split(load_dataset(args.data, "train"), 0.1, args.split_seed)
+    x = np.asarray(val.images, np.float32).reshape(-1, 48, 48, 1)
+    y = np.asarray(val.labels7)
+    views = [x, np.ascontiguousarray(x[:, :, ::-1])] if tta else [x]
+    probe = np.random.default_rng(0).integers(0, 256, (BATCH, 48, 48, 1)).astype(np.float32)
+    served: list[np.ndarray] = []
+    int8: list[np.ndarray] = []
+    print(f"model {folder.name}: members {', '.join(members)}, TTA {tta}; validation part {len(y)} faces")
+    for member in members:
+        model = keras.models.load_model(folder / member, compile=False)
+        cfg = TrainConfig.from_dict(tomllib.loads(Ensemble.member_config(folder, member).read_text()))
+        previous = keras.mixed_precision.global_policy()
+        keras.mixed_precision.set_global_policy("float32")
+        try:
+            plain = build_network(cfg)
+        finally:
+            keras.mixed_precision.set_global_policy(previous)
+        plain.set_weights(model.get_weights())
+        with tempfile.TemporaryDirectory() as tmp:
+            plain.export(tmp, format="tf_saved_model", verbose=False)
+            converter = tf.lite.TFLiteConverter.from_saved_model(tmp)
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            blob = converter.convert()
+        interp = tf.lite.Interpreter(model_content=blob, num_threads=1)
+        inp = interp.get_input_details()[0]
+
+        def lite(batch: np.ndarray, interp: tf.lite.Interpreter = interp, inp: dict = inp) -> np.ndarray:
+            interp.resize_tensor_input(inp["index"], list(batch.shape))
+            interp.allocate_tensors()
+            interp.set_tensor(inp["index"], batch)
+            interp.invoke()
+            outs = [interp.get_tensor(o["index"]) for o in interp.get_output_details()]
+            return next(o for o in outs if o.shape[1] == 7)
+
+        keras_speed = faces_per_cpu_second(lambda model=model: model.predict_on_batch(probe))
+        lite_speed = faces_per_cpu_second(lambda lite=lite: lite(probe))
+        print(f"  {member}: {len(blob) / 1e6:.1f} MB as int8 TFLite; faces per CPU-second at batch {BATCH}: "
+              f"Keras (served) {keras_speed:.0f}, int8 TFLite {lite_speed:.0f} ({lite_speed / keras_speed:.2f}x)",
+              flush=True)
+        for view in views:
+            served.append(np.asarray(model.predict(view, batch_size=BATCH, verbose=0)["emotion7"], np.float32))
+            int8.append(lite(view))
+    p_served = np.mean(served, axis=0).argmax(1)
+    p_int8 = np.mean(int8, axis=0).argmax(1)
+    print(f"ensemble 7-class accuracy on the validation part: served {np.mean(p_served == y):.4f}, int8 "
+          f"{np.mean(p_int8 == y):.4f}; same answer on {np.mean(p_served == p_int8):.1%} of faces "
+          "(argmax before calibration)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

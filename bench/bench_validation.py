@@ -20,20 +20,12 @@ import numpy as np
 
 from areya.emotion.dataset import holdout_split, load_dataset
 from areya.emotion.inference import EmotionClassifier
+from areya.emotion.metrics import classification_report
 from areya.emotion.schemes import AREYA4_CLASSES, FER7_CLASSES, FER_TO_AREYA4
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "fer2013"
 SPLIT_SEED = 20261129  # the shipped model's held-out part (its config's split_seed)
 VAL_FRACTION = 0.1
-
-
-def f1_per_class(y: np.ndarray, p: np.ndarray, k: int) -> np.ndarray:
-    out = []
-    for c in range(k):
-        tp = np.sum((p == c) & (y == c))
-        wrong = np.sum((p == c) & (y != c)) + np.sum((p != c) & (y == c))
-        out.append(2 * tp / max(2 * tp + wrong, 1))
-    return np.array(out)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -56,14 +48,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("|---|---|---|---|---|---|---|---|")
     for name in args.models:
         results = EmotionClassifier.load(name).classify(list(val.images))
-        p7 = np.array([r.probs7.argmax() for r in results])
-        p4 = np.array([r.probs4.argmax() for r in results])[in4]
-        f7 = f1_per_class(y7, p7, 7)
-        f4 = f1_per_class(y4, p4, 4)
-        recall = {c: float(np.mean(p4[y4 == AREYA4_CLASSES.index(c)] == AREYA4_CLASSES.index(c)))
-                  for c in ("angry", "sad")}
-        print(f"| {name} | {np.mean(p7 == y7):.4f} | {f7.mean():.4f} | {' '.join(f'{v:.2f}' for v in f7)} | "
-              f"{np.mean(p4 == y4):.4f} | {f4.mean():.4f} | {recall['angry']:.3f} | {recall['sad']:.3f} |",
+        r7 = classification_report(y7, np.array([r.probs7 for r in results]), FER7_CLASSES)
+        r4 = classification_report(y4, np.array([r.probs4 for r in results])[in4], AREYA4_CLASSES)
+        f7 = " ".join(f"{r7.per_class[c]['f1']:.2f}" for c in FER7_CLASSES)
+        print(f"| {name} | {r7.accuracy:.4f} | {r7.macro_f1:.4f} | {f7} | {r4.accuracy:.4f} | {r4.macro_f1:.4f} | "
+              f"{r4.per_class['angry']['recall']:.3f} | {r4.per_class['sad']['recall']:.3f} |",
               flush=True)
     return 0
 

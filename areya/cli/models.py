@@ -272,6 +272,48 @@ def models_add_member(model_dir: Path, trained_dir: Path, tta: bool | None) -> N
     click.echo(f"added {name} to {model_dir / 'ensemble.toml'}; now run: areya models calibrate {model_dir} --data ...")
 
 
+@models_group.command("quantize")
+@click.argument("model_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--serve/--no-serve",
+    default=True,
+    show_default=True,
+    help='Serve the int8 files: runtime = "int8" in ensemble.toml (written from model.keras if there is none).',
+)
+def models_quantize(model_dir: Path, serve: bool) -> None:
+    """Write each ensemble member X.keras of MODEL_DIR as int8 TensorFlow Lite (X.int8.tflite: the member in
+    float32 with int8 weights) and serve them; then re-fit the calibration with `areya models calibrate`."""
+    _quiet_tensorflow()
+    import time
+
+    from areya.emotion.inference import ENSEMBLE_FILE, MODEL_FILE, Ensemble, served_tta
+    from areya.emotion.lite import quantize_member
+
+    try:
+        ensemble = Ensemble.load(model_dir, check_int8=False)  # the files may be missing: they are written here
+        if ensemble is None and not (model_dir / MODEL_FILE).is_file():
+            raise FileNotFoundError(f"{model_dir / MODEL_FILE} not found")
+        for member in ensemble.members if ensemble else (MODEL_FILE,):
+            t0 = time.monotonic()
+            path = quantize_member(model_dir, member)
+            click.echo(
+                f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB) from {member} in {time.monotonic() - t0:.1f} s"
+            )
+        if serve:
+            tta = ensemble.tta_flip if ensemble else served_tta(model_dir)
+            Ensemble(ensemble.members if ensemble else (MODEL_FILE,), tta, "int8").save(model_dir)
+            click.echo(f'wrote {model_dir / ENSEMBLE_FILE}: runtime = "int8" (mirror TTA {"on" if tta else "off"})')
+    except (FileNotFoundError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    if serve or (ensemble is not None and ensemble.runtime == "int8"):
+        click.echo(f"now re-fit the calibration on the int8 outputs: areya models calibrate {model_dir} --data ...")
+    else:
+        click.echo(
+            f'not served ({ENSEMBLE_FILE} unchanged); to serve them set runtime = "int8" (or run without --no-serve), '
+            f"then re-fit the calibration: areya models calibrate {model_dir} --data ..."
+        )
+
+
 @models_group.command("check-data")
 @click.option(
     "--data",

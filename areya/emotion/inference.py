@@ -22,6 +22,8 @@ from areya.emotion.schemes import AREYA4_CLASSES, FER7_CLASSES, NEGATIVE_4
 DEFAULT_MODEL = "areya-fer"
 MODEL_FILE = "model.keras"
 ENSEMBLE_FILE = "ensemble.toml"
+INT8_SUFFIX = ".int8.tflite"
+RUNTIMES = ("keras", "int8")
 
 
 def models_dir() -> Path:
@@ -49,14 +51,23 @@ class Ensemble:
     folder's calibration, which is fitted on that average) and whether the faces are also mirrored.
 
     ``members`` are file names in the folder, ``model.keras`` first; each member ``X.keras`` has its training
-    config beside it (``config.toml`` for ``model.keras``, ``X.toml`` for the others).
+    config beside it (``config.toml`` for ``model.keras``, ``X.toml`` for the others).  ``runtime``: "keras"
+    serves the ``.keras`` files; "int8" serves each member's ``X.int8.tflite`` (written by ``areya models
+    quantize``, see :mod:`areya.emotion.lite`) instead.
     """
 
     members: tuple[str, ...]
     tta_flip: bool
+    runtime: str = "keras"
+
+    def __post_init__(self) -> None:
+        if self.runtime not in RUNTIMES:
+            raise ValueError(f"runtime must be one of {', '.join(RUNTIMES)}, got {self.runtime!r}")
 
     @classmethod
-    def load(cls, model_dir: Path) -> Ensemble | None:
+    def load(cls, model_dir: Path, check_int8: bool = True) -> Ensemble | None:
+        """``model_dir``'s ensemble (None without an ``ensemble.toml``); ValueError for a broken file, or, with
+        ``check_int8``, for runtime "int8" with a member's ``.int8.tflite`` missing."""
         import tomllib
 
         path = model_dir / ENSEMBLE_FILE
@@ -66,7 +77,7 @@ class Ensemble:
             data = tomllib.loads(path.read_text())
         except tomllib.TOMLDecodeError as exc:
             raise ValueError(f"{path}: invalid TOML: {exc}") from None
-        members, tta = data.get("members"), data.get("tta_flip", True)
+        members, tta, runtime = data.get("members"), data.get("tta_flip", True), data.get("runtime", "keras")
         if not isinstance(members, list) or not members or not all(isinstance(m, str) for m in members):
             raise ValueError(f"{path}: members must be a non-empty list of model file names")
         if not isinstance(tta, bool):
@@ -76,15 +87,27 @@ class Ensemble:
                 raise ValueError(f"{path}: member {name!r} is not a .keras file in {model_dir}")
         if len(set(members)) != len(members):
             raise ValueError(f"{path}: a member is listed twice")
-        return cls(tuple(members), tta)
+        if runtime not in RUNTIMES:
+            raise ValueError(f"{path}: runtime must be {' or '.join(f'{r!r}' for r in RUNTIMES)}, got {runtime!r}")
+        if runtime == "int8" and check_int8:
+            missing = [f.name for f in (cls.member_int8(model_dir, m) for m in members) if not f.is_file()]
+            if missing:
+                raise ValueError(
+                    f'{path}: runtime = "int8" but {", ".join(missing)} not found in {model_dir}; '
+                    f"run: areya models quantize {model_dir}"
+                )
+        return cls(tuple(members), tta, runtime)
 
     def save(self, model_dir: Path) -> Path:
         path = model_dir / ENSEMBLE_FILE
         listed = ", ".join(f'"{m}"' for m in self.members)
+        runtime = ""
+        if self.runtime != "keras":  # the default is left out: a keras ensemble's file stays as it was
+            runtime = f'# each member X.keras is served as X{INT8_SUFFIX}\nruntime = "{self.runtime}"\n'
         path.write_text(
             "# The served model: these networks' probabilities are averaged, then calibrated (calibration.json is\n"
             "# fitted on the average).  tta_flip: each face is also classified mirrored and averaged.\n"
-            f"members = [{listed}]\ntta_flip = {'true' if self.tta_flip else 'false'}\n"
+            f"members = [{listed}]\ntta_flip = {'true' if self.tta_flip else 'false'}\n{runtime}"
         )
         return path
 
@@ -95,6 +118,11 @@ class Ensemble:
     @staticmethod
     def member_history(model_dir: Path, member: str) -> Path:
         return model_dir / ("history.json" if member == MODEL_FILE else f"{Path(member).stem}.history.json")
+
+    @staticmethod
+    def member_int8(model_dir: Path, member: str) -> Path:
+        """The member's int8 TensorFlow Lite file: ``X.int8.tflite`` for ``X.keras``."""
+        return model_dir / f"{Path(member).stem}{INT8_SUFFIX}"
 
 
 def check_same_holdout(configs: Sequence[Path]) -> None:
@@ -118,6 +146,7 @@ def check_same_holdout(configs: Sequence[Path]) -> None:
 def add_member(model_dir: Path, trained_dir: Path, tta_flip: bool | None = None) -> str:
     """Copy the model ``areya train`` wrote to ``trained_dir`` (model.keras, config.toml, history.json) into
     ``model_dir`` as its next ensemble member and list it in ``ensemble.toml``; returns the member's file name.
+    An ensemble served as int8 stays so: the new member's ``.int8.tflite`` is written too.
     The folder's calibration then no longer matches: re-fit it (``areya models calibrate``)."""
     import shutil
 
@@ -139,7 +168,12 @@ def add_member(model_dir: Path, trained_dir: Path, tta_flip: bool | None = None)
     shutil.copyfile(src_config, Ensemble.member_config(model_dir, name))
     if (trained_dir / "history.json").is_file():
         shutil.copyfile(trained_dir / "history.json", Ensemble.member_history(model_dir, name))
-    Ensemble((*current.members, name), current.tta_flip if tta_flip is None else tta_flip).save(model_dir)
+    if current.runtime == "int8":
+        from areya.emotion.lite import quantize_member
+
+        quantize_member(model_dir, name)
+    tta = current.tta_flip if tta_flip is None else tta_flip
+    Ensemble((*current.members, name), tta, current.runtime).save(model_dir)
     return name
 
 
@@ -245,19 +279,26 @@ class EmotionClassifier:
 
     @classmethod
     def load(cls, name_or_path: str | Path | None = None, tta_flip: bool | None = None) -> EmotionClassifier:
-        """Load a shipped model (with its ensemble members, if its folder has an ``ensemble.toml``).
+        """Load a shipped model (with its ensemble members, if its folder has an ``ensemble.toml``; as int8
+        TensorFlow Lite members if it says ``runtime = "int8"``).
         ``tta_flip`` None: as the model is served (its calibration was fitted that way)."""
-        import keras
-
-        import areya.emotion.network  # noqa: F401  (registers the custom layers for deserialisation)
-
         path = resolve_model_path(name_or_path)
         folder = path.parent
         ensemble = Ensemble.load(folder) if path.name == MODEL_FILE else None  # a member file alone: no ensemble
         files = [folder / m for m in ensemble.members] if ensemble else [path]
         if tta_flip is None:
             tta_flip = ensemble.tta_flip if ensemble else _config_tta(Ensemble.member_config(folder, path.name))
-        models = [keras.models.load_model(f, compile=False) for f in files]
+        if ensemble is not None and ensemble.runtime == "int8":
+            from areya.emotion.lite import LiteMember
+
+            files = [Ensemble.member_int8(folder, m) for m in ensemble.members]
+            models = [LiteMember(f) for f in files]
+        else:
+            import keras
+
+            import areya.emotion.network  # noqa: F401  (registers the custom layers for deserialisation)
+
+            models = [keras.models.load_model(f, compile=False) for f in files]
         calibration = Calibration.load(folder)
         digest = hashlib.sha256()
         for f in [*files, folder / CALIBRATION_FILE, *([folder / ENSEMBLE_FILE] if ensemble else [])]:

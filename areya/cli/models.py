@@ -337,3 +337,54 @@ def models_check_data(data_dir: Path, train_split: str, test_split: str) -> None
     click.echo(report.summary())
     if report.mismatched:
         raise SystemExit(3)
+
+
+@models_group.command("teacher-labels")
+@click.argument("model_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--data",
+    "data_dir",
+    required=True,
+    type=click.Path(exists=True, path_type=Path),
+    help="FER-2013 tree whose Training split the student will train on.",
+)
+@click.option(
+    "--out",
+    "out_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The teacher-labels file (.npz) a student's config names as teacher_labels.",
+)
+@click.option("--split", default="train", show_default=True, help="The split to label.")
+def models_teacher_labels(model_dir: Path, data_dir: Path, out_path: Path, split: str) -> None:
+    """Label the Training split with MODEL_DIR as served (members, TTA; before calibration), for a student
+    network to learn from (`distill_weight`, `distill_temperature` in its config)."""
+    _quiet_tensorflow()
+    from areya.emotion.dataset import load_dataset
+    from areya.emotion.distill import label_with_teacher
+    from areya.emotion.inference import EmotionClassifier
+
+    try:
+        data = load_dataset(data_dir, split)
+        classifier = EmotionClassifier.load(model_dir)
+    except (FileNotFoundError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    if len(data) == 0:
+        raise click.ClickException(f"no images under {data_dir} ({split})")
+    click.echo(
+        f"{data.report.summary()}; teacher {classifier.model_version} ({classifier.members} member(s), "
+        f"TTA {classifier.tta_flip})"
+    )
+    with click.progressbar(length=len(data), label="labelling") as bar:
+        done = [0]
+
+        def report(n: int, _total: int) -> None:
+            bar.update(n - done[0])
+            done[0] = n
+
+        labels = label_with_teacher(classifier, data.images, classifier.model_version, report=report)
+    agree = float((labels.probs7.argmax(1) == data.labels7).mean())
+    click.echo(
+        f"wrote {labels.save(out_path)}: {len(data)} faces; the teacher's 7-class answer matches the label "
+        f"on {agree:.1%} of them (faces it may have trained on)"
+    )

@@ -206,9 +206,17 @@ def _fit(
     if weights7 is not None:
         report("7-class loss weights: " + ", ".join(f"{c} {w:.2f}" for c, w in zip(SCHEME7.classes, weights7,
                                                                                     strict=True)))
-    batches, epoch_setter = make_training_batches(
-        train_data.images, training_targets(train_data.labels7, cfg.label_smoothing, weights7), cfg
-    )
+    targets = training_targets(train_data.labels7, cfg.label_smoothing, weights7)
+    if cfg.distill_weight > 0:
+        from areya.emotion.distill import TeacherLabels, distilled_targets
+
+        teacher = TeacherLabels.load(cfg.teacher_labels)
+        _, teacher7 = teacher.lookup(train_data.images)
+        targets = distilled_targets(targets, train_data.labels7, teacher7, cfg.distill_weight,
+                                    cfg.distill_temperature)
+        report(f"distilling from {teacher.teacher} ({cfg.teacher_labels}): weight {cfg.distill_weight}, "
+               f"temperature {cfg.distill_temperature}")
+    batches, epoch_setter = make_training_batches(train_data.images, targets, cfg)
     validation = None
     if val_data is not None and len(val_data):
         validation = (as_model_input(val_data.images), training_targets(val_data.labels7, 0.0))

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 import time
-import tomllib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -44,12 +44,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"needs the FER-2013 tree with train/ at {args.data}", file=sys.stderr)
         return 2
     import keras
-    import tensorflow as tf
 
     from areya.emotion.dataset import holdout_split, load_dataset
     from areya.emotion.inference import Ensemble, resolve_model_path
-    from areya.emotion.network import build_network
-    from areya.emotion.train_config import TrainConfig
+    from areya.emotion.lite import LiteMember, quantize_member
 
     path = resolve_model_path(args.model)
     folder = path.parent
@@ -64,35 +62,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     served: list[np.ndarray] = []
     int8: list[np.ndarray] = []
     print(f"model {folder.name}: members {', '.join(members)}, TTA {tta}; validation part {len(y)} faces")
+    work = Path(tempfile.mkdtemp(prefix="bench-int8-"))
     for member in members:
         model = keras.models.load_model(folder / member, compile=False)
-        cfg = TrainConfig.from_dict(tomllib.loads(Ensemble.member_config(folder, member).read_text()))
-        previous = keras.mixed_precision.global_policy()
-        keras.mixed_precision.set_global_policy("float32")
-        try:
-            plain = build_network(cfg)
-        finally:
-            keras.mixed_precision.set_global_policy(previous)
-        plain.set_weights(model.get_weights())
-        with tempfile.TemporaryDirectory() as tmp:
-            plain.export(tmp, format="tf_saved_model", verbose=False)
-            converter = tf.lite.TFLiteConverter.from_saved_model(tmp)
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
-            blob = converter.convert()
-        interp = tf.lite.Interpreter(model_content=blob, num_threads=1)
-        inp = interp.get_input_details()[0]
+        shutil.copyfile(folder / member, work / member)
+        shutil.copyfile(Ensemble.member_config(folder, member), Ensemble.member_config(work, member))
+        blob_path = quantize_member(work, member)
+        member_lite = LiteMember(blob_path, num_threads=1)
 
-        def lite(batch: np.ndarray, interp: tf.lite.Interpreter = interp, inp: dict = inp) -> np.ndarray:
-            interp.resize_tensor_input(inp["index"], list(batch.shape))
-            interp.allocate_tensors()
-            interp.set_tensor(inp["index"], batch)
-            interp.invoke()
-            outs = [interp.get_tensor(o["index"]) for o in interp.get_output_details()]
-            return next(o for o in outs if o.shape[1] == 7)
+        def lite(batch: np.ndarray, member_lite: LiteMember = member_lite) -> np.ndarray:
+            return member_lite.predict_on_batch(batch)["emotion7"]
 
+        blob_mb = blob_path.stat().st_size / 1e6
         keras_speed = faces_per_cpu_second(lambda model=model: model.predict_on_batch(probe))
         lite_speed = faces_per_cpu_second(lambda lite=lite: lite(probe))
-        print(f"  {member}: {len(blob) / 1e6:.1f} MB as int8 TFLite; faces per CPU-second at batch {BATCH}: "
+        print(f"  {member}: {blob_mb:.1f} MB as int8 TFLite; faces per CPU-second at batch {BATCH}: "
               f"Keras (served) {keras_speed:.0f}, int8 TFLite {lite_speed:.0f} ({lite_speed / keras_speed:.2f}x)",
               flush=True)
         for view in views:
@@ -103,6 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"ensemble 7-class accuracy on the validation part: served {np.mean(p_served == y):.4f}, int8 "
           f"{np.mean(p_int8 == y):.4f}; same answer on {np.mean(p_served == p_int8):.1%} of faces "
           "(argmax before calibration)")
+    shutil.rmtree(work, ignore_errors=True)
     return 0
 
 

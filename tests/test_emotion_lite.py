@@ -216,3 +216,27 @@ def test_the_quantize_command_writes_the_files_and_serves_them(folder: Path, tmp
     empty.mkdir()
     failed = runner.invoke(models_group, ["quantize", str(empty)])
     assert failed.exit_code == 1 and "model.keras not found" in failed.output
+
+
+def test_the_card_of_an_int8_model_names_the_runtime_and_the_files_it_serves(folder: Path, tmp_path: Path):
+    import json
+
+    from synthetic_faces import write_face_tree
+
+    from areya.emotion.calibration import calibrate_model_dir
+    from areya.emotion.model_card import write_card
+
+    served = _copy(folder, tmp_path)
+    (served / "config.toml").write_text(TrainConfig(**TINY, seed=1).to_toml())
+    Ensemble(("model.keras",), tta_flip=False, runtime="int8").save(served)
+    write_face_tree(tmp_path / "fer" / "train", per_class=10, seed=4)
+    write_face_tree(tmp_path / "fer" / "publictest", per_class=2, seed=3)
+    calibrate_model_dir(served, tmp_path / "fer")
+    write_card(served, tmp_path / "fer" / "publictest", train_command="areya train ...")
+    card = json.loads((served / "card.json").read_text())
+    assert card["runtime"] == "int8"
+    assert card["served_files"] == ["model.int8.tflite"]
+    assert card["model_version"] == EmotionClassifier.load(served).model_version
+    text = (served / "card.md").read_text()
+    assert "Served: `model.int8.tflite`" in text and "int8 weights" in text
+    assert "An ensemble of" not in text  # one network is not an ensemble

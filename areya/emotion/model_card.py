@@ -78,13 +78,21 @@ def write_card(model_dir: str | Path, data_dir: str | Path, train_command: str, 
     measured = measure(model_dir, data_dir)
     ensemble = Ensemble.load(model_dir)
     files = list(ensemble.members) if ensemble else [MODEL_FILE]
+    runtime = ensemble.runtime if ensemble else "keras"
+    served_files = [Ensemble.member_int8(model_dir, f).name for f in files] if runtime == "int8" else files
     card: dict[str, Any] = {
         "name": cfg.name,
         "date": dt.date.today().isoformat(),
         "file": MODEL_FILE,
         "files": files,
         "file_size_mb": round(sum((model_dir / f).stat().st_size for f in files) / 1e6, 2),
-        "framework": "Keras 3 (backend-agnostic); served with TensorFlow",
+        "runtime": runtime,
+        "served_files": served_files,
+        "served_size_mb": round(sum((model_dir / f).stat().st_size for f in served_files) / 1e6, 2),
+        "framework": "Keras 3 (backend-agnostic); served with TensorFlow"
+        if runtime == "keras"
+        else "trained in Keras 3 (backend-agnostic); served as TensorFlow Lite with int8 weights (dynamic-range "
+        "quantization of the trained weights, float32 activations; `areya models quantize`)",
         "inputs": "48x48 grayscale face crop, values 0-255",
         "outputs": {"emotion7": "FER-2013 order", "emotion4": "angry, happy, relaxed (=neutral), sad"},
         "training_data": f"FER-2013 Training split (class folders) less a stratified {cfg.val_fraction:.0%} "
@@ -124,7 +132,7 @@ def _member_entry(model_dir: Path, member: str) -> dict[str, Any]:
 
 def _ensemble_lines(card: dict[str, Any]) -> list[str]:
     members = card.get("ensemble")
-    if not members:
+    if not members or len(members) < 2:
         return []
     lines = [
         "",
@@ -154,6 +162,11 @@ def render_markdown(card: dict[str, Any]) -> str:
         f"Date: {card['date']} · file{'s' if len(card.get('files', [1])) > 1 else ''} "
         f"{', '.join(f'`{f}`' for f in card.get('files', [card['file']]))} ({card['file_size_mb']} MB, "
         f"{card['params']:,} parameters) · version `{card['model_version']}`",
+        *(
+            [f"Served: {', '.join(f'`{f}`' for f in card['served_files'])} ({card['served_size_mb']} MB)"]
+            if card.get("runtime", "keras") != "keras"
+            else []
+        ),
         "",
         f"One convolutional backbone with two softmax heads — {card['outputs']['emotion7']} (7-class) and "
         f"{card['outputs']['emotion4']} (4-class) — so both schemes come from one forward pass. "

@@ -91,7 +91,7 @@ def write_card(model_dir: str | Path, data_dir: str | Path, train_command: str, 
         "served_size_mb": round(sum((model_dir / f).stat().st_size for f in served_files) / 1e6, 2),
         "framework": "Keras 3 (backend-agnostic); served with TensorFlow"
         if runtime == "keras"
-        else "trained in Keras 3 (backend-agnostic); served as TensorFlow Lite with int8 weights (dynamic-range "
+        else "Trained in Keras 3 (backend-agnostic); served as TensorFlow Lite with int8 weights (dynamic-range "
         "quantization of the trained weights, float32 activations; `areya models quantize`)",
         "inputs": "48x48 grayscale face crop, values 0-255",
         "outputs": {"emotion7": "FER-2013 order", "emotion4": "angry, happy, relaxed (=neutral), sad"},

@@ -9,6 +9,7 @@ a rectangle with uniform noise in the pixel range.  Served faces are never augme
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import cv2
 import numpy as np
@@ -50,10 +51,16 @@ def augment_faces(images: np.ndarray, cfg: TrainConfig, rng: np.random.Generator
     return out
 
 
-def make_training_batches(images: np.ndarray, targets: dict[str, np.ndarray], cfg: TrainConfig) -> tuple:
+def make_training_batches(
+    images: np.ndarray,
+    targets: dict[str, np.ndarray],
+    cfg: TrainConfig,
+    relabel: Callable[[np.ndarray, np.ndarray, dict[str, np.ndarray]], dict[str, np.ndarray]] | None = None,
+) -> tuple:
     """A Keras ``PyDataset`` of augmented training batches, shuffled per epoch and seeded by (seed, epoch, batch),
     so a resumed run sees the same faces in the same order; ``set_epoch`` (called by a callback at each epoch's
-    start, batches are made synchronously) says which epoch it is."""
+    start, batches are made synchronously) says which epoch it is.  ``relabel(faces, rows, targets)``, when given,
+    returns each batch's targets from its augmented faces (a teacher labelling what the student sees)."""
     import keras
 
     class AugmentedFaces(keras.utils.PyDataset):
@@ -71,7 +78,9 @@ def make_training_batches(images: np.ndarray, targets: dict[str, np.ndarray], cf
         def __getitem__(self, idx: int):
             rows = self._order[idx * cfg.batch_size : (idx + 1) * cfg.batch_size]
             rng = np.random.default_rng([cfg.seed, self.epoch, idx])
-            return augment_faces(images[rows], cfg, rng), {k: v[rows] for k, v in targets.items()}
+            faces = augment_faces(images[rows], cfg, rng)
+            batch_targets = {k: v[rows] for k, v in targets.items()}
+            return faces, (relabel(faces, rows, batch_targets) if relabel else batch_targets)
 
     batches = AugmentedFaces()
 

@@ -42,8 +42,9 @@ def class_weights(labels7: np.ndarray, power: float) -> np.ndarray:
     return weights.astype(np.float32)
 
 
-def training_targets(labels7: np.ndarray, smoothing: float, weights7: np.ndarray | None = None
-                     ) -> dict[str, np.ndarray]:
+def training_targets(
+    labels7: np.ndarray, smoothing: float, weights7: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
     """One-hot targets for both heads, label-smoothed.
 
     Images outside the 4-class scheme get an all-zero 4-class row, so they add
@@ -139,6 +140,25 @@ def train(
         keras.mixed_precision.set_global_policy(previous_policy)
 
 
+def _online_teacher(cfg: TrainConfig, labels7: np.ndarray, report: Callable[[str], None]):
+    """``relabel`` for :func:`make_training_batches`: the teacher model (as served, without mirror TTA: the
+    augmentation mirrors) labels each augmented batch, mixed with the hard targets as ``distilled_targets`` does."""
+    from areya.emotion.distill import distilled_targets
+    from areya.emotion.inference import EmotionClassifier
+
+    teacher = EmotionClassifier.load(cfg.teacher_model, tta_flip=False)
+    report(
+        f"distilling from {teacher.model_version} ({cfg.teacher_model}, {teacher.members} member(s)) on every "
+        f"augmented batch: weight {cfg.distill_weight}, temperature {cfg.distill_temperature}"
+    )
+
+    def relabel(faces: np.ndarray, rows: np.ndarray, targets: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        _, probs7 = teacher.predict_raw(faces)
+        return distilled_targets(targets, labels7[rows], probs7, cfg.distill_weight, cfg.distill_temperature)
+
+    return relabel
+
+
 def _optimizer(cfg: TrainConfig, steps_per_epoch: int):
     import keras
 
@@ -204,19 +224,24 @@ def _fit(
     )
     weights7 = class_weights(train_data.labels7, cfg.class_weight_power) if cfg.class_weight_power else None
     if weights7 is not None:
-        report("7-class loss weights: " + ", ".join(f"{c} {w:.2f}" for c, w in zip(SCHEME7.classes, weights7,
-                                                                                    strict=True)))
+        report(
+            "7-class loss weights: " + ", ".join(f"{c} {w:.2f}" for c, w in zip(SCHEME7.classes, weights7, strict=True))
+        )
     targets = training_targets(train_data.labels7, cfg.label_smoothing, weights7)
-    if cfg.distill_weight > 0:
+    relabel = None
+    if cfg.distill_weight > 0 and cfg.teacher_model:
+        relabel = _online_teacher(cfg, train_data.labels7, report)
+    elif cfg.distill_weight > 0:
         from areya.emotion.distill import TeacherLabels, distilled_targets
 
         teacher = TeacherLabels.load(cfg.teacher_labels)
         _, teacher7 = teacher.lookup(train_data.images)
-        targets = distilled_targets(targets, train_data.labels7, teacher7, cfg.distill_weight,
-                                    cfg.distill_temperature)
-        report(f"distilling from {teacher.teacher} ({cfg.teacher_labels}): weight {cfg.distill_weight}, "
-               f"temperature {cfg.distill_temperature}")
-    batches, epoch_setter = make_training_batches(train_data.images, targets, cfg)
+        targets = distilled_targets(targets, train_data.labels7, teacher7, cfg.distill_weight, cfg.distill_temperature)
+        report(
+            f"distilling from {teacher.teacher} ({cfg.teacher_labels}): weight {cfg.distill_weight}, "
+            f"temperature {cfg.distill_temperature}"
+        )
+    batches, epoch_setter = make_training_batches(train_data.images, targets, cfg, relabel)
     validation = None
     if val_data is not None and len(val_data):
         validation = (as_model_input(val_data.images), training_targets(val_data.labels7, 0.0))

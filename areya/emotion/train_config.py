@@ -38,9 +38,11 @@ class TrainConfig:
     # rare classes weigh more in the 7-class loss: a face of class c counts (n_c / mean n)^-power (0: all alike;
     # 0.5 on FER-2013: disgust, 1.5 % of the faces, 3.2x, happy 0.79x); weights average 1 over the faces
     class_weight_power: float = 0.0
-    # knowledge distillation (areya.emotion.distill): a teacher-labels file (``areya models teacher-labels``) and
+    # knowledge distillation (areya.emotion.distill): a teacher-labels file (``areya models teacher-labels``: the
+    # teacher's answers on the unaugmented faces) or a teacher model folder (it labels every augmented batch), and
     # how much of each target is the teacher's softened answer (0: hard labels only) at which temperature
     teacher_labels: str | None = None
+    teacher_model: str | None = None
     distill_weight: float = 0.0
     distill_temperature: float = 1.0
     # augmentation
@@ -111,8 +113,12 @@ class TrainConfig:
             raise ValueError("class_weight_power must be in [0, 1] (0: every class alike, 1: inverse frequency)")
         if not 0 <= self.distill_weight <= 1:
             raise ValueError("distill_weight must be in [0, 1]")
-        if self.distill_weight > 0 and not self.teacher_labels:
-            raise ValueError("distill_weight > 0 needs teacher_labels (a file from `areya models teacher-labels`)")
+        if self.distill_weight > 0 and not (self.teacher_labels or self.teacher_model):
+            raise ValueError(
+                "distill_weight > 0 needs teacher_labels (a file from `areya models teacher-labels`) or teacher_model"
+            )
+        if self.teacher_labels and self.teacher_model:
+            raise ValueError("set teacher_labels or teacher_model, not both")
         if self.distill_weight > 0 and self.class_weight_power > 0:
             raise ValueError("distillation and class_weight_power cannot be combined")
         if not 0 < self.distill_temperature <= 10:

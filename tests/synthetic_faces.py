@@ -9,6 +9,19 @@ import numpy as np
 
 from areya.emotion.schemes import FER7_CLASSES
 
+# the smallest training config that trains in seconds on a face tree of write_face_tree(per_class=6)
+TINY_TRAINING = dict(
+    widths=[8, 16],
+    convs_per_stage=[1, 1],
+    batch_size=16,
+    epochs=1,
+    seed=7,
+    name="tiny",
+    standardize=True,
+    pooling="flatten",
+    val_fraction=0.15,  # one face per class held out
+)
+
 
 def synthetic_face(label7: int, rng: np.random.Generator) -> np.ndarray:
     """A 48x48 grayscale 'face' whose mouth/brow shape depends on the class, plus noise."""

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from synthetic_faces import write_face_tree
+from synthetic_faces import TINY_TRAINING, write_face_tree
 
 from areya.emotion.dataset import holdout_split, load_dataset
 from areya.emotion.distill import TeacherLabels, distilled_targets, image_digests, soften
@@ -21,15 +21,8 @@ from areya.emotion.train_config import TrainConfig
 keras = pytest.importorskip("keras")
 
 TINY = dict(
-    widths=[8, 16],
-    convs_per_stage=[1, 1],
-    batch_size=16,
-    epochs=1,
-    seed=7,
+    TINY_TRAINING,
     name="student",
-    standardize=True,
-    pooling="flatten",
-    val_fraction=0.15,
     use_ema=False,  # a weight average over a few dozen steps would still be mostly the initial weights
 )
 HAPPY = FER7_CLASSES.index("happy")

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from synthetic_faces import synthetic_face, write_face_tree
+from synthetic_faces import TINY_TRAINING, synthetic_face, write_face_tree
 
 from areya.emotion.calibration import Calibration
 from areya.emotion.evaluate import evaluate, four_of_seven
@@ -20,17 +20,7 @@ from areya.emotion.train_config import TrainConfig
 
 keras = pytest.importorskip("keras")
 
-TINY = dict(
-    widths=[8, 16],
-    convs_per_stage=[1, 1],
-    batch_size=16,
-    epochs=1,
-    seed=7,
-    name="tiny",
-    standardize=True,
-    pooling="flatten",
-    val_fraction=0.15,  # one face per class held out
-)
+TINY = TINY_TRAINING
 
 
 @pytest.fixture(scope="module")

@@ -120,8 +120,13 @@ def test_a_weighted_row_scales_the_gradient_with_the_row_cross_entropy_not_with_
 
 def test_class_weighted_training_runs_and_reports_its_weights(face_tree: Path, tmp_path: Path):
     lines: list[str] = []
-    train(TrainConfig(**{**TINY, "class_weight_power": 0.5}), face_tree, tmp_path, run_dir=tmp_path / "run",
-          report=lines.append)
+    train(
+        TrainConfig(**{**TINY, "class_weight_power": 0.5}),
+        face_tree,
+        tmp_path,
+        run_dir=tmp_path / "run",
+        report=lines.append,
+    )
     assert any(line.startswith("7-class loss weights: angry ") for line in lines)
     history = json.loads((tmp_path / "history.json").read_text())
     assert np.isfinite(history["history"]["loss"]).all()
@@ -158,6 +163,11 @@ def test_interrupted_training_resumes_from_its_checkpoint(face_tree: Path, tmp_p
     train(cfg, face_tree, tmp_path / "out", run_dir=tmp_path / "run", report=lines.append)
     epochs_run = [line.split(" |")[0] for line in lines if line.startswith("epoch ")]
     assert epochs_run == ["epoch 2/2"]  # epoch 1 was not trained again
+    # the training time covers both runs' epochs, not only the resumed one
+    clock = json.loads((tmp_path / "run" / "epoch_seconds.json").read_text())
+    assert sorted(clock) == ["1", "2"]
+    history = json.loads((tmp_path / "out" / "history.json").read_text())
+    assert history["train_seconds_total"] == pytest.approx(sum(clock.values()), abs=0.11)
 
 
 def test_inference_accepts_any_crop_and_returns_both_schemes():

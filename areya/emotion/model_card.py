@@ -104,6 +104,7 @@ def write_card(model_dir: str | Path, data_dir: str | Path, train_command: str, 
         "config": cfg.to_dict(),
         "train_epochs": history.get("epochs"),
         "train_seconds_last_run": history.get("train_seconds_this_run"),
+        "train_seconds_total": history.get("train_seconds_total"),
         "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}",
         "notes": notes,
     }
@@ -126,8 +127,15 @@ def _member_entry(model_dir: Path, member: str) -> dict[str, Any]:
         "config": TrainConfig.from_file(config).to_dict(),
         "train_epochs": history.get("epochs"),
         "train_seconds_last_run": history.get("train_seconds_this_run"),
+        "train_seconds_total": history.get("train_seconds_total"),
         "final_val_accuracy7": (history.get("history", {}).get("val_emotion7_accuracy") or [None])[-1],
     }
+
+
+def _train_minutes(entry: dict[str, Any]) -> str:
+    """Minutes of training over all resumed runs when the history has them, else of the last run."""
+    seconds = entry.get("train_seconds_total") or entry.get("train_seconds_last_run") or 0
+    return f"{seconds / 60:.0f}"
 
 
 def _ensemble_lines(card: dict[str, Any]) -> list[str]:
@@ -140,7 +148,8 @@ def _ensemble_lines(card: dict[str, Any]) -> list[str]:
         "their probabilities are averaged before the calibration (fitted on that average). Members share the "
         "architecture family and the held-out validation part; they differ in their training seeds and configs:",
         "",
-        "| member | config | seed | widths | epochs | training wall time | validation 7-class (last epoch) | size |",
+        "| member | config | seed | widths | epochs | training time (all runs) | validation 7-class (last epoch) "
+        "| size |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for m in members:
@@ -148,7 +157,7 @@ def _ensemble_lines(card: dict[str, Any]) -> list[str]:
         val = m.get("final_val_accuracy7")
         lines.append(
             f"| `{m['file']}` | `{m['config_file']}` | {cfg['seed']} | {'-'.join(str(w) for w in cfg['widths'])} "
-            f"| {m.get('train_epochs')} | {(m.get('train_seconds_last_run') or 0) / 60:.0f} min "
+            f"| {m.get('train_epochs')} | {_train_minutes(m)} min "
             f"| {'' if val is None else f'{val:.4f}'} | {m['file_size_mb']} MB |"
         )
     return lines
@@ -281,8 +290,9 @@ def render_markdown(card: dict[str, Any]) -> str:
         "",
         f"Command: `{card['train_command']}`",
         "",
-        f"Epochs: {card['train_epochs']}; wall time of the last run: "
-        f"{(card['train_seconds_last_run'] or 0) / 60:.0f} min on {card['machine']}.",
+        f"Epochs: {card['train_epochs']}; training time: {_train_minutes(card)} min on {card['machine']}"
+        + ("" if card.get("train_seconds_total") else " (the last run; earlier resumed runs not recorded)")
+        + ".",
         "",
         "Config (`config.toml`):",
         "",

@@ -73,11 +73,21 @@ def as_model_input(images: np.ndarray) -> np.ndarray:
     return images.astype(np.float32)[..., None]
 
 
+EPOCH_SECONDS_FILE = "epoch_seconds.json"
+
+
+def epoch_seconds(clock_file: Path) -> dict[str, float]:
+    """The run directory's record of seconds per finished epoch ({} when there is none yet)."""
+    return json.loads(clock_file.read_text()) if clock_file.is_file() else {}
+
+
 class _EpochReport:
     """Keras callback (built lazily so importing this module needs no keras)."""
 
     @staticmethod
-    def make(total_epochs: int, report: Callable[[str], None]):
+    def make(total_epochs: int, report: Callable[[str], None], clock_file: Path | None = None):
+        """``clock_file``: each finished epoch's seconds, by epoch number, kept across resumed runs (an epoch
+        trained again after a crash replaces its earlier entry), so a model's training time survives resuming."""
         import keras
 
         class EpochReport(keras.callbacks.Callback):
@@ -87,6 +97,10 @@ class _EpochReport:
             def on_epoch_end(self, epoch, logs=None):
                 logs = logs or {}
                 took = time.monotonic() - self._t0
+                if clock_file is not None:
+                    seconds = epoch_seconds(clock_file)
+                    seconds[str(epoch + 1)] = round(took, 1)
+                    clock_file.write_text(json.dumps(seconds, indent=0))
                 acc7 = logs.get("emotion7_accuracy")
                 vacc7 = logs.get("val_emotion7_accuracy")
                 vacc4 = logs.get("val_emotion4_accuracy")
@@ -251,7 +265,7 @@ def _fit(
         epoch_setter,
         keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
         keras.callbacks.CSVLogger(str(run_dir / "log.csv"), append=True),
-        _EpochReport.make(cfg.epochs, report),
+        _EpochReport.make(cfg.epochs, report, run_dir / EPOCH_SECONDS_FILE),
         *(extra_callbacks or []),
     ]
     t0 = time.monotonic()
@@ -277,6 +291,8 @@ def _fit(
                 "train_images": len(train_data),
                 "val_images": len(val_data) if val_data is not None else 0,
                 "train_seconds_this_run": round(took, 1),
+                # every epoch of every resumed run (the epochs' own time: no start-up, no calibration)
+                "train_seconds_total": round(sum(epoch_seconds(run_dir / EPOCH_SECONDS_FILE).values()), 1),
                 "history": {k: [float(v) for v in vals] for k, vals in history.history.items()},
             },
             indent=2,

@@ -473,6 +473,13 @@ class Settings:
         "(none)",
     )
     emotion_model: str = _setting("areya-fer", _non_empty, "pipeline", "Emotion model: name under models/ or a path.")
+    emotion_threads: int = _setting(
+        0,
+        _int_range(0, 256),
+        "pipeline",
+        "CPU threads per emotion network in each worker (int8 runtime; 0 = one per CPU). Set it when several "
+        "workers share a host.",
+    )
     snapshot_ttl_s: int = _setting(
         60, _int_range(0, 86_400), "pipeline", "TTL of the latest-frame snapshot (0 = none)."
     )

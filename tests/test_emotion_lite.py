@@ -240,3 +240,25 @@ def test_the_card_of_an_int8_model_names_the_runtime_and_the_files_it_serves(fol
     text = (served / "card.md").read_text()
     assert "Served: `model.int8.tflite`" in text and "int8 weights" in text
     assert "An ensemble of" not in text  # one network is not an ensemble
+
+
+def test_the_emotion_threads_setting_reaches_every_int8_member(folder: Path, tmp_path: Path, caplog):
+    import os
+
+    from areya.config import ConfigError, load_settings
+    from areya.worker import load_classifier
+
+    copy = _copy(folder, tmp_path)
+    Ensemble(("model.keras", "member-2.keras"), tta_flip=False, runtime="int8").save(copy)
+    env = {"AREYA_DATA_DIR": str(tmp_path / "data"), "AREYA_EMOTION_MODEL": str(copy)}
+    clf = load_classifier(load_settings(env={**env, "AREYA_EMOTION_THREADS": "1"}))
+    assert [m.num_threads for m in clf._models] == [1, 1]
+    default = load_classifier(load_settings(env=env))
+    assert [m.num_threads for m in default._models] == [os.cpu_count() or 1] * 2  # 0: one per CPU
+    with pytest.raises(ConfigError, match="AREYA_EMOTION_THREADS"):
+        load_settings(env={**env, "AREYA_EMOTION_THREADS": "-1"})
+    # served by Keras: the setting cannot be applied, and the log says so
+    Ensemble(("model.keras", "member-2.keras"), tta_flip=False).save(copy)
+    with caplog.at_level("WARNING", logger="areya.emotion.inference"):
+        EmotionClassifier.load(copy, num_threads=2)
+    assert "num_threads=2 is not applied" in caplog.text

@@ -8,6 +8,7 @@ runs on the CPU.  Batch size is the lever for throughput.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,6 +25,8 @@ MODEL_FILE = "model.keras"
 ENSEMBLE_FILE = "ensemble.toml"
 INT8_SUFFIX = ".int8.tflite"
 RUNTIMES = ("keras", "int8")
+
+log = logging.getLogger(__name__)
 
 
 def models_dir() -> Path:
@@ -278,10 +281,14 @@ class EmotionClassifier:
         return len(self._models)
 
     @classmethod
-    def load(cls, name_or_path: str | Path | None = None, tta_flip: bool | None = None) -> EmotionClassifier:
+    def load(
+        cls, name_or_path: str | Path | None = None, tta_flip: bool | None = None, num_threads: int | None = None
+    ) -> EmotionClassifier:
         """Load a shipped model (with its ensemble members, if its folder has an ``ensemble.toml``; as int8
         TensorFlow Lite members if it says ``runtime = "int8"``).
-        ``tta_flip`` None: as the model is served (its calibration was fitted that way)."""
+        ``tta_flip`` None: as the model is served (its calibration was fitted that way).
+        ``num_threads``: CPU threads of each int8 member (None or 0: one per CPU); the Keras runtime uses
+        TensorFlow's own thread pools, which a running process cannot resize, and logs that it ignores it."""
         path = resolve_model_path(name_or_path)
         folder = path.parent
         ensemble = Ensemble.load(folder) if path.name == MODEL_FILE else None  # a member file alone: no ensemble
@@ -292,8 +299,14 @@ class EmotionClassifier:
             from areya.emotion.lite import LiteMember
 
             files = [Ensemble.member_int8(folder, m) for m in ensemble.members]
-            models = [LiteMember(f) for f in files]
+            models = [LiteMember(f, num_threads or None) for f in files]
         else:
+            if num_threads:
+                log.warning(
+                    "%s is served by Keras: num_threads=%d is not applied (TensorFlow uses its own thread pools)",
+                    folder.name,
+                    num_threads,
+                )
             import keras
 
             import areya.emotion.network  # noqa: F401  (registers the custom layers for deserialisation)

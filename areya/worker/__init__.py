@@ -9,10 +9,11 @@ from areya.worker.worker import Classifier, Detector, Worker, WorkerConfig, fram
 
 
 def load_classifier(settings: Any) -> Classifier:
-    """The emotion classifier named by ``settings.emotion_model`` (heavy: imports TensorFlow/Keras)."""
+    """The emotion classifier named by ``settings.emotion_model``, its int8 members on ``settings.emotion_threads``
+    CPU threads each (0: one per CPU) (heavy: imports TensorFlow/Keras)."""
     from areya.emotion.inference import EmotionClassifier  # noqa: PLC0415
 
-    return EmotionClassifier.load(settings.emotion_model)
+    return EmotionClassifier.load(settings.emotion_model, num_threads=settings.emotion_threads)
 
 
 def load_detector(settings: Any) -> Detector:

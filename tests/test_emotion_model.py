@@ -168,6 +168,9 @@ def test_interrupted_training_resumes_from_its_checkpoint(face_tree: Path, tmp_p
     assert sorted(clock) == ["1", "2"]
     history = json.loads((tmp_path / "out" / "history.json").read_text())
     assert history["train_seconds_total"] == pytest.approx(sum(clock.values()), abs=0.11)
+    # training again from scratch in the same run directory forgets the finished training's epochs
+    train(TrainConfig(**{**TINY, "epochs": 1}), face_tree, tmp_path / "out", run_dir=tmp_path / "run")
+    assert sorted(json.loads((tmp_path / "run" / "epoch_seconds.json").read_text())) == ["1"]
 
 
 def test_inference_accepts_any_crop_and_returns_both_schemes():

@@ -98,7 +98,8 @@ class _EpochReport:
                 logs = logs or {}
                 took = time.monotonic() - self._t0
                 if clock_file is not None:
-                    seconds = epoch_seconds(clock_file)
+                    # the first epoch only finishes in a fresh run: forget an earlier training's epochs
+                    seconds = epoch_seconds(clock_file) if epoch > 0 else {}
                     seconds[str(epoch + 1)] = round(took, 1)
                     clock_file.write_text(json.dumps(seconds, indent=0))
                 acc7 = logs.get("emotion7_accuracy")

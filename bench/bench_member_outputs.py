@@ -26,16 +26,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from bench_validation import SHARED, SPLIT_SEED  # the same data and validation part as bench_validation.py
 
 from areya.emotion.calibration import apply_temperature, fit_temperature
 from areya.emotion.dataset import holdout_split, load_dataset
+from areya.emotion.evaluate import four_of_seven
 from areya.emotion.inference import prepare_crops
 from areya.emotion.metrics import classification_report
 from areya.emotion.schemes import AREYA4_CLASSES, FER7_CLASSES, FER_TO_AREYA4
-
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "fer2013"
-SPLIT_SEED = 20261129
-FOUR = [FER7_CLASSES.index(c) for c in ("angry", "happy", "neutral", "sad")]  # FER order of AREYA4's classes
 
 
 def member_outputs(path: Path, x: np.ndarray, cache: Path) -> dict[str, np.ndarray]:
@@ -67,11 +65,6 @@ def ensemble(outs: Sequence[dict[str, np.ndarray]], tta: bool) -> tuple[np.ndarr
     p4 = np.mean([o[k + "p4"] for o in outs for k in keys], axis=0)
     p7 = np.mean([o[k + "p7"] for o in outs for k in keys], axis=0)
     return p4, p7
-
-
-def four_of_seven(p7: np.ndarray) -> np.ndarray:
-    sub = p7[:, FOUR]
-    return sub / sub.sum(axis=1, keepdims=True)
 
 
 def scores(p4: np.ndarray, p7: np.ndarray, y7: np.ndarray, in4: np.ndarray, y4: np.ndarray) -> dict[str, float]:

@@ -47,13 +47,27 @@ def _echo_err(msg: str) -> None:
 )
 @click.option("--epochs", type=click.IntRange(min=1), help="Override the config's epoch count.")
 @click.option(
+    "--precision",
+    type=click.Choice(["auto", "mixed", "float32"]),
+    default="auto",
+    show_default=True,
+    help="Compute dtype: auto = bfloat16 mixed precision if the config asks for it and the GPU or CPU computes "
+    "bfloat16 (else float32, which is faster there); mixed / float32 force one. The weights are float32 either way.",
+)
+@click.option(
     "--card/--no-card",
     default=True,
     show_default=True,
     help="Measure the model on the validation split and write its model card.",
 )
 def train_cmd(
-    config_path: Path, data_dir: Path, out_dir: Path | None, run_dir: Path | None, epochs: int | None, card: bool
+    config_path: Path,
+    data_dir: Path,
+    out_dir: Path | None,
+    run_dir: Path | None,
+    epochs: int | None,
+    precision: str,
+    card: bool,
 ) -> None:
     """Train an emotion model (seeded, checkpointed, resumable) and write its model card."""
     _quiet_tensorflow()
@@ -74,7 +88,7 @@ def train_cmd(
     click.echo(
         f"training {cfg.name}: {cfg.epochs} epochs, batch {cfg.batch_size}, seed {cfg.seed}; checkpoints in {run_dir}"
     )
-    train(cfg, data_dir, out_dir, run_dir=run_dir, report=click.echo)
+    train(cfg, data_dir, out_dir, run_dir=run_dir, report=click.echo, precision=precision)
     if cfg.val_fraction > 0:
         from areya.emotion.calibration import calibrate_model_dir
 

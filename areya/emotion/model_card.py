@@ -105,6 +105,7 @@ def write_card(model_dir: str | Path, data_dir: str | Path, train_command: str, 
         "train_epochs": history.get("epochs"),
         "train_seconds_last_run": history.get("train_seconds_this_run"),
         "train_seconds_total": history.get("train_seconds_total"),
+        "train_dtype_policy": history.get("dtype_policy"),
         "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}",
         "notes": notes,
     }

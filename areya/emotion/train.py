@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from areya.emotion.dataset import FaceDataset, holdout_split, load_dataset
+from areya.emotion.precision import accelerator_present, choose_policy, cpu_has_bf16
 from areya.emotion.schemes import SCHEME4, SCHEME7, fer7_to_scheme_labels
 from areya.emotion.train_config import TrainConfig
 
@@ -126,11 +127,15 @@ def train(
     train_data: FaceDataset | None = None,
     val_data: FaceDataset | None = None,
     extra_callbacks: list | None = None,
+    precision: str = "auto",
 ) -> Path:
     """Train ``cfg`` on ``data_dir/<train_split>`` less its held-out validation part; returns the model path.
 
-    ``val_data`` given (tests) replaces the held-out part.
+    ``val_data`` given (tests) replaces the held-out part.  ``precision``: "auto" trains in bfloat16 mixed
+    precision when the config asks for it and the hardware computes bfloat16 (:mod:`areya.emotion.precision`),
+    "mixed" / "float32" force one; the policy used is reported and kept in ``history.json``.
     """
+
     import keras
 
     out_dir = Path(out_dir)
@@ -147,8 +152,12 @@ def train(
         train_data, val_data = holdout_split(train_data, cfg.val_fraction, cfg.holdout_seed)
         report(f"{train_data.report.summary()}; {val_data.report.summary()}")
 
+    choice = choose_policy(cfg.mixed_precision, precision, accelerator=accelerator_present(), cpu_bf16=cpu_has_bf16())
+    report(f"dtype policy {choice.policy}: {choice.reason}")
+    if choice.policy != ("mixed_bfloat16" if cfg.mixed_precision else "float32"):
+        log.warning("training %s in %s: %s", cfg.name, choice.policy, choice.reason)
     previous_policy = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy("mixed_bfloat16" if cfg.mixed_precision else "float32")
+    keras.mixed_precision.set_global_policy(choice.policy)
     try:
         return _fit(cfg, train_data, val_data, out_dir, run_dir, report, extra_callbacks)
     finally:
@@ -291,6 +300,7 @@ def _fit(
                 "epochs": cfg.epochs,
                 "train_images": len(train_data),
                 "val_images": len(val_data) if val_data is not None else 0,
+                "dtype_policy": keras.mixed_precision.global_policy().name,
                 "train_seconds_this_run": round(took, 1),
                 # every epoch of every resumed run (the epochs' own time: no start-up, no calibration)
                 "train_seconds_total": round(sum(epoch_seconds(run_dir / EPOCH_SECONDS_FILE).values()), 1),

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import click
 
+from areya.emotion.precision import MODES as PRECISION_MODES
+
 
 def _quiet_tensorflow() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -48,7 +50,7 @@ def _echo_err(msg: str) -> None:
 @click.option("--epochs", type=click.IntRange(min=1), help="Override the config's epoch count.")
 @click.option(
     "--precision",
-    type=click.Choice(["auto", "mixed", "float32"]),
+    type=click.Choice(PRECISION_MODES),
     default="auto",
     show_default=True,
     help="Compute dtype: auto = bfloat16 mixed precision if the config asks for it and the GPU or CPU computes "

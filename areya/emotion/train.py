@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from areya.emotion.dataset import FaceDataset, holdout_split, load_dataset
-from areya.emotion.precision import accelerator_present, choose_policy, cpu_has_bf16
+from areya.emotion.precision import FLOAT32, MIXED, accelerator_present, choose_policy, cpu_has_bf16
 from areya.emotion.schemes import SCHEME4, SCHEME7, fer7_to_scheme_labels
 from areya.emotion.train_config import TrainConfig
 
@@ -135,9 +135,10 @@ def train(
     precision when the config asks for it and the hardware computes bfloat16 (:mod:`areya.emotion.precision`),
     "mixed" / "float32" force one; the policy used is reported and kept in ``history.json``.
     """
-
     import keras
 
+    # an unknown mode fails here, before the data is read
+    choice = choose_policy(cfg.mixed_precision, precision, accelerator=accelerator_present(), cpu_bf16=cpu_has_bf16())
     out_dir = Path(out_dir)
     run_dir = Path(run_dir) if run_dir else out_dir / ".run"
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -152,9 +153,8 @@ def train(
         train_data, val_data = holdout_split(train_data, cfg.val_fraction, cfg.holdout_seed)
         report(f"{train_data.report.summary()}; {val_data.report.summary()}")
 
-    choice = choose_policy(cfg.mixed_precision, precision, accelerator=accelerator_present(), cpu_bf16=cpu_has_bf16())
     report(f"dtype policy {choice.policy}: {choice.reason}")
-    if choice.policy != ("mixed_bfloat16" if cfg.mixed_precision else "float32"):
+    if choice.policy != (MIXED if cfg.mixed_precision else FLOAT32):
         log.warning("training %s in %s: %s", cfg.name, choice.policy, choice.reason)
     previous_policy = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(choice.policy)

@@ -15,7 +15,7 @@ from areya.emotion.evaluate import evaluate, four_of_seven
 from areya.emotion.inference import EmotionClassifier, prepare_crops, resolve_model_path
 from areya.emotion.network import masked_categorical_crossentropy
 from areya.emotion.schemes import AREYA4_CLASSES, FER7_CLASSES
-from areya.emotion.train import class_weights, train, training_targets
+from areya.emotion.train import class_weights, full_history, remember_epoch, train, training_targets
 from areya.emotion.train_config import TrainConfig
 
 keras = pytest.importorskip("keras")
@@ -168,9 +168,27 @@ def test_interrupted_training_resumes_from_its_checkpoint(face_tree: Path, tmp_p
     assert sorted(clock) == ["1", "2"]
     history = json.loads((tmp_path / "out" / "history.json").read_text())
     assert history["train_seconds_total"] == pytest.approx(sum(clock.values()), abs=0.11)
+    # and the curves cover both runs' epochs: epoch 1's figures come from the crashed run
+    curves = history["history"]
+    assert len(curves["loss"]) == 2 and len(curves["val_emotion7_accuracy"]) == 2
+    first_run = json.loads((tmp_path / "run" / "epoch_logs.json").read_text())["1"]
+    assert curves["loss"][0] == pytest.approx(first_run["loss"])
     # training again from scratch in the same run directory forgets the finished training's epochs
     train(TrainConfig(**{**TINY, "epochs": 1}), face_tree, tmp_path / "out", run_dir=tmp_path / "run")
     assert sorted(json.loads((tmp_path / "run" / "epoch_seconds.json").read_text())) == ["1"]
+
+
+def test_full_history_falls_back_to_this_runs_epochs_when_the_record_is_incomplete(tmp_path: Path):
+    logs = tmp_path / "epoch_logs.json"
+    this_run = {"loss": [0.5], "val_loss": [0.6]}
+    assert full_history(logs, 2, this_run) == this_run  # no record
+    remember_epoch(logs, 0, {"loss": 0.9, "val_loss": 1.0})
+    remember_epoch(logs, 1, {"loss": 0.5, "val_loss": 0.6})
+    assert full_history(logs, 2, this_run) == {"loss": [0.9, 0.5], "val_loss": [1.0, 0.6]}
+    assert full_history(logs, 3, this_run) == this_run  # epoch 3 missing
+    assert full_history(logs, 2, {**this_run, "lr": [0.1]}) == {**this_run, "lr": [0.1]}  # a metric missing
+    remember_epoch(logs, 0, {"loss": 0.8, "val_loss": 0.9})  # a fresh training forgets the earlier one's epochs
+    assert json.loads(logs.read_text()) == {"1": {"loss": 0.8, "val_loss": 0.9}}
 
 
 def test_inference_accepts_any_crop_and_returns_both_schemes():

@@ -75,6 +75,7 @@ def as_model_input(images: np.ndarray) -> np.ndarray:
 
 
 EPOCH_SECONDS_FILE = "epoch_seconds.json"
+EPOCH_LOGS_FILE = "epoch_logs.json"
 
 
 def epoch_seconds(clock_file: Path) -> dict[str, float]:
@@ -82,13 +83,38 @@ def epoch_seconds(clock_file: Path) -> dict[str, float]:
     return json.loads(clock_file.read_text()) if clock_file.is_file() else {}
 
 
+def remember_epoch(record_file: Path, epoch: int, value: object) -> None:
+    """Keep ``value`` for finished ``epoch`` (0-based) in a run directory's record, by epoch number, across resumed
+    runs: an epoch trained again after a crash replaces its entry, and the first epoch (which only finishes in a
+    fresh run) forgets an earlier training's epochs."""
+    record = json.loads(record_file.read_text()) if epoch > 0 and record_file.is_file() else {}
+    record[str(epoch + 1)] = value
+    record_file.write_text(json.dumps(record, indent=0))
+
+
+def full_history(logs_file: Path, epochs: int, this_run: dict[str, list[float]]) -> dict[str, list[float]]:
+    """Every epoch's metrics of a training that may have been resumed: the run directory's per-epoch record when it
+    holds epochs 1..``epochs`` with the same metrics as this run's ``model.fit`` history, else that history (which
+    covers only the epochs this run trained)."""
+    logged = json.loads(logs_file.read_text()) if logs_file.is_file() else {}
+    rows = [logged.get(str(e)) for e in range(1, epochs + 1)]
+    if all(isinstance(row, dict) and set(this_run) <= set(row) for row in rows):
+        return {k: [float(row[k]) for row in rows] for k in this_run}
+    return {k: [float(v) for v in vals] for k, vals in this_run.items()}
+
+
 class _EpochReport:
     """Keras callback (built lazily so importing this module needs no keras)."""
 
     @staticmethod
-    def make(total_epochs: int, report: Callable[[str], None], clock_file: Path | None = None):
-        """``clock_file``: each finished epoch's seconds, by epoch number, kept across resumed runs (an epoch
-        trained again after a crash replaces its earlier entry), so a model's training time survives resuming."""
+    def make(
+        total_epochs: int,
+        report: Callable[[str], None],
+        clock_file: Path | None = None,
+        logs_file: Path | None = None,
+    ):
+        """``clock_file`` / ``logs_file``: each finished epoch's seconds / metrics, kept across resumed runs
+        (:func:`remember_epoch`), so a model's training time and curves survive resuming."""
         import keras
 
         class EpochReport(keras.callbacks.Callback):
@@ -99,10 +125,9 @@ class _EpochReport:
                 logs = logs or {}
                 took = time.monotonic() - self._t0
                 if clock_file is not None:
-                    # the first epoch only finishes in a fresh run: forget an earlier training's epochs
-                    seconds = epoch_seconds(clock_file) if epoch > 0 else {}
-                    seconds[str(epoch + 1)] = round(took, 1)
-                    clock_file.write_text(json.dumps(seconds, indent=0))
+                    remember_epoch(clock_file, epoch, round(took, 1))
+                if logs_file is not None:
+                    remember_epoch(logs_file, epoch, {k: float(v) for k, v in logs.items()})
                 acc7 = logs.get("emotion7_accuracy")
                 vacc7 = logs.get("val_emotion7_accuracy")
                 vacc4 = logs.get("val_emotion4_accuracy")
@@ -275,7 +300,7 @@ def _fit(
         epoch_setter,
         keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
         keras.callbacks.CSVLogger(str(run_dir / "log.csv"), append=True),
-        _EpochReport.make(cfg.epochs, report, run_dir / EPOCH_SECONDS_FILE),
+        _EpochReport.make(cfg.epochs, report, run_dir / EPOCH_SECONDS_FILE, run_dir / EPOCH_LOGS_FILE),
         *(extra_callbacks or []),
     ]
     t0 = time.monotonic()
@@ -304,7 +329,8 @@ def _fit(
                 "train_seconds_this_run": round(took, 1),
                 # every epoch of every resumed run (the epochs' own time: no start-up, no calibration)
                 "train_seconds_total": round(sum(epoch_seconds(run_dir / EPOCH_SECONDS_FILE).values()), 1),
-                "history": {k: [float(v) for v in vals] for k, vals in history.history.items()},
+                # every epoch of every resumed run, not only this run's
+                "history": full_history(run_dir / EPOCH_LOGS_FILE, cfg.epochs, history.history),
             },
             indent=2,
         )

@@ -1,0 +1,76 @@
+"""Training and inference speed of a model config's network on this machine, on random faces.
+
+Builds the network of ``--config`` (default: the shipped v8 member's), compiles it as ``areya train`` does (the
+config's optimizer and losses) and times ``model.fit`` over ``--batches`` batches after one warm-up fit, then
+``model.predict`` at batch 256.  The Keras backend is the process's (``KERAS_BACKEND=jax python
+bench/bench_train_speed.py`` for JAX); ``--precision`` picks the dtype policy as ``areya train --precision`` does.
+Figures depend on the CPU and on what else runs (print ``uptime`` beside them).  Not part of the test suite.
+
+    python bench/bench_train_speed.py [--config models/areya-fer/config.toml] [--precision auto|mixed|float32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from areya.emotion.precision import MODES, accelerator_present, choose_policy, cpu_has_bf16  # noqa: E402
+from areya.emotion.train_config import TrainConfig  # noqa: E402
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", type=Path, default=Path("models/areya-fer/config.toml"))
+    ap.add_argument("--precision", choices=MODES, default="auto")
+    ap.add_argument("--batches", type=int, default=12, help="timed training batches")
+    args = ap.parse_args(argv)
+
+    import keras
+
+    from areya.emotion.network import OUTPUT4, OUTPUT7, build_network, masked_categorical_crossentropy
+    from areya.emotion.train import _optimizer
+
+    cfg = TrainConfig.from_file(args.config)
+    choice = choose_policy(
+        cfg.mixed_precision, args.precision, accelerator=accelerator_present(), cpu_bf16=cpu_has_bf16()
+    )
+    keras.mixed_precision.set_global_policy(choice.policy)
+    keras.utils.set_random_seed(cfg.seed)
+    model = build_network(cfg)
+    model.compile(
+        optimizer=_optimizer(cfg, 100),
+        loss={OUTPUT7: keras.losses.CategoricalCrossentropy(), OUTPUT4: masked_categorical_crossentropy},
+    )
+    n = cfg.batch_size * args.batches
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 255, (n, 48, 48, 1)).astype(np.float32)
+    y = {
+        OUTPUT7: np.eye(7, dtype=np.float32)[rng.integers(0, 7, n)],
+        OUTPUT4: np.eye(4, dtype=np.float32)[rng.integers(0, 4, n)],
+    }
+    warm = 2 * cfg.batch_size
+    model.fit(x[:warm], {k: v[:warm] for k, v in y.items()}, batch_size=cfg.batch_size, epochs=1, verbose=0)
+    t0 = time.perf_counter()
+    model.fit(x, y, batch_size=cfg.batch_size, epochs=1, verbose=0)
+    train_rate = n / (time.perf_counter() - t0)
+    model.predict(x[:256], batch_size=256, verbose=0)
+    t0 = time.perf_counter()
+    model.predict(x, batch_size=256, verbose=0)
+    predict_rate = n / (time.perf_counter() - t0)
+    print(
+        f"{args.config} ({model.count_params():,} parameters): backend {keras.backend.backend()}, dtype policy "
+        f"{choice.policy}, batch {cfg.batch_size}: train {train_rate:.0f} images/s, predict {predict_rate:.0f} "
+        f"faces/s (Keras, batch 256)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -3,7 +3,10 @@ folder, 7-class accuracy and macro-F1 (with per-class F1), the served 4-class ac
 4-class recall of angry and sad (the classes alerts are made of).  Never PublicTest: that is reported once per
 shipped model, by its card.
 
-    nice python bench/bench_validation.py MODEL_DIR [MODEL_DIR ...] [--data DIR] [--split-seed S]
+    nice python bench/bench_validation.py MODEL_DIR [MODEL_DIR ...] [--data DIR] [--split-seed S] [--without-copies]
+
+``--without-copies`` leaves out the validation faces that are pixel-identical to a face of the training part
+(208 of the 2,872: FER-2013 repeats faces), which the models trained on.
 
 Each folder is scored as served (its members, TTA and calibration); build candidates on copies with
 ``areya models add-member`` / ``areya models calibrate`` and edit their ``ensemble.toml``.
@@ -18,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from areya.emotion.dataset import holdout_split, load_dataset
+from areya.emotion.dataset import holdout_split, load_dataset, without_copies
 from areya.emotion.inference import EmotionClassifier
 from areya.emotion.metrics import classification_report
 from areya.emotion.schemes import AREYA4_CLASSES, FER7_CLASSES, FER_TO_AREYA4
@@ -34,15 +37,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, default=SHARED)
     ap.add_argument("--split-seed", type=int, default=SPLIT_SEED)
     ap.add_argument("--val-fraction", type=float, default=VAL_FRACTION)
+    ap.add_argument("--without-copies", action="store_true", help="leave out copies of training-part faces")
     args = ap.parse_args(argv)
     if not (args.data / "train").is_dir():
         print(f"needs the FER-2013 tree with train/ at {args.data}", file=sys.stderr)
         return 2
-    _, val = holdout_split(load_dataset(args.data, "train"), args.val_fraction, args.split_seed)
+    rest, val = holdout_split(load_dataset(args.data, "train"), args.val_fraction, args.split_seed)
+    if args.without_copies:
+        val = without_copies(val, rest)
     y7 = np.asarray(val.labels7)
     in4 = np.array([FER7_CLASSES[i] in FER_TO_AREYA4 for i in y7])
     y4 = np.array([AREYA4_CLASSES.index(FER_TO_AREYA4[FER7_CLASSES[i]]) for i in y7[in4]])
-    print(f"validation part: {len(y7)} faces ({int(in4.sum())} in the four classes), split seed {args.split_seed}")
+    print(f"{val.report.source}: {len(y7)} faces ({int(in4.sum())} in the four classes), split seed {args.split_seed}")
     print("| model | 7-class acc | 7-class macro-F1 | F1 per class (" + ", ".join(FER7_CLASSES)
           + ") | 4-class acc | 4-class macro-F1 | angry recall | sad recall |")
     print("|---|---|---|---|---|---|---|---|")

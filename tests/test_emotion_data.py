@@ -9,7 +9,15 @@ import numpy as np
 import pytest
 from synthetic_faces import write_face_tree
 
-from areya.emotion.dataset import FaceDataset, ImportReport, holdout_split, load_dataset, load_fer_csv, load_folder_tree
+from areya.emotion.dataset import (
+    FaceDataset,
+    ImportReport,
+    holdout_split,
+    load_dataset,
+    load_fer_csv,
+    load_folder_tree,
+    without_copies,
+)
 from areya.emotion.schemes import (
     AREYA4_CLASSES,
     FER7_CLASSES,
@@ -125,3 +133,18 @@ def test_holdout_split_is_stratified_disjoint_and_seeded():
     assert "validation part" in val.report.source and val.report.loaded == len(val)
     with pytest.raises(ValueError):
         holdout_split(data, 1.0, seed=0)
+
+
+def test_without_copies_leaves_out_pixel_identical_faces_only():
+    rng = np.random.default_rng(3)
+    train = FaceDataset(rng.integers(0, 256, (5, 48, 48), dtype=np.uint8), np.arange(5), ImportReport("train", 5))
+    near = train.images[1].copy()
+    near[0, 0] ^= 1  # one pixel off: a different face
+    images = np.stack([train.images[0], near, rng.integers(0, 256, (48, 48), dtype=np.uint8), train.images[4]])
+    test = FaceDataset(images, np.array([3, 1, 6, 2]), ImportReport("test", 4))  # the last copy under another label
+    kept = without_copies(test, train)
+    assert len(kept) == 2 and kept.labels7.tolist() == [1, 6]
+    np.testing.assert_array_equal(kept.images[0], near)
+    assert kept.report.loaded == 2 and kept.report.source == "test less 2 copies of faces in train"
+    assert dict(kept.report.per_class) == {FER7_CLASSES[1]: 1, FER7_CLASSES[6]: 1}
+    assert len(without_copies(test, FaceDataset(images[:0], np.arange(0), ImportReport("none", 0)))) == 4

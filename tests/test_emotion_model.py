@@ -305,6 +305,29 @@ def test_evaluate_cli_json_shape(tiny_model: Path, face_tree: Path, tmp_path: Pa
     assert set(data["four_class_head"]["recall"]) == set(AREYA4_CLASSES)
 
 
+def test_evaluate_cli_leaves_out_copies_of_training_faces(tiny_model: Path, face_tree: Path, tmp_path: Path):
+    import shutil
+
+    from areya.cli.models import evaluate_cmd
+
+    test = tmp_path / "publictest"
+    shutil.copytree(face_tree / "publictest", test)
+    # two Training faces appear again in the test tree, under other names (one of them under another class)
+    shutil.copy(face_tree / "train" / "happy" / "happy_0.png", test / "happy" / "again.png")
+    shutil.copy(face_tree / "train" / "sad" / "sad_1.png", test / "angry" / "again.png")
+    args = ["--model", str(tiny_model), "--scheme", "4", "--data", str(test), "--json", "-"]
+    plain = CliRunner().invoke(evaluate_cmd, args)
+    assert plain.exit_code == 0, plain.output
+    assert json.loads(plain.stdout)["n"] == 14
+    result = CliRunner().invoke(evaluate_cmd, [*args, "--exclude-copies-of", str(face_tree / "train")])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["n"] == 12 and np.array(data["confusion_matrix"]).sum() == 12  # the original test faces only
+    assert "less 2 copies of faces in" in data["import"]
+    missing = CliRunner().invoke(evaluate_cmd, [*args, "--exclude-copies-of", str(tmp_path / "nope")])
+    assert missing.exit_code != 0 and "not found" in missing.output
+
+
 def test_evaluate_cli_rejects_missing_data(tmp_path: Path):
     from areya.cli.models import evaluate_cmd
 

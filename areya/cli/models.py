@@ -142,19 +142,42 @@ def _echo_calibration(cal) -> None:
     help="Write confusion-matrix and ROC PNGs here.",
 )
 @click.option("--tta/--no-tta", default=None, help="Average with the mirrored face [as the model is served].")
+@click.option(
+    "--exclude-copies-of",
+    "copies_of",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Leave out faces pixel-identical to a face under this tree or CSV (e.g. the Training split: 280 of "
+    "FER-2013 PublicTest's faces are copies of Training faces).",
+)
 def evaluate_cmd(
-    model: str | None, scheme: str, data_dir: Path, json_out: str | None, plots_dir: Path | None, tta: bool | None
+    model: str | None,
+    scheme: str,
+    data_dir: Path,
+    json_out: str | None,
+    plots_dir: Path | None,
+    tta: bool | None,
+    copies_of: Path | None,
 ) -> None:
     """Accuracy, macro-F1, per-class figures, confusion matrix and ROC AUC on a class-folder tree."""
     _quiet_tensorflow()
+    from areya.emotion.dataset import load_dataset, without_copies
     from areya.emotion.evaluate import evaluate
     from areya.emotion.inference import EmotionClassifier
 
     if not data_dir.is_dir():
         raise click.ClickException(f"data directory not found: {data_dir}")
+    if copies_of is not None and not copies_of.exists():
+        raise click.ClickException(f"--exclude-copies-of: {copies_of} not found")
     try:
         clf = EmotionClassifier.load(model, tta_flip=tta)
-        ev = evaluate(clf, data_dir, scheme)
+        data = None
+        if copies_of is not None:
+            reference = load_dataset(copies_of)
+            if len(reference) == 0:
+                raise ValueError(f"--exclude-copies-of: no faces under {copies_of}")
+            data = without_copies(load_dataset(data_dir), reference)
+        ev = evaluate(clf, data_dir, scheme, data=data)
     except (FileNotFoundError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
     to_stdout = json_out == "-"
@@ -259,13 +282,19 @@ def models_card(model_dir: Path, data_dir: Path, train_command: str, notes: str)
     default=None,
     help="Serve this 4-class source [the one with the lowest validation NLL].",
 )
-def models_calibrate(model_dir: Path, data_dir: Path, four_class_source: str | None) -> None:
+@click.option(
+    "--without-copies",
+    is_flag=True,
+    help="Fit on the validation faces that are not pixel-identical to a training-part face (FER-2013 repeats "
+    "faces; the network trained on those copies, so it is more sure of them than of a new face).",
+)
+def models_calibrate(model_dir: Path, data_dir: Path, four_class_source: str | None, without_copies: bool) -> None:
     """Fit MODEL_DIR's temperatures on the validation part held out from the Training split."""
     _quiet_tensorflow()
     from areya.emotion.calibration import calibrate_model_dir
 
     try:
-        cal = calibrate_model_dir(model_dir, data_dir, source=four_class_source)
+        cal = calibrate_model_dir(model_dir, data_dir, source=four_class_source, without_copies=without_copies)
     except (FileNotFoundError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
     _echo_calibration(cal)

@@ -246,14 +246,19 @@ def fit_calibration(
     )
 
 
-def calibrate_model_dir(model_dir: str | Path, data_dir: str | Path, source: str | None = None) -> Calibration:
+def calibrate_model_dir(
+    model_dir: str | Path, data_dir: str | Path, source: str | None = None, without_copies: bool = False
+) -> Calibration:
     """Fit and save ``model_dir``'s calibration on the validation part of ``data_dir``'s Training split.
 
     The part is the one training held out (same config: split folder, ``val_fraction``, ``seed`` or
     ``split_seed``; every ensemble member must have held out the same part), and the model is run as it is
     served (its ensemble's members averaged, with mirror TTA if its ``ensemble.toml`` or config says so).
+    ``without_copies``: less the faces pixel-identical to a face of the training part
+    (:func:`~areya.emotion.dataset.without_copies`).
     """
     from areya.emotion.dataset import holdout_split, load_dataset
+    from areya.emotion.dataset import without_copies as drop_copies
     from areya.emotion.inference import EmotionClassifier, Ensemble, check_same_holdout, served_tta
     from areya.emotion.train_config import TrainConfig
 
@@ -265,7 +270,9 @@ def calibrate_model_dir(model_dir: str | Path, data_dir: str | Path, source: str
     tta = served_tta(model_dir)
     if cfg.val_fraction <= 0:
         raise ValueError(f"{model_dir}: its config holds out no validation part (val_fraction = 0)")
-    _, val = holdout_split(load_dataset(data_dir, cfg.train_split), cfg.val_fraction, cfg.holdout_seed)
+    rest, val = holdout_split(load_dataset(data_dir, cfg.train_split), cfg.val_fraction, cfg.holdout_seed)
+    if without_copies:
+        val = drop_copies(val, rest)
     clf = EmotionClassifier.load(model_dir, tta_flip=tta)
     head4, probs7 = clf.predict_raw(val.images.astype(np.float32)[..., None])
     fitted_on = f"{val.report.source} (seed {cfg.holdout_seed}), {len(val)} faces, mirror TTA {'on' if tta else 'off'}"

@@ -12,6 +12,7 @@ is dropped silently.
 from __future__ import annotations
 
 import csv
+import hashlib
 import logging
 from collections import Counter
 from collections.abc import Iterable
@@ -192,3 +193,34 @@ def holdout_split(data: FaceDataset, fraction: float, seed: int) -> tuple[FaceDa
         return FaceDataset(data.images[mask], data.labels7[mask], report)
 
     return part(~held, f"{1 - fraction:.0%} training part"), part(held, f"{fraction:.0%} validation part")
+
+
+DIGEST_BYTES = 16
+
+
+def image_digests(images: np.ndarray) -> np.ndarray:
+    """(N, H, W) uint8 faces -> (N,) ``S16`` digests of their pixels (equal digests: pixel-identical faces)."""
+    if len(images) == 0:
+        return np.array([], dtype=f"S{DIGEST_BYTES}")
+    flat = np.ascontiguousarray(images, dtype=np.uint8).reshape(len(images), -1)
+    return np.array(
+        [hashlib.blake2b(row.tobytes(), digest_size=DIGEST_BYTES).digest() for row in flat], dtype=f"S{DIGEST_BYTES}"
+    )
+
+
+def without_copies(data: FaceDataset, reference: FaceDataset) -> FaceDataset:
+    """``data`` less its faces that are pixel-identical to a face of ``reference``.
+
+    FER-2013 repeats faces across its splits (280 of PublicTest's 3,589 faces are copies of Training faces); a model
+    scores a face it trained on better than a new one, so figures on copies of training faces overstate it.  The
+    report's source says how many faces were left out.
+    """
+    seen = set(image_digests(reference.images).tolist())
+    copy = np.array([d in seen for d in image_digests(data.images).tolist()], dtype=bool)
+    keep = ~copy
+    report = ImportReport(
+        source=f"{data.report.source} less {int(copy.sum())} copies of faces in {reference.report.source}",
+        loaded=int(keep.sum()),
+    )
+    report.per_class.update(FER7_CLASSES[int(lbl)] for lbl in data.labels7[keep])
+    return FaceDataset(data.images[keep], data.labels7[keep], report)

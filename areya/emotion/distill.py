@@ -9,23 +9,13 @@ calibrated, never reaches the student through its teacher.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from areya.emotion.dataset import image_digests
 from areya.emotion.schemes import SCHEME4, SCHEME7, fer7_to_scheme_labels
-
-DIGEST_BYTES = 16
-
-
-def image_digests(images: np.ndarray) -> np.ndarray:
-    """(N, H, W) uint8 faces -> (N,) ``S16`` digests of their pixels."""
-    flat = np.ascontiguousarray(images, dtype=np.uint8).reshape(len(images), -1)
-    return np.array(
-        [hashlib.blake2b(row.tobytes(), digest_size=DIGEST_BYTES).digest() for row in flat], dtype=f"S{DIGEST_BYTES}"
-    )
 
 
 @dataclass(frozen=True)

@@ -34,8 +34,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     import keras
 
-    from areya.emotion.network import OUTPUT4, OUTPUT7, build_network, masked_categorical_crossentropy
-    from areya.emotion.train import _optimizer
+    from areya.emotion.network import OUTPUT4, OUTPUT7, build_network
+    from areya.emotion.train import compile_for_training
 
     cfg = TrainConfig.from_file(args.config)
     choice = choose_policy(
@@ -44,10 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     keras.mixed_precision.set_global_policy(choice.policy)
     keras.utils.set_random_seed(cfg.seed)
     model = build_network(cfg)
-    model.compile(
-        optimizer=_optimizer(cfg, 100),
-        loss={OUTPUT7: keras.losses.CategoricalCrossentropy(), OUTPUT4: masked_categorical_crossentropy},
-    )
+    compile_for_training(model, cfg, args.batches)
     n = cfg.batch_size * args.batches
     rng = np.random.default_rng(0)
     x = rng.uniform(0, 255, (n, 48, 48, 1)).astype(np.float32)

@@ -208,6 +208,23 @@ def _online_teacher(cfg: TrainConfig, labels7: np.ndarray, report: Callable[[str
     return relabel
 
 
+def compile_for_training(model, cfg: TrainConfig, steps_per_epoch: int) -> None:
+    """Compile ``model`` with ``cfg``'s optimizer (its schedule over ``steps_per_epoch``), losses and loss weights."""
+    import keras
+
+    from areya.emotion.network import OUTPUT4, OUTPUT7, masked_categorical_crossentropy
+
+    # weighted 7-class rows do not sum to 1: Keras's fused cross-entropy would then get the gradient wrong (see
+    # masked_categorical_crossentropy; two weighted runs diverged with it), so they take the row cross-entropy
+    loss7 = masked_categorical_crossentropy if cfg.class_weight_power else keras.losses.CategoricalCrossentropy()
+    model.compile(
+        optimizer=_optimizer(cfg, steps_per_epoch),
+        loss={OUTPUT7: loss7, OUTPUT4: masked_categorical_crossentropy},
+        loss_weights={OUTPUT7: cfg.loss_weight_7, OUTPUT4: cfg.loss_weight_4},
+        metrics={OUTPUT7: ["accuracy"], OUTPUT4: ["accuracy"]},
+    )
+
+
 def _optimizer(cfg: TrainConfig, steps_per_epoch: int):
     import keras
 
@@ -257,20 +274,11 @@ def _fit(
     import keras
 
     from areya.emotion.augment import make_training_batches
-    from areya.emotion.network import OUTPUT4, OUTPUT7, build_network, masked_categorical_crossentropy
+    from areya.emotion.network import build_network
 
     keras.utils.set_random_seed(cfg.seed)
     model = build_network(cfg)  # augmentation happens in the batches, so the trained model is the served one
-    steps_per_epoch = math.ceil(len(train_data) / cfg.batch_size)
-    # weighted 7-class rows do not sum to 1: Keras's fused cross-entropy would then get the gradient wrong (see
-    # masked_categorical_crossentropy; two weighted runs diverged with it), so they take the row cross-entropy
-    loss7 = masked_categorical_crossentropy if cfg.class_weight_power else keras.losses.CategoricalCrossentropy()
-    model.compile(
-        optimizer=_optimizer(cfg, steps_per_epoch),
-        loss={OUTPUT7: loss7, OUTPUT4: masked_categorical_crossentropy},
-        loss_weights={OUTPUT7: cfg.loss_weight_7, OUTPUT4: cfg.loss_weight_4},
-        metrics={OUTPUT7: ["accuracy"], OUTPUT4: ["accuracy"]},
-    )
+    compile_for_training(model, cfg, math.ceil(len(train_data) / cfg.batch_size))
     weights7 = class_weights(train_data.labels7, cfg.class_weight_power) if cfg.class_weight_power else None
     if weights7 is not None:
         report(

@@ -21,6 +21,7 @@ import numpy as np
 from areya.emotion.dataset import FaceDataset, holdout_split, load_dataset
 from areya.emotion.precision import FLOAT32, MIXED, accelerator_present, choose_policy, cpu_has_bf16
 from areya.emotion.schemes import SCHEME4, SCHEME7, fer7_to_scheme_labels
+from areya.emotion.swa import AVERAGE_FILE, WeightAverage, averaging_callback, recompute_batchnorm, start_from
 from areya.emotion.train_config import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -225,18 +226,26 @@ def compile_for_training(model, cfg: TrainConfig, steps_per_epoch: int) -> None:
     )
 
 
-def _optimizer(cfg: TrainConfig, steps_per_epoch: int):
+def learning_rate_schedule(cfg: TrainConfig, steps_per_epoch: int):
+    """A linear warm-up from a tenth of ``cfg.learning_rate`` to it, then cosine decay to 0 or (``lr_schedule =
+    "constant"``) no decay."""
     import keras
 
     total_steps = steps_per_epoch * cfg.epochs
     warmup = int(steps_per_epoch * cfg.warmup_epochs)
-    schedule = keras.optimizers.schedules.CosineDecay(
+    return keras.optimizers.schedules.CosineDecay(
         initial_learning_rate=cfg.learning_rate * 0.1,
         decay_steps=max(1, total_steps - warmup),
-        alpha=0.0,
+        alpha=1.0 if cfg.lr_schedule == "constant" else 0.0,  # alpha: the floor, as a fraction of the peak
         warmup_target=cfg.learning_rate,
         warmup_steps=warmup,
     )
+
+
+def _optimizer(cfg: TrainConfig, steps_per_epoch: int):
+    import keras
+
+    schedule = learning_rate_schedule(cfg, steps_per_epoch)
     clip = {"global_clipnorm": cfg.global_clipnorm} if cfg.global_clipnorm > 0 else {}
     if cfg.optimizer == "sgd":
         return keras.optimizers.SGD(
@@ -262,6 +271,40 @@ def _served_copy(model):
     return served
 
 
+def _swap_in_average(
+    model,
+    average: WeightAverage,
+    train_data: FaceDataset,
+    validation: tuple[np.ndarray, dict[str, np.ndarray]] | None,
+    cfg: TrainConfig,
+    report: Callable[[str], None],
+) -> dict[str, object]:
+    """Put the averaged weights in ``model``, recompute its BatchNorm statistics on the (unaugmented) training
+    faces, and report the averaged network's validation accuracy (no TTA)."""
+    if average.count != cfg.swa_epochs:
+        raise RuntimeError(f"weight average holds {average.count} epochs, expected {cfg.swa_epochs}: {average.path}")
+    model.set_weights(average.mean())
+    recompute_batchnorm(model, train_data.images, 256, as_model_input)
+    summary: dict[str, object] = {"epochs": list(average.epochs)}
+    if validation is not None:
+        from areya.emotion.network import OUTPUT4, OUTPUT7
+
+        probs = model.predict(validation[0], batch_size=256, verbose=0)
+        labels7 = validation[1][OUTPUT7].argmax(axis=1)
+        labels4 = fer7_to_scheme_labels(labels7, SCHEME4)
+        inside = labels4 >= 0
+        summary["val_emotion7_accuracy"] = float((np.asarray(probs[OUTPUT7]).argmax(1) == labels7).mean())
+        summary["val_emotion4_accuracy"] = float(
+            (np.asarray(probs[OUTPUT4])[inside].argmax(1) == labels4[inside]).mean() if inside.any() else float("nan")
+        )
+    line = f"weight average of epochs {average.epochs[0]}-{average.epochs[-1]} ({average.count}), BatchNorm recomputed"
+    if "val_emotion7_accuracy" in summary:
+        line += f" | val acc7 {summary['val_emotion7_accuracy']:.4f}"
+        line += f" | val acc4 (4-class faces) {summary['val_emotion4_accuracy']:.4f}"
+    report(line)
+    return summary
+
+
 def _fit(
     cfg: TrainConfig,
     train_data: FaceDataset,
@@ -278,6 +321,9 @@ def _fit(
 
     keras.utils.set_random_seed(cfg.seed)
     model = build_network(cfg)  # augmentation happens in the batches, so the trained model is the served one
+    if cfg.init_model:
+        start_from(model, cfg.init_model)
+        report(f"fine-tuning from {cfg.init_model}")
     compile_for_training(model, cfg, math.ceil(len(train_data) / cfg.batch_size))
     weights7 = class_weights(train_data.labels7, cfg.class_weight_power) if cfg.class_weight_power else None
     if weights7 is not None:
@@ -304,8 +350,12 @@ def _fit(
         validation = (as_model_input(val_data.images), training_targets(val_data.labels7, 0.0))
 
     (run_dir / CONFIG_FILE).write_text(cfg.to_toml())
+    average = WeightAverage(run_dir / AVERAGE_FILE) if cfg.swa_epochs else None
     callbacks = [
         epoch_setter,
+        # before BackupAndRestore: an epoch whose weights were averaged but not backed up is trained again and
+        # replaces its entry in the average
+        *([averaging_callback(average, cfg.epochs - cfg.swa_epochs)] if average is not None else []),
         keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
         keras.callbacks.CSVLogger(str(run_dir / "log.csv"), append=True),
         _EpochReport.make(cfg.epochs, report, run_dir / EPOCH_SECONDS_FILE, run_dir / EPOCH_LOGS_FILE),
@@ -322,6 +372,7 @@ def _fit(
     )
     took = time.monotonic() - t0
     # fit() swaps the EMA weights in at the end when use_ema is set.
+    swa = _swap_in_average(model, average, train_data, validation, cfg, report) if average is not None else None
     model_path = out_dir / MODEL_FILE
     _served_copy(model).save(model_path)
     out_config = out_dir / CONFIG_FILE
@@ -339,6 +390,7 @@ def _fit(
                 "train_seconds_total": round(sum(epoch_seconds(run_dir / EPOCH_SECONDS_FILE).values()), 1),
                 # every epoch of every resumed run, not only this run's
                 "history": full_history(run_dir / EPOCH_LOGS_FILE, cfg.epochs, history.history),
+                **({"swa": swa} if swa is not None else {}),
             },
             indent=2,
         )

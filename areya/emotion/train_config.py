@@ -29,6 +29,9 @@ class TrainConfig:
     batch_size: int = 128
     learning_rate: float = 2e-3
     warmup_epochs: float = 1.0
+    # "cosine": warm up to learning_rate, then cosine decay to 0; "constant": warm up, then stay at learning_rate
+    # (fine-tuning with weight averaging)
+    lr_schedule: str = "cosine"
     global_clipnorm: float = 0.0  # clip the global gradient norm to this (0: off); guards SGD against blow-ups
     weight_decay: float = 0.05  # decoupled (scaled by the learning rate), both optimizers
     label_smoothing: float = 0.1
@@ -38,6 +41,12 @@ class TrainConfig:
     # rare classes weigh more in the 7-class loss: a face of class c counts (n_c / mean n)^-power (0: all alike;
     # 0.5 on FER-2013: disgust, 1.5 % of the faces, 3.2x, happy 0.79x); weights average 1 over the faces
     class_weight_power: float = 0.0
+    # fine-tuning: start from this trained model's weights (a .keras file with the config's architecture) instead
+    # of a random initialisation
+    init_model: str | None = None
+    # stochastic weight averaging (areya.emotion.swa): the served weights are the mean of the weights at the ends
+    # of the last swa_epochs epochs, with BatchNorm statistics recomputed for them (0: the last epoch's weights)
+    swa_epochs: int = 0
     # knowledge distillation (areya.emotion.distill): a teacher-labels file (``areya models teacher-labels``: the
     # teacher's answers on the unaugmented faces) or a teacher model folder (it labels every augmented batch), and
     # how much of each target is the teacher's softened answer (0: hard labels only) at which temperature
@@ -101,6 +110,12 @@ class TrainConfig:
             raise ValueError("epochs and batch_size must be at least 1")
         if self.pooling not in ("gap", "flatten"):
             raise ValueError("pooling must be 'gap' or 'flatten'")
+        if self.lr_schedule not in ("cosine", "constant"):
+            raise ValueError("lr_schedule must be 'cosine' or 'constant'")
+        if not 0 <= self.swa_epochs <= self.epochs:
+            raise ValueError("swa_epochs must be between 0 (off) and epochs")
+        if self.swa_epochs and self.use_ema:
+            raise ValueError("swa_epochs and use_ema are two ways of averaging weights: choose one")
         if self.optimizer not in ("adamw", "sgd"):
             raise ValueError("optimizer must be 'adamw' or 'sgd'")
         if not 0 <= self.val_fraction < 0.5:

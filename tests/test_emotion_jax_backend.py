@@ -1,6 +1,6 @@
 """The training code is backend-agnostic Keras 3: under ``KERAS_BACKEND=jax`` it trains (class weights, random
-erasing, distillation), checkpoints, resumes after a crash, and its saved model gives TensorFlow's serving the
-same probabilities.
+erasing, distillation, fine-tuning with weight averaging), checkpoints, resumes after a crash, and its saved model
+gives TensorFlow's serving the same probabilities.
 
 The backend is fixed when Keras is first imported, so the JAX side runs in a child process; this process (the
 suite's TensorFlow backend) then loads what it wrote.  Skipped when ``jax`` is not installed (it is in the ``dev``
@@ -25,7 +25,8 @@ pytest.importorskip("jax")
 from areya.emotion.inference import EmotionClassifier  # noqa: E402
 
 # the child: a crash at the start of epoch 2 (after epoch 1's checkpoint), a resumed run, then a distilled student
-# from the first model's teacher labels; it prints one JSON line with what the parent checks
+# from the first model's teacher labels, fine-tuned from its weights with weight averaging; it prints one JSON line
+# with what the parent checks
 CHILD = textwrap.dedent(
     """
     import json, sys
@@ -57,8 +58,10 @@ CHILD = textwrap.dedent(
     raw4, raw7 = teacher.predict_raw(faces)
 
     label_with_teacher(teacher, load_dataset(data, "train").images, teacher.model_version).save(work / "teacher.npz")
+    # the student starts from the teacher's weights and serves the average of its two epochs (fine-tuning, SWA)
     student = {**cfg, "class_weight_power": 0.0, "teacher_labels": str(work / "teacher.npz"),
-               "distill_weight": 0.5, "distill_temperature": 2.0, "epochs": 1}
+               "distill_weight": 0.5, "distill_temperature": 2.0, "epochs": 2,
+               "init_model": str(work / "out" / "model.keras"), "lr_schedule": "constant", "swa_epochs": 2}
     train(TrainConfig(**student), data, work / "student", run_dir=work / "student-run", report=lines.append)
     print(json.dumps({"backend": keras.backend.backend(), "lines": lines,
                       "raw4": raw4.tolist(), "raw7": raw7.tolist()}))
@@ -102,12 +105,14 @@ def test_training_under_jax_resumes_after_a_crash(jax_run):
     assert any(line.startswith("7-class loss weights: angry ") for line in lines)
 
 
-def test_distillation_trains_under_jax(jax_run):
+def test_distillation_fine_tuning_and_weight_averaging_train_under_jax(jax_run):
     result, work, _ = jax_run
     assert any(line.startswith("distilling from ") for line in result["lines"])
+    assert any(line.startswith("fine-tuning from ") for line in result["lines"])
+    assert any(line.startswith("weight average of epochs 1-2 (2), BatchNorm recomputed") for line in result["lines"])
     assert (work / "student" / "model.keras").is_file()
     history = json.loads((work / "student" / "history.json").read_text())
-    assert np.isfinite(history["history"]["loss"]).all()
+    assert np.isfinite(history["history"]["loss"]).all() and history["swa"]["epochs"] == [1, 2]
 
 
 def test_a_model_trained_under_jax_serves_the_same_probabilities_under_tensorflow(jax_run):

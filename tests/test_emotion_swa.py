@@ -10,6 +10,7 @@ import pytest
 from synthetic_faces import TINY_TRAINING, write_face_tree
 
 from areya.emotion.dataset import holdout_split, load_dataset
+from areya.emotion.model_card import _ensemble_lines, _member_entry
 from areya.emotion.network import build_network
 from areya.emotion.swa import AVERAGE_FILE, WeightAverage, recompute_batchnorm, start_from
 from areya.emotion.train import learning_rate_schedule, train
@@ -124,6 +125,11 @@ def test_fine_tuning_starts_from_the_model_and_serves_the_average_of_the_last_ep
     assert any(line.startswith("weight average of epochs 2-3 (2), BatchNorm recomputed | val acc7") for line in lines)
     swa = json.loads((tmp_path / "out" / "history.json").read_text())["swa"]
     assert swa["epochs"] == [2, 3] and 0 <= swa["val_emotion7_accuracy"] <= 1
+    # a model card's member table gives the averaged weights' figure and says where the fine-tuning started
+    entry = _member_entry(tmp_path / "out", "model.keras")
+    assert entry["final_val_accuracy7"] == swa["val_emotion7_accuracy"]
+    row = _ensemble_lines({"ensemble": [entry, entry]})[-1]
+    assert "| 3, fine-tuned from `model.keras`, weights averaged over the last 2 |" in row
 
 
 def test_a_resumed_fine_tuning_keeps_its_weight_average(face_tree: Path, trained: Path, tmp_path: Path):

@@ -121,6 +121,7 @@ def _member_entry(model_dir: Path, member: str) -> dict[str, Any]:
     history_path = Ensemble.member_history(model_dir, member)
     history = json.loads(history_path.read_text()) if history_path.exists() else {}
     config = Ensemble.member_config(model_dir, member)
+    swa = history.get("swa") or {}
     return {
         "file": member,
         "file_size_mb": round((model_dir / member).stat().st_size / 1e6, 2),
@@ -129,8 +130,20 @@ def _member_entry(model_dir: Path, member: str) -> dict[str, Any]:
         "train_epochs": history.get("epochs"),
         "train_seconds_last_run": history.get("train_seconds_this_run"),
         "train_seconds_total": history.get("train_seconds_total"),
-        "final_val_accuracy7": (history.get("history", {}).get("val_emotion7_accuracy") or [None])[-1],
+        # the served weights' figure: the weight average's when the member averages its last epochs
+        "final_val_accuracy7": swa.get("val_emotion7_accuracy")
+        or (history.get("history", {}).get("val_emotion7_accuracy") or [None])[-1],
     }
+
+
+def _epochs_text(epochs: Any, cfg: dict[str, Any]) -> str:
+    """A member's epochs, with where a fine-tuning started and how many epochs' weights it averages."""
+    text = str(epochs)
+    if cfg.get("init_model"):
+        text += f", fine-tuned from `{Path(cfg['init_model']).name}`"
+    if cfg.get("swa_epochs"):
+        text += f", weights averaged over the last {cfg['swa_epochs']}"
+    return text
 
 
 def _train_minutes(entry: dict[str, Any]) -> str:
@@ -149,8 +162,8 @@ def _ensemble_lines(card: dict[str, Any]) -> list[str]:
         "their probabilities are averaged before the calibration (fitted on that average). Members share the "
         "architecture family and the held-out validation part; they differ in their training seeds and configs:",
         "",
-        "| member | config | seed | widths | epochs | training time (all runs) | validation 7-class (last epoch) "
-        "| size |",
+        "| member | config | seed | widths | epochs | training time (all runs) | validation 7-class (served weights, "
+        "no TTA) | size |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for m in members:
@@ -158,7 +171,7 @@ def _ensemble_lines(card: dict[str, Any]) -> list[str]:
         val = m.get("final_val_accuracy7")
         lines.append(
             f"| `{m['file']}` | `{m['config_file']}` | {cfg['seed']} | {'-'.join(str(w) for w in cfg['widths'])} "
-            f"| {m.get('train_epochs')} | {_train_minutes(m)} min "
+            f"| {_epochs_text(m.get('train_epochs'), cfg)} | {_train_minutes(m)} min "
             f"| {'' if val is None else f'{val:.4f}'} | {m['file_size_mb']} MB |"
         )
     return lines
@@ -291,7 +304,8 @@ def render_markdown(card: dict[str, Any]) -> str:
         "",
         f"Command: `{card['train_command']}`",
         "",
-        f"Epochs: {card['train_epochs']}; training time: {_train_minutes(card)} min on {card['machine']}"
+        f"Epochs: {_epochs_text(card['train_epochs'], card['config'])}; training time: {_train_minutes(card)} min "
+        f"on {card['machine']}"
         + ("" if card.get("train_seconds_total") else " (the last run; earlier resumed runs not recorded)")
         + ".",
         "",

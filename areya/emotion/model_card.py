@@ -131,8 +131,9 @@ def _member_entry(model_dir: Path, member: str) -> dict[str, Any]:
         "train_seconds_last_run": history.get("train_seconds_this_run"),
         "train_seconds_total": history.get("train_seconds_total"),
         # the served weights' figure: the weight average's when the member averages its last epochs
-        "final_val_accuracy7": swa.get("val_emotion7_accuracy")
-        or (history.get("history", {}).get("val_emotion7_accuracy") or [None])[-1],
+        "final_val_accuracy7": swa["val_emotion7_accuracy"]
+        if "val_emotion7_accuracy" in swa
+        else (history.get("history", {}).get("val_emotion7_accuracy") or [None])[-1],
     }
 
 

@@ -47,10 +47,12 @@ class WeightAverage:
         weights = [np.array(w, np.float64) for w in weights]
         if first:
             self.earlier, self.latest, self.earlier_count, self.latest_epoch, self.epochs = None, None, 0, -1, []
-        if self.latest is not None and epoch < self.latest_epoch:
+        if self.latest is None:
+            self.earlier = [np.zeros_like(w) for w in weights]
+        elif epoch < self.latest_epoch:
             raise ValueError(f"epoch {epoch + 1} comes before the last averaged epoch {self.latest_epoch + 1}")
-        if self.latest is not None and epoch > self.latest_epoch:
-            self.earlier = self.latest if self.earlier is None else self._sum()
+        elif epoch > self.latest_epoch:
+            self.earlier = self._sum()
             self.earlier_count += 1
         if self.latest is None or epoch > self.latest_epoch:
             self.epochs.append(epoch + 1)
@@ -60,17 +62,15 @@ class WeightAverage:
     def mean(self) -> list[np.ndarray]:
         if self.latest is None:
             raise ValueError("no epoch has been averaged yet")
-        total = self.latest if self.earlier is None else self._sum()
-        return [t / self.count for t in total]
+        return [t / self.count for t in self._sum()]
 
     def _sum(self) -> list[np.ndarray]:
         assert self.earlier is not None and self.latest is not None
         return [a + b for a, b in zip(self.earlier, self.latest, strict=True)]
 
     def _save(self) -> None:
-        assert self.latest is not None
-        earlier = self.earlier if self.earlier is not None else [np.zeros_like(w) for w in self.latest]
-        arrays = {f"earlier_{i}": a for i, a in enumerate(earlier)}
+        assert self.earlier is not None and self.latest is not None
+        arrays = {f"earlier_{i}": a for i, a in enumerate(self.earlier)}
         arrays.update({f"latest_{i}": a for i, a in enumerate(self.latest)})
         tmp = self.path.with_name(self.path.name + ".tmp.npz")
         np.savez(

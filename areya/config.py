@@ -164,8 +164,12 @@ def _identifier_system(value: Any) -> str:
     if any(c.isspace() for c in text) or "|" in text:
         raise ValueError(f"must be a URI without spaces or '|', got {text!r}")
     scheme, sep, rest = text.partition(":")
-    if not sep or not rest or scheme.lower() not in ("urn", "http", "https") or (
-            scheme.lower() != "urn" and not rest.startswith("//")):
+    if (
+        not sep
+        or not rest
+        or scheme.lower() not in ("urn", "http", "https")
+        or (scheme.lower() != "urn" and not rest.startswith("//"))
+    ):
         raise ValueError(f"must be an absolute URI such as urn:oid:1.2.3 or https://hospital.example/mrn, got {text!r}")
     return text
 
@@ -264,8 +268,10 @@ def _secret_key(value: Any) -> str:
     if text and len(text) < 16:
         raise ValueError("must be at least 16 characters (or empty to generate one under data_dir)")
     if EXAMPLE_SECRET_MARK in text.lower():
-        raise ValueError("is the example placeholder from the deploy files: set a random secret "
-                         "(e.g. python3 -c 'import secrets; print(secrets.token_urlsafe(48))') or leave it empty")
+        raise ValueError(
+            "is the example placeholder from the deploy files: set a random secret "
+            "(e.g. python3 -c 'import secrets; print(secrets.token_urlsafe(48))') or leave it empty"
+        )
     return text
 
 
@@ -324,8 +330,9 @@ def _host_or_network_list(value: Any) -> tuple[str, ...]:
             ipaddress.ip_network(item, strict=False)
         except ValueError:
             if not re.fullmatch(r"[A-Za-z0-9_.-]+", item):
-                raise ValueError(f"each entry must be a host name, an IP address or a network (CIDR), got {item!r}"
-                                 ) from None
+                raise ValueError(
+                    f"each entry must be a host name, an IP address or a network (CIDR), got {item!r}"
+                ) from None
     return items
 
 
@@ -353,11 +360,11 @@ def _adt_location_map(value: Any) -> tuple[tuple[str, str], ...]:
         try:
             value = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise ValueError(f"must be a JSON object {{\"POC^ROOM^BED\": \"WARD/BED\"}}: {exc}") from None
+            raise ValueError(f'must be a JSON object {{"POC^ROOM^BED": "WARD/BED"}}: {exc}') from None
     if isinstance(value, list | tuple):  # already parsed pairs (Settings.replace)
         value = dict(value)
     if not isinstance(value, dict):
-        raise ValueError(f"must be a table of \"POC^ROOM^BED\" = \"WARD/BED\", got {value!r}")
+        raise ValueError(f'must be a table of "POC^ROOM^BED" = "WARD/BED", got {value!r}')
     pairs: dict[str, str] = {}
     for key, target in value.items():
         if not isinstance(key, str) or not isinstance(target, str):
@@ -509,15 +516,21 @@ class Settings:
         "('Negative share'), probability = mean calibrated P(angry)+P(sad) ('Negative probability').",
     )
     negative_cooldown_s: int = _setting(
-        1800, _int_range(0, 86_400), "alerts",
+        1800,
+        _int_range(0, 86_400),
+        "alerts",
         "After a manual resolve, the rule reopens within this time (s) only on clearly stronger evidence.",
     )
     negative_reopen_margin: float = _setting(
-        0.15, _float_range(0.0, 1.0), "alerts",
+        0.15,
+        _float_range(0.0, 1.0),
+        "alerts",
         "'Clearly stronger' during the cool-down: score >= resolved level + this margin.",
     )
     negative_baseline_s: int = _setting(
-        21_600, _baseline_period, "alerts",
+        21_600,
+        _baseline_period,
+        "alerts",
         "Per-patient baseline: the patient's mean score over this period (s, whole minutes) before the window, "
         "alert periods left out, raises the thresholds (0 / off = none; bench/bench_alert_rules.py).",
     )
@@ -525,12 +538,16 @@ class Settings:
         3600, _int_range(1, 10_000_000), "alerts", "Min observations in the baseline period for a baseline."
     )
     negative_baseline_margin: float = _setting(
-        0.25, _float_range(0.0, 1.0), "alerts",
+        0.25,
+        _float_range(0.0, 1.0),
+        "alerts",
         "With a baseline, open at the patient's usual score + this margin when above negative_open_share "
         "(close share raised as much).",
     )
     negative_baseline_ceiling: float = _setting(
-        0.60, _float_range(0.0, 1.0, lo_open=True), "alerts",
+        0.60,
+        _float_range(0.0, 1.0, lo_open=True),
+        "alerts",
         "The baseline never raises the open threshold above this (a real episode must still open one).",
     )
     resolve_period_s: int = _setting(
@@ -566,11 +583,15 @@ class Settings:
         10.0, _float_range(0.5, 300.0), "alerts", "Timeout of one webhook POST / SMTP session (s)."
     )
     acknowledge_roles: tuple[str, ...] = _setting(
-        ("nurse", "doctor"), _alert_roles, "alerts",
+        ("nurse", "doctor"),
+        _alert_roles,
+        "alerts",
         "Roles that may acknowledge patient alerts (comma-separated: nurse, doctor, admin).",
     )
     resolve_roles: tuple[str, ...] = _setting(
-        ("doctor",), _alert_roles, "alerts",
+        ("doctor",),
+        _alert_roles,
+        "alerts",
         "Roles that may resolve patient alerts (comma-separated: nurse, doctor, admin).",
     )
     # web
@@ -584,8 +605,11 @@ class Settings:
         "Failed logins allowed per username (10x that per client IP): '5/minute', '10/300s' or 'count,seconds'.",
     )
     timezone: str = _setting(
-        "UTC", _timezone_name, "web", "Hospital time zone of every time the dashboard shows (IANA name, e.g. "
-        "Europe/London); storage and the API stay UTC."
+        "UTC",
+        _timezone_name,
+        "web",
+        "Hospital time zone of every time the dashboard shows (IANA name, e.g. "
+        "Europe/London); storage and the API stay UTC.",
     )
     sse_max_streams: int = _setting(
         24,
@@ -625,7 +649,7 @@ class Settings:
         (),
         _adt_location_map,
         "adt",
-        "HL7 PV1-3 locations to beds: TOML table or JSON object {\"POC^ROOM^BED\": \"WARD/BED\"}; a location not "
+        'HL7 PV1-3 locations to beds: TOML table or JSON object {"POC^ROOM^BED": "WARD/BED"}; a location not '
         "listed is rejected.",
         "(none)",
     )
@@ -633,7 +657,9 @@ class Settings:
         "", _parse_str, "adt", "Assigning authority (PID-3.4) whose MRN is used; empty = the first PID-3 identifier."
     )
     mrn_system: str = _setting(
-        "urn:areya:mrn", _identifier_system, "adt",
+        "urn:areya:mrn",
+        _identifier_system,
+        "adt",
         "FHIR identifier system of the hospital's MRNs (e.g. urn:oid:... or https://hospital.example/mrn): the "
         "Patient resources' identifier and the system /fhir/Patient?identifier= searches accept.",
     )

@@ -29,8 +29,11 @@ HISTOGRAM_BUCKETS: dict[str, tuple[float, ...]] = {"areya_batch_size": SIZE_BUCK
 # name -> (type, help).  Everything rendered is declared here.
 METRICS: dict[str, tuple[str, str]] = {
     "areya_frames_published_total": ("counter", "Frames sampled by ingestors and appended to the stream."),
-    "areya_frames_dropped_total": ("counter", "Frames lost before processing (trimmed from the capped stream, "
-                                              "Redis unreachable, or lost with a dead worker)."),
+    "areya_frames_dropped_total": (
+        "counter",
+        "Frames lost before processing (trimmed from the capped stream, "
+        "Redis unreachable, or lost with a dead worker).",
+    ),
     "areya_frames_processed_total": ("counter", "Frames processed and acknowledged after the DB commit."),
     "areya_frames_dead_lettered_total": ("counter", "Frames moved to the dead-letter stream, by reason."),
     "areya_faces_detected_total": ("counter", "Faces detected in processed frames."),
@@ -149,8 +152,12 @@ class Metrics:
         if self.client is None:
             return True
         with self._lock:
-            counters, hist, sums, gauges = dict(self._counters), dict(self._hist), dict(self._hist_sum), dict(
-                self._gauges)
+            counters, hist, sums, gauges = (
+                dict(self._counters),
+                dict(self._hist),
+                dict(self._hist_sum),
+                dict(self._gauges),
+            )
             self._counters.clear()
             self._hist.clear()
             self._hist_sum.clear()
@@ -183,8 +190,12 @@ class Metrics:
 
 
 def _stream_gauges(client: redis.Redis, stream: str, group: str, now: float) -> dict[str, float]:
-    out = {"areya_stream_length": 0.0, "areya_stream_pending": 0.0, "areya_stream_lag_seconds": 0.0,
-           "areya_stream_consumers": 0.0}
+    out = {
+        "areya_stream_length": 0.0,
+        "areya_stream_pending": 0.0,
+        "areya_stream_lag_seconds": 0.0,
+        "areya_stream_consumers": 0.0,
+    }
     if not client.exists(stream):
         return out
     out["areya_stream_length"] = float(client.xlen(stream))
@@ -265,8 +276,9 @@ def render_metrics(client: redis.Redis, settings: Any = None, *, now: float | No
                 cumulative = 0.0
                 for bound in HISTOGRAM_BUCKETS.get(name, LATENCY_BUCKETS):
                     cumulative += data.get(_fmt_value(bound), 0.0)
-                    lines.append(f"{name}_bucket{_fmt_labels(labels, (('le', _fmt_value(bound)),))} "
-                                 f"{_fmt_value(cumulative)}")
+                    lines.append(
+                        f"{name}_bucket{_fmt_labels(labels, (('le', _fmt_value(bound)),))} {_fmt_value(cumulative)}"
+                    )
                 total = data.get("_count", cumulative)
                 lines.append(f"{name}_bucket{_fmt_labels(labels, (('le', '+Inf'),))} {_fmt_value(total)}")
                 lines.append(f"{name}_sum{_fmt_labels(labels)} {_fmt_value(data.get('_sum', 0.0))}")

@@ -36,8 +36,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 FACILITY = "BENCHHOSP"
 AUTHORITY = "BENCHHOSP"
 GIVEN = ("Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "John", "Radia", "Ken", "Margaret")
-FAMILY = ("Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Allen", "Backus", "Perlman", "Thompson",
-          "Hamilton", "Ritchie", "Kay", "Wirth")
+FAMILY = (
+    "Lovelace",
+    "Hopper",
+    "Turing",
+    "Dijkstra",
+    "Liskov",
+    "Knuth",
+    "Allen",
+    "Backus",
+    "Perlman",
+    "Thompson",
+    "Hamilton",
+    "Ritchie",
+    "Kay",
+    "Wirth",
+)
 WEIGHTS = {"A01": 0.0, "A02": 0.2, "A08": 0.3, "A03": 0.0}  # admissions and discharges: see OCCUPANCY
 OCCUPANCY = 0.8  # admit weight 0.8 x free share, discharge 0.2 x occupied share: beds settle about 80% full
 
@@ -76,8 +90,12 @@ def generate_day(n: int, wards: int, beds: int, seed: int, day: datetime) -> Day
     for i in range(n):
         at = (day + timedelta(seconds=i * step)).strftime("%Y%m%d%H%M%S")
         occupied = len(where) / (len(where) + len(free))
-        weights = {"A01": OCCUPANCY * (1 - occupied), "A02": WEIGHTS["A02"] if where and free else 0.0,
-                   "A08": WEIGHTS["A08"] if where else 0.0, "A03": (1 - OCCUPANCY) * occupied}
+        weights = {
+            "A01": OCCUPANCY * (1 - occupied),
+            "A02": WEIGHTS["A02"] if where and free else 0.0,
+            "A08": WEIGHTS["A08"] if where else 0.0,
+            "A03": (1 - OCCUPANCY) * occupied,
+        }
         possible = {e: w for e, w in weights.items() if w > 0}
         event = rng.choices(list(possible), list(possible.values()))[0]
         prior = ""
@@ -100,12 +118,16 @@ def generate_day(n: int, wards: int, beds: int, seed: int, day: datetime) -> Day
             else:  # A03
                 free.append(where.pop(mrn))
         family, given = names[mrn]
-        out.messages.append("\r".join([
-            f"MSH|^~\\&|PAS|{FACILITY}|AREYA|WARD|{at}||ADT^{event}^ADT_A01|B{i + 1:07d}|P|2.5",
-            f"EVN|{event}|{at}",
-            f"PID|1||{mrn}^^^{AUTHORITY}^MR||{family}^{given}||19500101|U",
-            f"PV1|1|I|{target}|||{prior}",
-        ]))
+        out.messages.append(
+            "\r".join(
+                [
+                    f"MSH|^~\\&|PAS|{FACILITY}|AREYA|WARD|{at}||ADT^{event}^ADT_A01|B{i + 1:07d}|P|2.5",
+                    f"EVN|{event}|{at}",
+                    f"PID|1||{mrn}^^^{AUTHORITY}^MR||{family}^{given}||19500101|U",
+                    f"PV1|1|I|{target}|||{prior}",
+                ]
+            )
+        )
         out.events[event] += 1
     out.final_beds = {mrn: bed_ref(*bed) for mrn, bed in where.items()}
     return out
@@ -126,9 +148,11 @@ class Result:
     def row(self) -> str:
         lat = sorted(self.latencies_ms)
         p99 = lat[min(len(lat) - 1, max(0, round(0.99 * len(lat)) - 1))]
-        return (f"{self.backend:<11} {self.messages:>8} {self.messages / self.seconds:>10.1f} "
-                f"{statistics.median(lat):>7.1f} {p99:>7.1f} {lat[-1]:>7.1f} {self.codes['AA']:>6} "
-                f"{self.messages - self.codes['AA']:>6}  {'yes' if self.beds_ok else 'NO'}")
+        return (
+            f"{self.backend:<11} {self.messages:>8} {self.messages / self.seconds:>10.1f} "
+            f"{statistics.median(lat):>7.1f} {p99:>7.1f} {lat[-1]:>7.1f} {self.codes['AA']:>6} "
+            f"{self.messages - self.codes['AA']:>6}  {'yes' if self.beds_ok else 'NO'}"
+        )
 
 
 def run_backend(backend: str, url: str, day: Day, wards: int, beds: int) -> Result:
@@ -211,9 +235,12 @@ def main() -> None:
     ap.add_argument("--wards", type=int, default=4)
     ap.add_argument("--beds", type=int, default=25, help="beds per ward")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--postgres-url", default=os.environ.get("AREYA_TEST_POSTGRES_URL", ""),
-                    help="a PostgreSQL server (a fresh database is created on it and dropped); default "
-                         "$AREYA_TEST_POSTGRES_URL; none: the PostgreSQL row is skipped")
+    ap.add_argument(
+        "--postgres-url",
+        default=os.environ.get("AREYA_TEST_POSTGRES_URL", ""),
+        help="a PostgreSQL server (a fresh database is created on it and dropped); default "
+        "$AREYA_TEST_POSTGRES_URL; none: the PostgreSQL row is skipped",
+    )
     ap.add_argument("--backends", nargs="+", choices=("sqlite", "postgresql"), default=["sqlite", "postgresql"])
     args = ap.parse_args()
     if args.wards < 1 or args.beds < 1:
@@ -222,30 +249,38 @@ def main() -> None:
     yesterday = (datetime.now(UTC) - timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
     day = generate_day(args.messages, args.wards, args.beds, args.seed, yesterday)
     mix = ", ".join(f"{e} {day.events[e]}" for e in WEIGHTS)
-    print(f"generated day {yesterday:%Y-%m-%d}: {len(day.messages)} messages ({mix}); {args.wards} wards x "
-          f"{args.beds} beds; {len(day.final_beds)} patients admitted at the end of the day")
+    print(
+        f"generated day {yesterday:%Y-%m-%d}: {len(day.messages)} messages ({mix}); {args.wards} wards x "
+        f"{args.beds} beds; {len(day.final_beds)} patients admitted at the end of the day"
+    )
     results: list[Result] = []
     skipped: list[str] = []
     for backend in args.backends:
         if backend == "sqlite":
             results.append(run_backend("sqlite", "", day, args.wards, args.beds))
         elif not args.postgres_url:
-            skipped.append("postgresql  skipped: no --postgres-url and AREYA_TEST_POSTGRES_URL is not set "
-                           "(.ci/postgres.sh start DIR prints one)")
+            skipped.append(
+                "postgresql  skipped: no --postgres-url and AREYA_TEST_POSTGRES_URL is not set "
+                "(.ci/postgres.sh start DIR prints one)"
+            )
         else:
             url, drop = fresh_postgres_database(args.postgres_url)
             try:
                 results.append(run_backend("postgresql", url, day, args.wards, args.beds))
             finally:
                 drop()
-    print(f"{'backend':<11} {'messages':>8} {'applied/s':>10} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} "
-          f"{'AA':>6} {'not AA':>6}  beds right")
+    print(
+        f"{'backend':<11} {'messages':>8} {'applied/s':>10} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} "
+        f"{'AA':>6} {'not AA':>6}  beds right"
+    )
     for result in results:
         print(result.row())
     for line in skipped:
         print(line)
-    print("ACK latency: from the message's first byte sent to its ACK's last byte read, one connection, one "
-          "message at a time (listener and client in this process)")
+    print(
+        "ACK latency: from the message's first byte sent to its ACK's last byte read, one connection, one "
+        "message at a time (listener and client in this process)"
+    )
     print(f"load average at the end: {', '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs")
     if any(r.codes["AA"] != r.messages or not r.beds_ok for r in results):
         sys.exit(1)

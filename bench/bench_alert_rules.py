@@ -83,13 +83,16 @@ class FaceBank:
         from areya.emotion.inference import EmotionClassifier
 
         classifier = EmotionClassifier.load(model)
-        out = {label: np.stack([r.probs4 for r in classifier.classify(crops)]).astype(np.float64)
-               for label, crops in faces.items()}
+        out = {
+            label: np.stack([r.probs4 for r in classifier.classify(crops)]).astype(np.float64)
+            for label, crops in faces.items()
+        }
         return cls(out, classifier.model_version)
 
     @classmethod
-    def classify_through_ward(cls, faces: dict[str, list[np.ndarray]], model: str | None,
-                              rng: np.random.Generator, cache: Path | None = None) -> FaceBank:
+    def classify_through_ward(
+        cls, faces: dict[str, list[np.ndarray]], model: str | None, rng: np.random.Generator, cache: Path | None = None
+    ) -> FaceBank:
         """As :meth:`classify`, but each face as the worker sees it (``bench/ward_path.py``: pasted into a ward
         scene, detected, cropped); faces the detector misses are left out (timelines model missed faces).
 
@@ -103,8 +106,11 @@ class FaceBank:
         if cache is not None and cache.is_file():
             with np.load(cache) as packed:
                 kept = {label: list(packed[label]) for label in faces}
-            print(f"  ward crops read from {cache}: "
-                  + ", ".join(f"{k} {len(v)} of {len(faces[k])}" for k, v in kept.items()), flush=True)
+            print(
+                f"  ward crops read from {cache}: "
+                + ", ".join(f"{k} {len(v)} of {len(faces[k])}" for k, v in kept.items()),
+                flush=True,
+            )
             return cls.classify(kept, model)
         detector = detector_for_bench()
         kept = {}
@@ -134,8 +140,9 @@ def publictest_faces(data: Path, per_class: int, rng: np.random.Generator) -> di
     return out
 
 
-def validation_faces(fer_root: Path, model: str | None, per_class: int, rng: np.random.Generator
-                     ) -> dict[str, list[np.ndarray]]:
+def validation_faces(
+    fer_root: Path, model: str | None, per_class: int, rng: np.random.Generator
+) -> dict[str, list[np.ndarray]]:
     """The faces of train/ that the model's own config held out from its training (its validation part): the
     faces to choose rule settings on, so that PublicTest stays for reporting."""
     from areya.emotion.dataset import holdout_split, load_dataset
@@ -216,8 +223,14 @@ class MinuteSums:
 
 
 def make_timeline(
-    rng: np.random.Generator, bank: FaceBank, *, sad_looking: bool, dwell_s: float, purity: float,
-    happy: float | None = None, rate: float | None = None,
+    rng: np.random.Generator,
+    bank: FaceBank,
+    *,
+    sad_looking: bool,
+    dwell_s: float,
+    purity: float,
+    happy: float | None = None,
+    rate: float | None = None,
 ) -> Timeline:
     """A patient-day (see the module doc); everything drawn from ``rng`` (``happy``, ``rate``: given, as for the
     same patient's previous day, instead of drawn)."""
@@ -268,18 +281,27 @@ def make_timeline(
     return Timeline(times, probs, labels, episodes, "sad-looking" if sad_looking else "typical", happy, rate)
 
 
-def with_history(tl: Timeline, rng: np.random.Generator, bank: FaceBank, hours: float, *, dwell_s: float,
-                 purity: float) -> Timeline:
+def with_history(
+    tl: Timeline, rng: np.random.Generator, bank: FaceBank, hours: float, *, dwell_s: float, purity: float
+) -> Timeline:
     """``tl`` preceded by the last ``hours`` of the same patient's previous day (drawn from ``rng``; its episodes
     end at least 30 min before the day starts, so no alert of the day can belong to one)."""
     if hours <= 0:
         return tl
-    before = make_timeline(rng, bank, sad_looking=tl.kind == "sad-looking", dwell_s=dwell_s, purity=purity,
-                           happy=tl.happy, rate=tl.rate)
+    before = make_timeline(
+        rng, bank, sad_looking=tl.kind == "sad-looking", dwell_s=dwell_s, purity=purity, happy=tl.happy, rate=tl.rate
+    )
     keep = before.times >= DAY_S - hours * 3600
-    return Timeline(np.concatenate([before.times[keep] - DAY_S, tl.times]),
-                    np.concatenate([before.probs[keep], tl.probs]), np.concatenate([before.labels[keep], tl.labels]),
-                    tl.episodes, tl.kind, tl.happy, tl.rate, start=-hours * 3600)
+    return Timeline(
+        np.concatenate([before.times[keep] - DAY_S, tl.times]),
+        np.concatenate([before.probs[keep], tl.probs]),
+        np.concatenate([before.labels[keep], tl.labels]),
+        tl.episodes,
+        tl.kind,
+        tl.happy,
+        tl.rate,
+        start=-hours * 3600,
+    )
 
 
 # --------------------------------------------------------------------------- replay
@@ -372,7 +394,12 @@ def replay(
                 None,
             )
         decision = evaluate_negative(
-            stats, params, now=now, is_open=open_at is not None, below_close_since=below, last_manual=last_manual,
+            stats,
+            params,
+            now=now,
+            is_open=open_at is not None,
+            below_close_since=below,
+            last_manual=last_manual,
             baseline=baseline,
         )
         if decision.action == "open" and stats is not None:
@@ -578,8 +605,7 @@ HEADER = [
 
 
 # the candidate baseline (the engine check's when the shipped defaults have none; the centre of baseline_grid)
-BASELINE_CHECK = {"baseline_s": 6 * 3600, "baseline_margin": 0.25, "baseline_ceiling": 0.60,
-                  "baseline_min_obs": 3600}
+BASELINE_CHECK = {"baseline_s": 6 * 3600, "baseline_margin": 0.25, "baseline_ceiling": 0.60, "baseline_min_obs": 3600}
 
 
 def score_profile(timelines: list[Timeline], params: RuleParams, tick_s: float) -> str:
@@ -633,8 +659,10 @@ def baseline_grid(base: RuleParams, quick: bool) -> list[Setting]:
     ]
     if quick:  # the candidate alone
         variants = [v for v in variants if v[1] == {"baseline_margin": margin}]
-    return [Setting(f"baseline-{name}", replace(plain, **(center | changes)), exclude)
-            for name, changes, exclude in variants]
+    return [
+        Setting(f"baseline-{name}", replace(plain, **(center | changes)), exclude)
+        for name, changes, exclude in variants
+    ]
 
 
 def settings_grid(base: RuleParams, quick: bool) -> list[Setting]:
@@ -708,18 +736,33 @@ def main() -> None:
         help="a clinician resolves each alert this many minutes after it opens ('lo,hi'; 0 = never)",
     )
     ap.add_argument("--tick-s", type=float, default=5.0)
-    ap.add_argument("--through-ward", action="store_true",
-                    help="classify each face as the worker sees it: pasted into a generated ward scene, found by "
-                    "the configured detector, cropped by the worker's rule (bench/ward_path.py)")
-    ap.add_argument("--crops-cache", type=Path, default=None,
-                    help="with --through-ward: read the ward crops from this .npz, or make them and write it there "
-                    "(they do not depend on the model: compare models on the same crops)")
+    ap.add_argument(
+        "--through-ward",
+        action="store_true",
+        help="classify each face as the worker sees it: pasted into a generated ward scene, found by "
+        "the configured detector, cropped by the worker's rule (bench/ward_path.py)",
+    )
+    ap.add_argument(
+        "--crops-cache",
+        type=Path,
+        default=None,
+        help="with --through-ward: read the ward crops from this .npz, or make them and write it there "
+        "(they do not depend on the model: compare models on the same crops)",
+    )
     ap.add_argument("--quick", action="store_true", help="fewer settings")
-    ap.add_argument("--grid", choices=("all", "plain", "baseline"), default="all",
-                    help="which candidate rows beside the shipped defaults: plain thresholds, baseline, or all")
-    ap.add_argument("--history-h", type=float, default=12.0,
-                    help="hours of each patient's previous day replayed before the day (not counted): the baseline's "
-                    "history; 0 = the admission day")
+    ap.add_argument(
+        "--grid",
+        choices=("all", "plain", "baseline"),
+        default="all",
+        help="which candidate rows beside the shipped defaults: plain thresholds, baseline, or all",
+    )
+    ap.add_argument(
+        "--history-h",
+        type=float,
+        default=12.0,
+        help="hours of each patient's previous day replayed before the day (not counted): the baseline's "
+        "history; 0 = the admission day",
+    )
     ap.add_argument(
         "--engine-check-hours",
         type=float,
@@ -741,8 +784,9 @@ def main() -> None:
     else:
         faces = publictest_faces(args.data.resolve(), args.faces_per_class, rng)
     if args.through_ward:
-        bank = FaceBank.classify_through_ward(faces, args.model, np.random.default_rng([args.seed, 99]),
-                                              cache=args.crops_cache)
+        bank = FaceBank.classify_through_ward(
+            faces, args.model, np.random.default_rng([args.seed, 99]), cache=args.crops_cache
+        )
     else:
         bank = FaceBank.classify(faces, args.model)
     classified = time.perf_counter() - started
@@ -752,8 +796,17 @@ def main() -> None:
         for i in range(args.patient_days)
     ]
     # each patient's previous day from its own random stream: the days themselves are drawn as without history
-    timelines = [with_history(tl, np.random.default_rng([args.seed, 1000 + i]), bank, args.history_h,
-                              dwell_s=args.dwell_s, purity=args.purity) for i, tl in enumerate(timelines)]
+    timelines = [
+        with_history(
+            tl,
+            np.random.default_rng([args.seed, 1000 + i]),
+            bank,
+            args.history_h,
+            dwell_s=args.dwell_s,
+            purity=args.purity,
+        )
+        for i, tl in enumerate(timelines)
+    ]
     shipped = RuleParams.from_settings(Settings())
     grid = [Setting("shipped defaults", shipped), Setting("shipped, no cool-down", replace(shipped, cooldown_s=0))]
     if shipped.baseline_s > 0:
@@ -765,8 +818,14 @@ def main() -> None:
     rows = []
     for setting in grid:
         outcomes = [
-            replay(tl, setting.params, args.tick_s, np.random.default_rng([args.seed, i]), resolve_after,
-                   exclude_alerts=setting.exclude_alerts)
+            replay(
+                tl,
+                setting.params,
+                args.tick_s,
+                np.random.default_rng([args.seed, i]),
+                resolve_after,
+                exclude_alerts=setting.exclude_alerts,
+            )
             for i, tl in enumerate(timelines)
         ]
         rows.append(row(setting, score(timelines, outcomes, setting.params.window_s), args.patient_days, sad_days))
@@ -786,8 +845,13 @@ def main() -> None:
         with_baseline = shipped if shipped.baseline_s > 0 else replace(shipped, **BASELINE_CHECK)
         checks = [(timelines[-1], shipped, "an ordinary patient, shipped defaults")]
         if sad_days:
-            checks.append((timelines[0], with_baseline, "a sad-looking patient, baseline " +
-                           baseline_text(Setting("", with_baseline))))
+            checks.append(
+                (
+                    timelines[0],
+                    with_baseline,
+                    "a sad-looking patient, baseline " + baseline_text(Setting("", with_baseline)),
+                )
+            )
         for tl, params, what in checks:
             sql_opens, replay_opens = engine_check(tl, params, args.engine_check_hours, args.tick_s)
             same = "same" if sql_opens == replay_opens else "DIFFERENT"

@@ -50,8 +50,10 @@ def main() -> None:
             hits += int(right.sum())
             total += right.size
         classes = ", ".join(f"{k} {v:.3f}" for k, v in per_class.items())
-        print(f"{model}: {clf.model_version}, {clf.members} member(s): 4-class accuracy {hits / total:.4f} "
-              f"on {total} crops ({classes})")
+        print(
+            f"{model}: {clf.model_version}, {clf.members} member(s): 4-class accuracy {hits / total:.4f} "
+            f"on {total} crops ({classes})"
+        )
 
 
 if __name__ == "__main__":

@@ -86,8 +86,9 @@ VARIANTS = [
     Variant("blazeface both (default)", "blazeface", {"zone_mode": "both"}),
     Variant("blazeface both no redetect", "blazeface", {"zone_mode": "both", **NO_REDETECT}),
     Variant("blazeface both no zone turns", "blazeface", {"zone_mode": "both", **NO_TURNS}),
-    Variant("blazeface both zone turns 90/270/45/315", "blazeface", {"zone_mode": "both",
-                                                                    "zone_turns": "90/270/45/315"}),
+    Variant(
+        "blazeface both zone turns 90/270/45/315", "blazeface", {"zone_mode": "both", "zone_turns": "90/270/45/315"}
+    ),
     Variant("blazeface both calibrated box", "blazeface", {"zone_mode": "both", **CAL_BOX}),
     Variant(f"blazeface rot {ROT3}", "blazeface", {"rotations": ROT3, **FRAME}),
     Variant(f"blazeface zones rot {ROT3}", "blazeface", {"rotations": ROT3, **ZONES}),
@@ -176,8 +177,9 @@ def pick_variants(variants: list[Variant], only: str) -> list[Variant]:
     return [v for v in variants if any(w == v.label or (w not in labels and w in v.label) for w in wanted)]
 
 
-def face_frames(faces: list[np.ndarray], probe: list[FaceDetector]
-                ) -> tuple[list[np.ndarray], list[ds.FaceFrame | None]]:
+def face_frames(
+    faces: list[np.ndarray], probe: list[FaceDetector]
+) -> tuple[list[np.ndarray], list[ds.FaceFrame | None]]:
     """The faces that one of ``probe`` finds upright and alone at 120 px on a plain pillow-grey canvas (IoU >= 0.5
     with the fixed box), and each one's own box against the fixed one (:data:`detection_scenes.FaceFrame`): per
     probe that found it, its box's side / 120 and centre offset / 120, made relative to that probe's median over
@@ -210,8 +212,11 @@ def face_frames(faces: list[np.ndarray], probe: list[FaceDetector]
         medians.append(np.median(seen, axis=0) if len(seen) else np.array([1.0, 0.0, 0.0]))
     frames: list[ds.FaceFrame | None] = []
     for per_probe in raw:
-        parts = [(f[0] / med[0], f[1] - med[1], f[2] - med[2]) for f, med in zip(per_probe, medians, strict=True)
-                 if f is not None]
+        parts = [
+            (f[0] / med[0], f[1] - med[1], f[2] - med[2])
+            for f, med in zip(per_probe, medians, strict=True)
+            if f is not None
+        ]
         mean = np.mean(np.array(parts), axis=0)
         frames.append((float(mean[0]), float(mean[1]), float(mean[2])))
     return keep, frames
@@ -300,9 +305,12 @@ def run_scenes(variants: list[Variant], scenes: list[ds.Scene]) -> dict[str, Tal
         tally.views = det.views[0]  # type: ignore[attr-defined]
         tallies[v.label] = tally
         det.close()
-        print(f"  {v.label}: recall {tally.recall('all')} %, precision {tally.precision:5.1f} % "
-              f"(centre on a face {tally.on_face:5.1f} %), "
-              f"{1000 * tally.seconds / tally.frames:.1f} ms/frame", flush=True)
+        print(
+            f"  {v.label}: recall {tally.recall('all')} %, precision {tally.precision:5.1f} % "
+            f"(centre on a face {tally.on_face:5.1f} %), "
+            f"{1000 * tally.seconds / tally.frames:.1f} ms/frame",
+            flush=True,
+        )
     return tallies
 
 
@@ -318,12 +326,15 @@ def print_table(tallies: dict[str, Tally], cols: list[str] | None = None, own: b
     for label, t in tallies.items():
         cells = [t.recall(c).strip() for c in keys]
         prec = t.precision_own if own else t.precision
-        print(f"| {label} | " + " | ".join(cells) + f" | {prec:.1f} | {t.on_face:.1f} | "
-              f"{t.views / t.frames:.1f} | {1000 * t.seconds / t.frames:.0f} |")
+        print(
+            f"| {label} | " + " | ".join(cells) + f" | {prec:.1f} | {t.on_face:.1f} | "
+            f"{t.views / t.frames:.1f} | {1000 * t.seconds / t.frames:.0f} |"
+        )
     any_tally = next(iter(tallies.values()), None)
     if any_tally:
-        counts = ", ".join(f"{c} {any_tally.found[k][1]}" for c, k in zip(cols, keys, strict=True)
-                           if k in any_tally.found)
+        counts = ", ".join(
+            f"{c} {any_tally.found[k][1]}" for c, k in zip(cols, keys, strict=True) if k in any_tally.found
+        )
         print(f"(faces per column: {counts})")
 
 
@@ -344,10 +355,13 @@ def run_real(variants: list[Variant], clip_frames: int) -> None:
             i += 1
         cap.release()
     photo = cv2.imread(str(PHOTO)) if PHOTO.is_file() else None
-    print(f"\nReal data: {CLIP.name} ({len(frames)} frames sampled evenly; no zones: whole frame), "
-          f"{PHOTO.name} (2 hand-labelled faces)")
-    print("| variant | clip frames with a face | clip faces/frame (min-max) | clip ms/frame "
-          "| photo hits / detections |")
+    print(
+        f"\nReal data: {CLIP.name} ({len(frames)} frames sampled evenly; no zones: whole frame), "
+        f"{PHOTO.name} (2 hand-labelled faces)"
+    )
+    print(
+        "| variant | clip frames with a face | clip faces/frame (min-max) | clip ms/frame | photo hits / detections |"
+    )
     print("|---|---|---|---|---|")
     seen: set[tuple[str, str]] = set()
     for v in variants:
@@ -371,8 +385,10 @@ def run_real(variants: list[Variant], clip_frames: int) -> None:
         label = " ".join([v.name, *(f"{k}={val}" for k, val in frame_opts.items())])
         if counts:
             with_face = sum(c > 0 for c in counts)
-            print(f"| {label} | {with_face}/{len(counts)} | {np.mean(counts):.2f} ({min(counts)}-{max(counts)}) | "
-                  f"{1000 * seconds / len(counts):.0f} | {photo_cell} |")
+            print(
+                f"| {label} | {with_face}/{len(counts)} | {np.mean(counts):.2f} ({min(counts)}-{max(counts)}) | "
+                f"{1000 * seconds / len(counts):.0f} | {photo_cell} |"
+            )
         else:
             print(f"| {label} | - | - | - | {photo_cell} |")
         det.close()
@@ -434,8 +450,21 @@ def make_sequence(rng: np.random.Generator, faces: list[np.ndarray], frames: int
             start = int(rng.integers(1, frames))
         elif r < 2 * COME_GO and frames > 1:
             end = int(rng.integers(1, frames))
-        movers.append(Mover(faces[int(rng.integers(len(faces)))], size, roll, tint, float(centre[0]),
-                            float(centre[1]), float(vx), float(vy), start, end, b))
+        movers.append(
+            Mover(
+                faces[int(rng.integers(len(faces)))],
+                size,
+                roll,
+                tint,
+                float(centre[0]),
+                float(centre[1]),
+                float(vx),
+                float(vy),
+                start,
+                end,
+                b,
+            )
+        )
         taken.append(FaceBox(round(centre[0] - size / 2), round(centre[1] - size / 2), size, size))
         per_bed[b] = per_bed.get(b, 0) + 1
     dim = bool(rng.random() < 0.35)
@@ -469,8 +498,9 @@ def make_sequence(rng: np.random.Generator, faces: list[np.ndarray], frames: int
         img = img * gain + rng.normal(0, noise, img.shape)
         ok, jpeg = cv2.imencode(".jpg", np.clip(img, 0, 255).astype(np.uint8), [cv2.IMWRITE_JPEG_QUALITY, quality])
         image = cv2.imdecode(jpeg, cv2.IMREAD_COLOR) if ok else frame
-        out.append(ds.Scene(image, truths, zones, dim, quality, {"beds": len(beds), "frame": k, "new": new,
-                                                         "steady": steady}))
+        out.append(
+            ds.Scene(image, truths, zones, dim, quality, {"beds": len(beds), "frame": k, "new": new, "steady": steady})
+        )
     return out
 
 
@@ -492,21 +522,31 @@ def run_sequences(variants: list[Variant], sequences: list[list[ds.Scene]]) -> d
                 t0 = time.perf_counter()
                 found = list(detect_for_camera(det, scene.image, zones, camera) if zones else det.detect(scene.image))
                 hit = count(tally, scene, found, time.perf_counter() - t0)
-                for is_new, is_steady, h in zip(scene.meta["new"], scene.meta["steady"], hit,  # type: ignore[arg-type]
-                                                strict=True):
+                for is_new, is_steady, h in zip(
+                    scene.meta["new"],
+                    scene.meta["steady"],
+                    hit,  # type: ignore[arg-type]
+                    strict=True,
+                ):
                     tally.add("steady" if is_steady else "came mid-sequence" if is_new else "went", h)
                 for t, h in zip(scene.faces, hit, strict=True):
                     if abs(t.roll) >= 45:
                         tally.add("roll>=45", h)
         tally.views = det.views[0]  # type: ignore[attr-defined]
         tracker = getattr(det, "tracker", None)
-        scans = (f"{tracker.scans} full scans, {tracker.tracked} tracked frames"
-                 if tracker is not None and tracker.scans + tracker.tracked else "no tracking")
+        scans = (
+            f"{tracker.scans} full scans, {tracker.tracked} tracked frames"
+            if tracker is not None and tracker.scans + tracker.tracked
+            else "no tracking"
+        )
         tallies[v.label] = tally
         det.close()
-        print(f"  {v.label}: recall {tally.recall('all')} %, precision {tally.precision:5.1f} %, "
-              f"{tally.views / tally.frames:.1f} passes/frame, {1000 * tally.seconds / tally.frames:.1f} ms/frame "
-              f"({scans})", flush=True)
+        print(
+            f"  {v.label}: recall {tally.recall('all')} %, precision {tally.precision:5.1f} %, "
+            f"{tally.views / tally.frames:.1f} passes/frame, {1000 * tally.seconds / tally.frames:.1f} ms/frame "
+            f"({scans})",
+            flush=True,
+        )
     return tallies
 
 
@@ -518,14 +558,19 @@ def sequences_main(args: argparse.Namespace, faces: list[np.ndarray], rng: np.ra
     t0 = time.perf_counter()
     sequences = [make_sequence(rng, faces, args.seq_frames) for _ in range(n_seq)]
     frames = [s for seq in sequences for s in seq]
-    print(f"{n_seq} sequences x {args.seq_frames} frames ({sum(seq[0].image.shape[1] == 1920 for seq in sequences)}"
-          f" at 1080p), {sum(len(s.faces) for s in frames)} faces shown "
-          f"({sum(sum(s.meta['new']) for s in frames)} of faces that came mid-sequence), seed {args.seed}, "
-          f"generated in {time.perf_counter() - t0:.1f} s; load average {os.getloadavg()[0]:.1f}", flush=True)
+    print(
+        f"{n_seq} sequences x {args.seq_frames} frames ({sum(seq[0].image.shape[1] == 1920 for seq in sequences)}"
+        f" at 1080p), {sum(len(s.faces) for s in frames)} faces shown "
+        f"({sum(sum(s.meta['new']) for s in frames)} of faces that came mid-sequence), seed {args.seed}, "
+        f"generated in {time.perf_counter() - t0:.1f} s; load average {os.getloadavg()[0]:.1f}",
+        flush=True,
+    )
     tallies = run_sequences(variants, sequences)
     sizes = [ds.size_bucket(lo) for lo, _ in ds.SIZE_BUCKETS]
-    print(f"\nRecall % at IoU >= {IOU} over every frame of the sequences; precision %; passes and ms per frame "
-          f"(load average {os.getloadavg()[0]:.1f}):")
+    print(
+        f"\nRecall % at IoU >= {IOU} over every frame of the sequences; precision %; passes and ms per frame "
+        f"(load average {os.getloadavg()[0]:.1f}):"
+    )
     print_table(tallies, ["all", "steady", "came mid-sequence", *sizes, "roll>=45", "upright>=48", "720p4bed", "dim"])
     return 0
 
@@ -538,8 +583,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--only", default="", help="comma-separated variant labels (exact, else substring)")
     ap.add_argument("--all-faces", action="store_true", help="do not pre-select detectable FER faces")
     ap.add_argument("--clip-frames", type=int, default=60)
-    ap.add_argument("--sequences", type=int, default=0,
-                    help="measure tracking (the track option) on N generated sequences instead (--quick: 8)")
+    ap.add_argument(
+        "--sequences",
+        type=int,
+        default=0,
+        help="measure tracking (the track option) on N generated sequences instead (--quick: 8)",
+    )
     ap.add_argument("--seq-frames", type=int, default=10, help="frames per sequence (default 10)")
     args = ap.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -559,8 +608,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         probe = [create_detector("blazeface", **RAW_BOX), create_detector("haar")]
         pool = len(faces)
         faces, frames = face_frames(faces, probe)
-        print(f"faces: {len(faces)} of {pool} sampled publictest faces are found upright at 120 px by blazeface "
-              "or haar (the scenes use those)")
+        print(
+            f"faces: {len(faces)} of {pool} sampled publictest faces are found upright at 120 px by blazeface "
+            "or haar (the scenes use those)"
+        )
     else:
         frames = None
     if args.sequences > 0:
@@ -568,24 +619,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     t0 = time.perf_counter()
     scenes = [ds.make_scene(rng, faces, frames=frames) for _ in range(n_scenes)]
     n_faces = sum(len(s.faces) for s in scenes)
-    print(f"{n_scenes} scenes ({sum(s.image.shape[1] == 1920 for s in scenes)} at 1080p), {n_faces} faces, "
-          f"{sum(s.dim for s in scenes)} dim, seed {args.seed}, generated in {time.perf_counter() - t0:.1f} s")
+    print(
+        f"{n_scenes} scenes ({sum(s.image.shape[1] == 1920 for s in scenes)} at 1080p), {n_faces} faces, "
+        f"{sum(s.dim for s in scenes)} dim, seed {args.seed}, generated in {time.perf_counter() - t0:.1f} s"
+    )
     if missing:
         print(f"not installed / not registered: {', '.join(missing)}")
     tallies = run_scenes(variants, scenes)
     print(f"\nRecall % at IoU >= {IOU} by face size and roll; precision %; ms per frame:")
     print_table(tallies)
     if "720p4bed" in next(iter(tallies.values()), Tally()).found:
-        print("\nUpright faces >= 48 px in 720p four-bed scenes (issue 14's target, recall %): " + ", ".join(
-            f"{k} {t.recall('720p4bed').strip()}" for k, t in tallies.items()))
-    print("Upright faces >= 48 px found at all (hit at IoU >= 0.5, or a detection centred on the face), %: "
-          + ", ".join(f"{k} {t.recall('upright>=48 found').strip()}" for k, t in tallies.items()))
+        print(
+            "\nUpright faces >= 48 px in 720p four-bed scenes (issue 14's target, recall %): "
+            + ", ".join(f"{k} {t.recall('720p4bed').strip()}" for k, t in tallies.items())
+        )
+    print(
+        "Upright faces >= 48 px found at all (hit at IoU >= 0.5, or a detection centred on the face), %: "
+        + ", ".join(f"{k} {t.recall('upright>=48 found').strip()}" for k, t in tallies.items())
+    )
     if frames is not None:
-        print(f"\nThe same detections against each face's own box (its FER image's framing, measured on the face alone"
-              f" by blazeface and haar; see detection_scenes), recall % at IoU >= {IOU}; precision %:")
+        print(
+            f"\nThe same detections against each face's own box (its FER image's framing, measured on the face alone"
+            f" by blazeface and haar; see detection_scenes), recall % at IoU >= {IOU}; precision %:"
+        )
         print_table(tallies, own=True)
-        print("Upright faces >= 48 px in 720p four-bed scenes, against their own box (recall %): " + ", ".join(
-            f"{k} {t.recall('own 720p4bed').strip()}" for k, t in tallies.items()))
+        print(
+            "Upright faces >= 48 px in 720p four-bed scenes, against their own box (recall %): "
+            + ", ".join(f"{k} {t.recall('own 720p4bed').strip()}" for k, t in tallies.items())
+        )
     if clip_frames > 0:
         run_real(variants, clip_frames)
     return 0

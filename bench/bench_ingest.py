@@ -50,15 +50,29 @@ def main() -> int:
         server = EmbeddedRedis(Path(tmp) / "redis").start()
         try:
             env = {k: v for k, v in os.environ.items() if not k.startswith("AREYA_")}
-            env.update({"AREYA_DATA_DIR": str(Path(tmp) / "var"), "AREYA_REDIS_URL": f"unix://{server.socket_path}",
-                        "AREYA_STREAM_MAXLEN": "1000", "AREYA_SNAPSHOT_TTL_S": "60"})
+            env.update(
+                {
+                    "AREYA_DATA_DIR": str(Path(tmp) / "var"),
+                    "AREYA_REDIS_URL": f"unix://{server.socket_path}",
+                    "AREYA_STREAM_MAXLEN": "1000",
+                    "AREYA_SNAPSHOT_TTL_S": "60",
+                }
+            )
             subprocess.run([AREYA, "db", "upgrade"], env=env, check=True, capture_output=True)
             cams = Path(tmp) / "cameras.toml"
-            cams.write_text("".join(f'[[camera]]\nward = "Bench"\nname = "cam-{i + 1}"\nurl = "{source}"\n'
-                                    f"fps = {args.fps}\n\n" for i in range(args.cameras)))
+            cams.write_text(
+                "".join(
+                    f'[[camera]]\nward = "Bench"\nname = "cam-{i + 1}"\nurl = "{source}"\nfps = {args.fps}\n\n'
+                    for i in range(args.cameras)
+                )
+            )
             subprocess.run([AREYA, "sync-cameras", str(cams)], env=env, check=True, capture_output=True)
-            proc = subprocess.Popen([AREYA, "ingest", "--duration", str(args.warmup + args.seconds + 5)], env=env,
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            proc = subprocess.Popen(
+                [AREYA, "ingest", "--duration", str(args.warmup + args.seconds + 5)],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
             client = server.client()
             time.sleep(args.warmup)
             cpu0, t0 = cpu_seconds(proc.pid), time.monotonic()
@@ -73,10 +87,14 @@ def main() -> int:
     share = (cpu1 - cpu0) / (t1 - t0)
     frames = pub1 - pub0
     print(f"source: {source.replace(str(ROOT.parent), '..')}  cameras: {args.cameras}  sampled at {args.fps:g} fps")
-    print(f"published {frames} frames in {t1 - t0:.0f} s = {frames / (t1 - t0):.1f} frames/s "
-          f"(expected {args.cameras * args.fps:g}); dropped {sum(dropped.values())}")
-    print(f"ingest CPU: {share:.2f} core for {args.cameras} cameras = {100 * share / args.cameras:.1f} % of a core "
-          f"per camera; {1000 * (cpu1 - cpu0) / max(frames, 1):.1f} ms per published frame")
+    print(
+        f"published {frames} frames in {t1 - t0:.0f} s = {frames / (t1 - t0):.1f} frames/s "
+        f"(expected {args.cameras * args.fps:g}); dropped {sum(dropped.values())}"
+    )
+    print(
+        f"ingest CPU: {share:.2f} core for {args.cameras} cameras = {100 * share / args.cameras:.1f} % of a core "
+        f"per camera; {1000 * (cpu1 - cpu0) / max(frames, 1):.1f} ms per published frame"
+    )
     print(f"=> about {int(args.cameras / share) if share > 0 else 'inf'} such cameras per ingestor core")
     return 0
 

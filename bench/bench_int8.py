@@ -76,17 +76,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         blob_mb = blob_path.stat().st_size / 1e6
         keras_speed = faces_per_cpu_second(lambda model=model: model.predict_on_batch(probe))
         lite_speed = faces_per_cpu_second(lambda lite=lite: lite(probe))
-        print(f"  {member}: {blob_mb:.1f} MB as int8 TFLite; faces per CPU-second at batch {BATCH}: "
-              f"Keras (served) {keras_speed:.0f}, int8 TFLite {lite_speed:.0f} ({lite_speed / keras_speed:.2f}x)",
-              flush=True)
+        print(
+            f"  {member}: {blob_mb:.1f} MB as int8 TFLite; faces per CPU-second at batch {BATCH}: "
+            f"Keras (served) {keras_speed:.0f}, int8 TFLite {lite_speed:.0f} ({lite_speed / keras_speed:.2f}x)",
+            flush=True,
+        )
         for view in views:
             served.append(np.asarray(model.predict(view, batch_size=BATCH, verbose=0)["emotion7"], np.float32))
             int8.append(lite(view))
     p_served = np.mean(served, axis=0).argmax(1)
     p_int8 = np.mean(int8, axis=0).argmax(1)
-    print(f"ensemble 7-class accuracy on the validation part: served {np.mean(p_served == y):.4f}, int8 "
-          f"{np.mean(p_int8 == y):.4f}; same answer on {np.mean(p_served == p_int8):.1%} of faces "
-          "(argmax before calibration)")
+    print(
+        f"ensemble 7-class accuracy on the validation part: served {np.mean(p_served == y):.4f}, int8 "
+        f"{np.mean(p_int8 == y):.4f}; same answer on {np.mean(p_served == p_int8):.1%} of faces "
+        "(argmax before calibration)"
+    )
     shutil.rmtree(work, ignore_errors=True)
     return 0
 

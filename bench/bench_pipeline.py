@@ -33,9 +33,15 @@ MODEL_KEY = "bench:model"
 def _settings(data_dir: str, detector: str, batch: int, batch_ms: int, detector_options: str = "") -> Any:
     from areya.config import load_settings
 
-    return load_settings(env={"AREYA_DATA_DIR": data_dir, "AREYA_DETECTOR": detector,
-                              "AREYA_DETECTOR_OPTIONS": detector_options,
-                              "AREYA_WORKER_BATCH_SIZE": str(batch), "AREYA_WORKER_BATCH_MS": str(batch_ms)})
+    return load_settings(
+        env={
+            "AREYA_DATA_DIR": data_dir,
+            "AREYA_DETECTOR": detector,
+            "AREYA_DETECTOR_OPTIONS": detector_options,
+            "AREYA_WORKER_BATCH_SIZE": str(batch),
+            "AREYA_WORKER_BATCH_MS": str(batch_ms),
+        }
+    )
 
 
 def _classifier(model: str) -> tuple[Any, str]:
@@ -51,8 +57,19 @@ def _classifier(model: str) -> tuple[Any, str]:
     return clf, f"{clf.model_version} (NO SHIPPED MODEL: untrained stand-in of the same interface)"
 
 
-def worker_main(data_dir: str, socket: str, detector: str, batch: int, batch_ms: int, model: str,
-                ready: Any, go: Any, record: bool, idle_exit_s: float, detector_options: str = "") -> None:
+def worker_main(
+    data_dir: str,
+    socket: str,
+    detector: str,
+    batch: int,
+    batch_ms: int,
+    model: str,
+    ready: Any,
+    go: Any,
+    record: bool,
+    idle_exit_s: float,
+    detector_options: str = "",
+) -> None:
     """One worker process: warm up, say ready, wait for go, run until idle."""
     import redis
 
@@ -80,8 +97,11 @@ def _frames(beds: int, count: int, quality: int) -> tuple[list[tuple[bytes, int,
     from areya.comms.frames import encode_jpeg
 
     # bed 1 always occupied, bed k (k > 1) empty every k-th segment: 1..beds faces per frame
-    segments = [Segment(b, i * 2.0, (i + 1) * 2.0, None if b and i % (b + 1) == b else "happy")
-                for b in range(beds) for i in range(count)]
+    segments = [
+        Segment(b, i * 2.0, (i + 1) * 2.0, None if b and i % (b + 1) == b else "happy")
+        for b in range(beds)
+        for i in range(count)
+    ]
     scenario = Scenario(beds=beds, segments=segments, duration=count * 2.0)
     ward = SyntheticWard(beds=beds, scenario=scenario, seed=1)
     out, faces = [], 0
@@ -95,8 +115,9 @@ def _frames(beds: int, count: int, quality: int) -> tuple[list[tuple[bytes, int,
     return out, faces / len(out)
 
 
-def _publish(client: Any, stream: str, camera_id: int, frames: list[tuple[bytes, int, int]], n: int,
-             rate: float | None = None) -> None:
+def _publish(
+    client: Any, stream: str, camera_id: int, frames: list[tuple[bytes, int, int]], n: int, rate: float | None = None
+) -> None:
     from areya.comms.frames import FrameMessage, FramePublisher
 
     pub = FramePublisher(client, stream, maxlen=100_000)
@@ -118,8 +139,11 @@ def _counter(client: Any, name: str) -> float:
     """A counter summed over its labels (as the workers flushed it)."""
     from areya.metrics import COUNTERS_KEY
 
-    return sum(float(v) for k, v in client.hgetall(COUNTERS_KEY).items()
-               if k.startswith(name.encode()) and k[len(name):len(name) + 1] in (b"", b"{"))
+    return sum(
+        float(v)
+        for k, v in client.hgetall(COUNTERS_KEY).items()
+        if k.startswith(name.encode()) and k[len(name) : len(name) + 1] in (b"", b"{")
+    )
 
 
 def _stage_ms_per_frame(client: Any) -> str:
@@ -136,12 +160,24 @@ def _stage_ms_per_frame(client: Any) -> str:
     return ", ".join(f"{stage} {sums[stage] * 1000 / frames:.1f}" for stage in order if stage in sums)
 
 
-def _run_workers(args: argparse.Namespace, data_dir: str, socket: str, n_workers: int, *, record: bool,
-                 idle_exit_s: float) -> tuple[list[mp.Process], Any]:
+def _run_workers(
+    args: argparse.Namespace, data_dir: str, socket: str, n_workers: int, *, record: bool, idle_exit_s: float
+) -> tuple[list[mp.Process], Any]:
     ctx = mp.get_context("spawn")
     ready, go = ctx.Semaphore(0), ctx.Event()
-    worker_args = (data_dir, socket, args.detector, args.batch, args.batch_ms, args.model, ready, go, record,
-                   idle_exit_s, args.detector_options)
+    worker_args = (
+        data_dir,
+        socket,
+        args.detector,
+        args.batch,
+        args.batch_ms,
+        args.model,
+        ready,
+        go,
+        record,
+        idle_exit_s,
+        args.detector_options,
+    )
     procs = [ctx.Process(target=worker_main, args=worker_args) for _ in range(n_workers)]
     for p in procs:
         p.start()
@@ -164,21 +200,27 @@ def detect_only(args: argparse.Namespace) -> None:
     frames, faces_per_frame = _frames(args.beds, 40, 85)
     images = [cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR) for jpeg, _, _ in frames]
     zones = [z for _, z in SyntheticWard(beds=args.beds).zones()]
-    dets = {text: create_detector(args.detector, **check_options(args.detector, parse_options_text(text)))
-            for text in args.detect_only}
+    dets = {
+        text: create_detector(args.detector, **check_options(args.detector, parse_options_text(text)))
+        for text in args.detect_only
+    }
     for det in dets.values():
         detect_for_camera(det, images[0], zones, None)  # warm-up
     seconds, found = dict.fromkeys(dets, 0.0), dict.fromkeys(dets, 0)
-    print(f"machine: {os.cpu_count()} CPU(s); load average {os.getloadavg()[0]:.1f} at start; detection only, "
-          f"{args.frames} frames 1280x720, {faces_per_frame:.2f} faces/frame (1-{args.beds}), {args.beds} bed zones")
+    print(
+        f"machine: {os.cpu_count()} CPU(s); load average {os.getloadavg()[0]:.1f} at start; detection only, "
+        f"{args.frames} frames 1280x720, {faces_per_frame:.2f} faces/frame (1-{args.beds}), {args.beds} bed zones"
+    )
     for i in range(args.frames):
         for text, det in dets.items():
             t0 = time.perf_counter()
             found[text] += len(detect_for_camera(det, images[i % len(images)], zones, "bench"))
             seconds[text] += time.perf_counter() - t0
     for text in dets:
-        print(f"{args.detector} {text or '(default options)'}: {1000 * seconds[text] / args.frames:.1f} ms/frame, "
-              f"{found[text] / args.frames:.2f} faces/frame")
+        print(
+            f"{args.detector} {text or '(default options)'}: {1000 * seconds[text] / args.frames:.1f} ms/frame, "
+            f"{found[text] / args.frames:.2f} faces/frame"
+        )
     print(f"load average {os.getloadavg()[0]:.1f} at end")
 
 
@@ -194,15 +236,23 @@ def main() -> None:
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="worker process counts to compare")
     parser.add_argument("--beds", type=int, default=3)
     parser.add_argument("--detector", default="blazeface")
-    parser.add_argument("--detector-options", default="", metavar="NAME=VALUE,...",
-                        help="as AREYA_DETECTOR_OPTIONS, e.g. track=0 (default: none, the options' defaults)")
+    parser.add_argument(
+        "--detector-options",
+        default="",
+        metavar="NAME=VALUE,...",
+        help="as AREYA_DETECTOR_OPTIONS, e.g. track=0 (default: none, the options' defaults)",
+    )
     parser.add_argument("--model", default="areya-fer", help="model name/path, or 'untrained'")
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--batch-ms", type=int, default=200)
     parser.add_argument("--rate", type=float, help="latency run load in frames/s (default: half of 1-worker fps)")
     parser.add_argument("--latency-seconds", type=float, default=30.0)
-    parser.add_argument("--detect-only", nargs="+", metavar="OPTIONS",
-                        help="only time detection, for each option set (e.g. track=0 track=4) on every frame in turn")
+    parser.add_argument(
+        "--detect-only",
+        nargs="+",
+        metavar="OPTIONS",
+        help="only time detection, for each option set (e.g. track=0 track=4) on every frame in turn",
+    )
     args = parser.parse_args()
     if args.detect_only:
         detect_only(args)
@@ -224,13 +274,16 @@ def main() -> None:
 
         zones = SyntheticWard(beds=args.beds).zones()
         with session_scope(create_session_factory(engine)) as session:
-            demo = create_demo_ward(session, source_url=f"synthetic:beds={args.beds}", beds=args.beds, zones=zones,
-                                    users=False)
+            demo = create_demo_ward(
+                session, source_url=f"synthetic:beds={args.beds}", beds=args.beds, zones=zones, users=False
+            )
         frames, faces_per_frame = _frames(args.beds, 40, settings.jpeg_quality)
         print(f"machine: {os.cpu_count()} CPU(s); load average {os.getloadavg()[0]:.1f} at start")
-        print(f"frames: 1280x720 JPEG q{settings.jpeg_quality}, {faces_per_frame:.2f} faces/frame (1-{args.beds}); "
-              f"detector {args.detector} {args.detector_options or '(default options)'}; batch {args.batch} frames / "
-              f"{args.batch_ms} ms")
+        print(
+            f"frames: 1280x720 JPEG q{settings.jpeg_quality}, {faces_per_frame:.2f} faces/frame (1-{args.beds}); "
+            f"detector {args.detector} {args.detector_options or '(default options)'}; batch {args.batch} frames / "
+            f"{args.batch_ms} ms"
+        )
 
         fps1 = None
         for n in args.workers:
@@ -248,11 +301,13 @@ def main() -> None:
                 p.join()
             fps = _processed(client) / elapsed
             fps1 = fps1 or fps
-            print(f"throughput: {n} worker(s): {args.frames} frames in {elapsed:.1f}s = {fps:.1f} frames/s "
-                  f"({fps / n:.1f} per worker, {fps * faces_per_frame:.1f} faces/s); "
-                  f"worker ms/frame: {_stage_ms_per_frame(client)}; faces found per frame "
-                  f"{_counter(client, 'areya_faces_detected_total') / max(_processed(client), 1.0):.2f} "
-                  f"(shown {faces_per_frame:.2f}); load average {os.getloadavg()[0]:.1f}")
+            print(
+                f"throughput: {n} worker(s): {args.frames} frames in {elapsed:.1f}s = {fps:.1f} frames/s "
+                f"({fps / n:.1f} per worker, {fps * faces_per_frame:.1f} faces/s); "
+                f"worker ms/frame: {_stage_ms_per_frame(client)}; faces found per frame "
+                f"{_counter(client, 'areya_faces_detected_total') / max(_processed(client), 1.0):.2f} "
+                f"(shown {faces_per_frame:.2f}); load average {os.getloadavg()[0]:.1f}"
+            )
 
         rate = args.rate or max(0.5, round((fps1 or 2.0) / 2, 1))
         _reset(client, settings.frame_stream)
@@ -266,8 +321,10 @@ def main() -> None:
         if lat:
             p50 = statistics.median(lat)
             p99 = lat[min(len(lat) - 1, int(round(0.99 * (len(lat) - 1))))]
-            print(f"latency: 1 worker at {rate:g} frames/s for {args.latency_seconds:g}s ({len(lat)} frames): "
-                  f"capture->commit p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms, max {lat[-1] * 1000:.0f} ms")
+            print(
+                f"latency: 1 worker at {rate:g} frames/s for {args.latency_seconds:g}s ({len(lat)} frames): "
+                f"capture->commit p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms, max {lat[-1] * 1000:.0f} ms"
+            )
         version = (client.get(MODEL_KEY) or b"?").decode()
         print(f"model: {version}; load average {os.getloadavg()[0]:.1f} at end")
         engine.dispose()

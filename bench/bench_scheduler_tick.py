@@ -64,12 +64,30 @@ class Feed:
                 pa, ph, pr, ps = PROBS[label]
                 at = t + timedelta(milliseconds=rng.randrange(0, max(1, int(self.step * 1000))))
                 self.seq += 1
-                batch.append({"patient_id": pid, "bed_id": pid, "camera_id": (pid - 1) // 20 + 1,
-                              "captured_at": at, "frame_id": f"f{self.seq}", "face_index": 0, "box_x": 0.1,
-                              "box_y": 0.1, "box_w": 0.1, "box_h": 0.1, "p_angry": pa, "p_happy": ph,
-                              "p_relaxed": pr, "p_sad": ps, "probs7": [0.1, 0.05, 0.05, ph, ps, 0.05, pr],
-                              "label4": label, "label7": "neutral" if label == "relaxed" else label,
-                              "confidence4": max(pa, ph, pr, ps), "model_version": "bench", "created_at": at})
+                batch.append(
+                    {
+                        "patient_id": pid,
+                        "bed_id": pid,
+                        "camera_id": (pid - 1) // 20 + 1,
+                        "captured_at": at,
+                        "frame_id": f"f{self.seq}",
+                        "face_index": 0,
+                        "box_x": 0.1,
+                        "box_y": 0.1,
+                        "box_w": 0.1,
+                        "box_h": 0.1,
+                        "p_angry": pa,
+                        "p_happy": ph,
+                        "p_relaxed": pr,
+                        "p_sad": ps,
+                        "probs7": [0.1, 0.05, 0.05, ph, ps, 0.05, pr],
+                        "label4": label,
+                        "label7": "neutral" if label == "relaxed" else label,
+                        "confidence4": max(pa, ph, pr, ps),
+                        "model_version": "bench",
+                        "created_at": at,
+                    }
+                )
             if len(batch) >= 20_000:
                 written += self._flush(batch, insert, Observation)
             t += timedelta(seconds=self.step)
@@ -95,18 +113,46 @@ def populate_ward_set(engine: Any, patients: int) -> None:
     created = NOW - timedelta(days=1)
     wards = (patients + 19) // 20
     with engine.begin() as conn:
-        conn.execute(insert(Ward), [{"id": w + 1, "name": f"Ward {w + 1}", "created_at": created}
-                                    for w in range(wards)])
-        conn.execute(insert(Camera), [{"id": w + 1, "ward_id": w + 1, "name": "cam", "source_url": "file:///dev/null",
-                                       "sample_fps": 2.0, "enabled": True, "health_status": "online",
-                                       "last_frame_at": NOW + timedelta(days=1), "created_at": created}
-                                      for w in range(wards)])
-        conn.execute(insert(Bed), [{"id": p + 1, "ward_id": p // 20 + 1, "label": f"B{p % 20 + 1}"}
-                                   for p in range(patients)])
-        conn.execute(insert(Patient), [{"id": p + 1, "mrn": f"M{p + 1}", "display_name": f"P{p + 1}",
-                                        "admitted_at": created, "status": "admitted"} for p in range(patients)])
-        conn.execute(insert(BedAssignment), [{"patient_id": p + 1, "bed_id": p + 1, "start_at": created}
-                                             for p in range(patients)])
+        conn.execute(
+            insert(Ward), [{"id": w + 1, "name": f"Ward {w + 1}", "created_at": created} for w in range(wards)]
+        )
+        conn.execute(
+            insert(Camera),
+            [
+                {
+                    "id": w + 1,
+                    "ward_id": w + 1,
+                    "name": "cam",
+                    "source_url": "file:///dev/null",
+                    "sample_fps": 2.0,
+                    "enabled": True,
+                    "health_status": "online",
+                    "last_frame_at": NOW + timedelta(days=1),
+                    "created_at": created,
+                }
+                for w in range(wards)
+            ],
+        )
+        conn.execute(
+            insert(Bed), [{"id": p + 1, "ward_id": p // 20 + 1, "label": f"B{p % 20 + 1}"} for p in range(patients)]
+        )
+        conn.execute(
+            insert(Patient),
+            [
+                {
+                    "id": p + 1,
+                    "mrn": f"M{p + 1}",
+                    "display_name": f"P{p + 1}",
+                    "admitted_at": created,
+                    "status": "admitted",
+                }
+                for p in range(patients)
+            ],
+        )
+        conn.execute(
+            insert(BedAssignment),
+            [{"patient_id": p + 1, "bed_id": p + 1, "start_at": created} for p in range(patients)],
+        )
 
 
 def main() -> None:
@@ -151,10 +197,12 @@ def main() -> None:
             with engine.begin() as conn:
                 conn.exec_driver_sql("ANALYZE")
         window = settings.negative_window_s
-        print(f"database: {engine.dialect.name}; {args.patients} admitted patients, {feed.total:,} observations "
-              f"({args.rate:g}/s/patient over {args.history_min:g} min: "
-              f"~{args.patients * args.rate * min(window, args.history_min * 60):,.0f} in the {window}s window), "
-              f"{len(feed.sad)} sustained sad (inserted in {insert_s:.0f}s)")
+        print(
+            f"database: {engine.dialect.name}; {args.patients} admitted patients, {feed.total:,} observations "
+            f"({args.rate:g}/s/patient over {args.history_min:g} min: "
+            f"~{args.patients * args.rate * min(window, args.history_min * 60):,.0f} in the {window}s window), "
+            f"{len(feed.sad)} sustained sad (inserted in {insert_s:.0f}s)"
+        )
         tick_s = settings.scheduler_tick_s
         results = {}
         now = NOW
@@ -169,10 +217,12 @@ def main() -> None:
                 c0 = time.process_time()
                 report = alert_engine.tick(now, retention=False)
                 cpu.append(time.process_time() - c0)  # this process's CPU: SQLite runs in it; wall time includes
-                times.append(report.seconds)          # waiting for a core on a busy machine
-                print(f"[{mode}] tick {k + 1}: {report.seconds * 1000:8.1f} ms wall {cpu[-1] * 1000:8.1f} ms cpu  "
-                      f"patients={report.patients} "
-                      f"with_evidence={report.with_evidence} opened={report.opened}")
+                times.append(report.seconds)  # waiting for a core on a busy machine
+                print(
+                    f"[{mode}] tick {k + 1}: {report.seconds * 1000:8.1f} ms wall {cpu[-1] * 1000:8.1f} ms cpu  "
+                    f"patients={report.patients} "
+                    f"with_evidence={report.with_evidence} opened={report.opened}"
+                )
                 now += timedelta(seconds=tick_s)
             results[mode] = (times, cpu)
         with engine.connect() as conn:
@@ -181,10 +231,12 @@ def main() -> None:
         print(f"load average at the end: {', '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs")
         for mode, (times, cpu) in results.items():
             steady, steady_cpu = times[1:] or times, cpu[1:] or cpu
-            print(f"RESULT [{mode}] tick for {args.patients} patients: first (cold) {times[0] * 1000:.0f} ms wall / "
-                  f"{cpu[0] * 1000:.0f} ms cpu; steady median {statistics.median(steady) * 1000:.0f} ms wall / "
-                  f"{statistics.median(steady_cpu) * 1000:.0f} ms cpu, max {max(steady) * 1000:.0f} ms wall / "
-                  f"{max(steady_cpu) * 1000:.0f} ms cpu (goal < 1000 ms)")
+            print(
+                f"RESULT [{mode}] tick for {args.patients} patients: first (cold) {times[0] * 1000:.0f} ms wall / "
+                f"{cpu[0] * 1000:.0f} ms cpu; steady median {statistics.median(steady) * 1000:.0f} ms wall / "
+                f"{statistics.median(steady_cpu) * 1000:.0f} ms cpu, max {max(steady) * 1000:.0f} ms wall / "
+                f"{max(steady_cpu) * 1000:.0f} ms cpu (goal < 1000 ms)"
+            )
         engine.dispose()
 
 

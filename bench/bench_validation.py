@@ -49,17 +49,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     in4 = np.array([FER7_CLASSES[i] in FER_TO_AREYA4 for i in y7])
     y4 = np.array([AREYA4_CLASSES.index(FER_TO_AREYA4[FER7_CLASSES[i]]) for i in y7[in4]])
     print(f"{val.report.source}: {len(y7)} faces ({int(in4.sum())} in the four classes), split seed {args.split_seed}")
-    print("| model | 7-class acc | 7-class macro-F1 | F1 per class (" + ", ".join(FER7_CLASSES)
-          + ") | 4-class acc | 4-class macro-F1 | angry recall | sad recall |")
+    print(
+        "| model | 7-class acc | 7-class macro-F1 | F1 per class ("
+        + ", ".join(FER7_CLASSES)
+        + ") | 4-class acc | 4-class macro-F1 | angry recall | sad recall |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for name in args.models:
         results = EmotionClassifier.load(name).classify(list(val.images))
         r7 = classification_report(y7, np.array([r.probs7 for r in results]), FER7_CLASSES)
         r4 = classification_report(y4, np.array([r.probs4 for r in results])[in4], AREYA4_CLASSES)
         f7 = " ".join(f"{r7.per_class[c]['f1']:.2f}" for c in FER7_CLASSES)
-        print(f"| {name} | {r7.accuracy:.4f} | {r7.macro_f1:.4f} | {f7} | {r4.accuracy:.4f} | {r4.macro_f1:.4f} | "
-              f"{r4.per_class['angry']['recall']:.3f} | {r4.per_class['sad']['recall']:.3f} |",
-              flush=True)
+        print(
+            f"| {name} | {r7.accuracy:.4f} | {r7.macro_f1:.4f} | {f7} | {r4.accuracy:.4f} | {r4.macro_f1:.4f} | "
+            f"{r4.per_class['angry']['recall']:.3f} | {r4.per_class['sad']['recall']:.3f} |",
+            flush=True,
+        )
     return 0
 
 

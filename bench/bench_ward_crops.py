@@ -104,8 +104,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     y7 = np.array(truth7)
     in4 = np.array([FER7_CLASSES[i] in FER_TO_AREYA4 for i in y7])
-    y4 = np.array([AREYA4_CLASSES.index(FER_TO_AREYA4[FER7_CLASSES[i]]) if ok else -1
-                   for i, ok in zip(y7, in4, strict=True)])
+    y4 = np.array(
+        [AREYA4_CLASSES.index(FER_TO_AREYA4[FER7_CLASSES[i]]) if ok else -1 for i, ok in zip(y7, in4, strict=True)]
+    )
 
     def scores(results: Sequence, y7_: np.ndarray, in4_: np.ndarray, y4_: np.ndarray) -> tuple[float, float]:
         p7 = np.array([FER7_CLASSES.index(r.label7) for r in results])
@@ -113,11 +114,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return float(np.mean(p7 == y7_)), float(np.mean(p4[in4_] == y4_[in4_]))
 
     d_in4 = np.array([FER7_CLASSES[i] in FER_TO_AREYA4 for i in labels7])
-    d_y4 = np.array([AREYA4_CLASSES.index(FER_TO_AREYA4[FER7_CLASSES[i]]) if ok else -1
-                     for i, ok in zip(labels7, d_in4, strict=True)])
+    d_y4 = np.array(
+        [
+            AREYA4_CLASSES.index(FER_TO_AREYA4[FER7_CLASSES[i]]) if ok else -1
+            for i, ok in zip(labels7, d_in4, strict=True)
+        ]
+    )
     a7, a4 = scores(direct, labels7, d_in4, d_y4)
-    print(f"{args.faces}: {len(images)} faces, {shown} shown in scenes, {found} detected by {args.detector} "
-          f"({found / max(shown, 1):.1%}); model {args.model or 'default'}")
+    print(
+        f"{args.faces}: {len(images)} faces, {shown} shown in scenes, {found} detected by {args.detector} "
+        f"({found / max(shown, 1):.1%}); model {args.model or 'default'}"
+    )
     print(f"{'crop rule':<26} {'7-class':>8} {'4-class':>8}   4-class by size / roll")
     print(f"{'FER 48x48 (direct)':<26} {a7:8.3f} {a4:8.3f}")
     buckets = sorted(set(size_of)) + sorted(set(roll_of)) + ["dim", "lit"]

@@ -62,11 +62,30 @@ def setup(settings: Any, users: int) -> dict[str, int]:
 
 def rows(ids: dict[str, int], n: int) -> list[dict[str, Any]]:
     now = utcnow()
-    return [{"patient_id": ids["patient_id"], "bed_id": ids["bed_id"], "camera_id": None, "captured_at": now,
-             "frame_id": f"bench-{uuid.uuid4().hex}", "face_index": 0, "box_x": 0.1, "box_y": 0.1, "box_w": 0.2,
-             "box_h": 0.2, "p_angry": 0.1, "p_happy": 0.1, "p_relaxed": 0.7, "p_sad": 0.1, "probs7": [1 / 7] * 7,
-             "label4": "relaxed", "label7": "neutral", "confidence4": 0.7, "model_version": "bench"}
-            for _ in range(n)]
+    return [
+        {
+            "patient_id": ids["patient_id"],
+            "bed_id": ids["bed_id"],
+            "camera_id": None,
+            "captured_at": now,
+            "frame_id": f"bench-{uuid.uuid4().hex}",
+            "face_index": 0,
+            "box_x": 0.1,
+            "box_y": 0.1,
+            "box_w": 0.2,
+            "box_h": 0.2,
+            "p_angry": 0.1,
+            "p_happy": 0.1,
+            "p_relaxed": 0.7,
+            "p_sad": 0.1,
+            "probs7": [1 / 7] * 7,
+            "label4": "relaxed",
+            "label7": "neutral",
+            "confidence4": 0.7,
+            "model_version": "bench",
+        }
+        for _ in range(n)
+    ]
 
 
 def login(base: str, username: str, password: str, barrier: threading.Barrier) -> tuple[int, float]:
@@ -77,8 +96,12 @@ def login(base: str, username: str, password: str, barrier: threading.Barrier) -
         return page.status_code, 0.0
     barrier.wait(timeout=300)
     started = time.perf_counter()
-    answer = browser.post(f"{base}/login", data={"username": username, "password": password,
-                                                 "csrf_token": token.group(1)}, allow_redirects=False, timeout=300)
+    answer = browser.post(
+        f"{base}/login",
+        data={"username": username, "password": password, "csrf_token": token.group(1)},
+        allow_redirects=False,
+        timeout=300,
+    )
     return answer.status_code, time.perf_counter() - started
 
 
@@ -94,9 +117,23 @@ def serve(settings: Any, env: dict[str, str], args: argparse.Namespace) -> tuple
         port = free_port()
         bin_dir = Path(sys.executable).parent  # areya and gunicorn of this environment
         path = f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"
-        proc = subprocess.Popen([str(bin_dir / "areya"), "web", "--gunicorn", "--host", "127.0.0.1",  # noqa: S603
-                                 "--port", str(port), "--workers", "1", "--threads", str(args.threads)],
-                                env={**os.environ, **env, "PATH": path}, stdout=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [
+                str(bin_dir / "areya"),
+                "web",
+                "--gunicorn",
+                "--host",
+                "127.0.0.1",  # noqa: S603
+                "--port",
+                str(port),
+                "--workers",
+                "1",
+                "--threads",
+                str(args.threads),
+            ],
+            env={**os.environ, **env, "PATH": path},
+            stdout=subprocess.DEVNULL,
+        )
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and proc.poll() is None:
@@ -166,13 +203,16 @@ def main() -> int:
     wrong = int(args.logins * args.wrong_share)
     try:
         for _ in range(args.rounds):
-            plans = [("target", "wrong-password") if i < wrong else (f"user{i % args.users}", PASSWORD)
-                     for i in range(args.logins)]
+            plans = [
+                ("target", "wrong-password") if i < wrong else (f"user{i % args.users}", PASSWORD)
+                for i in range(args.logins)
+            ]
             barrier = threading.Barrier(args.logins)
             out: list[tuple[int, float]] = [(0, 0.0)] * args.logins
 
-            def run(i: int, plan: tuple[str, str], barrier: threading.Barrier = barrier,
-                    out: list[tuple[int, float]] = out) -> None:
+            def run(
+                i: int, plan: tuple[str, str], barrier: threading.Barrier = barrier, out: list[tuple[int, float]] = out
+            ) -> None:
                 try:
                     out[i] = login(base, *plan, barrier)
                 except Exception:  # noqa: BLE001 - a refused connection counts as an error
@@ -191,9 +231,15 @@ def main() -> int:
         stop_server()
 
     with create_session_factory(engine)() as s:
-        audited = Counter(dict(s.execute(select(AuditEvent.action, func.count())
-                                         .where(AuditEvent.action.in_(AUDIT.values()))
-                                         .group_by(AuditEvent.action)).all()))
+        audited = Counter(
+            dict(
+                s.execute(
+                    select(AuditEvent.action, func.count())
+                    .where(AuditEvent.action.in_(AUDIT.values()))
+                    .group_by(AuditEvent.action)
+                ).all()
+            )
+        )
     engine.dispose()
     statuses = Counter(code for code, _ in results)
     expected = Counter({AUDIT[c]: n for c, n in statuses.items() if c in AUDIT})
@@ -206,10 +252,15 @@ def main() -> int:
     if latencies:
         p95 = latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))]
         print(f"login latency: p50 {statistics.median(latencies):.2f} s, p95 {p95:.2f} s, max {latencies[-1]:.2f} s")
-    print(f"pipeline meanwhile: {sum(written)} observations in {len(written)} transactions "
-          f"({sum(written) / elapsed:.0f}/s), {len(writer_errors)} failed writes")
-    print("audit rows: " + ", ".join(f"{action}: {audited[action]}" for action in AUDIT.values())
-          + ("  (every attempt audited)" if audited == expected else f"  MISMATCH, expected {dict(expected)}"))
+    print(
+        f"pipeline meanwhile: {sum(written)} observations in {len(written)} transactions "
+        f"({sum(written) / elapsed:.0f}/s), {len(writer_errors)} failed writes"
+    )
+    print(
+        "audit rows: "
+        + ", ".join(f"{action}: {audited[action]}" for action in AUDIT.values())
+        + ("  (every attempt audited)" if audited == expected else f"  MISMATCH, expected {dict(expected)}")
+    )
     for error in writer_errors[:3]:
         print(f"  pipeline error: {error}")
     return 0 if server_errors == 0 and audited == expected and not writer_errors else 1

@@ -55,18 +55,37 @@ def main() -> None:
             rows = []
             for k in range(n):
                 label = LABELS4[(k // 7) % 4]
-                rows.append(dict(
-                    patient_id=patient.id, bed_id=bed.id, camera_id=None,
-                    captured_at=now - timedelta(seconds=(n - k) / args.fps), frame_id=f"b{patient.id}-{k}",
-                    face_index=0, box_x=0.1, box_y=0.1, box_w=0.1, box_h=0.1, p_angry=0.25, p_happy=0.25,
-                    p_relaxed=0.25, p_sad=0.25, probs7=[1 / 7] * 7, label4=label,
-                    label7={"relaxed": "neutral"}.get(label, label), confidence4=0.25, model_version="bench",
-                    created_at=now))
+                rows.append(
+                    dict(
+                        patient_id=patient.id,
+                        bed_id=bed.id,
+                        camera_id=None,
+                        captured_at=now - timedelta(seconds=(n - k) / args.fps),
+                        frame_id=f"b{patient.id}-{k}",
+                        face_index=0,
+                        box_x=0.1,
+                        box_y=0.1,
+                        box_w=0.1,
+                        box_h=0.1,
+                        p_angry=0.25,
+                        p_happy=0.25,
+                        p_relaxed=0.25,
+                        p_sad=0.25,
+                        probs7=[1 / 7] * 7,
+                        label4=label,
+                        label7={"relaxed": "neutral"}.get(label, label),
+                        confidence4=0.25,
+                        model_version="bench",
+                        created_at=now,
+                    )
+                )
             s.execute(insert(Observation), rows)
         s.commit()
         total = n * args.beds
-        print(f"database: {engine.url.get_backend_name()}; {args.beds} beds x {n} observations = {total} rows "
-              f"(inserted in {time.perf_counter() - started:.1f} s)")
+        print(
+            f"database: {engine.url.get_backend_name()}; {args.beds} beds x {n} observations = {total} rows "
+            f"(inserted in {time.perf_counter() - started:.1f} s)"
+        )
 
     params = RuleParams.from_settings(settings)  # the rule's window and thresholds, as the ward view passes them
     watcher = TileWatcher(ward_id)
@@ -75,11 +94,33 @@ def main() -> None:
         watcher.poll(s, None, utcnow())  # baseline
     for i in range(args.repeat):
         with factory() as s:
-            s.execute(insert(Observation), [dict(
-                patient_id=patients[i % args.beds].id, bed_id=beds[i % args.beds].id, camera_id=None,
-                captured_at=utcnow(), frame_id=f"new-{i}", face_index=0, box_x=0.1, box_y=0.1, box_w=0.1, box_h=0.1,
-                p_angry=0.7, p_happy=0.1, p_relaxed=0.1, p_sad=0.1, probs7=[1 / 7] * 7, label4="angry",
-                label7="angry", confidence4=0.7, model_version="bench", created_at=utcnow())])
+            s.execute(
+                insert(Observation),
+                [
+                    dict(
+                        patient_id=patients[i % args.beds].id,
+                        bed_id=beds[i % args.beds].id,
+                        camera_id=None,
+                        captured_at=utcnow(),
+                        frame_id=f"new-{i}",
+                        face_index=0,
+                        box_x=0.1,
+                        box_y=0.1,
+                        box_w=0.1,
+                        box_h=0.1,
+                        p_angry=0.7,
+                        p_happy=0.1,
+                        p_relaxed=0.1,
+                        p_sad=0.1,
+                        probs7=[1 / 7] * 7,
+                        label4="angry",
+                        label7="angry",
+                        confidence4=0.7,
+                        model_version="bench",
+                        created_at=utcnow(),
+                    )
+                ],
+            )
             s.commit()
         with factory() as s:
             t0 = time.perf_counter()
@@ -92,10 +133,14 @@ def main() -> None:
             t3 = time.perf_counter()
             load_tiles(s, ward_id, None, utcnow(), params=params)
             renders.append(time.perf_counter() - t3)
-    print(f"TileWatcher.poll (one new observation): median {statistics.median(polls) * 1000:.1f} ms, "
-          f"max {max(polls) * 1000:.1f} ms")
-    print(f"load_tiles, all {args.beds} tiles with last-hour trends: "
-          f"median {statistics.median(renders) * 1000:.1f} ms, max {max(renders) * 1000:.1f} ms")
+    print(
+        f"TileWatcher.poll (one new observation): median {statistics.median(polls) * 1000:.1f} ms, "
+        f"max {max(polls) * 1000:.1f} ms"
+    )
+    print(
+        f"load_tiles, all {args.beds} tiles with last-hour trends: "
+        f"median {statistics.median(renders) * 1000:.1f} ms, max {max(renders) * 1000:.1f} ms"
+    )
     engine.dispose()
 
 

@@ -197,8 +197,12 @@ def _touch(a: FaceBox, b: FaceBox) -> bool:
     return a.x < b.x + b.w and b.x < a.x + a.w and a.y < b.y + b.h and b.y < a.y + a.h
 
 
-def make_scene(rng: np.random.Generator, faces: list[np.ndarray], frame_size: tuple[int, int] | None = None,
-               frames: Sequence[FaceFrame | None] | None = None) -> Scene:
+def make_scene(
+    rng: np.random.Generator,
+    faces: list[np.ndarray],
+    frame_size: tuple[int, int] | None = None,
+    frames: Sequence[FaceFrame | None] | None = None,
+) -> Scene:
     """One generated ward frame with its faces' truth and bed zones; ``frames`` (one per face, None: unknown)
     give each truth its own box.  The random draws do not depend on ``frames``: the same seed, the same scene."""
     w, h = frame_size or FRAME_SIZES[int(rng.random() < 0.35)]
@@ -246,8 +250,9 @@ def make_scene(rng: np.random.Generator, faces: list[np.ndarray], frame_size: tu
     return Scene(image, truths, [bed.zone(w, h) for bed in beds], dim, quality, {"beds": len(beds)})
 
 
-def own_box(frame: FaceFrame, size: int, m: np.ndarray, centre_in_patch: tuple[float, float],
-            patch_origin: tuple[float, float]) -> FaceBox:
+def own_box(
+    frame: FaceFrame, size: int, m: np.ndarray, centre_in_patch: tuple[float, float], patch_origin: tuple[float, float]
+) -> FaceBox:
     """A face's own box in the scene: its :data:`FaceFrame` applied to the fixed box in the patch (before the
     roll), its centre then rolled with the patch by ``m`` and placed at ``patch_origin``."""
     scale, dx, dy = frame

@@ -18,8 +18,9 @@ class Zone:
         self.x0, self.y0, self.x1, self.y1 = x0, y0, x1, y1
 
 
-def ward_crops(faces: Sequence[np.ndarray], detector: FaceDetector, rng: np.random.Generator
-               ) -> list[np.ndarray | None]:
+def ward_crops(
+    faces: Sequence[np.ndarray], detector: FaceDetector, rng: np.random.Generator
+) -> list[np.ndarray | None]:
     """Per face: the worker's crop of it in a scene of its own (the first of its copies the detector finds at
     IoU >= 0.5), or None when the detector finds none of them."""
     out: list[np.ndarray | None] = []

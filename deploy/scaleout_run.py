@@ -102,21 +102,48 @@ class Postgres:
         if os.geteuid() == 0:
             shutil.chown(self.dir, "postgres")
             shutil.chown(pwfile, "postgres")
-        self._run(self._as_pg(str(self.bindir / "initdb"), "-D", str(self.data), "-U", "areya",
-                                   "--auth=scram-sha-256", f"--pwfile={pwfile}", "-E", "UTF8"))
+        self._run(
+            self._as_pg(
+                str(self.bindir / "initdb"),
+                "-D",
+                str(self.data),
+                "-U",
+                "areya",
+                "--auth=scram-sha-256",
+                f"--pwfile={pwfile}",
+                "-E",
+                "UTF8",
+            )
+        )
         pwfile.unlink()
-        self._run(self._as_pg(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-l",
-                                   str(self.dir / "server.log"), "-w", "-t", "60", "-o",
-                                   f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.dir}", "start"))
+        self._run(
+            self._as_pg(
+                str(self.bindir / "pg_ctl"),
+                "-D",
+                str(self.data),
+                "-l",
+                str(self.dir / "server.log"),
+                "-w",
+                "-t",
+                "60",
+                "-o",
+                f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.dir}",
+                "start",
+            )
+        )
         env = {**os.environ, "PGPASSWORD": self.password}
-        self._run([str(self.bindir / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "areya", "areya"],
-                  env=env)
+        self._run(
+            [str(self.bindir / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "areya", "areya"], env=env
+        )
         return f"postgresql+psycopg://areya:{self.password}@127.0.0.1:{self.port}/areya"
 
     def stop(self) -> None:
         if (self.data / "postmaster.pid").exists():
-            subprocess.run(self._as_pg(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w",
-                                       "stop"), capture_output=True, timeout=60)
+            subprocess.run(
+                self._as_pg(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop"),
+                capture_output=True,
+                timeout=60,
+            )
 
 
 class RedisServer:
@@ -133,11 +160,13 @@ class RedisServer:
         self.dir.mkdir(parents=True)
         conf = self.dir / "redis.conf"  # the password in a file, not on the command line
         # in memory only, as deployed: camera frames never reach the disk
-        conf.write_text(f"bind 127.0.0.1\nport {self.port}\ndir {self.dir}\nappendonly no\n"
-                        f"save \"\"\nrequirepass {self.password}\n")
+        conf.write_text(
+            f'bind 127.0.0.1\nport {self.port}\ndir {self.dir}\nappendonly no\nsave ""\nrequirepass {self.password}\n'
+        )
         conf.chmod(0o600)
-        self.proc = subprocess.Popen([self.exe, str(conf)], stdout=(self.dir / "redis.log").open("wb"),
-                                     stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            [self.exe, str(conf)], stdout=(self.dir / "redis.log").open("wb"), stderr=subprocess.STDOUT
+        )
         url = f"redis://:{self.password}@127.0.0.1:{self.port}/0"
         import redis  # noqa: PLC0415
 
@@ -171,16 +200,16 @@ class Services:
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     def run(self, *args: str, stdin: str | None = None, check: bool = True) -> str:
-        result = subprocess.run([AREYA, *args], env=self.env, input=stdin, capture_output=True, text=True,
-                                timeout=300)
+        result = subprocess.run([AREYA, *args], env=self.env, input=stdin, capture_output=True, text=True, timeout=300)
         if check and result.returncode != 0:
             raise RuntimeError(f"areya {' '.join(args)} failed ({result.returncode}): {result.stderr.strip()}")
         return result.stdout + result.stderr
 
     def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
         out = (self.logs / f"{name}.log").open("ab")
-        proc = subprocess.Popen([AREYA, *args], env=self.env, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            [AREYA, *args], env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
         self.procs[name] = proc
         return proc
 
@@ -267,17 +296,35 @@ class Probe:
             for g in self.client.xinfo_groups(stream):
                 if g["name"] in (WORKER_GROUP, WORKER_GROUP.encode()):
                     pending = int(g["pending"])
-                    lag = int(g["lag"]) if g.get("lag") is not None else max(
-                        0, int(self.client.xlen(stream)) - int(total(s, "areya_frames_processed_total"))
-                        - int(total(s, "areya_frames_dead_lettered_total")) - pending)
+                    lag = (
+                        int(g["lag"])
+                        if g.get("lag") is not None
+                        else max(
+                            0,
+                            int(self.client.xlen(stream))
+                            - int(total(s, "areya_frames_processed_total"))
+                            - int(total(s, "areya_frames_dead_lettered_total"))
+                            - pending,
+                        )
+                    )
         buckets = {float(lab["le"]): v for lab, v in s.get("areya_frame_latency_seconds_bucket", [])}
-        return Sample(time.time(), total(s, "areya_frames_published_total"), total(s, "areya_frames_processed_total"),
-                      total(s, "areya_frames_dead_lettered_total"), total(s, "areya_frames_dropped_total"),
-                      total(s, "areya_faces_detected_total"), total(s, "areya_faces_assigned_total"),
-                      total(s, "areya_observations_written_total"), total(s, "areya_observations_duplicate_total"),
-                      lag, pending, buckets, total(s, "areya_frame_latency_seconds_sum"),
-                      total(s, "areya_frame_latency_seconds_count"),
-                      self.services.cpu_seconds() if self.services else {})
+        return Sample(
+            time.time(),
+            total(s, "areya_frames_published_total"),
+            total(s, "areya_frames_processed_total"),
+            total(s, "areya_frames_dead_lettered_total"),
+            total(s, "areya_frames_dropped_total"),
+            total(s, "areya_faces_detected_total"),
+            total(s, "areya_faces_assigned_total"),
+            total(s, "areya_observations_written_total"),
+            total(s, "areya_observations_duplicate_total"),
+            lag,
+            pending,
+            buckets,
+            total(s, "areya_frame_latency_seconds_sum"),
+            total(s, "areya_frame_latency_seconds_count"),
+            self.services.cpu_seconds() if self.services else {},
+        )
 
 
 def percentile(a: Sample, b: Sample, q: float) -> float | None:
@@ -311,7 +358,7 @@ class Phase:
             return None
         first = usable[0]
         last = first
-        for s in self.samples[self.samples.index(first) + 1:]:
+        for s in self.samples[self.samples.index(first) + 1 :]:
             if s.backlog < min_backlog:
                 break
             last = s
@@ -372,12 +419,17 @@ def db_counts(settings: Any) -> dict[str, int]:
     try:
         with engine.connect() as conn:
             rows = conn.scalar(select(func.count()).select_from(Observation))
-            distinct = conn.scalar(text("SELECT count(*) FROM (SELECT DISTINCT frame_id, face_index "
-                                        "FROM observations) AS d"))
+            distinct = conn.scalar(
+                text("SELECT count(*) FROM (SELECT DISTINCT frame_id, face_index FROM observations) AS d")
+            )
             frames = conn.scalar(select(func.count(func.distinct(Observation.frame_id))))
             alerts = conn.scalar(select(func.count()).select_from(Alert))
-        return {"rows": int(rows or 0), "distinct": int(distinct or 0), "frames": int(frames or 0),
-                "alerts": int(alerts or 0)}
+        return {
+            "rows": int(rows or 0),
+            "distinct": int(distinct or 0),
+            "frames": int(frames or 0),
+            "alerts": int(alerts or 0),
+        }
     finally:
         engine.dispose()
 
@@ -389,8 +441,10 @@ def consumers(client: Any, stream: str) -> dict[str, dict[str, Any]]:
     from areya.metrics import WORKER_GROUP
 
     try:
-        return {(c["name"].decode() if isinstance(c["name"], bytes) else c["name"]): c
-                for c in client.xinfo_consumers(stream, WORKER_GROUP)}
+        return {
+            (c["name"].decode() if isinstance(c["name"], bytes) else c["name"]): c
+            for c in client.xinfo_consumers(stream, WORKER_GROUP)
+        }
     except Exception:  # noqa: BLE001 - no group yet
         return {}
 
@@ -402,8 +456,14 @@ def leader(client: Any) -> str | None:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def measure(probe: Probe, name: str, workers: int, seconds: float, every: float,
-            stop_when: Callable[[Sample], bool] | None = None) -> Phase:
+def measure(
+    probe: Probe,
+    name: str,
+    workers: int,
+    seconds: float,
+    every: float,
+    stop_when: Callable[[Sample], bool] | None = None,
+) -> Phase:
     samples = [probe.sample()]
     end = time.monotonic() + seconds
     while time.monotonic() < end:
@@ -418,8 +478,12 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901, PLR0915 - one scr
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--cameras", type=int, default=6)
     ap.add_argument("--beds", type=int, default=3, help="beds (and patients) per camera")
-    ap.add_argument("--fill-fps", type=float, default=10.0,
-                    help="per-camera fps while measuring throughput (above what the workers can take)")
+    ap.add_argument(
+        "--fill-fps",
+        type=float,
+        default=10.0,
+        help="per-camera fps while measuring throughput (above what the workers can take)",
+    )
     ap.add_argument("--ward-fps", type=float, default=1.0, help="per-camera fps afterwards (the ward rate)")
     ap.add_argument("--backlog", type=int, default=600, help="frames to queue before the first worker starts")
     ap.add_argument("--phase-seconds", type=float, default=45.0, help="measurement per worker count")
@@ -443,28 +507,41 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901, PLR0915 - one scr
     pg = Postgres(work / "pg", free_port(), secrets.token_hex(16))
     rs = RedisServer(work / "redis", free_port(), secrets.token_hex(16))
     services: Services | None = None
-    figures: dict[str, Any] = {"host": {"cpus": os.cpu_count(), "python": sys.version.split()[0],
-                                        "loadavg_at_start": os.getloadavg()}}
+    figures: dict[str, Any] = {
+        "host": {"cpus": os.cpu_count(), "python": sys.version.split()[0], "loadavg_at_start": os.getloadavg()}
+    }
     try:
         log(f"work directory {work}")
         db_url = pg.start()
         redis_url = rs.start()
         figures["host"]["redis"] = rs.version()
-        log(f"PostgreSQL on 127.0.0.1:{pg.port} ({pg.bindir.parent.name}), Redis {rs.version()} on "
-            f"127.0.0.1:{rs.port} (in memory only)")
+        log(
+            f"PostgreSQL on 127.0.0.1:{pg.port} ({pg.bindir.parent.name}), Redis {rs.version()} on "
+            f"127.0.0.1:{rs.port} (in memory only)"
+        )
 
         model, model_note = _model(args.model, work)
         figures["model"] = model_note
         web_port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("AREYA_")}
-        env.update({
-            "AREYA_DATA_DIR": str(work / "data"), "AREYA_DATABASE_URL": db_url, "AREYA_REDIS_URL": redis_url,
-            "AREYA_SECRET_KEY": secrets.token_hex(32), "AREYA_STREAM_MAXLEN": "500000",
-            "AREYA_LOCK_TTL_S": f"{args.lock_ttl:g}", "AREYA_SCHEDULER_TICK_S": f"{args.tick:g}",
-            "AREYA_CLAIM_IDLE_MS": "10000", "AREYA_EMOTION_MODEL": model, "AREYA_WEB_PORT": str(web_port),
-            "AREYA_LOG_LEVEL": "INFO", "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1",
-            "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}",
-        })
+        env.update(
+            {
+                "AREYA_DATA_DIR": str(work / "data"),
+                "AREYA_DATABASE_URL": db_url,
+                "AREYA_REDIS_URL": redis_url,
+                "AREYA_SECRET_KEY": secrets.token_hex(32),
+                "AREYA_STREAM_MAXLEN": "500000",
+                "AREYA_LOCK_TTL_S": f"{args.lock_ttl:g}",
+                "AREYA_SCHEDULER_TICK_S": f"{args.tick:g}",
+                "AREYA_CLAIM_IDLE_MS": "10000",
+                "AREYA_EMOTION_MODEL": model,
+                "AREYA_WEB_PORT": str(web_port),
+                "AREYA_LOG_LEVEL": "INFO",
+                "TF_CPP_MIN_LOG_LEVEL": "2",
+                "PYTHONUNBUFFERED": "1",
+                "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}",
+            }
+        )
         services = Services(env, work / "logs")
         from areya.config import load_settings
 
@@ -495,10 +572,16 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901, PLR0915 - one scr
         # -- backlog at the fill rate, then the ward rate ----------------------------------------
         services.start("ingest", "ingest")
         t0 = time.time()
-        wait_for(f"{args.backlog} queued frames", lambda: probe.sample().lag >= args.backlog,
-                 args.backlog / max(args.cameras * args.fill_fps, 0.1) * 4 + 60, interval=1.0)
-        log(f"backlog of {args.backlog} frames queued after {time.time() - t0:.0f} s; the ingestor keeps sampling at "
-            f"{args.fill_fps:g} fps per camera, above what the workers can take, so they stay saturated")
+        wait_for(
+            f"{args.backlog} queued frames",
+            lambda: probe.sample().lag >= args.backlog,
+            args.backlog / max(args.cameras * args.fill_fps, 0.1) * 4 + 60,
+            interval=1.0,
+        )
+        log(
+            f"backlog of {args.backlog} frames queued after {time.time() - t0:.0f} s; the ingestor keeps sampling at "
+            f"{args.fill_fps:g} fps per camera, above what the workers can take, so they stay saturated"
+        )
 
         # -- one worker, then two ------------------------------------------------------------------
         min_backlog = 2 * settings.worker_batch_size * 2
@@ -513,12 +596,16 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901, PLR0915 - one scr
         two = measure(probe, "2 workers", 2, args.phase_seconds, 2.0, lambda s: s.backlog < min_backlog)
         figures["throughput"] = [_throughput(p, min_backlog) for p in (one, two)]
         for row in figures["throughput"]:
-            log(f"{row['phase']}: {row['frames_per_s']} frames/s, {row['faces_per_s']} faces/s over "
-                f"{row['seconds']} s (backlog {row['backlog_start']} -> {row['backlog_end']})")
+            log(
+                f"{row['phase']}: {row['frames_per_s']} frames/s, {row['faces_per_s']} faces/s over "
+                f"{row['seconds']} s (backlog {row['backlog_start']} -> {row['backlog_end']})"
+            )
         camera_file(cams, args.cameras, args.beds, args.ward_fps, args.faces)
         services.run("sync-cameras", str(cams))
-        log(f"cameras switched to the ward rate, {args.ward_fps:g} fps each, with areya sync-cameras (the "
-            "ingestor reloads cameras every 15 s)")
+        log(
+            f"cameras switched to the ward rate, {args.ward_fps:g} fps each, with areya sync-cameras (the "
+            "ingestor reloads cameras every 15 s)"
+        )
 
         # -- a worker dies mid-batch and is replaced ----------------------------------------------
         before_kill = probe.sample()
@@ -528,33 +615,41 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901, PLR0915 - one scr
         log(f"worker 2 SIGKILLed with {pending_w2} frame(s) delivered and unacknowledged; replacing it")
         services.start("worker-2b", "worker", "--consumer", f"{host}-w2b")
         figures["worker_kill"] = {"pending_at_kill": pending_w2, "processed_before": before_kill.processed}
-        wait_for("the killed worker's frames to be reclaimed",
-                 lambda: int(consumers(client, settings.frame_stream).get(f"{host}-w2", {}).get("pending", 0)) == 0,
-                 settings.claim_idle_ms / 1000 * 4 + 60, interval=1.0)
+        wait_for(
+            "the killed worker's frames to be reclaimed",
+            lambda: int(consumers(client, settings.frame_stream).get(f"{host}-w2", {}).get("pending", 0)) == 0,
+            settings.claim_idle_ms / 1000 * 4 + 60,
+            interval=1.0,
+        )
 
         # -- drain, then the ward rate with two workers -------------------------------------------
-        wait_for("the backlog to drain", lambda: probe.sample().backlog <= 2 * settings.worker_batch_size, 420,
-                 interval=2.0)
+        wait_for(
+            "the backlog to drain", lambda: probe.sample().backlog <= 2 * settings.worker_batch_size, 420, interval=2.0
+        )
         log("backlog drained")
         time.sleep(10)  # frames committed from now on were captured after the backlog
         steady = measure(probe, "ward rate, 2 workers", 2, args.steady_seconds, 2.0)
         a, b = steady.samples[0], steady.samples[-1]
         figures["steady"] = {
-            "cameras": args.cameras, "fps_per_camera": args.ward_fps,
+            "cameras": args.cameras,
+            "fps_per_camera": args.ward_fps,
             "frames_per_s_in": round(rate(a, b, "published"), 2),
             "frames_per_s_done": round(rate(a, b, "processed"), 2),
             "latency_mean_s": round((b.latency_sum - a.latency_sum) / max(b.latency_count - a.latency_count, 1), 3),
-            "latency_p50_s": _round(percentile(a, b, 0.5)), "latency_p95_s": _round(percentile(a, b, 0.95)),
+            "latency_p50_s": _round(percentile(a, b, 0.5)),
+            "latency_p95_s": _round(percentile(a, b, 0.95)),
             "latency_p99_s": _round(percentile(a, b, 0.99)),
             "backlog_max": max(s.backlog for s in steady.samples),
-            "cpu_share": {n: round((b.cpu.get(n, 0.0) - a.cpu.get(n, 0.0)) / max(b.t - a.t, 1e-9), 2)
-                          for n in b.cpu},
-            "ingest_cpu_ms_per_frame": round(1000 * (b.cpu.get("ingest", 0.0) - a.cpu.get("ingest", 0.0))
-                                             / max(b.published - a.published, 1), 1),
+            "cpu_share": {n: round((b.cpu.get(n, 0.0) - a.cpu.get(n, 0.0)) / max(b.t - a.t, 1e-9), 2) for n in b.cpu},
+            "ingest_cpu_ms_per_frame": round(
+                1000 * (b.cpu.get("ingest", 0.0) - a.cpu.get("ingest", 0.0)) / max(b.published - a.published, 1), 1
+            ),
         }
         st = figures["steady"]
-        log(f"ward rate: {st['frames_per_s_in']} frames/s in, {st['frames_per_s_done']} done; capture->commit "
-            f"p50 {st['latency_p50_s']} s, p95 {st['latency_p95_s']} s; backlog max {st['backlog_max']} frames")
+        log(
+            f"ward rate: {st['frames_per_s_in']} frames/s in, {st['frames_per_s_done']} done; capture->commit "
+            f"p50 {st['latency_p50_s']} s, p95 {st['latency_p95_s']} s; backlog max {st['backlog_max']} frames"
+        )
 
         # -- health probes and the dashboard -------------------------------------------------------
         figures["health"] = {}
@@ -563,8 +658,10 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901, PLR0915 - one scr
             figures["health"][svc] = result.returncode == 0
             log(f"areya health {svc}: {result.stdout.strip() or result.stderr.strip()}")
         figures["web"] = _web_check(web_port, token)
-        log(f"dashboard: /login {figures['web']['login_status']}, /api/wards {figures['web']['api_status']} "
-            f"({figures['web']['api_ms']} ms), wards in the API: {figures['web']['wards']}")
+        log(
+            f"dashboard: /login {figures['web']['login_status']}, /api/wards {figures['web']['api_status']} "
+            f"({figures['web']['api_ms']} ms), wards in the API: {figures['web']['wards']}"
+        )
 
         # -- scheduler failover --------------------------------------------------------------------
         figures["failover"] = _failover(services, client, args.lock_ttl, args.tick)
@@ -577,24 +674,36 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901, PLR0915 - one scr
         for name in ("worker-1", "worker-2b", "scheduler-a", "scheduler-b", "scheduler-a2", "web"):
             services.stop(name)
         sample = _sample_check(client, settings, args.sample_frames)
-        reclaimed = sum(int(line.split(" reclaimed ")[1].split()[0]) for name in ("worker-1", "worker-2b")
-                        for line in services.log_text(name).splitlines() if " reclaimed " in line)
+        reclaimed = sum(
+            int(line.split(" reclaimed ")[1].split()[0])
+            for name in ("worker-1", "worker-2b")
+            for line in services.log_text(name).splitlines()
+            if " reclaimed " in line
+        )
         figures["worker_kill"]["reclaimed_by_others"] = reclaimed
         log(f"worker kill: {pending_w2} frame(s) were pending on the killed worker; the others reclaimed {reclaimed}")
         figures["accounting"] = _accounting(final, client, settings, pending_w2, sample)
         acc = figures["accounting"]
-        log(f"frames sent {acc['frames_sent']} (the stream holds {acc['stream_length']}); undelivered "
+        log(
+            f"frames sent {acc['frames_sent']} (the stream holds {acc['stream_length']}); undelivered "
             f"{acc['undelivered']}, delivered but unacknowledged {acc['pending']}, dropped {acc['dropped']}, "
-            f"dead-lettered {acc['dead_lettered']}")
-        log(f"worker counters: processed {acc['processed']}, dead-lettered {acc['dead_lettered']}, dropped "
+            f"dead-lettered {acc['dead_lettered']}"
+        )
+        log(
+            f"worker counters: processed {acc['processed']}, dead-lettered {acc['dead_lettered']}, dropped "
             f"{acc['dropped']}: {-acc['counters_balance']:+d} vs frames sent (a frame re-processed after the SIGKILL "
-            "is counted twice; the stream's own bookkeeping above is exact)")
-        log(f"observations: {acc['observation_rows']} rows, {acc['distinct_keys']} distinct (frame, face) keys "
+            "is counted twice; the stream's own bookkeeping above is exact)"
+        )
+        log(
+            f"observations: {acc['observation_rows']} rows, {acc['distinct_keys']} distinct (frame, face) keys "
             f"-> {acc['duplicates']} duplicates; workers counted {acc['written']} written and {acc['redelivered']} "
             f"skipped as already stored (re-delivered after the kill); {acc['rows_not_in_counters']} rows were "
-            f"committed by the killed worker's unflushed last batch")
-        log(f"sample check: {sample['frames']} random frames re-detected -> {sample['faces_expected']} faces in bed "
-            f"zones, {sample['rows_found']} rows found, mismatches: {sample['mismatches'] or 'none'}")
+            f"committed by the killed worker's unflushed last batch"
+        )
+        log(
+            f"sample check: {sample['frames']} random frames re-detected -> {sample['faces_expected']} faces in bed "
+            f"zones, {sample['rows_found']} rows found, mismatches: {sample['mismatches'] or 'none'}"
+        )
         log(f"verdict: none lost: {acc['none_lost']}; none duplicated: {acc['none_duplicated']}")
         figures["seconds"] = round(time.monotonic() - started)
         figures["host"]["loadavg_at_end"] = os.getloadavg()
@@ -666,46 +775,71 @@ def _failover(services: Services, client: Any, ttl: float, tick: float) -> dict[
     services.signal(name, signal.SIGKILL)
     killed_at = time.monotonic()
     services.procs[name].wait(timeout=30)
-    new = wait_for("the standby to take over", lambda: (h := leader(client)) and h != owner and h, ttl * 3 + 30,
-                   interval=0.1)
+    new = wait_for(
+        "the standby to take over", lambda: (h := leader(client)) and h != owner and h, ttl * 3 + 30, interval=0.1
+    )
     crash = time.monotonic() - killed_at
     assert int(new.split(":")[1]) == services.procs[other].pid
-    log(f"scheduler failover: active {name} SIGKILLed; {other} took the lock after {crash:.1f} s "
-        f"(lock period {ttl:g} s + tick {tick:g} s = bound {ttl + tick:g} s)")
+    log(
+        f"scheduler failover: active {name} SIGKILLed; {other} took the lock after {crash:.1f} s "
+        f"(lock period {ttl:g} s + tick {tick:g} s = bound {ttl + tick:g} s)"
+    )
     services.start("scheduler-a2", "scheduler")  # the killed one comes back (systemd/compose restart): standby
     wait_for("the restarted scheduler", lambda: "tick every" in services.log_text("scheduler-a2"), 120)
     time.sleep(tick * 2)
     services.signal(other, signal.SIGTERM)  # clean stop releases the lock: the restarted one takes it next tick
     stopped_at = time.monotonic()
-    new2 = wait_for("a clean handover", lambda: (h := leader(client)) and h != new and h, ttl * 3 + 30,
-                    interval=0.1)
+    new2 = wait_for("a clean handover", lambda: (h := leader(client)) and h != new and h, ttl * 3 + 30, interval=0.1)
     clean = time.monotonic() - stopped_at
-    log(f"scheduler clean stop (SIGTERM): lock released; the restarted scheduler ({new2}) took over after "
-        f"{clean:.1f} s")
-    return {"lock_ttl_s": ttl, "tick_s": tick, "crash_handover_s": round(crash, 2),
-            "within_lock_period_plus_tick": crash <= ttl + tick + 0.5, "clean_handover_s": round(clean, 2)}
+    log(
+        f"scheduler clean stop (SIGTERM): lock released; the restarted scheduler ({new2}) took over after {clean:.1f} s"
+    )
+    return {
+        "lock_ttl_s": ttl,
+        "tick_s": tick,
+        "crash_handover_s": round(crash, 2),
+        "within_lock_period_plus_tick": crash <= ttl + tick + 0.5,
+        "clean_handover_s": round(clean, 2),
+    }
 
 
-def _accounting(final: Sample, client: Any, settings: Any, pending_at_kill: int,
-                sample: dict[str, Any]) -> dict[str, Any]:
+def _accounting(
+    final: Sample, client: Any, settings: Any, pending_at_kill: int, sample: dict[str, Any]
+) -> dict[str, Any]:
     counts = db_counts(settings)
     stream_length = int(client.xlen(settings.frame_stream))
     memory = int(client.info("memory")["used_memory"])
     sent = int(final.published)
     accounted = int(final.processed + final.dead + final.dropped)
     return {
-        "frames_sent": sent, "stream_length": stream_length,
-        "processed": int(final.processed), "dead_lettered": int(final.dead), "dropped": int(final.dropped),
-        "counters_balance": sent - accounted, "pending": final.pending, "undelivered": final.lag,
-        "faces_detected": int(final.faces), "assigned": int(final.assigned), "written": int(final.written),
-        "redelivered": int(final.duplicate), "observation_rows": counts["rows"], "distinct_keys": counts["distinct"],
-        "frames_with_observations": counts["frames"], "duplicates": counts["rows"] - counts["distinct"],
-        "rows_not_in_counters": counts["rows"] - int(final.written), "pending_at_kill": pending_at_kill,
-        "alerts": counts["alerts"], "sample_check": sample,
+        "frames_sent": sent,
+        "stream_length": stream_length,
+        "processed": int(final.processed),
+        "dead_lettered": int(final.dead),
+        "dropped": int(final.dropped),
+        "counters_balance": sent - accounted,
+        "pending": final.pending,
+        "undelivered": final.lag,
+        "faces_detected": int(final.faces),
+        "assigned": int(final.assigned),
+        "written": int(final.written),
+        "redelivered": int(final.duplicate),
+        "observation_rows": counts["rows"],
+        "distinct_keys": counts["distinct"],
+        "frames_with_observations": counts["frames"],
+        "duplicates": counts["rows"] - counts["distinct"],
+        "rows_not_in_counters": counts["rows"] - int(final.written),
+        "pending_at_kill": pending_at_kill,
+        "alerts": counts["alerts"],
+        "sample_check": sample,
         # every frame sent is still in the stream (nothing trimmed), was delivered and acknowledged, and the
         # sampled frames' faces are all stored, once
-        "none_lost": stream_length == sent and final.pending == 0 and final.lag == 0 and final.dropped == 0
-        and not sample["mismatches"] and sample["frames"] > 0,
+        "none_lost": stream_length == sent
+        and final.pending == 0
+        and final.lag == 0
+        and final.dropped == 0
+        and not sample["mismatches"]
+        and sample["frames"] > 0,
         "none_duplicated": counts["rows"] == counts["distinct"],
         "redis_bytes_per_frame": memory // max(stream_length, 1),
     }
@@ -753,8 +887,11 @@ def _sample_check(client: Any, settings: Any, n: int, seed: int = 7) -> dict[str
                 for i, box in enumerate(detector.detect(image)):
                     if resolver.bed_for(msg.camera_id, (box.x + box.w / 2) / w, (box.y + box.h / 2) / h):
                         expected.add(i)
-                stored = set(session.scalars(select(Observation.face_index).where(
-                    Observation.frame_id == frame_id(msg.camera_id, entry_id))))
+                stored = set(
+                    session.scalars(
+                        select(Observation.face_index).where(Observation.frame_id == frame_id(msg.camera_id, entry_id))
+                    )
+                )
                 faces += len(expected)
                 rows_seen += len(stored)
                 if stored != expected:
@@ -767,20 +904,33 @@ def _sample_check(client: Any, settings: Any, n: int, seed: int = 7) -> dict[str
 def _throughput(phase: Phase, min_backlog: int) -> dict[str, Any]:
     win = phase.window(min_backlog)
     if win is None:
-        return {"phase": phase.name, "workers": phase.workers, "frames_per_s": None, "faces_per_s": None,
-                "seconds": 0, "backlog_start": phase.samples[0].backlog, "backlog_end": phase.samples[-1].backlog,
-                "note": "backlog ran out: not saturated"}
+        return {
+            "phase": phase.name,
+            "workers": phase.workers,
+            "frames_per_s": None,
+            "faces_per_s": None,
+            "seconds": 0,
+            "backlog_start": phase.samples[0].backlog,
+            "backlog_end": phase.samples[-1].backlog,
+            "note": "backlog ran out: not saturated",
+        }
     a, b = win
     worker_cpu = sum(b.cpu.get(n, 0.0) - a.cpu.get(n, 0.0) for n in b.cpu if n.startswith("worker"))
     frames = b.processed - a.processed
-    return {"phase": phase.name, "workers": phase.workers, "frames_per_s": round(rate(a, b, "processed"), 2),
-            "faces_per_s": round(rate(a, b, "faces"), 2), "seconds": round(b.t - a.t, 1),
-            "frames_in_per_s": round(rate(a, b, "published"), 2), "backlog_start": a.backlog,
-            "backlog_end": b.backlog, "worker_cpu_s": round(worker_cpu, 1),
-            "frames_per_worker_cpu_s": round(frames / worker_cpu, 2) if worker_cpu > 0 else None,
-            "faces_per_worker_cpu_s": round((b.faces - a.faces) / worker_cpu, 2) if worker_cpu > 0 else None,
-            "cpu_share": {n: round((b.cpu.get(n, 0.0) - a.cpu.get(n, 0.0)) / max(b.t - a.t, 1e-9), 2)
-                          for n in b.cpu}}
+    return {
+        "phase": phase.name,
+        "workers": phase.workers,
+        "frames_per_s": round(rate(a, b, "processed"), 2),
+        "faces_per_s": round(rate(a, b, "faces"), 2),
+        "seconds": round(b.t - a.t, 1),
+        "frames_in_per_s": round(rate(a, b, "published"), 2),
+        "backlog_start": a.backlog,
+        "backlog_end": b.backlog,
+        "worker_cpu_s": round(worker_cpu, 1),
+        "frames_per_worker_cpu_s": round(frames / worker_cpu, 2) if worker_cpu > 0 else None,
+        "faces_per_worker_cpu_s": round((b.faces - a.faces) / worker_cpu, 2) if worker_cpu > 0 else None,
+        "cpu_share": {n: round((b.cpu.get(n, 0.0) - a.cpu.get(n, 0.0)) / max(b.t - a.t, 1e-9), 2) for n in b.cpu},
+    }
 
 
 if __name__ == "__main__":

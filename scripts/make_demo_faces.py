@@ -36,13 +36,21 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared/data/fer2013/publictest",
-                        help="FER-2013 PublicTest class folders")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=ROOT.parent / "shared/data/fer2013/publictest",
+        help="FER-2013 PublicTest class folders",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "areya/demo/assets/faces.npz")
     parser.add_argument("--model", default=None, help="emotion model (default: the shipped areya-fer)")
     parser.add_argument("--per-class", type=int, default=50, help="faces per class (4 classes: at most 200)")
-    parser.add_argument("--scan", type=int, default=1000,
-                        help="files read per class at most (default: every PublicTest file; the shipped pack)")
+    parser.add_argument(
+        "--scan",
+        type=int,
+        default=1000,
+        help="files read per class at most (default: every PublicTest file; the shipped pack)",
+    )
     parser.add_argument("--max-bytes", type=int, default=300_000)
     return parser
 
@@ -85,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     chosen: dict[str, list[tuple[bool, bytes, str]]] = {}
     started = time.monotonic()
     for name in CLASSES:
-        files = sorted(p for p in (args.data / name).iterdir() if p.suffix.lower() in (".jpg", ".png"))[:args.scan]
+        files = sorted(p for p in (args.data / name).iterdir() if p.suffix.lower() in (".jpg", ".png"))[: args.scan]
         kept: list[tuple[bytes, str]] = []
         crops: list[list] = []  # per kept face: its crops on every bed, two head positions
         for path in files:
@@ -101,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
                 ph, pw = patch.shape[:2]
                 for bed in ward.layout:
                     x, y = bed.face_cx - pw // 2 + dx, bed.face_cy - ph // 2 + dy
-                    frame[y:y + ph, x:x + pw] = patch
+                    frame[y : y + ph, x : x + pw] = patch
                 jpeg = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 85])[1]  # as the ingestor sends it
                 frame = cv2.imdecode(jpeg, cv2.IMREAD_COLOR)
                 face_crops += worker_crops(frame)
@@ -117,9 +125,12 @@ def main(argv: list[str] | None = None) -> int:
             clear = negative >= NEGATIVE_AT_LEAST if name in ("angry", "sad") else negative <= POSITIVE_AT_MOST
             agrees.append(labels.count(FER_TO_AREYA4[name]) >= AGREE_SHARE * len(labels) and clear)
         ranked = sorted(zip(agrees, kept, strict=True), key=lambda item: not item[0])  # stable: file order kept
-        chosen[name] = [(a, data, src) for a, (data, src) in ranked[:args.per_class]]
-        print(f"{name:8s} read {len(files)}, detectable {len(kept)}, model agrees {sum(agrees)}, "
-              f"packed {len(chosen[name])} ({sum(a for a, _, _ in chosen[name])} agreeing)", flush=True)
+        chosen[name] = [(a, data, src) for a, (data, src) in ranked[: args.per_class]]
+        print(
+            f"{name:8s} read {len(files)}, detectable {len(kept)}, model agrees {sum(agrees)}, "
+            f"packed {len(chosen[name])} ({sum(a for a, _, _ in chosen[name])} agreeing)",
+            flush=True,
+        )
 
     while True:
         entries = [(name, *item) for name in CLASSES for item in chosen[name]]
@@ -133,14 +144,22 @@ def main(argv: list[str] | None = None) -> int:
             "faces": {n: len(chosen[n]) for n in CLASSES},
             "script": "scripts/make_demo_faces.py",
         }
-        size = write_face_pack(args.out, [e[2] for e in entries], [e[0] for e in entries],
-                               [e[1] for e in entries], [e[3] for e in entries], meta)
+        size = write_face_pack(
+            args.out,
+            [e[2] for e in entries],
+            [e[0] for e in entries],
+            [e[1] for e in entries],
+            [e[3] for e in entries],
+            meta,
+        )
         if size <= args.max_bytes:
             break
         largest = max(CLASSES, key=lambda n: (len(chosen[n]), n))
         chosen[largest].pop()  # the last is a non-agreeing one while there are any
-    print(f"wrote {args.out}: {len(entries)} faces, {size} bytes, model {classifier.model_version}, "
-          f"{time.monotonic() - started:.0f} s")
+    print(
+        f"wrote {args.out}: {len(entries)} faces, {size} bytes, model {classifier.model_version}, "
+        f"{time.monotonic() - started:.0f} s"
+    )
     return 0
 
 

@@ -52,8 +52,9 @@ def populated(run: Invoke) -> Invoke:
     for step in steps:
         result = run(*step)
         assert result.exit_code == 0, (step, result.output)
-    result = run("user", "add", "nurse1", "--role", "nurse", "--ward", "ICU", "--password-stdin",
-                 input="s3cret-pass-9x\n")
+    result = run(
+        "user", "add", "nurse1", "--role", "nurse", "--ward", "ICU", "--password-stdin", input="s3cret-pass-9x\n"
+    )
     assert result.exit_code == 0, result.output
     return run
 

@@ -34,10 +34,19 @@ def raw_bytes(data_dir: Path) -> bytes:
 
 def areya(data_dir: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     """``areya ARGS`` in a fresh process started with a permissive umask (022), like a login shell's."""
-    env = {"AREYA_DATA_DIR": str(data_dir), "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-           "TF_CPP_MIN_LOG_LEVEL": "3"}
-    result = subprocess.run([sys.executable, "-m", "areya", *args], env=env, capture_output=True, text=True,  # noqa: S603
-                            timeout=timeout, preexec_fn=lambda: os.umask(0o022))  # noqa: PLW1509
+    env = {
+        "AREYA_DATA_DIR": str(data_dir),
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "areya", *args],
+        env=env,
+        capture_output=True,
+        text=True,  # noqa: S603
+        timeout=timeout,
+        preexec_fn=lambda: os.umask(0o022),
+    )  # noqa: PLW1509
     assert result.returncode == 0, result.stderr[-2000:]
     return result
 
@@ -47,8 +56,19 @@ def test_data_dir_is_private_and_camera_passwords_are_encrypted(tmp_path: Path) 
     areya(data_dir, "db", "upgrade")
     areya(data_dir, "ward", "add", "ICU")
     areya(data_dir, "camera", "add", "--ward", "ICU", "--name", "cam-1", "--url", CAMERA_URL, "--disabled")
-    areya(data_dir, "camera", "add", "--ward", "ICU", "--name", "cam-2", "--fps", "5",
-          "--url", "synthetic:beds=1,width=160,height=120,face_size=40")
+    areya(
+        data_dir,
+        "camera",
+        "add",
+        "--ward",
+        "ICU",
+        "--name",
+        "cam-2",
+        "--fps",
+        "5",
+        "--url",
+        "synthetic:beds=1,width=160,height=120,face_size=40",
+    )
     listing = areya(data_dir, "camera", "list").stdout
     assert "rtsp://viewer:***@10.0.0.5:554/..." in listing and PASSWORD not in listing
     # the pipeline's ingest: embedded Redis (socket, pid, log) under the data dir, camera health into the DB
@@ -83,7 +103,10 @@ def test_an_existing_loose_data_dir_is_tightened(tmp_path: Path) -> None:
     create_db_engine(settings).dispose()
     assert mode(data_dir) == 0o700
     assert {name: mode(data_dir / name) for name in ("areya.db", "areya.db-wal", "secret_key")} == {
-        "areya.db": 0o600, "areya.db-wal": 0o600, "secret_key": 0o600}
+        "areya.db": 0o600,
+        "areya.db-wal": 0o600,
+        "secret_key": 0o600,
+    }
 
 
 def test_plain_text_rows_of_older_versions_are_read_and_then_encrypted_by_the_migration(tmp_path: Path) -> None:
@@ -99,10 +122,13 @@ def test_plain_text_rows_of_older_versions_are_read_and_then_encrypted_by_the_mi
             # that schema lacks
             ward_id = session.scalar(text("SELECT id FROM wards WHERE name = 'ICU'"))
             for name, url in (("cam-1", CAMERA_URL), ("file-cam", "/videos/ward.mp4")):
-                session.execute(text(
-                    "INSERT INTO cameras (ward_id, name, source_url, sample_fps, enabled, health_status, created_at) "
-                    "VALUES (:ward, :name, :url, 2.0, :on, 'unknown', :at)"),
-                    {"ward": ward_id, "name": name, "url": url, "on": True, "at": "2026-11-29 12:00:00.000000"})
+                session.execute(
+                    text(
+                        "INSERT INTO cameras (ward_id, name, source_url, sample_fps, enabled, health_status, "
+                        "created_at) VALUES (:ward, :name, :url, 2.0, :on, 'unknown', :at)"
+                    ),
+                    {"ward": ward_id, "name": name, "url": url, "on": True, "at": "2026-11-29 12:00:00.000000"},
+                )
             session.commit()
         with factory() as session:  # read both forms
             assert session.scalar(select(Camera.source_url).where(Camera.name == "cam-1")) == CAMERA_URL

@@ -23,8 +23,10 @@ def _env(settings: Settings) -> dict[str, str]:
     return {"AREYA_DATA_DIR": str(settings.data_dir), "AREYA_DATABASE_URL": settings.database_url}
 
 
-@pytest.mark.parametrize("args", [["web", "--port", "99999"], ["no-such-command"], ["--log-level", "LOUD", "db"],
-                                  ["camera", "add", "--bogus"]])
+@pytest.mark.parametrize(
+    "args",
+    [["web", "--port", "99999"], ["no-such-command"], ["--log-level", "LOUD", "db"], ["camera", "add", "--bogus"]],
+)
 def test_usage_errors_have_one_style_and_exit_2(args: list[str], settings: Settings) -> None:
     result = CliRunner().invoke(cli, args, env=_env(settings))
     assert result.exit_code == 2
@@ -40,8 +42,10 @@ def test_config_check_validates_detector_and_model(settings: Settings) -> None:
     env = _env(settings)
     ok = CliRunner().invoke(cli, ["config", "check"], env=env)
     assert ok.exit_code == 0 and "configuration OK" in ok.output
-    for key, value, message in (("AREYA_DETECTOR", "yolo", "AREYA_DETECTOR: must be one of"),
-                                ("AREYA_EMOTION_MODEL", "no-such-model", "AREYA_EMOTION_MODEL: emotion model")):
+    for key, value, message in (
+        ("AREYA_DETECTOR", "yolo", "AREYA_DETECTOR: must be one of"),
+        ("AREYA_EMOTION_MODEL", "no-such-model", "AREYA_EMOTION_MODEL: emotion model"),
+    ):
         result = CliRunner().invoke(cli, ["config", "check"], env={**env, key: value})
         assert result.exit_code == 2 and result.output.startswith(f"error: configuration: {message}")
 
@@ -54,10 +58,14 @@ def test_config_check_validates_the_model_files_it_names(settings: Settings, tmp
     for extra, message in (
         ({"AREYA_EMOTION_MODEL": str(broken)}, f"AREYA_EMOTION_MODEL: {broken}: not a .keras archive"),
         ({"AREYA_EMOTION_MODEL": str(tmp_path / "notes.toml")}, "AREYA_EMOTION_MODEL: "),
-        ({"AREYA_DETECTOR_OPTIONS": "model_path=/no/such.tflite"},
-         "AREYA_DETECTOR_OPTIONS: model_path: file not found: /no/such.tflite"),
-        ({"AREYA_DETECTOR": "haar", "AREYA_DETECTOR_OPTIONS": "cascade_file=/no/such.xml"},
-         "AREYA_DETECTOR_OPTIONS: cascade_file: file not found: /no/such.xml"),
+        (
+            {"AREYA_DETECTOR_OPTIONS": "model_path=/no/such.tflite"},
+            "AREYA_DETECTOR_OPTIONS: model_path: file not found: /no/such.tflite",
+        ),
+        (
+            {"AREYA_DETECTOR": "haar", "AREYA_DETECTOR_OPTIONS": "cascade_file=/no/such.xml"},
+            "AREYA_DETECTOR_OPTIONS: cascade_file: file not found: /no/such.xml",
+        ),
     ):
         result = CliRunner().invoke(cli, ["config", "check"], env={**env, **extra})
         assert result.exit_code == 2, result.output
@@ -68,8 +76,9 @@ def test_config_check_validates_the_model_files_it_names(settings: Settings, tmp
 
 def test_prompts_end_in_the_same_error_style(settings: Settings) -> None:
     env = _env(settings)
-    mismatch = CliRunner().invoke(cli, ["user", "add", "doc", "--role", "doctor"], env=env,
-                                  input="password-one-1\npassword-two-2\n")
+    mismatch = CliRunner().invoke(
+        cli, ["user", "add", "doc", "--role", "doctor"], env=env, input="password-one-1\npassword-two-2\n"
+    )
     assert mismatch.exit_code == 1 and mismatch.output.rstrip().endswith("error: the two passwords do not match")
     aborted = CliRunner().invoke(cli, ["user", "add", "doc", "--role", "doctor"], env=env, input="")  # Ctrl-D
     assert aborted.exit_code == 1 and aborted.output.rstrip().endswith("error: aborted")
@@ -87,11 +96,13 @@ def test_ingest_refuses_unknown_camera_ids(settings: Settings) -> None:
 def test_synthetic_video_errors_are_one_line(tmp_path: Path) -> None:
     nowhere = CliRunner().invoke(cli, ["synthetic-video", str(tmp_path / "no" / "ward.avi"), "--seconds", "1"])
     assert nowhere.exit_code == 1
-    assert nowhere.output.strip() == (f"error: cannot write video {tmp_path / 'no' / 'ward.avi'}: "
-                                      f"folder {tmp_path / 'no'} does not exist")
+    assert nowhere.output.strip() == (
+        f"error: cannot write video {tmp_path / 'no' / 'ward.avi'}: folder {tmp_path / 'no'} does not exist"
+    )
     (tmp_path / "faces").mkdir()
-    no_faces = CliRunner().invoke(cli, ["synthetic-video", str(tmp_path / "ward.avi"), "--seconds", "1",
-                                        "--faces", str(tmp_path / "faces")])
+    no_faces = CliRunner().invoke(
+        cli, ["synthetic-video", str(tmp_path / "ward.avi"), "--seconds", "1", "--faces", str(tmp_path / "faces")]
+    )
     assert no_faces.exit_code == 1 and no_faces.output.startswith("error: no class folders with images under")
 
 
@@ -101,8 +112,11 @@ def test_demo_refuses_faces_that_lack_the_storys_emotions(tmp_path: Path) -> Non
 
     (tmp_path / "faces" / "happy").mkdir(parents=True)
     cv2.imwrite(str(tmp_path / "faces" / "happy" / "a.png"), np.full((48, 48), 128, np.uint8))
-    result = CliRunner().invoke(cli, ["demo", "--faces", str(tmp_path / "faces"), "--duration", "1", "--no-web",
-                                      "--no-scheduler"], env={"AREYA_DATA_DIR": str(tmp_path / "var")})
+    result = CliRunner().invoke(
+        cli,
+        ["demo", "--faces", str(tmp_path / "faces"), "--duration", "1", "--no-web", "--no-scheduler"],
+        env={"AREYA_DATA_DIR": str(tmp_path / "var")},
+    )
     assert result.exit_code == 1, result.output
     last = result.output.rstrip().splitlines()[-1]
     assert last.startswith(f"error: no angry, neutral, sad faces in {tmp_path / 'faces'} (the story shows them")
@@ -111,9 +125,15 @@ def test_demo_refuses_faces_that_lack_the_storys_emotions(tmp_path: Path) -> Non
 def _demo_start(tmp_path: Path, *options: str) -> tuple[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AREYA_", "TF_"))}
     env["AREYA_DATA_DIR"] = str(tmp_path / "var")
-    run = subprocess.run([sys.executable, "-m", "areya", *options, "demo", "--duration", "1", "--no-web",
-                          "--no-scheduler"], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300,
-                         check=False)
+    run = subprocess.run(
+        [sys.executable, "-m", "areya", *options, "demo", "--duration", "1", "--no-web", "--no-scheduler"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=300,
+        check=False,
+    )
     assert run.returncode == 0, run.stdout + run.stderr
     return run.stdout, run.stderr
 
@@ -164,16 +184,19 @@ def test_camera_add_checks_video_files(settings: Settings, tmp_path: Path, monke
     runner = CliRunner()
     assert runner.invoke(cli, ["db", "upgrade"], env=env).exit_code == 0
     assert runner.invoke(cli, ["ward", "add", "ICU"], env=env).exit_code == 0
-    missing = runner.invoke(cli, ["camera", "add", "--ward", "ICU", "--name", "c", "--url", "/no/such/file.mp4"],
-                            env=env)
+    missing = runner.invoke(
+        cli, ["camera", "add", "--ward", "ICU", "--name", "c", "--url", "/no/such/file.mp4"], env=env
+    )
     assert missing.exit_code == 1 and missing.output.strip() == "error: video file not found: /no/such/file.mp4"
-    looped = runner.invoke(cli, ["camera", "add", "--ward", "ICU", "--name", "rtsp", "--url", "rtsp://h/s", "--loop"],
-                           env=env)
+    looped = runner.invoke(
+        cli, ["camera", "add", "--ward", "ICU", "--name", "rtsp", "--url", "rtsp://h/s", "--loop"], env=env
+    )
     assert looped.exit_code == 1 and "loop applies to video files only" in looped.output
     clip = _clip(tmp_path / "clip.avi")
     monkeypatch.chdir(tmp_path)
-    added = runner.invoke(cli, ["camera", "add", "--ward", "ICU", "--name", "file", "--url", "clip.avi", "--loop"],
-                          env=env)
+    added = runner.invoke(
+        cli, ["camera", "add", "--ward", "ICU", "--name", "file", "--url", "clip.avi", "--loop"], env=env
+    )
     assert added.exit_code == 0, added.output
     assert f"file://{clip}?loop=1" in added.output  # stored absolute, so any ingest cwd finds it
 
@@ -193,9 +216,14 @@ def _camera_health(env: dict[str, str]) -> dict[str, tuple[str, str | None]]:
 
 def _file_cameras(env: dict[str, str], clips: dict[str, Path]) -> None:
     runner = CliRunner()
-    for args in (["db", "upgrade"], ["ward", "add", "ICU"],
-                 *(["camera", "add", "--ward", "ICU", "--name", name, "--url", str(clip), "--fps", "5"]
-                   for name, clip in clips.items())):
+    for args in (
+        ["db", "upgrade"],
+        ["ward", "add", "ICU"],
+        *(
+            ["camera", "add", "--ward", "ICU", "--name", name, "--url", str(clip), "--fps", "5"]
+            for name, clip in clips.items()
+        ),
+    ):
         assert runner.invoke(cli, args, env=env).exit_code == 0
 
 
@@ -275,8 +303,15 @@ def test_predict_prints_no_native_library_noise(tmp_path: Path) -> None:
     cv2.imwrite(str(image), cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AREYA_", "TF_"))}
     env["AREYA_DATA_DIR"] = str(tmp_path / "var")
-    run = subprocess.run([sys.executable, "-m", "areya", "predict", str(image)], capture_output=True, text=True,
-                         env=env, cwd=tmp_path, timeout=300, check=False)
+    run = subprocess.run(
+        [sys.executable, "-m", "areya", "predict", str(image)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=300,
+        check=False,
+    )
     assert run.returncode == 0, run.stderr
     assert "face 1 box=" in run.stdout
     assert not [line for line in run.stderr.splitlines() if any(n in line for n in NOISE)], run.stderr

@@ -30,7 +30,6 @@ def test_face_pack_is_small_real_and_labelled() -> None:
         assert all(pack.agrees[i] for i in pack.indices(emotion, agreeing=True))
 
 
-
 def test_the_documented_build_command_reads_every_publictest_file() -> None:
     """The pack's README command (and the script's docstring) rebuilds the shipped pack: no --scan needed."""
     import importlib.util
@@ -52,6 +51,7 @@ def test_the_documented_build_command_reads_every_publictest_file() -> None:
     if data.is_dir():  # the dataset is here: every file of every class is read
         for name in ("angry", "happy", "neutral", "sad"):
             assert args.scan >= sum(1 for p in (data / name).iterdir() if p.suffix.lower() in (".jpg", ".png"))
+
 
 def test_only_the_pack_comes_from_shared_data() -> None:
     shipped = [p for p in (REPO / "areya").rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".npz")]
@@ -85,14 +85,19 @@ def test_demo_camera_shows_the_pack_unless_faces_names_a_folder(tmp_path: Path) 
     assert own.library.pack is None and own.library.faces_dir == tmp_path.resolve()
 
 
-@pytest.mark.parametrize(("data", "message"), [
-    ({"bed": []}, "1 to 12 [[bed]]"),
-    ({"bed": [{"phases": [{"at": 5, "emotion": "sad"}]}]}, "start at 0"),
-    ({"bed": [{"phases": [{"at": 0, "emotion": "bored"}]}]}, "unknown emotion 'bored'"),
-    ({"faces": "some", "bed": [{"phases": [{"at": 0, "emotion": "sad"}]}]}, "faces must be one of"),
-    ({"duration_s": 10, "bed": [{"phases": [{"at": 0, "emotion": "sad"}, {"at": 20, "emotion": "happy"}]}]},
-     "after duration_s"),
-])
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"bed": []}, "1 to 12 [[bed]]"),
+        ({"bed": [{"phases": [{"at": 5, "emotion": "sad"}]}]}, "start at 0"),
+        ({"bed": [{"phases": [{"at": 0, "emotion": "bored"}]}]}, "unknown emotion 'bored'"),
+        ({"faces": "some", "bed": [{"phases": [{"at": 0, "emotion": "sad"}]}]}, "faces must be one of"),
+        (
+            {"duration_s": 10, "bed": [{"phases": [{"at": 0, "emotion": "sad"}, {"at": 20, "emotion": "happy"}]}]},
+            "after duration_s",
+        ),
+    ],
+)
 def test_bad_stories_are_refused_with_the_reason(data: dict, message: str) -> None:
     with pytest.raises(StoryError, match=message.replace("[", r"\[").replace("]", r"\]")):
         parse_story(data)

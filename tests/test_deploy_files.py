@@ -161,8 +161,11 @@ def test_compose_secrets_are_never_inlined() -> None:
                 if match:
                     assert match.group(1).split(":", 1)[-1].startswith("${"), f"{name}: {key} inlines a password"
     assert {"AREYA_DATABASE_URL", "AREYA_REDIS_URL", "AREYA_SECRET_KEY", "POSTGRES_PASSWORD"} <= seen
-    env_example = dict(line.split("=", 1) for line in (DEPLOY / ".env.example").read_text().splitlines()
-                       if line and not line.startswith("#"))
+    env_example = dict(
+        line.split("=", 1)
+        for line in (DEPLOY / ".env.example").read_text().splitlines()
+        if line and not line.startswith("#")
+    )
     for key in ("POSTGRES_PASSWORD", "REDIS_PASSWORD", "AREYA_SECRET_KEY"):
         assert env_example[key] == "", f".env.example must not carry a value for {key}"
     with pytest.raises(KeyError, match="POSTGRES_PASSWORD"):  # compose refuses to start without it
@@ -171,15 +174,17 @@ def test_compose_secrets_are_never_inlined() -> None:
 
 def test_compose_file_matches_the_compose_spec_schema(tmp_path: Path) -> None:
     exe = tool("check-jsonschema")
-    ok = subprocess.run([exe, "--builtin-schema", "vendor.compose-spec", str(COMPOSE)], capture_output=True,
-                        text=True, timeout=120)
+    ok = subprocess.run(
+        [exe, "--builtin-schema", "vendor.compose-spec", str(COMPOSE)], capture_output=True, text=True, timeout=120
+    )
     assert ok.returncode == 0, ok.stdout + ok.stderr
     broken = compose()
     broken["services"]["worker"]["restart_policy"] = "always"  # not a compose key: must be caught
     bad = tmp_path / "docker-compose.yml"
     bad.write_text(yaml.safe_dump(broken))
-    result = subprocess.run([exe, "--builtin-schema", "vendor.compose-spec", str(bad)], capture_output=True,
-                            text=True, timeout=120)
+    result = subprocess.run(
+        [exe, "--builtin-schema", "vendor.compose-spec", str(bad)], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode != 0 and "restart_policy" in result.stdout + result.stderr
 
 
@@ -234,7 +239,7 @@ def _dockerfile_commands() -> Iterator[tuple[str, list[str]]]:
     for name in ("Dockerfile.cpu", "Dockerfile.gpu"):
         text = (DEPLOY / name).read_text()
         assert re.search(r'^ENTRYPOINT \["areya"\]$', text, re.M), name
-        for match in re.finditer(r'^(?:CMD|HEALTHCHECK .* CMD) (\[.*\])$', text, re.M):
+        for match in re.finditer(r"^(?:CMD|HEALTHCHECK .* CMD) (\[.*\])$", text, re.M):
             argv = yaml.safe_load(match.group(1))
             yield name, argv[1:] if argv[0] == "areya" else argv
 
@@ -260,8 +265,9 @@ def test_the_command_lines_cover_every_service() -> None:
 def test_deployed_ingest_never_exits_when_its_files_end() -> None:
     """A service manager restarts an ingestor that exits: with --until-end it would read its video files again and
     duplicate their observations.  The deployed ingestors run until stopped."""
-    ingestors = [(where, params) for where, argv in ALL_COMMANDS
-                 for name, params in [parse_areya(argv)] if name == "ingest"]
+    ingestors = [
+        (where, params) for where, argv in ALL_COMMANDS for name, params in [parse_areya(argv)] if name == "ingest"
+    ]
     assert {w.split()[0] for w, _ in ingestors} >= {"compose", "areya-ingest.service", "ingest.yaml"}
     assert all(params["until_end"] is False for _, params in ingestors), ingestors
 
@@ -316,8 +322,12 @@ def test_k8s_configmap_secret_split() -> None:
                 if c["image"].startswith("areya:"):
                     assert refs == {"areya-config", "areya-secrets"}, path.name
     # the ConfigMap is a valid set of settings (with secrets as the Secret would add them)
-    env = {**config["data"], "AREYA_DATABASE_URL": "postgresql+psycopg://areya:x@db/areya",
-           "AREYA_REDIS_URL": "redis://:x@areya-redis:6379/0", "AREYA_SECRET_KEY": "x" * 32}
+    env = {
+        **config["data"],
+        "AREYA_DATABASE_URL": "postgresql+psycopg://areya:x@db/areya",
+        "AREYA_REDIS_URL": "redis://:x@areya-redis:6379/0",
+        "AREYA_SECRET_KEY": "x" * 32,
+    }
     assert load_settings(env=env).worker_batch_size == int(config["data"]["AREYA_WORKER_BATCH_SIZE"])
 
 
@@ -375,10 +385,23 @@ def test_hadolint_is_clean(name: str) -> None:
 # --------------------------------------------------------------------------- systemd
 
 
-UNITS = ["areya-migrate.service", "areya-web.service", "areya-ingest.service", "areya-worker@.service",
-         "areya-scheduler.service"]
-HARDENING = ["NoNewPrivileges=yes", "ProtectSystem=strict", "ProtectHome=yes", "PrivateTmp=yes",
-             "ReadWritePaths=/var/lib/areya", "User=areya", "Group=areya", "EnvironmentFile=/etc/areya/areya.env"]
+UNITS = [
+    "areya-migrate.service",
+    "areya-web.service",
+    "areya-ingest.service",
+    "areya-worker@.service",
+    "areya-scheduler.service",
+]
+HARDENING = [
+    "NoNewPrivileges=yes",
+    "ProtectSystem=strict",
+    "ProtectHome=yes",
+    "PrivateTmp=yes",
+    "ReadWritePaths=/var/lib/areya",
+    "User=areya",
+    "Group=areya",
+    "EnvironmentFile=/etc/areya/areya.env",
+]
 
 
 @pytest.mark.parametrize("unit", UNITS)
@@ -403,13 +426,15 @@ def test_systemd_units_verify(tmp_path: Path) -> None:
     for path in SYSTEMD.iterdir():
         (tmp_path / path.name).write_text(path.read_text().replace("/opt/areya/venv/bin/areya", areya))
     names = ["areya.target", *[u.replace("@.", "@1.") for u in UNITS]]
-    result = subprocess.run([exe, "verify", "--man=no", *names], cwd=tmp_path, capture_output=True, text=True,
-                            timeout=120)
+    result = subprocess.run(
+        [exe, "verify", "--man=no", *names], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0 and not (result.stdout + result.stderr).strip(), result.stdout + result.stderr
     bad = tmp_path / "areya-web.service"
     bad.write_text(bad.read_text().replace("Restart=on-failure", "Restart=on-failur"))
-    result = subprocess.run([exe, "verify", "--man=no", "areya-web.service"], cwd=tmp_path, capture_output=True,
-                            text=True, timeout=120)
+    result = subprocess.run(
+        [exe, "verify", "--man=no", "areya-web.service"], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
     assert "on-failur" in result.stdout + result.stderr  # verify does catch a bad line
 
 

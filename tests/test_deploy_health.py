@@ -51,8 +51,11 @@ CLI_SECRET_KEY = "k" * 32
 @pytest.fixture
 def db_env(db_settings: Any) -> dict[str, str]:
     """CLI environment on the per-test database (no Redis)."""
-    return {"AREYA_DATA_DIR": str(db_settings.data_dir), "AREYA_DATABASE_URL": db_settings.database_url,
-            "AREYA_SECRET_KEY": CLI_SECRET_KEY}
+    return {
+        "AREYA_DATA_DIR": str(db_settings.data_dir),
+        "AREYA_DATABASE_URL": db_settings.database_url,
+        "AREYA_SECRET_KEY": CLI_SECRET_KEY,
+    }
 
 
 @pytest.fixture
@@ -170,9 +173,24 @@ def test_web_under_gunicorn_answers_the_health_probe(cli_env: dict[str, str], tm
         port = s.getsockname()[1]
     env = {**os.environ, **cli_env, "PATH": f"{gunicorn.parent}{os.pathsep}{os.environ['PATH']}"}
     log = (tmp_path / "web.log").open("wb")
-    proc = subprocess.Popen([str(gunicorn.parent / "areya"), "web", "--gunicorn", "--host", "127.0.0.1", "--port",
-                             str(port), "--workers", "1", "--threads", "4"], env=env, stdout=log,
-                            stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [
+            str(gunicorn.parent / "areya"),
+            "web",
+            "--gunicorn",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--threads",
+            "4",
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     try:
         url = f"http://127.0.0.1:{port}/login"
         deadline = time.monotonic() + 90
@@ -215,15 +233,19 @@ def _cameras(db_settings: Any) -> dict[str, tuple[str, float, bool]]:
     engine = create_db_engine(db_settings.replace(secret_key=CLI_SECRET_KEY))  # camera URLs: the CLI's key
     try:
         with create_session_factory(engine)() as session:
-            rows = session.execute(select(Ward.name, Camera.name, Camera.source_url, Camera.sample_fps,
-                                          Camera.enabled).join(Ward, Ward.id == Camera.ward_id))
+            rows = session.execute(
+                select(Ward.name, Camera.name, Camera.source_url, Camera.sample_fps, Camera.enabled).join(
+                    Ward, Ward.id == Camera.ward_id
+                )
+            )
             return {f"{w}/{c}": (url, fps, enabled) for w, c, url, fps, enabled in rows}
     finally:
         engine.dispose()
 
 
-def test_sync_cameras_adds_updates_and_never_prints_urls(db_env: dict[str, str], db_settings: Any,
-                                                         tmp_path: Path) -> None:
+def test_sync_cameras_adds_updates_and_never_prints_urls(
+    db_env: dict[str, str], db_settings: Any, tmp_path: Path
+) -> None:
     path = tmp_path / "cameras.toml"
     path.write_text(CAMERAS)
     dry = run(db_env, "sync-cameras", str(path), "--dry-run")
@@ -246,17 +268,24 @@ def test_sync_cameras_adds_updates_and_never_prints_urls(db_env: dict[str, str],
     assert _cameras(db_settings)["Ward B/bay-2"][2] is True
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ('[[camera]]\nward = "ICU"\nname = "x"\n', "'url' is required"),
-    ('[[camera]]\nward = "ICU"\nname = "x"\nurl = "ftp://nope"\n', "ICU"),
-    ('[[camera]]\nward = "ICU"\nname = "x"\nurl = "synthetic:beds=1"\nfps = "fast"\n', "'fps' must be a number"),
-    ('[[camera]]\nward = "ICU"\nname = "x"\nurl = "synthetic:"\n[[camera]]\nward = "ICU"\nname = "x"\n'
-     'url = "synthetic:"\n', "listed twice"),
-    ("cameras = 3\n", "unknown top-level key"),
-    ("[[camera\n", "invalid TOML"),
-])
-def test_sync_cameras_bad_file_changes_nothing(db_env: dict[str, str], db_settings: Any, tmp_path: Path,
-                                               text: str, message: str) -> None:
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('[[camera]]\nward = "ICU"\nname = "x"\n', "'url' is required"),
+        ('[[camera]]\nward = "ICU"\nname = "x"\nurl = "ftp://nope"\n', "ICU"),
+        ('[[camera]]\nward = "ICU"\nname = "x"\nurl = "synthetic:beds=1"\nfps = "fast"\n', "'fps' must be a number"),
+        (
+            '[[camera]]\nward = "ICU"\nname = "x"\nurl = "synthetic:"\n[[camera]]\nward = "ICU"\nname = "x"\n'
+            'url = "synthetic:"\n',
+            "listed twice",
+        ),
+        ("cameras = 3\n", "unknown top-level key"),
+        ("[[camera\n", "invalid TOML"),
+    ],
+)
+def test_sync_cameras_bad_file_changes_nothing(
+    db_env: dict[str, str], db_settings: Any, tmp_path: Path, text: str, message: str
+) -> None:
     good = tmp_path / "good.toml"
     good.write_text('[[camera]]\nward = "ICU"\nname = "ok"\nurl = "synthetic:beds=1"\n')
     bad = tmp_path / "bad.toml"
@@ -296,7 +325,8 @@ def test_sync_counts_match_the_database(db_env: dict[str, str], db_settings: Any
         with create_session_factory(engine)() as session:
             actions = session.scalars(select(AuditEvent.action).where(AuditEvent.action.like("camera.%"))).all()
             assert sorted(actions) == ["camera.add", "camera.add"]
-            assert session.scalar(select(func.count()).select_from(AuditEvent).where(
-                AuditEvent.action == "ward.add")) == 2  # ICU and Ward B
+            assert (
+                session.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "ward.add")) == 2
+            )  # ICU and Ward B
     finally:
         engine.dispose()

@@ -30,9 +30,22 @@ so = _load()
 
 
 def sample(t: float, processed: float, lag: int = 0, buckets: dict[float, float] | None = None) -> object:
-    return so.Sample(t=t, published=0, processed=processed, dead=0, dropped=0, faces=3 * processed, assigned=0,
-                     written=0, duplicate=0, lag=lag, pending=0, latency=buckets or {}, latency_sum=0,
-                     latency_count=0)
+    return so.Sample(
+        t=t,
+        published=0,
+        processed=processed,
+        dead=0,
+        dropped=0,
+        faces=3 * processed,
+        assigned=0,
+        written=0,
+        duplicate=0,
+        lag=lag,
+        pending=0,
+        latency=buckets or {},
+        latency_sum=0,
+        latency_count=0,
+    )
 
 
 def test_percentile_interpolates_within_the_bucket_of_the_window() -> None:
@@ -46,8 +59,13 @@ def test_percentile_interpolates_within_the_bucket_of_the_window() -> None:
 
 
 def test_throughput_uses_only_the_saturated_part() -> None:
-    samples = [sample(0, 0, lag=500), sample(2, 100, lag=450), sample(4, 200, lag=300), sample(6, 260, lag=10),
-               sample(8, 270, lag=0)]
+    samples = [
+        sample(0, 0, lag=500),
+        sample(2, 100, lag=450),
+        sample(4, 200, lag=300),
+        sample(6, 260, lag=10),
+        sample(8, 270, lag=0),
+    ]
     phase = so.Phase("1 worker", 1, samples)
     first, last = phase.window(min_backlog=64)
     assert (first.t, last.t) == (0, 4)
@@ -95,8 +113,10 @@ def test_postgres_with_a_password_on_loopback() -> None:
 def test_redis_with_a_password_and_nothing_on_disk(tmp_path: Path) -> None:
     import redis
 
-    if not (shutil.which("redis-server", path="/usr/bin:/usr/local/bin") or
-            (Path(sys.executable).parent / "redis-server").exists()):
+    if not (
+        shutil.which("redis-server", path="/usr/bin:/usr/local/bin")
+        or (Path(sys.executable).parent / "redis-server").exists()
+    ):
         pytest.skip("no redis-server")
     server = so.RedisServer(tmp_path / "redis", so.free_port(), secrets.token_hex(8))
     try:

@@ -19,8 +19,13 @@ def test_eye_roll_is_the_turn_that_levels_the_eyes() -> None:
     level = FaceBox(100, 100, 100, 100, eyes=(130.0, 140.0, 170.0, 140.0))
     assert level.eye_roll() == pytest.approx(0.0)
     # the face turned 30 degrees counter-clockwise on screen: its left eye (image right) rises (smaller y)
-    ccw = FaceBox(100, 100, 100, 100, eyes=(130.0, 150.0, 130.0 + 40 * math.cos(math.radians(30)),
-                                            150.0 - 40 * math.sin(math.radians(30))))
+    ccw = FaceBox(
+        100,
+        100,
+        100,
+        100,
+        eyes=(130.0, 150.0, 130.0 + 40 * math.cos(math.radians(30)), 150.0 - 40 * math.sin(math.radians(30))),
+    )
     assert ccw.eye_roll() == pytest.approx(30.0)  # turn it 30 degrees clockwise to make it upright
     assert FaceBox(100, 100, 100, 100).eye_roll() is None  # no landmarks (Haar)
     assert FaceBox(100, 100, 100, 100, eyes=(150.0, 150.0, 155.0, 150.0)).eye_roll() is None  # 5 px apart: noise

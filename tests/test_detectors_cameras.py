@@ -32,7 +32,8 @@ CAM_URL = "rtsp://admin:pw123@10.1.1.1:554/live"
 def test_camera_options_are_checked_and_stored_in_one_form() -> None:
     assert camera_options_text("blazeface", "rotations=90, min_face_px=40") == "rotations=90,min_face_px=40"
     assert camera_options_text("blazeface", "zone_mode=Zones,rotations=0/270,tiles=2") == (
-        "zone_mode=zones,rotations=0/270,tiles=2")
+        "zone_mode=zones,rotations=0/270,tiles=2"
+    )
     assert camera_options_text("haar", "min_neighbors=3,equalize=yes") == "min_neighbors=3,equalize=true"
     assert camera_options_text("blazeface", "") is None and camera_options_text("blazeface", " ,") is None
     assert check_camera_options("blazeface", "rotations=90") == {"rotations": (90,)}
@@ -47,8 +48,11 @@ def test_camera_options_are_checked_and_stored_in_one_form() -> None:
         ("haar", "tiles=2", ["unknown option 'tiles' for detector 'haar'", "scale_factor"]),
         ("blazeface", "rotations", ["must be 'name=value' pairs"]),
         ("blazeface", "tiles=1,tiles=2", ["option 'tiles' given twice"]),
-        ("blazeface", "model_path=/etc/passwd", ["option 'model_path' cannot be set per camera",
-                                                 "AREYA_DETECTOR_OPTIONS", "per-camera options: min_score"]),
+        (
+            "blazeface",
+            "model_path=/etc/passwd",
+            ["option 'model_path' cannot be set per camera", "AREYA_DETECTOR_OPTIONS", "per-camera options: min_score"],
+        ),
         ("blazeface", "num_threads=8", ["option 'num_threads' cannot be set per camera"]),
         ("haar", "cascade_file=/tmp/x.xml", ["option 'cascade_file' cannot be set per camera"]),
         ("blazeface", "tiles=2," * 200, ["at most 1000 characters"]),
@@ -76,8 +80,9 @@ def test_admin_add_and_update_validate_store_and_audit(session: Session) -> None
     session.rollback()
     assert session.scalar(select(Camera)) is None  # refused: nothing saved
     _ward(session)
-    cam = admin.add_camera(session, "ICU", "cam", CAM_URL, detector_options="rotations=90 , min_face_px=40",
-                           detector="blazeface")
+    cam = admin.add_camera(
+        session, "ICU", "cam", CAM_URL, detector_options="rotations=90 , min_face_px=40", detector="blazeface"
+    )
     plain = admin.add_camera(session, "ICU", "plain", CAM_URL, detector_options="  ", detector="blazeface")
     assert (cam.detector_options, plain.detector_options) == ("rotations=90,min_face_px=40", None)
     with pytest.raises(Invalid, match="option 'tiles' of detector 'blazeface' must be an integer"):
@@ -92,12 +97,18 @@ def test_admin_add_and_update_validate_store_and_audit(session: Session) -> None
     admin.update_camera(session, "ICU/cam", detector_options="", detector="blazeface")
     session.commit()
     assert session.get(Camera, cam.id).detector_options is None
-    events = session.execute(select(AuditEvent.action, AuditEvent.detail).where(
-        AuditEvent.target == f"camera:{cam.id}").order_by(AuditEvent.id)).all()
+    events = session.execute(
+        select(AuditEvent.action, AuditEvent.detail)
+        .where(AuditEvent.target == f"camera:{cam.id}")
+        .order_by(AuditEvent.id)
+    ).all()
     assert events[0][0] == "camera.add" and events[0][1]["detector_options"] == "rotations=90,min_face_px=40"
     changes = [d.get("detector_options") for a, d in events if a == "camera.update"]
-    assert changes == [None, {"from": "rotations=90,min_face_px=40", "to": "min_face_px=32"},
-                       {"from": "min_face_px=32", "to": None}]
+    assert changes == [
+        None,
+        {"from": "rotations=90,min_face_px=40", "to": "min_face_px=32"},
+        {"from": "min_face_px=32", "to": None},
+    ]
 
 
 # ------------------------------------------------------------------------------------------------- CLI
@@ -139,8 +150,18 @@ def test_cli_bad_options_exit_2_and_save_nothing(run: Any, engine: Engine, optio
 
 
 def test_cli_add_edit_list_and_clear(run: Any, engine: Engine) -> None:
-    added = run("camera", "add", "--ward", "ICU", "--name", "side", "--url", CAM_URL,
-                "--detector-options", "rotations=90, min_face_px=40")
+    added = run(
+        "camera",
+        "add",
+        "--ward",
+        "ICU",
+        "--name",
+        "side",
+        "--url",
+        CAM_URL,
+        "--detector-options",
+        "rotations=90, min_face_px=40",
+    )
     assert added.exit_code == 0, added.output
     assert "detector options rotations=90,min_face_px=40" in added.stdout
     assert run("camera", "add", "--ward", "ICU", "--name", "plain", "--url", CAM_URL).exit_code == 0
@@ -183,8 +204,12 @@ def test_migration_adds_and_drops_the_column_keeping_cameras_and_zones(
             assert "detector_options" not in {c["name"] for c in inspect(conn).get_columns("cameras")}
             conn.execute(text("INSERT INTO wards (name, created_at) VALUES ('ICU', CURRENT_TIMESTAMP)"))
             conn.execute(text("INSERT INTO beds (ward_id, label) VALUES (1, '1')"))
-            conn.execute(text("INSERT INTO cameras (ward_id, name, source_url, sample_fps, enabled, health_status, "
-                              "created_at) VALUES (1, 'cam', 'device:0', 2, true, 'unknown', CURRENT_TIMESTAMP)"))
+            conn.execute(
+                text(
+                    "INSERT INTO cameras (ward_id, name, source_url, sample_fps, enabled, health_status, "
+                    "created_at) VALUES (1, 'cam', 'device:0', 2, true, 'unknown', CURRENT_TIMESTAMP)"
+                )
+            )
             conn.execute(text("INSERT INTO bed_zones (camera_id, bed_id, x0, y0, x1, y1) VALUES (1, 1, 0, 0, 0.5, 1)"))
         engine.dispose()
         upgrade(s)
@@ -241,7 +266,10 @@ def test_one_detector_per_distinct_effective_option_set() -> None:
     tiles = detectors.for_camera("tiles=3,rotations=90")
     assert tiles.options == {"tiles": 3, "zone_mode": "frame", "rotations": (90,)}  # the camera's value wins
     assert len(made) == 3 and set(detectors.detectors) == {
-        options_key(default.options), options_key(side.options), options_key(tiles.options)}
+        options_key(default.options),
+        options_key(side.options),
+        options_key(tiles.options),
+    }
     with pytest.raises(ValueError, match="unknown option 'scale_factor' for detector 'blazeface'"):
         detectors.for_camera("scale_factor=1.1")
     with pytest.raises(ValueError, match="cannot be set per camera"):
@@ -254,8 +282,13 @@ def test_one_detector_per_distinct_effective_option_set() -> None:
 def test_settings_camera_and_command_line_layers(tmp_path: Path) -> None:
     from areya.config import load_settings
 
-    s = load_settings(env={"AREYA_DATA_DIR": str(tmp_path), "AREYA_DETECTOR": "haar",
-                           "AREYA_DETECTOR_OPTIONS": "min_size=30,min_face_px=20"})
+    s = load_settings(
+        env={
+            "AREYA_DATA_DIR": str(tmp_path),
+            "AREYA_DETECTOR": "haar",
+            "AREYA_DETECTOR_OPTIONS": "min_size=30,min_face_px=20",
+        }
+    )
     det = detector_from_settings(s, camera_options="min_face_px=40,min_neighbors=2")
     assert (det.min_face_px, det.min_size, det.min_neighbors) == (40, 30, 2)
     det = detector_from_settings(s, options={"min_neighbors": "7"}, camera_options="min_face_px=40,min_neighbors=2")
@@ -269,8 +302,12 @@ def test_settings_camera_and_command_line_layers(tmp_path: Path) -> None:
 def test_predict_uses_the_cameras_options(run: Any, engine: Engine, db_settings: Settings, tmp_path: Path) -> None:
     from areya.cli.predict import detector_from_cli
 
-    assert run("camera", "add", "--ward", "ICU", "--name", "cam", "--url", CAM_URL,
-               "--detector-options", "min_face_px=40").exit_code == 0
+    assert (
+        run(
+            "camera", "add", "--ward", "ICU", "--name", "cam", "--url", CAM_URL, "--detector-options", "min_face_px=40"
+        ).exit_code
+        == 0
+    )
     s = db_settings.replace(detector="haar")
     assert detector_from_cli(s, None, (), "min_face_px=40").min_face_px == 40
     assert detector_from_cli(s, None, ("min_face_px=8",), "min_face_px=40").min_face_px == 8

@@ -89,7 +89,7 @@ def test_redetection_is_on_by_default_and_configurable() -> None:
 
 def test_calibrate_boxes_scales_around_the_centre_and_shifts_by_the_height() -> None:
     boxes = np.array([[100.0, 200.0, 200.0, 300.0]])
-    (x0, y0, x1, y1), = calibrate_boxes(boxes, 1.1, -0.05)
+    ((x0, y0, x1, y1),) = calibrate_boxes(boxes, 1.1, -0.05)
     assert (x1 - x0, y1 - y0) == (pytest.approx(110.0), pytest.approx(110.0))
     assert ((x0 + x1) / 2, (y0 + y1) / 2) == (pytest.approx(150.0), pytest.approx(245.0))
     assert np.allclose(calibrate_boxes(boxes, 1.0, 0.0), boxes)

@@ -39,8 +39,10 @@ class Squares(FaceDetector):
         self.views.append(frame_bgr.shape[:2])
         gray = cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2GRAY)
         n, _, stats, _ = cv2.connectedComponentsWithStats((gray > 200).astype(np.uint8))
-        return [FaceBox(int(x), int(y), int(w), int(h), 0.9, 10.0, (x + 0.3 * w, y + 0.4 * h, x + 0.7 * w, y + 0.4 * h))
-                for x, y, w, h, _ in stats[1:n]]
+        return [
+            FaceBox(int(x), int(y), int(w), int(h), 0.9, 10.0, (x + 0.3 * w, y + 0.4 * h, x + 0.7 * w, y + 0.4 * h))
+            for x, y, w, h, _ in stats[1:n]
+        ]
 
 
 def tracking(mode: str = "both", every: int = 4, **tracker: object) -> Squares:
@@ -219,8 +221,9 @@ def test_idle_cameras_are_forgotten_and_state_is_bounded() -> None:
 def test_worker_passes_its_camera_to_the_tracker(tmp_path: Path) -> None:
     settings = load_settings(env={"AREYA_DATA_DIR": str(tmp_path / "var")})
     det = tracking("zones", every=4)
-    worker = build_worker(settings, client=object(), engine=create_engine("sqlite://"), classifier=object(),
-                          detector=det)
+    worker = build_worker(
+        settings, client=object(), engine=create_engine("sqlite://"), classifier=object(), detector=det
+    )
     worker.resolver = SimpleNamespace(zones=lambda camera_id: FOUR_BEDS, detector_options=lambda camera_id: None)
     frames = {7: squares_frame([(100, 200, 40, 40)]), 8: squares_frame([(1000, 200, 40, 40)])}
     for _ in range(2):

@@ -125,8 +125,9 @@ def test_blazeface_finds_a_real_face_lying_on_its_side_in_a_bed_zone() -> None:
     lying = cv2.rotate(cv2.resize(head, (125, 130)), cv2.ROTATE_90_COUNTERCLOCKWISE)  # head to the left
     frame[300:425, 200:330] = lying
     zones = [(0.0, 0.2, 0.5, 0.9)]
-    near = [f for f in create_detector("blazeface").detect_in_zones(frame, zones)
-            if math.dist(f.center(), (265, 362)) < 40]
+    near = [
+        f for f in create_detector("blazeface").detect_in_zones(frame, zones) if math.dist(f.center(), (265, 362)) < 40
+    ]
     assert near and abs(abs(near[0].roll) - 90.0) < 30.0  # found, and turned upright for the classifier
     off = create_detector("blazeface", zone_turns="none", redetect_roll=0).detect_in_zones(frame, zones)
     assert not [f for f in off if math.dist(f.center(), (265, 362)) < 40 and abs(f.roll) >= 45]
@@ -170,8 +171,11 @@ class UprightOnlyUpClose(FaceDetector):
 
     def detect(self, frame_bgr: np.ndarray) -> list[FaceBox]:
         view = max(frame_bgr.shape[:2])
-        return [FaceBox(b.x, b.y, b.w, b.h, 0.9 if b.w > b.h else 0.6) for b in blob_boxes(frame_bgr)
-                if b.w <= b.h or view <= 6 * b.w]
+        return [
+            FaceBox(b.x, b.y, b.w, b.h, 0.9 if b.w > b.h else 0.6)
+            for b in blob_boxes(frame_bgr)
+            if b.w <= b.h or view <= 6 * b.w
+        ]
 
 
 def test_a_small_upright_face_a_turned_look_finds_is_kept_upright_when_it_looks_more_like_one_up_close() -> None:

@@ -70,8 +70,7 @@ def test_crop_box_maps_back_to_frame_coordinates() -> None:
     win = Window(320, 180, 400, 400)
     assert crop_box_to_frame(FaceBox(10, 20, 30, 40, 0.8), win) == FaceBox(330, 200, 30, 40, 0.8)
     # the crop was resized by 0.5 before detection: boxes double, then shift
-    assert crop_box_to_frame(FaceBox(10, 20, 30, 40, 0.8, 90.0), win, scale=0.5) == FaceBox(340, 220, 60, 80, 0.8,
-                                                                                           90.0)
+    assert crop_box_to_frame(FaceBox(10, 20, 30, 40, 0.8, 90.0), win, scale=0.5) == FaceBox(340, 220, 60, 80, 0.8, 90.0)
     with pytest.raises(ValueError, match="scale"):
         crop_box_to_frame(FaceBox(0, 0, 1, 1), win, scale=0)
 
@@ -147,10 +146,12 @@ def test_worker_detects_in_its_cameras_zones(tmp_path: Path) -> None:
 
     det = Recording()
     det.zone_mode = "zones"
-    worker = build_worker(settings, client=object(), engine=create_engine("sqlite://"), classifier=object(),
-                          detector=det)
-    worker.resolver = SimpleNamespace(zones=lambda camera_id: FOUR_BEDS[:2] if camera_id == 7 else [],
-                                      detector_options=lambda camera_id: None)
+    worker = build_worker(
+        settings, client=object(), engine=create_engine("sqlite://"), classifier=object(), detector=det
+    )
+    worker.resolver = SimpleNamespace(
+        zones=lambda camera_id: FOUR_BEDS[:2] if camera_id == 7 else [], detector_options=lambda camera_id: None
+    )
     frame = squares_frame([(100, 200, 40, 40), (1000, 200, 40, 40)])
     item = SimpleNamespace(image=frame, message=SimpleNamespace(camera_id=7))
     assert [f.as_tuple() for f in worker._faces(item)] == [(100, 200, 40, 40)]  # bed zones 0-1 only
@@ -163,8 +164,13 @@ def test_worker_detects_in_its_cameras_zones(tmp_path: Path) -> None:
 def test_zone_and_rotation_options_parse_and_format() -> None:
     raw = parse_options_text("zone_mode=Both,zone_pad=0.3,rotations=0/90/270,zone_window_px=320,zone_detector=same")
     typed = check_options("blazeface", raw)
-    assert typed == {"zone_mode": "both", "zone_pad": 0.3, "rotations": (0, 90, 270), "zone_window_px": 320,
-                     "zone_detector": "same"}
+    assert typed == {
+        "zone_mode": "both",
+        "zone_pad": 0.3,
+        "rotations": (0, 90, 270),
+        "zone_window_px": 320,
+        "zone_detector": "same",
+    }
     assert parse_options_text(format_options(typed.items()))["rotations"] == "0/90/270"
     assert check_options("haar", {"rotations": [-90, 90, 450 - 360]})["rotations"] == (270, 90)
     assert check_options("haar", {"rotations": 90})["rotations"] == (90,)

@@ -124,8 +124,14 @@ def move_patient(
     flush(session, f"move patient {patient.mrn} to bed {bed_ref(target)}")
     from areya.alerts.lifecycle import transfer_alerts  # noqa: PLC0415 - alerts import the admin package
 
-    transfer_alerts(session, patient.id, ward_id=target.ward_id, now=now, actor=actor,
-                    note=f"patient moved from {previous or 'no bed'} to {bed_ref(target)}")
+    transfer_alerts(
+        session,
+        patient.id,
+        ward_id=target.ward_id,
+        now=now,
+        actor=actor,
+        note=f"patient moved from {previous or 'no bed'} to {bed_ref(target)}",
+    )
     record(
         session,
         actor,
@@ -202,6 +208,12 @@ def rename_patient(session: Session, mrn: str, display_name: str, *, actor: Acto
         return patient
     patient.display_name = new_name
     flush(session, f"rename patient {patient.mrn}")
-    record(session, actor, "patient.rename", patient_id=patient.id, target=f"patient:{patient.id}",
-           detail={"from": old_name, "to": new_name})
+    record(
+        session,
+        actor,
+        "patient.rename",
+        patient_id=patient.id,
+        target=f"patient:{patient.id}",
+        detail={"from": old_name, "to": new_name},
+    )
     return patient

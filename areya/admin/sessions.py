@@ -25,8 +25,9 @@ def _hash(session_id: str) -> str:
     return hashlib.sha256(session_id.encode("ascii", "replace")).hexdigest()
 
 
-def start_session(session: Session, user_id: int, *, now: datetime | None = None,
-                  lifetime: timedelta = SESSION_LIFETIME) -> str:
+def start_session(
+    session: Session, user_id: int, *, now: datetime | None = None, lifetime: timedelta = SESSION_LIFETIME
+) -> str:
     """A new session for ``user_id``; returns its id (only its hash is stored). Purges expired sessions."""
     now = now or utcnow()
     session.execute(delete(WebSession).where(WebSession.expires_at <= now))

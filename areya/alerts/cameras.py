@@ -74,8 +74,9 @@ def evaluate_cameras(
     cameras = {c.id: c for c in session.scalars(select(Camera))}
     open_alerts: dict[tuple[str, int | None], Alert] = {}
     for alert in session.scalars(
-        select(Alert).where(Alert.kind.in_(OPERATIONAL_KINDS), Alert.state.in_(ALERT_OPEN_STATES),
-                            Alert.patient_id.is_(None))
+        select(Alert).where(
+            Alert.kind.in_(OPERATIONAL_KINDS), Alert.state.in_(ALERT_OPEN_STATES), Alert.patient_id.is_(None)
+        )
     ):
         if alert.camera_id not in cameras:
             auto_resolve(session, alert, now=now, note="camera removed")
@@ -85,8 +86,11 @@ def evaluate_cameras(
 
     redis_frames = redis_last_frames(redis_client, [cid for cid, c in cameras.items() if c.enabled])
     stall_s = stall_after_s(offline_s)
-    last_obs = last_observations if last_observations is not None else last_observation_by_camera(
-        session, until=now, lookback_s=2 * stall_s)
+    last_obs = (
+        last_observations
+        if last_observations is not None
+        else last_observation_by_camera(session, until=now, lookback_s=2 * stall_s)
+    )
     back_online = dict(
         session.execute(
             select(Alert.camera_id, func.max(Alert.resolved_at))
@@ -108,8 +112,9 @@ def evaluate_cameras(
         if last_frame is not None and last_frame > now:
             last_frame = now  # clocks of other hosts slightly ahead
         ended = camera.health_status == "ended"  # a video file that played to its end: finished, not offline
-        offline = not ended and camera_is_offline(last_frame_at=last_frame, created_at=camera.created_at, now=now,
-                                                  offline_s=offline_s)
+        offline = not ended and camera_is_offline(
+            last_frame_at=last_frame, created_at=camera.created_at, now=now, offline_s=offline_s
+        )
         if ended and offline_alert is not None:
             auto_resolve(session, offline_alert, now=now, note="video file ended")
             done["resolved"] += 1
@@ -122,8 +127,7 @@ def evaluate_cameras(
                 "health_status": camera.health_status,
                 "last_error": camera.last_error,
             }
-            if _open(session, "camera_offline", camera, now, evidence,
-                     f"no frame for more than {offline_s:g}s"):
+            if _open(session, "camera_offline", camera, now, evidence, f"no frame for more than {offline_s:g}s"):
                 done["opened"] += 1
         elif not offline and offline_alert is not None:
             auto_resolve(session, offline_alert, now=now, note="frames arriving again")
@@ -131,9 +135,14 @@ def evaluate_cameras(
 
         last = last_obs.get(camera_id)
         online_since = _latest(camera.created_at, back_online.get(camera_id)) or camera.created_at
-        stalled = pipeline_is_stalled(camera_online=not offline and not ended, online_since=online_since,
-                                      had_observations=last is not None, last_observation_at=last, now=now,
-                                      stall_s=stall_s)
+        stalled = pipeline_is_stalled(
+            camera_online=not offline and not ended,
+            online_since=online_since,
+            had_observations=last is not None,
+            last_observation_at=last,
+            now=now,
+            stall_s=stall_s,
+        )
         if stalled and stall_alert is None:
             evidence = {
                 "rule": "pipeline_stalled",
@@ -142,20 +151,26 @@ def evaluate_cameras(
                 "last_frame_at": last_frame.isoformat() if last_frame else None,
                 "camera": camera.name,
             }
-            if _open(session, "pipeline_stalled", camera, now, evidence,
-                     f"frames arriving but no observation for more than {stall_s:g}s"):
+            if _open(
+                session,
+                "pipeline_stalled",
+                camera,
+                now,
+                evidence,
+                f"frames arriving but no observation for more than {stall_s:g}s",
+            ):
                 done["opened"] += 1
         elif stall_alert is not None and (ended or (last is not None and now - last <= timedelta(seconds=stall_s))):
-            auto_resolve(session, stall_alert, now=now,
-                         note="video file ended" if ended else "observations arriving again")
+            auto_resolve(
+                session, stall_alert, now=now, note="video file ended" if ended else "observations arriving again"
+            )
             done["resolved"] += 1
     return done
 
 
 def _open(session: Session, kind: str, camera: Camera, now: datetime, evidence: dict[str, Any], note: str) -> bool:
     try:
-        open_alert(session, kind, now=now, camera_id=camera.id, ward_id=camera.ward_id, evidence=evidence,
-                   note=note)
+        open_alert(session, kind, now=now, camera_id=camera.id, ward_id=camera.ward_id, evidence=evidence, note=note)
     except Conflict:
         log.info("%s alert for camera %d already open (another scheduler?)", kind, camera.id)
         return False

@@ -58,10 +58,16 @@ class TickReport:
 
     def summary(self) -> dict[str, Any]:
         return {
-            "at": self.at.isoformat(), "patients": self.patients, "with_evidence": self.with_evidence,
-            "opened": self.opened, "resolved": self.resolved, "escalated": self.escalated,
-            "camera_opened": self.camera_opened, "camera_resolved": self.camera_resolved,
-            "rolled_up": self.retention.observations if self.retention else 0, "seconds": round(self.seconds, 4),
+            "at": self.at.isoformat(),
+            "patients": self.patients,
+            "with_evidence": self.with_evidence,
+            "opened": self.opened,
+            "resolved": self.resolved,
+            "escalated": self.escalated,
+            "camera_opened": self.camera_opened,
+            "camera_resolved": self.camera_resolved,
+            "rolled_up": self.retention.observations if self.retention else 0,
+            "seconds": round(self.seconds, 4),
         }
 
 
@@ -91,8 +97,9 @@ class AlertEngine:
         self.retention_budget_s = max(0.5, 0.3 * settings.scheduler_tick_s)
         # incremental window aggregates (re-reading a minute or so per tick instead of the whole window)
         self.camera_lookback_s = int(math.ceil(2 * stall_after_s(settings.camera_offline_s)))
-        self.window_cache = WindowCache(bucket_s=10, slack_s=max(10.0, 2 * settings.scheduler_tick_s)) \
-            if incremental else None
+        self.window_cache = (
+            WindowCache(bucket_s=10, slack_s=max(10.0, 2 * settings.scheduler_tick_s)) if incremental else None
+        )
         # per-patient baselines: sums per minute of the baseline periods, then a minute at a time; a cold start
         # reads the hours of the periods over several ticks (baselines unknown meanwhile: plain thresholds)
         self.baseline_cache = BaselineCache(load_budget_s=self.retention_budget_s) if incremental else None
@@ -108,10 +115,16 @@ class AlertEngine:
                 self.escalate(session, now, report)
                 last_obs = None
                 if self.window_cache is not None and self.window_cache.last_now == now:
-                    last_obs = self.window_cache.last_observation_by_camera(until=now,
-                                                                            lookback_s=self.camera_lookback_s)
-                cams = evaluate_cameras(session, now=now, offline_s=self.settings.camera_offline_s,
-                                        redis_client=self.redis_client, last_observations=last_obs)
+                    last_obs = self.window_cache.last_observation_by_camera(
+                        until=now, lookback_s=self.camera_lookback_s
+                    )
+                cams = evaluate_cameras(
+                    session,
+                    now=now,
+                    offline_s=self.settings.camera_offline_s,
+                    redis_client=self.redis_client,
+                    last_observations=last_obs,
+                )
                 report.camera_opened, report.camera_resolved = cams["opened"], cams["resolved"]
             report.notices = take_notices(session)  # committed: safe to announce
         if retention if retention is not None else self.retention_due(now):
@@ -122,15 +135,22 @@ class AlertEngine:
     # -- retention -----------------------------------------------------------------------------
     def retention_due(self, now: datetime) -> bool:
         """Every ``retention_interval_s``, or at once while a backlog is left from the previous run."""
-        return (self._last_retention is None or self._retention_backlog
-                or now - self._last_retention >= timedelta(seconds=self.retention_interval_s))
+        return (
+            self._last_retention is None
+            or self._retention_backlog
+            or now - self._last_retention >= timedelta(seconds=self.retention_interval_s)
+        )
 
     def run_retention(self, now: datetime) -> RollupReport:
         """Roll up old observations, within a time budget (a backlog continues at the next tick)."""
         report = roll_up_observations(
-            self.session_factory, now=now, retention_days=self.settings.retention_days,
-            batch_size=self.retention_batch, max_batches=self.retention_max_batches,
-            time_budget_s=self.retention_budget_s)
+            self.session_factory,
+            now=now,
+            retention_days=self.settings.retention_days,
+            batch_size=self.retention_batch,
+            max_batches=self.retention_max_batches,
+            time_budget_s=self.retention_budget_s,
+        )
         self._last_retention = now
         self._retention_backlog = not report.done
         return report
@@ -168,20 +188,38 @@ class AlertEngine:
         for pid, p in params.items():
             alert = open_alerts.get(pid)
             below = _parse_time(alert.evidence.get(HYSTERESIS_KEY)) if alert is not None and alert.evidence else None
-            decision = evaluate_negative(stats.get(pid), p, now=now, is_open=alert is not None,
-                                         below_close_since=below, snoozed=pid in snoozed,
-                                         last_manual=manual.get(pid), baseline=baselines.get(pid))
+            decision = evaluate_negative(
+                stats.get(pid),
+                p,
+                now=now,
+                is_open=alert is not None,
+                below_close_since=below,
+                snoozed=pid in snoozed,
+                last_manual=manual.get(pid),
+                baseline=baselines.get(pid),
+            )
             if decision.action == "open":
                 evidence = negative_evidence(stats[pid], p, now, baselines.get(pid))
                 try:
-                    open_alert(session, "negative_emotion", now=now, patient_id=pid, ward_id=wards[pid],
-                               evidence=evidence.to_json(), note=evidence.headline())
+                    open_alert(
+                        session,
+                        "negative_emotion",
+                        now=now,
+                        patient_id=pid,
+                        ward_id=wards[pid],
+                        evidence=evidence.to_json(),
+                        note=evidence.headline(),
+                    )
                     report.opened += 1
                 except Conflict:
                     log.info("negative_emotion alert for patient %d already open (another scheduler?)", pid)
             elif decision.action == "resolve" and alert is not None:
-                auto_resolve(session, alert, now=now, note=f"auto-resolved: {decision.reason} "
-                                                           f"(resolve period {p.resolve_period_s}s)")
+                auto_resolve(
+                    session,
+                    alert,
+                    now=now,
+                    note=f"auto-resolved: {decision.reason} (resolve period {p.resolve_period_s}s)",
+                )
                 report.resolved += 1
             elif alert is not None:
                 _track_open_alert(alert, decision.below_close_since, below, stats.get(pid), p, now)
@@ -195,15 +233,21 @@ class AlertEngine:
         snoozed = set(session.scalars(select(AlertSnooze.patient_id).where(AlertSnooze.until > now).distinct()))
         for alert in firing:
             params = resolver.params(alert.ward_id, alert.patient_id)
-            if escalation_due(state=alert.state, opened_at=alert.opened_at, last_notified_at=alert.last_notified_at,
-                              escalate_after_s=params.escalate_after_s, now=now,
-                              snoozed=alert.patient_id in snoozed):
+            if escalation_due(
+                state=alert.state,
+                opened_at=alert.opened_at,
+                last_notified_at=alert.last_notified_at,
+                escalate_after_s=params.escalate_after_s,
+                now=now,
+                snoozed=alert.patient_id in snoozed,
+            ):
                 escalate_alert(session, alert, now=now)
                 report.escalated += 1
 
 
-def _track_open_alert(alert: Alert, below_new: datetime | None, below_old: datetime | None, stats: Any,
-                      params: RuleParams, now: datetime) -> None:
+def _track_open_alert(
+    alert: Alert, below_new: datetime | None, below_old: datetime | None, stats: Any, params: RuleParams, now: datetime
+) -> None:
     """Keep the open alert's hysteresis state and its latest judged score (the level a manual resolve
     dismisses, see :func:`areya.alerts.rules.reopen_level`) in its evidence; written only when they change."""
     evidence = dict(alert.evidence or {})
@@ -227,8 +271,12 @@ def recent_manual_resolves(session: Session, now: datetime, cooldown_s: int) -> 
         return {}
     rows = session.execute(
         select(Alert.patient_id, Alert.resolved_at, Alert.evidence)
-        .where(Alert.kind == "negative_emotion", Alert.resolution == "manual",
-               Alert.resolved_at > now - timedelta(seconds=cooldown_s), Alert.patient_id.is_not(None))
+        .where(
+            Alert.kind == "negative_emotion",
+            Alert.resolution == "manual",
+            Alert.resolved_at > now - timedelta(seconds=cooldown_s),
+            Alert.patient_id.is_not(None),
+        )
         .order_by(Alert.resolved_at)
     )
     out: dict[int, ManualResolve] = {}

@@ -131,8 +131,11 @@ class NegativeEvidence:
 
     @property
     def capped(self) -> bool:
-        return self.raised_by > 0 and self.baseline is not None \
+        return (
+            self.raised_by > 0
+            and self.baseline is not None
             and self.baseline + self.baseline_margin > self.baseline_ceiling + 1e-9
+        )
 
     # -- text ------------------------------------------------------------------------------------
     def threshold_text(self) -> str:
@@ -154,8 +157,10 @@ class NegativeEvidence:
             return None
         period = f"the {period_text(self.baseline_s)} before the window"
         if not self.baseline_applied:
-            return (f"not known yet: {self.baseline_n:,} of {self.baseline_min_obs:,} observations in {period} "
-                    f"(alert periods left out); plain thresholds")
+            return (
+                f"not known yet: {self.baseline_n:,} of {self.baseline_min_obs:,} observations in {period} "
+                f"(alert periods left out); plain thresholds"
+            )
         assert self.baseline is not None
         text = f"{pct(self.baseline)} over {period} ({self.baseline_n:,} observations, alert periods left out)"
         if self.raised_by > 0:
@@ -270,8 +275,7 @@ class NegativeEvidence:
             baseline_start=_parse(base.get("start")),
             baseline_end=_parse(base.get("end")),
             plain_open_at=float(base["plain_open_at"]) if base.get("plain_open_at") is not None else None,
-            plain_close_below=float(base["plain_close_below"]) if base.get("plain_close_below") is not None
-            else None,
+            plain_close_below=float(base["plain_close_below"]) if base.get("plain_close_below") is not None else None,
         )
 
     def resolved_level(self) -> float:

@@ -60,8 +60,6 @@ _ROLES: dict[str, dict[str, frozenset[str]]] = {
 }
 
 
-
-
 @dataclass(frozen=True)
 class AlertPolicy:
     """Who may act on patient alerts in this deployment (``acknowledge_roles`` / ``resolve_roles`` settings)."""
@@ -166,8 +164,9 @@ def patient_ward_id(session: Session, patient_id: int) -> int | None:
     )
 
 
-def _authorize(session: Session, actor: Actor, action: str, kind: str, ward_id: int | None,
-               policy: AlertPolicy = DEFAULT_POLICY) -> None:
+def _authorize(
+    session: Session, actor: Actor, action: str, kind: str, ward_id: int | None, policy: AlertPolicy = DEFAULT_POLICY
+) -> None:
     if actor.user_id is None:
         return  # operator (CLI) or the scheduler itself
     user = session.get(User, actor.user_id)
@@ -178,17 +177,23 @@ def _authorize(session: Session, actor: Actor, action: str, kind: str, ward_id: 
     if user.role not in allowed:
         raise Forbidden(f"a {user.role} may not {action} {kind.replace('_', ' ')} alerts")
     if user.role != "admin" and ward_id is not None:
-        covers = session.scalar(
-            select(exists().where(UserWard.user_id == user.id, UserWard.ward_id == ward_id))
-        )
+        covers = session.scalar(select(exists().where(UserWard.user_id == user.id, UserWard.ward_id == ward_id)))
         if not covers:
             raise Forbidden(f"user {user.username} does not cover this alert's ward")
 
 
-def _event(session: Session, alert: Alert, at: datetime, from_state: str | None, to_state: str,
-           actor: Actor = SYSTEM, note: str | None = None) -> AlertEvent:
-    event = AlertEvent(alert_id=alert.id, at=at, from_state=from_state, to_state=to_state,
-                       user_id=actor.user_id, note=note)
+def _event(
+    session: Session,
+    alert: Alert,
+    at: datetime,
+    from_state: str | None,
+    to_state: str,
+    actor: Actor = SYSTEM,
+    note: str | None = None,
+) -> AlertEvent:
+    event = AlertEvent(
+        alert_id=alert.id, at=at, from_state=from_state, to_state=to_state, user_id=actor.user_id, note=note
+    )
     session.add(event)
     return event
 
@@ -214,9 +219,18 @@ def open_alert(
     if kind in PATIENT_KINDS and patient_id is None:
         raise Invalid(f"a {kind} alert needs a patient")
     now = _now(now)
-    alert = Alert(kind=kind, severity=severity if severity is not None else SEVERITY.get(kind, 1), state="firing",
-                  patient_id=patient_id, camera_id=camera_id, ward_id=ward_id, opened_at=now, last_notified_at=now,
-                  evidence=evidence, escalation_level=0)
+    alert = Alert(
+        kind=kind,
+        severity=severity if severity is not None else SEVERITY.get(kind, 1),
+        state="firing",
+        patient_id=patient_id,
+        camera_id=camera_id,
+        ward_id=ward_id,
+        opened_at=now,
+        last_notified_at=now,
+        evidence=evidence,
+        escalation_level=0,
+    )
     try:
         with session.begin_nested():  # a concurrent duplicate (partial unique index) only undoes this alert
             session.add(alert)
@@ -231,7 +245,12 @@ def open_alert(
 
 
 def acknowledge_alert(
-    session: Session, alert_id: int, *, actor: Actor = SYSTEM, note: str | None = None, now: datetime | None = None,
+    session: Session,
+    alert_id: int,
+    *,
+    actor: Actor = SYSTEM,
+    note: str | None = None,
+    now: datetime | None = None,
     policy: AlertPolicy = DEFAULT_POLICY,
 ) -> Alert:
     """firing -> acknowledged (stops escalation; the alert stays open until resolved), by whom, when, optional
@@ -249,8 +268,14 @@ def acknowledge_alert(
     if note:
         alert.note = note
     session.flush()
-    record(session, actor, "alert.acknowledge", patient_id=alert.patient_id, target=f"alert:{alert.id}",
-           detail={"note": note})
+    record(
+        session,
+        actor,
+        "alert.acknowledge",
+        patient_id=alert.patient_id,
+        target=f"alert:{alert.id}",
+        detail={"note": note},
+    )
     _queue(session, "alert.acknowledged", alert, now, note)
     return alert
 
@@ -273,8 +298,9 @@ def resolve_alert(
     if alert.state not in ALERT_OPEN_STATES:
         raise Conflict(f"alert {alert.id} is already resolved")
     _close(session, alert, now, actor, note, "manual")
-    record(session, actor, "alert.resolve", patient_id=alert.patient_id, target=f"alert:{alert.id}",
-           detail={"note": note})
+    record(
+        session, actor, "alert.resolve", patient_id=alert.patient_id, target=f"alert:{alert.id}", detail={"note": note}
+    )
     return alert
 
 
@@ -378,15 +404,23 @@ def snooze_patient(
         raise Invalid("snooze expiry must be in the future")
     if until - now > MAX_SNOOZE:
         raise Invalid(f"a snooze lasts at most {MAX_SNOOZE.days} days")
-    snooze = AlertSnooze(patient_id=patient.id, until=until, reason=reason_text, created_by=actor.user_id,
-                         created_at=now)
+    snooze = AlertSnooze(
+        patient_id=patient.id, until=until, reason=reason_text, created_by=actor.user_id, created_at=now
+    )
     session.add(snooze)
     session.flush()
-    record(session, actor, "alert.snooze", patient_id=patient.id, target=f"patient:{patient.id}",
-           detail={"until": until.isoformat(), "reason": reason_text})
+    record(
+        session,
+        actor,
+        "alert.snooze",
+        patient_id=patient.id,
+        target=f"patient:{patient.id}",
+        detail={"until": until.isoformat(), "reason": reason_text},
+    )
     open_alert_row = session.scalar(
-        select(Alert).where(Alert.patient_id == patient.id, Alert.kind == "negative_emotion",
-                            Alert.state.in_(ALERT_OPEN_STATES))
+        select(Alert).where(
+            Alert.patient_id == patient.id, Alert.kind == "negative_emotion", Alert.state.in_(ALERT_OPEN_STATES)
+        )
     )
     notice = AlertNotice(
         type="alert.snoozed",
@@ -413,8 +447,14 @@ def cancel_snoozes(session: Session, patient_id: int, *, actor: Actor = SYSTEM, 
     for row in rows:
         row.until = max(now, row.created_at)
     session.flush()
-    record(session, actor, "alert.unsnooze", patient_id=patient_id, target=f"patient:{patient_id}",
-           detail={"snoozes": len(rows)})
+    record(
+        session,
+        actor,
+        "alert.unsnooze",
+        patient_id=patient_id,
+        target=f"patient:{patient_id}",
+        detail={"snoozes": len(rows)},
+    )
     return len(rows)
 
 
@@ -424,8 +464,9 @@ def cancel_snoozes(session: Session, patient_id: int, *, actor: Actor = SYSTEM, 
 def alert_history(session: Session, alert_id: int) -> list[AlertEvent]:
     get_alert(session, alert_id)
     return list(
-        session.scalars(select(AlertEvent).where(AlertEvent.alert_id == alert_id).order_by(AlertEvent.at,
-                                                                                           AlertEvent.id))
+        session.scalars(
+            select(AlertEvent).where(AlertEvent.alert_id == alert_id).order_by(AlertEvent.at, AlertEvent.id)
+        )
     )
 
 

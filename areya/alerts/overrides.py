@@ -162,7 +162,8 @@ class OverrideResolver:
             try:
                 params = apply_values(params, parse_override_values(values))
             except (ValueError, Invalid) as exc:
-                log.warning("ignoring the %s override %s (ward %s, patient %s): %s", label, values, ward_id,
-                            patient_id, exc)
+                log.warning(
+                    "ignoring the %s override %s (ward %s, patient %s): %s", label, values, ward_id, patient_id, exc
+                )
         self._cache[key] = params
         return params

@@ -65,8 +65,16 @@ def roll_up_batch(session: Session, *, cutoff: datetime, batch_size: int = DEFAU
     """
     report = RollupReport()
     rows = session.execute(
-        select(Observation.id, Observation.patient_id, Observation.captured_at, Observation.label4,
-               Observation.p_angry, Observation.p_happy, Observation.p_relaxed, Observation.p_sad)
+        select(
+            Observation.id,
+            Observation.patient_id,
+            Observation.captured_at,
+            Observation.label4,
+            Observation.p_angry,
+            Observation.p_happy,
+            Observation.p_relaxed,
+            Observation.p_sad,
+        )
         .where(Observation.captured_at < cutoff)
         .order_by(Observation.captured_at, Observation.id)
         .limit(batch_size)
@@ -80,14 +88,14 @@ def roll_up_batch(session: Session, *, cutoff: datetime, batch_size: int = DEFAU
     ids = [r[0] for r in rows]
     deleted = 0
     for start in range(0, len(ids), 1000):
-        chunk = ids[start:start + 1000]
+        chunk = ids[start : start + 1000]
         deleted += session.execute(delete(Observation).where(Observation.id.in_(chunk))).rowcount or 0
     if deleted != len(ids):
         raise RetentionConflict(f"expected to delete {len(ids)} observations, deleted {deleted}")
     keys = list(acc)
     existing: dict[tuple[int, datetime], ObservationMinute] = {}
     for start in range(0, len(keys), 500):
-        chunk = keys[start:start + 500]
+        chunk = keys[start : start + 500]
         for row in session.scalars(
             select(ObservationMinute).where(tuple_(ObservationMinute.patient_id, ObservationMinute.minute).in_(chunk))
         ):
@@ -96,13 +104,21 @@ def roll_up_batch(session: Session, *, cutoff: datetime, batch_size: int = DEFAU
         assert a.counts is not None and a.sums is not None
         row = existing.get(key)
         if row is None:
-            session.add(ObservationMinute(
-                patient_id=key[0], minute=key[1], n_obs=a.n,
-                n_angry=a.counts["angry"], n_happy=a.counts["happy"], n_relaxed=a.counts["relaxed"],
-                n_sad=a.counts["sad"],
-                mean_p_angry=a.sums["angry"] / a.n, mean_p_happy=a.sums["happy"] / a.n,
-                mean_p_relaxed=a.sums["relaxed"] / a.n, mean_p_sad=a.sums["sad"] / a.n,
-            ))
+            session.add(
+                ObservationMinute(
+                    patient_id=key[0],
+                    minute=key[1],
+                    n_obs=a.n,
+                    n_angry=a.counts["angry"],
+                    n_happy=a.counts["happy"],
+                    n_relaxed=a.counts["relaxed"],
+                    n_sad=a.counts["sad"],
+                    mean_p_angry=a.sums["angry"] / a.n,
+                    mean_p_happy=a.sums["happy"] / a.n,
+                    mean_p_relaxed=a.sums["relaxed"] / a.n,
+                    mean_p_sad=a.sums["sad"] / a.n,
+                )
+            )
             report.minutes_created += 1
             continue
         total = row.n_obs + a.n
@@ -151,6 +167,11 @@ def roll_up_observations(
             total.done = True
             break
     if total.observations:
-        log.info("retention: %d observation(s) older than %s rolled up into minutes (%d new, %d merged)",
-                 total.observations, cutoff.isoformat(), total.minutes_created, total.minutes_updated)
+        log.info(
+            "retention: %d observation(s) older than %s rolled up into minutes (%d new, %d merged)",
+            total.observations,
+            cutoff.isoformat(),
+            total.minutes_created,
+            total.minutes_updated,
+        )
     return total

@@ -77,11 +77,22 @@ class RuleParams:
     measure: str = "probability"
 
     def __post_init__(self) -> None:
-        if self.window_s <= 0 or self.min_obs < 1 or self.resolve_period_s < 0 or self.escalate_after_s < 0 \
-                or self.cooldown_s < 0 or not 0.0 <= self.reopen_margin <= 1.0:
+        if (
+            self.window_s <= 0
+            or self.min_obs < 1
+            or self.resolve_period_s < 0
+            or self.escalate_after_s < 0
+            or self.cooldown_s < 0
+            or not 0.0 <= self.reopen_margin <= 1.0
+        ):
             raise ValueError(f"invalid rule parameters: {self}")
-        if self.baseline_s < 0 or self.baseline_s % 60 or self.baseline_min_obs < 1 \
-                or not 0.0 <= self.baseline_margin <= 1.0 or not 0.0 < self.baseline_ceiling <= 1.0:
+        if (
+            self.baseline_s < 0
+            or self.baseline_s % 60
+            or self.baseline_min_obs < 1
+            or not 0.0 <= self.baseline_margin <= 1.0
+            or not 0.0 < self.baseline_ceiling <= 1.0
+        ):
             raise ValueError(f"invalid baseline parameters: {self}")
         if self.measure not in MEASURES:
             raise ValueError(f"unknown negative measure {self.measure!r}: use one of {', '.join(MEASURES)}")
@@ -203,8 +214,7 @@ def thresholds(params: RuleParams, baseline: Baseline | None) -> Thresholds:
     wanted = baseline.score(params.measure) + params.baseline_margin
     capped = wanted > params.baseline_ceiling
     raised = max(0.0, min(wanted, params.baseline_ceiling) - params.open_share)
-    return Thresholds(params.open_share + raised, params.close_share + raised, baseline, raised,
-                      capped and raised > 0)
+    return Thresholds(params.open_share + raised, params.close_share + raised, baseline, raised, capped and raised > 0)
 
 
 @dataclass(frozen=True)
@@ -215,14 +225,12 @@ class ManualResolve:
     level: float
 
 
-def reopen_level(params: RuleParams, last: ManualResolve | None, now: datetime, open_at: float | None = None
-                 ) -> float:
+def reopen_level(params: RuleParams, last: ManualResolve | None, now: datetime, open_at: float | None = None) -> float:
     """The score that opens an alert now: ``open_at`` (default ``open_share``; with a baseline, the raised
     threshold), or during the cool-down after a manual resolve the resolved level plus ``reopen_margin`` if that is
     higher (above 1: no reopening in the cool-down)."""
     base = params.open_share if open_at is None else open_at
-    if last is None or params.cooldown_s <= 0 or now - last.at >= timedelta(seconds=params.cooldown_s) \
-            or now < last.at:
+    if last is None or params.cooldown_s <= 0 or now - last.at >= timedelta(seconds=params.cooldown_s) or now < last.at:
         return base
     return max(base, last.level + params.reopen_margin)
 
@@ -296,9 +304,7 @@ def escalated_severity(severity: int) -> int:
     return min(MAX_SEVERITY, severity + 1)
 
 
-def camera_is_offline(
-    *, last_frame_at: datetime | None, created_at: datetime, now: datetime, offline_s: float
-) -> bool:
+def camera_is_offline(*, last_frame_at: datetime | None, created_at: datetime, now: datetime, offline_s: float) -> bool:
     """No frame for more than ``offline_s`` (a camera that never sent one: since it was registered)."""
     reference = last_frame_at if last_frame_at is not None else created_at
     return (now - reference).total_seconds() > offline_s

@@ -57,8 +57,9 @@ class AlertScheduler:
         self.clock = clock
         self.lock = LeaderLock(redis_client, ttl_ms=lock_ttl_ms or int(settings.lock_ttl_s * 1000), owner=owner)
         self.engine = AlertEngine(settings, self.session_factory, redis_client=redis_client)
-        self.notifier = notifier or Notifier(settings, redis_client=redis_client,
-                                             session_factory=self.session_factory, background=True)
+        self.notifier = notifier or Notifier(
+            settings, redis_client=redis_client, session_factory=self.session_factory, background=True
+        )
         self._scheduler: Any = None
         self._tick_lock = threading.Lock()
         self.last_report: TickReport | None = None
@@ -123,11 +124,19 @@ class AlertScheduler:
 
     def _heartbeat(self, report: TickReport) -> None:
         try:
-            self.redis.hset(HEARTBEAT_KEY, mapping={
-                "owner": self.owner, "at": f"{time.time():.3f}", "tick_at": report.at.isoformat(),
-                "seconds": f"{report.seconds:.4f}", "patients": report.patients, "opened": report.opened,
-                "resolved": report.resolved, "escalated": report.escalated,
-            })
+            self.redis.hset(
+                HEARTBEAT_KEY,
+                mapping={
+                    "owner": self.owner,
+                    "at": f"{time.time():.3f}",
+                    "tick_at": report.at.isoformat(),
+                    "seconds": f"{report.seconds:.4f}",
+                    "patients": report.patients,
+                    "opened": report.opened,
+                    "resolved": report.resolved,
+                    "escalated": report.escalated,
+                },
+            )
             self.redis.expire(HEARTBEAT_KEY, max(60, int(self.settings.scheduler_tick_s * 10)))
         except redis.RedisError as exc:
             log.debug("heartbeat not written: %s", exc)
@@ -137,12 +146,23 @@ class AlertScheduler:
         from apscheduler.schedulers.background import BackgroundScheduler  # noqa: PLC0415
 
         self._scheduler = BackgroundScheduler(timezone="UTC")
-        self._scheduler.add_job(self.safe_tick, "interval", seconds=self.settings.scheduler_tick_s, id=JOB_ID,
-                                max_instances=1, coalesce=True, next_run_time=utcnow(),
-                                misfire_grace_time=max(1, int(self.settings.scheduler_tick_s)))
+        self._scheduler.add_job(
+            self.safe_tick,
+            "interval",
+            seconds=self.settings.scheduler_tick_s,
+            id=JOB_ID,
+            max_instances=1,
+            coalesce=True,
+            next_run_time=utcnow(),
+            misfire_grace_time=max(1, int(self.settings.scheduler_tick_s)),
+        )
         self._scheduler.start()
-        log.info("alert scheduler %s started: tick every %gs, leader lock ttl %ds", self.owner,
-                 self.settings.scheduler_tick_s, self.settings.lock_ttl_s)
+        log.info(
+            "alert scheduler %s started: tick every %gs, leader lock ttl %ds",
+            self.owner,
+            self.settings.scheduler_tick_s,
+            self.settings.lock_ttl_s,
+        )
         return self
 
     def stop(self) -> None:

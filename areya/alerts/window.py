@@ -242,7 +242,7 @@ class WindowCache:
             return
         patient_rows = np.fromiter((self._row(int(r[0])) for r in rows), dtype=np.int64, count=len(rows))
         buckets = np.fromiter((int(r[2]) for r in rows), dtype=np.int64, count=len(rows))
-        values = np.array([[float(v or 0) for v in r[3:3 + _VALUES]] for r in rows])
+        values = np.array([[float(v or 0) for v in r[3 : 3 + _VALUES]] for r in rows])
         first = np.fromiter((_to_us(r[3 + _VALUES]) for r in rows), dtype=np.int64, count=len(rows))
         last = np.fromiter((_to_us(r[4 + _VALUES]) for r in rows), dtype=np.int64, count=len(rows))
         slots = self._claim(buckets)
@@ -290,21 +290,38 @@ class WindowCache:
         )
         if full:
             self._allocate(max(2, math.ceil(max_window_s / b) + 2))
-            self._add(self._load(session, Observation.captured_at >= floor_start, Observation.captured_at <= now,
-                                 Observation.id <= max_id))
+            self._add(
+                self._load(
+                    session,
+                    Observation.captured_at >= floor_start,
+                    Observation.captured_at <= now,
+                    Observation.id <= max_id,
+                )
+            )
             self.last_full = now
             self.full_reloads += 1
         else:
             assert self.last_now is not None
             reread_bucket = max(floor_bucket, math.floor((_epoch(self.last_now) - self.slack_s) / b))
             reread_start = _at(reread_bucket * b)
-            late = self._load(session, Observation.id > self.max_id, Observation.id <= max_id,
-                              Observation.captured_at < reread_start, Observation.captured_at >= floor_start)
+            late = self._load(
+                session,
+                Observation.id > self.max_id,
+                Observation.id <= max_id,
+                Observation.captured_at < reread_start,
+                Observation.captured_at >= floor_start,
+            )
             self._clear_slots(self.slot_bucket < floor_bucket)  # out of every window now
             self._add(late)
             self._clear_slots(self.slot_bucket >= reread_bucket)
-            self._add(self._load(session, Observation.captured_at >= reread_start, Observation.captured_at <= now,
-                                 Observation.id <= max_id))
+            self._add(
+                self._load(
+                    session,
+                    Observation.captured_at >= reread_start,
+                    Observation.captured_at <= now,
+                    Observation.id <= max_id,
+                )
+            )
         self.floor_bucket = floor_bucket
         self.max_window_s = max_window_s  # what the buckets cover now (older ones were cleared)
         self.max_id = max_id
@@ -326,14 +343,22 @@ class WindowCache:
         first_bucket, mask = self._inside(start)
         edge = _at((first_bucket + 1) * self.bucket_s)
         wanted = set(patient_ids) if patient_ids is not None else None
-        conditions = [Observation.captured_at > start, Observation.captured_at < edge,
-                      Observation.captured_at <= until, Observation.id <= self.max_id]
+        conditions = [
+            Observation.captured_at > start,
+            Observation.captured_at < edge,
+            Observation.captured_at <= until,
+            Observation.id <= self.max_id,
+        ]
         if wanted is not None:
             if not wanted:
                 return {}
             conditions.append(Observation.patient_id.in_(sorted(wanted)))
-        partial = {int(r[0]): r[1:] for r in session.connection().execute(
-            select(Observation.patient_id, *_aggregates()).where(*conditions).group_by(Observation.patient_id))}
+        partial = {
+            int(r[0]): r[1:]
+            for r in session.connection().execute(
+                select(Observation.patient_id, *_aggregates()).where(*conditions).group_by(Observation.patient_id)
+            )
+        }
         n_rows = len(self.rows)
         values = self.values[:n_rows][:, mask, :].sum(axis=1)
         first = self.first[:n_rows][:, mask].min(axis=1, initial=_NONE_FIRST)
@@ -355,8 +380,9 @@ class WindowCache:
                 continue
             counts = {label: int(round(vals[1 + i])) for i, label in enumerate(LABELS4)}
             sums = {label: vals[5 + i] for i, label in enumerate(LABELS4)}
-            out[patient_id] = WindowStats(patient_id, n, counts, sums["angry"] + sums["sad"], sums, _from_us(lo),
-                                          _from_us(hi))
+            out[patient_id] = WindowStats(
+                patient_id, n, counts, sums["angry"] + sums["sad"], sums, _from_us(lo), _from_us(hi)
+            )
         return out
 
     def last_observation_by_camera(self, *, until: datetime, lookback_s: float) -> dict[int, datetime]:
@@ -395,8 +421,10 @@ def negative_alert_spans(
         return {}
     out: dict[int, list[tuple[datetime, datetime | None]]] = {}
     query = select(Alert.patient_id, Alert.opened_at, Alert.resolved_at).where(
-        Alert.kind == "negative_emotion", Alert.patient_id.is_not(None),
-        or_(Alert.resolved_at.is_(None), Alert.resolved_at >= since))
+        Alert.kind == "negative_emotion",
+        Alert.patient_id.is_not(None),
+        or_(Alert.resolved_at.is_(None), Alert.resolved_at >= since),
+    )
     if len(ids) <= IN_LIST_MAX:
         query = query.where(Alert.patient_id.in_(sorted(ids)))
     for pid, opened_at, resolved_at in session.execute(query):  # a few rows: the alerts of the last hours
@@ -449,8 +477,13 @@ class BaselineCache:
     Patients not asked for during ``forget_s`` (0: at once) are dropped.  Callers hold :attr:`lock` around
     refresh and sums."""
 
-    def __init__(self, forget_s: float = 0.0, spare_minutes: int = 16, load_budget_s: float | None = None,
-                 chunk_minutes: int = 10) -> None:
+    def __init__(
+        self,
+        forget_s: float = 0.0,
+        spare_minutes: int = 16,
+        load_budget_s: float | None = None,
+        chunk_minutes: int = 10,
+    ) -> None:
         self.forget_s = float(forget_s)
         self.spare_minutes = int(spare_minutes)
         self.load_budget_s = load_budget_s
@@ -487,18 +520,24 @@ class BaselineCache:
         self.free.append(row)
         self.seen.pop(patient_id, None)
 
-    def _add(self, rows: list[Any], patient_ids: set[int] | None = None, lo: int | None = None,
-             hi: int | None = None) -> None:
+    def _add(
+        self, rows: list[Any], patient_ids: set[int] | None = None, lo: int | None = None, hi: int | None = None
+    ) -> None:
         """Add grouped rows (patient, minute, n, negative labels, negative mass), only those of ``patient_ids`` and
         of the minutes ``[lo, hi)`` when given."""
         if patient_ids is not None or lo is not None:
-            rows = [r for r in rows if (patient_ids is None or int(r[0]) in patient_ids)
-                    and (lo is None or lo <= int(r[1])) and (hi is None or int(r[1]) < hi)]
+            rows = [
+                r
+                for r in rows
+                if (patient_ids is None or int(r[0]) in patient_ids)
+                and (lo is None or lo <= int(r[1]))
+                and (hi is None or int(r[1]) < hi)
+            ]
         if not rows:
             return
         patient_rows = np.fromiter((self._row(int(r[0])) for r in rows), dtype=np.int64, count=len(rows))
         minutes = np.fromiter((int(r[1]) for r in rows), dtype=np.int64, count=len(rows))
-        values = np.array([[float(v or 0) for v in r[2:2 + _BASELINE_VALUES]] for r in rows])
+        values = np.array([[float(v or 0) for v in r[2 : 2 + _BASELINE_VALUES]] for r in rows])
         for minute in np.unique(minutes).tolist():  # claim the slots (cleared when they held an older minute)
             slot = minute % self.slots
             if self.slot_minute[slot] != minute:
@@ -506,8 +545,15 @@ class BaselineCache:
                 self.slot_minute[slot] = minute
         np.add.at(self.values, (patient_rows, np.mod(minutes, self.slots)), values)
 
-    def _load(self, session: Session, lo: int | None, hi: int | None, patient_ids: set[int], *conditions: Any,
-              pick: bool = True) -> list[Any]:
+    def _load(
+        self,
+        session: Session,
+        lo: int | None,
+        hi: int | None,
+        patient_ids: set[int],
+        *conditions: Any,
+        pick: bool = True,
+    ) -> list[Any]:
         """Grouped rows (patient, minute, sums) of the minutes ``[lo, hi)`` (None: any; then ``conditions`` bound
         the rows) for ``patient_ids`` (picked in SQL when ``pick`` and a short list; else all patients, the caller
         keeps theirs)."""
@@ -523,8 +569,13 @@ class BaselineCache:
         if pick and len(patient_ids) <= IN_LIST_MAX:
             where.append(Observation.patient_id.in_(sorted(patient_ids)))
         query = (
-            select(Observation.patient_id, minute, func.count(), negative,
-                   func.sum(Observation.p_angry + Observation.p_sad))
+            select(
+                Observation.patient_id,
+                minute,
+                func.count(),
+                negative,
+                func.sum(Observation.p_angry + Observation.p_sad),
+            )
             .where(*where)
             .group_by(Observation.patient_id, minute)
         )
@@ -559,8 +610,9 @@ class BaselineCache:
             # rows inserted since the previous refresh into minutes already loaded (read by id only: the few rows
             # inserted since, whatever their time; kept here), then the minutes now needed
             if max_id > self.max_id:
-                late = self._load(session, None, None, kept, Observation.id > self.max_id, Observation.id <= max_id,
-                                  pick=False)  # by the primary key, never a patient index over their whole history
+                late = self._load(
+                    session, None, None, kept, Observation.id > self.max_id, Observation.id <= max_id, pick=False
+                )  # by the primary key, never a patient index over their whole history
                 self._add(late, kept, ready, min(self.hi, new_hi))
             self._add(self._load(session, max(self.hi, ready), new_hi, kept, Observation.id <= max_id), kept)
             fresh = ids - kept

@@ -38,7 +38,7 @@ class FacePack:
     def image(self, index: int) -> np.ndarray:
         import cv2  # noqa: PLC0415
 
-        data = self.jpeg[int(self.offsets[index]):int(self.offsets[index + 1])]
+        data = self.jpeg[int(self.offsets[index]) : int(self.offsets[index + 1])]
         image = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE)
         if image is None:
             raise ValueError(f"face {index} of the face pack cannot be decoded")
@@ -58,16 +58,24 @@ class FacePack:
         return tuple(dict.fromkeys(self.labels))
 
 
-def write_face_pack(path: Path, jpegs: list[bytes], labels: list[str], agrees: list[bool], sources: list[str],
-                    meta: dict[str, Any]) -> int:
+def write_face_pack(
+    path: Path, jpegs: list[bytes], labels: list[str], agrees: list[bool], sources: list[str], meta: dict[str, Any]
+) -> int:
     """Write a pack (see the module doc); returns its size in bytes."""
     offsets = np.zeros(len(jpegs) + 1, np.int64)
     offsets[1:] = np.cumsum([len(j) for j in jpegs])
     blob = np.frombuffer(b"".join(jpegs), np.uint8)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("wb") as fh:
-        np.savez_compressed(fh, jpeg=blob, offsets=offsets, labels=np.array(labels), agrees=np.array(agrees, bool),
-                            sources=np.array(sources), meta=np.array(json.dumps(meta, sort_keys=True)))
+        np.savez_compressed(
+            fh,
+            jpeg=blob,
+            offsets=offsets,
+            labels=np.array(labels),
+            agrees=np.array(agrees, bool),
+            sources=np.array(sources),
+            meta=np.array(json.dumps(meta, sort_keys=True)),
+        )
     return path.stat().st_size
 
 

@@ -137,8 +137,12 @@ class CameraReader(threading.Thread):
         self.end_error = message
         self.health.error(f"{message} (video file given up, not retried: ingest --until-end)", status="error")
         self.ended = True
-        log.error("%s: %s; video file given up after %d frame(s) published (ingest --until-end does not retry)",
-                  self.camera.label, message, self.published)
+        log.error(
+            "%s: %s; video file given up after %d frame(s) published (ingest --until-end does not retry)",
+            self.camera.label,
+            message,
+            self.published,
+        )
         return True
 
     def _failed(self, exc: BaseException, status: str) -> None:
@@ -179,8 +183,9 @@ class CameraReader(threading.Thread):
             self._unpublished += 1
             self.health.note(f"redis unreachable, frame dropped: {type(exc).__name__}: {exc}")
             if self._unpublished == 1 or self._unpublished % 100 == 0:
-                log.warning("%s: redis unreachable (%s); %d frame(s) dropped so far", self.camera.label, exc,
-                            self._unpublished)
+                log.warning(
+                    "%s: redis unreachable (%s); %d frame(s) dropped so far", self.camera.label, exc, self._unpublished
+                )
 
     @property
     def unpublished(self) -> int:

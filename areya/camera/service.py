@@ -39,8 +39,11 @@ def write_health_to_db(session_factory: Any, rows: dict[int, dict[str, Any]]) ->
 
     with session_factory() as session, session.begin():
         for camera_id, snap in rows.items():
-            values: dict[str, Any] = {"health_status": snap["status"] if snap["status"] in
-                                      ("unknown", "online", "offline", "error", "ended") else "unknown"}
+            values: dict[str, Any] = {
+                "health_status": snap["status"]
+                if snap["status"] in ("unknown", "online", "offline", "error", "ended")
+                else "unknown"
+            }
             if snap.get("last_frame_at"):
                 values["last_frame_at"] = datetime.fromtimestamp(snap["last_frame_at"], UTC)
             values["last_error"] = snap.get("last_error")
@@ -118,10 +121,16 @@ class IngestService:
             self._write_health(dropped)
         for camera_id, camera in wanted.items():
             if camera_id not in self.readers:
-                reader = CameraReader(camera, self.publisher, jpeg_quality=self.jpeg_quality,
-                                      snapshot_ttl_s=self.snapshot_ttl_s, backoff=self.backoff_factory(),
-                                      source_factory=self.source_factory, stall_min_s=self.stall_min_s,
-                                      end_on_file_error=self.until_ended)
+                reader = CameraReader(
+                    camera,
+                    self.publisher,
+                    jpeg_quality=self.jpeg_quality,
+                    snapshot_ttl_s=self.snapshot_ttl_s,
+                    backoff=self.backoff_factory(),
+                    source_factory=self.source_factory,
+                    stall_min_s=self.stall_min_s,
+                    end_on_file_error=self.until_ended,
+                )
                 self.readers[camera_id] = reader
                 reader.start()
                 log.info("reading %s (id %d) at %.2f fps", camera.label, camera_id, camera.sample_fps)
@@ -202,8 +211,11 @@ class IngestService:
             if until_ended and self.all_files_ended():
                 failed = self.files_ended_in_error()
                 if failed:
-                    log.error("every camera's video file has ended, %d in error (camera id(s) %s)", len(failed),
-                              ", ".join(map(str, sorted(failed))))
+                    log.error(
+                        "every camera's video file has ended, %d in error (camera id(s) %s)",
+                        len(failed),
+                        ", ".join(map(str, sorted(failed))),
+                    )
                 else:
                     log.info("every camera's video file has ended")
                 break

@@ -66,7 +66,7 @@ def parse_source(url: str, *, loop: bool | None = None, realtime: bool = True) -
     if url.startswith("synthetic:"):
         return SourceSpec("synthetic", url, realtime=realtime)
     if url.startswith("device:"):
-        index = url[len("device:"):]
+        index = url[len("device:") :]
         if not index.isdigit():
             raise SourceError(f"device source must be device:N, got {url!r}")
         return SourceSpec("device", index, realtime=True)
@@ -87,8 +87,13 @@ def parse_source(url: str, *, loop: bool | None = None, realtime: bool = True) -
 class OpenCVSource:
     """An OpenCV ``VideoCapture``: FFmpeg backend for URLs and files, the default backend for devices."""
 
-    def __init__(self, spec: SourceSpec, *, open_timeout_ms: int = DEFAULT_OPEN_TIMEOUT_MS,
-                 read_timeout_ms: int = DEFAULT_READ_TIMEOUT_MS) -> None:
+    def __init__(
+        self,
+        spec: SourceSpec,
+        *,
+        open_timeout_ms: int = DEFAULT_OPEN_TIMEOUT_MS,
+        read_timeout_ms: int = DEFAULT_READ_TIMEOUT_MS,
+    ) -> None:
         self.spec = spec
         self.name = mask_source_url(spec.target) if spec.kind == "network" else spec.target
         self.open_timeout_ms = open_timeout_ms
@@ -105,8 +110,12 @@ class OpenCVSource:
         self.close()
         if self.spec.kind == "file" and not os.path.isfile(self.spec.target):
             raise SourceError(f"video file not found: {self.spec.target}")
-        params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, self.open_timeout_ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC,
-                  self.read_timeout_ms]
+        params = [
+            cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
+            self.open_timeout_ms,
+            cv2.CAP_PROP_READ_TIMEOUT_MSEC,
+            self.read_timeout_ms,
+        ]
         if self.spec.kind == "device":
             cap = cv2.VideoCapture(int(self.spec.target), cv2.CAP_ANY, params)
         else:

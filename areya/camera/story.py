@@ -79,8 +79,10 @@ def _emotion(value: Any, where: str) -> str | None:
         return None
     index = folder_to_fer7(value) if isinstance(value, str) else None
     if index is None:
-        raise StoryError(f"{where}: unknown emotion {value!r} (angry, happy, relaxed, sad, "
-                         f"{', '.join(c for c in FER7_CLASSES if c not in ('angry', 'happy', 'sad'))} or none)")
+        raise StoryError(
+            f"{where}: unknown emotion {value!r} (angry, happy, relaxed, sad, "
+            f"{', '.join(c for c in FER7_CLASSES if c not in ('angry', 'happy', 'sad'))} or none)"
+        )
     return FER7_CLASSES[index]
 
 
@@ -107,7 +109,7 @@ def parse_story(data: dict[str, Any], where: str = "story") -> Story:
     for n, raw in enumerate(raw_beds, start=1):
         bed_where = f"{where}: bed {n}"
         if not isinstance(raw, dict) or not isinstance(raw.get("phases"), list) or not raw["phases"]:
-            raise StoryError(f"{bed_where}: needs phases = [{{ at = 0, emotion = \"happy\" }}, ...]")
+            raise StoryError(f'{bed_where}: needs phases = [{{ at = 0, emotion = "happy" }}, ...]')
         phases = []
         for phase in raw["phases"]:
             if not isinstance(phase, dict):

@@ -77,8 +77,16 @@ class Scenario:
         return found[1].emotion if found else None
 
     @classmethod
-    def generate(cls, beds: int, classes: tuple[str, ...], *, duration: float = 120.0, segment_s: float = 10.0,
-                 empty_every: int = 0, seed: int = 0) -> Scenario:
+    def generate(
+        cls,
+        beds: int,
+        classes: tuple[str, ...],
+        *,
+        duration: float = 120.0,
+        segment_s: float = 10.0,
+        empty_every: int = 0,
+        seed: int = 0,
+    ) -> Scenario:
         """Each bed cycles through ``classes`` in a seeded random order, ``segment_s`` seconds each.
 
         With ``empty_every=k`` every k-th segment of a bed is an empty bed.
@@ -105,8 +113,11 @@ class Scenario:
     @classmethod
     def constant(cls, emotions: list[str | None], duration: float = 3600.0) -> Scenario:
         """Bed i shows class ``emotions[i]`` the whole time (None: empty)."""
-        return cls(beds=len(emotions), duration=duration,
-                   segments=[Segment(i, 0.0, duration, e) for i, e in enumerate(emotions)])
+        return cls(
+            beds=len(emotions),
+            duration=duration,
+            segments=[Segment(i, 0.0, duration, e) for i, e in enumerate(emotions)],
+        )
 
 
 def _haar_cascade():  # noqa: ANN202 - cv2 type
@@ -121,9 +132,15 @@ def _haar_cascade():  # noqa: ANN202 - cv2 type
 class FaceLibrary:
     """Face images per FER-7 class name, loaded lazily, filtered for detectability."""
 
-    def __init__(self, faces_dir: str | Path | None = None, *, face_size: int = 140,
-                 accept: Callable[[np.ndarray], bool] | None = None, accept_key: tuple[Any, ...] = (),
-                 agreeing: bool = True) -> None:
+    def __init__(
+        self,
+        faces_dir: str | Path | None = None,
+        *,
+        face_size: int = 140,
+        accept: Callable[[np.ndarray], bool] | None = None,
+        accept_key: tuple[Any, ...] = (),
+        agreeing: bool = True,
+    ) -> None:
         self.pack: FacePack | None = load_face_pack() if str(faces_dir or "") == BUILTIN_FACES else None
         self.faces_dir = Path(faces_dir) if faces_dir and self.pack is None else None
         self.agreeing = agreeing  # pack only: faces the pack's model labels as their class
@@ -138,8 +155,9 @@ class FaceLibrary:
     def files(self) -> dict[str, list[Path]]:
         """FER-7 class name -> sorted image files (pack: ``pack:<index>`` keys; empty for the astronaut)."""
         if self.pack is not None:
-            return {c: [Path(f"pack:{i}") for i in self.pack.indices(c, agreeing=self.agreeing)]
-                    for c in self.pack.classes}
+            return {
+                c: [Path(f"pack:{i}") for i in self.pack.indices(c, agreeing=self.agreeing)] for c in self.pack.classes
+            }
         if self.faces_dir is None:
             return {}
         out: dict[str, list[Path]] = {}
@@ -151,8 +169,10 @@ class FaceLibrary:
             if files:
                 out.setdefault(FER7_CLASSES[index], []).extend(files)
         if not out:
-            raise ValueError(f"no class folders with images under {self.faces_dir} "
-                             f"(expected FER layout: <dir>/<{'|'.join(FER7_CLASSES)}>/*.png)")
+            raise ValueError(
+                f"no class folders with images under {self.faces_dir} "
+                f"(expected FER layout: <dir>/<{'|'.join(FER7_CLASSES)}>/*.png)"
+            )
         return out
 
     @property
@@ -171,7 +191,7 @@ class FaceLibrary:
         from skimage import data  # noqa: PLC0415
 
         x, y, w, h = ASTRONAUT_FACE_BOX
-        rgb = data.astronaut()[y:y + h, x:x + w]
+        rgb = data.astronaut()[y : y + h, x : x + w]
         return cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR)
 
     def compose(self, face: np.ndarray) -> np.ndarray:
@@ -237,8 +257,11 @@ class FaceLibrary:
             for path in rng.sample(others, len(others)):
                 patch = self.load(path)
                 if patch is not None:
-                    log.warning("synthetic ward: no %r face the model agrees with is detectable here; "
-                                "showing one it may label otherwise", emotion)
+                    log.warning(
+                        "synthetic ward: no %r face the model agrees with is detectable here; "
+                        "showing one it may label otherwise",
+                        emotion,
+                    )
                     return patch, str(path)
         raise ValueError(f"no detectable {emotion!r} face found in {where} in 200 tries")
 
@@ -297,14 +320,19 @@ class SyntheticWard:
             self.face_size = int(min(MAX_FACE_SIZE, slot_w * 0.6, row_h * 0.45))
         if self.face_size < 24:
             raise ValueError(f"faces of {self.face_size} px are too small to detect: fewer beds or a bigger frame")
-        self.library = FaceLibrary(self.faces_dir, face_size=self.face_size, accept=self._detectable,
-                                   accept_key=(self.width, self.height, self.beds, self.check_detectors),
-                                   agreeing=self.agreeing_faces)
+        self.library = FaceLibrary(
+            self.faces_dir,
+            face_size=self.face_size,
+            accept=self._detectable,
+            accept_key=(self.width, self.height, self.beds, self.check_detectors),
+            agreeing=self.agreeing_faces,
+        )
         self._detectors: list[Any] | None = None
         if self.scenario is None:
             classes = self.library.areya4_classes() or self.library.classes
-            self.scenario = Scenario.generate(self.beds, classes, duration=self.duration, segment_s=self.segment_s,
-                                              seed=self.seed)
+            self.scenario = Scenario.generate(
+                self.beds, classes, duration=self.duration, segment_s=self.segment_s, seed=self.seed
+            )
         if self.scenario.beds != self.beds:
             raise ValueError(f"scenario is for {self.scenario.beds} beds, ward has {self.beds}")
         self._patches: dict[tuple[int, int], tuple[np.ndarray, str] | None] = {}
@@ -350,8 +378,16 @@ class SyntheticWard:
             blanket_top = b.face_cy + int(self.face_size * 0.75)
             if blanket_top < b.y1 - m:
                 cv2.rectangle(img, (b.x0 + m, blanket_top), (b.x1 - m, b.y1 - m), (170, 120, 80), -1)
-            cv2.putText(img, f"Bed {b.index + 1}", (b.x0 + 2 * m, b.y1 - 2 * m), cv2.FONT_HERSHEY_SIMPLEX,
-                        0.7, (250, 250, 250), 2, cv2.LINE_AA)
+            cv2.putText(
+                img,
+                f"Bed {b.index + 1}",
+                (b.x0 + 2 * m, b.y1 - 2 * m),
+                cv2.FONT_HERSHEY_SIMPLEX,
+                0.7,
+                (250, 250, 250),
+                2,
+                cv2.LINE_AA,
+            )
         return img
 
     # -- face selection ------------------------------------------------------------------------
@@ -380,7 +416,7 @@ class SyntheticWard:
             x, y = bed.face_cx - pw // 2 + dx, bed.face_cy - ph // 2 + dy
             frame = self.background.copy()
             x0, y0, x1, y1 = max(0, x), max(0, y), min(self.width, x + pw), min(self.height, y + ph)
-            frame[y0:y1, x0:x1] = patch[y0 - y:y1 - y, x0 - x:x1 - x]
+            frame[y0:y1, x0:x1] = patch[y0 - y : y1 - y, x0 - x : x1 - x]
             for detector in detectors:
                 boxes = detector.detect(frame)
                 centres = [(b.x + b.w / 2, b.y + b.h / 2) for b in boxes]
@@ -430,7 +466,7 @@ class SyntheticWard:
             assert patch is not None
             x0, y0 = max(0, x), max(0, y)
             x1, y1 = min(self.width, x + w), min(self.height, y + h)
-            frame[y0:y1, x0:x1] = patch[0][y0 - y:y1 - y, x0 - x:x1 - x]
+            frame[y0:y1, x0:x1] = patch[0][y0 - y : y1 - y, x0 - x : x1 - x]
         return frame
 
     def write_video(self, path: str | Path, seconds: float, fps: float = 5.0) -> int:
@@ -455,7 +491,7 @@ def parse_synthetic_uri(uri: str) -> dict[str, str]:
     """``synthetic:`` or ``synthetic:beds=4,faces=/dir,seed=3,segment=10`` -> options (``&`` or ``,`` separated)."""
     if not uri.startswith("synthetic:"):
         raise ValueError(f"not a synthetic camera URI: {uri!r}")
-    rest = uri[len("synthetic:"):].lstrip("?")
+    rest = uri[len("synthetic:") :].lstrip("?")
     options: dict[str, str] = {}
     for part in rest.replace("&", ",").split(","):
         if not part:
@@ -480,11 +516,16 @@ def ward_from_uri(uri: str) -> SyntheticWard:
 
         try:
             story = load_story(options["story"])
-            return SyntheticWard(beds=len(story.beds), width=int(options.get("width", 1280)),
-                                 height=int(options.get("height", 720)),
-                                 faces_dir=options.get("faces") or BUILTIN_FACES, scenario=story.scenario(),
-                                 seed=int(options.get("seed", 0)), face_size=int(options.get("face_size", 0)),
-                                 agreeing_faces=story.faces == "agreeing")
+            return SyntheticWard(
+                beds=len(story.beds),
+                width=int(options.get("width", 1280)),
+                height=int(options.get("height", 720)),
+                faces_dir=options.get("faces") or BUILTIN_FACES,
+                scenario=story.scenario(),
+                seed=int(options.get("seed", 0)),
+                face_size=int(options.get("face_size", 0)),
+                agreeing_faces=story.faces == "agreeing",
+            )
         except ValueError as exc:
             raise ValueError(f"bad synthetic camera URI {uri!r}: {exc}") from exc
     try:

@@ -16,8 +16,9 @@ from areya.cli.context import CliContext
 
 ERROR_PREFIX = "error: "  # every command's one-line errors start with it (exit 2: usage/config, 1: runtime)
 # sub-commands that load TensorFlow (the emotion model or a BlazeFace detector): imported early and quietly
-TENSORFLOW_COMMANDS = frozenset({"demo", "evaluate", "ingest", "models", "predict", "synthetic-video", "train",
-                                 "worker"})
+TENSORFLOW_COMMANDS = frozenset(
+    {"demo", "evaluate", "ingest", "models", "predict", "synthetic-video", "train", "worker"}
+)
 # command name -> "module:attribute" (a click Command or Group); imported lazily.
 COMMANDS: dict[str, str] = {
     "adt": "areya.cli.adt:adt",
@@ -87,8 +88,9 @@ class LazyGroup(click.Group):
             click.echo(f"\n{ERROR_PREFIX}aborted", err=True)
             ctx.exit(1)
 
-    def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
-                     **extra: Any) -> click.Context:
+    def make_context(
+        self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: Any
+    ) -> click.Context:
         try:
             return super().make_context(info_name, args, parent=parent, **extra)
         except click.UsageError as exc:  # the root's own options
@@ -168,8 +170,9 @@ def early_log_level(option: str | None, config_file: str | None) -> str:
                 data = tomllib.load(fh)
         except (OSError, tomllib.TOMLDecodeError):
             return "INFO"  # the settings loader reports the file's problem
-        value = data.get("log_level", data.get("core", {}).get("log_level") if isinstance(data.get("core"), dict)
-                         else None)
+        value = data.get(
+            "log_level", data.get("core", {}).get("log_level") if isinstance(data.get("core"), dict) else None
+        )
         if isinstance(value, str):
             return value.strip().upper()
     return "INFO"

@@ -175,9 +175,11 @@ def camera() -> None:
     """Cameras (source URLs are secrets and are shown masked)."""
 
 
-DETECTOR_OPTIONS_HELP = ("This camera's face detector options, laid over the detector_options setting: "
-                         "'name=value,...' as there, e.g. 'rotations=90,min_face_px=40' (a camera mounted on its "
-                         "side).")
+DETECTOR_OPTIONS_HELP = (
+    "This camera's face detector options, laid over the detector_options setting: "
+    "'name=value,...' as there, e.g. 'rotations=90,min_face_px=40' (a camera mounted on its "
+    "side)."
+)
 
 
 def _detector_options(text: str | None) -> str | None:
@@ -197,15 +199,29 @@ def _detector_options(text: str | None) -> str | None:
 @camera.command("add")
 @click.option("--ward", "ward_name", required=True)
 @click.option("--name", required=True)
-@click.option("--url", required=True, help="rtsp://user:pass@host/stream, http(s)://host/mjpg (MJPEG), a video "
-              "file (/videos/ward.mp4 or file:///videos/ward.mp4?loop=1), device:N or synthetic:[options].")
-@click.option("--loop/--no-loop", default=None, help="Video files: start again at the end (default: play once; "
-              "a file that ends is 'ended', not offline).")
+@click.option(
+    "--url",
+    required=True,
+    help="rtsp://user:pass@host/stream, http(s)://host/mjpg (MJPEG), a video "
+    "file (/videos/ward.mp4 or file:///videos/ward.mp4?loop=1), device:N or synthetic:[options].",
+)
+@click.option(
+    "--loop/--no-loop",
+    default=None,
+    help="Video files: start again at the end (default: play once; a file that ends is 'ended', not offline).",
+)
 @click.option("--fps", type=float, default=None, help="Frames per second to sample (default: default_sample_fps).")
 @click.option("--disabled", is_flag=True, help="Register the camera disabled.")
 @click.option("--detector-options", "detector_options", metavar="NAME=VALUE,...", help=DETECTOR_OPTIONS_HELP)
-def camera_add(ward_name: str, name: str, url: str, loop: bool | None, fps: float | None, disabled: bool,
-               detector_options: str | None) -> None:
+def camera_add(
+    ward_name: str,
+    name: str,
+    url: str,
+    loop: bool | None,
+    fps: float | None,
+    disabled: bool,
+    detector_options: str | None,
+) -> None:
     """Register a camera in a ward (a video file must exist and be readable; it is stored as file:///abs/path)."""
     from areya.admin import add_camera
     from areya.source_url import check_file_source
@@ -215,11 +231,21 @@ def camera_add(ward_name: str, name: str, url: str, loop: bool | None, fps: floa
     sample_fps = app.settings.default_sample_fps if fps is None else fps
     url = check_file_source(url, loop=loop)
     with transaction() as (session, actor):
-        cam = add_camera(session, ward_name, name, url, sample_fps, enabled=not disabled, detector_options=options,
-                         detector=app.settings.detector, actor=actor)
+        cam = add_camera(
+            session,
+            ward_name,
+            name,
+            url,
+            sample_fps,
+            enabled=not disabled,
+            detector_options=options,
+            detector=app.settings.detector,
+            actor=actor,
+        )
         extra = f", detector options {cam.detector_options}" if cam.detector_options else ""
-        click.echo(f"camera {ward_name}/{cam.name} added (id {cam.id}, {cam.masked_url}, {cam.sample_fps:g} fps"
-                   f"{extra})")
+        click.echo(
+            f"camera {ward_name}/{cam.name} added (id {cam.id}, {cam.masked_url}, {cam.sample_fps:g} fps{extra})"
+        )
 
 
 @camera.command("edit")
@@ -227,8 +253,12 @@ def camera_add(ward_name: str, name: str, url: str, loop: bool | None, fps: floa
 @click.option("--url", default=None, help="A new source URL (as for `camera add`).")
 @click.option("--loop/--no-loop", default=None, help="Video files: start again at the end.")
 @click.option("--fps", type=float, default=None, help="Frames per second to sample.")
-@click.option("--detector-options", "detector_options", metavar="NAME=VALUE,...",
-              help=DETECTOR_OPTIONS_HELP + " Replaces the camera's previous ones; '' removes them.")
+@click.option(
+    "--detector-options",
+    "detector_options",
+    metavar="NAME=VALUE,...",
+    help=DETECTOR_OPTIONS_HELP + " Replaces the camera's previous ones; '' removes them.",
+)
 def camera_edit(ref: str, url: str | None, loop: bool | None, fps: float | None, detector_options: str | None) -> None:
     """Change a camera's source URL, sample fps or face detector options (what is not given stays)."""
     from areya.admin import camera_ref, update_camera
@@ -243,10 +273,19 @@ def camera_edit(ref: str, url: str | None, loop: bool | None, fps: float | None,
     if url is None and fps is None and options is None:
         raise click.UsageError("nothing to change: give --url, --fps or --detector-options")
     with transaction() as (session, actor):
-        cam = update_camera(session, ref, source_url=url, sample_fps=fps, detector_options=options,
-                            detector=app.settings.detector, actor=actor)
-        click.echo(f"camera {camera_ref(cam)} saved ({cam.masked_url}, {cam.sample_fps:g} fps, detector options "
-                   f"{cam.detector_options or '(global)'})")
+        cam = update_camera(
+            session,
+            ref,
+            source_url=url,
+            sample_fps=fps,
+            detector_options=options,
+            detector=app.settings.detector,
+            actor=actor,
+        )
+        click.echo(
+            f"camera {camera_ref(cam)} saved ({cam.masked_url}, {cam.sample_fps:g} fps, detector options "
+            f"{cam.detector_options or '(global)'})"
+        )
 
 
 @camera.command("list")
@@ -272,8 +311,11 @@ def camera_list(ward_name: str | None, as_json: bool) -> None:
             )
             for c in list_cameras(session, ward_name)
         ]
-    emit(["id", "ward", "name", "url", "fps", "enabled", "health", "last_frame", "zones", "detector_options"], rows,
-         as_json)
+    emit(
+        ["id", "ward", "name", "url", "fps", "enabled", "health", "last_frame", "zones", "detector_options"],
+        rows,
+        as_json,
+    )
 
 
 def _camera_toggle(ref: str, enabled: bool) -> None:
@@ -402,8 +444,7 @@ def user_list(as_json: bool) -> None:
 
     with transaction() as (session, _actor):
         rows = [
-            (u.id, u.username, u.role, u.active, ",".join(w.name for w in u.wards) or None, u.email,
-             u.last_login_at)
+            (u.id, u.username, u.role, u.active, ",".join(w.name for w in u.wards) or None, u.email, u.last_login_at)
             for u in list_users(session)
         ]
     emit(["id", "username", "role", "active", "wards", "email", "last_login"], rows, as_json)

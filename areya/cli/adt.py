@@ -29,14 +29,17 @@ def listen(host: str | None, port: int | None) -> None:
     settings = context.settings
     setup_logging(settings.log_level)
     if not settings.adt_location_map:
-        click.echo("warning: adt_location_map is empty: every message with a PV1-3 location will be refused",
-                   err=True)
+        click.echo("warning: adt_location_map is empty: every message with a PV1-3 location will be refused", err=True)
     try:
         ssl_context = server_ssl_context(settings)
     except (OSError, ssl.SSLError) as exc:
         raise click.ClickException(f"TLS certificate/key: {exc}") from None
-    listener = AdtListener(AdtProcessor.from_settings(settings, context.session_factory()),
-                           host or settings.adt_host, settings.adt_port if port is None else port, ssl_context)
+    listener = AdtListener(
+        AdtProcessor.from_settings(settings, context.session_factory()),
+        host or settings.adt_host,
+        settings.adt_port if port is None else port,
+        ssl_context,
+    )
     try:
         asyncio.run(listener.serve())
     except KeyboardInterrupt:
@@ -50,8 +53,12 @@ def listen(host: str | None, port: int | None) -> None:
 @click.option("--host", default=None, help="Listener host (default: adt_host).")
 @click.option("--port", type=click.IntRange(1, 65535), default=None, help="Listener port (default: adt_port).")
 @click.option("--tls", is_flag=True, help="Use TLS, trusting the system's CA certificates.")
-@click.option("--tls-ca", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="Use TLS, trusting this CA file (PEM) instead.")
+@click.option(
+    "--tls-ca",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Use TLS, trusting this CA file (PEM) instead.",
+)
 @click.option("--timeout", type=float, default=30.0, show_default=True, help="Seconds to wait for each ACK.")
 def send(file: str, host: str | None, port: int | None, tls: bool, tls_ca: str | None, timeout: float) -> None:
     """Send the HL7 messages of FILE (one after another, MLLP-framed or plain, LF or CR segments) and print each
@@ -97,5 +104,4 @@ def _ack_fields(ack: str) -> tuple[str, str, str]:
         message = parse_message(ack)
     except AdtError:
         return "?", "", f"unreadable ACK: {ack[:80]!r}"
-    return (value(message, "MSA.F1"), value(message, "MSA.F2"),
-            value(message, "ERR.F8") or value(message, "MSA.F3"))
+    return (value(message, "MSA.F1"), value(message, "MSA.F2"), value(message, "ERR.F8") or value(message, "MSA.F3"))

@@ -16,12 +16,27 @@ if TYPE_CHECKING:
 @click.command("health")
 @click.argument("service", type=click.Choice(["deps", "web", "worker", "ingest", "scheduler"]), default="deps")
 @click.option("--url", help="web: the URL to fetch (default: http://<web_host>:<web_port>/login).")
-@click.option("--max-idle", type=click.FloatRange(min=1), default=120.0, show_default=True,
-              help="worker: seconds a worker of this host may go without reading the stream.")
-@click.option("--max-age", type=click.FloatRange(min=1), default=30.0, show_default=True,
-              help="ingest: seconds since the freshest camera health record.")
-@click.option("--camera", "camera_ids", type=int, multiple=True,
-              help="ingest: the cameras this ingestor reads (default: every enabled camera).")
+@click.option(
+    "--max-idle",
+    type=click.FloatRange(min=1),
+    default=120.0,
+    show_default=True,
+    help="worker: seconds a worker of this host may go without reading the stream.",
+)
+@click.option(
+    "--max-age",
+    type=click.FloatRange(min=1),
+    default=30.0,
+    show_default=True,
+    help="ingest: seconds since the freshest camera health record.",
+)
+@click.option(
+    "--camera",
+    "camera_ids",
+    type=int,
+    multiple=True,
+    help="ingest: the cameras this ingestor reads (default: every enabled camera).",
+)
 def health(service: str, url: str | None, max_idle: float, max_age: float, camera_ids: tuple[int, ...]) -> None:
     """Probe a running SERVICE from its host/container: prints one line, exit 0 if healthy, 1 if not.
 
@@ -42,8 +57,9 @@ def health(service: str, url: str | None, max_idle: float, max_age: float, camer
         raise SystemExit(1)
 
 
-def _probe_with_redis(service: str, settings: Settings, app: CliContext, max_idle: float, max_age: float,
-                      camera_ids: tuple[int, ...]) -> Probe:
+def _probe_with_redis(
+    service: str, settings: Settings, app: CliContext, max_idle: float, max_age: float, camera_ids: tuple[int, ...]
+) -> Probe:
     from areya.comms.redis_server import RedisServerError, connect
     from areya.deploy import health as probes
 

@@ -30,6 +30,7 @@ def _existing_redis(settings: object) -> object:
 
 def _on_signals(stop: Callable[[], None]) -> None:
     """SIGTERM and SIGINT stop the service cleanly (second Ctrl-C: default behaviour)."""
+
     def handler(signum: int, _frame: object) -> None:
         click.echo(f"\n{signal.Signals(signum).name}: stopping...", err=True)
         signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -43,10 +44,14 @@ def _on_signals(stop: Callable[[], None]) -> None:
 @click.command("ingest")
 @click.option("--camera", "camera_ids", type=int, multiple=True, help="Only this camera id (repeatable).")
 @click.option("--duration", type=click.FloatRange(min=0, min_open=True), help="Stop after SECONDS.")
-@click.option("--until-end", "until_end", is_flag=True,
-              help="Exit once every camera is a video file that has ended (not looped): for scripts processing a "
-              "recording. Exit code 1 if a video file could not be opened or read. Not for services: a restart "
-              "would read the files again.")
+@click.option(
+    "--until-end",
+    "until_end",
+    is_flag=True,
+    help="Exit once every camera is a video file that has ended (not looped): for scripts processing a "
+    "recording. Exit code 1 if a video file could not be opened or read. Not for services: a restart "
+    "would read the files again.",
+)
 def ingest(camera_ids: tuple[int, ...], duration: float | None, until_end: bool) -> None:
     """Read every enabled camera (or --camera ID) and append sampled frames to the Redis stream.
 
@@ -62,17 +67,24 @@ def ingest(camera_ids: tuple[int, ...], duration: float | None, until_end: bool)
     settings = app.settings
     _logging(settings.log_level)
     if camera_ids:  # before connecting: an id that names no camera is the caller's mistake, not an idle ingestor
-        missing = sorted(set(camera_ids) - {c.camera_id for c in load_cameras(app.session_factory(),
-                                                                                list(camera_ids))})
+        missing = sorted(set(camera_ids) - {c.camera_id for c in load_cameras(app.session_factory(), list(camera_ids))})
         if missing:
             raise click.ClickException(f"unknown camera id {', '.join(map(str, missing))}")
     elif until_end and not load_cameras(app.session_factory()):  # nothing would ever end: say so, do not wait
-        raise click.ClickException("no enabled cameras to read (--until-end needs at least one): add one with "
-                                   "'areya camera add' or enable one with 'areya camera enable WARD/CAMERA'")
+        raise click.ClickException(
+            "no enabled cameras to read (--until-end needs at least one): add one with "
+            "'areya camera add' or enable one with 'areya camera enable WARD/CAMERA'"
+        )
     client = connect(settings, socket_connect_timeout=2, socket_timeout=5)
-    service = IngestService(client, stream=settings.frame_stream, maxlen=settings.stream_maxlen,
-                            jpeg_quality=settings.jpeg_quality, snapshot_ttl_s=settings.snapshot_ttl_s,
-                            session_factory=app.session_factory(), camera_ids=list(camera_ids) or None)
+    service = IngestService(
+        client,
+        stream=settings.frame_stream,
+        maxlen=settings.stream_maxlen,
+        jpeg_quality=settings.jpeg_quality,
+        snapshot_ttl_s=settings.snapshot_ttl_s,
+        session_factory=app.session_factory(),
+        camera_ids=list(camera_ids) or None,
+    )
     _on_signals(service.stop_event.set)
     try:
         service.run(duration=duration, until_ended=until_end)
@@ -93,12 +105,22 @@ def ingest(camera_ids: tuple[int, ...], duration: float | None, until_end: bool)
 @click.command("worker")
 @click.option("--duration", type=click.FloatRange(min=0, min_open=True), help="Stop after SECONDS.")
 @click.option("--detector", help="Face detector (default: the 'detector' setting).")
-@click.option("--detector-option", "detector_options", multiple=True, metavar="NAME=VALUE",
-              help="Detector option, e.g. tiles=2 (repeatable; overrides the 'detector_options' setting).")
+@click.option(
+    "--detector-option",
+    "detector_options",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Detector option, e.g. tiles=2 (repeatable; overrides the 'detector_options' setting).",
+)
 @click.option("--batch-size", type=click.IntRange(1, 1024), help="Frames per batch (default: worker_batch_size).")
 @click.option("--consumer", help="Consumer name in the group (default: host-pid-random).")
-def worker(duration: float | None, detector: str | None, detector_options: tuple[str, ...], batch_size: int | None,
-           consumer: str | None) -> None:
+def worker(
+    duration: float | None,
+    detector: str | None,
+    detector_options: tuple[str, ...],
+    batch_size: int | None,
+    consumer: str | None,
+) -> None:
     """Process frames from the stream into observations (run several for more throughput)."""
     from areya.cli.predict import cli_detector_options
     from areya.comms.redis_server import connect, stop_owned_servers
@@ -116,8 +138,14 @@ def worker(duration: float | None, detector: str | None, detector_options: tuple
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     try:
-        w = build_worker(settings, client=connect(settings), engine=app.engine, consumer=consumer,
-                         detector_name=detector, detector_options=overrides)
+        w = build_worker(
+            settings,
+            client=connect(settings),
+            engine=app.engine,
+            consumer=consumer,
+            detector_name=detector,
+            detector_options=overrides,
+        )
     except FileNotFoundError as exc:
         raise click.ClickException(f"{exc} (train one with `areya train`, or set AREYA_EMOTION_MODEL)") from None
     except (ValueError, RuntimeError) as exc:  # a detector that cannot be made (model file missing, ...)
@@ -129,8 +157,10 @@ def worker(duration: float | None, detector: str | None, detector_options: tuple
         timer.start()
     w.warm_up()
     detector_name = getattr(w.detector, "name", settings.detector)
-    click.echo(f"worker {w.name}: model {w.classifier.model_version}, detector {detector_name}, "
-               f"batch {settings.worker_batch_size} frames / {settings.worker_batch_ms} ms")
+    click.echo(
+        f"worker {w.name}: model {w.classifier.model_version}, detector {detector_name}, "
+        f"batch {settings.worker_batch_size} frames / {settings.worker_batch_ms} ms"
+    )
     try:
         w.run()
     finally:
@@ -140,22 +170,49 @@ def worker(duration: float | None, detector: str | None, detector_options: tuple
 
 
 @click.command("demo")
-@click.option("--source", help="Camera source: file path, file:///path?loop=1, rtsp://..., http://..., device:N "
-                               "(default: the synthetic ward camera playing the demo story).")
-@click.option("--story", type=click.Path(exists=True, dir_okay=False), help="Story file (TOML) for the synthetic "
-              "ward: beds, each patient's emotions over time, demo alert settings (default: areya/demo/story.toml).")
-@click.option("--faces", type=click.Path(exists=True, file_okay=False), help="Class-folder tree of face images "
-              "(FER-2013 layout) for the synthetic camera (default: the demo face pack shipped with Areya).")
-@click.option("--beds", type=click.IntRange(1, 12), default=None, help="Beds in the demo ward: each cycles "
-              "through the emotions instead of the story.")
+@click.option(
+    "--source",
+    help="Camera source: file path, file:///path?loop=1, rtsp://..., http://..., device:N "
+    "(default: the synthetic ward camera playing the demo story).",
+)
+@click.option(
+    "--story",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Story file (TOML) for the synthetic "
+    "ward: beds, each patient's emotions over time, demo alert settings (default: areya/demo/story.toml).",
+)
+@click.option(
+    "--faces",
+    type=click.Path(exists=True, file_okay=False),
+    help="Class-folder tree of face images "
+    "(FER-2013 layout) for the synthetic camera (default: the demo face pack shipped with Areya).",
+)
+@click.option(
+    "--beds",
+    type=click.IntRange(1, 12),
+    default=None,
+    help="Beds in the demo ward: each cycles through the emotions instead of the story.",
+)
 @click.option("--duration", type=click.FloatRange(min=0, min_open=True), help="Stop after SECONDS.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Synthetic scenario seed.")
 @click.option("--web/--no-web", default=True, show_default=True, help="Start the dashboard (if installed).")
 @click.option("--scheduler/--no-scheduler", default=True, show_default=True, help="Start the alert scheduler.")
-@click.option("--reset-passwords", is_flag=True, help="New passwords for the demo users (else the ones kept in "
-              "<data_dir>/demo-passwords.json).")
-def demo(source: str | None, story: str | None, faces: str | None, beds: int | None, duration: float | None,
-         seed: int, web: bool, scheduler: bool, reset_passwords: bool) -> None:
+@click.option(
+    "--reset-passwords",
+    is_flag=True,
+    help="New passwords for the demo users (else the ones kept in <data_dir>/demo-passwords.json).",
+)
+def demo(
+    source: str | None,
+    story: str | None,
+    faces: str | None,
+    beds: int | None,
+    duration: float | None,
+    seed: int,
+    web: bool,
+    scheduler: bool,
+    reset_passwords: bool,
+) -> None:
     """Everything on this machine: embedded Redis, SQLite, a demo ward and camera, ingest, worker, dashboard."""
     from areya.camera.story import StoryError
     from areya.demo import DemoError, run_demo
@@ -165,8 +222,19 @@ def demo(source: str | None, story: str | None, faces: str | None, beds: int | N
     if source and (story or faces):
         raise click.UsageError("--story and --faces are for the synthetic camera, not --source")
     try:
-        run_demo(app.settings, source=source, story=story, faces=faces, beds=beds, duration=duration, seed=seed,
-                 web=web, scheduler=scheduler, reset_passwords=reset_passwords, echo=click.echo)
+        run_demo(
+            app.settings,
+            source=source,
+            story=story,
+            faces=faces,
+            beds=beds,
+            duration=duration,
+            seed=seed,
+            web=web,
+            scheduler=scheduler,
+            reset_passwords=reset_passwords,
+            echo=click.echo,
+        )
     except (FileNotFoundError, StoryError, DemoError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo("demo stopped")
@@ -177,13 +245,22 @@ def demo(source: str | None, story: str | None, faces: str | None, beds: int | N
 @click.option("--seconds", type=click.FloatRange(min=0, min_open=True), default=30, show_default=True)
 @click.option("--fps", type=click.FloatRange(min=0, min_open=True), default=5, show_default=True)
 @click.option("--beds", type=click.IntRange(1, 12), default=3, show_default=True)
-@click.option("--faces", type=click.Path(exists=True, file_okay=False),
-              help="FER-layout face folders (default: the demo face pack).")
+@click.option(
+    "--faces",
+    type=click.Path(exists=True, file_okay=False),
+    help="FER-layout face folders (default: the demo face pack).",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--segment", type=click.FloatRange(min=0, min_open=True), default=10, show_default=True,
-              help="Seconds each bed keeps one emotion.")
-def synthetic_video(output: str, seconds: float, fps: float, beds: int, faces: str | None, seed: int,
-                    segment: float) -> None:
+@click.option(
+    "--segment",
+    type=click.FloatRange(min=0, min_open=True),
+    default=10,
+    show_default=True,
+    help="Seconds each bed keeps one emotion.",
+)
+def synthetic_video(
+    output: str, seconds: float, fps: float, beds: int, faces: str | None, seed: int, segment: float
+) -> None:
     """Write the synthetic ward camera to a video file (.avi: MJPG, else mp4v) and print its ground truth."""
     from areya.camera.facepack import BUILTIN_FACES
     from areya.camera.synthetic import SyntheticWard
@@ -192,8 +269,9 @@ def synthetic_video(output: str, seconds: float, fps: float, beds: int, faces: s
     if not folder.is_dir():  # checked here: OpenCV's own writer prints a native stack of warnings first
         raise click.ClickException(f"cannot write video {output}: folder {folder} does not exist")
     try:
-        ward = SyntheticWard(beds=beds, faces_dir=faces or BUILTIN_FACES, seed=seed, segment_s=segment,
-                             duration=max(seconds, segment))
+        ward = SyntheticWard(
+            beds=beds, faces_dir=faces or BUILTIN_FACES, seed=seed, segment_s=segment, duration=max(seconds, segment)
+        )
         n = ward.write_video(output, seconds, fps)
     except (OSError, ValueError) as exc:  # no faces in --faces, an unwritable file: one line, not a traceback
         raise click.ClickException(str(exc)) from None
@@ -225,5 +303,7 @@ def deadletters(count: int) -> None:
     if not rows:
         click.echo("no dead letters")
     for row in rows:
-        click.echo(f"{row['id']}  camera={row.get('f_cam', '?')}  deliveries={row.get('deliveries')}  "
-                   f"reason: {row.get('reason')}")
+        click.echo(
+            f"{row['id']}  camera={row.get('f_cam', '?')}  deliveries={row.get('deliveries')}  "
+            f"reason: {row.get('reason')}"
+        )

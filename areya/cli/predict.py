@@ -91,8 +91,9 @@ def cli_detector_options(options: tuple[str, ...]) -> dict[str, str]:
         raise click.BadParameter(str(exc), param_hint="--detector-option") from None
 
 
-def detector_from_cli(settings: Any, name: str | None, options: tuple[str, ...],
-                      camera_options: str | None = None) -> Any:
+def detector_from_cli(
+    settings: Any, name: str | None, options: tuple[str, ...], camera_options: str | None = None
+) -> Any:
     """The configured detector with ``--detector NAME`` / ``--detector-option NAME=VALUE`` overrides, and a
     camera's own ``detector_options`` between the two (settings < camera < command line); a bad name, option or
     value -> a one-line click error."""
@@ -152,8 +153,13 @@ def _load_classifier(model: str | None, default_model: str) -> Any | None:
     metavar="NAME=VALUE",
     help="Detector option, e.g. tiles=2 (repeatable; overrides detector_options) [settings: detector_options].",
 )
-@click.option("--camera", "camera", metavar="WARD/CAMERA|ID", default=None,
-              help="Use this camera's own detector options too (laid over the settings', under --detector-option).")
+@click.option(
+    "--camera",
+    "camera",
+    metavar="WARD/CAMERA|ID",
+    default=None,
+    help="Use this camera's own detector options too (laid over the settings', under --detector-option).",
+)
 @click.option("--model", default=None, help="Emotion model: name under models/, folder or .keras [settings].")
 @click.option("--margin", type=click.FloatRange(0, 2), default=0.15, show_default=True, help="Face crop margin.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per image instead of text.")

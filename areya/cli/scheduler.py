@@ -166,11 +166,24 @@ def alerts_list(ward: str | None, show_all: bool, kind: str | None, limit: int, 
 
     with _transaction() as (session, actor):
         ward_id = get_ward(session, ward).id if ward else None
-        rows_ = list_alerts(session, ward_id=ward_id, open_only=not show_all, kinds=(kind,) if kind else None,
-                            limit=limit)
+        rows_ = list_alerts(
+            session, ward_id=ward_id, open_only=not show_all, kinds=(kind,) if kind else None, limit=limit
+        )
         mrns = {a.patient_id: session.get(Patient, a.patient_id).mrn for a in rows_ if a.patient_id is not None}
-        rows = [(a.id, a.kind, a.state, a.severity, a.ward_id, mrns.get(a.patient_id), a.camera_id, a.opened_at,
-                 (a.evidence or {}).get("share")) for a in rows_]
+        rows = [
+            (
+                a.id,
+                a.kind,
+                a.state,
+                a.severity,
+                a.ward_id,
+                mrns.get(a.patient_id),
+                a.camera_id,
+                a.opened_at,
+                (a.evidence or {}).get("share"),
+            )
+            for a in rows_
+        ]
         record(session, actor, "alert.list", target="alerts", detail={"count": len(rows), "ward": ward})
     emit(["id", "kind", "state", "severity", "ward_id", "patient", "camera_id", "opened_at", "share"], rows, as_json)
 
@@ -188,18 +201,39 @@ def alerts_show(alert_id: int, as_json: bool) -> None:
         history = alert_history(session, alert_id)
         record(session, actor, "alert.view", patient_id=alert.patient_id, target=f"alert:{alert.id}")
         data = {
-            "id": alert.id, "kind": alert.kind, "state": alert.state, "severity": alert.severity,
-            "escalation_level": alert.escalation_level, "ward_id": alert.ward_id, "patient_id": alert.patient_id,
-            "camera_id": alert.camera_id, "opened_at": alert.opened_at.isoformat(),
-            "resolution": alert.resolution, "note": alert.note, "evidence": alert.evidence,
-            "history": [{"at": e.at.isoformat(), "from": e.from_state, "to": e.to_state, "user_id": e.user_id,
-                         "note": e.note} for e in history],
+            "id": alert.id,
+            "kind": alert.kind,
+            "state": alert.state,
+            "severity": alert.severity,
+            "escalation_level": alert.escalation_level,
+            "ward_id": alert.ward_id,
+            "patient_id": alert.patient_id,
+            "camera_id": alert.camera_id,
+            "opened_at": alert.opened_at.isoformat(),
+            "resolution": alert.resolution,
+            "note": alert.note,
+            "evidence": alert.evidence,
+            "history": [
+                {"at": e.at.isoformat(), "from": e.from_state, "to": e.to_state, "user_id": e.user_id, "note": e.note}
+                for e in history
+            ],
         }
     if as_json:
         click.echo(json.dumps(data, indent=2))
         return
-    for key in ("id", "kind", "state", "severity", "escalation_level", "ward_id", "patient_id", "camera_id",
-                "opened_at", "resolution", "note"):
+    for key in (
+        "id",
+        "kind",
+        "state",
+        "severity",
+        "escalation_level",
+        "ward_id",
+        "patient_id",
+        "camera_id",
+        "opened_at",
+        "resolution",
+        "note",
+    ):
         click.echo(f"{key:17} {data[key] if data[key] is not None else '-'}")
     click.echo(f"{'evidence':17} {json.dumps(data['evidence'])}")
     click.echo("history:")
@@ -312,8 +346,9 @@ def override_clear(ward: str | None, mrn: str | None, keys: tuple[str, ...]) -> 
     from areya.alerts.overrides import clear_rule_override
 
     with _transaction() as (session, actor):
-        count = clear_rule_override(session, keys=list(keys) or None, actor=actor,
-                                    **_override_target(session, ward, mrn))
+        count = clear_rule_override(
+            session, keys=list(keys) or None, actor=actor, **_override_target(session, ward, mrn)
+        )
     click.echo(f"{count} override(s) changed")
 
 
@@ -326,8 +361,10 @@ def override_list(as_json: bool) -> None:
     from areya.db.models import RuleOverride
 
     with _transaction() as (session, _actor):
-        rows = [(r.id, r.ward_id, r.patient_id, json.dumps(r.settings, sort_keys=True), r.updated_at)
-                for r in session.scalars(select(RuleOverride).order_by(RuleOverride.id))]
+        rows = [
+            (r.id, r.ward_id, r.patient_id, json.dumps(r.settings, sort_keys=True), r.updated_at)
+            for r in session.scalars(select(RuleOverride).order_by(RuleOverride.id))
+        ]
     emit(["id", "ward_id", "patient_id", "settings", "updated_at"], rows, as_json)
 
 
@@ -341,10 +378,20 @@ def alerts_failures(limit: int, as_json: bool) -> None:
     from areya.db.models import AuditEvent
 
     with _transaction() as (session, _actor):
-        events = session.scalars(select(AuditEvent).where(AuditEvent.action == "notify.failed")
-                                 .order_by(AuditEvent.id.desc()).limit(limit)).all()
-        rows = [(e.at, (e.detail or {}).get("alert_id"), (e.detail or {}).get("event"), e.target,
-                 (e.detail or {}).get("attempts"), (e.detail or {}).get("error")) for e in events]
+        events = session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "notify.failed").order_by(AuditEvent.id.desc()).limit(limit)
+        ).all()
+        rows = [
+            (
+                e.at,
+                (e.detail or {}).get("alert_id"),
+                (e.detail or {}).get("event"),
+                e.target,
+                (e.detail or {}).get("attempts"),
+                (e.detail or {}).get("error"),
+            )
+            for e in events
+        ]
     emit(["at", "alert_id", "event", "target", "attempts", "error"], rows, as_json)
 
 
@@ -361,15 +408,26 @@ def alerts_outbox(show_all: bool, limit: int, as_json: bool) -> None:
 
     with _transaction() as (session, _actor):
         if show_all:
-            rows_ = list(session.scalars(select(NotificationOutbox).where(NotificationOutbox.channel != "event")
-                                         .order_by(NotificationOutbox.id.desc()).limit(limit)))
+            rows_ = list(
+                session.scalars(
+                    select(NotificationOutbox)
+                    .where(NotificationOutbox.channel != "event")
+                    .order_by(NotificationOutbox.id.desc())
+                    .limit(limit)
+                )
+            )
         else:
             rows_ = problem_deliveries(session, limit)
         counts = outbox_counts(session)
-        rows = [(r.id, r.channel, r.event_type, r.alert_id, r.status, r.attempts, r.target, r.next_attempt_at,
-                 r.last_error) for r in rows_]
-    emit(["id", "channel", "event", "alert_id", "status", "attempts", "target", "next_attempt_at", "last_error"],
-         rows, as_json)
+        rows = [
+            (r.id, r.channel, r.event_type, r.alert_id, r.status, r.attempts, r.target, r.next_attempt_at, r.last_error)
+            for r in rows_
+        ]
+    emit(
+        ["id", "channel", "event", "alert_id", "status", "attempts", "target", "next_attempt_at", "last_error"],
+        rows,
+        as_json,
+    )
     if not as_json:
         click.echo(" ".join(f"{k}={v}" for k, v in counts.items()), err=True)
 
@@ -395,8 +453,15 @@ def alerts_rollup(max_batches: int, batch_size: int) -> None:
     from areya.db.types import utcnow
 
     ctx = get_context()
-    report = roll_up_observations(ctx.session_factory(), now=utcnow(), retention_days=ctx.settings.retention_days,
-                                  batch_size=batch_size, max_batches=max_batches)
-    click.echo(f"{report.observations} observation(s) rolled up in {report.batches} batch(es): "
-               f"{report.minutes_created} minute row(s) created, {report.minutes_updated} merged"
-               f"{'' if report.done else ' (more left: run again)'}")
+    report = roll_up_observations(
+        ctx.session_factory(),
+        now=utcnow(),
+        retention_days=ctx.settings.retention_days,
+        batch_size=batch_size,
+        max_batches=max_batches,
+    )
+    click.echo(
+        f"{report.observations} observation(s) rolled up in {report.batches} batch(es): "
+        f"{report.minutes_created} minute row(s) created, {report.minutes_updated} merged"
+        f"{'' if report.done else ' (more left: run again)'}"
+    )

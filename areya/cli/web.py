@@ -16,11 +16,20 @@ from areya.cli.context import CliContext
 @click.command("web")
 @click.option("--host", default=None, help="Bind address (default: web_host setting).")
 @click.option("--port", type=click.IntRange(0, 65535), default=None, help="Port (default: web_port setting).")
-@click.option("--gunicorn", "use_gunicorn", is_flag=True,
-              help="Run under gunicorn (gthread workers) instead of the built-in threaded server.")
+@click.option(
+    "--gunicorn",
+    "use_gunicorn",
+    is_flag=True,
+    help="Run under gunicorn (gthread workers) instead of the built-in threaded server.",
+)
 @click.option("--workers", type=click.IntRange(1, 64), default=2, show_default=True, help="gunicorn workers.")
-@click.option("--threads", type=click.IntRange(1, 1000), default=32, show_default=True,
-              help="gunicorn threads per worker (each live view holds one).")
+@click.option(
+    "--threads",
+    type=click.IntRange(1, 1000),
+    default=32,
+    show_default=True,
+    help="gunicorn threads per worker (each live view holds one).",
+)
 @click.pass_obj
 def web(obj: CliContext, host: str | None, port: int | None, use_gunicorn: bool, workers: int, threads: int) -> None:
     """Serve the Areya dashboard (nurse ward view, doctor alert inbox, admin pages, JSON API, /metrics).
@@ -33,16 +42,33 @@ def web(obj: CliContext, host: str | None, port: int | None, use_gunicorn: bool,
     if use_gunicorn:
         caps = stream_caps_below(settings, threads)
         if caps:
-            click.echo(f"dashboard: live views capped at {caps['AREYA_SSE_MAX_STREAMS']} per process, below "
-                       f"--threads {threads} (sse_max_streams is {settings.sse_max_streams})", err=True)
+            click.echo(
+                f"dashboard: live views capped at {caps['AREYA_SSE_MAX_STREAMS']} per process, below "
+                f"--threads {threads} (sse_max_streams is {settings.sse_max_streams})",
+                err=True,
+            )
             os.environ.update(caps)
         exe = shutil.which("gunicorn")
         if exe is None:
             raise click.ClickException("gunicorn is not installed: `pip install gunicorn`, or run without --gunicorn")
         if obj.config_file:
             os.environ["AREYA_CONFIG"] = obj.config_file
-        argv = [exe, "-k", "gthread", "-w", str(workers), "--threads", str(threads), "-b", f"{host}:{port}",
-                "--timeout", "120", "--access-logfile", "-", "areya.webapp.wsgi:app"]
+        argv = [
+            exe,
+            "-k",
+            "gthread",
+            "-w",
+            str(workers),
+            "--threads",
+            str(threads),
+            "-b",
+            f"{host}:{port}",
+            "--timeout",
+            "120",
+            "--access-logfile",
+            "-",
+            "areya.webapp.wsgi:app",
+        ]
         click.echo(f"dashboard: gunicorn on http://{host}:{port}/", err=True)
         sys.stdout.flush()
         os.execv(exe, argv)  # noqa: S606 - replaces this process with gunicorn
@@ -58,8 +84,9 @@ def web(obj: CliContext, host: str | None, port: int | None, use_gunicorn: bool,
         click.echo(f"dashboard: http://{host}:{port}/ (development server; use --gunicorn in production)", err=True)
         from areya.webapp.serving import QuietRequestHandler
 
-        run_simple(host, port, app, threaded=True, use_reloader=False, use_debugger=False,
-                   request_handler=QuietRequestHandler)  # no Werkzeug/Python versions in the Server header
+        run_simple(
+            host, port, app, threaded=True, use_reloader=False, use_debugger=False, request_handler=QuietRequestHandler
+        )  # no Werkzeug/Python versions in the Server header
     except KeyboardInterrupt:
         pass
     finally:
@@ -74,8 +101,7 @@ def stream_caps_below(settings: Any, threads: int) -> dict[str, str]:
     limit = max(1, threads - max(1, threads // 4))
     if settings.sse_max_streams <= limit:
         return {}
-    return {"AREYA_SSE_MAX_STREAMS": str(limit),
-            "AREYA_SSE_MAX_PER_USER": str(min(settings.sse_max_per_user, limit))}
+    return {"AREYA_SSE_MAX_STREAMS": str(limit), "AREYA_SSE_MAX_PER_USER": str(min(settings.sse_max_per_user, limit))}
 
 
 def _interrupt(_signum: int, _frame: object) -> None:

@@ -84,11 +84,18 @@ def encode_jpeg(image: np.ndarray, quality: int = 80) -> bytes:
     return buf.tobytes()
 
 
-def make_frame(camera_id: int, seq: int, image: np.ndarray, captured_at: float | None = None,
-               quality: int = 80) -> FrameMessage:
+def make_frame(
+    camera_id: int, seq: int, image: np.ndarray, captured_at: float | None = None, quality: int = 80
+) -> FrameMessage:
     h, w = image.shape[:2]
-    return FrameMessage(camera_id=camera_id, seq=seq, captured_at=time.time() if captured_at is None else captured_at,
-                        jpeg=encode_jpeg(image, quality), width=int(w), height=int(h))
+    return FrameMessage(
+        camera_id=camera_id,
+        seq=seq,
+        captured_at=time.time() if captured_at is None else captured_at,
+        jpeg=encode_jpeg(image, quality),
+        width=int(w),
+        height=int(h),
+    )
 
 
 def _text(fields: dict[Any, Any], name: str) -> str:
@@ -144,8 +151,9 @@ def decode_fields(fields: dict[Any, Any] | None, *, now: float | None = None) ->
         jpeg = jpeg.encode("latin-1")
     if len(jpeg) < 4 or jpeg[:2] != b"\xff\xd8":
         raise BadFrame("field 'jpeg' is not JPEG data (no start-of-image marker)")
-    return FrameMessage(camera_id=camera_id, seq=seq, captured_at=captured_at, jpeg=bytes(jpeg),
-                        width=width, height=height)
+    return FrameMessage(
+        camera_id=camera_id, seq=seq, captured_at=captured_at, jpeg=bytes(jpeg), width=width, height=height
+    )
 
 
 # KEYS: stream, published hash, dropped hash.  ARGV: maxlen, slack, camera id, then field/value pairs.
@@ -215,8 +223,9 @@ class FramePublisher:
         args: list[Any] = [self.maxlen, self.slack, frame.camera_id]
         for key, value in frame.fields().items():
             args.extend((key, value))
-        entry_id, dropped = self._script(keys=[self.stream, published_key(self.stream), dropped_key(self.stream)],
-                                         args=args)
+        entry_id, dropped = self._script(
+            keys=[self.stream, published_key(self.stream), dropped_key(self.stream)], args=args
+        )
         return (entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)), int(dropped)
 
     def count_dropped(self, camera_id: int | str, reason: str, n: int = 1) -> None:

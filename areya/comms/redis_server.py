@@ -191,8 +191,10 @@ class EmbeddedRedis:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
-                raise RedisServerError(f"redis-server exited at start (code {self._process.returncode}); "
-                                       f"see {self.log_path}: {self._log_tail()}")
+                raise RedisServerError(
+                    f"redis-server exited at start (code {self._process.returncode}); "
+                    f"see {self.log_path}: {self._log_tail()}"
+                )
             if os.path.exists(self.socket_path) and self.ping():
                 log.info("embedded redis started: %s (pid %d)", self.url, self._process.pid)
                 return self
@@ -225,8 +227,10 @@ class EmbeddedRedis:
         with self._start_lock():
             if not (self.running_pid() and self.ping()):
                 if not start:
-                    raise RedisServerError(f"no embedded redis running in {self.directory} (start `areya demo` "
-                                           "or set redis_url to a Redis server)")
+                    raise RedisServerError(
+                        f"no embedded redis running in {self.directory} (start `areya demo` "
+                        "or set redis_url to a Redis server)"
+                    )
                 self._start_locked(timeout)
                 (self.directory / SHARED_MARK).write_text(f"{self._process.pid if self._process else ''}\n")
             self._lease = self._open_lease(exclusive=False)

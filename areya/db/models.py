@@ -559,8 +559,10 @@ class NotificationOutbox(Base):
     )
 
     def __repr__(self) -> str:
-        return (f"NotificationOutbox(id={self.id}, channel={self.channel!r}, event_type={self.event_type!r}, "
-                f"status={self.status!r}, attempts={self.attempts})")
+        return (
+            f"NotificationOutbox(id={self.id}, channel={self.channel!r}, event_type={self.event_type!r}, "
+            f"status={self.status!r}, attempts={self.attempts})"
+        )
 
 
 # --------------------------------------------------------------------------- hospital integration

@@ -77,7 +77,7 @@ class UrlCipher:
         """The URL from its stored form; raises ``cryptography.fernet.InvalidToken`` if the key does not fit."""
         if not is_encrypted(stored):
             return stored  # plain text: a row written before encryption (migration 0004 seals it)
-        return self._fernet.decrypt(stored[len(ENCRYPTED_PREFIX):].encode("ascii")).decode("utf-8")
+        return self._fernet.decrypt(stored[len(ENCRYPTED_PREFIX) :].encode("ascii")).decode("utf-8")
 
 
 def attach_cipher(engine: Any, secret_key: str) -> None:
@@ -92,8 +92,10 @@ def cipher_of(dialect: Any) -> UrlCipher | None:
 def seal_url(url: str, cipher: UrlCipher | None) -> str:
     if cipher is None:
         if carries_credentials(url) and not is_encrypted(url):
-            raise MissingKeyError("camera URLs are stored encrypted: create the engine with "
-                                  "create_db_engine(settings) (it needs the secret key)")
+            raise MissingKeyError(
+                "camera URLs are stored encrypted: create the engine with "
+                "create_db_engine(settings) (it needs the secret key)"
+            )
         return url
     return cipher.seal(url)
 

@@ -253,9 +253,15 @@ def run_demo(
         factory = create_session_factory(engine)
         passwords = demo_passwords(settings.data_dir, tuple(u for u, _ in DEMO_USERS), reset=reset_passwords)
         with session_scope(factory) as session:
-            demo = create_demo_ward(session, source_url=url, beds=beds, zones=zones,
-                                    sample_fps=settings.default_sample_fps, passwords=passwords,
-                                    patient_names=[b.patient for b in ward_story.beds] if ward_story else None)
+            demo = create_demo_ward(
+                session,
+                source_url=url,
+                beds=beds,
+                zones=zones,
+                sample_fps=settings.default_sample_fps,
+                passwords=passwords,
+                patient_names=[b.patient for b in ward_story.beds] if ward_story else None,
+            )
             if ward_story is not None and ward_story.alerts:
                 _demo_rule_override(session, settings, demo.ward_id, ward_story.alerts)
         echo(f"ward: {DEMO_WARD!r} with {beds} bed(s), camera {demo.camera_id}: {mask_source_url(url)}")
@@ -264,22 +270,31 @@ def run_demo(
                 echo(line)
         for username, password in demo.passwords.items():
             echo(f"user: {username:<7} password: {password}")
-        echo(f"users: passwords kept in {passwords_path(settings.data_dir)} (0600); "
-             "`areya demo --reset-passwords` makes new ones")
+        echo(
+            f"users: passwords kept in {passwords_path(settings.data_dir)} (0600); "
+            "`areya demo --reset-passwords` makes new ones"
+        )
 
         if classifier is None:
             classifier = _demo_classifier(settings, echo)
         client = connect(settings)
-        ingest = IngestService(client, stream=settings.frame_stream, maxlen=settings.stream_maxlen,
-                               jpeg_quality=settings.jpeg_quality, snapshot_ttl_s=settings.snapshot_ttl_s,
-                               session_factory=factory)
+        ingest = IngestService(
+            client,
+            stream=settings.frame_stream,
+            maxlen=settings.stream_maxlen,
+            jpeg_quality=settings.jpeg_quality,
+            snapshot_ttl_s=settings.snapshot_ttl_s,
+            session_factory=factory,
+        )
         worker = build_worker(settings, client=client, engine=engine, classifier=classifier, detector=detector)
         worker.warm_up()
         echo(f"worker: {worker.name} (model {worker.classifier.model_version})")
         _start(run, "ingest", ingest.run, ingest.stop)
         _start(run, "worker", worker.run, worker.stop)
-        for wanted, name, starter in ((scheduler, "scheduler", lambda: _start_scheduler(run, settings, echo)),
-                                      (web, "web", lambda: _start_web(run, settings, client, echo))):
+        for wanted, name, starter in (
+            (scheduler, "scheduler", lambda: _start_scheduler(run, settings, echo)),
+            (web, "web", lambda: _start_web(run, settings, client, echo)),
+        ):
             if not wanted:
                 continue
             try:
@@ -315,8 +330,9 @@ def _synthetic_zones(url: str) -> list[tuple[int, Rect]]:
         raise DemoError(str(exc)) from None
     if missing and (ward.library.faces_dir is not None or ward.library.pack is not None):
         where = ward.library.faces_dir or "the demo face pack"
-        raise DemoError(f"no {', '.join(missing)} faces in {where} (the story shows them; FER layout: "
-                        f"<dir>/<class>/*.png)")
+        raise DemoError(
+            f"no {', '.join(missing)} faces in {where} (the story shows them; FER layout: <dir>/<class>/*.png)"
+        )
     return ward.zones()
 
 
@@ -327,12 +343,14 @@ def describe_story(story: Any) -> list[str]:
     lines = []
     for index, bed in enumerate(story.beds, start=1):
         phases = ", then ".join(
-            f"{FER_TO_AREYA4.get(p.emotion or '', p.emotion or 'empty')}"
-            + (f" from {p.at:g} s" if p.at else "") for p in bed.phases)
+            f"{FER_TO_AREYA4.get(p.emotion or '', p.emotion or 'empty')}" + (f" from {p.at:g} s" if p.at else "")
+            for p in bed.phases
+        )
         lines.append(f"story: Bed {index} {bed.patient}: {phases}")
     if story.alerts:
-        lines.append("story: demo ward alert settings (rule override): "
-                     + ", ".join(f"{k}={v}" for k, v in story.alerts.items()))
+        lines.append(
+            "story: demo ward alert settings (rule override): " + ", ".join(f"{k}={v}" for k, v in story.alerts.items())
+        )
     return lines
 
 
@@ -351,8 +369,10 @@ def _demo_classifier(settings: Any, echo: Callable[[str], None]) -> Any:
     except FileNotFoundError as exc:
         from areya.emotion.inference import EmotionClassifier  # noqa: PLC0415
 
-        echo(f"WARNING: {exc}; the demo runs an UNTRAINED network: its emotions are meaningless "
-             "(train one with `areya train`)")
+        echo(
+            f"WARNING: {exc}; the demo runs an UNTRAINED network: its emotions are meaningless "
+            "(train one with `areya train`)"
+        )
         return EmotionClassifier.untrained()
 
 
@@ -388,8 +408,9 @@ def _start_web(run: DemoRun, settings: Any, client: Any, echo: Callable[[str], N
         app = create_app(settings)
     from areya.webapp.serving import QuietRequestHandler  # noqa: PLC0415
 
-    server = make_server(settings.web_host, settings.web_port, app, threaded=True,
-                         request_handler=QuietRequestHandler)  # no Werkzeug/Python versions in the Server header
+    server = make_server(
+        settings.web_host, settings.web_port, app, threaded=True, request_handler=QuietRequestHandler
+    )  # no Werkzeug/Python versions in the Server header
     _start(run, "web", server.serve_forever, server.shutdown)
     run.url = f"http://{settings.web_host}:{server.server_port}/"
     echo(f"dashboard: {run.url}")
@@ -406,8 +427,9 @@ def _wait(run: DemoRun, duration: float | None) -> None:
             if deadline is not None and time.monotonic() >= deadline:
                 break
             if any(not t.is_alive() for t in run.threads):
-                log.error("a demo component stopped unexpectedly: %s",
-                          [t.name for t in run.threads if not t.is_alive()])
+                log.error(
+                    "a demo component stopped unexpectedly: %s", [t.name for t in run.threads if not t.is_alive()]
+                )
                 break
             run.stop_event.wait(0.5)
     except KeyboardInterrupt:

@@ -78,12 +78,18 @@ def _spec(entry: Any, where: str) -> CameraSpec:
     enabled = entry.get("enabled", True)
     if not isinstance(enabled, bool):
         raise Invalid(f"{where}: 'enabled' must be true or false")
-    return CameraSpec(entry["ward"].strip(), entry["name"].strip(), entry["url"].strip(),
-                      float(fps) if fps is not None else None, enabled)
+    return CameraSpec(
+        entry["ward"].strip(),
+        entry["name"].strip(),
+        entry["url"].strip(),
+        float(fps) if fps is not None else None,
+        enabled,
+    )
 
 
-def sync_cameras(session: Session, specs: list[CameraSpec], *, default_fps: float,
-                 actor: Actor = SYSTEM) -> list[tuple[str, str]]:
+def sync_cameras(
+    session: Session, specs: list[CameraSpec], *, default_fps: float, actor: Actor = SYSTEM
+) -> list[tuple[str, str]]:
     """Apply ``specs``; returns (camera ref, what happened) per camera: added / updated / unchanged / ward added."""
     from areya.admin.cameras import add_camera, set_camera_enabled, update_camera
     from areya.admin.wards import add_ward
@@ -98,8 +104,9 @@ def sync_cameras(session: Session, specs: list[CameraSpec], *, default_fps: floa
         ref = f"{ward.name}/{spec.name}"
         camera = session.scalar(select(Camera).where(Camera.ward_id == ward.id, Camera.name == spec.name))
         if camera is None:
-            add_camera(session, ward.name, spec.name, spec.url, spec.fps or default_fps, enabled=spec.enabled,
-                       actor=actor)
+            add_camera(
+                session, ward.name, spec.name, spec.url, spec.fps or default_fps, enabled=spec.enabled, actor=actor
+            )
             report.append((ref, "added"))
             continue
         changes: dict[str, Any] = {}

@@ -74,8 +74,9 @@ def _entry_id(value: Any) -> tuple[int, int]:
     return int(ms), int(seq or 0)
 
 
-def check_worker(client: Any, stream: str, group: str, *, hostname: str | None = None,
-                 max_idle_s: float = 120.0) -> Probe:
+def check_worker(
+    client: Any, stream: str, group: str, *, hostname: str | None = None, max_idle_s: float = 120.0
+) -> Probe:
     """Unhealthy when frames wait undelivered and no worker of this host has read for ``max_idle_s``.
 
     Redis only records a consumer (and refreshes its idle time) when a read hands it entries, so an idle
@@ -93,21 +94,23 @@ def check_worker(client: Any, stream: str, group: str, *, hostname: str | None =
     info = groups[group]
     mine = sorted((int(c["idle"]), _text(c["name"])) for c in consumers if _text(c["name"]).startswith(prefix))
     if _entry_id(last_added) <= _entry_id(info["last-delivered-id"]):
-        return Probe(True, "no frame waiting" + (f"; worker {mine[0][1]} read {mine[0][0] / 1000:.0f}s ago"
-                                                 if mine else ""))
+        return Probe(
+            True, "no frame waiting" + (f"; worker {mine[0][1]} read {mine[0][0] / 1000:.0f}s ago" if mine else "")
+        )
     waiting = info.get("lag")
     what = f"{waiting} frame(s)" if waiting is not None else "frames"
     if not mine:
-        return Probe(False, f"{what} waiting and no worker of host {prefix[:-1]!r} in group {group!r} "
-                            f"({len(consumers)} other(s))")
+        return Probe(
+            False,
+            f"{what} waiting and no worker of host {prefix[:-1]!r} in group {group!r} ({len(consumers)} other(s))",
+        )
     idle_ms, name = mine[0]
     if idle_ms > max_idle_s * 1000:
         return Probe(False, f"{what} waiting and worker {name} silent for {idle_ms / 1000:.0f}s (> {max_idle_s:g}s)")
     return Probe(True, f"worker {name} read {idle_ms / 1000:.1f}s ago")
 
 
-def check_ingest(client: Any, camera_ids: Iterable[int], *, max_age_s: float = 30.0,
-                 now: float | None = None) -> Probe:
+def check_ingest(client: Any, camera_ids: Iterable[int], *, max_age_s: float = 30.0, now: float | None = None) -> Probe:
     from areya.camera.health import health_key
 
     ids = list(camera_ids)
@@ -127,8 +130,7 @@ def check_ingest(client: Any, camera_ids: Iterable[int], *, max_age_s: float = 3
     return Probe(True, f"{len(ages)}/{len(ids)} camera(s) reporting, freshest {freshest:.1f}s ago")
 
 
-def check_scheduler(client: Any, *, lock_ttl_s: float, hostname: str | None = None,
-                    now: float | None = None) -> Probe:
+def check_scheduler(client: Any, *, lock_ttl_s: float, hostname: str | None = None, now: float | None = None) -> Probe:
     from areya.alerts.lock import LOCK_KEY
     from areya.alerts.scheduler import HEARTBEAT_KEY
 

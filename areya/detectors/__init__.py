@@ -138,8 +138,9 @@ def create_detector(
     crop_key = zone_backend(key, zone_detector)
     if crop_key != key:  # zone crops get their own backend, with the options of ours that it takes
         accepted = set(valid_options(crop_key)) - OWN_MODEL_OPTIONS  # our model file is not the crop backend's
-        detector.crop_detector = _wrapped(crop_key, {k: v for k, v in opts.items() if k in accepted}, angles,
-                                          min_face_px)
+        detector.crop_detector = _wrapped(
+            crop_key, {k: v for k, v in opts.items() if k in accepted}, angles, min_face_px
+        )
     detector.track = track
     detector.tracker = ZoneTracker(track) if track > 1 else None
     return detector

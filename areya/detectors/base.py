@@ -144,16 +144,23 @@ class FaceDetector(abc.ABC):
         """Faces of several frames, one list per frame (backends may override to batch)."""
         return [self.detect(f) for f in frames]
 
-    def detect_in_zones(self, frame_bgr: np.ndarray, zones: Sequence[Any], *,
-                        turns: Sequence[int] | None = None) -> list[FaceBox]:
+    def detect_in_zones(
+        self, frame_bgr: np.ndarray, zones: Sequence[Any], *, turns: Sequence[int] | None = None
+    ) -> list[FaceBox]:
         """Faces of a frame using its bed zones (normalized ``x0, y0, x1, y1``) as :attr:`zone_mode` says:
         ``frame`` whole frame only, ``zones`` each zone's crop only, ``both``; see :mod:`areya.detectors.zones`.
         ``turns``: the turned looks at windows without a face (None: :attr:`zone_turns`)."""
         from areya.detectors.zones import detect_in_zones
 
         return detect_in_zones(
-            self, frame_bgr, zones, mode=self.zone_mode, pad=self.zone_pad, window_px=self.zone_window_px,
-            crop_detector=self.crop_detector, redetect_roll=self.redetect_roll,
+            self,
+            frame_bgr,
+            zones,
+            mode=self.zone_mode,
+            pad=self.zone_pad,
+            window_px=self.zone_window_px,
+            crop_detector=self.crop_detector,
+            redetect_roll=self.redetect_roll,
             turns=self.zone_turns if turns is None else turns,
         )
 

@@ -105,8 +105,15 @@ def decode_boxes(raw: np.ndarray, anchors: np.ndarray, scale: float) -> np.ndarr
 def decode_eyes(raw: np.ndarray, anchors: np.ndarray, scale: float) -> np.ndarray:
     """Raw regressor rows ``(N, 16)`` -> the first two keypoints, the person's right and left eye, ``(N, 4)`` as
     ``rx, ry, lx, ly`` fractions of the input (the rows after the box are six x, y keypoint offsets)."""
-    return np.stack([raw[:, 4] / scale + anchors[:, 0], raw[:, 5] / scale + anchors[:, 1],
-                     raw[:, 6] / scale + anchors[:, 0], raw[:, 7] / scale + anchors[:, 1]], axis=1)
+    return np.stack(
+        [
+            raw[:, 4] / scale + anchors[:, 0],
+            raw[:, 5] / scale + anchors[:, 1],
+            raw[:, 6] / scale + anchors[:, 0],
+            raw[:, 7] / scale + anchors[:, 1],
+        ],
+        axis=1,
+    )
 
 
 def calibrate_boxes(boxes: np.ndarray, scale: float, shift: float) -> np.ndarray:

@@ -20,8 +20,9 @@ def square_region(box: FaceBox, margin: float = DEFAULT_MARGIN) -> tuple[int, in
     return round(cx - side / 2.0), round(cy - side / 2.0), side
 
 
-def crop_face(frame: np.ndarray, box: FaceBox, margin: float = DEFAULT_MARGIN, *, align: float | None = 0.0
-              ) -> np.ndarray:
+def crop_face(
+    frame: np.ndarray, box: FaceBox, margin: float = DEFAULT_MARGIN, *, align: float | None = 0.0
+) -> np.ndarray:
     """Square crop around ``box`` enlarged by ``margin``; parts outside the frame repeat its edge pixels.
 
     A rolled face comes out upright: turned by the roll its eyes say (:meth:`FaceBox.eye_roll`) when the
@@ -59,7 +60,12 @@ def _upright_crop(frame: np.ndarray, box: FaceBox, margin: float) -> np.ndarray:
     outer = FaceBox(*box.as_tuple(), box.score)  # a square holding the crop at any angle: side * sqrt(2)
     big = crop_face(frame, outer, margin=min(2.0, (1.0 + margin) * 1.42 - 1.0))
     c = big.shape[0] / 2.0
-    turned = cv2.warpAffine(big, cv2.getRotationMatrix2D((c, c), -box.roll, 1.0), (big.shape[1], big.shape[0]),
-                            flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    turned = cv2.warpAffine(
+        big,
+        cv2.getRotationMatrix2D((c, c), -box.roll, 1.0),
+        (big.shape[1], big.shape[0]),
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_REPLICATE,
+    )
     x0 = max(0, round(c - side / 2.0))
     return turned[x0 : x0 + side, x0 : x0 + side].copy()

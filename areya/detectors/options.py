@@ -68,8 +68,11 @@ def parse_rotations(value: Any) -> tuple[int, ...]:
 def parse_turns(value: Any) -> tuple[int, ...]:
     """Turns for zone windows without a face: angles as :func:`parse_rotations` reads them, 0 left out; ``0``
     or ``none``: off."""
-    if value is None or (isinstance(value, str) and value.strip().lower() in ("none", "off", "")) or (
-            isinstance(value, list | tuple) and not value):
+    if (
+        value is None
+        or (isinstance(value, str) and value.strip().lower() in ("none", "off", ""))
+        or (isinstance(value, list | tuple) and not value)
+    ):
         return ()
     return tuple(a for a in parse_rotations(value) if a != 0)
 
@@ -191,8 +194,10 @@ def check_camera_options(backend: str, value: Any) -> dict[str, Any]:
     camera_ok = [n for n in valid_options(backend) if n not in GLOBAL_ONLY_OPTIONS]
     for name in raw:
         if name in GLOBAL_ONLY_OPTIONS:
-            raise ValueError(f"option {name!r} cannot be set per camera ({GLOBAL_ONLY_OPTIONS[name]}: set it in "
-                             f"detector_options / AREYA_DETECTOR_OPTIONS); per-camera options: {', '.join(camera_ok)}")
+            raise ValueError(
+                f"option {name!r} cannot be set per camera ({GLOBAL_ONLY_OPTIONS[name]}: set it in "
+                f"detector_options / AREYA_DETECTOR_OPTIONS); per-camera options: {', '.join(camera_ok)}"
+            )
     return check_options(backend, raw, listed=camera_ok)
 
 

@@ -70,11 +70,14 @@ def box_from_rotated(box: FaceBox, matrix: np.ndarray, angle_cw: int) -> FaceBox
     eyes = None
     if box.eyes is not None:
         rx, ry, lx, ly = box.eyes
-        eyes = (back[0, 0] * rx + back[0, 1] * ry + back[0, 2], back[1, 0] * rx + back[1, 1] * ry + back[1, 2],
-                back[0, 0] * lx + back[0, 1] * ly + back[0, 2], back[1, 0] * lx + back[1, 1] * ly + back[1, 2])
+        eyes = (
+            back[0, 0] * rx + back[0, 1] * ry + back[0, 2],
+            back[1, 0] * rx + back[1, 1] * ry + back[1, 2],
+            back[0, 0] * lx + back[0, 1] * ly + back[0, 2],
+            back[1, 0] * lx + back[1, 1] * ly + back[1, 2],
+        )
         eyes = tuple(float(v) for v in eyes)
-    return FaceBox(round(fx - w / 2.0), round(fy - h / 2.0), w, h, box.score, roll if roll <= 180 else roll - 360,
-                   eyes)
+    return FaceBox(round(fx - w / 2.0), round(fy - h / 2.0), w, h, box.score, roll if roll <= 180 else roll - 360, eyes)
 
 
 class RotatedPasses(FaceDetector):
@@ -117,8 +120,9 @@ REDETECT_ROLL = 20  # default redetect_roll: faces whose eyes say they are rolle
 REDETECT_WINDOW = 2.0  # the turned window around such a face: this many times its box side
 
 
-def find_upright(detector: FaceDetector, frame: np.ndarray, centre: tuple[float, float], side: int,
-                 roll: float) -> FaceBox | None:
+def find_upright(
+    detector: FaceDetector, frame: np.ndarray, centre: tuple[float, float], side: int, roll: float
+) -> FaceBox | None:
     """The face nearest ``centre`` in a ``side`` x ``side`` window around it turned ``roll`` degrees clockwise
     (so a face rolled that much is upright there), or None when ``detector`` finds none within a quarter of the
     side from the window's centre.  The box (the face's own size, as the detector boxes an upright face) is
@@ -143,17 +147,25 @@ def find_upright(detector: FaceDetector, frame: np.ndarray, centre: tuple[float,
     eyes = None
     if best.eyes is not None:
         rx, ry, lx, ly = best.eyes
-        eyes = (float(back[0, 0] * rx + back[0, 1] * ry + back[0, 2]),
-                float(back[1, 0] * rx + back[1, 1] * ry + back[1, 2]),
-                float(back[0, 0] * lx + back[0, 1] * ly + back[0, 2]),
-                float(back[1, 0] * lx + back[1, 1] * ly + back[1, 2]))
+        eyes = (
+            float(back[0, 0] * rx + back[0, 1] * ry + back[0, 2]),
+            float(back[1, 0] * rx + back[1, 1] * ry + back[1, 2]),
+            float(back[0, 0] * lx + back[0, 1] * ly + back[0, 2]),
+            float(back[1, 0] * lx + back[1, 1] * ly + back[1, 2]),
+        )
     signed = (roll + 180.0) % 360.0 - 180.0
-    return FaceBox(round(fx - best.w / 2.0), round(fy - best.h / 2.0), best.w, best.h, best.score, signed,
-                   eyes).clip(w, h)
+    return FaceBox(round(fx - best.w / 2.0), round(fy - best.h / 2.0), best.w, best.h, best.score, signed, eyes).clip(
+        w, h
+    )
 
 
-def redetect_rolled(detector: FaceDetector, frame_bgr: np.ndarray, faces: Sequence[FaceBox],
-                    min_roll: float = REDETECT_ROLL, window: float = REDETECT_WINDOW) -> list[FaceBox]:
+def redetect_rolled(
+    detector: FaceDetector,
+    frame_bgr: np.ndarray,
+    faces: Sequence[FaceBox],
+    min_roll: float = REDETECT_ROLL,
+    window: float = REDETECT_WINDOW,
+) -> list[FaceBox]:
     """``faces`` with each rolled one found again upright: a face whose eye line (:meth:`FaceBox.eye_roll`) is
     ``min_roll`` degrees or more from its ``roll`` is looked for by ``detector`` in a square window of ``window`` x
     its box side around its centre, turned by that eye roll so the face is upright (:func:`find_upright`); the
@@ -177,8 +189,9 @@ def redetect_rolled(detector: FaceDetector, frame_bgr: np.ndarray, faces: Sequen
         if found is None:
             out.append(face)
             continue
-        again = FaceBox(found.x, found.y, found.w, found.h, face.score, roll,
-                        found.eyes if found.eyes is not None else face.eyes)
+        again = FaceBox(
+            found.x, found.y, found.w, found.h, face.score, roll, found.eyes if found.eyes is not None else face.eyes
+        )
         # the eyes of the face seen (nearly) upright are the reliable ones: their roll, if plausible, is the face's
         refined = again.eye_roll(max_offset=45.0) if found.eyes is not None else None
         out.append(again if refined is None else FaceBox(*again.as_tuple(), again.score, refined, again.eyes))

@@ -48,8 +48,9 @@ MAX_CAMERAS = 4096  # cameras remembered at most per detector instance
 TURNED_TRACK_ROLL = 45  # a face rolled this many degrees or more is tracked in a window turned upright
 
 
-def track_window(box: FaceBox, frame_w: int, frame_h: int, pad: float = TRACK_PAD,
-                 min_side: int = MIN_TRACK_WINDOW) -> Window:
+def track_window(
+    box: FaceBox, frame_w: int, frame_h: int, pad: float = TRACK_PAD, min_side: int = MIN_TRACK_WINDOW
+) -> Window:
     """The square window a face is looked for in on the next frame: ``box`` padded by ``pad`` x its longer side
     on each side (at least ``min_side``), centred on it, shifted to lie in the frame (clipped only when the frame
     is smaller than the window)."""
@@ -154,8 +155,9 @@ class ZoneTracker:
         else:
             self._cameras.pop(camera, None)
 
-    def detect(self, detector: FaceDetector, frame_bgr: np.ndarray, zones: Sequence[Any],
-               camera: Hashable | None) -> list[FaceBox]:
+    def detect(
+        self, detector: FaceDetector, frame_bgr: np.ndarray, zones: Sequence[Any], camera: Hashable | None
+    ) -> list[FaceBox]:
         """``detector``'s faces in ``camera``'s frame: the full zone scan (``detector.detect_in_zones``) or a
         tracking pass (:func:`track_faces`), as the module doc says.  ``camera`` None: the full scan, no state."""
         frame = validate_frame(frame_bgr)
@@ -178,9 +180,16 @@ class ZoneTracker:
             scans += 1
             self.scans += 1
         else:
-            faces = track_faces(detector, frame, rects, state.faces, mode=mode,
-                                crop_detector=getattr(detector, "crop_detector", None), pad=self.pad,
-                                redetect_roll=getattr(detector, "redetect_roll", 0))
+            faces = track_faces(
+                detector,
+                frame,
+                rects,
+                state.faces,
+                mode=mode,
+                crop_detector=getattr(detector, "crop_detector", None),
+                pad=self.pad,
+                redetect_roll=getattr(detector, "redetect_roll", 0),
+            )
             frames = state.frames + 1
             self.tracked += 1
         in_zones = [f for f in faces if any(centre_in(f, core) for core in cores)]

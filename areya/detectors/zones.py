@@ -118,8 +118,11 @@ def crop_box_to_frame(box: FaceBox, window: Window, scale: float = 1.0) -> FaceB
         round(box.h / scale),
         box.score,
         box.roll,
-        None if box.eyes is None else tuple(  # type: ignore[arg-type]
-            (v / scale) + (window.x if i % 2 == 0 else window.y) for i, v in enumerate(box.eyes)),
+        None
+        if box.eyes is None
+        else tuple(  # type: ignore[arg-type]
+            (v / scale) + (window.x if i % 2 == 0 else window.y) for i, v in enumerate(box.eyes)
+        ),
     )
 
 
@@ -172,9 +175,16 @@ def detect_in_zones(
     return redetect_rolled(on_crops, frame, faces, redetect_roll)
 
 
-def turned_looks(detector: FaceDetector, frame: np.ndarray, zones: Sequence[tuple[Any, Window]],
-                 found: Sequence[FaceBox], turns: Sequence[int], pad: float, side: int,
-                 min_score: float = TURNED_MIN_SCORE) -> list[FaceBox]:
+def turned_looks(
+    detector: FaceDetector,
+    frame: np.ndarray,
+    zones: Sequence[tuple[Any, Window]],
+    found: Sequence[FaceBox],
+    turns: Sequence[int],
+    pad: float,
+    side: int,
+    min_score: float = TURNED_MIN_SCORE,
+) -> list[FaceBox]:
     """Faces in the windows of ``zones`` (``(zone, core)`` pairs) that hold no face of ``found``: each such
     window is turned clockwise by each of ``turns`` degrees until ``detector`` finds faces there that lie in the
     zone's core (by their centre), score at least ``min_score`` and are seen again in a second view

@@ -38,9 +38,7 @@ def recipients_for(session: Session, notice: AlertNotice) -> list[str]:
         )
     else:
         ward_nurses = select(UserWard.user_id).where(UserWard.ward_id == notice.ward_id)
-        query = select(User.email).where(
-            (User.role == "admin") | ((User.role == "nurse") & User.id.in_(ward_nurses))
-        )
+        query = select(User.email).where((User.role == "admin") | ((User.role == "nurse") & User.id.in_(ward_nurses)))
     query = query.where(User.active.is_(True), User.email.is_not(None), User.email != "")
     return sorted({str(addr).strip() for addr in session.scalars(query) if addr and str(addr).strip()})
 
@@ -109,7 +107,6 @@ class EmailSender:
             lambda: self.send_once(message, recipients), self.backoff, self.sleep
         )
         return DeliveryResult("email", target, ok, attempts, status, error)
-
 
     def send_once(self, message: EmailMessage, recipients: list[str]) -> int:
         """One SMTP session; returns 250, raises :class:`Retry` (4xx, connection trouble) or

@@ -64,16 +64,27 @@ class AlertNotice:
 
     def to_payload(self) -> dict[str, Any]:
         """Everything the notice carries, JSON-ready (the outbox stores this; :meth:`from_payload` reads it)."""
-        return {**self.to_event(), "camera_id": self.camera_id, "note": self.note,
-                "extra": json.loads(json.dumps(self.extra, default=str))}
+        return {
+            **self.to_event(),
+            "camera_id": self.camera_id,
+            "note": self.note,
+            "extra": json.loads(json.dumps(self.extra, default=str)),
+        }
 
     @classmethod
     def from_payload(cls, data: dict[str, Any]) -> AlertNotice:
         return cls(
-            type=data["type"], alert_id=data.get("alert_id"), ward_id=data.get("ward_id"),
-            patient_id=data.get("patient_id"), kind=data["kind"], severity=data.get("severity"),
-            state=data.get("state"), at=datetime.fromisoformat(data["at"]), camera_id=data.get("camera_id"),
-            note=data.get("note"), extra=dict(data.get("extra") or {}),
+            type=data["type"],
+            alert_id=data.get("alert_id"),
+            ward_id=data.get("ward_id"),
+            patient_id=data.get("patient_id"),
+            kind=data["kind"],
+            severity=data.get("severity"),
+            state=data.get("state"),
+            at=datetime.fromisoformat(data["at"]),
+            camera_id=data.get("camera_id"),
+            note=data.get("note"),
+            extra=dict(data.get("extra") or {}),
         )
 
     def to_event(self) -> dict[str, Any]:

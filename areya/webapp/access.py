@@ -41,10 +41,13 @@ def patient_ward_id(session: Session, patient_id: int) -> int | None:
 
 def ward_patient_ids(session: Session, ward_id: int) -> list[int]:
     """The patients in a bed of the ward now."""
-    return list(session.scalars(
-        select(BedAssignment.patient_id).join(Bed, Bed.id == BedAssignment.bed_id)
-        .where(Bed.ward_id == ward_id, BedAssignment.end_at.is_(None))
-    ))
+    return list(
+        session.scalars(
+            select(BedAssignment.patient_id)
+            .join(Bed, Bed.id == BedAssignment.bed_id)
+            .where(Bed.ward_id == ward_id, BedAssignment.end_at.is_(None))
+        )
+    )
 
 
 def require_ward(ward_id: int) -> Ward:

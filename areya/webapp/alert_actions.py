@@ -37,8 +37,7 @@ def _announce() -> None:
 
 
 def acknowledge(alert_id: int, note: str | None) -> Alert:
-    alert = _lifecycle().acknowledge_alert(db(), alert_id, actor=actor(), note=note,
-                                           policy=services().alert_policy())
+    alert = _lifecycle().acknowledge_alert(db(), alert_id, actor=actor(), note=note, policy=services().alert_policy())
     db().commit()
     _announce()
     return alert  # type: ignore[no-any-return]

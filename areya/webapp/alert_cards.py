@@ -43,8 +43,12 @@ class AlertCard:
         lines: list[tuple[str, str]] = []
         evidence = NegativeEvidence.from_json(ev) if self.alert.kind == "negative_emotion" else None
         if evidence is not None:  # the one evidence object (areya.alerts.evidence), as on every surface
-            lines.append((evidence.name, f"{pct(evidence.score)} ({evidence.threshold_text()}, "
-                                         f"resolves below {pct(evidence.close_below)})"))
+            lines.append(
+                (
+                    evidence.name,
+                    f"{pct(evidence.score)} ({evidence.threshold_text()}, resolves below {pct(evidence.close_below)})",
+                )
+            )
             usual = evidence.baseline_text()
             if usual is not None:  # the per-patient baseline the thresholds were set from
                 lines.append(("Usual level", usual))
@@ -111,36 +115,44 @@ def load_cards(
 
 def describe(session: Session, alerts: list[Alert], *, with_events: bool = False) -> list[AlertCard]:
     patient_ids = {a.patient_id for a in alerts if a.patient_id is not None}
-    patients = {p.id: p for p in session.scalars(select(Patient).where(Patient.id.in_(patient_ids)))} \
-        if patient_ids else {}
+    patients = (
+        {p.id: p for p in session.scalars(select(Patient).where(Patient.id.in_(patient_ids)))} if patient_ids else {}
+    )
     beds: dict[int, tuple[str, str]] = {}
     if patient_ids:
         for pid, label, ward in session.execute(
             select(BedAssignment.patient_id, Bed.label, Ward.name)
-            .join(Bed, Bed.id == BedAssignment.bed_id).join(Ward, Ward.id == Bed.ward_id)
+            .join(Bed, Bed.id == BedAssignment.bed_id)
+            .join(Ward, Ward.id == Bed.ward_id)
             .where(BedAssignment.patient_id.in_(patient_ids), BedAssignment.end_at.is_(None))
         ):
             beds[pid] = (label, ward)
     ward_names = dict(session.execute(select(Ward.id, Ward.name)).all())
     camera_ids = {a.camera_id for a in alerts if a.camera_id is not None}
-    cameras = dict(session.execute(select(Camera.id, Camera.name).where(Camera.id.in_(camera_ids))).all()) \
-        if camera_ids else {}
+    cameras = (
+        dict(session.execute(select(Camera.id, Camera.name).where(Camera.id.in_(camera_ids))).all())
+        if camera_ids
+        else {}
+    )
     events: dict[int, list[AlertEvent]] = {}
     if with_events and alerts:
         for ev in session.scalars(
-            select(AlertEvent).where(AlertEvent.alert_id.in_([a.id for a in alerts]))
+            select(AlertEvent)
+            .where(AlertEvent.alert_id.in_([a.id for a in alerts]))
             .order_by(AlertEvent.at, AlertEvent.id)
         ):
             events.setdefault(ev.alert_id, []).append(ev)
     cards = []
     for alert in alerts:
         bed = beds.get(alert.patient_id) if alert.patient_id is not None else None
-        cards.append(AlertCard(
-            alert=alert,
-            patient=patients.get(alert.patient_id) if alert.patient_id is not None else None,
-            bed_label=bed[0] if bed else None,
-            ward_name=ward_names.get(alert.ward_id) if alert.ward_id is not None else None,
-            camera_name=cameras.get(alert.camera_id) if alert.camera_id is not None else None,
-            events=events.get(alert.id, []),
-        ))
+        cards.append(
+            AlertCard(
+                alert=alert,
+                patient=patients.get(alert.patient_id) if alert.patient_id is not None else None,
+                bed_label=bed[0] if bed else None,
+                ward_name=ward_names.get(alert.ward_id) if alert.ward_id is not None else None,
+                camera_name=cameras.get(alert.camera_id) if alert.camera_id is not None else None,
+                events=events.get(alert.id, []),
+            )
+        )
     return cards

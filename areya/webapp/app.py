@@ -196,8 +196,12 @@ def _audit_token_use(response: Response) -> Response:
     by = g.get("token_actor")
     if by is not None and not g.get("audited") and request.path != "/metrics":
         _rollback()  # what the view left uncommitted (a refused request) goes; and its write lock with it
-        security_audit("api.request", by, target=request.path[:200],
-                       detail={"method": request.method, "status": response.status_code})
+        security_audit(
+            "api.request",
+            by,
+            target=request.path[:200],
+            detail={"method": request.method, "status": response.status_code},
+        )
     return response
 
 
@@ -234,7 +238,12 @@ def _install_template_helpers(app: Flask) -> None:
 
     app.jinja_env.globals.update(csrf_token=csrf_token)
     app.jinja_env.filters.update(
-        ago=fmt.ago, utc=fmt.utc, iso=fmt.iso, pct=fmt.pct, severity=fmt.severity_label, duration=fmt.duration,
+        ago=fmt.ago,
+        utc=fmt.utc,
+        iso=fmt.iso,
+        pct=fmt.pct,
+        severity=fmt.severity_label,
+        duration=fmt.duration,
         bed=fmt.bed_name,
     )
     from areya.webapp.people import install_people_helpers

@@ -63,5 +63,6 @@ def probe_camera(url: str, *, timeout_s: float = DEFAULT_TIMEOUT_S, fps: float =
         message = str(box["error"]).replace(url, masked)
         return ProbeResult(False, f"cannot read {masked}: {message}", seconds=elapsed)
     width, height, jpeg, frame = box["frame"]
-    return ProbeResult(True, f"connected to {masked}: {width}x{height} frame in {elapsed:.1f} s",
-                       width, height, elapsed, jpeg, frame)
+    return ProbeResult(
+        True, f"connected to {masked}: {width}x{height} frame in {elapsed:.1f} s", width, height, elapsed, jpeg, frame
+    )

@@ -35,8 +35,10 @@ class StreamSlots:
         """A slot, or the reason (a sentence for the 429 answer) why there is none."""
         with self._lock:
             if self._per_user[user_id] >= self.max_per_user:
-                return (f"too many live views open for this user (at most {self.max_per_user}): close another "
-                        "ward view or alert inbox tab, then reload")
+                return (
+                    f"too many live views open for this user (at most {self.max_per_user}): close another "
+                    "ward view or alert inbox tab, then reload"
+                )
             if self._total >= self.max_total:
                 return f"the server is showing its maximum of {self.max_total} live views: try again shortly"
             self._total += 1

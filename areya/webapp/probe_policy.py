@@ -39,8 +39,14 @@ def resolve_host(host: str) -> list[str]:
 def _forbidden(address: IPAddress) -> bool:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         address = address.ipv4_mapped
-    return (address.is_loopback or address.is_link_local or address.is_unspecified or address.is_multicast
-            or address.is_reserved or address in METADATA_ADDRESSES)
+    return (
+        address.is_loopback
+        or address.is_link_local
+        or address.is_unspecified
+        or address.is_multicast
+        or address.is_reserved
+        or address in METADATA_ADDRESSES
+    )
 
 
 def _allowed(host: str, address: IPAddress, allow: tuple[str, ...]) -> bool:
@@ -78,8 +84,9 @@ def _file_path(url: str) -> Path:
 
 
 def _check_file(url: str, media_dir: str) -> None:
-    refused = ProbeRefused("the camera test opens video files only under camera_media_dir"
-                           + ("" if media_dir else " (not set)"))
+    refused = ProbeRefused(
+        "the camera test opens video files only under camera_media_dir" + ("" if media_dir else " (not set)")
+    )
     if not media_dir:
         raise refused
     root = Path(media_dir).resolve()

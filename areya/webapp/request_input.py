@@ -20,8 +20,9 @@ def check_json_value(value: Any, max_depth: int = MAX_JSON_DEPTH) -> None:
             try:
                 item.encode("utf-8")
             except UnicodeEncodeError:
-                raise BadRequest("JSON text must be valid Unicode (lone surrogate escapes such as \\ud800 are "
-                                 "refused)") from None
+                raise BadRequest(
+                    "JSON text must be valid Unicode (lone surrogate escapes such as \\ud800 are refused)"
+                ) from None
             continue
         if isinstance(item, dict | list):
             if depth > max_depth:

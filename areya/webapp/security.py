@@ -161,8 +161,9 @@ class LoginLimiter:
         keys = self._keys(ip, username)
         if self._reserve_script is not None:
             try:
-                return int(self._reserve_script(keys=keys, args=[self.max_failures, self.max_ip_failures,
-                                                                 self.window_s]))
+                return int(
+                    self._reserve_script(keys=keys, args=[self.max_failures, self.max_ip_failures, self.window_s])
+                )
             except Exception:  # noqa: BLE001 - Redis away: fall back to memory
                 pass
         with self._lock:

@@ -52,8 +52,9 @@ class WebServices:
             except ImportError:
                 log.warning("areya.notify is not installed: alert changes are not announced")
                 return None
-            self._notifier = Notifier(self.settings, redis_client=self.redis, session_factory=self.sessions,
-                                      deliver=False)
+            self._notifier = Notifier(
+                self.settings, redis_client=self.redis, session_factory=self.sessions, deliver=False
+            )
         return self._notifier
 
 
@@ -136,9 +137,7 @@ def audit(
         session.commit()
 
 
-def security_audit(
-    action: str, by: Actor, *, target: str | None = None, detail: dict[str, Any] | None = None
-) -> None:
+def security_audit(action: str, by: Actor, *, target: str | None = None, detail: dict[str, Any] | None = None) -> None:
     """Record a security event (login, failed or refused login) in a transaction of its own, retried while the
     database is busy, so that it is never lost with (or blocked by) the request's own work. An event that still
     cannot be written fails the request (nothing security-relevant goes unaudited)."""

@@ -78,8 +78,11 @@ def stacked_bars(
         for t in range(ticks + 1):
             index = min(len(buckets) - 1, round(t * (len(buckets) - 1) / ticks))
             x = index * col_w + col_w / 2
-            label = buckets[index].start.astimezone(tz).strftime("%H:%M" if len(buckets) * bucket_minutes <= 1440
-                                                                  else "%d %b %H:%M")
+            label = (
+                buckets[index]
+                .start.astimezone(tz)
+                .strftime("%H:%M" if len(buckets) * bucket_minutes <= 1440 else "%d %b %H:%M")
+            )
             anchor = "start" if t == 0 else "end" if t == ticks else "middle"
             parts.append(
                 f'<text x="{x:.1f}" y="{height - 3}" font-size="10" fill="#4b5563" text-anchor="{anchor}">'

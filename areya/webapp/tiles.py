@@ -178,7 +178,8 @@ def _snoozes(session: Session, patient_ids: list[int], now: datetime) -> dict[in
 
 def _bed_cameras(session: Session, ward_id: int) -> dict[int, list[int]]:
     rows = session.execute(
-        select(BedZone.bed_id, BedZone.camera_id).join(Camera, Camera.id == BedZone.camera_id)
+        select(BedZone.bed_id, BedZone.camera_id)
+        .join(Camera, Camera.id == BedZone.camera_id)
         .where(Camera.ward_id == ward_id)
     )
     out: dict[int, list[int]] = defaultdict(list)
@@ -194,8 +195,7 @@ def _alert_evidence(session: Session, patient_ids: list[int]) -> dict[int, Negat
     out: dict[int, NegativeEvidence] = {}
     rows = session.execute(
         select(Alert.patient_id, Alert.evidence)
-        .where(Alert.patient_id.in_(patient_ids), Alert.kind == "negative_emotion",
-               Alert.state.in_(ALERT_OPEN_STATES))
+        .where(Alert.patient_id.in_(patient_ids), Alert.kind == "negative_emotion", Alert.state.in_(ALERT_OPEN_STATES))
         .order_by(Alert.opened_at.desc(), Alert.id.desc())
     )
     for pid, evidence in rows:
@@ -207,8 +207,10 @@ def _alert_evidence(session: Session, patient_ids: list[int]) -> dict[int, Negat
 
 def latest_observation(session: Session, patient_id: int) -> Observation | None:
     return session.scalar(
-        select(Observation).where(Observation.patient_id == patient_id)
-        .order_by(Observation.captured_at.desc(), Observation.id.desc()).limit(1)
+        select(Observation)
+        .where(Observation.patient_id == patient_id)
+        .order_by(Observation.captured_at.desc(), Observation.id.desc())
+        .limit(1)
     )
 
 
@@ -250,7 +252,11 @@ def load_tiles(
             tile.alert_evidence = alert_evidence.get(patient.id)
             buckets = bucketize(trends.get(patient.id, {}), start, end, 1, LABELS4)
             tile.trend_svg = stacked_bars(
-                buckets, LABELS4, width=180, height=36, title=f"{bed_name(bed.label)}: emotions over the last hour",
+                buckets,
+                LABELS4,
+                width=180,
+                height=36,
+                title=f"{bed_name(bed.label)}: emotions over the last hour",
                 tz=zone(tz_name),
             )
             count, severity, state = alerts.get(patient.id, (0, 0, None))
@@ -281,7 +287,8 @@ class TileWatcher:
         if self._last_id is not None and max_id > self._last_id and patient_ids:
             fresh = set(
                 session.scalars(
-                    select(Observation.patient_id).distinct()
+                    select(Observation.patient_id)
+                    .distinct()
                     .where(Observation.id > self._last_id, Observation.patient_id.in_(patient_ids))
                 )
             )

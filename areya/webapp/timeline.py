@@ -100,9 +100,7 @@ def bucketize(
         index = int((minute - first) / step)
         if 0 <= index < n:
             sums[index].update(counts)
-    return [
-        Bucket(first + i * step, {lab: int(c.get(lab, 0)) for lab in labels}) for i, c in enumerate(sums)
-    ]
+    return [Bucket(first + i * step, {lab: int(c.get(lab, 0)) for lab in labels}) for i, c in enumerate(sums)]
 
 
 def patient_timeline(
@@ -112,8 +110,9 @@ def patient_timeline(
     span, bucket_minutes = RANGES.get(range_name, RANGES[DEFAULT_RANGE])
     end = floor_minute(now) + timedelta(minutes=1)
     start = end - span
-    minutes: dict[datetime, Counter[str]] = dict(minute_counts(session, [patient_id], start, end, scheme=scheme)
-                                                 .get(patient_id, {}))
+    minutes: dict[datetime, Counter[str]] = dict(
+        minute_counts(session, [patient_id], start, end, scheme=scheme).get(patient_id, {})
+    )
     if scheme == 4:
         for minute, counts in rollup_counts(session, patient_id, start, end).items():
             minutes.setdefault(minute, counts)  # raw rows win where both exist

@@ -28,8 +28,13 @@ def create_token(session: Session, user: User, name: str, *, actor: Actor = SYST
     """A new token for ``user``; returns the row and the secret (never stored)."""
     label = clean_name(name, "token name", 100)
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    row = ApiToken(user_id=user.id, name=label, prefix=secret[: len(TOKEN_PREFIX) + 6], token_hash=hash_token(secret),
-                   issued_by_id=actor.user_id)
+    row = ApiToken(
+        user_id=user.id,
+        name=label,
+        prefix=secret[: len(TOKEN_PREFIX) + 6],
+        token_hash=hash_token(secret),
+        issued_by_id=actor.user_id,
+    )
     session.add(row)
     session.flush()
     detail = {"user": user.username, "name": label}

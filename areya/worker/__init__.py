@@ -23,9 +23,17 @@ def load_detector(settings: Any) -> Detector:
     return detector_from_settings(settings)
 
 
-def build_worker(settings: Any, *, client: Any = None, engine: Any = None, classifier: Classifier | None = None,
-                 detector: Detector | None = None, consumer: str | None = None, detector_name: str | None = None,
-                 detector_options: Mapping[str, Any] | None = None) -> Worker:
+def build_worker(
+    settings: Any,
+    *,
+    client: Any = None,
+    engine: Any = None,
+    classifier: Classifier | None = None,
+    detector: Detector | None = None,
+    consumer: str | None = None,
+    detector_name: str | None = None,
+    detector_options: Mapping[str, Any] | None = None,
+) -> Worker:
     """A :class:`Worker` wired from settings (Redis client, DB engine, detector and classifier by default).
 
     The detector is the settings' (``detector_name`` / ``detector_options``: a worker's command-line overrides,
@@ -44,9 +52,24 @@ def build_worker(settings: Any, *, client: Any = None, engine: Any = None, class
 
         engine = create_db_engine(settings)
     detectors = CameraDetectors.from_settings(settings, detector_name, detector_options, default=detector)
-    return Worker(client, engine, detectors.default, classifier or load_classifier(settings),
-                  WorkerConfig.from_settings(settings), consumer=consumer, detectors=detectors)
+    return Worker(
+        client,
+        engine,
+        detectors.default,
+        classifier or load_classifier(settings),
+        WorkerConfig.from_settings(settings),
+        consumer=consumer,
+        detectors=detectors,
+    )
 
 
-__all__ = ["Classifier", "Detector", "Worker", "WorkerConfig", "build_worker", "frame_id", "load_classifier",
-           "load_detector"]
+__all__ = [
+    "Classifier",
+    "Detector",
+    "Worker",
+    "WorkerConfig",
+    "build_worker",
+    "frame_id",
+    "load_classifier",
+    "load_detector",
+]

@@ -69,8 +69,13 @@ class BedResolver:
         with self.session_factory() as session:
             for z in session.scalars(select(BedZone)):
                 zones.setdefault(z.camera_id, []).append(Zone(z.bed_id, z.x0, z.y0, z.x1, z.y1))
-            options = {cid: text for cid, text in session.execute(
-                select(Camera.id, Camera.detector_options).where(Camera.detector_options.is_not(None))) if text}
+            options = {
+                cid: text
+                for cid, text in session.execute(
+                    select(Camera.id, Camera.detector_options).where(Camera.detector_options.is_not(None))
+                )
+                if text
+            }
         self._zones = zones
         self._detector_options = options
         self._zones_at = time.monotonic()
@@ -91,9 +96,13 @@ class BedResolver:
         out: dict[int, list[Stay]] = {}
         with self.session_factory() as session:
             rows = session.execute(
-                select(BedAssignment.bed_id, BedAssignment.patient_id, BedAssignment.start_at, BedAssignment.end_at)
-                .where(BedAssignment.bed_id.in_(bed_ids), BedAssignment.start_at <= end,
-                       or_(BedAssignment.end_at.is_(None), BedAssignment.end_at > start))
+                select(
+                    BedAssignment.bed_id, BedAssignment.patient_id, BedAssignment.start_at, BedAssignment.end_at
+                ).where(
+                    BedAssignment.bed_id.in_(bed_ids),
+                    BedAssignment.start_at <= end,
+                    or_(BedAssignment.end_at.is_(None), BedAssignment.end_at > start),
+                )
             )
             for bed_id, patient_id, start_at, end_at in rows:
                 out.setdefault(bed_id, []).append(Stay(patient_id, start_at, end_at))

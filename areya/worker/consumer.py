@@ -164,8 +164,9 @@ class StreamConsumer:
 
     def _ack_deleted(self, ids: list[str]) -> None:
         """Pending ids now owned by us but gone from the stream (trimmed): ack them, count them as dropped."""
-        mine = self.client.xpending_range(self.stream, self.group, ids[0], ids[-1], len(ids) * 2 + 10,
-                                          consumername=self.consumer)
+        mine = self.client.xpending_range(
+            self.stream, self.group, ids[0], ids[-1], len(ids) * 2 + 10, consumername=self.consumer
+        )
         owned = {_decode_id(p["message_id"]) for p in mine}
         gone = [i for i in ids if i in owned and not self.client.xrange(self.stream, min=i, max=i)]
         if gone:

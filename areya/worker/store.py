@@ -29,4 +29,3 @@ def write_observations(engine: Engine, rows: list[dict[str, Any]]) -> int:
     with engine.begin() as conn:
         inserted = conn.execute(stmt, rows).all()
     return len(inserted)
-

@@ -86,9 +86,14 @@ class WorkerConfig:
 
     @classmethod
     def from_settings(cls, settings: Any) -> WorkerConfig:
-        return cls(stream=settings.frame_stream, dead_letter_stream=settings.dead_letter_stream,
-                   batch_size=settings.worker_batch_size, batch_ms=settings.worker_batch_ms,
-                   claim_idle_ms=settings.claim_idle_ms, max_deliveries=settings.max_deliveries)
+        return cls(
+            stream=settings.frame_stream,
+            dead_letter_stream=settings.dead_letter_stream,
+            batch_size=settings.worker_batch_size,
+            batch_ms=settings.worker_batch_ms,
+            claim_idle_ms=settings.claim_idle_ms,
+            max_deliveries=settings.max_deliveries,
+        )
 
 
 @dataclass
@@ -118,14 +123,20 @@ def crop(image: np.ndarray, box: BoxLike, margin: float) -> np.ndarray:
     try:
         from areya.detectors import FaceBox, crop_face  # noqa: PLC0415
 
-        face = FaceBox(int(box.x), int(box.y), int(box.w), int(box.h), float(box.score),
-                       float(getattr(box, "roll", 0.0)),  # a rolled face is turned upright for the classifier,
-                       getattr(box, "eyes", None))  # by its eye line when the detector gave the eyes
+        face = FaceBox(
+            int(box.x),
+            int(box.y),
+            int(box.w),
+            int(box.h),
+            float(box.score),
+            float(getattr(box, "roll", 0.0)),  # a rolled face is turned upright for the classifier,
+            getattr(box, "eyes", None),
+        )  # by its eye line when the detector gave the eyes
         return crop_face(image, face, margin)
     except ImportError:  # detectors package not installed: plain clipped crop
         h, w = image.shape[:2]
         x0, y0 = max(0, int(box.x)), max(0, int(box.y))
-        return image[y0:min(h, int(box.y + box.h)), x0:min(w, int(box.x + box.w))].copy()
+        return image[y0 : min(h, int(box.y + box.h)), x0 : min(w, int(box.x + box.w))].copy()
 
 
 class Worker:
@@ -156,9 +167,15 @@ class Worker:
         self.classifier = classifier
         self.config = config or WorkerConfig()
         c = self.config
-        self.consumer = StreamConsumer(client, c.stream, c.group, consumer=consumer,
-                                       dead_letter_stream=c.dead_letter_stream, claim_idle_ms=c.claim_idle_ms,
-                                       max_deliveries=c.max_deliveries)
+        self.consumer = StreamConsumer(
+            client,
+            c.stream,
+            c.group,
+            consumer=consumer,
+            dead_letter_stream=c.dead_letter_stream,
+            claim_idle_ms=c.claim_idle_ms,
+            max_deliveries=c.max_deliveries,
+        )
         self.resolver = BedResolver(sessionmaker(bind=engine))
         self.metrics = metrics or Metrics(client)
         self.stop_event = threading.Event()
@@ -270,8 +287,9 @@ class Worker:
         for d in deliveries:
             try:
                 if d.deliveries > self.config.max_deliveries:
-                    raise BadFrame(f"delivered {d.deliveries} times (max {self.config.max_deliveries}): "
-                                   "processing keeps failing")
+                    raise BadFrame(
+                        f"delivered {d.deliveries} times (max {self.config.max_deliveries}): processing keeps failing"
+                    )
                 msg = decode_fields(d.fields)
                 image = msg.decode_image()
             except BadFrame as exc:
@@ -335,9 +353,14 @@ class Worker:
         self.metrics.inc("areya_worker_errors_total", stage="camera_options")
         if (camera_id, text) not in self._options_reported:
             self._options_reported.add((camera_id, text))
-            log.error("camera %s: its detector options %r are not applied (%s); using the global detector "
-                      "(fix them with `areya camera edit %s --detector-options ...`)", camera_id, text, reason,
-                      camera_id)
+            log.error(
+                "camera %s: its detector options %r are not applied (%s); using the global detector "
+                "(fix them with `areya camera edit %s --detector-options ...`)",
+                camera_id,
+                text,
+                reason,
+                camera_id,
+            )
 
     def _build_rows(self, frames: list[_Frame], result: BatchResult) -> tuple[list[dict[str, Any]], float]:
         """Observation rows for the faces in an occupied bed's zone (one classify call for the batch)."""
@@ -348,8 +371,7 @@ class Worker:
                 cx, cy = (box.x + box.w / 2) / w, (box.y + box.h / 2) / h
                 bed_id = self._db(lambda f=f, cx=cx, cy=cy: self.resolver.bed_for(f.message.camera_id, cx, cy))
                 if bed_id is None:
-                    self.metrics.inc("areya_faces_unassigned_total", camera=f.message.camera_id,
-                                     reason="outside_zones")
+                    self.metrics.inc("areya_faces_unassigned_total", camera=f.message.camera_id, reason="outside_zones")
                     continue
                 targets.append((f, i, box, bed_id))
         stays = {}
@@ -376,17 +398,29 @@ class Worker:
         for (f, i, box, bed_id, patient_id), emo in zip(assigned, emotions, strict=True):
             h, w = f.image.shape[:2]
             p4 = [float(v) for v in np.asarray(emo.probs4, dtype=np.float64)]
-            rows.append({
-                "patient_id": patient_id, "bed_id": bed_id, "camera_id": f.message.camera_id,
-                "captured_at": f.captured, "frame_id": frame_id(f.message.camera_id, f.delivery.entry_id),
-                "face_index": i,
-                "box_x": max(0.0, box.x / w), "box_y": max(0.0, box.y / h),
-                "box_w": min(1.0, box.w / w), "box_h": min(1.0, box.h / h),
-                "p_angry": p4[0], "p_happy": p4[1], "p_relaxed": p4[2], "p_sad": p4[3],
-                "probs7": [round(float(v), 6) for v in np.asarray(emo.probs7)],
-                "label4": emo.label4, "label7": emo.label7,
-                "confidence4": min(1.0, max(0.0, float(emo.confidence4))), "model_version": version,
-            })
+            rows.append(
+                {
+                    "patient_id": patient_id,
+                    "bed_id": bed_id,
+                    "camera_id": f.message.camera_id,
+                    "captured_at": f.captured,
+                    "frame_id": frame_id(f.message.camera_id, f.delivery.entry_id),
+                    "face_index": i,
+                    "box_x": max(0.0, box.x / w),
+                    "box_y": max(0.0, box.y / h),
+                    "box_w": min(1.0, box.w / w),
+                    "box_h": min(1.0, box.h / h),
+                    "p_angry": p4[0],
+                    "p_happy": p4[1],
+                    "p_relaxed": p4[2],
+                    "p_sad": p4[3],
+                    "probs7": [round(float(v), 6) for v in np.asarray(emo.probs7)],
+                    "label4": emo.label4,
+                    "label7": emo.label7,
+                    "confidence4": min(1.0, max(0.0, float(emo.confidence4))),
+                    "model_version": version,
+                }
+            )
             self.metrics.inc("areya_faces_assigned_total", camera=f.message.camera_id)
         result.assigned = len(rows)
         return rows, t_classify

@@ -23,12 +23,12 @@ def upgrade() -> None:
     with op.batch_alter_table("cameras", schema=None) as batch_op:
         batch_op.drop_constraint(CONSTRAINT, type_="check")
         batch_op.create_check_constraint(
-            CONSTRAINT, "health_status IN ('unknown', 'online', 'offline', 'error', 'ended')")
+            CONSTRAINT, "health_status IN ('unknown', 'online', 'offline', 'error', 'ended')"
+        )
 
 
 def downgrade() -> None:
     op.execute("UPDATE cameras SET health_status = 'offline' WHERE health_status = 'ended'")
     with op.batch_alter_table("cameras", schema=None) as batch_op:
         batch_op.drop_constraint(CONSTRAINT, type_="check")
-        batch_op.create_check_constraint(
-            CONSTRAINT, "health_status IN ('unknown', 'online', 'offline', 'error')")
+        batch_op.create_check_constraint(CONSTRAINT, "health_status IN ('unknown', 'online', 'offline', 'error')")

@@ -29,8 +29,9 @@ def upgrade() -> None:
         sa.Column("event", sa.String(length=8), nullable=False),
         sa.Column("patient_id", sa.Integer(), nullable=True),
         sa.Column("applied_at", sa.DateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(["patient_id"], ["patients.id"], name=op.f("fk_adt_messages_patient_id_patients"),
-                                ondelete="RESTRICT"),
+        sa.ForeignKeyConstraint(
+            ["patient_id"], ["patients.id"], name=op.f("fk_adt_messages_patient_id_patients"), ondelete="RESTRICT"
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_adt_messages")),
         sa.UniqueConstraint("sending_facility", "control_id", name=op.f("uq_adt_messages_sending_facility_control_id")),
     )

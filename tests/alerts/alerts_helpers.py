@@ -50,8 +50,9 @@ def create_hospital(session_factory: Callable[[], Session]) -> Hospital:
         bed_b = Bed(ward_id=wb.id, label="B1")
         s.add_all([*beds, bed_b])
         s.flush()
-        patients = [Patient(mrn=f"MRN-A{i + 1}", display_name=f"Patient A{i + 1}", admitted_at=created)
-                    for i in range(3)]
+        patients = [
+            Patient(mrn=f"MRN-A{i + 1}", display_name=f"Patient A{i + 1}", admitted_at=created) for i in range(3)
+        ]
         patient_b = Patient(mrn="MRN-B1", display_name="Patient B1", admitted_at=created)
         s.add_all([*patients, patient_b])
         s.flush()
@@ -76,13 +77,23 @@ def create_hospital(session_factory: Callable[[], Session]) -> Hospital:
             if ward is not None:
                 s.add(UserWard(user_id=user.id, ward_id=ward.id))
             users[username] = user.id
-        inactive = User(username="dr-gone", role="doctor", password_hash="x", email="gone@hospital.example",
-                        active=False)
+        inactive = User(
+            username="dr-gone", role="doctor", password_hash="x", email="gone@hospital.example", active=False
+        )
         s.add(inactive)
         s.flush()
         s.add(UserWard(user_id=inactive.id, ward_id=wa.id))
-        return Hospital(wa.id, wb.id, cam_a.id, cam_b.id, [b.id for b in beds], [p.id for p in patients],
-                        patient_b.id, bed_b.id, users)
+        return Hospital(
+            wa.id,
+            wb.id,
+            cam_a.id,
+            cam_b.id,
+            [b.id for b in beds],
+            [p.id for p in patients],
+            patient_b.id,
+            bed_b.id,
+            users,
+        )
 
 
 _frame_seq = iter(range(10**9))
@@ -103,14 +114,30 @@ def observation_rows(
     for i in range(count):
         name = label(i) if callable(label) else label
         pa, ph, pr, ps = PROBS[name]
-        rows.append({
-            "patient_id": patient_id, "bed_id": bed_id, "camera_id": camera_id,
-            "captured_at": start + timedelta(seconds=i * every_s), "frame_id": f"f{next(_frame_seq)}",
-            "face_index": 0, "box_x": 0.1, "box_y": 0.1, "box_w": 0.2, "box_h": 0.2,
-            "p_angry": pa, "p_happy": ph, "p_relaxed": pr, "p_sad": ps, "probs7": [1 / 7] * 7,
-            "label4": name, "label7": {"relaxed": "neutral"}.get(name, name), "confidence4": max(pa, ph, pr, ps),
-            "model_version": "test", "created_at": start + timedelta(seconds=i * every_s),
-        })
+        rows.append(
+            {
+                "patient_id": patient_id,
+                "bed_id": bed_id,
+                "camera_id": camera_id,
+                "captured_at": start + timedelta(seconds=i * every_s),
+                "frame_id": f"f{next(_frame_seq)}",
+                "face_index": 0,
+                "box_x": 0.1,
+                "box_y": 0.1,
+                "box_w": 0.2,
+                "box_h": 0.2,
+                "p_angry": pa,
+                "p_happy": ph,
+                "p_relaxed": pr,
+                "p_sad": ps,
+                "probs7": [1 / 7] * 7,
+                "label4": name,
+                "label7": {"relaxed": "neutral"}.get(name, name),
+                "confidence4": max(pa, ph, pr, ps),
+                "model_version": "test",
+                "created_at": start + timedelta(seconds=i * every_s),
+            }
+        )
     return rows
 
 
@@ -118,8 +145,6 @@ def add_observations(session_factory: Callable[[], Session], rows: list[dict[str
     if rows:
         with session_factory() as s, s.begin():
             s.execute(insert(Observation), rows)
-
-
 
 
 def next_message(pubsub: Any, timeout: float = 5.0) -> dict[str, Any] | None:
@@ -138,6 +163,12 @@ def window_stats(n: int, score: float, now: datetime, span_s: float) -> WindowSt
     """A rule window of ``n`` observations ending at ``now`` whose mean negative mass is ``score`` (labels: that
     share sad, the rest happy), the first ``span_s`` seconds before ``now``."""
     n_neg = round(n * score)
-    return WindowStats(1, n, {"angry": 0, "happy": n - n_neg, "relaxed": 0, "sad": n_neg}, score * n,
-                       {"angry": 0.0, "happy": (1 - score) * n, "relaxed": 0.0, "sad": score * n},
-                       now - timedelta(seconds=span_s), now)
+    return WindowStats(
+        1,
+        n,
+        {"angry": 0, "happy": n - n_neg, "relaxed": 0, "sad": n_neg},
+        score * n,
+        {"angry": 0.0, "happy": (1 - score) * n, "relaxed": 0.0, "sad": score * n},
+        now - timedelta(seconds=span_s),
+        now,
+    )

@@ -19,9 +19,16 @@ from areya.config import Settings
 @pytest.fixture
 def alert_settings(db_settings: Settings) -> Settings:
     return db_settings.replace(
-        negative_window_s=600, negative_min_obs=20, negative_open_share=0.6, negative_close_share=0.4,
-        resolve_period_s=300, escalate_after_s=900, camera_offline_s=60, retention_days=7,
-        scheduler_tick_s=5, lock_ttl_s=15,
+        negative_window_s=600,
+        negative_min_obs=20,
+        negative_open_share=0.6,
+        negative_close_share=0.4,
+        resolve_period_s=300,
+        escalate_after_s=900,
+        camera_offline_s=60,
+        retention_days=7,
+        scheduler_tick_s=5,
+        lock_ttl_s=15,
     )
 
 
@@ -35,8 +42,9 @@ def observe(session_factory: Callable[[], Session], hospital: Hospital) -> Calla
     """observe(patient_index, start, count, label=..., every_s=...) for the patients of ward A."""
 
     def add(index: int, start: datetime, count: int, **kwargs: Any) -> None:
-        rows = observation_rows(hospital.patients[index], hospital.beds[index], hospital.camera_id, start, count,
-                                **kwargs)
+        rows = observation_rows(
+            hospital.patients[index], hospital.beds[index], hospital.camera_id, start, count, **kwargs
+        )
         add_observations(session_factory, rows)
 
     return add

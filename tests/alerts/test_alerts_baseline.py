@@ -36,8 +36,18 @@ from areya.db.models import Alert, AlertEvent, Camera, Observation, RuleOverride
 Observe = Callable[..., None]
 NOW = T0
 # plain thresholds 0.52 / 0.44; the baseline: 2 h, at least 100 observations, +0.15, never above 0.8
-P = RuleParams(window_s=300, min_obs=20, open_share=0.52, close_share=0.44, cooldown_s=1800, reopen_margin=0.15,
-               baseline_s=7200, baseline_min_obs=100, baseline_margin=0.15, baseline_ceiling=0.8)
+P = RuleParams(
+    window_s=300,
+    min_obs=20,
+    open_share=0.52,
+    close_share=0.44,
+    cooldown_s=1800,
+    reopen_margin=0.15,
+    baseline_s=7200,
+    baseline_min_obs=100,
+    baseline_margin=0.15,
+    baseline_ceiling=0.8,
+)
 OFF = RuleParams(window_s=300, min_obs=20, open_share=0.52, close_share=0.44, cooldown_s=1800, reopen_margin=0.15)
 
 
@@ -63,8 +73,9 @@ def test_thresholds_follow_the_usual_level_keep_the_gap_and_stop_at_the_ceiling(
     assert thresholds(P, usual(0.46, n=99)) == thresholds(P, None) == thresholds(OFF, usual(0.46))
     assert (thresholds(P, None).open_at, thresholds(P, None).close_below) == (0.52, 0.44)
     # the labels measure reads the baseline's label share
-    labels = RuleParams(open_share=0.3, close_share=0.2, measure="labels", baseline_s=3600, baseline_min_obs=10,
-                        baseline_margin=0.1)
+    labels = RuleParams(
+        open_share=0.3, close_share=0.2, measure="labels", baseline_s=3600, baseline_min_obs=10, baseline_margin=0.1
+    )
     assert thresholds(labels, Baseline(100, 40, 10.0)).open_at == pytest.approx(0.5)
 
 
@@ -91,22 +102,31 @@ def test_the_close_threshold_moves_with_it_and_the_cooldown_starts_from_it() -> 
     d = evaluate_negative(stats(60, 0.50), OFF, now=NOW, is_open=True)
     assert (d.action, d.below_close_since) == ("keep", None)  # plain: 0.50 is not below 0.44
     later = NOW + timedelta(seconds=P.resolve_period_s)
-    assert evaluate_negative(stats(60, 0.50), P, now=later, is_open=True, below_close_since=NOW,
-                             baseline=high).action == "resolve"
+    assert (
+        evaluate_negative(stats(60, 0.50), P, now=later, is_open=True, below_close_since=NOW, baseline=high).action
+        == "resolve"
+    )
     # the cool-down after a manual resolve: the higher of the raised threshold and the resolved level + margin
     resolved = ManualResolve(NOW, 0.40)
     assert reopen_level(P, resolved, NOW + timedelta(seconds=60), 0.61) == 0.61
     assert reopen_level(P, ManualResolve(NOW, 0.62), NOW + timedelta(seconds=60), 0.61) == pytest.approx(0.77)
-    assert evaluate_negative(stats(60, 0.65), P, now=NOW + timedelta(seconds=60), is_open=False,
-                             last_manual=resolved, baseline=high).action == "open"
+    assert (
+        evaluate_negative(
+            stats(60, 0.65), P, now=NOW + timedelta(seconds=60), is_open=False, last_manual=resolved, baseline=high
+        ).action
+        == "open"
+    )
 
 
 def test_baseline_off_is_the_old_rule() -> None:
     rng = random.Random(3)
     for _ in range(300):
         s = stats(rng.randrange(0, 80), rng.random())
-        kwargs = {"now": NOW, "is_open": rng.random() < 0.5,
-                  "below_close_since": NOW - timedelta(seconds=rng.randrange(0, 600)) if rng.random() < 0.5 else None}
+        kwargs = {
+            "now": NOW,
+            "is_open": rng.random() < 0.5,
+            "below_close_since": NOW - timedelta(seconds=rng.randrange(0, 600)) if rng.random() < 0.5 else None,
+        }
         assert evaluate_negative(s, OFF, **kwargs, baseline=usual(rng.random())) == evaluate_negative(s, OFF, **kwargs)
 
 
@@ -117,11 +137,13 @@ def test_baseline_period_and_left_out_alert_minutes() -> None:
     t0_minute = int(T0.timestamp()) // 60
     assert (first, end) == (t0_minute - 5 - 120, t0_minute - 5)
     # an alert: from the minute of (opened_at - window) to the minute it resolved, inclusive; open: to the end
-    spans = [(T0 - timedelta(minutes=60), T0 - timedelta(minutes=40, seconds=30)),  # minutes -65 .. -41
-             (T0 - timedelta(minutes=43), T0 - timedelta(minutes=30)),  # overlaps: merged
-             (T0 - timedelta(minutes=200), T0 - timedelta(minutes=110)),  # clipped to the period
-             (T0 - timedelta(minutes=300), T0 - timedelta(minutes=126)),  # before the period
-             (T0 - timedelta(minutes=20), None)]  # still open
+    spans = [
+        (T0 - timedelta(minutes=60), T0 - timedelta(minutes=40, seconds=30)),  # minutes -65 .. -41
+        (T0 - timedelta(minutes=43), T0 - timedelta(minutes=30)),  # overlaps: merged
+        (T0 - timedelta(minutes=200), T0 - timedelta(minutes=110)),  # clipped to the period
+        (T0 - timedelta(minutes=300), T0 - timedelta(minutes=126)),  # before the period
+        (T0 - timedelta(minutes=20), None),
+    ]  # still open
     got = excluded_minutes(spans, 300, first, end)
     assert got == [(first, t0_minute - 109), (t0_minute - 65, t0_minute - 29), (t0_minute - 25, end)]
     assert excluded_minutes([(T0 + timedelta(minutes=5), None)], 300, first, end) == []
@@ -133,14 +155,26 @@ def test_evidence_says_the_alert_opened_on_the_patients_baseline() -> None:
     assert (ev.open_at, ev.close_below) == (pytest.approx(0.61), pytest.approx(0.53))
     assert (ev.plain_open_at, ev.plain_close_below, ev.baseline) == (0.52, 0.44, pytest.approx(0.46))
     assert ev.score_text() == "Negative probability 65% (opens at 61%: this patient's usual 46% + 15)"
-    assert ev.baseline_text() == ("46% over the 2 h before the window (5,000 observations, alert periods left out); "
-                                  "thresholds raised 9 points from 52%")
+    assert ev.baseline_text() == (
+        "46% over the 2 h before the window (5,000 observations, alert periods left out); "
+        "thresholds raised 9 points from 52%"
+    )
     public = ev.public()
     assert public["open_at"] == pytest.approx(0.61) and public["close_below"] == pytest.approx(0.53)
     assert public["baseline"] == {
-        "applied": True, "usual": 0.46, "n_obs": 5000, "min_obs": 100, "period_s": 7200,
-        "start": (T0 - timedelta(hours=2)).isoformat(), "end": T0.isoformat(), "margin": 0.15, "ceiling": 0.8,
-        "plain_open_at": 0.52, "plain_close_below": 0.44, "raised_by": 0.09}
+        "applied": True,
+        "usual": 0.46,
+        "n_obs": 5000,
+        "min_obs": 100,
+        "period_s": 7200,
+        "start": (T0 - timedelta(hours=2)).isoformat(),
+        "end": T0.isoformat(),
+        "margin": 0.15,
+        "ceiling": 0.8,
+        "plain_open_at": 0.52,
+        "plain_close_below": 0.44,
+        "raised_by": 0.09,
+    }
     assert "this patient's usual 46% + 15" in public["headline"]
     back = NegativeEvidence.from_json(ev.to_json())
     assert back is not None and back.public() == public and back.threshold_text() == ev.threshold_text()
@@ -148,13 +182,14 @@ def test_evidence_says_the_alert_opened_on_the_patients_baseline() -> None:
     low = negative_evidence(stats(60, 0.6), P, NOW, usual(0.2))
     assert low.threshold_text() == "opens at 52%" and low.baseline_text() == (
         "20% over the 2 h before the window (1,000 observations, alert periods left out); + 15 is below 52%: "
-        "plain thresholds")
+        "plain thresholds"
+    )
     capped = negative_evidence(stats(60, 0.9), P, NOW, usual(0.75))
     assert capped.threshold_text() == "opens at 80%: this patient's usual 75% + 15, capped at 80%"
     young = negative_evidence(stats(60, 0.6), P, NOW, usual(0.46, n=40))
     assert young.threshold_text() == "opens at 52%" and young.baseline_text() == (
-        "not known yet: 40 of 100 observations in the 2 h before the window (alert periods left out); "
-        "plain thresholds")
+        "not known yet: 40 of 100 observations in the 2 h before the window (alert periods left out); plain thresholds"
+    )
     assert young.public()["baseline"]["applied"] is False
     off = negative_evidence(stats(60, 0.6), OFF, NOW, high)
     assert off.public()["baseline"] is None and off.baseline_text() is None and off.threshold_text() == "opens at 52%"
@@ -181,10 +216,20 @@ def test_settings_validation(settings: Settings) -> None:
             settings.replace(**{key: value})
     with pytest.raises(ConfigError, match="AREYA_NEGATIVE_BASELINE_S: the baseline period and the window must fit"):
         settings.replace(retention_days=1, negative_baseline_s=86_400)
-    params = RuleParams.from_settings(settings.replace(negative_baseline_s=3600, negative_baseline_margin=0.3,
-                                                       negative_baseline_min_obs=50, negative_baseline_ceiling=0.7))
+    params = RuleParams.from_settings(
+        settings.replace(
+            negative_baseline_s=3600,
+            negative_baseline_margin=0.3,
+            negative_baseline_min_obs=50,
+            negative_baseline_ceiling=0.7,
+        )
+    )
     assert (params.baseline_s, params.baseline_margin, params.baseline_min_obs, params.baseline_ceiling) == (
-        3600, 0.3, 50, 0.7)
+        3600,
+        0.3,
+        50,
+        0.7,
+    )
     assert RuleParams.from_settings(settings.replace(negative_baseline_s="off")).baseline_s == 0
     with pytest.raises(ValueError, match="baseline"):
         RuleParams(baseline_s=90)
@@ -194,7 +239,9 @@ def test_per_patient_and_ward_overrides_of_the_baseline(
     hospital: Hospital, session_factory: Callable[[], Session]
 ) -> None:
     assert parse_override_values({"negative_baseline_s": "off", "negative_baseline_margin": "0.3"}) == {
-        "negative_baseline_s": 0, "negative_baseline_margin": 0.3}
+        "negative_baseline_s": 0,
+        "negative_baseline_margin": 0.3,
+    }
     with pytest.raises(Invalid, match="negative_baseline_s"):
         parse_override_values({"negative_baseline_s": 100})
     with pytest.raises(Invalid, match="negative_baseline_ceiling"):
@@ -203,8 +250,12 @@ def test_per_patient_and_ward_overrides_of_the_baseline(
     with session_factory() as s, s.begin():
         set_rule_override(s, {"negative_baseline_margin": 0.25}, ward_id=hospital.ward_id, base=base)
         set_rule_override(s, {"negative_baseline_s": "off"}, patient_id=hospital.patients[1], base=base)
-        set_rule_override(s, {"negative_baseline_s": 14_400, "negative_baseline_ceiling": 0.7},
-                          patient_id=hospital.patients[2], base=base)
+        set_rule_override(
+            s,
+            {"negative_baseline_s": 14_400, "negative_baseline_ceiling": 0.7},
+            patient_id=hospital.patients[2],
+            base=base,
+        )
     with session_factory() as s:
         resolver = OverrideResolver(base, list(s.scalars(select(RuleOverride))))
     p0, p1, p2 = (resolver.params(hospital.ward_id, pid) for pid in hospital.patients)
@@ -223,9 +274,14 @@ def base_settings(alert_settings: Settings, hospital: Hospital, session_factory:
     with session_factory() as s, s.begin():
         s.execute(update(Camera).values(enabled=False))
     return alert_settings.replace(
-        negative_measure="probability", negative_open_share=0.55, negative_close_share=0.40,
-        negative_baseline_s=7200, negative_baseline_min_obs=600, negative_baseline_margin=0.15,
-        negative_baseline_ceiling=0.8, negative_cooldown_s=1800,
+        negative_measure="probability",
+        negative_open_share=0.55,
+        negative_close_share=0.40,
+        negative_baseline_s=7200,
+        negative_baseline_min_obs=600,
+        negative_baseline_margin=0.15,
+        negative_baseline_ceiling=0.8,
+        negative_cooldown_s=1800,
     )
 
 
@@ -240,8 +296,11 @@ def negative(label: str) -> float:
 
 def alerts_of(session_factory: Callable[[], Session], patient_id: int) -> list[Alert]:
     with session_factory() as s:
-        return list(s.scalars(select(Alert).where(Alert.kind == "negative_emotion", Alert.patient_id == patient_id)
-                              .order_by(Alert.id)))
+        return list(
+            s.scalars(
+                select(Alert).where(Alert.kind == "negative_emotion", Alert.patient_id == patient_id).order_by(Alert.id)
+            )
+        )
 
 
 def opening_note(session_factory: Callable[[], Session], alert: Alert) -> str:
@@ -272,12 +331,16 @@ def test_engine_raises_the_threshold_of_a_patient_who_usually_looks_sad(
     # the baseline the rule used for patient 0, computed here from the rows: the whole minutes of the 2 h ending at
     # the minute holding the window's start (T0 - 20 min)
     period_end = T0 - timedelta(minutes=20)
-    labels = [sad_looking(i) for i in range(usual_count)
-              if period_end - timedelta(hours=2) <= start + timedelta(seconds=5 * i) < period_end]
+    labels = [
+        sad_looking(i)
+        for i in range(usual_count)
+        if period_end - timedelta(hours=2) <= start + timedelta(seconds=5 * i) < period_end
+    ]
     expected = sum(negative(lab) for lab in labels) / len(labels)
     with session_factory() as s:
-        ev = current_evidence(s, RuleParams.from_settings(base_settings), before,
-                              {hospital.patients[0]: hospital.ward_id})[hospital.patients[0]]
+        ev = current_evidence(
+            s, RuleParams.from_settings(base_settings), before, {hospital.patients[0]: hospital.ward_id}
+        )[hospital.patients[0]]
     assert ev.baseline_n == len(labels) == 1440 and ev.baseline == pytest.approx(expected)
     assert ev.open_at == pytest.approx(expected + 0.15) and ev.score < ev.open_at
     assert ev.close_below == pytest.approx(0.40 + expected + 0.15 - 0.55)
@@ -337,8 +400,9 @@ def test_an_open_alert_does_not_become_the_baseline(
 # --------------------------------------------------------------------------- incremental sums
 
 
-def brute_force(rows: list[dict], patient_id: int, first: int, end: int, left_out: list[tuple[int, int]]
-                ) -> tuple[int, int, float]:
+def brute_force(
+    rows: list[dict], patient_id: int, first: int, end: int, left_out: list[tuple[int, int]]
+) -> tuple[int, int, float]:
     n = neg = 0
     mass = 0.0
     for r in rows:
@@ -351,11 +415,18 @@ def brute_force(rows: list[dict], patient_id: int, first: int, end: int, left_ou
     return n, neg, mass
 
 
-@pytest.mark.parametrize(("in_list_max", "budget_s"), [(50, None), (1, None), (50, 0.0)],
-                         ids=["in-list", "all-patients", "chunk-per-refresh"])
-def test_incremental_baseline_sums_equal_a_full_read(hospital: Hospital, session_factory: Callable[[], Session],
-                                                     in_list_max: int, budget_s: float | None,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    ("in_list_max", "budget_s"),
+    [(50, None), (1, None), (50, 0.0)],
+    ids=["in-list", "all-patients", "chunk-per-refresh"],
+)
+def test_incremental_baseline_sums_equal_a_full_read(
+    hospital: Hospital,
+    session_factory: Callable[[], Session],
+    in_list_max: int,
+    budget_s: float | None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """Tick after tick with late rows, a longer period, patients coming and going and the clock stepping back, the
     kept sums equal a fresh read and a computation from the rows themselves (patients picked in SQL, or, for many
     patients, all read and theirs kept; the older minutes read at once, or a chunk per refresh: a baseline is
@@ -369,8 +440,14 @@ def test_incremental_baseline_sums_equal_a_full_read(hospital: Hospital, session
     history = []
     for pid, bed in patients:  # an hour of history
         for _k in range(200):
-            history += observation_rows(pid, bed, hospital.camera_id, T0 - timedelta(seconds=rng.uniform(0, 3600)), 1,
-                                        label=rng.choice(list(PROBS)))
+            history += observation_rows(
+                pid,
+                bed,
+                hospital.camera_id,
+                T0 - timedelta(seconds=rng.uniform(0, 3600)),
+                1,
+                label=rng.choice(list(PROBS)),
+            )
     add_observations(session_factory, history)
     all_rows += history
     now = T0
@@ -442,16 +519,26 @@ def test_engine_without_the_incremental_cache_agrees(
             assert kept == patient_baselines(s, now, params)
         assert kept[hospital.patients[0]].n > 600 and kept[hospital.patients[1]].n == 0
         with session_factory() as s, s.begin():  # a late row for the period
-            s.add(Observation(**observation_rows(hospital.patients[0], hospital.beds[0], None,
-                                                 now - timedelta(minutes=40), 1, label="sad")[0]))
+            s.add(
+                Observation(
+                    **observation_rows(
+                        hospital.patients[0], hospital.beds[0], None, now - timedelta(minutes=40), 1, label="sad"
+                    )[0]
+                )
+            )
 
 
 # --------------------------------------------------------------------------- what the surfaces show
 
 
 def test_tile_inbox_and_api_show_the_raised_threshold(
-    base_settings: Settings, hospital: Hospital, session_factory: Callable[[], Session], observe: Observe,
-    engine: object, rclient: object, monkeypatch: pytest.MonkeyPatch,
+    base_settings: Settings,
+    hospital: Hospital,
+    session_factory: Callable[[], Session],
+    observe: Observe,
+    engine: object,
+    rclient: object,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from areya import admin
     from areya.webapp import create_app
@@ -468,12 +555,17 @@ def test_tile_inbox_and_api_show_the_raised_threshold(
     threshold = NegativeEvidence.from_json(alert.evidence).threshold_text()  # type: ignore[union-attr]
     assert threshold.startswith("opens at 71%: this patient's usual 56% + 15")
 
-    for module in ("areya.webapp.views.api", "areya.webapp.views.ward", "areya.webapp.views.alerts",
-                   "areya.webapp.views.patients"):
+    for module in (
+        "areya.webapp.views.api",
+        "areya.webapp.views.ward",
+        "areya.webapp.views.alerts",
+        "areya.webapp.views.patients",
+    ):
         monkeypatch.setattr(f"{module}.utcnow", lambda: T0, raising=False)
     with session_factory() as s, s.begin():
         admin.add_user(s, "dr-usual", "doctor", "correct-horse-baseline-1", ["Ward A"])
         from areya.db.models import User
+
         token = create_token(s, s.scalar(select(User).where(User.username == "dr-usual")), "baseline-test")[1]
     app = create_app(base_settings, engine=engine, redis_client=rclient)
     app.config["TESTING"] = True
@@ -488,25 +580,29 @@ def test_tile_inbox_and_api_show_the_raised_threshold(
     assert tile["window"]["baseline"] == summary["baseline"]
 
     import re
+
     csrf = re.search(r'name="csrf-token" content="([^"]+)"', web.get("/login").get_data(as_text=True))
     assert csrf is not None
-    web.post("/login", data={"username": "dr-usual", "password": "correct-horse-baseline-1",
-                             "csrf_token": csrf.group(1)})
+    web.post(
+        "/login", data={"username": "dr-usual", "password": "correct-horse-baseline-1", "csrf_token": csrf.group(1)}
+    )
     inbox = web.get("/alerts").get_data(as_text=True)
-    card = inbox[inbox.index(f'id="alert-{alert.id}"'):]
+    card = inbox[inbox.index(f'id="alert-{alert.id}"') :]
     card = card[: card.index("</article>")]
     assert "opens at 71%: this patient&#39;s usual 56% + 15" in card and "Usual level" in card
     page = web.get(f"/wards/{hospital.ward_id}").get_data(as_text=True)
-    tile_html = page[page.index(f'id="tile-{hospital.beds[0]}"'):]
+    tile_html = page[page.index(f'id="tile-{hospital.beds[0]}"') :]
     tile_html = tile_html[: tile_html.index("</article>")]
     assert tile_html.count("opens at 71%: this patient&#39;s usual 56% + 15") == 2  # now and at alert
 
 
-def test_usual_level_at_a_given_instant_is_reproducible(hospital: Hospital,
-                                                        session_factory: Callable[[], Session]) -> None:
+def test_usual_level_at_a_given_instant_is_reproducible(
+    hospital: Hospital, session_factory: Callable[[], Session]
+) -> None:
     """Same database, same instant: the scheduler's cache, a fresh read and the web's cache give one baseline."""
-    rows = observation_rows(hospital.patients[0], hospital.beds[0], None, T0 - timedelta(hours=1), 600,
-                            label=sad_looking)
+    rows = observation_rows(
+        hospital.patients[0], hospital.beds[0], None, T0 - timedelta(hours=1), 600, label=sad_looking
+    )
     add_observations(session_factory, rows)
     params = {hospital.patients[0]: P}
     when: datetime = T0

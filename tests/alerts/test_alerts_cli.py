@@ -26,8 +26,11 @@ Invoke = Callable[..., Result]
 
 @pytest.fixture
 def run(alert_settings: Settings, alerts_redis: EmbeddedRedis, rclient: redis.Redis) -> Invoke:
-    env = {"AREYA_DATA_DIR": str(alert_settings.data_dir), "AREYA_DATABASE_URL": alert_settings.database_url,
-           "AREYA_REDIS_URL": alerts_redis.url}
+    env = {
+        "AREYA_DATA_DIR": str(alert_settings.data_dir),
+        "AREYA_DATABASE_URL": alert_settings.database_url,
+        "AREYA_REDIS_URL": alerts_redis.url,
+    }
 
     def invoke(*args: str) -> Result:
         return CliRunner().invoke(cli, list(args), env=env)
@@ -38,8 +41,14 @@ def run(alert_settings: Settings, alerts_redis: EmbeddedRedis, rclient: redis.Re
 @pytest.fixture
 def alert_id(hospital: Hospital, session_factory: Callable[[], Session]) -> int:
     with session_factory() as s, s.begin():
-        return open_alert(s, "negative_emotion", now=utcnow() - timedelta(minutes=1), patient_id=hospital.patients[0],
-                          ward_id=hospital.ward_id, evidence={"share": 0.85}).id
+        return open_alert(
+            s,
+            "negative_emotion",
+            now=utcnow() - timedelta(minutes=1),
+            patient_id=hospital.patients[0],
+            ward_id=hospital.ward_id,
+            evidence={"share": 0.85},
+        ).id
 
 
 def test_list_ack_resolve_show(run: Invoke, alert_id: int, rclient: redis.Redis) -> None:
@@ -63,7 +72,10 @@ def test_list_ack_resolve_show(run: Invoke, alert_id: int, rclient: redis.Redis)
     shown = run("alerts", "show", str(alert_id), "--json")
     data = json.loads(shown.output)
     assert [(h["from"], h["to"], h["note"]) for h in data["history"]] == [
-        (None, "firing", None), ("firing", "acknowledged", "coming"), ("acknowledged", "resolved", "calm now")]
+        (None, "firing", None),
+        ("firing", "acknowledged", "coming"),
+        ("acknowledged", "resolved", "calm now"),
+    ]
     assert json.loads(run("alerts", "list", "--json").output) == []
     assert len(json.loads(run("alerts", "list", "--all", "--json").output)) == 1
     missing = run("alerts", "show", "999")
@@ -81,18 +93,25 @@ def test_snooze_and_overrides(run: Invoke, hospital: Hospital, session_factory: 
         assert timedelta(hours=1, minutes=59) < snooze.until - utcnow() <= timedelta(hours=2)
     assert run("alerts", "unsnooze", "MRN-A1").output.startswith("1 snooze(s) ended")
 
-    assert run("alerts", "override", "set", "--ward", "Ward A", "negative_open_share=0.8",
-               "negative_min_obs=10").exit_code == 0
+    assert (
+        run("alerts", "override", "set", "--ward", "Ward A", "negative_open_share=0.8", "negative_min_obs=10").exit_code
+        == 0
+    )
     assert run("alerts", "override", "set", "--patient", "MRN-A2", "negative_window_s=300").exit_code == 0
-    for args in (("--ward", "Ward A", "web_port=1"), ("--ward", "Ward A", "negative_close_share=0.9"),
-                 ("--ward", "Nowhere", "negative_min_obs=5"), ("negative_min_obs=5",),
-                 ("--ward", "Ward A", "negative_min_obs")):
+    for args in (
+        ("--ward", "Ward A", "web_port=1"),
+        ("--ward", "Ward A", "negative_close_share=0.9"),
+        ("--ward", "Nowhere", "negative_min_obs=5"),
+        ("negative_min_obs=5",),
+        ("--ward", "Ward A", "negative_min_obs"),
+    ):
         bad = run("alerts", "override", "set", *args)
         assert bad.exit_code == 1 and bad.stderr.startswith("error: "), (args, bad.output)
     rows = json.loads(run("alerts", "override", "list", "--json").output)
     assert [(r["ward_id"], r["patient_id"], json.loads(r["settings"])) for r in rows] == [
         (hospital.ward_id, None, {"negative_min_obs": 10, "negative_open_share": 0.8}),
-        (None, hospital.patients[1], {"negative_window_s": 300})]
+        (None, hospital.patients[1], {"negative_window_s": 300}),
+    ]
     assert run("alerts", "override", "clear", "--ward", "Ward A", "negative_min_obs").exit_code == 0
     with session_factory() as s:
         ward_row = s.scalar(select(RuleOverride).where(RuleOverride.ward_id == hospital.ward_id))
@@ -101,8 +120,9 @@ def test_snooze_and_overrides(run: Invoke, hospital: Hospital, session_factory: 
     assert len(json.loads(run("alerts", "override", "list", "--json").output)) == 1
 
 
-def test_scheduler_once(run: Invoke, hospital: Hospital, observe: Callable[..., None],
-                        session_factory: Callable[[], Session]) -> None:
+def test_scheduler_once(
+    run: Invoke, hospital: Hospital, observe: Callable[..., None], session_factory: Callable[[], Session]
+) -> None:
     now = utcnow()
     observe(1, now - timedelta(seconds=250), 100, label="angry", every_s=2.5)  # >= negative_min_obs in the window
     with session_factory() as s, s.begin():

@@ -52,7 +52,7 @@ def tinted_faces(folder: Path) -> Path:
     from areya.camera.synthetic import ASTRONAUT_FACE_BOX
 
     x, y, w, h = ASTRONAUT_FACE_BOX
-    face = cv2.cvtColor(np.ascontiguousarray(data.astronaut()[y:y + h, x:x + w]), cv2.COLOR_RGB2BGR)
+    face = cv2.cvtColor(np.ascontiguousarray(data.astronaut()[y : y + h, x : x + w]), cv2.COLOR_RGB2BGR)
     for name, gain in TINTS.items():
         (folder / name).mkdir(parents=True, exist_ok=True)
         tinted = np.clip(face.astype(np.float32) * np.array(gain, np.float32), 0, 255).astype(np.uint8)
@@ -61,7 +61,10 @@ def tinted_faces(folder: Path) -> Path:
 
 
 def test_one_sad_patient_among_calm_ones_gets_exactly_one_alert(
-    tmp_path: Path, alert_settings: Settings, engine: Engine, session_factory: Callable[[], Session],
+    tmp_path: Path,
+    alert_settings: Settings,
+    engine: Engine,
+    session_factory: Callable[[], Session],
     rclient: redis.Redis,
 ) -> None:
     from areya.camera.synthetic import Scenario, SyntheticWard
@@ -70,22 +73,34 @@ def test_one_sad_patient_among_calm_ones_gets_exactly_one_alert(
     from areya.detectors import create_detector
     from areya.worker import Worker, WorkerConfig
 
-    ward = SyntheticWard(beds=3, width=960, height=540, faces_dir=tinted_faces(tmp_path / "faces"),
-                         scenario=Scenario.constant(["sad", "happy", "neutral"]), check_detectors=("haar",))
+    ward = SyntheticWard(
+        beds=3,
+        width=960,
+        height=540,
+        faces_dir=tinted_faces(tmp_path / "faces"),
+        scenario=Scenario.constant(["sad", "happy", "neutral"]),
+        check_detectors=("haar",),
+    )
     with session_scope(session_factory) as s:
         demo = create_demo_ward(s, source_url="synthetic:beds=3", beds=3, zones=ward.zones(), users=False)
     publisher = FramePublisher(rclient, STREAM, maxlen=10_000)
-    worker = Worker(rclient, engine, create_detector("haar"), TintClassifier(),
-                    WorkerConfig(stream=STREAM, batch_size=8, batch_ms=50, block_ms=100))
+    worker = Worker(
+        rclient,
+        engine,
+        create_detector("haar"),
+        TintClassifier(),
+        WorkerConfig(stream=STREAM, batch_size=8, batch_ms=50, block_ms=100),
+    )
     notifier = Notifier(alert_settings, redis_client=rclient, session_factory=session_factory, background=False)
-    scheduler = AlertScheduler(alert_settings, engine=engine, redis_client=rclient, notifier=notifier,
-                               owner="e2e")
+    scheduler = AlertScheduler(alert_settings, engine=engine, redis_client=rclient, notifier=notifier, owner="e2e")
     frames = [ward.render(0.5 * i) for i in range(4)]  # a few distinct sways, re-used (rendering is slow)
     try:
+
         def feed(count: int, start: int) -> None:
             for i in range(count):
-                publisher.publish(make_frame(demo.camera_id, start + i, frames[i % len(frames)],
-                                             captured_at=time.time()))
+                publisher.publish(
+                    make_frame(demo.camera_id, start + i, frames[i % len(frames)], captured_at=time.time())
+                )
             worker.run(idle_exit_s=0.3)
 
         feed(alert_settings.negative_min_obs - 1, 0)  # one observation short of the minimum evidence
@@ -99,8 +114,10 @@ def test_one_sad_patient_among_calm_ones_gets_exactly_one_alert(
         scheduler.stop()
 
     with session_factory() as s:
-        per_patient = {pid: s.scalars(select(Observation.label4).where(Observation.patient_id == pid)).all()
-                       for pid in demo.patient_ids.values()}
+        per_patient = {
+            pid: s.scalars(select(Observation.label4).where(Observation.patient_id == pid)).all()
+            for pid in demo.patient_ids.values()
+        }
         (alert,) = s.scalars(select(Alert).where(Alert.kind == "negative_emotion")).all()
     sad_patient = demo.patient_ids[0]
     assert set(per_patient[sad_patient]) == {"sad"} and len(per_patient[sad_patient]) == 30

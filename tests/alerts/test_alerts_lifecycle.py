@@ -31,8 +31,14 @@ from areya.db.models import Alert, AuditEvent
 @pytest.fixture
 def alert_id(hospital: Hospital, session_factory: Callable[[], Session]) -> int:
     with session_factory() as s, s.begin():
-        alert = open_alert(s, "negative_emotion", now=T0, patient_id=hospital.patients[0], ward_id=hospital.ward_id,
-                           evidence={"share": 0.8})
+        alert = open_alert(
+            s,
+            "negative_emotion",
+            now=T0,
+            patient_id=hospital.patients[0],
+            ward_id=hospital.ward_id,
+            evidence={"share": 0.8},
+        )
         notices = take_notices(s)
         assert [n.type for n in notices] == ["alert.opened"]
         return alert.id
@@ -52,19 +58,30 @@ def test_acknowledge_then_resolve_with_notes_and_history(
     with session_factory() as s:
         alert = s.get(Alert, alert_id)
         assert (alert.state, alert.resolution, alert.acknowledged_by, alert.resolved_by) == (
-            "resolved", "manual", hospital.users["dr-a"], hospital.users["dr-a"])
+            "resolved",
+            "manual",
+            hospital.users["dr-a"],
+            hospital.users["dr-a"],
+        )
         assert alert.acknowledged_at == T0 + timedelta(minutes=2) and alert.resolved_at == T0 + timedelta(minutes=20)
         history = [(e.from_state, e.to_state, e.user_id, e.note, e.at) for e in alert_history(s, alert_id)]
         assert history == [
             (None, "firing", None, None, T0),
             ("firing", "acknowledged", hospital.users["dr-a"], "on my way", T0 + timedelta(minutes=2)),
-            ("acknowledged", "resolved", hospital.users["dr-a"], "pain treated, patient calm",
-             T0 + timedelta(minutes=20)),
+            (
+                "acknowledged",
+                "resolved",
+                hospital.users["dr-a"],
+                "pain treated, patient calm",
+                T0 + timedelta(minutes=20),
+            ),
         ]
-        audit = s.scalars(select(AuditEvent.action).where(AuditEvent.target == f"alert:{alert_id}")
-                          .order_by(AuditEvent.id)).all()
+        audit = s.scalars(
+            select(AuditEvent.action).where(AuditEvent.target == f"alert:{alert_id}").order_by(AuditEvent.id)
+        ).all()
         assert audit == ["alert.acknowledge", "alert.resolve"]
         assert list_alerts(s) == [] and [a.id for a in list_alerts(s, open_only=False)] == [alert_id]
+
 
 DOCTORS_ONLY = AlertPolicy(acknowledge_roles=frozenset({"doctor"}))
 
@@ -74,8 +91,11 @@ def test_refused_transitions_change_nothing(
 ) -> None:
     u = hospital.users
     cases = [
-        (lambda s: acknowledge_alert(s, alert_id, actor=Actor(u["nurse-a"]), policy=DOCTORS_ONLY), Forbidden,
-         "nurse may not"),
+        (
+            lambda s: acknowledge_alert(s, alert_id, actor=Actor(u["nurse-a"]), policy=DOCTORS_ONLY),
+            Forbidden,
+            "nurse may not",
+        ),
         (lambda s: resolve_alert(s, alert_id, actor=Actor(u["nurse-a"]), note="calm"), Forbidden, "nurse may not"),
         (lambda s: acknowledge_alert(s, alert_id, actor=Actor(u["dr-b"])), Forbidden, "does not cover"),
         (lambda s: acknowledge_alert(s, alert_id, actor=Actor(u["admin"])), Forbidden, "admin may not"),

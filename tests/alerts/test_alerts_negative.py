@@ -52,8 +52,12 @@ def test_one_sustained_sad_patient_gets_exactly_one_alert_with_evidence(
     alerts = negative_alerts(session_factory)
     assert len(alerts) == 1 and report.opened == 1
     alert = alerts[0]
-    assert (alert.patient_id, alert.ward_id, alert.state, alert.severity) == (hospital.patients[0],
-                                                                              hospital.ward_id, "firing", 2)
+    assert (alert.patient_id, alert.ward_id, alert.state, alert.severity) == (
+        hospital.patients[0],
+        hospital.ward_id,
+        "firing",
+        2,
+    )
     assert alert.opened_at == T0
     ev = alert.evidence
     assert ev["counts"] == {"angry": 0, "happy": 0, "relaxed": 0, "sad": 120}
@@ -73,7 +77,10 @@ def test_one_sustained_sad_patient_gets_exactly_one_alert_with_evidence(
 
 
 def test_opens_within_one_tick_of_the_rule_holding(
-    engine_: AlertEngine, observe: Observe, hospital: Hospital, session_factory: Callable[[], Session],
+    engine_: AlertEngine,
+    observe: Observe,
+    hospital: Hospital,
+    session_factory: Callable[[], Session],
     alert_settings: Settings,
 ) -> None:
     """Relaxed for 10 min, then sad: the alert opens at the first tick at which the rule holds."""
@@ -153,8 +160,12 @@ def test_boundary_patient_opens_once_over_an_hour(
     engine_: AlertEngine, observe: Observe, session_factory: Callable[[], Session]
 ) -> None:
     # share oscillating around the open threshold (0.56 .. 0.63) for an hour
-    observe(0, T0 - timedelta(seconds=600), 840,
-            label=lambda i: "sad" if (i % 20) < (14 if (i // 120) % 2 else 12) else "relaxed")
+    observe(
+        0,
+        T0 - timedelta(seconds=600),
+        840,
+        label=lambda i: "sad" if (i % 20) < (14 if (i // 120) % 2 else 12) else "relaxed",
+    )
     for k in range(0, 121):
         engine_.tick(T0 + timedelta(seconds=30 * k), retention=False)
     assert len(negative_alerts(session_factory)) == 1
@@ -164,8 +175,13 @@ def test_snooze_blocks_opening_until_expiry(
     engine_: AlertEngine, observe: Observe, hospital: Hospital, session_factory: Callable[[], Session]
 ) -> None:
     with session_factory() as s, s.begin():
-        snooze_patient(s, hospital.patients[0], until=T0 + timedelta(minutes=30), reason="family visit, crying",
-                       now=T0 - timedelta(minutes=1))
+        snooze_patient(
+            s,
+            hospital.patients[0],
+            until=T0 + timedelta(minutes=30),
+            reason="family visit, crying",
+            now=T0 - timedelta(minutes=1),
+        )
         notices = take_notices(s)
     assert [(n.type, n.patient_id, n.alert_id) for n in notices] == [("alert.snoozed", hospital.patients[0], None)]
     observe(0, T0 - timedelta(seconds=595), 600, label="sad")  # sad for 50 min
@@ -183,20 +199,32 @@ def test_per_ward_and_per_patient_overrides(
     from alerts_helpers import add_observations, observation_rows
 
     start = T0 - timedelta(seconds=595)
-    rows = observation_rows(hospital.other_patient, hospital.other_bed, hospital.other_camera_id, start, 120,
-                            label="sad")
+    rows = observation_rows(
+        hospital.other_patient, hospital.other_bed, hospital.other_camera_id, start, 120, label="sad"
+    )
     rows += observation_rows(hospital.patients[0], hospital.beds[0], hospital.camera_id, start, 120, label="sad")
-    rows += observation_rows(hospital.patients[1], hospital.beds[1], hospital.camera_id, start, 120,
-                             label=lambda i: "sad" if i % 2 else "happy")  # share 0.46
+    rows += observation_rows(
+        hospital.patients[1],
+        hospital.beds[1],
+        hospital.camera_id,
+        start,
+        120,
+        label=lambda i: "sad" if i % 2 else "happy",
+    )  # share 0.46
     add_observations(session_factory, rows)
     base = RuleParams.from_settings(alert_settings)
     with session_factory() as s, s.begin():
         # ward A is stricter (share 0.85 is not enough) ...
-        set_rule_override(s, {"negative_open_share": 0.9, "negative_close_share": 0.5}, ward_id=hospital.ward_id,
-                          base=base)
+        set_rule_override(
+            s, {"negative_open_share": 0.9, "negative_close_share": 0.5}, ward_id=hospital.ward_id, base=base
+        )
         # ... but patient A2 is watched more closely (share 0.46 is enough), with a shorter window
-        set_rule_override(s, {"negative_open_share": 0.45, "negative_close_share": 0.3, "negative_window_s": 300},
-                          patient_id=hospital.patients[1], base=base)
+        set_rule_override(
+            s,
+            {"negative_open_share": 0.45, "negative_close_share": 0.3, "negative_window_s": 300},
+            patient_id=hospital.patients[1],
+            base=base,
+        )
     engine_.tick(T0, retention=False)
     opened = {a.patient_id for a in negative_alerts(session_factory)}
     assert opened == {hospital.other_patient, hospital.patients[1]}  # not patient A1 (ward override)
@@ -227,7 +255,11 @@ def test_escalation_raises_severity_and_renotifies_until_acknowledged(
     with session_factory() as s:
         events = s.scalars(select(AlertEvent).where(AlertEvent.alert_id == alert.id).order_by(AlertEvent.at)).all()
         assert [(e.from_state, e.to_state) for e in events] == [
-            (None, "firing"), ("firing", "firing"), ("firing", "firing"), ("firing", "acknowledged")]
+            (None, "firing"),
+            ("firing", "firing"),
+            ("firing", "firing"),
+            ("firing", "acknowledged"),
+        ]
         assert "escalated" in (events[1].note or "")
 
 

@@ -38,8 +38,18 @@ SECRET = "s3cret-webhook-key"
 def notice(hospital: Hospital, type_: str = "alert.opened", kind: str = "negative_emotion") -> AlertNotice:
     patient = hospital.patients[0] if kind == "negative_emotion" else None
     camera = hospital.camera_id if kind != "negative_emotion" else None
-    return AlertNotice(type=type_, alert_id=42, ward_id=hospital.ward_id, patient_id=patient, kind=kind, severity=2,
-                       state="firing", at=T0, camera_id=camera, note="share 0.85 >= 0.60")
+    return AlertNotice(
+        type=type_,
+        alert_id=42,
+        ward_id=hospital.ward_id,
+        patient_id=patient,
+        kind=kind,
+        severity=2,
+        state="firing",
+        at=T0,
+        camera_id=camera,
+        note="share 0.85 >= 0.60",
+    )
 
 
 # --------------------------------------------------------------------------- webhook receiver
@@ -62,8 +72,16 @@ def test_webhook_signed_and_retried_with_backoff(receiver: Callable[[list[int]],
     r = receiver([503, 500, 200])
     sleeps: list[float] = []
     sender = WebhookSender(SECRET, backoff=Backoff(attempts=4, initial_s=1.0, jitter=0.0), sleep=sleeps.append)
-    n = AlertNotice(type="alert.opened", alert_id=7, ward_id=1, patient_id=3, kind="negative_emotion", severity=2,
-                    state="firing", at=T0)
+    n = AlertNotice(
+        type="alert.opened",
+        alert_id=7,
+        ward_id=1,
+        patient_id=3,
+        kind="negative_emotion",
+        severity=2,
+        state="firing",
+        at=T0,
+    )
     result = sender.send(r.url, n, summary="sustained negative emotion — Ward A / A1")
     assert (result.ok, result.attempts, result.status) == (True, 3, 200)
     assert sleeps == [1.0, 2.0]  # exponential backoff, no real waiting
@@ -76,21 +94,30 @@ def test_webhook_signed_and_retried_with_backoff(receiver: Callable[[list[int]],
         assert verify_signature(SECRET, h[TIMESTAMP_HEADER], req["body"], h[SIGNATURE_HEADER])
         assert not verify_signature("wrong-secret", h[TIMESTAMP_HEADER], req["body"], h[SIGNATURE_HEADER])
         assert not verify_signature(SECRET, h[TIMESTAMP_HEADER], req["body"] + b" ", h[SIGNATURE_HEADER])
-        assert not verify_signature(SECRET, h[TIMESTAMP_HEADER], req["body"], h[SIGNATURE_HEADER],
-                                    now=float(h[TIMESTAMP_HEADER]) + 3600)  # replayed an hour later
+        assert not verify_signature(
+            SECRET, h[TIMESTAMP_HEADER], req["body"], h[SIGNATURE_HEADER], now=float(h[TIMESTAMP_HEADER]) + 3600
+        )  # replayed an hour later
     payload = json.loads(r.requests[-1]["body"])
     assert set(payload["event"]) == set(EVENT_KEYS) and payload["event"]["alert_id"] == 7
     assert payload["summary"] == "sustained negative emotion — Ward A / A1"
 
 
 def test_webhook_permanent_error_is_not_retried_and_dead_endpoint_gives_up(
-    receiver: Callable[[list[int]], Receiver]
+    receiver: Callable[[list[int]], Receiver],
 ) -> None:
     r = receiver([400])
     sleeps: list[float] = []
     sender = WebhookSender(SECRET, backoff=Backoff(attempts=4, jitter=0.0), sleep=sleeps.append)
-    n = AlertNotice(type="alert.resolved", alert_id=7, ward_id=1, patient_id=3, kind="negative_emotion", severity=2,
-                    state="resolved", at=T0)
+    n = AlertNotice(
+        type="alert.resolved",
+        alert_id=7,
+        ward_id=1,
+        patient_id=3,
+        kind="negative_emotion",
+        severity=2,
+        state="resolved",
+        at=T0,
+    )
     result = sender.send(r.url, n)
     assert (result.ok, result.attempts, result.status, sleeps) == (False, 1, 400, [])
     dead = sender.send(f"http://127.0.0.1:{free_port()}/hook", n)
@@ -105,12 +132,14 @@ def _outbox_event(session_factory: Callable[[], Session], n: AlertNotice) -> Non
 
 
 def test_failed_delivery_is_recorded_and_visible(
-    receiver: Callable[[list[int]], Receiver], alert_settings: Settings, hospital: Hospital,
-    session_factory: Callable[[], Session], rclient: redis.Redis,
+    receiver: Callable[[list[int]], Receiver],
+    alert_settings: Settings,
+    hospital: Hospital,
+    session_factory: Callable[[], Session],
+    rclient: redis.Redis,
 ) -> None:
     ok, failing = receiver([]), receiver([503] * 10)
-    settings = alert_settings.replace(webhook_urls=(ok.url, failing.url), webhook_secret=SECRET,
-                                      notify_max_attempts=3)
+    settings = alert_settings.replace(webhook_urls=(ok.url, failing.url), webhook_secret=SECRET, notify_max_attempts=3)
     clock = [T0]
     pump = OutboxPump(settings, session_factory, redis_client=rclient, clock=lambda: clock[0])  # type: ignore[arg-type]
     _outbox_event(session_factory, notice(hospital))
@@ -152,7 +181,9 @@ def smtp_server() -> Iterator[tuple[Mailbox, int]]:
 
 
 def test_email_goes_to_the_doctors_of_the_ward(
-    smtp_server: tuple[Mailbox, int], alert_settings: Settings, hospital: Hospital,
+    smtp_server: tuple[Mailbox, int],
+    alert_settings: Settings,
+    hospital: Hospital,
     session_factory: Callable[[], Session],
 ) -> None:
     mailbox, port = smtp_server
@@ -172,13 +203,16 @@ def test_email_goes_to_the_doctors_of_the_ward(
 
 
 def test_operational_email_goes_to_ward_nurses_and_admins_after_a_retry(
-    smtp_server: tuple[Mailbox, int], hospital: Hospital, session_factory: Callable[[], Session],
+    smtp_server: tuple[Mailbox, int],
+    hospital: Hospital,
+    session_factory: Callable[[], Session],
 ) -> None:
     mailbox, port = smtp_server
     mailbox.fail_first = 1
     sleeps: list[float] = []
-    sender = EmailSender("127.0.0.1", port, "areya@hospital.example", backoff=Backoff(attempts=3, jitter=0.0),
-                         sleep=sleeps.append)
+    sender = EmailSender(
+        "127.0.0.1", port, "areya@hospital.example", backoff=Backoff(attempts=3, jitter=0.0), sleep=sleeps.append
+    )
     n = notice(hospital, "alert.escalated", kind="camera_offline")
     with session_factory() as s:
         recipients = recipients_for(s, n)
@@ -188,4 +222,5 @@ def test_operational_email_goes_to_ward_nurses_and_admins_after_a_retry(
     (envelope,) = mailbox.envelopes
     assert sorted(envelope.rcpt_tos) == recipients
     assert message_from_bytes(envelope.content, policy=default_policy)["Subject"].startswith(
-        "[Areya] ESCALATED alert: camera offline")
+        "[Areya] ESCALATED alert: camera offline"
+    )

@@ -21,8 +21,11 @@ from areya.db.models import Alert, Camera, Observation, ObservationMinute
 
 def camera_alerts(session_factory: Callable[[], Session], camera_id: int) -> list[Alert]:
     with session_factory() as s:
-        return list(s.scalars(select(Alert).where(Alert.camera_id == camera_id).order_by(Alert.id)
-                              .options(selectinload(Alert.events))))
+        return list(
+            s.scalars(
+                select(Alert).where(Alert.camera_id == camera_id).order_by(Alert.id).options(selectinload(Alert.events))
+            )
+        )
 
 
 def set_last_frame(session_factory: Callable[[], Session], camera_id: int, at: object) -> None:
@@ -42,15 +45,22 @@ def test_camera_offline_detection_and_recovery(
     report = engine.tick(T0 + timedelta(seconds=31), retention=False)  # 61 s without a frame
     (alert,) = camera_alerts(session_factory, hospital.camera_id)
     assert (alert.kind, alert.state, alert.ward_id, alert.patient_id, alert.severity) == (
-        "camera_offline", "firing", hospital.ward_id, None, 3)
+        "camera_offline",
+        "firing",
+        hospital.ward_id,
+        None,
+        3,
+    )
     assert alert.evidence["last_frame_at"] == (T0 - timedelta(seconds=30)).isoformat()
     assert [(n.type, n.kind, n.camera_id) for n in report.notices] == [
-        ("alert.opened", "camera_offline", hospital.camera_id)]
+        ("alert.opened", "camera_offline", hospital.camera_id)
+    ]
     engine.tick(T0 + timedelta(seconds=40), retention=False)
     assert len(camera_alerts(session_factory, hospital.camera_id)) == 1  # no duplicate
     # frames again, seen through the ingestor's Redis health hash only (the DB row is not updated yet)
-    publish_health(rclient, hospital.camera_id, {"status": "online",
-                                                 "last_frame_at": (T0 + timedelta(seconds=45)).timestamp()})
+    publish_health(
+        rclient, hospital.camera_id, {"status": "online", "last_frame_at": (T0 + timedelta(seconds=45)).timestamp()}
+    )
     report = engine.tick(T0 + timedelta(seconds=50), retention=False)
     (alert,) = camera_alerts(session_factory, hospital.camera_id)
     assert (alert.state, alert.resolution) == ("resolved", "auto")
@@ -77,8 +87,10 @@ def test_pipeline_stalled_when_observations_stop_while_frames_arrive(
     engine = AlertEngine(alert_settings, session_factory)
     with session_factory() as s, s.begin():
         s.execute(update(Camera).where(Camera.id == hospital.other_camera_id).values(enabled=False))
-    add_observations(session_factory, observation_rows(hospital.patients[0], hospital.beds[0], hospital.camera_id,
-                                                       T0 - timedelta(seconds=300), 61))  # until T0
+    add_observations(
+        session_factory,
+        observation_rows(hospital.patients[0], hospital.beds[0], hospital.camera_id, T0 - timedelta(seconds=300), 61),
+    )  # until T0
     for seconds in (0, 120, 300):  # frames keep arriving; observations stopped at T0
         set_last_frame(session_factory, hospital.camera_id, T0 + timedelta(seconds=seconds))
         engine.tick(T0 + timedelta(seconds=seconds), retention=False)
@@ -89,8 +101,10 @@ def test_pipeline_stalled_when_observations_stop_while_frames_arrive(
     assert (alert.kind, alert.state) == ("pipeline_stalled", "firing")
     assert alert.evidence["last_observation_at"] == T0.isoformat()
     # the worker is back: observations again
-    add_observations(session_factory, observation_rows(hospital.patients[0], hospital.beds[0], hospital.camera_id,
-                                                       T0 + timedelta(seconds=320), 1))
+    add_observations(
+        session_factory,
+        observation_rows(hospital.patients[0], hospital.beds[0], hospital.camera_id, T0 + timedelta(seconds=320), 1),
+    )
     set_last_frame(session_factory, hospital.camera_id, T0 + timedelta(seconds=325))
     engine.tick(T0 + timedelta(seconds=325), retention=False)
     (alert,) = camera_alerts(session_factory, hospital.camera_id)
@@ -101,8 +115,10 @@ def test_no_stall_alert_when_the_camera_is_offline(
     alert_settings: Settings, hospital: Hospital, session_factory: Callable[[], Session]
 ) -> None:
     engine = AlertEngine(alert_settings, session_factory)
-    add_observations(session_factory, observation_rows(hospital.patients[0], hospital.beds[0], hospital.camera_id,
-                                                       T0 - timedelta(seconds=300), 61))
+    add_observations(
+        session_factory,
+        observation_rows(hospital.patients[0], hospital.beds[0], hospital.camera_id, T0 - timedelta(seconds=300), 61),
+    )
     set_last_frame(session_factory, hospital.camera_id, T0)
     engine.tick(T0 + timedelta(seconds=400), retention=False)
     kinds = [a.kind for a in camera_alerts(session_factory, hospital.camera_id)]
@@ -113,8 +129,9 @@ def test_no_stall_alert_when_the_camera_is_offline(
 
 
 def _expected_minutes(rows: list[dict]) -> dict[tuple[int, object], dict]:
-    out: dict[tuple[int, object], dict] = defaultdict(lambda: {"n": 0, "counts": defaultdict(int),
-                                                               "sums": defaultdict(float)})
+    out: dict[tuple[int, object], dict] = defaultdict(
+        lambda: {"n": 0, "counts": defaultdict(int), "sums": defaultdict(float)}
+    )
     for r in rows:
         key = (r["patient_id"], r["captured_at"].replace(second=0, microsecond=0))
         out[key]["n"] += 1
@@ -130,16 +147,32 @@ def test_retention_rolls_up_then_deletes_preserving_counts(
 ) -> None:
     old_start = T0 - timedelta(days=8, seconds=17)  # minutes straddled by batches of 7
     labels = ["sad", "happy", "relaxed", "angry", "sad"]
-    old = observation_rows(hospital.patients[0], hospital.beds[0], hospital.camera_id, old_start, 40, every_s=4,
-                           label=lambda i: labels[i % 5])
-    old += observation_rows(hospital.patients[1], hospital.beds[1], hospital.camera_id, old_start, 25, every_s=7,
-                            label=lambda i: labels[(i * 3) % 5])
-    recent = observation_rows(hospital.patients[0], hospital.beds[0], hospital.camera_id,
-                              T0 - timedelta(days=6, hours=23), 10)
+    old = observation_rows(
+        hospital.patients[0],
+        hospital.beds[0],
+        hospital.camera_id,
+        old_start,
+        40,
+        every_s=4,
+        label=lambda i: labels[i % 5],
+    )
+    old += observation_rows(
+        hospital.patients[1],
+        hospital.beds[1],
+        hospital.camera_id,
+        old_start,
+        25,
+        every_s=7,
+        label=lambda i: labels[(i * 3) % 5],
+    )
+    recent = observation_rows(
+        hospital.patients[0], hospital.beds[0], hospital.camera_id, T0 - timedelta(days=6, hours=23), 10
+    )
     add_observations(session_factory, old + recent)
     now = T0
-    first = roll_up_observations(session_factory, now=now, retention_days=7, batch_size=batch_size,
-                                 max_batches=2)  # partial run first: minutes split across runs must still merge
+    first = roll_up_observations(
+        session_factory, now=now, retention_days=7, batch_size=batch_size, max_batches=2
+    )  # partial run first: minutes split across runs must still merge
     rest = roll_up_observations(session_factory, now=now, retention_days=7, batch_size=batch_size, max_batches=100)
     assert first.observations + rest.observations == len(old) and rest.done
     expected = _expected_minutes(old)
@@ -165,8 +198,10 @@ def test_retention_rolls_up_then_deletes_preserving_counts(
 def test_tick_runs_retention_when_due(
     alert_settings: Settings, hospital: Hospital, session_factory: Callable[[], Session]
 ) -> None:
-    add_observations(session_factory, observation_rows(hospital.patients[0], hospital.beds[0], hospital.camera_id,
-                                                       T0 - timedelta(days=9), 30))
+    add_observations(
+        session_factory,
+        observation_rows(hospital.patients[0], hospital.beds[0], hospital.camera_id, T0 - timedelta(days=9), 30),
+    )
     engine = AlertEngine(alert_settings, session_factory, retention_interval_s=60)
     report = engine.tick(T0)
     assert report.retention is not None and report.retention.observations == 30
@@ -177,8 +212,10 @@ def test_tick_runs_retention_when_due(
 def test_retention_backlog_is_worked_off_tick_after_tick(
     alert_settings: Settings, hospital: Hospital, session_factory: Callable[[], Session]
 ) -> None:
-    add_observations(session_factory, observation_rows(hospital.patients[0], hospital.beds[0], hospital.camera_id,
-                                                       T0 - timedelta(days=9), 30))
+    add_observations(
+        session_factory,
+        observation_rows(hospital.patients[0], hospital.beds[0], hospital.camera_id, T0 - timedelta(days=9), 30),
+    )
     engine = AlertEngine(alert_settings, session_factory, retention_interval_s=60, retention_batch=7)
     engine.retention_budget_s = 0.0  # one batch per run
     rolled = []

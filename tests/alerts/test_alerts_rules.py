@@ -44,8 +44,9 @@ def test_opens_at_the_threshold_with_enough_evidence() -> None:
 
 def test_snooze_blocks_opening_only() -> None:
     assert evaluate_negative(stats(30, 0.9), P, now=NOW, is_open=False, snoozed=True).action == "none"
-    closing = evaluate_negative(stats(30, 0.1), P, now=NOW, is_open=True, snoozed=True,
-                                below_close_since=NOW - timedelta(seconds=300))
+    closing = evaluate_negative(
+        stats(30, 0.1), P, now=NOW, is_open=True, snoozed=True, below_close_since=NOW - timedelta(seconds=300)
+    )
     assert closing.action == "resolve"
 
 
@@ -65,16 +66,23 @@ def test_open_alert_never_duplicates_and_hysteresis() -> None:
     d = evaluate_negative(stats(30, 0.2), P, now=later, is_open=True, below_close_since=NOW)
     assert d.action == "resolve"
     # a tick back above close share, or without enough evidence, restarts the period
-    assert evaluate_negative(stats(30, 0.45), P, now=later, is_open=True, below_close_since=NOW).below_close_since \
-        is None
-    assert evaluate_negative(stats(5, 0.0), P, now=later, is_open=True, below_close_since=NOW).below_close_since \
-        is None
+    assert (
+        evaluate_negative(stats(30, 0.45), P, now=later, is_open=True, below_close_since=NOW).below_close_since is None
+    )
+    assert evaluate_negative(stats(5, 0.0), P, now=later, is_open=True, below_close_since=NOW).below_close_since is None
 
 
 def test_confidence_weighting() -> None:
     # 20 observations labelled "sad" but unsure (p_angry + p_sad = 0.45 each): label share 1.0, share 0.45
-    unsure = WindowStats(1, 20, {"angry": 0, "happy": 0, "relaxed": 0, "sad": 20}, 0.45 * 20,
-                         {"angry": 0.0, "happy": 0.0, "relaxed": 0.55 * 20, "sad": 0.45 * 20}, NOW, NOW)
+    unsure = WindowStats(
+        1,
+        20,
+        {"angry": 0, "happy": 0, "relaxed": 0, "sad": 20},
+        0.45 * 20,
+        {"angry": 0.0, "happy": 0.0, "relaxed": 0.55 * 20, "sad": 0.45 * 20},
+        NOW,
+        NOW,
+    )
     assert unsure.label_share == 1.0 and unsure.share == pytest.approx(0.45)
     assert evaluate_negative(unsure, P, now=NOW, is_open=False).action == "none"
     evidence = unsure.evidence(P, NOW)
@@ -93,39 +101,47 @@ def test_params_validation() -> None:
 def test_escalation_due() -> None:
     opened = NOW - timedelta(seconds=900)
     assert escalation_due(state="firing", opened_at=opened, last_notified_at=opened, escalate_after_s=900, now=NOW)
-    assert not escalation_due(state="firing", opened_at=opened, last_notified_at=NOW - timedelta(seconds=10),
-                              escalate_after_s=900, now=NOW)
-    assert not escalation_due(state="acknowledged", opened_at=opened, last_notified_at=opened,
-                              escalate_after_s=900, now=NOW)
+    assert not escalation_due(
+        state="firing", opened_at=opened, last_notified_at=NOW - timedelta(seconds=10), escalate_after_s=900, now=NOW
+    )
+    assert not escalation_due(
+        state="acknowledged", opened_at=opened, last_notified_at=opened, escalate_after_s=900, now=NOW
+    )
     assert not escalation_due(state="firing", opened_at=opened, last_notified_at=opened, escalate_after_s=0, now=NOW)
-    assert not escalation_due(state="firing", opened_at=opened, last_notified_at=opened, escalate_after_s=900,
-                              now=NOW, snoozed=True)
+    assert not escalation_due(
+        state="firing", opened_at=opened, last_notified_at=opened, escalate_after_s=900, now=NOW, snoozed=True
+    )
     assert escalated_severity(2) == 3 and escalated_severity(10) == 10
 
 
 def test_camera_rules() -> None:
     created = NOW - timedelta(days=1)
-    assert not camera_is_offline(last_frame_at=NOW - timedelta(seconds=60), created_at=created, now=NOW,
-                                 offline_s=60)
+    assert not camera_is_offline(last_frame_at=NOW - timedelta(seconds=60), created_at=created, now=NOW, offline_s=60)
     assert camera_is_offline(last_frame_at=NOW - timedelta(seconds=61), created_at=created, now=NOW, offline_s=60)
     assert camera_is_offline(last_frame_at=None, created_at=created, now=NOW, offline_s=60)
     assert not camera_is_offline(last_frame_at=None, created_at=NOW - timedelta(seconds=5), now=NOW, offline_s=60)
     kw = {"online_since": created, "now": NOW, "stall_s": 300}
-    assert pipeline_is_stalled(camera_online=True, had_observations=True,
-                               last_observation_at=NOW - timedelta(seconds=301), **kw)
-    assert not pipeline_is_stalled(camera_online=True, had_observations=True,
-                                   last_observation_at=NOW - timedelta(seconds=100), **kw)
-    assert not pipeline_is_stalled(camera_online=False, had_observations=True,
-                                   last_observation_at=NOW - timedelta(seconds=400), **kw)
+    assert pipeline_is_stalled(
+        camera_online=True, had_observations=True, last_observation_at=NOW - timedelta(seconds=301), **kw
+    )
+    assert not pipeline_is_stalled(
+        camera_online=True, had_observations=True, last_observation_at=NOW - timedelta(seconds=100), **kw
+    )
+    assert not pipeline_is_stalled(
+        camera_online=False, had_observations=True, last_observation_at=NOW - timedelta(seconds=400), **kw
+    )
     assert not pipeline_is_stalled(camera_online=True, had_observations=False, last_observation_at=None, **kw)
     kw["online_since"] = NOW - timedelta(seconds=100)  # just came back: give it time
-    assert not pipeline_is_stalled(camera_online=True, had_observations=True,
-                                   last_observation_at=NOW - timedelta(seconds=400), **kw)
+    assert not pipeline_is_stalled(
+        camera_online=True, had_observations=True, last_observation_at=NOW - timedelta(seconds=400), **kw
+    )
 
 
 def test_override_values_and_precedence() -> None:
     assert parse_override_values({"negative_min_obs": "5", "negative_open_share": 0.8}) == {
-        "negative_min_obs": 5, "negative_open_share": 0.8}
+        "negative_min_obs": 5,
+        "negative_open_share": 0.8,
+    }
     with pytest.raises(Invalid, match="unknown rule setting"):
         parse_override_values({"web_port": 1})
     with pytest.raises(Invalid, match="negative_open_share"):

@@ -47,8 +47,15 @@ def make_scheduler(
 
     def make(owner: str, clock: Clock) -> AlertScheduler:
         notifier = Notifier(alert_settings, redis_client=rclient, session_factory=session_factory, background=False)
-        sched = AlertScheduler(alert_settings, engine=engine, redis_client=rclient, notifier=notifier, clock=clock,
-                               owner=owner, lock_ttl_ms=TTL_MS)
+        sched = AlertScheduler(
+            alert_settings,
+            engine=engine,
+            redis_client=rclient,
+            notifier=notifier,
+            clock=clock,
+            owner=owner,
+            lock_ttl_ms=TTL_MS,
+        )
         made.append(sched)
         return sched
 
@@ -66,7 +73,9 @@ def sad_patient(hospital: Hospital, observe: Callable[..., None], session_factor
 
 
 def test_only_the_leader_acts_and_a_standby_takes_over_after_expiry(
-    make_scheduler: Callable[..., AlertScheduler], rclient: redis.Redis, sad_patient: int,
+    make_scheduler: Callable[..., AlertScheduler],
+    rclient: redis.Redis,
+    sad_patient: int,
     session_factory: Callable[[], Session],
 ) -> None:
     clock = Clock(T0)
@@ -100,7 +109,10 @@ def test_lock_release_only_by_its_owner(rclient: redis.Redis) -> None:
 
 
 def test_events_are_published_on_the_channel(
-    make_scheduler: Callable[..., AlertScheduler], rclient: redis.Redis, sad_patient: int, hospital: Hospital,
+    make_scheduler: Callable[..., AlertScheduler],
+    rclient: redis.Redis,
+    sad_patient: int,
+    hospital: Hospital,
 ) -> None:
     pubsub = rclient.pubsub(ignore_subscribe_messages=True)
     pubsub.subscribe(CHANNEL)
@@ -112,13 +124,20 @@ def test_events_are_published_on_the_channel(
     event = json.loads(message["data"])
     assert tuple(sorted(event)) == tuple(sorted(EVENT_KEYS))
     assert {k: event[k] for k in ("type", "ward_id", "patient_id", "kind", "severity", "state", "at")} == {
-        "type": "alert.opened", "ward_id": hospital.ward_id, "patient_id": sad_patient, "kind": "negative_emotion",
-        "severity": 2, "state": "firing", "at": T0.isoformat()}
+        "type": "alert.opened",
+        "ward_id": hospital.ward_id,
+        "patient_id": sad_patient,
+        "kind": "negative_emotion",
+        "severity": 2,
+        "state": "firing",
+        "at": T0.isoformat(),
+    }
     assert isinstance(event["alert_id"], int)
 
 
-def test_apscheduler_job_ticks_and_stops(alert_settings: Settings, engine: Engine, rclient: redis.Redis,
-                                         hospital: Hospital) -> None:
+def test_apscheduler_job_ticks_and_stops(
+    alert_settings: Settings, engine: Engine, rclient: redis.Redis, hospital: Hospital
+) -> None:
     settings = alert_settings.replace(scheduler_tick_s=0.05, lock_ttl_s=5)
     sched = start_scheduler(settings, engine=engine, redis_client=rclient, owner="bg")
     try:

@@ -56,18 +56,21 @@ def test_incremental_equals_full_query(hospital: Hospital, session_factory: Call
             cache.refresh(s, now, max(windows))
             for w in windows:
                 same(cache.window_stats(s, until=now, window_s=w), window_stats(s, until=now, window_s=w))
-            cached, sql = (cache.last_observation_by_camera(until=now, lookback_s=max(windows)),
-                           last_observation_by_camera(s, until=now, lookback_s=max(windows)))
+            cached, sql = (
+                cache.last_observation_by_camera(until=now, lookback_s=max(windows)),
+                last_observation_by_camera(s, until=now, lookback_s=max(windows)),
+            )
             assert cached == sql  # observations arrive all the time: the latest is never in the boundary bucket
             subset = hospital.patients[:2]
-            same(cache.window_stats(s, until=now, window_s=windows[0], patient_ids=subset),
-                 window_stats(s, until=now, window_s=windows[0], patient_ids=subset))
+            same(
+                cache.window_stats(s, until=now, window_s=windows[0], patient_ids=subset),
+                window_stats(s, until=now, window_s=windows[0], patient_ids=subset),
+            )
         now += timedelta(seconds=rng.choice([5, 5, 5, 7.3, 12, 61]))
     assert cache.full_reloads == 3  # first tick, longer window, clock back
 
 
-def test_cache_must_be_refreshed_for_the_time_asked(hospital: Hospital,
-                                                    session_factory: Callable[[], Session]) -> None:
+def test_cache_must_be_refreshed_for_the_time_asked(hospital: Hospital, session_factory: Callable[[], Session]) -> None:
     cache = WindowCache()
     with session_factory() as s:
         cache.refresh(s, T0, 600)

@@ -21,8 +21,17 @@ LOCATIONS = (
 )
 
 
-def adt(event: str, control_id: str, mrn: str = "MRN001", *, name: str = "Lovelace^Ada", location: str = "",
-        prior: str = "", at: str = "20240109080000", authority: str = "GENHOSP") -> str:
+def adt(
+    event: str,
+    control_id: str,
+    mrn: str = "MRN001",
+    *,
+    name: str = "Lovelace^Ada",
+    location: str = "",
+    prior: str = "",
+    at: str = "20240109080000",
+    authority: str = "GENHOSP",
+) -> str:
     """An ADT^<event> message (segments joined by CR)."""
     segments = [
         f"MSH|^~\\&|PAS|{FACILITY}|AREYA|WARD|{at}||ADT^{event}^ADT_A01|{control_id}|P|2.5",
@@ -50,8 +59,10 @@ def ack_fields(ack: str) -> dict[str, str]:
 def snapshot(session: Session) -> dict[str, list[tuple[Any, ...]]]:
     """Every row of every table (to show a refused message changed nothing)."""
     session.rollback()  # a fresh read transaction: see what the listener committed
-    return {table.name: [tuple(row) for row in session.execute(select(table).order_by(*table.primary_key.columns))]
-            for table in Base.metadata.sorted_tables}
+    return {
+        table.name: [tuple(row) for row in session.execute(select(table).order_by(*table.primary_key.columns))]
+        for table in Base.metadata.sorted_tables
+    }
 
 
 def bed_of(session: Session, mrn: str) -> str | None:

@@ -31,11 +31,17 @@ def listener(session: Session, session_factory: Callable[[], Session]) -> Iterat
 
 def test_send_replays_a_file_and_reports_each_ack(listener: AdtListener, session: Session, tmp_path: Path) -> None:
     feed = tmp_path / "day.hl7"
-    messages = [adt("A01", "F1", location="ICU^101^A"), adt("A02", "F2", location="ICU^102^A", at="20240109083000"),
-                adt("A02", "F3", location="ICU^999^Q", at="20240109084000")]
+    messages = [
+        adt("A01", "F1", location="ICU^101^A"),
+        adt("A02", "F2", location="ICU^102^A", at="20240109083000"),
+        adt("A02", "F3", location="ICU^999^Q", at="20240109084000"),
+    ]
     feed.write_text("\n\n".join(m.replace("\r", "\n") for m in messages) + "\n")  # LF segments, blank lines
-    result = CliRunner().invoke(cli, ["adt", "send", str(feed), "--host", "127.0.0.1", "--port", str(listener.port)],
-                                env={"AREYA_DATA_DIR": str(tmp_path / "var")})
+    result = CliRunner().invoke(
+        cli,
+        ["adt", "send", str(feed), "--host", "127.0.0.1", "--port", str(listener.port)],
+        env={"AREYA_DATA_DIR": str(tmp_path / "var")},
+    )
     lines = result.stdout.splitlines()
     assert lines[0].startswith("F1 ADT^A01^ADT_A01 AA admitted MRN001 to ICU/1")
     assert lines[1].startswith("F2 ADT^A02^ADT_A01 AA moved MRN001 to ICU/2")
@@ -47,8 +53,11 @@ def test_send_replays_a_file_and_reports_each_ack(listener: AdtListener, session
 def test_send_without_a_listener_is_one_error_line(tmp_path: Path) -> None:
     feed = tmp_path / "one.hl7"
     feed.write_text(adt("A01", "X1"))
-    result = CliRunner().invoke(cli, ["adt", "send", str(feed), "--host", "127.0.0.1", "--port", "1"],
-                                env={"AREYA_DATA_DIR": str(tmp_path / "var")})
+    result = CliRunner().invoke(
+        cli,
+        ["adt", "send", str(feed), "--host", "127.0.0.1", "--port", "1"],
+        env={"AREYA_DATA_DIR": str(tmp_path / "var")},
+    )
     assert result.exit_code == 1
     assert result.stderr.startswith("error: ADT listener 127.0.0.1:1:")
 

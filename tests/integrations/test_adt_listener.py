@@ -52,8 +52,11 @@ def test_a_days_sequence_moves_the_patient_through_the_beds(client: MllpClient, 
         (adt("A02", "M2", location="SURG^201^A", prior="ICU^101^A", at="20240109090000"), "Surgery/1", "admitted"),
         (adt("A08", "M3", name="King^Ada^Augusta", at="20240109091500"), "Surgery/1", "admitted"),
         (adt("A03", "M4", name="King^Ada^Augusta", at="20240109120000"), None, "discharged"),
-        (adt("A13", "M5", name="King^Ada^Augusta", location="SURG^201^A", at="20240109121000"), "Surgery/1",
-         "admitted"),
+        (
+            adt("A13", "M5", name="King^Ada^Augusta", location="SURG^201^A", at="20240109121000"),
+            "Surgery/1",
+            "admitted",
+        ),
     ]
     for message, bed, status in steps:
         fields = send(client, message)
@@ -65,8 +68,11 @@ def test_a_days_sequence_moves_the_patient_through_the_beds(client: MllpClient, 
     assert patient is not None and patient.display_name == "Ada Augusta King"
     hour = lambda h, m=0: datetime(2024, 1, 9, h, m, tzinfo=UTC)  # noqa: E731
     history = [(bed_ref(a.bed), a.start_at, a.end_at) for a in patient.assignments]
-    assert history == [("ICU/1", hour(8), hour(9)), ("Surgery/1", hour(9), hour(12)),  # EVN-2 times
-                       ("Surgery/1", hour(12, 10), None)]
+    assert history == [
+        ("ICU/1", hour(8), hour(9)),
+        ("Surgery/1", hour(9), hour(12)),  # EVN-2 times
+        ("Surgery/1", hour(12, 10), None),
+    ]
     rows = list(session.scalars(select(AuditEvent).where(AuditEvent.patient_id == patient.id).order_by(AuditEvent.id)))
     actions = [r.action for r in rows]
     for action in ("patient.admit", "patient.move", "patient.rename", "patient.discharge", "patient.readmit"):
@@ -104,8 +110,9 @@ def test_a_resent_message_is_acknowledged_but_applied_once(client: MllpClient, s
         ("\r".join(adt("A01", "E11").split("\r")[:2]), "AR", "100", "segment PID is missing"),
     ],
 )
-def test_refused_messages_get_an_err_and_change_nothing(client: MllpClient, session: Session, message: str,
-                                                        code: str, error_code: str, says: str) -> None:
+def test_refused_messages_get_an_err_and_change_nothing(
+    client: MllpClient, session: Session, message: str, code: str, error_code: str, says: str
+) -> None:
     before = snapshot(session)
     fields = send(client, message)
     assert fields["code"] == code, fields
@@ -134,8 +141,9 @@ def test_out_of_order_messages_are_errors_and_change_nothing(client: MllpClient,
     assert twice["code"] == "AE" and "is not admitted" in twice["error"]
 
 
-def test_malformed_input_is_rejected_and_the_listener_keeps_serving(listener: AdtListener, client: MllpClient,
-                                                                    session: Session) -> None:
+def test_malformed_input_is_rejected_and_the_listener_keeps_serving(
+    listener: AdtListener, client: MllpClient, session: Session
+) -> None:
     before = snapshot(session)
     garbage = ack_fields(client.send("this is not HL7"))
     assert garbage["code"] == "AR" and garbage["error_code"] == "100"
@@ -155,8 +163,7 @@ def test_cancel_admit_and_cancel_transfer(client: MllpClient, session: Session) 
     assert send(client, adt("A01", "C1", location="ICU^101^A", at="20240109080000"))["code"] == "AA"
     assert send(client, adt("A02", "C2", location="ICU^102^A", at="20240109081000"))["code"] == "AA"
     assert bed_of(session, "MRN001") == "ICU/2"
-    assert send(client, adt("A12", "C3", location="ICU^101^A", prior="ICU^102^A",
-                            at="20240109082000"))["code"] == "AA"
+    assert send(client, adt("A12", "C3", location="ICU^101^A", prior="ICU^102^A", at="20240109082000"))["code"] == "AA"
     assert bed_of(session, "MRN001") == "ICU/1"
     assert send(client, adt("A11", "C4", at="20240109083000"))["code"] == "AA"
     assert bed_of(session, "MRN001") is None

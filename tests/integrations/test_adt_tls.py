@@ -44,23 +44,43 @@ def make_certificates(folder: Path) -> TlsFiles:
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Areya test CA")])
     ca_ski = x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key())
     ca = (
-        x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=5)).not_valid_after(now + timedelta(days=1))
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(x509.KeyUsage(digital_signature=False, content_commitment=False, key_encipherment=False,
-                                     data_encipherment=False, key_agreement=False, key_cert_sign=True,
-                                     crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=False,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
         .add_extension(ca_ski, critical=False)
         .sign(ca_key, hashes.SHA256())
     )
     server = (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "areya-adt.test")]))
-        .issuer_name(ca_name).public_key(server_key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=5)).not_valid_after(now + timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ip_address("127.0.0.1")),
-                                                    x509.DNSName("localhost")]), critical=False)
+        .issuer_name(ca_name)
+        .public_key(server_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ip_address("127.0.0.1")), x509.DNSName("localhost")]),
+            critical=False,
+        )
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski), critical=False)
@@ -70,8 +90,11 @@ def make_certificates(folder: Path) -> TlsFiles:
     files = TlsFiles(folder / "ca.pem", folder / "adt-server.pem", folder / "adt-server.key")
     files.ca.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     files.cert.write_bytes(server.public_bytes(serialization.Encoding.PEM))
-    files.key.write_bytes(server_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                   serialization.NoEncryption()))
+    files.key.write_bytes(
+        server_key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
     files.key.chmod(0o600)
     return files
 
@@ -84,8 +107,9 @@ def tls_files(tmp_path: Path) -> TlsFiles:
 
 
 @pytest.fixture
-def tls_listener(session: Session, session_factory: Callable[[], Session], settings: Settings,
-                 tls_files: TlsFiles) -> Iterator[AdtListener]:
+def tls_listener(
+    session: Session, session_factory: Callable[[], Session], settings: Settings, tls_files: TlsFiles
+) -> Iterator[AdtListener]:
     admin.add_ward(session, "ICU")
     admin.add_bed(session, "ICU", "1")
     admin.add_bed(session, "ICU", "2")
@@ -106,8 +130,9 @@ def test_no_tls_without_a_certificate(settings: Settings) -> None:
     assert server_ssl_context(settings) is None
 
 
-def test_an_admit_over_tls_is_applied_and_acknowledged(tls_listener: AdtListener, tls_files: TlsFiles,
-                                                       session: Session) -> None:
+def test_an_admit_over_tls_is_applied_and_acknowledged(
+    tls_listener: AdtListener, tls_files: TlsFiles, session: Session
+) -> None:
     with MllpClient("127.0.0.1", tls_listener.port, timeout=30, ssl_context=trusting(tls_files)) as client:
         fields = ack_fields(client.send(adt("A01", "T1", location="ICU^101^A")))
         assert fields["code"] == "AA" and fields["control_id"] == "T1", fields
@@ -116,8 +141,9 @@ def test_an_admit_over_tls_is_applied_and_acknowledged(tls_listener: AdtListener
     assert bed_of(session, "MRN001") == "ICU/2"
 
 
-def test_plain_and_untrusting_clients_get_no_ack_and_change_nothing(tls_listener: AdtListener, tls_files: TlsFiles,
-                                                                    session: Session) -> None:
+def test_plain_and_untrusting_clients_get_no_ack_and_change_nothing(
+    tls_listener: AdtListener, tls_files: TlsFiles, session: Session
+) -> None:
     before = snapshot(session)
     # a plain-TCP client: its MLLP block is not a TLS handshake; the listener closes the connection unanswered
     with pytest.raises((MllpError, OSError)), MllpClient("127.0.0.1", tls_listener.port, timeout=30) as plain:
@@ -127,8 +153,10 @@ def test_plain_and_untrusting_clients_get_no_ack_and_change_nothing(tls_listener
         MllpClient("127.0.0.1", tls_listener.port, timeout=30, ssl_context=ssl.create_default_context())
     # the CA is right but the name is not: the certificate is for 127.0.0.1 / localhost only
     wrong_name = trusting(tls_files)
-    with pytest.raises(ssl.SSLCertVerificationError), \
-            socket.create_connection(("127.0.0.1", tls_listener.port), timeout=30) as raw:
+    with (
+        pytest.raises(ssl.SSLCertVerificationError),
+        socket.create_connection(("127.0.0.1", tls_listener.port), timeout=30) as raw,
+    ):
         wrong_name.wrap_socket(raw, server_hostname="adt.elsewhere.test")
     assert snapshot(session) == before
     # the listener keeps serving TLS clients

@@ -20,12 +20,19 @@ STREAM = "areya:frames"
 DEAD = "areya:deadletter"
 
 
-def setup_ward(session_factory: Any, ward: SyntheticWard, *, zone_beds: list[int] | None = None,
-               occupied: list[bool] | None = None) -> DemoWard:
+def setup_ward(
+    session_factory: Any, ward: SyntheticWard, *, zone_beds: list[int] | None = None, occupied: list[bool] | None = None
+) -> DemoWard:
     zones = [z for z in ward.zones() if zone_beds is None or z[0] in zone_beds]
     with session_scope(session_factory) as session:
-        return create_demo_ward(session, source_url=f"synthetic:beds={ward.beds}", beds=ward.beds, zones=zones,
-                                occupied=occupied, users=False)
+        return create_demo_ward(
+            session,
+            source_url=f"synthetic:beds={ward.beds}",
+            beds=ward.beds,
+            zones=zones,
+            occupied=occupied,
+            users=False,
+        )
 
 
 def publish_ward(client: redis.Redis, ward: SyntheticWard, camera_id: int, times: list[float]) -> dict[str, float]:
@@ -39,9 +46,17 @@ def publish_ward(client: redis.Redis, ward: SyntheticWard, camera_id: int, times
 
 
 def fast_config(**changes: Any) -> WorkerConfig:
-    values: dict[str, Any] = {"stream": STREAM, "dead_letter_stream": DEAD, "batch_size": 4, "batch_ms": 50,
-                              "block_ms": 100, "claim_idle_ms": 60_000, "max_deliveries": 3,
-                              "retry_initial_s": 0.1, "retry_max_s": 0.5}
+    values: dict[str, Any] = {
+        "stream": STREAM,
+        "dead_letter_stream": DEAD,
+        "batch_size": 4,
+        "batch_ms": 50,
+        "block_ms": 100,
+        "claim_idle_ms": 60_000,
+        "max_deliveries": 3,
+        "retry_initial_s": 0.1,
+        "retry_max_s": 0.5,
+    }
     values.update(changes)
     return WorkerConfig(**values)
 
@@ -58,5 +73,3 @@ def pending(client: redis.Redis) -> int:
         return int(client.xpending(STREAM, "areya-workers")["pending"])
     except redis.ResponseError:
         return 0
-
-

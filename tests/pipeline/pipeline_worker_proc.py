@@ -23,8 +23,13 @@ def main() -> None:
     socket_path, database_url, delay = sys.argv[1], sys.argv[2], float(sys.argv[3])
     logging.basicConfig(level=logging.INFO)
     client = redis.Redis(unix_socket_path=socket_path)
-    worker = Worker(client, create_db_engine(database_url), create_detector("haar"), FixedClassifier(delay_s=delay),
-                    fast_config(batch_size=4, claim_idle_ms=500))
+    worker = Worker(
+        client,
+        create_db_engine(database_url),
+        create_detector("haar"),
+        FixedClassifier(delay_s=delay),
+        fast_config(batch_size=4, claim_idle_ms=500),
+    )
     print("worker ready", worker.name, flush=True)
     worker.run()
 

@@ -67,8 +67,9 @@ def test_detectors_find_every_synthetic_face_in_its_bed_zone(detector: str, face
     from areya.detectors import create_detector
 
     classes = ("angry", "happy", "neutral", "sad") if faces else ("happy",)
-    ward = SyntheticWard(beds=3, faces_dir=faces, seed=4,
-                         scenario=Scenario.generate(3, classes, duration=40, segment_s=4, seed=4))
+    ward = SyntheticWard(
+        beds=3, faces_dir=faces, seed=4, scenario=Scenario.generate(3, classes, duration=40, segment_s=4, seed=4)
+    )
     det = create_detector(detector)
     zones = dict(ward.zones())
     for t in (1.0, 9.0, 17.0, 25.0, 33.0):
@@ -127,8 +128,14 @@ def test_reader_samples_a_camera_onto_the_stream_with_a_snapshot(rclient: redis.
 
 def test_unreachable_camera_backs_off_and_reads_offline(rclient: redis.Redis) -> None:
     cam = CameraConfig(9, "rtsp://nurse:s3cret@127.0.0.1:9/ward", sample_fps=2)
-    service = IngestService(rclient, stream=STREAM, maxlen=100, cameras=[cam], health_interval_s=0.1,
-                            backoff_factory=lambda: Backoff(0.05, 0.2, jitter=0))
+    service = IngestService(
+        rclient,
+        stream=STREAM,
+        maxlen=100,
+        cameras=[cam],
+        health_interval_s=0.1,
+        backoff_factory=lambda: Backoff(0.05, 0.2, jitter=0),
+    )
     service.start()
     try:
         assert wait_until(lambda: read_health(rclient, 9).get("reconnects", 0) >= 4)
@@ -178,8 +185,15 @@ def test_a_stalled_camera_does_not_stall_its_neighbours(rclient: redis.Redis) ->
     def factory(cam: CameraConfig) -> Any:
         return StallingSource(release) if cam.camera_id == 1 else open_source(cam.source_url, fps=cam.sample_fps)
 
-    service = IngestService(rclient, stream=STREAM, maxlen=1000, cameras=[stalled, healthy], health_interval_s=0.1,
-                            source_factory=factory, stall_min_s=0.5)
+    service = IngestService(
+        rclient,
+        stream=STREAM,
+        maxlen=1000,
+        cameras=[stalled, healthy],
+        health_interval_s=0.1,
+        source_factory=factory,
+        stall_min_s=0.5,
+    )
     service.start()
     try:
         assert wait_until(lambda: _counts(rclient, 2)[0] >= 10 and read_health(rclient, 1).get("status") == "offline")
@@ -226,8 +240,15 @@ def test_ingest_reads_enabled_cameras_from_the_db_and_writes_their_health(
         camera = session.get(Camera, demo.camera_id)
         camera.source_url = "synthetic:beds=1,width=320,height=240,face_size=60"
         camera.sample_fps = 10
-    service = IngestService(rclient, stream=STREAM, maxlen=1000, session_factory=session_factory,
-                            health_interval_s=0.1, db_health_interval_s=0.2, reload_interval_s=0.2)
+    service = IngestService(
+        rclient,
+        stream=STREAM,
+        maxlen=1000,
+        session_factory=session_factory,
+        health_interval_s=0.1,
+        db_health_interval_s=0.2,
+        reload_interval_s=0.2,
+    )
     service.start()
     try:
         assert wait_until(lambda: _counts(rclient, demo.camera_id)[0] >= 3)
@@ -243,7 +264,6 @@ def test_ingest_reads_enabled_cameras_from_the_db_and_writes_their_health(
         camera = session.scalars(select(Camera).where(Camera.id == demo.camera_id)).one()
         assert camera.last_frame_at is not None
         assert camera.health_status == "offline" and "camera disabled" in camera.last_error
-
 
 
 def _short_clip(path: Path, seconds: float = 0.6) -> Path:
@@ -262,8 +282,14 @@ def test_ingest_keeps_running_and_reloading_cameras_after_its_files_end(
         camera.source_url = f"file://{_short_clip(tmp_path / 'rec.avi')}"
         camera.sample_fps = 10
         ward = camera.ward.name
-    service = IngestService(rclient, stream=STREAM, maxlen=1000, session_factory=session_factory,
-                            health_interval_s=0.05, reload_interval_s=0.2)
+    service = IngestService(
+        rclient,
+        stream=STREAM,
+        maxlen=1000,
+        session_factory=session_factory,
+        health_interval_s=0.05,
+        reload_interval_s=0.2,
+    )
     service.start()  # a service: no until_ended
     try:
         assert wait_until(service.all_files_ended, timeout=30)
@@ -313,8 +339,9 @@ def test_real_clip_as_a_file_camera_finds_faces_in_most_frames(rclient: redis.Re
     from areya.detectors import create_detector
 
     cam = CameraConfig(5, f"file://{CLIP}", sample_fps=5)
-    reader = CameraReader(cam, FramePublisher(rclient, STREAM, 1000),
-                          source_factory=lambda c: open_source(c.source_url, realtime=False))
+    reader = CameraReader(
+        cam, FramePublisher(rclient, STREAM, 1000), source_factory=lambda c: open_source(c.source_url, realtime=False)
+    )
     reader.run()  # until the end of the file
     assert reader.health.snapshot()["last_error"].startswith("end of video file")
     messages = [decode_fields(f) for _, f in rclient.xrange(STREAM)]

@@ -30,8 +30,9 @@ def side_face_frame() -> np.ndarray:
     """640x480, the astronaut's face (~60 px) turned a quarter counter-clockwise: a camera mounted on its side."""
     data = pytest.importorskip("skimage.data")
     head = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)[0:260, 100:350]
-    lying = cv2.resize(cv2.rotate(head, cv2.ROTATE_90_COUNTERCLOCKWISE), None, fx=0.6, fy=0.6,
-                       interpolation=cv2.INTER_AREA)
+    lying = cv2.resize(
+        cv2.rotate(head, cv2.ROTATE_90_COUNTERCLOCKWISE), None, fx=0.6, fy=0.6, interpolation=cv2.INTER_AREA
+    )
     frame = np.full((480, 640, 3), (200, 205, 210), np.uint8)
     frame[150 : 150 + lying.shape[0], 300 : 300 + lying.shape[1]] = lying
     return frame
@@ -44,8 +45,9 @@ def ward_with_cameras(session_factory: Any, options: dict[str, str | None]) -> d
         admin.add_ward(s, "ICU")
         for i, (name, text) in enumerate(options.items(), start=1):
             admin.add_bed(s, "ICU", str(i))
-            cam = admin.add_camera(s, "ICU", name, f"synthetic:beds=1,seed={i}", detector_options=text,
-                                   detector="blazeface")
+            cam = admin.add_camera(
+                s, "ICU", name, f"synthetic:beds=1,seed={i}", detector_options=text, detector="blazeface"
+            )
             admin.set_zone(s, f"ICU/{name}", f"ICU/{i}", 0.0, 0.0, 1.0, 1.0)
             patient = admin.admit_patient(s, f"MRN{i}", f"Patient {i}", f"ICU/{i}")
             out[name] = (cam.id, patient.id)
@@ -83,8 +85,10 @@ def test_camera_on_its_side_gets_its_own_detector_and_finds_the_face(
     assert pending(rclient) == 0
     # the cache: the global detector, and one for the global options with the camera's laid over them
     global_opts = {"zone_mode": "frame", "min_score": 0.5}
-    assert set(worker.detectors.detectors) == {options_key(global_opts),
-                                               options_key({**global_opts, "rotations": (90,)})}
+    assert set(worker.detectors.detectors) == {
+        options_key(global_opts),
+        options_key({**global_opts, "rotations": (90,)}),
+    }
     assert worker._detector_for(plain) is worker.detector
     turned = worker._detector_for(side)
     assert turned is not worker.detector and turned.rotations == (90,)
@@ -92,8 +96,7 @@ def test_camera_on_its_side_gets_its_own_detector_and_finds_the_face(
 
 
 def test_options_the_backend_refuses_are_logged_counted_and_not_applied_then_fixed(
-    rclient: redis.Redis, db_settings: Settings, engine: Any, session_factory: Any,
-    caplog: pytest.LogCaptureFixture
+    rclient: redis.Redis, db_settings: Settings, engine: Any, session_factory: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     cams = ward_with_cameras(session_factory, {"cam": "tiles=2"})  # saved for BlazeFace; the worker runs Haar
     camera_id = cams["cam"][0]

@@ -24,7 +24,11 @@ HERE = Path(__file__).resolve().parent
 
 
 def test_worker_killed_mid_batch_then_restarted_processes_each_frame_exactly_once(
-    redis_server: EmbeddedRedis, rclient: redis.Redis, engine: Any, session_factory: Any, database_url: str,
+    redis_server: EmbeddedRedis,
+    rclient: redis.Redis,
+    engine: Any,
+    session_factory: Any,
+    database_url: str,
     haar: Any,
 ) -> None:
     ward = SyntheticWard(beds=2, seed=5)
@@ -34,7 +38,9 @@ def test_worker_killed_mid_batch_then_restarted_processes_each_frame_exactly_onc
 
     proc = subprocess.Popen(  # noqa: S603
         [sys.executable, str(HERE / "pipeline_worker_proc.py"), redis_server.socket_path, database_url, "1.0"],
-        cwd=HERE.parents[1], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        cwd=HERE.parents[1],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
         env={**os.environ, "PYTHONPATH": str(HERE.parents[1])},
     )
     try:

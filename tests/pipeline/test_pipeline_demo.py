@@ -18,16 +18,25 @@ from areya.demo import run_demo
 def test_demo_runs_the_whole_pipeline_and_stops_cleanly(tmp_path: Path, haar: Any, untrained_classifier: Any) -> None:
     settings = load_settings(env={"AREYA_DATA_DIR": str(tmp_path / "var"), "AREYA_DEFAULT_SAMPLE_FPS": "4"})
     lines: list[str] = []
-    demo = run_demo(settings, beds=2, duration=6, classifier=untrained_classifier, detector=haar, web=False,
-                    scheduler=False, echo=lines.append)
+    demo = run_demo(
+        settings,
+        beds=2,
+        duration=6,
+        classifier=untrained_classifier,
+        detector=haar,
+        web=False,
+        scheduler=False,
+        echo=lines.append,
+    )
     text = "\n".join(lines)
     assert "embedded redis-server" in text and "redis: stopped" in text
     assert set(demo.passwords) == {"admin", "nurse", "doctor"} and all(len(p) >= 12 for p in demo.passwords.values())
     engine = create_db_engine(settings)
     try:
         with engine.connect() as conn:
-            per_patient = dict(conn.execute(select(Observation.patient_id, func.count()).group_by(
-                Observation.patient_id)).all())
+            per_patient = dict(
+                conn.execute(select(Observation.patient_id, func.count()).group_by(Observation.patient_id)).all()
+            )
             users = set(conn.scalars(select(User.username)))
             camera_health = conn.scalar(select(Camera.health_status))
     finally:
@@ -50,8 +59,9 @@ def test_pipeline_commands_are_listed_without_heavy_imports() -> None:
 
 def test_synthetic_video_command_writes_a_video_and_its_ground_truth(tmp_path: Path) -> None:
     out = tmp_path / "ward.avi"
-    result = CliRunner().invoke(cli, ["synthetic-video", str(out), "--seconds", "1", "--fps", "4", "--beds", "2",
-                                      "--segment", "0.5"])
+    result = CliRunner().invoke(
+        cli, ["synthetic-video", str(out), "--seconds", "1", "--fps", "4", "--beds", "2", "--segment", "0.5"]
+    )
     assert result.exit_code == 0, result.output
     assert "wrote 4 frames" in result.output and "bed 2:" in result.output and out.stat().st_size > 0
 

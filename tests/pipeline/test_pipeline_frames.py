@@ -157,10 +157,14 @@ def test_processes_racing_to_start_the_embedded_server_share_one(tmp_path) -> No
     import subprocess
     import sys
 
-    code = ("import sys; from areya.comms.redis_server import EmbeddedRedis; "
-            "s = EmbeddedRedis(sys.argv[1]).start(); print(s.running_pid())")
-    procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "redis")], stdout=subprocess.PIPE)  # noqa: S603
-             for _ in range(3)]
+    code = (
+        "import sys; from areya.comms.redis_server import EmbeddedRedis; "
+        "s = EmbeddedRedis(sys.argv[1]).start(); print(s.running_pid())"
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "redis")], stdout=subprocess.PIPE)  # noqa: S603
+        for _ in range(3)
+    ]
     pids = {p.communicate(timeout=60)[0].strip() for p in procs}
     server = EmbeddedRedis(tmp_path / "redis")
     try:

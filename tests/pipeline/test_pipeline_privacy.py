@@ -60,8 +60,9 @@ def test_frames_and_snapshots_never_reach_the_disk(var_settings: Settings, haar:
     try:
         # ingest: the real camera reader samples the synthetic ward camera, publishes frames and keeps a snapshot
         camera = CameraConfig(demo.camera_id, "synthetic:beds=2,width=320,height=240,face_size=80", sample_fps=10)
-        ingest = IngestService(client, stream=STREAM, maxlen=1000, cameras=[camera], snapshot_ttl_s=60,
-                               health_interval_s=0.2)
+        ingest = IngestService(
+            client, stream=STREAM, maxlen=1000, cameras=[camera], snapshot_ttl_s=60, health_interval_s=0.2
+        )
         ingest.start()
         try:
             assert wait_until(lambda: client.xlen(STREAM) >= 6 and client.exists(snapshot_key(demo.camera_id)))
@@ -115,8 +116,12 @@ def test_the_embedded_server_outlives_the_service_that_started_it(var_settings: 
     server = EmbeddedRedis(var_settings.redis_dir)
     client = connect(var_settings)  # this process starts it (like `areya scheduler` starting first)
     client.set("areya:scheduler:leader", "me")
-    child = subprocess.Popen([sys.executable, "-c", CHILD, str(var_settings.data_dir)],  # noqa: S603
-                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(var_settings.data_dir)],  # noqa: S603
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert child.stdout is not None and child.stdout.readline().strip() == "ready"
         stop_owned_servers()  # the starter exits first: the other user still needs the server
@@ -133,8 +138,12 @@ def test_the_embedded_server_outlives_the_service_that_started_it(var_settings: 
 def test_a_crashed_user_does_not_keep_the_server_and_an_owner_keeps_its_own(var_settings: Settings) -> None:
     folder = var_settings.redis_dir
     first = EmbeddedRedis(folder).acquire()
-    crashed = subprocess.Popen([sys.executable, "-c", CHILD, str(var_settings.data_dir)],  # noqa: S603
-                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    crashed = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(var_settings.data_dir)],  # noqa: S603
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert crashed.stdout is not None and crashed.stdout.readline().strip() == "ready"
     crashed.kill()  # SIGKILL: its lease goes with it
     crashed.wait(timeout=30)

@@ -119,8 +119,13 @@ def test_frame_that_keeps_failing_is_dead_lettered_after_max_deliveries(
     ward = SyntheticWard(beds=1, seed=0)
     demo = setup_ward(session_factory, ward)
     publish_ward(rclient, ward, demo.camera_id, [0.0])
-    worker = Worker(rclient, engine, haar, FixedClassifier(fail=True),
-                    fast_config(claim_idle_ms=100, max_deliveries=2, retry_initial_s=0.05, retry_max_s=0.1))
+    worker = Worker(
+        rclient,
+        engine,
+        haar,
+        FixedClassifier(fail=True),
+        fast_config(claim_idle_ms=100, max_deliveries=2, retry_initial_s=0.05, retry_max_s=0.1),
+    )
     thread = threading.Thread(target=worker.run, kwargs={"idle_exit_s": 2.0})
     thread.start()
     deadline = time.monotonic() + 30

@@ -95,8 +95,9 @@ def _pg_drop(url: str) -> None:
 
 
 @pytest.fixture
-def world(db_settings: Settings, db_backend: str, web_redis: redis.Redis, request: pytest.FixtureRequest
-          ) -> Iterator[World]:
+def world(
+    db_settings: Settings, db_backend: str, web_redis: redis.Redis, request: pytest.FixtureRequest
+) -> Iterator[World]:
     """The test hospital in this test's database: a copy of the one built once per session and backend."""
     db_settings = db_settings.replace(secret_key=WORLD_SECRET_KEY)
     if db_backend == "sqlite":

@@ -48,8 +48,13 @@ def validate(resource: dict[str, Any]) -> None:
 def test_metadata_is_a_capability_statement(world: World) -> None:
     body = get(world, "nurse", "/fhir/metadata")
     assert body["resourceType"] == "CapabilityStatement"
-    assert {r["type"] for r in body["rest"][0]["resource"]} == {"Patient", "Encounter", "Location", "Observation",
-                                                                 "Flag"}
+    assert {r["type"] for r in body["rest"][0]["resource"]} == {
+        "Patient",
+        "Encounter",
+        "Location",
+        "Observation",
+        "Flag",
+    }
     assert world.app.test_client().get("/fhir/metadata").status_code == 401
 
 
@@ -117,21 +122,29 @@ def test_observations_are_minute_summaries_paged(world: World) -> None:
     obs = first["entry"][0]["resource"]
     assert obs["subject"]["reference"] == f"Patient/{pid}"
     assert obs["valueCodeableConcept"]["coding"][0]["code"] in ("sad", "angry")
-    probabilities = {c["code"]["coding"][0]["code"]: c["valueQuantity"]["value"] for c in obs["component"]
-                     if "valueQuantity" in c}
+    probabilities = {
+        c["code"]["coding"][0]["code"]: c["valueQuantity"]["value"] for c in obs["component"] if "valueQuantity" in c
+    }
     assert abs(sum(probabilities.values()) - 1.0) < 1e-3
     with world.session() as s:  # 10 minutes back from the newest row (the hospital may be older than 10 min)
-        newest = s.scalars(select(Observation.captured_at).where(Observation.patient_id == pid)
-                           .order_by(Observation.captured_at.desc()).limit(1)).one()
+        newest = s.scalars(
+            select(Observation.captured_at)
+            .where(Observation.patient_id == pid)
+            .order_by(Observation.captured_at.desc())
+            .limit(1)
+        ).one()
     since = (newest.replace(tzinfo=newest.tzinfo or UTC) - timedelta(minutes=9, seconds=30)).strftime(
-        "%Y-%m-%dT%H:%M:%SZ")
+        "%Y-%m-%dT%H:%M:%SZ"
+    )
     narrow = get(world, "nurse", f"/fhir/Observation?patient={pid}&date=ge{since}")
     assert 9 <= narrow["total"] <= 11
     get(world, "nurse2", f"/fhir/Observation?patient={pid}", status=403)  # Surgery nurse, ICU patient
     bad = get(world, "nurse", "/fhir/Observation", status=400)
     assert bad["resourceType"] == "OperationOutcome"
-    assert get(world, "nurse", f"/fhir/Observation?patient={pid}&_count=0", status=400)["resourceType"] \
+    assert (
+        get(world, "nurse", f"/fhir/Observation?patient={pid}&_count=0", status=400)["resourceType"]
         == "OperationOutcome"
+    )
 
 
 def _iso_minutes_ago(minutes: int) -> str:
@@ -156,8 +169,13 @@ def test_raw_observations_on_request_one_per_stored_row(world: World) -> None:
             add_observation(s, pid, world.ids["bed_id"], "happy", now - timedelta(seconds=20 + k), label7="surprise")
             add_observation(s, other, world.ids["other_bed_id"], "sad", now - timedelta(seconds=20 + k))
         s.commit()
-        stored = list(s.scalars(select(Observation).where(Observation.patient_id == pid)
-                                .order_by(Observation.captured_at, Observation.id)))
+        stored = list(
+            s.scalars(
+                select(Observation)
+                .where(Observation.patient_id == pid)
+                .order_by(Observation.captured_at, Observation.id)
+            )
+        )
     assert len(stored) == 43
     pages = _walk(world, "nurse", f"/fhir/Observation?patient={pid}&code={RAW}&_count=10")
     assert [p["total"] for p in pages] == [43] * 5 and [len(p["entry"]) for p in pages] == [10, 10, 10, 10, 3]
@@ -170,21 +188,31 @@ def test_raw_observations_on_request_one_per_stored_row(world: World) -> None:
         assert resource["subject"]["reference"] == f"Patient/{pid}"
         assert resource["valueCodeableConcept"]["coding"][0]["code"] == row.label4
         assert resource["effectiveDateTime"] == row.captured_at.isoformat()
-        probabilities = {c["code"]["coding"][0]["code"]: c["valueQuantity"]["value"] for c in resource["component"]
-                         if c["code"]["coding"][0]["system"] == "urn:areya:emotion4"}
-        assert probabilities == pytest.approx({"angry": row.p_angry, "happy": row.p_happy, "relaxed": row.p_relaxed,
-                                               "sad": row.p_sad}, abs=1e-4)
+        probabilities = {
+            c["code"]["coding"][0]["code"]: c["valueQuantity"]["value"]
+            for c in resource["component"]
+            if c["code"]["coding"][0]["system"] == "urn:areya:emotion4"
+        }
+        assert probabilities == pytest.approx(
+            {"angry": row.p_angry, "happy": row.p_happy, "relaxed": row.p_relaxed, "sad": row.p_sad}, abs=1e-4
+        )
     assert resources[-1]["component"][-1]["valueCodeableConcept"]["coding"][0]["code"] == "surprise"
     # the system may be left out; without code (or with the minute code) the summaries are answered
     assert get(world, "nurse", f"/fhir/Observation?patient={pid}&code=emotion-face&_count=1")["total"] == 43
     minutes = get(world, "nurse", f"/fhir/Observation?patient={pid}")["total"]
-    assert get(world, "nurse", f"/fhir/Observation?patient={pid}&code=urn:areya:observation|emotion-minute"
-               )["total"] == minutes < 43
+    assert (
+        get(world, "nurse", f"/fhir/Observation?patient={pid}&code=urn:areya:observation|emotion-minute")["total"]
+        == minutes
+        < 43
+    )
     # date narrows the rows like it narrows the minutes
     since = _iso_minutes_ago(10)
     with world.session() as s:
-        expected = s.scalar(select(func.count()).select_from(Observation).where(
-            Observation.patient_id == pid, Observation.captured_at >= _parse(since)))
+        expected = s.scalar(
+            select(func.count())
+            .select_from(Observation)
+            .where(Observation.patient_id == pid, Observation.captured_at >= _parse(since))
+        )
     assert get(world, "nurse", f"/fhir/Observation?patient={pid}&code={RAW}&date=ge{since}")["total"] == expected
     # ward scoping: the ICU nurse gets no Surgery rows, the Surgery nurse no ICU rows; the admin sees both
     get(world, "nurse", f"/fhir/Observation?patient={other}&code={RAW}", status=403)
@@ -196,8 +224,9 @@ def test_raw_observations_on_request_one_per_stored_row(world: World) -> None:
         bad = get(world, "nurse", f"/fhir/Observation?patient={pid}&{query}", status=400)
         assert bad["resourceType"] == "OperationOutcome" and "emotion-face" in bad["issue"][0]["diagnostics"]
     with world.session() as s:
-        row = s.scalars(select(AuditEvent).where(AuditEvent.action == "fhir.observation.search")
-                        .order_by(AuditEvent.id)).first()
+        row = s.scalars(
+            select(AuditEvent).where(AuditEvent.action == "fhir.observation.search").order_by(AuditEvent.id)
+        ).first()
     assert row is not None and row.patient_id == pid and row.detail["code"] == "emotion-face"
 
 
@@ -237,8 +266,9 @@ def test_every_error_under_fhir_is_an_operation_outcome(world: World, monkeypatc
     outcome(client.get(f"/fhir/Patient/{ids['patient_id']}", headers={"Authorization": "Basic eDp5"}), 401, "login")
     outcome(client.get("/fhir/Basic/1", headers={"Authorization": "Bearer nope"}), 401, "login")
     # 403: an ICU nurse asking for Surgery's patient, alert, bed (they exist, but are not in a ward she covers)
-    assert "ward you cover" in outcome(client.get(f"/fhir/Patient/{ids['other_patient_id']}", headers=nurse),
-                                       403, "forbidden")
+    assert "ward you cover" in outcome(
+        client.get(f"/fhir/Patient/{ids['other_patient_id']}", headers=nurse), 403, "forbidden"
+    )
     outcome(client.get(f"/fhir/Flag/{ids['other_alert_id']}", headers=nurse), 403, "forbidden")
     outcome(client.get(f"/fhir/Location/bed-{ids['other_bed_id']}", headers=nurse), 403, "forbidden")
     outcome(client.get(f"/fhir/Encounter/{ids['other_patient_id']}", headers=nurse), 403, "forbidden")
@@ -253,8 +283,9 @@ def test_every_error_under_fhir_is_an_operation_outcome(world: World, monkeypatc
     assert "GET" in written.headers["Allow"]
     outcome(client.delete(f"/fhir/Patient/{ids['patient_id']}", headers=nurse), 405, "not-supported")
     browser, csrf = login(world.app, "nurse")
-    outcome(browser.put(f"/fhir/Patient/{ids['patient_id']}", json={}, headers={"X-CSRF-Token": csrf}),
-            405, "not-supported")
+    outcome(
+        browser.put(f"/fhir/Patient/{ids['patient_id']}", json={}, headers={"X-CSRF-Token": csrf}), 405, "not-supported"
+    )
     outcome(browser.post("/fhir/Patient", json={}), 400, "invalid")  # no CSRF token
     # 400 from a search stays what the view said
     assert "_count" in outcome(client.get("/fhir/Patient?_count=0", headers=nurse), 400, "invalid")
@@ -270,8 +301,9 @@ def test_every_error_under_fhir_is_an_operation_outcome(world: World, monkeypatc
     assert client.get("/api/patients/999999", headers=nurse).mimetype == "application/json"
 
 
-@pytest.mark.parametrize(("role", "sees_own", "sees_other"), [("nurse", True, False), ("nurse2", False, True),
-                                                               ("admin", True, True)])
+@pytest.mark.parametrize(
+    ("role", "sees_own", "sees_other"), [("nurse", True, False), ("nurse2", False, True), ("admin", True, True)]
+)
 def test_flags_are_alerts_scoped_by_ward(world: World, role: str, sees_own: bool, sees_other: bool) -> None:
     ids = {e["resource"]["id"] for e in get(world, role, "/fhir/Flag").get("entry", [])}
     assert (str(world.ids["alert_id"]) in ids) is sees_own

@@ -45,8 +45,11 @@ def test_api_use_of_an_admin_issued_token_is_audited_with_token_and_issuer(world
     assert done.status_code == 200, done.get_data(as_text=True)
     [me] = [e for e in _events(world, "api.request") if e.target == "/api/me"]
     assert me.detail["by"] == "api:doctor" and me.detail["token"] == token_id and me.detail["issued_by"] == "admin"
-    acted = [e for e in _events(world, "api.request") + _events(world, "alert.acknowledge")
-             if e.detail.get("token") == token_id and e.target != "/api/me"]
+    acted = [
+        e
+        for e in _events(world, "api.request") + _events(world, "alert.acknowledge")
+        if e.detail.get("token") == token_id and e.target != "/api/me"
+    ]
     assert acted and all(e.detail["issued_by"] == "admin" for e in acted)
     [created] = [e for e in _events(world, "token.create") if e.target == f"token:{token_id}"]
     assert created.detail["on_behalf_of"] == "doctor"
@@ -54,18 +57,26 @@ def test_api_use_of_an_admin_issued_token_is_audited_with_token_and_issuer(world
 
 def test_own_token_use_is_audited_without_issuer(world: World) -> None:
     api = world.app.test_client()
-    assert api.get(f"/api/patients/{world.ids['patient_id']}",
-                   headers={"Authorization": f"Bearer {world.tokens['nurse']}"}).status_code == 200
-    rows = [e for e in _events(world, "api.patient.view") + _events(world, "api.request")
-            if e.detail.get("by") == "api:nurse"]
+    assert (
+        api.get(
+            f"/api/patients/{world.ids['patient_id']}", headers={"Authorization": f"Bearer {world.tokens['nurse']}"}
+        ).status_code
+        == 200
+    )
+    rows = [
+        e
+        for e in _events(world, "api.patient.view") + _events(world, "api.request")
+        if e.detail.get("by") == "api:nurse"
+    ]
     assert rows and all("token" in e.detail and "issued_by" not in e.detail for e in rows)
 
 
 # --------------------------------------------------------------------------- item 9: passwords and secrets
 
 
-@pytest.mark.parametrize("password", ["12345678", "123456789012", "password1234", "qwertyuiopas", "Password123!",
-                                      "aaaaaaaaaaaa", "short-1"])
+@pytest.mark.parametrize(
+    "password", ["12345678", "123456789012", "password1234", "qwertyuiopas", "Password123!", "aaaaaaaaaaaa", "short-1"]
+)
 def test_weak_passwords_refused(world: World, password: str) -> None:
     with world.session() as s, pytest.raises(Invalid):
         admin.add_user(s, "weakling", "nurse", password, ["ICU"])
@@ -73,8 +84,10 @@ def test_weak_passwords_refused(world: World, password: str) -> None:
 
 def test_admin_page_refuses_a_weak_password(world: World) -> None:
     client, csrf = login(world.app, "admin")
-    page = client.post(f"/admin/users/{world.ids['victim_id']}/password",
-                       data={"csrf_token": csrf, "password": "12345678", "password2": "12345678"})
+    page = client.post(
+        f"/admin/users/{world.ids['victim_id']}/password",
+        data={"csrf_token": csrf, "password": "12345678", "password2": "12345678"},
+    )
     assert page.status_code == 400 and "at least 12 characters" in page.get_data(as_text=True)
 
 
@@ -90,9 +103,18 @@ def _settings(world: World, **changes: object):  # type: ignore[no-untyped-def]
     return world.app.extensions["areya"].settings.replace(**changes)
 
 
-@pytest.mark.parametrize("url", ["http://127.0.0.1:6379/x", "http://2130706433:80/", "http://localhost/snap.jpg",
-                                 "http://169.254.169.254/latest/meta-data/", "rtsp://[::1]:554/s",
-                                 "http://[::ffff:127.0.0.1]/", "http://0.0.0.0:5000/"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:6379/x",
+        "http://2130706433:80/",
+        "http://localhost/snap.jpg",
+        "http://169.254.169.254/latest/meta-data/",
+        "rtsp://[::1]:554/s",
+        "http://[::ffff:127.0.0.1]/",
+        "http://0.0.0.0:5000/",
+    ],
+)
 def test_probe_refuses_loopback_link_local_and_metadata(world: World, url: str) -> None:
     with pytest.raises(ProbeRefused, match="loopback, link-local or reserved"):
         check_probe_target(url, _settings(world))
@@ -144,16 +166,26 @@ def test_deeply_nested_json_and_lone_surrogates_are_400(world: World) -> None:
     for action in ("resolve", "acknowledge"):
         bad = api.post(f"/api/alerts/{world.ids['alert_id']}/{action}", data='{"note":"\\ud800"}', headers=headers)
         assert bad.status_code == 400 and "Unicode" in bad.get_json()["error"]
-    snooze = api.post(f"/api/patients/{world.ids['patient_id']}/snooze",
-                      data='{"minutes": 30, "reason": "x\\udfff"}',
-                      headers={**headers, "Authorization": f"Bearer {world.tokens['nurse']}"})
+    snooze = api.post(
+        f"/api/patients/{world.ids['patient_id']}/snooze",
+        data='{"minutes": 30, "reason": "x\\udfff"}',
+        headers={**headers, "Authorization": f"Bearer {world.tokens['nurse']}"},
+    )
     assert snooze.status_code == 400
 
 
 def test_malformed_ipv6_camera_url_is_a_form_error(world: World) -> None:
     client, csrf = login(world.app, "admin")
-    page = client.post("/admin/cameras", data={"csrf_token": csrf, "ward_id": str(world.ids["ward_id"]),
-                                               "name": "cam-v6", "url": "http://[::1/x", "fps": "2"})
+    page = client.post(
+        "/admin/cameras",
+        data={
+            "csrf_token": csrf,
+            "ward_id": str(world.ids["ward_id"]),
+            "name": "cam-v6",
+            "url": "http://[::1/x",
+            "fps": "2",
+        },
+    )
     assert page.status_code == 400 and "malformed" in page.get_data(as_text=True)
 
 
@@ -174,8 +206,12 @@ def test_alert_follows_the_patient_to_the_new_ward(world: World) -> None:
         client, csrf = login(world.app, old_ward_user)
         assert client.get(f"/api/alerts/{world.ids['alert_id']}").status_code == 403
         assert client.get(f"/alerts/{world.ids['alert_id']}").status_code == 403
-        assert client.post(f"/alerts/{world.ids['alert_id']}/resolve",
-                           data={"csrf_token": csrf, "note": "not mine"}).status_code == 403
+        assert (
+            client.post(
+                f"/alerts/{world.ids['alert_id']}/resolve", data={"csrf_token": csrf, "note": "not mine"}
+            ).status_code
+            == 403
+        )
     surgery, _ = login(world.app, "nurse2")
     assert surgery.get(f"/api/alerts/{world.ids['alert_id']}").status_code == 200
 
@@ -190,7 +226,7 @@ def test_alert_lists_follow_the_patient_to_the_new_ward(world: World) -> None:
         admin.discharge_patient(s, "MRN003")  # frees Surgery/1
         admin.move_patient(s, "MRN001", "Surgery/1")
         s.commit()
-    link = f"/alerts/{alert_id}\""
+    link = f'/alerts/{alert_id}"'
 
     def listed(client: object) -> tuple[bool, bool]:
         page = client.get("/alerts/history").get_data(as_text=True)  # type: ignore[attr-defined]
@@ -256,8 +292,16 @@ def test_bidi_and_invisible_characters_refused_in_names(world: World, name: str)
         with pytest.raises(Invalid, match="text-direction"):
             admin.add_camera(s, "ICU", name, "rtsp://10.0.0.9/s", 2.0)
     client, csrf = login(world.app, "admin")
-    page = client.post("/admin/cameras", data={"csrf_token": csrf, "ward_id": str(world.ids["ward_id"]),
-                                               "name": name, "url": "rtsp://10.0.0.9/s", "fps": "2"})
+    page = client.post(
+        "/admin/cameras",
+        data={
+            "csrf_token": csrf,
+            "ward_id": str(world.ids["ward_id"]),
+            "name": name,
+            "url": "rtsp://10.0.0.9/s",
+            "fps": "2",
+        },
+    )
     assert page.status_code == 400
     with world.session() as s:
         assert s.scalar(select(Camera).where(Camera.name == name)) is None

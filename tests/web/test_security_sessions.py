@@ -53,8 +53,10 @@ def test_password_change_and_deactivation_end_every_session(world: World) -> Non
     with world.session() as s:
         admin.set_password(s, "victim", "a-brand-new-passphrase-7")
         s.commit()
-        assert s.scalar(select(func.count()).select_from(WebSession)
-                        .where(WebSession.user_id == world.ids["victim_id"])) == 0
+        assert (
+            s.scalar(select(func.count()).select_from(WebSession).where(WebSession.user_id == world.ids["victim_id"]))
+            == 0
+        )
     assert victim.get("/alerts").status_code == 302
     assert other_browser.get("/alerts").status_code == 302
     again, _ = login(world.app, "victim", "a-brand-new-passphrase-7")
@@ -107,8 +109,9 @@ def test_parallel_wrong_passwords_are_limited_atomically(world: World) -> None:
         client = world.app.test_client()
         token = csrf_of(client)
         start.wait(timeout=60)
-        status = client.post("/login", data={"username": "doctor", "password": "wrong-password",
-                                             "csrf_token": token}).status_code
+        status = client.post(
+            "/login", data={"username": "doctor", "password": "wrong-password", "csrf_token": token}
+        ).status_code
         with lock:
             results.append(status)
 
@@ -161,8 +164,11 @@ def test_forwarded_for_honoured_only_from_configured_proxies(world: World) -> No
     def fail_from(app: object, forwarded: str) -> None:
         client = app.test_client()  # type: ignore[attr-defined]
         token = csrf_of(client)
-        client.post("/login", data={"username": "ghost", "password": "wrong-password", "csrf_token": token},
-                    headers={"X-Forwarded-For": forwarded})
+        client.post(
+            "/login",
+            data={"username": "ghost", "password": "wrong-password", "csrf_token": token},
+            headers={"X-Forwarded-For": forwarded},
+        )
 
     fail_from(world.app, "203.0.113.7")  # not trusted: counted for the peer address
     assert limiter.retry_after("203.0.113.7", "nobody-else") == 0

@@ -26,8 +26,12 @@ def test_token_auth(world: World) -> None:
     assert client.get("/api/me", headers={"Authorization": "Bearer areya_not-a-token"}).status_code == 401
     assert client.get("/api/me", headers={"Authorization": "Basic Zm9vOmJhcg=="}).status_code == 401
     me = client.get("/api/me", headers=_auth(world, "nurse"))
-    assert me.status_code == 200 and me.get_json() == {"id": world.ids["user_nurse"], "username": "nurse",
-                                                       "role": "nurse", "ward_ids": [world.ids["ward_id"]]}
+    assert me.status_code == 200 and me.get_json() == {
+        "id": world.ids["user_nurse"],
+        "username": "nurse",
+        "role": "nurse",
+        "ward_ids": [world.ids["ward_id"]],
+    }
     from areya.webapp.tokens import revoke_token
 
     with world.session() as s:
@@ -55,13 +59,15 @@ def test_api_reads_are_scoped_and_audited(world: World) -> None:
     by_bed = {t["bed_id"]: t for t in tiles["tiles"]}
     assert by_bed[world.ids["bed_id"]]["patient_name"] == "Alice Example"
     assert by_bed[world.ids["bed_id"]]["emotion"] == "sad" and by_bed[world.ids["bed_id"]]["open_alerts"] == 1
-    assert client.get(f"/api/wards/{world.ids['other_ward_id']}/tiles", headers=_auth(world, "nurse")).status_code \
-        == 403
+    assert (
+        client.get(f"/api/wards/{world.ids['other_ward_id']}/tiles", headers=_auth(world, "nurse")).status_code == 403
+    )
     alerts = client.get("/api/alerts", headers=_auth(world, "doctor")).get_json()["alerts"]
     assert {a["id"] for a in alerts} == {world.ids["alert_id"], world.ids["camera_alert_id"]}
     assert client.get("/api/alerts?limit=0", headers=_auth(world, "doctor")).status_code == 400
-    timeline = client.get(f"/api/patients/{world.ids['patient_id']}/timeline?range=1h",
-                          headers=_auth(world, "doctor")).get_json()
+    timeline = client.get(
+        f"/api/patients/{world.ids['patient_id']}/timeline?range=1h", headers=_auth(world, "doctor")
+    ).get_json()
     assert sum(b["n"] for b in timeline["buckets"]) == 40
     with world.session() as s:
         actions = set(s.scalars(select(AuditEvent.action)))
@@ -72,21 +78,34 @@ def test_api_acknowledge_resolve_snooze(world: World) -> None:
     client = world.app.test_client()
     aid = world.ids["alert_id"]
     # nurses may acknowledge (default policy), not resolve
-    assert client.post(f"/api/alerts/{aid}/resolve", json={"note": "calm"}, headers=_auth(world, "nurse")) \
-        .status_code == 403
-    assert client.post(f"/api/alerts/{aid}/acknowledge", data="not json", headers=_auth(world, "doctor")) \
-        .status_code == 400
+    assert (
+        client.post(f"/api/alerts/{aid}/resolve", json={"note": "calm"}, headers=_auth(world, "nurse")).status_code
+        == 403
+    )
+    assert (
+        client.post(f"/api/alerts/{aid}/acknowledge", data="not json", headers=_auth(world, "doctor")).status_code
+        == 400
+    )
     ack = client.post(f"/api/alerts/{aid}/acknowledge", json={"note": "on my way"}, headers=_auth(world, "doctor"))
     assert ack.status_code == 200 and ack.get_json()["state"] == "acknowledged"
     assert client.post(f"/api/alerts/{aid}/acknowledge", json={}, headers=_auth(world, "doctor")).status_code == 409
     assert client.post(f"/api/alerts/{aid}/resolve", json={}, headers=_auth(world, "doctor")).status_code == 400
     done = client.post(f"/api/alerts/{aid}/resolve", json={"note": "calm now"}, headers=_auth(world, "doctor"))
     assert done.status_code == 200 and done.get_json()["resolution"] == "manual"
-    snooze = client.post(f"/api/patients/{world.ids['patient_id']}/snooze", json={"minutes": 30, "reason": "visit"},
-                         headers=_auth(world, "nurse"))
+    snooze = client.post(
+        f"/api/patients/{world.ids['patient_id']}/snooze",
+        json={"minutes": 30, "reason": "visit"},
+        headers=_auth(world, "nurse"),
+    )
     assert snooze.status_code == 200 and snooze.get_json()["reason"] == "visit"
-    assert client.post(f"/api/patients/{world.ids['patient_id']}/snooze", json={"minutes": True, "reason": "x"},
-                       headers=_auth(world, "nurse")).status_code == 400
+    assert (
+        client.post(
+            f"/api/patients/{world.ids['patient_id']}/snooze",
+            json={"minutes": True, "reason": "x"},
+            headers=_auth(world, "nurse"),
+        ).status_code
+        == 400
+    )
     with world.session() as s:
         assert s.get(Alert, aid).note == "calm now"
 
@@ -115,13 +134,21 @@ def test_api_fuzz_no_server_errors(world: World, role: str) -> None:
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) == sum(len(ops) for ops in openapi_document()["paths"].values())
     statuses: Counter[int] = Counter()
-    real_ids = {"alert_id": world.ids["alert_id"], "patient_id": world.ids["patient_id"],
-                "ward_id": world.ids["ward_id"]}
+    real_ids = {
+        "alert_id": world.ids["alert_id"],
+        "patient_id": world.ids["patient_id"],
+        "ward_id": world.ids["ward_id"],
+    }
     for operation in operations:
 
         @given(case=operation.as_strategy())
-        @settings(max_examples=MAX_EXAMPLES, deadline=None, derandomize=True, database=None,
-                  suppress_health_check=list(HealthCheck))
+        @settings(
+            max_examples=MAX_EXAMPLES,
+            deadline=None,
+            derandomize=True,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        )
         def run(case: schemathesis.Case) -> None:
             response = case.call(headers=headers)
             statuses[response.status_code] += 1

@@ -17,8 +17,9 @@ from areya.db.models import AuditEvent, Camera
 
 
 def _field_error(html: str, name: str) -> str:
-    match = re.search(rf'name="{name}"[^>]*>\s*<span class="field-error" id="err-{name}" role="alert">([^<]+)</span>',
-                      html)
+    match = re.search(
+        rf'name="{name}"[^>]*>\s*<span class="field-error" id="err-{name}" role="alert">([^<]+)</span>', html
+    )
     assert match, f"no error next to {name}"
     return match.group(1)
 
@@ -30,9 +31,17 @@ def _options(world: World, name: str) -> str | None:
 
 def test_detector_options_round_trip_through_the_form(world: World) -> None:
     client, csrf = login(world.app, "admin")
-    added = client.post("/admin/cameras", data={"csrf_token": csrf, "ward_id": str(world.ids["ward_id"]),
-                                                "name": "cam-side", "url": "rtsp://h/side", "fps": "2",
-                                                "detector_options": "rotations=90, min_face_px=40"})
+    added = client.post(
+        "/admin/cameras",
+        data={
+            "csrf_token": csrf,
+            "ward_id": str(world.ids["ward_id"]),
+            "name": "cam-side",
+            "url": "rtsp://h/side",
+            "fps": "2",
+            "detector_options": "rotations=90, min_face_px=40",
+        },
+    )
     assert added.status_code == 302
     assert _options(world, "cam-side") == "rotations=90,min_face_px=40"  # stored in the canonical form
     listing = client.get("/admin/cameras").get_data(as_text=True)
@@ -42,8 +51,10 @@ def test_detector_options_round_trip_through_the_form(world: World) -> None:
     assert re.search(r'name="detector_options" value="rotations=90,min_face_px=40"', page)
     assert "Laid over the global options of the blazeface detector" in page
 
-    saved = client.post(edit_url, data={"csrf_token": csrf, "fps": "2", "enabled": "1",
-                                        "detector_options": "zone_mode=zones,rotations=0/90"})
+    saved = client.post(
+        edit_url,
+        data={"csrf_token": csrf, "fps": "2", "enabled": "1", "detector_options": "zone_mode=zones,rotations=0/90"},
+    )
     assert saved.status_code == 302 and _options(world, "cam-side") == "zone_mode=zones,rotations=0/90"
     kept = client.post(edit_url, data={"csrf_token": csrf, "fps": "1", "enabled": "1"})  # no such field: kept
     assert kept.status_code == 302 and _options(world, "cam-side") == "zone_mode=zones,rotations=0/90"
@@ -52,9 +63,14 @@ def test_detector_options_round_trip_through_the_form(world: World) -> None:
     assert '<span class="muted">global</span>' in client.get("/admin/cameras").get_data(as_text=True)
     with world.session() as s:
         cam_id = s.scalar(select(Camera.id).where(Camera.name == "cam-side"))
-        details = [(a, d) for a, d in s.execute(select(AuditEvent.action, AuditEvent.detail)
-                                                .where(AuditEvent.target == f"camera:{cam_id}")
-                                                .order_by(AuditEvent.id))]
+        details = [
+            (a, d)
+            for a, d in s.execute(
+                select(AuditEvent.action, AuditEvent.detail)
+                .where(AuditEvent.target == f"camera:{cam_id}")
+                .order_by(AuditEvent.id)
+            )
+        ]
     assert details[0][0] == "camera.add" and details[0][1]["detector_options"] == "rotations=90,min_face_px=40"
     assert [d.get("detector_options") for a, d in details if a == "camera.update"] == [
         {"from": "rotations=90,min_face_px=40", "to": "zone_mode=zones,rotations=0/90"},
@@ -72,14 +88,21 @@ def test_detector_options_round_trip_through_the_form(world: World) -> None:
         ("rotations", "detector options: must be 'name=value' pairs"),
     ],
 )
-def test_bad_detector_options_are_a_form_error_and_nothing_is_saved(world: World, options: str,
-                                                                    message: str) -> None:
+def test_bad_detector_options_are_a_form_error_and_nothing_is_saved(world: World, options: str, message: str) -> None:
     client, csrf = login(world.app, "admin")
     with world.session() as s:
         before = s.scalar(select(func.count()).select_from(Camera))
-    bad = client.post("/admin/cameras", data={"csrf_token": csrf, "ward_id": str(world.ids["ward_id"]),
-                                              "name": "cam-9", "url": "rtsp://h/x", "fps": "2",
-                                              "detector_options": options})
+    bad = client.post(
+        "/admin/cameras",
+        data={
+            "csrf_token": csrf,
+            "ward_id": str(world.ids["ward_id"]),
+            "name": "cam-9",
+            "url": "rtsp://h/x",
+            "fps": "2",
+            "detector_options": options,
+        },
+    )
     assert bad.status_code == 400
     html = bad.get_data(as_text=True)
     assert _field_error(html, "detector_options").startswith(message.replace("'", "&#39;"))
@@ -87,8 +110,9 @@ def test_bad_detector_options_are_a_form_error_and_nothing_is_saved(world: World
     with world.session() as s:
         assert s.scalar(select(func.count()).select_from(Camera)) == before
     cam = world.ids["camera_id"]
-    edit = client.post(f"/admin/cameras/{cam}", data={"csrf_token": csrf, "fps": "5", "enabled": "1",
-                                                      "detector_options": options})
+    edit = client.post(
+        f"/admin/cameras/{cam}", data={"csrf_token": csrf, "fps": "5", "enabled": "1", "detector_options": options}
+    )
     assert edit.status_code == 400
     assert _field_error(edit.get_data(as_text=True), "detector_options").startswith(message.replace("'", "&#39;"))
     with world.session() as s:
@@ -99,8 +123,13 @@ def test_bad_detector_options_are_a_form_error_and_nothing_is_saved(world: World
 def test_options_the_configured_backend_does_not_take_are_flagged(world: World) -> None:
     client, csrf = login(world.app, "admin")
     cam = world.ids["camera_id"]
-    assert client.post(f"/admin/cameras/{cam}", data={"csrf_token": csrf, "fps": "2", "enabled": "1",
-                                                      "detector_options": "tiles=2"}).status_code == 302
+    assert (
+        client.post(
+            f"/admin/cameras/{cam}",
+            data={"csrf_token": csrf, "fps": "2", "enabled": "1", "detector_options": "tiles=2"},
+        ).status_code
+        == 302
+    )
     services = world.app.extensions["areya"]
     services.settings = services.settings.replace(detector="haar")  # the deployment changed its backend
     listing = client.get("/admin/cameras").get_data(as_text=True)
@@ -112,8 +141,9 @@ def test_options_the_configured_backend_does_not_take_are_flagged(world: World) 
 def _side_face_video(path: Path) -> None:
     data = pytest.importorskip("skimage.data")
     head = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)[0:260, 100:350]
-    lying = cv2.resize(cv2.rotate(head, cv2.ROTATE_90_COUNTERCLOCKWISE), None, fx=0.6, fy=0.6,
-                       interpolation=cv2.INTER_AREA)
+    lying = cv2.resize(
+        cv2.rotate(head, cv2.ROTATE_90_COUNTERCLOCKWISE), None, fx=0.6, fy=0.6, interpolation=cv2.INTER_AREA
+    )
     frame = np.full((480, 640, 3), (200, 205, 210), np.uint8)
     frame[150 : 150 + lying.shape[0], 300 : 300 + lying.shape[1]] = lying
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 5, (640, 480))
@@ -130,20 +160,29 @@ def test_connection_test_detects_with_the_cameras_options(world: World, tmp_path
     services = world.app.extensions["areya"]
     services.settings = services.settings.replace(camera_media_dir=str(media))
     client, csrf = login(world.app, "admin")
-    made = client.post("/admin/cameras", data={"csrf_token": csrf, "ward_id": str(world.ids["ward_id"]),
-                                               "name": "cam-side", "url": str(media / "side.avi"), "fps": "2",
-                                               "loop": "1", "detector_options": "rotations=90"})
+    made = client.post(
+        "/admin/cameras",
+        data={
+            "csrf_token": csrf,
+            "ward_id": str(world.ids["ward_id"]),
+            "name": "cam-side",
+            "url": str(media / "side.avi"),
+            "fps": "2",
+            "loop": "1",
+            "detector_options": "rotations=90",
+        },
+    )
     assert made.status_code == 302, made.get_data(as_text=True)[:2000]
     test_url = made.headers["Location"] + "/test"
     side = client.post(test_url, data={"csrf_token": csrf}).get_data(as_text=True)
     assert "1 face(s) found by blazeface with this camera&#39;s detector options rotations=90" in side
-    client.post(made.headers["Location"], data={"csrf_token": csrf, "fps": "2", "enabled": "1",
-                                                "detector_options": ""})
+    client.post(made.headers["Location"], data={"csrf_token": csrf, "fps": "2", "enabled": "1", "detector_options": ""})
     upright = client.post(test_url, data={"csrf_token": csrf}).get_data(as_text=True)
     assert "0 face(s) found by blazeface with the global detector options" in upright
     with world.session() as s:
-        tests = s.scalars(select(AuditEvent.detail).where(AuditEvent.action == "camera.test")
-                          .order_by(AuditEvent.id)).all()
+        tests = s.scalars(
+            select(AuditEvent.detail).where(AuditEvent.action == "camera.test").order_by(AuditEvent.id)
+        ).all()
     assert [(d["faces"], d["detector_options"]) for d in tests] == [(1, "rotations=90"), (0, None)]
 
 
@@ -158,8 +197,9 @@ def _loop_box(html: str) -> bool:
     return bool(match.group(1))
 
 
-def test_edit_form_checks_video_files_and_loops_like_the_add_form(world: World, tmp_path: Path,
-                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_edit_form_checks_video_files_and_loops_like_the_add_form(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from urllib.parse import quote
 
     client, csrf = login(world.app, "admin")
@@ -196,11 +236,11 @@ def test_edit_form_checks_video_files_and_loops_like_the_add_form(world: World, 
     clip.unlink()  # deleted after registration
     gone = client.post(edit_url, data=base)  # a changed Loop box checks the file again
     assert gone.status_code == 400 and _field_error(gone.get_data(as_text=True), "url").startswith(
-        "video file not found: ")
+        "video file not found: "
+    )
     assert _source_url(world, cam) == f"{stored}?loop=1"
     kept = client.post(edit_url, data={**base, "loop": "1", "fps": "1"})  # other edits need no file check
     assert kept.status_code == 302
     with world.session() as s:
         row = s.get(Camera, cam)
         assert (row.source_url, row.sample_fps) == (f"{stored}?loop=1", 1.0)
-

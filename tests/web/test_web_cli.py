@@ -30,8 +30,13 @@ def _free_port() -> int:
 
 
 def test_web_refuses_an_unmigrated_database(tmp_path: Path) -> None:
-    result = subprocess.run([sys.executable, "-m", "areya", "web", "--port", "0"], env=_env(tmp_path),
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "areya", "web", "--port", "0"],
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode != 0
     assert "run `areya db upgrade`" in result.stderr
 
@@ -40,8 +45,13 @@ def test_web_serves_and_stops(tmp_path: Path) -> None:
     env = _env(tmp_path)
     upgrade(load_settings(env=env))
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "areya", "web", "--port", str(port)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "areya", "web", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 90
         body = ""
@@ -86,9 +96,14 @@ def test_the_wsgi_entry_point_keeps_the_data_dir_private(tmp_path: Path) -> None
     """gunicorn starts from ``areya.webapp.wsgi``, not the ``areya`` command: it sets umask 077 too (issue 11,
     item 2), so what the app creates in the data dir (secret key, embedded Redis folder) is its user's only."""
     env = _env(tmp_path)
-    result = subprocess.run([sys.executable, "-c", WSGI_CHILD, env["AREYA_DATA_DIR"]], env=env,  # noqa: S603
-                            capture_output=True, text=True, timeout=120,
-                            preexec_fn=lambda: os.umask(0o022))  # noqa: PLW1509 - a login shell's umask
+    result = subprocess.run(
+        [sys.executable, "-c", WSGI_CHILD, env["AREYA_DATA_DIR"]],
+        env=env,  # noqa: S603
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=lambda: os.umask(0o022),
+    )  # noqa: PLW1509 - a login shell's umask
     assert result.returncode == 0, result.stderr[-2000:]
     umask, *entries = result.stdout.split("\n")[:-1]
     assert umask == "0o77"

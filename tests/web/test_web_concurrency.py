@@ -28,13 +28,30 @@ AUDIT = {302: "auth.login", 401: "auth.login_failed", 429: "auth.login_rate_limi
 
 def observation_rows(world: World, n: int) -> list[dict[str, Any]]:
     now = utcnow()
-    return [{
-        "patient_id": world.ids["patient_id"], "bed_id": world.ids["bed_id"], "camera_id": world.ids["camera_id"],
-        "captured_at": now, "frame_id": f"load-{uuid.uuid4().hex}", "face_index": 0,
-        "box_x": 0.1, "box_y": 0.1, "box_w": 0.2, "box_h": 0.2,
-        "p_angry": 0.1, "p_happy": 0.1, "p_relaxed": 0.7, "p_sad": 0.1, "probs7": [1 / 7] * 7,
-        "label4": "relaxed", "label7": "neutral", "confidence4": 0.7, "model_version": "load-test",
-    } for _ in range(n)]
+    return [
+        {
+            "patient_id": world.ids["patient_id"],
+            "bed_id": world.ids["bed_id"],
+            "camera_id": world.ids["camera_id"],
+            "captured_at": now,
+            "frame_id": f"load-{uuid.uuid4().hex}",
+            "face_index": 0,
+            "box_x": 0.1,
+            "box_y": 0.1,
+            "box_w": 0.2,
+            "box_h": 0.2,
+            "p_angry": 0.1,
+            "p_happy": 0.1,
+            "p_relaxed": 0.7,
+            "p_sad": 0.1,
+            "probs7": [1 / 7] * 7,
+            "label4": "relaxed",
+            "label7": "neutral",
+            "confidence4": 0.7,
+            "model_version": "load-test",
+        }
+        for _ in range(n)
+    ]
 
 
 def attempt(base: str, username: str, password: str, start: threading.Barrier) -> int:
@@ -43,8 +60,12 @@ def attempt(base: str, username: str, password: str, start: threading.Barrier) -
     match = CSRF_RE.search(page.text)
     assert match, page.status_code
     start.wait(timeout=120)
-    answer = browser.post(f"{base}/login", data={"username": username, "password": password,
-                                                 "csrf_token": match.group(1)}, allow_redirects=False, timeout=300)
+    answer = browser.post(
+        f"{base}/login",
+        data={"username": username, "password": password, "csrf_token": match.group(1)},
+        allow_redirects=False,
+        timeout=300,
+    )
     return answer.status_code
 
 
@@ -67,9 +88,12 @@ def test_concurrent_logins_while_observations_are_written_are_all_answered_and_a
     # right passwords for four users (five each: attempts are counted while their password is checked, so no more
     # than login_rate_limit of one user's may be in flight at once); wrong ones for a fifth (its 6th failure
     # onwards is rate-limited) and strangers
-    plans = [(GOOD[(i // 2) % len(GOOD)], PASSWORD) if i % 2 == 0 else
-             (("victim", "wrong-password") if i % 4 == 1 else (f"nobody{i}", "wrong-password"))
-             for i in range(THREADS)]
+    plans = [
+        (GOOD[(i // 2) % len(GOOD)], PASSWORD)
+        if i % 2 == 0
+        else (("victim", "wrong-password") if i % 4 == 1 else (f"nobody{i}", "wrong-password"))
+        for i in range(THREADS)
+    ]
     start = threading.Barrier(THREADS)
     results: list[int | BaseException] = [0] * THREADS
 
@@ -101,9 +125,15 @@ def test_concurrent_logins_while_observations_are_written_are_all_answered_and_a
     assert not writer_errors, writer_errors
     assert sum(written) > 0  # the pipeline kept writing throughout
     with world.session() as s:
-        audited = Counter(dict(s.execute(select(AuditEvent.action, func.count())
-                                         .where(AuditEvent.action.in_(AUDIT.values()))
-                                         .group_by(AuditEvent.action)).all()))
+        audited = Counter(
+            dict(
+                s.execute(
+                    select(AuditEvent.action, func.count())
+                    .where(AuditEvent.action.in_(AUDIT.values()))
+                    .group_by(AuditEvent.action)
+                ).all()
+            )
+        )
     assert audited == Counter({AUDIT[code]: n for code, n in statuses.items()})  # every attempt, exactly once
 
 
@@ -116,8 +146,11 @@ def test_a_write_transaction_takes_the_write_lock_when_it_begins(engine: Any, db
     from areya.db.engine import begin_write, create_session_factory, in_write_transaction
 
     begins: list[str] = []
-    event.listen(engine, "before_cursor_execute",
-                 lambda _c, _cur, sql, *_a: begins.append(sql) if sql.startswith("BEGIN") else None)
+    event.listen(
+        engine,
+        "before_cursor_execute",
+        lambda _c, _cur, sql, *_a: begins.append(sql) if sql.startswith("BEGIN") else None,
+    )
     factory = create_session_factory(engine)
     with factory() as session:
         session.execute(select(func.count()).select_from(AuditEvent))  # a view's reads: deferred
@@ -126,7 +159,6 @@ def test_a_write_transaction_takes_the_write_lock_when_it_begins(engine: Any, db
         assert in_write_transaction(session)
         session.commit()
     assert begins == ["BEGIN", "BEGIN IMMEDIATE"]
-
 
 
 def test_the_error_handler_rolls_back_the_failed_transaction(world: World) -> None:

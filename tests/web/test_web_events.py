@@ -26,9 +26,9 @@ def _events(chunks: Iterator[bytes]) -> Iterator[tuple[str, dict | str]]:
                 if line.startswith(":"):
                     yield "comment", line[1:].strip()
                 elif line.startswith("event: "):
-                    name = line[len("event: "):]
+                    name = line[len("event: ") :]
                 elif line.startswith("data: "):
-                    data += line[len("data: "):]
+                    data += line[len("data: ") :]
             if data:
                 yield name, json.loads(data)
 
@@ -61,9 +61,16 @@ def test_tile_updates_when_an_observation_arrives(world: World) -> None:
 
 def test_alert_events_relayed_for_own_wards_only(world: World, web_redis: redis.Redis) -> None:
     response, events = _stream(world, "doctor", "/events")
-    other = {"type": "alert.opened", "alert_id": world.ids["other_alert_id"], "ward_id": world.ids["other_ward_id"],
-             "patient_id": world.ids["other_patient_id"], "kind": "negative_emotion", "severity": 2,
-             "state": "firing", "at": utcnow().isoformat()}
+    other = {
+        "type": "alert.opened",
+        "alert_id": world.ids["other_alert_id"],
+        "ward_id": world.ids["other_ward_id"],
+        "patient_id": world.ids["other_patient_id"],
+        "kind": "negative_emotion",
+        "severity": 2,
+        "state": "firing",
+        "at": utcnow().isoformat(),
+    }
     assert web_redis.publish("areya:events", json.dumps(other)) == 1  # the stream is subscribed
     acker, csrf = login(world.app, "doctor")
     done = acker.post(f"/alerts/{world.ids['alert_id']}/acknowledge", data={"csrf_token": csrf, "note": "on it"})

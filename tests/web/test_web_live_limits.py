@@ -120,4 +120,6 @@ def test_gunicorn_keeps_the_caps_below_its_threads(settings: Settings) -> None:
     lowered = stream_caps_below(settings, 4)  # `areya web --gunicorn --threads 4`: 3 views, 1 thread free
     assert lowered == {"AREYA_SSE_MAX_STREAMS": "3", "AREYA_SSE_MAX_PER_USER": "3"}
     assert stream_caps_below(settings.replace(sse_max_streams=10, sse_max_per_user=2), 12) == {
-        "AREYA_SSE_MAX_STREAMS": "9", "AREYA_SSE_MAX_PER_USER": "2"}
+        "AREYA_SSE_MAX_STREAMS": "9",
+        "AREYA_SSE_MAX_PER_USER": "2",
+    }

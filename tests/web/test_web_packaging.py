@@ -18,8 +18,12 @@ def test_every_template_and_static_file_is_a_data_file() -> None:
         assert target.startswith(str(SHARE_SUBDIR))
         for pattern in patterns:
             shipped |= {p.relative_to(REPO) for p in REPO.glob(pattern)}
-    needed = {p.relative_to(REPO) for folder in ("web/templates", "web/static") for p in (REPO / folder).rglob("*")
-              if p.is_file()}
+    needed = {
+        p.relative_to(REPO)
+        for folder in ("web/templates", "web/static")
+        for p in (REPO / folder).rglob("*")
+        if p.is_file()
+    }
     assert needed and needed <= shipped, f"not shipped: {sorted(needed - shipped)}"
 
 

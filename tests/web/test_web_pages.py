@@ -33,8 +33,9 @@ def _audit_actions(world: World) -> list[tuple[str, int | None]]:
 
 def _field_error(html: str, name: str) -> str:
     """The message shown next to field ``name`` (macros.input renders it right after the input)."""
-    match = re.search(rf'name="{name}"[^>]*>\s*<span class="field-error" id="err-{name}" role="alert">([^<]+)</span>',
-                      html)
+    match = re.search(
+        rf'name="{name}"[^>]*>\s*<span class="field-error" id="err-{name}" role="alert">([^<]+)</span>', html
+    )
     assert match, f"no error next to {name}"
     return match.group(1)
 
@@ -48,14 +49,14 @@ def test_ward_view_tiles(world: World) -> None:
         s.commit()
     client, _ = login(world.app, "nurse")
     html = client.get(f"/wards/{world.ids['ward_id']}").get_data(as_text=True)
-    tile1 = html[html.index(f'id="tile-{world.ids["bed_id"]}"'):html.index(f'id="tile-{world.ids["bed2_id"]}"')]
+    tile1 = html[html.index(f'id="tile-{world.ids["bed_id"]}"') : html.index(f'id="tile-{world.ids["bed2_id"]}"')]
     assert "Alice Example" in tile1
     assert 'class="emo-label emo-sad"' in tile1  # headline: the rule window's most frequent label
     assert 'class="chip emo-sad">sad</span> 80%' in tile1  # beside it the latest observation: sad, 80 % confidence
     assert "Negative probability" in tile1  # the rule's score under its one name, with its threshold
     assert "ALERT" in tile1 and "camera" in tile1
     assert tile1.count("<rect") > 10  # the last-hour trend has bars
-    tile3 = html[html.index(f'id="tile-{world.ids["free_bed_id"]}"'):]
+    tile3 = html[html.index(f'id="tile-{world.ids["free_bed_id"]}"') :]
     assert "Empty bed" in tile3 and "no camera" in tile3
     viewed = {p for a, p in _audit_actions(world) if a == "ward.view"}  # one audit row per patient shown
     assert {world.ids["patient_id"], world.ids["patient2_id"]} <= viewed
@@ -96,8 +97,8 @@ def test_resolve_needs_a_note_and_nothing_changes_without_it(world: World) -> No
     response = client.post(f"/alerts/{aid}/resolve", data={"csrf_token": csrf, "note": "  ", "action": "resolve"})
     assert response.status_code == 400
     html = response.get_data(as_text=True)
-    card = html[html.index(f'id="alert-{aid}"'):]
-    assert "is required" in card[:card.index("</article>")]
+    card = html[html.index(f'id="alert-{aid}"') :]
+    assert "is required" in card[: card.index("</article>")]
     with world.session() as s:
         assert s.get(Alert, aid).state == "firing"
     response = client.post(f"/alerts/{aid}/resolve", data={"csrf_token": csrf, "note": "settled after visit"})
@@ -128,8 +129,16 @@ def test_camera_url_is_stored_secret_and_shown_masked(world: World) -> None:
     client, csrf = login(world.app, "admin")
     page = client.get("/admin/cameras").get_data(as_text=True)
     assert "s3cret" not in page and "rtsp://viewer:***@10.0.0.5:554/..." in page
-    response = client.post("/admin/cameras", data={"csrf_token": csrf, "ward_id": str(world.ids["ward_id"]),
-                                                   "name": "cam-2", "url": "rtsp://a:topsecret@cam2/live", "fps": "2"})
+    response = client.post(
+        "/admin/cameras",
+        data={
+            "csrf_token": csrf,
+            "ward_id": str(world.ids["ward_id"]),
+            "name": "cam-2",
+            "url": "rtsp://a:topsecret@cam2/live",
+            "fps": "2",
+        },
+    )
     assert response.status_code == 302
     edit = client.get(response.headers["Location"]).get_data(as_text=True)
     assert "topsecret" not in edit and "rtsp://a:***@cam2/..." in edit
@@ -143,15 +152,39 @@ def test_bad_camera_input_message_next_to_field_nothing_saved(world: World) -> N
     client, csrf = login(world.app, "admin")
     with world.session() as s:
         before = s.scalar(select(func.count()).select_from(Camera))
-    bad_url = client.post("/admin/cameras", data={"csrf_token": csrf, "ward_id": str(world.ids["ward_id"]),
-                                                  "name": "cam-9", "url": "ftp://nope/x", "fps": "2"})
+    bad_url = client.post(
+        "/admin/cameras",
+        data={
+            "csrf_token": csrf,
+            "ward_id": str(world.ids["ward_id"]),
+            "name": "cam-9",
+            "url": "ftp://nope/x",
+            "fps": "2",
+        },
+    )
     assert bad_url.status_code == 400
     assert "unsupported camera URL scheme" in _field_error(bad_url.get_data(as_text=True), "url")
-    bad_fps = client.post("/admin/cameras", data={"csrf_token": csrf, "ward_id": str(world.ids["ward_id"]),
-                                                  "name": "cam-9", "url": "rtsp://h/x", "fps": "fast"})
+    bad_fps = client.post(
+        "/admin/cameras",
+        data={
+            "csrf_token": csrf,
+            "ward_id": str(world.ids["ward_id"]),
+            "name": "cam-9",
+            "url": "rtsp://h/x",
+            "fps": "fast",
+        },
+    )
     assert _field_error(bad_fps.get_data(as_text=True), "fps") == "sample fps must be a number"
-    dup = client.post("/admin/cameras", data={"csrf_token": csrf, "ward_id": str(world.ids["ward_id"]),
-                                              "name": "cam-1", "url": "rtsp://h/x", "fps": "2"})
+    dup = client.post(
+        "/admin/cameras",
+        data={
+            "csrf_token": csrf,
+            "ward_id": str(world.ids["ward_id"]),
+            "name": "cam-1",
+            "url": "rtsp://h/x",
+            "fps": "2",
+        },
+    )
     assert "already exists" in _field_error(dup.get_data(as_text=True), "name")
     with world.session() as s:
         assert s.scalar(select(func.count()).select_from(Camera)) == before
@@ -159,16 +192,20 @@ def test_bad_camera_input_message_next_to_field_nothing_saved(world: World) -> N
 
 def test_admit_move_discharge_and_refusals(world: World) -> None:
     client, csrf = login(world.app, "admin")
-    occupied = client.post("/admin/patients", data={"csrf_token": csrf, "mrn": "MRN100", "display_name": "Eve New",
-                                                    "bed_id": str(world.ids["bed_id"])})
+    occupied = client.post(
+        "/admin/patients",
+        data={"csrf_token": csrf, "mrn": "MRN100", "display_name": "Eve New", "bed_id": str(world.ids["bed_id"])},
+    )
     assert occupied.status_code == 400
     assert "occupied" in occupied.get_data(as_text=True)
     bad_mrn = client.post("/admin/patients", data={"csrf_token": csrf, "mrn": "no spaces", "display_name": "Eve"})
     assert "MRN" in _field_error(bad_mrn.get_data(as_text=True), "mrn")
     with world.session() as s:
         assert s.scalar(select(Patient).where(Patient.mrn == "MRN100")) is None  # nothing half-saved
-    ok = client.post("/admin/patients", data={"csrf_token": csrf, "mrn": "MRN100", "display_name": "Eve New",
-                                              "bed_id": str(world.ids["free_bed_id"])})
+    ok = client.post(
+        "/admin/patients",
+        data={"csrf_token": csrf, "mrn": "MRN100", "display_name": "Eve New", "bed_id": str(world.ids["free_bed_id"])},
+    )
     assert ok.status_code == 302
     with world.session() as s:
         eve = s.scalar(select(Patient).where(Patient.mrn == "MRN100"))
@@ -185,14 +222,16 @@ def test_admit_move_discharge_and_refusals(world: World) -> None:
 
 def test_add_beds_all_or_nothing(world: World) -> None:
     client, csrf = login(world.app, "admin")
-    response = client.post("/admin/wards/beds", data={"csrf_token": csrf, "ward_id": str(world.ids["ward_id"]),
-                                                      "labels": "7 8 1"})
+    response = client.post(
+        "/admin/wards/beds", data={"csrf_token": csrf, "ward_id": str(world.ids["ward_id"]), "labels": "7 8 1"}
+    )
     assert response.status_code == 400
     assert "already exists" in _field_error(response.get_data(as_text=True), "labels")
     with world.session() as s:
         assert s.scalar(select(Bed).where(Bed.label == "7")) is None
-    ok = client.post("/admin/wards/beds", data={"csrf_token": csrf, "ward_id": str(world.ids["ward_id"]),
-                                                "labels": "7, 8"})
+    ok = client.post(
+        "/admin/wards/beds", data={"csrf_token": csrf, "ward_id": str(world.ids["ward_id"]), "labels": "7, 8"}
+    )
     assert ok.status_code == 302
 
 
@@ -202,22 +241,29 @@ def test_zone_editor_saves_all_or_nothing(world: World) -> None:
     page = client.get(f"/admin/cameras/{cam}/zones").get_data(as_text=True)
     assert 'id="stage"' in page and "blank 16:9 canvas" in page  # no snapshot in Redis yet
     url = f"/admin/cameras/{cam}/zones"
-    good = [{"bed_id": world.ids["bed_id"], "x0": 0.0, "y0": 0.1, "x1": 0.3, "y1": 0.9},
-            {"bed_id": world.ids["free_bed_id"], "x0": 0.7, "y0": 0.1, "x1": 1.0, "y1": 0.9}]
+    good = [
+        {"bed_id": world.ids["bed_id"], "x0": 0.0, "y0": 0.1, "x1": 0.3, "y1": 0.9},
+        {"bed_id": world.ids["free_bed_id"], "x0": 0.7, "y0": 0.1, "x1": 1.0, "y1": 0.9},
+    ]
     response = client.post(url, json={"zones": good}, headers={"X-CSRF-Token": csrf})
     assert response.status_code == 200 and response.get_json()["ok"]
     overlapping = good + [{"bed_id": world.ids["bed2_id"], "x0": 0.2, "y0": 0.2, "x1": 0.5, "y1": 0.5}]
     response = client.post(url, json={"zones": overlapping}, headers={"X-CSRF-Token": csrf})
     assert response.status_code == 409 and response.get_json()["index"] == 2
-    bad = client.post(url, json={"zones": [{"bed_id": world.ids["other_bed_id"], "x0": 0, "y0": 0, "x1": 1,
-                                            "y1": 1}]}, headers={"X-CSRF-Token": csrf})
+    bad = client.post(
+        url,
+        json={"zones": [{"bed_id": world.ids["other_bed_id"], "x0": 0, "y0": 0, "x1": 1, "y1": 1}]},
+        headers={"X-CSRF-Token": csrf},
+    )
     assert bad.status_code == 400
     no_csrf = client.post(url, json={"zones": []})
     assert no_csrf.status_code == 400
     with world.session() as s:
         zones = s.scalars(select(BedZone).where(BedZone.camera_id == cam).order_by(BedZone.x0)).all()
-        assert [(z.bed_id, z.x0, z.x1) for z in zones] == [(world.ids["bed_id"], 0.0, 0.3),
-                                                            (world.ids["free_bed_id"], 0.7, 1.0)]
+        assert [(z.bed_id, z.x0, z.x1) for z in zones] == [
+            (world.ids["bed_id"], 0.0, 0.3),
+            (world.ids["free_bed_id"], 0.7, 1.0),
+        ]
 
 
 def test_rule_thresholds_per_ward(world: World) -> None:
@@ -226,13 +272,15 @@ def test_rule_thresholds_per_ward(world: World) -> None:
     bad = client.post(f"/admin/rules/{wid}", data={"csrf_token": csrf, "negative_open_share": "1.5"})
     assert bad.status_code == 400
     assert "must be a number in" in _field_error(bad.get_data(as_text=True), "negative_open_share")
-    crossed = client.post(f"/admin/rules/{wid}", data={"csrf_token": csrf, "negative_open_share": "0.5",
-                                                       "negative_close_share": "0.7"})
+    crossed = client.post(
+        f"/admin/rules/{wid}", data={"csrf_token": csrf, "negative_open_share": "0.5", "negative_close_share": "0.7"}
+    )
     assert crossed.status_code == 400 and "close share" in crossed.get_data(as_text=True)
     with world.session() as s:
         assert s.scalar(select(func.count()).select_from(RuleOverride)) == 0
-    ok = client.post(f"/admin/rules/{wid}", data={"csrf_token": csrf, "negative_open_share": "0.7",
-                                                  "negative_min_obs": "10"})
+    ok = client.post(
+        f"/admin/rules/{wid}", data={"csrf_token": csrf, "negative_open_share": "0.7", "negative_min_obs": "10"}
+    )
     assert ok.status_code == 302
     with world.session() as s:
         row = s.scalars(select(RuleOverride).where(RuleOverride.ward_id == wid)).one()
@@ -241,20 +289,39 @@ def test_rule_thresholds_per_ward(world: World) -> None:
     assert cleared.status_code == 302
     with world.session() as s:
         assert s.scalars(select(RuleOverride).where(RuleOverride.ward_id == wid)).one().settings == {
-            "negative_open_share": 0.7}
+            "negative_open_share": 0.7
+        }
 
 
 def test_users_and_tokens(world: World) -> None:
     client, csrf = login(world.app, "admin")
-    mismatch = client.post("/admin/users", data={"csrf_token": csrf, "username": "newdoc", "role": "doctor",
-                                                 "password": "long-enough-1", "password2": "different-2"})
+    mismatch = client.post(
+        "/admin/users",
+        data={
+            "csrf_token": csrf,
+            "username": "newdoc",
+            "role": "doctor",
+            "password": "long-enough-1",
+            "password2": "different-2",
+        },
+    )
     assert _field_error(mismatch.get_data(as_text=True), "password2") == "the two passwords differ"
-    short = client.post("/admin/users", data={"csrf_token": csrf, "username": "newdoc", "role": "doctor",
-                                              "password": "short", "password2": "short"})
+    short = client.post(
+        "/admin/users",
+        data={"csrf_token": csrf, "username": "newdoc", "role": "doctor", "password": "short", "password2": "short"},
+    )
     assert "at least 12" in _field_error(short.get_data(as_text=True), "password")
-    ok = client.post("/admin/users", data={"csrf_token": csrf, "username": "newdoc", "role": "doctor",
-                                           "password": "long-enough-1", "password2": "long-enough-1",
-                                           "ward_ids": [str(world.ids["ward_id"])]})
+    ok = client.post(
+        "/admin/users",
+        data={
+            "csrf_token": csrf,
+            "username": "newdoc",
+            "role": "doctor",
+            "password": "long-enough-1",
+            "password2": "long-enough-1",
+            "ward_ids": [str(world.ids["ward_id"])],
+        },
+    )
     assert ok.status_code == 302
     with world.session() as s:
         user = s.scalar(select(User).where(User.username == "newdoc"))
@@ -287,8 +354,11 @@ def test_ops_page_and_metrics(world: World, web_redis: redis.Redis) -> None:
     from areya.camera.health import publish_health
     from areya.metrics import Metrics
 
-    publish_health(web_redis, world.ids["camera_id"], {"status": "online", "last_frame_at": time.time() - 3,
-                                                       "actual_fps": 1.9, "frames": 1234, "reconnects": 2})
+    publish_health(
+        web_redis,
+        world.ids["camera_id"],
+        {"status": "online", "last_frame_at": time.time() - 3, "actual_fps": 1.9, "frames": 1234, "reconnects": 2},
+    )
     metrics = Metrics(web_redis)
     metrics.inc("areya_frames_processed_total", 4321, worker="w1")
     metrics.set_gauge("areya_worker_last_batch_timestamp", time.time() - 5, worker="w1")
@@ -296,8 +366,8 @@ def test_ops_page_and_metrics(world: World, web_redis: redis.Redis) -> None:
     client, _ = login(world.app, "admin")
     html = client.get("/ops").get_data(as_text=True)
     assert "Frame queue" in html and "Redis is not reachable" not in html
-    row = html[html.index("<td>cam-1</td>"):]
-    row = row[:row.index("</tr>")]
+    row = html[html.index("<td>cam-1</td>") :]
+    row = row[: row.index("</tr>")]
     assert "online" in row and "1.9" in row and "1234" in row
     assert "4321" in html and "Worker w1" in html
     metrics = client.get("/metrics")

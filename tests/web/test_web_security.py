@@ -100,9 +100,16 @@ PARAMS: dict[str, dict[str, str]] = {
     "api.acknowledge": {"alert_id": "camera_alert_id"},
     "api.resolve": {"alert_id": "camera_alert_id"},
 }
-DEFAULT_IDS = {"ward_id": "ward_id", "patient_id": "patient_id", "alert_id": "alert_id", "camera_id": "camera_id",
-               "bed_id": "bed_id", "user_id": "victim_id", "token_id": "token_id",
-               "location_id": "bed_id"}  # fhir.location_read: "<id>" is a 404 (ids are bed-N / ward-N)
+DEFAULT_IDS = {
+    "ward_id": "ward_id",
+    "patient_id": "patient_id",
+    "alert_id": "alert_id",
+    "camera_id": "camera_id",
+    "bed_id": "bed_id",
+    "user_id": "victim_id",
+    "token_id": "token_id",
+    "location_id": "bed_id",
+}  # fhir.location_read: "<id>" is a 404 (ids are bed-N / ward-N)
 
 
 def _routes(world: World) -> list[tuple[str, str, str]]:
@@ -254,12 +261,16 @@ def test_login_rate_limited_per_ip_and_username(world: World) -> None:
 def test_open_redirect_refused_and_deactivated_user_logged_out(world: World) -> None:
     client = world.app.test_client()
     token = csrf_of(client)
-    response = client.post("/login", data={"username": "victim", "password": PASSWORD, "csrf_token": token,
-                                           "next": "//evil.example/x"})
+    response = client.post(
+        "/login", data={"username": "victim", "password": PASSWORD, "csrf_token": token, "next": "//evil.example/x"}
+    )
     assert response.headers["Location"] == "/wards"
     assert client.get("/alerts").status_code == 200
     admin_client, csrf = login(world.app, "admin")
-    assert admin_client.post(f"/admin/users/{world.ids['victim_id']}/active",
-                             data={"csrf_token": csrf, "active": "0"}).status_code == 302
+    assert (
+        admin_client.post(
+            f"/admin/users/{world.ids['victim_id']}/active", data={"csrf_token": csrf, "active": "0"}
+        ).status_code
+        == 302
+    )
     assert client.get("/alerts").status_code == 302  # session no longer valid
-

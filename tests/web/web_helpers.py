@@ -53,25 +53,64 @@ def add_observation(
     probs = {lab: (confidence if lab == label4 else rest) for lab in LABELS4}
     l7 = label7 or {"angry": "angry", "happy": "happy", "relaxed": "neutral", "sad": "sad"}[label4]
     obs = Observation(
-        patient_id=patient_id, bed_id=bed_id, camera_id=camera_id, captured_at=at,
-        frame_id=f"test-{uuid.uuid4().hex}", face_index=0, box_x=0.1, box_y=0.1, box_w=0.2, box_h=0.2,
-        p_angry=probs["angry"], p_happy=probs["happy"], p_relaxed=probs["relaxed"], p_sad=probs["sad"],
-        probs7=[1.0 / 7] * len(LABELS7), label4=label4, label7=l7, confidence4=confidence, model_version="test",
+        patient_id=patient_id,
+        bed_id=bed_id,
+        camera_id=camera_id,
+        captured_at=at,
+        frame_id=f"test-{uuid.uuid4().hex}",
+        face_index=0,
+        box_x=0.1,
+        box_y=0.1,
+        box_w=0.2,
+        box_h=0.2,
+        p_angry=probs["angry"],
+        p_happy=probs["happy"],
+        p_relaxed=probs["relaxed"],
+        p_sad=probs["sad"],
+        probs7=[1.0 / 7] * len(LABELS7),
+        label4=label4,
+        label7=l7,
+        confidence4=confidence,
+        model_version="test",
     )
     session.add(obs)
     session.flush()
     return obs
 
 
-def open_alert(session: Session, kind: str, *, ward_id: int, patient_id: int | None = None,
-               camera_id: int | None = None, severity: int = 2, at: datetime | None = None) -> Alert:
+def open_alert(
+    session: Session,
+    kind: str,
+    *,
+    ward_id: int,
+    patient_id: int | None = None,
+    camera_id: int | None = None,
+    severity: int = 2,
+    at: datetime | None = None,
+) -> Alert:
     at = at or utcnow()
     evidence: dict[str, Any] = {"rule": kind}
     if kind == "negative_emotion":
-        evidence.update({"window_s": 600, "n_obs": 30, "share": 0.7, "open_share": 0.6,
-                         "counts": {"angry": 6, "happy": 3, "relaxed": 6, "sad": 15}})
-    alert = Alert(kind=kind, severity=severity, state="firing", ward_id=ward_id, patient_id=patient_id,
-                  camera_id=camera_id, opened_at=at, evidence=evidence, escalation_level=0)
+        evidence.update(
+            {
+                "window_s": 600,
+                "n_obs": 30,
+                "share": 0.7,
+                "open_share": 0.6,
+                "counts": {"angry": 6, "happy": 3, "relaxed": 6, "sad": 15},
+            }
+        )
+    alert = Alert(
+        kind=kind,
+        severity=severity,
+        state="firing",
+        ward_id=ward_id,
+        patient_id=patient_id,
+        camera_id=camera_id,
+        opened_at=at,
+        evidence=evidence,
+        escalation_level=0,
+    )
     session.add(alert)
     session.flush()
     session.add(AlertEvent(alert_id=alert.id, at=at, from_state=None, to_state="firing", note="opened by test"))
@@ -110,8 +149,9 @@ def populate(engine: Engine) -> tuple[dict[str, int], dict[str, str]]:
             "victim": admin.add_user(s, "victim", "nurse", PASSWORD, ["ICU"]),
         }
         for i in range(40):
-            add_observation(s, p1.id, beds[0].id, "sad" if i % 4 else "angry", now - timedelta(minutes=40 - i),
-                            camera_id=cam.id)
+            add_observation(
+                s, p1.id, beds[0].id, "sad" if i % 4 else "angry", now - timedelta(minutes=40 - i), camera_id=cam.id
+            )
             add_observation(s, p2.id, beds[1].id, "happy", now - timedelta(minutes=40 - i), camera_id=cam.id)
         alert = open_alert(s, "negative_emotion", ward_id=icu.id, patient_id=p1.id)
         cam_alert = open_alert(s, "camera_offline", ward_id=icu.id, camera_id=cam.id, severity=3)
@@ -122,18 +162,33 @@ def populate(engine: Engine) -> tuple[dict[str, int], dict[str, str]]:
         ids["token_id"] = create_token(s, users["victim"], "victim-token")[0].id
         s.commit()
         ids.update(
-            ward_id=icu.id, other_ward_id=surgery.id, spare_ward_id=spare.id, bed_id=beds[0].id, bed2_id=beds[1].id,
-            free_bed_id=beds[2].id, other_bed_id=sbed.id, spare_bed_id=spare_bed.id, camera_id=cam.id,
-            spare_camera_id=spare_cam.id, patient_id=p1.id, patient2_id=p2.id, other_patient_id=p3.id,
-            spare_patient_id=p4.id, alert_id=alert.id, camera_alert_id=cam_alert.id, other_alert_id=other_alert.id,
-            victim_id=users["victim"].id, admin_id=users["admin"].id,
+            ward_id=icu.id,
+            other_ward_id=surgery.id,
+            spare_ward_id=spare.id,
+            bed_id=beds[0].id,
+            bed2_id=beds[1].id,
+            free_bed_id=beds[2].id,
+            other_bed_id=sbed.id,
+            spare_bed_id=spare_bed.id,
+            camera_id=cam.id,
+            spare_camera_id=spare_cam.id,
+            patient_id=p1.id,
+            patient2_id=p2.id,
+            other_patient_id=p3.id,
+            spare_patient_id=p4.id,
+            alert_id=alert.id,
+            camera_alert_id=cam_alert.id,
+            other_alert_id=other_alert.id,
+            victim_id=users["victim"].id,
+            admin_id=users["admin"].id,
         )
         ids.update({f"user_{k}": u.id for k, u in users.items()})
     return ids, tokens
 
 
-def make_world(settings: Settings, ids: dict[str, int], tokens: dict[str, str], *, redis_client: Any = None,
-               **app_options: Any) -> World:
+def make_world(
+    settings: Settings, ids: dict[str, int], tokens: dict[str, str], *, redis_client: Any = None, **app_options: Any
+) -> World:
     engine = create_db_engine(settings)
     options = {"sse_max_s": 1.0, "sse_poll_s": 0.2, **app_options}
     app = create_app(settings, engine=engine, redis_client=redis_client, **options)
@@ -160,7 +215,6 @@ def login(app: Flask, username: str, password: str = PASSWORD) -> tuple[FlaskCli
     return client, csrf_of(client, "/alerts")
 
 
-
 def http_login(base_url: str, username: str, password: str = PASSWORD) -> Any:
     """A ``requests`` session logged in to a real server at ``base_url`` (raises if the login is refused)."""
     import requests
@@ -169,9 +223,11 @@ def http_login(base_url: str, username: str, password: str = PASSWORD) -> Any:
     page = browser.get(f"{base_url}/login", timeout=60)
     match = CSRF_RE.search(page.text)
     assert match, "no CSRF token on /login"
-    answer = browser.post(f"{base_url}/login", data={"username": username, "password": password,
-                                                     "csrf_token": match.group(1)}, allow_redirects=False, timeout=120)
+    answer = browser.post(
+        f"{base_url}/login",
+        data={"username": username, "password": password, "csrf_token": match.group(1)},
+        allow_redirects=False,
+        timeout=120,
+    )
     assert answer.status_code == 302, answer.text[:300]
     return browser
-
-

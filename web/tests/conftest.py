@@ -14,9 +14,16 @@ from typing import Any
 import pytest
 
 CHROMIUM = os.environ.get("AREYA_TEST_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run",
-                 "--autoplay-policy=no-user-gesture-required"]
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--autoplay-policy=no-user-gesture-required",
+]
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO / "artifacts" / "screenshots"
 PASSWORD = "browser-test-1"
@@ -73,17 +80,39 @@ def _seed(engine: Any) -> dict[str, int]:
                     label = labels[(minute + k) % len(labels)]
                     probs = {lab: 0.06 for lab in ("angry", "happy", "relaxed", "sad")}
                     probs[label] = 0.82
-                    s.add(Observation(
-                        patient_id=pid, bed_id=bed_of[pid], camera_id=cam.id,
-                        captured_at=now - timedelta(minutes=minute, seconds=20 * k),
-                        frame_id=f"seed-{pid}-{minute}-{k}",
-                        face_index=0, box_x=0.1, box_y=0.2, box_w=0.1, box_h=0.1, p_angry=probs["angry"],
-                        p_happy=probs["happy"], p_relaxed=probs["relaxed"], p_sad=probs["sad"],
-                        probs7=[1 / len(LABELS7)] * len(LABELS7), label4=label,
-                        label7={"relaxed": "neutral"}.get(label, label), confidence4=0.82, model_version="seed"))
+                    s.add(
+                        Observation(
+                            patient_id=pid,
+                            bed_id=bed_of[pid],
+                            camera_id=cam.id,
+                            captured_at=now - timedelta(minutes=minute, seconds=20 * k),
+                            frame_id=f"seed-{pid}-{minute}-{k}",
+                            face_index=0,
+                            box_x=0.1,
+                            box_y=0.2,
+                            box_w=0.1,
+                            box_h=0.1,
+                            p_angry=probs["angry"],
+                            p_happy=probs["happy"],
+                            p_relaxed=probs["relaxed"],
+                            p_sad=probs["sad"],
+                            probs7=[1 / len(LABELS7)] * len(LABELS7),
+                            label4=label,
+                            label7={"relaxed": "neutral"}.get(label, label),
+                            confidence4=0.82,
+                            model_version="seed",
+                        )
+                    )
         s.commit()
-        return {"ward_id": ward.id, "bed1": beds[0].id, "bed2": beds[1].id, "bed3": beds[2].id, "camera_id": cam.id,
-                "patient1": p1.id, "patient2": p2.id}
+        return {
+            "ward_id": ward.id,
+            "bed1": beds[0].id,
+            "bed2": beds[1].id,
+            "bed3": beds[2].id,
+            "camera_id": cam.id,
+            "patient1": p1.id,
+            "patient2": p2.id,
+        }
 
 
 @pytest.fixture

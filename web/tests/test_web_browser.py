@@ -38,19 +38,38 @@ def test_nurse_sees_tile_update_live(page: Page, live_server: Any, login_as: Any
     shot(page, "02-ward-before")
     assert "angry" not in tile.locator(".seen").inner_text()  # the latest reading, beside the window's headline
     with live_server.session() as s:
-        s.add(Observation(
-            patient_id=live_server.ids["patient2"], bed_id=live_server.ids["bed2"],
-            camera_id=live_server.ids["camera_id"], captured_at=utcnow(), frame_id="live-1", face_index=0,
-            box_x=0.4, box_y=0.2, box_w=0.1, box_h=0.1, p_angry=0.93, p_happy=0.02, p_relaxed=0.03, p_sad=0.02,
-            probs7=[0.9, 0.02, 0.02, 0.02, 0.02, 0.01, 0.01], label4="angry", label7="angry", confidence4=0.93,
-            model_version="live"))
+        s.add(
+            Observation(
+                patient_id=live_server.ids["patient2"],
+                bed_id=live_server.ids["bed2"],
+                camera_id=live_server.ids["camera_id"],
+                captured_at=utcnow(),
+                frame_id="live-1",
+                face_index=0,
+                box_x=0.4,
+                box_y=0.2,
+                box_w=0.1,
+                box_h=0.1,
+                p_angry=0.93,
+                p_happy=0.02,
+                p_relaxed=0.03,
+                p_sad=0.02,
+                probs7=[0.9, 0.02, 0.02, 0.02, 0.02, 0.01, 0.01],
+                label4="angry",
+                label7="angry",
+                confidence4=0.93,
+                model_version="live",
+            )
+        )
         s.commit()
     expect(tile.locator(".seen .chip")).to_have_text("angry", timeout=20_000)
     expect(tile.locator(".seen")).to_contain_text("93%")
     expect(tile.locator(".seen time")).to_contain_text("s ago")
     shot(page, "03-ward-after-update")
-    for name, size in (("03b-ward-tablet", {"width": 820, "height": 1180}),
-                       ("03c-ward-wall-screen", {"width": 1920, "height": 1080})):
+    for name, size in (
+        ("03b-ward-tablet", {"width": 820, "height": 1180}),
+        ("03c-ward-wall-screen", {"width": 1920, "height": 1080}),
+    ):
         page.set_viewport_size(size)
         shot(page, name)
     page.set_viewport_size({"width": 1366, "height": 900})
@@ -61,8 +80,9 @@ def test_nurse_sees_tile_update_live(page: Page, live_server: Any, login_as: Any
     shot(page, "04-patient-page")
 
 
-def test_alert_arrives_live_in_doctor_inbox_and_is_acknowledged(page: Page, live_server: Any, login_as: Any,
-                                                                  shot: Any) -> None:
+def test_alert_arrives_live_in_doctor_inbox_and_is_acknowledged(
+    page: Page, live_server: Any, login_as: Any, shot: Any
+) -> None:
     from areya.alerts.lifecycle import open_alert, take_notices
     from areya.notify.events import publish_events
 
@@ -70,11 +90,21 @@ def test_alert_arrives_live_in_doctor_inbox_and_is_acknowledged(page: Page, live
     expect(page.locator("#live-status")).to_have_text("Live")
     expect(page.locator("#no-alerts")).to_be_visible()
     with live_server.session() as s:  # what the scheduler does when the rule fires
-        alert = open_alert(s, "negative_emotion", patient_id=live_server.ids["patient1"],
-                           ward_id=live_server.ids["ward_id"],
-                           evidence={"rule": "negative_emotion", "window_s": 600, "n_obs": 40, "share": 0.75,
-                                     "open_share": 0.6, "counts": {"angry": 10, "happy": 2, "relaxed": 8, "sad": 20}},
-                           note="share 75% >= 60%")
+        alert = open_alert(
+            s,
+            "negative_emotion",
+            patient_id=live_server.ids["patient1"],
+            ward_id=live_server.ids["ward_id"],
+            evidence={
+                "rule": "negative_emotion",
+                "window_s": 600,
+                "n_obs": 40,
+                "share": 0.75,
+                "open_share": 0.6,
+                "counts": {"angry": 10, "happy": 2, "relaxed": 8, "sad": 20},
+            },
+            note="share 75% >= 60%",
+        )
         s.commit()
         publish_events(live_server.redis, take_notices(s))
         alert_id = alert.id
@@ -96,8 +126,9 @@ def test_alert_arrives_live_in_doctor_inbox_and_is_acknowledged(page: Page, live
         assert row.state == "acknowledged" and row.note == "Seen her, talking it through"
 
 
-def test_admin_registers_camera_draws_zone_admits_patient(page: Page, live_server: Any, login_as: Any,
-                                                          shot: Any) -> None:
+def test_admin_registers_camera_draws_zone_admits_patient(
+    page: Page, live_server: Any, login_as: Any, shot: Any
+) -> None:
     login_as(page, "admin")
     page.click("text=Cameras & zones")
     form = page.locator("#camera-form")
@@ -143,11 +174,16 @@ def test_admin_registers_camera_draws_zone_admits_patient(page: Page, live_serve
     expect(page.locator(".flash-success")).to_contain_text("Eve Newcomer (MRN777) admitted to bed ICU/3")
     shot(page, "10-patients")
     with live_server.session() as s:
-        stay = s.scalars(select(BedAssignment).where(BedAssignment.bed_id == live_server.ids["bed3"],
-                                                     BedAssignment.end_at.is_(None))).one()
+        stay = s.scalars(
+            select(BedAssignment).where(BedAssignment.bed_id == live_server.ids["bed3"], BedAssignment.end_at.is_(None))
+        ).one()
         assert stay.patient.mrn == "MRN777"
-    for name, link in (("11-admin-users", "Users"), ("12-admin-rules", "Rule thresholds"),
-                       ("13-admin-audit", "Audit log"), ("14-admin-wards", "Wards & beds")):
+    for name, link in (
+        ("11-admin-users", "Users"),
+        ("12-admin-rules", "Rule thresholds"),
+        ("13-admin-audit", "Audit log"),
+        ("14-admin-wards", "Wards & beds"),
+    ):
         page.locator(".subnav").get_by_text(link, exact=True).click()
         shot(page, name)
     page.goto(live_server.url + "/ops")

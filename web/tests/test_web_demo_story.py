@@ -23,8 +23,9 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 from sqlalchemy import select
 
-pytestmark = pytest.mark.skipif(bool(os.environ.get("AREYA_TEST_SKIP_DEMO_STORY")),
-                                reason="AREYA_TEST_SKIP_DEMO_STORY set")
+pytestmark = pytest.mark.skipif(
+    bool(os.environ.get("AREYA_TEST_SKIP_DEMO_STORY")), reason="AREYA_TEST_SKIP_DEMO_STORY set"
+)
 
 SAD, ANGRY, CONTENT = "Ada Sad-Example", "Ben Angry-Example", ("Cleo Content", "Dev Content")
 STORY_DEADLINE_S = 330  # the angry episode ends at 110 s; window 60 s + resolve period 30 s + a loaded machine
@@ -45,9 +46,11 @@ class LiveDemo:
         engine = create_db_engine(self.settings)
         try:
             with engine.connect() as conn:
-                rows = conn.execute(select(Patient.display_name, Alert.state, Alert.resolved_by)
-                                    .join(Alert, Alert.patient_id == Patient.id)
-                                    .where(Alert.kind == "negative_emotion")).all()
+                rows = conn.execute(
+                    select(Patient.display_name, Alert.state, Alert.resolved_by)
+                    .join(Alert, Alert.patient_id == Patient.id)
+                    .where(Alert.kind == "negative_emotion")
+                ).all()
         finally:
             engine.dispose()
         out: dict[str, list[tuple[str, str | None]]] = {}
@@ -157,5 +160,7 @@ def test_demo_ward_story_plays_in_the_browser(browser: Browser, live_demo: LiveD
     nurse.reload()
     expect(nurse.locator("article.tile", has_text=ANGRY).locator(".badge")).to_have_count(0)
     shot(nurse, "demo-03-ward-after-story")
-    print(f"first alert on the ward view after {alert_after_s:.0f} s; story done after "
-          f"{time.monotonic() - live_demo.started:.0f} s")
+    print(
+        f"first alert on the ward view after {alert_after_s:.0f} s; story done after "
+        f"{time.monotonic() - live_demo.started:.0f} s"
+    )

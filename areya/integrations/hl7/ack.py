@@ -9,8 +9,7 @@ from areya.integrations.hl7.errors import ERROR_TEXT, AdtError
 from areya.integrations.hl7.messages import Header
 
 APPLICATION = "AREYA"
-_ESCAPES = (("\\", "\\E\\"), ("|", "\\F\\"), ("^", "\\S\\"), ("&", "\\T\\"), ("~", "\\R\\"), ("\r", " "),
-            ("\n", " "))
+_ESCAPES = (("\\", "\\E\\"), ("|", "\\F\\"), ("^", "\\S\\"), ("&", "\\T\\"), ("~", "\\R\\"), ("\r", " "), ("\n", " "))
 
 
 def escape(text: str) -> str:
@@ -20,25 +19,44 @@ def escape(text: str) -> str:
     return text
 
 
-def build_ack(header: Header | None, code: str, text: str = "", failure: AdtError | None = None,
-              *, now: datetime | None = None) -> str:
+def build_ack(
+    header: Header | None, code: str, text: str = "", failure: AdtError | None = None, *, now: datetime | None = None
+) -> str:
     """An ACK for ``header`` (None: MSH itself was unreadable, MSA-2 stays empty); segments joined by CR."""
     stamp = (now or datetime.now(UTC)).strftime("%Y%m%d%H%M%S")
     h = header
-    msh = "|".join([
-        "MSH", "^~\\&", APPLICATION, escape(h.receiving_facility) if h else "",
-        escape(h.sending_application) if h else "", escape(h.sending_facility) if h else "", stamp, "",
-        f"ACK^{escape(h.trigger) if h else ''}^ACK", f"ACK{secrets.token_hex(8).upper()}",
-        escape(h.processing_id) if h else "P", escape(h.version) if h else "2.5",
-    ])
+    msh = "|".join(
+        [
+            "MSH",
+            "^~\\&",
+            APPLICATION,
+            escape(h.receiving_facility) if h else "",
+            escape(h.sending_application) if h else "",
+            escape(h.sending_facility) if h else "",
+            stamp,
+            "",
+            f"ACK^{escape(h.trigger) if h else ''}^ACK",
+            f"ACK{secrets.token_hex(8).upper()}",
+            escape(h.processing_id) if h else "P",
+            escape(h.version) if h else "2.5",
+        ]
+    )
     msa = "|".join(["MSA", code, escape(h.control_id) if h else "", escape(text[:80])])
     segments = [msh, msa]
     if failure is not None:
         severity = "E"
-        err = "|".join([
-            "ERR", "", failure.location,  # ours: segment^sequence^field
-            f"{failure.error_code}^{escape(ERROR_TEXT.get(failure.error_code, ''))}^HL70357", severity,
-            "", "", "", escape(failure.text[:250]),
-        ])
+        err = "|".join(
+            [
+                "ERR",
+                "",
+                failure.location,  # ours: segment^sequence^field
+                f"{failure.error_code}^{escape(ERROR_TEXT.get(failure.error_code, ''))}^HL70357",
+                severity,
+                "",
+                "",
+                "",
+                escape(failure.text[:250]),
+            ]
+        )
         segments.append(err)
     return "\r".join(segments)

@@ -39,15 +39,21 @@ class Outcome:
 
 
 def actor_for(event: AdtEvent) -> Actor:
-    return Actor(None, f"adt:{event.header.sending_facility}",
-                 context=(("hl7_control_id", event.header.control_id), ("hl7_event", event.event)))
+    return Actor(
+        None,
+        f"adt:{event.header.sending_facility}",
+        context=(("hl7_control_id", event.header.control_id), ("hl7_event", event.event)),
+    )
 
 
 def apply_event(session: Session, event: AdtEvent, locations: LocationMap) -> Outcome:
     """Apply ``event`` in ``session`` (the caller commits, or rolls back on an exception)."""
     header = event.header
-    seen = session.scalar(select(AdtMessage).where(AdtMessage.sending_facility == header.sending_facility,
-                                                   AdtMessage.control_id == header.control_id))
+    seen = session.scalar(
+        select(AdtMessage).where(
+            AdtMessage.sending_facility == header.sending_facility, AdtMessage.control_id == header.control_id
+        )
+    )
     if seen is not None:
         return Outcome(False, f"duplicate of message {header.control_id} applied at {seen.applied_at.isoformat()}")
     try:
@@ -63,12 +69,30 @@ def apply_event(session: Session, event: AdtEvent, locations: LocationMap) -> Ou
         raise error(UNKNOWN_KEY, str(exc)) from None
     except (Conflict, Invalid) as exc:  # occupied bed, already admitted, a time before the current stay, ...
         raise error(INTERNAL_ERROR, str(exc)) from None
-    session.add(AdtMessage(sending_facility=header.sending_facility, control_id=header.control_id,
-                           event=event.event, patient_id=patient_id))
+    session.add(
+        AdtMessage(
+            sending_facility=header.sending_facility,
+            control_id=header.control_id,
+            event=event.event,
+            patient_id=patient_id,
+        )
+    )
     flush(session, f"record ADT message {header.control_id}")
-    record(session, actor, "adt.message", patient_id=patient_id, target=f"patient:{patient_id}",
-           detail={"event": event.event, "meaning": EVENTS[event.event], "mrn": event.mrn,
-                   "assigning_authority": event.authority, "location": event.location, "result": text})
+    record(
+        session,
+        actor,
+        "adt.message",
+        patient_id=patient_id,
+        target=f"patient:{patient_id}",
+        detail={
+            "event": event.event,
+            "meaning": EVENTS[event.event],
+            "mrn": event.mrn,
+            "assigning_authority": event.authority,
+            "location": event.location,
+            "result": text,
+        },
+    )
     return Outcome(True, text)
 
 

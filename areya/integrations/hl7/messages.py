@@ -114,16 +114,16 @@ def check_header(header: Header) -> None:
         raise reject(DATA_TYPE_ERROR, "MSH-4 (sending facility) is too long", "MSH^1^4")
 
 
-def read_event(message: hl7.Message, header: Header, *, authority: str = "", tz: tzinfo = UTC,
-               now: datetime | None = None) -> AdtEvent:
+def read_event(
+    message: hl7.Message, header: Header, *, authority: str = "", tz: tzinfo = UTC, now: datetime | None = None
+) -> AdtEvent:
     """The ADT event of a message (AR when the type, event or a required segment/field is missing or wrong)."""
     message_type = value(message, "MSH.F9.R1.C1")
     if message_type != "ADT":
         raise reject(UNSUPPORTED_MESSAGE_TYPE, f"message type {message_type!r} is not ADT", "MSH^1^9")
     event = header.trigger
     if event not in EVENTS:
-        raise reject(UNSUPPORTED_EVENT, f"event {event!r} is not handled (handled: {', '.join(EVENTS)})",
-                     "MSH^1^9")
+        raise reject(UNSUPPORTED_EVENT, f"event {event!r} is not handled (handled: {', '.join(EVENTS)})", "MSH^1^9")
     _require_segment(message, "PID")
     mrn, used_authority = _mrn(message, authority)
     return AdtEvent(
@@ -157,8 +157,7 @@ def _mrn(message: hl7.Message, authority: str) -> tuple[str, str]:
         if mrn and (not authority or owner == authority):
             return mrn, owner
     if authority:
-        raise reject(REQUIRED_FIELD_MISSING, f"PID-3 has no identifier of assigning authority {authority!r}",
-                     "PID^1^3")
+        raise reject(REQUIRED_FIELD_MISSING, f"PID-3 has no identifier of assigning authority {authority!r}", "PID^1^3")
     raise reject(REQUIRED_FIELD_MISSING, "PID-3 (patient identifier) is empty", "PID^1^3")
 
 
@@ -185,8 +184,9 @@ def _event_time(message: hl7.Message, tz: tzinfo, now: datetime) -> datetime:
                 raise ValueError(text)
             parsed = parse_datetime(text)
         except ValueError:
-            raise reject(DATA_TYPE_ERROR, f"{where.replace('^1^', '-')} is not an HL7 date/time: {text!r}",
-                         where) from None
+            raise reject(
+                DATA_TYPE_ERROR, f"{where.replace('^1^', '-')} is not an HL7 date/time: {text!r}", where
+            ) from None
         if parsed.tzinfo is None:
             parsed = parsed.replace(tzinfo=tz)
         return min(parsed.astimezone(UTC), now)

@@ -24,8 +24,9 @@ def frame(message: str) -> bytes:
 class MllpClient:
     """A blocking MLLP client: one message out, its ACK back (in order, on one connection)."""
 
-    def __init__(self, host: str, port: int, *, timeout: float = 30.0,
-                 ssl_context: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self, host: str, port: int, *, timeout: float = 30.0, ssl_context: ssl.SSLContext | None = None
+    ) -> None:
         sock = socket.create_connection((host, port), timeout=timeout)
         self._sock: socket.socket = ssl_context.wrap_socket(sock, server_hostname=host) if ssl_context else sock
         self._buffer = b""
@@ -62,8 +63,9 @@ class MllpClient:
         return block[1:].decode(ENCODING, errors="replace")
 
 
-def send_messages(host: str, port: int, messages: Iterable[str], *, timeout: float = 30.0,
-                  ssl_context: ssl.SSLContext | None = None) -> Iterator[tuple[str, str]]:
+def send_messages(
+    host: str, port: int, messages: Iterable[str], *, timeout: float = 30.0, ssl_context: ssl.SSLContext | None = None
+) -> Iterator[tuple[str, str]]:
     """(message, ACK) for each message, sent one after another over one connection."""
     with MllpClient(host, port, timeout=timeout, ssl_context=ssl_context) as client:
         for message in messages:

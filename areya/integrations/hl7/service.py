@@ -46,8 +46,12 @@ class AdtProcessor:
 
     @classmethod
     def from_settings(cls, settings: Settings, factory: sessionmaker[Session]) -> AdtProcessor:
-        return cls(factory, LocationMap.from_pairs(settings.adt_location_map), settings.adt_assigning_authority,
-                   ZoneInfo(settings.timezone))
+        return cls(
+            factory,
+            LocationMap.from_pairs(settings.adt_location_map),
+            settings.adt_assigning_authority,
+            ZoneInfo(settings.timezone),
+        )
 
     def handle(self, raw: str) -> AckResult:
         header: Header | None = None
@@ -81,8 +85,13 @@ def server_ssl_context(settings: Settings) -> ssl.SSLContext | None:
 class AdtListener:
     """MLLP over TCP (optionally TLS) on ``host:port`` (port 0: a free one, see :attr:`port`)."""
 
-    def __init__(self, processor: AdtProcessor, host: str = "127.0.0.1", port: int = 2575,
-                 ssl_context: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self,
+        processor: AdtProcessor,
+        host: str = "127.0.0.1",
+        port: int = 2575,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         self.processor = processor
         self.host = host
         self.port = port

@@ -35,13 +35,19 @@ def _error_status(exc: AdminError) -> int:
     return 400
 
 
-def render_inbox(errors: dict[int, dict[str, str]] | None = None, values: dict[str, Any] | None = None,
-                 status: int = 200) -> tuple[str, int]:
+def render_inbox(
+    errors: dict[int, dict[str, str]] | None = None, values: dict[str, Any] | None = None, status: int = 200
+) -> tuple[str, int]:
     cards = load_cards(db(), user_ward_ids(), include_system=g.user.role == "admin", open_only=True)
     shown = sorted({c.alert.patient_id for c in cards if c.alert.patient_id})
     audit("alerts.view", patient_ids=shown, detail={"alerts": [c.alert.id for c in cards], "patients": shown})
-    return render_template("alerts.html", cards=cards, errors=errors or {}, values=values or {},
-                           snooze_choices=alert_actions.SNOOZE_CHOICES_MIN), status
+    return render_template(
+        "alerts.html",
+        cards=cards,
+        errors=errors or {},
+        values=values or {},
+        snooze_choices=alert_actions.SNOOZE_CHOICES_MIN,
+    ), status
 
 
 @bp.route("")
@@ -55,13 +61,23 @@ def inbox() -> tuple[str, int]:
 def history() -> str:
     page = request.args.get("page", "1")
     page_no = int(page) if page.isdigit() and 0 < int(page) < 100_000 else 1
-    cards = load_cards(db(), user_ward_ids(), include_system=g.user.role == "admin", open_only=False,
-                       limit=HISTORY_PAGE + 1, offset=(page_no - 1) * HISTORY_PAGE, with_events=True)
+    cards = load_cards(
+        db(),
+        user_ward_ids(),
+        include_system=g.user.role == "admin",
+        open_only=False,
+        limit=HISTORY_PAGE + 1,
+        offset=(page_no - 1) * HISTORY_PAGE,
+        with_events=True,
+    )
     more = len(cards) > HISTORY_PAGE
     cards = cards[:HISTORY_PAGE]
     shown = sorted({c.alert.patient_id for c in cards if c.alert.patient_id})
-    audit("alerts.history", patient_ids=shown,
-          detail={"page": page_no, "alerts": [c.alert.id for c in cards], "patients": shown})
+    audit(
+        "alerts.history",
+        patient_ids=shown,
+        detail={"page": page_no, "alerts": [c.alert.id for c in cards], "patients": shown},
+    )
     return render_template("alert_history.html", cards=cards, page=page_no, more=more)
 
 
@@ -69,13 +85,20 @@ def history() -> str:
 @roles(*CLINICAL)
 def detail(alert_id: int) -> str:
     alert = require_alert(alert_id)
-    card = load_cards(db(), user_ward_ids(), include_system=g.user.role == "admin", open_only=False,
-                      alert_ids=[alert.id], with_events=True)
+    card = load_cards(
+        db(),
+        user_ward_ids(),
+        include_system=g.user.role == "admin",
+        open_only=False,
+        alert_ids=[alert.id],
+        with_events=True,
+    )
     if not card:
         abort(404)
     audit("alert.view", patient_id=alert.patient_id, target=f"alert:{alert.id}")
-    return render_template("alert_detail.html", card=card[0], snooze_choices=alert_actions.SNOOZE_CHOICES_MIN,
-                           errors={}, values={})
+    return render_template(
+        "alert_detail.html", card=card[0], snooze_choices=alert_actions.SNOOZE_CHOICES_MIN, errors={}, values={}
+    )
 
 
 def _done(alert_id: int, message: str) -> Response:

@@ -79,8 +79,7 @@ def _alert_json(alert: Alert, events: list[AlertEvent] | None = None) -> dict[st
     }
     if events is not None:
         out["events"] = [
-            {"at": _iso(e.at), "from_state": e.from_state, "to_state": e.to_state, "user_id": e.user_id,
-             "note": e.note}
+            {"at": _iso(e.at), "from_state": e.from_state, "to_state": e.to_state, "user_id": e.user_id, "note": e.note}
             for e in events
         ]
     return out
@@ -93,8 +92,15 @@ def _bad(message: str, status: int = 400) -> Response:
 
 
 def _error(exc: AdminError) -> Response:
-    status = 403 if type(exc).__name__ == "Forbidden" else 404 if isinstance(exc, NotFound) else \
-        409 if isinstance(exc, Conflict) else 400
+    status = (
+        403
+        if type(exc).__name__ == "Forbidden"
+        else 404
+        if isinstance(exc, NotFound)
+        else 409
+        if isinstance(exc, Conflict)
+        else 400
+    )
     db().rollback()
     return _bad(str(exc), status)
 
@@ -130,8 +136,7 @@ def openapi() -> Response:
 @roles(*ALL_ROLES)
 def me() -> Response:
     user = g.user
-    return jsonify({"id": user.id, "username": user.username, "role": user.role,
-                    "ward_ids": sorted(user_ward_ids())})
+    return jsonify({"id": user.id, "username": user.username, "role": user.role, "ward_ids": sorted(user_ward_ids())})
 
 
 # --------------------------------------------------------------------------- wards
@@ -142,8 +147,13 @@ def me() -> Response:
 def wards() -> Response:
     ids = user_ward_ids()
     rows = list(db().scalars(select(Ward).where(Ward.id.in_(ids)).order_by(Ward.name))) if ids else []
-    return jsonify({"wards": [{"id": w.id, "name": w.name, "beds": [{"id": b.id, "label": b.label} for b in w.beds]}
-                              for w in rows]})
+    return jsonify(
+        {
+            "wards": [
+                {"id": w.id, "name": w.name, "beds": [{"id": b.id, "label": b.label} for b in w.beds]} for w in rows
+            ]
+        }
+    )
 
 
 @bp.route("/wards/<int:ward_id>/tiles")
@@ -152,8 +162,14 @@ def ward_tiles(ward_id: int) -> Response:
     ward = require_ward(ward_id)
     from areya.webapp.services import services
 
-    tiles = load_tiles(db(), ward.id, services().redis, utcnow(),
-                       params=RuleParams.from_settings(services().settings), tz_name=services().settings.timezone)
+    tiles = load_tiles(
+        db(),
+        ward.id,
+        services().redis,
+        utcnow(),
+        params=RuleParams.from_settings(services().settings),
+        tz_name=services().settings.timezone,
+    )
     shown = [t.patient_id for t in tiles if t.patient_id is not None]
     audit("api.ward.view", target=f"ward:{ward.id}", patient_ids=shown, detail={"patients": shown})
     return jsonify({"ward": {"id": ward.id, "name": ward.name}, "tiles": [t.as_dict() for t in tiles]})
@@ -185,8 +201,11 @@ def alerts() -> Response:
     if state == "open":
         query = query.where(Alert.state.in_(ALERT_OPEN_STATES))
     rows = list(db().scalars(query))
-    audit("api.alerts.view", patient_ids=[a.patient_id for a in rows if a.patient_id is not None],
-          detail={"alerts": [a.id for a in rows]})
+    audit(
+        "api.alerts.view",
+        patient_ids=[a.patient_id for a in rows if a.patient_id is not None],
+        detail={"alerts": [a.id for a in rows]},
+    )
     return jsonify({"alerts": [_alert_json(a) for a in rows]})
 
 
@@ -194,8 +213,9 @@ def alerts() -> Response:
 @roles(*CLINICAL)
 def alert(alert_id: int) -> Response:
     row = require_alert(alert_id)
-    events = list(db().scalars(select(AlertEvent).where(AlertEvent.alert_id == row.id)
-                               .order_by(AlertEvent.at, AlertEvent.id)))
+    events = list(
+        db().scalars(select(AlertEvent).where(AlertEvent.alert_id == row.id).order_by(AlertEvent.at, AlertEvent.id))
+    )
     audit("api.alert.view", patient_id=row.patient_id, target=f"alert:{row.id}")
     return jsonify(_alert_json(row, events))
 
@@ -244,10 +264,20 @@ def _patient_json(patient: Patient) -> dict[str, Any]:
         "status": patient.status,
         "admitted_at": _iso(patient.admitted_at),
         "discharged_at": _iso(patient.discharged_at),
-        "bed": None if bed is None else {"id": bed.id, "label": bed.label, "ward_id": bed.ward_id,
-                                         "since": _iso(assignment.start_at if assignment else None)},
-        "latest_observation": None if obs is None else {
-            "at": _iso(obs.captured_at), "label4": obs.label4, "confidence4": obs.confidence4,
+        "bed": None
+        if bed is None
+        else {
+            "id": bed.id,
+            "label": bed.label,
+            "ward_id": bed.ward_id,
+            "since": _iso(assignment.start_at if assignment else None),
+        },
+        "latest_observation": None
+        if obs is None
+        else {
+            "at": _iso(obs.captured_at),
+            "label4": obs.label4,
+            "confidence4": obs.confidence4,
             "probs4": dict(zip(("angry", "happy", "relaxed", "sad"), obs.probs4, strict=True)),
             "label7": obs.label7,
         },
@@ -274,12 +304,21 @@ def timeline(patient_id: int) -> Response:
     if scheme_arg not in ("4", "7"):
         return _bad("scheme must be 4 or 7")
     buckets, minutes = patient_timeline(db(), row.id, range_name, utcnow(), scheme=int(scheme_arg))
-    audit("api.patient.timeline", patient_id=row.id, target=f"patient:{row.id}",
-          detail={"range": range_name, "scheme": int(scheme_arg)})
-    return jsonify({
-        "patient_id": row.id, "range": range_name, "scheme": int(scheme_arg), "bucket_minutes": minutes,
-        "buckets": [{"start": b.start.isoformat(), "n": b.total, "counts": b.counts} for b in buckets],
-    })
+    audit(
+        "api.patient.timeline",
+        patient_id=row.id,
+        target=f"patient:{row.id}",
+        detail={"range": range_name, "scheme": int(scheme_arg)},
+    )
+    return jsonify(
+        {
+            "patient_id": row.id,
+            "range": range_name,
+            "scheme": int(scheme_arg),
+            "bucket_minutes": minutes,
+            "buckets": [{"start": b.start.isoformat(), "n": b.total, "counts": b.counts} for b in buckets],
+        }
+    )
 
 
 @bp.route("/patients/<int:patient_id>/snooze", methods=["POST"])

@@ -74,8 +74,7 @@ def login() -> Response | str | tuple[str, int]:
         user = note_login(dbs, candidate.user_id, password[:1024])
         end_session(dbs, previous)
         session_id = start_session(dbs, user.id)
-        record(dbs, Actor(user.id, f"web:{user.username}"), "auth.login", target=f"user:{user.id}",
-               detail={"ip": ip})
+        record(dbs, Actor(user.id, f"web:{user.username}"), "auth.login", target=f"user:{user.id}", detail={"ip": ip})
         return session_id, user.role
 
     session_id, role = run_write(services().sessions, note)  # the session and audit rows commit with the login

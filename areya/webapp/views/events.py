@@ -102,9 +102,14 @@ def stream() -> Response:
                 alert = session.get(Alert, alert_id)
                 if alert is not None:
                     cards = describe(session, [alert], with_events=False)
-                    payload["html"] = render_template("_alert_card.html", card=cards[0],
-                                                      snooze_choices=(15, 30, 60, 120, 240, 480, 1440),
-                                                      errors={}, values={}, now=utcnow())
+                    payload["html"] = render_template(
+                        "_alert_card.html",
+                        card=cards[0],
+                        snooze_choices=(15, 30, 60, 120, 240, 480, 1440),
+                        errors={},
+                        values={},
+                        now=utcnow(),
+                    )
         return payload
 
     session_id = g.get("session_id")
@@ -137,9 +142,19 @@ def stream() -> Response:
                     with svc.sessions() as session:
                         now = utcnow()
                         changed = watcher.poll(session, svc.redis, now)
-                        tiles = load_tiles(session, watcher.ward_id, svc.redis, now, changed,
-                                           params=RuleParams.from_settings(svc.settings),
-                                           tz_name=svc.settings.timezone) if changed else []
+                        tiles = (
+                            load_tiles(
+                                session,
+                                watcher.ward_id,
+                                svc.redis,
+                                now,
+                                changed,
+                                params=RuleParams.from_settings(svc.settings),
+                                tz_name=svc.settings.timezone,
+                            )
+                            if changed
+                            else []
+                        )
                     for tile in tiles:
                         html = render_template("_tile.html", tile=tile, now=now)
                         yield sse("tile", {"bed_id": tile.bed_id, "html": html, "tile": tile.as_dict()})

@@ -47,8 +47,16 @@ def _outcome(message: str, status: int = 400, code: str = "invalid") -> Response
 
 
 # HTTP status -> OperationOutcome issue type (http://hl7.org/fhir/issue-type)
-ISSUE_CODES = {400: "invalid", 401: "login", 403: "forbidden", 404: "not-found", 405: "not-supported",
-               413: "too-long", 429: "throttled", 500: "exception"}
+ISSUE_CODES = {
+    400: "invalid",
+    401: "login",
+    403: "forbidden",
+    404: "not-found",
+    405: "not-supported",
+    413: "too-long",
+    429: "throttled",
+    500: "exception",
+}
 
 
 def _is_fhir_path(path: str) -> bool:
@@ -95,7 +103,7 @@ def _count_offset() -> tuple[int, int]:
 
 def _bundle(kind: str, matches: list[dict[str, Any]], count: int, offset: int) -> dict[str, Any]:
     """A searchset Bundle of one page of ``matches`` (every match, in order)."""
-    return _page_bundle(kind, matches[offset:offset + count], len(matches), count, offset)
+    return _page_bundle(kind, matches[offset : offset + count], len(matches), count, offset)
 
 
 def _page_bundle(kind: str, page: list[dict[str, Any]], total: int, count: int, offset: int) -> dict[str, Any]:
@@ -117,8 +125,10 @@ def _page_bundle(kind: str, page: list[dict[str, Any]], total: int, count: int, 
         "type": "searchset",
         "total": total,
         "link": links,
-        "entry": [{"fullUrl": f"{_base()}/{r['resourceType']}/{r['id']}", "resource": r, "search": {"mode": "match"}}
-                  for r in page],
+        "entry": [
+            {"fullUrl": f"{_base()}/{r['resourceType']}/{r['id']}", "resource": r, "search": {"mode": "match"}}
+            for r in page
+        ],
     }
 
 
@@ -203,7 +213,7 @@ def patient_search() -> Response:
             query = query.where(Patient.mrn == value)
         rows = [p for p in db().scalars(query) if _visible(p.id)]
         body = _bundle("Patient", [fhir.patient_resource(p, mrn_system) for p in rows], count, offset)
-        shown = [p.id for p in rows[offset:offset + count]]
+        shown = [p.id for p in rows[offset : offset + count]]
         audit("fhir.patient.search", patient_ids=shown, detail={"patients": shown})
         return _json(body)
 
@@ -214,8 +224,13 @@ def patient_search() -> Response:
 
 
 def _stays(patient: Patient) -> list[BedAssignment]:
-    return list(db().scalars(select(BedAssignment).where(BedAssignment.patient_id == patient.id)
-                             .order_by(BedAssignment.start_at, BedAssignment.id)))
+    return list(
+        db().scalars(
+            select(BedAssignment)
+            .where(BedAssignment.patient_id == patient.id)
+            .order_by(BedAssignment.start_at, BedAssignment.id)
+        )
+    )
 
 
 @bp.route("/Encounter/<int:patient_id>")
@@ -252,6 +267,7 @@ def location_read(location_id: str) -> Response:
             abort(404, description=f"no Location {location_id}")
         require_ward(bed.ward_id)
         from areya.integrations.hl7.locations import LocationMap
+
         mapped = LocationMap.from_pairs(services().settings.adt_location_map)
         return _json(fhir.bed_location(bed, mapped.location_for(f"{bed.ward.name}/{bed.label}")))
     abort(404, description=f"no Location {location_id} (ids are ward-N and bed-N)")
@@ -266,11 +282,16 @@ def _observation_code() -> str:
     if text is None:
         return fhir.MINUTE_CODE
     system, bar, code = text.rpartition("|")
-    if (bar and system not in ("", fhir.CODE_SYSTEM)) or code not in (fhir.MINUTE_CODE, fhir.RAW_CODE) \
-            or len(request.args.getlist("code")) > 1:
-        raise SearchError(f"code must be one of {fhir.CODE_SYSTEM}|{fhir.MINUTE_CODE} (per-minute summaries, "
-                          f"the default) or {fhir.CODE_SYSTEM}|{fhir.RAW_CODE} (every stored observation); "
-                          f"got {text!r}")
+    if (
+        (bar and system not in ("", fhir.CODE_SYSTEM))
+        or code not in (fhir.MINUTE_CODE, fhir.RAW_CODE)
+        or len(request.args.getlist("code")) > 1
+    ):
+        raise SearchError(
+            f"code must be one of {fhir.CODE_SYSTEM}|{fhir.MINUTE_CODE} (per-minute summaries, "
+            f"the default) or {fhir.CODE_SYSTEM}|{fhir.RAW_CODE} (every stored observation); "
+            f"got {text!r}"
+        )
     return code
 
 
@@ -286,20 +307,35 @@ def observation_search() -> Response:
         in_range = (Observation.patient_id == row.id, Observation.captured_at >= start, Observation.captured_at < end)
         if code == fhir.RAW_CODE:  # one Observation per stored row, paged in the database
             total = db().scalar(select(func.count()).select_from(Observation).where(*in_range)) or 0
-            page = list(db().scalars(select(Observation).where(*in_range)
-                                     .order_by(Observation.captured_at, Observation.id).offset(offset).limit(count)))
+            page = list(
+                db().scalars(
+                    select(Observation)
+                    .where(*in_range)
+                    .order_by(Observation.captured_at, Observation.id)
+                    .offset(offset)
+                    .limit(count)
+                )
+            )
             body = _page_bundle("Observation", [fhir.raw_observation(o) for o in page], total, count, offset)
             detail: dict[str, Any] = {"observations": total, "shown": len(page)}
         else:
             raw = db().scalars(select(Observation).where(*in_range))
-            rollups = db().scalars(select(ObservationMinute).where(
-                ObservationMinute.patient_id == row.id, ObservationMinute.minute >= start,
-                ObservationMinute.minute < end))
+            rollups = db().scalars(
+                select(ObservationMinute).where(
+                    ObservationMinute.patient_id == row.id,
+                    ObservationMinute.minute >= start,
+                    ObservationMinute.minute < end,
+                )
+            )
             summaries = fhir.minute_summaries(raw, rollups)
             body = _bundle("Observation", [fhir.minute_observation(s) for s in summaries], count, offset)
             detail = {"minutes": len(summaries)}
-        audit("fhir.observation.search", patient_id=row.id, target=f"patient:{row.id}",
-              detail={"from": start.isoformat(), "to": end.isoformat(), "code": code, **detail})
+        audit(
+            "fhir.observation.search",
+            patient_id=row.id,
+            target=f"patient:{row.id}",
+            detail={"from": start.isoformat(), "to": end.isoformat(), "code": code, **detail},
+        )
         return _json(body)
 
     return _search(run)
@@ -331,9 +367,12 @@ def flag_search() -> Response:
             query = query.where(alert_scope_ward().in_(user_ward_ids()))
         alerts = list(db().scalars(query))
         body = _bundle("Flag", [fhir.flag_resource(a) for a in alerts], count, offset)
-        page = alerts[offset:offset + count]
-        audit("fhir.flag.search", patient_ids=[a.patient_id for a in page if a.patient_id is not None],
-              detail={"alerts": [a.id for a in page]})
+        page = alerts[offset : offset + count]
+        audit(
+            "fhir.flag.search",
+            patient_ids=[a.patient_id for a in page if a.patient_id is not None],
+            detail={"alerts": [a.id for a in page]},
+        )
         return _json(body)
 
     return _search(run)

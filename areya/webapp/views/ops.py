@@ -58,15 +58,17 @@ def ops() -> str:
             except Exception:  # noqa: BLE001
                 health = {}
         last = health.get("last_frame_at")
-        cameras.append({
-            "camera": cam,
-            "status": "disabled" if not cam.enabled else health.get("status") or cam.health_status,
-            "fps": health.get("actual_fps"),
-            "age": (now - last) if last else None,
-            "last_error": health.get("last_error") or cam.last_error,
-            "reconnects": health.get("reconnects"),
-            "frames": health.get("frames"),
-        })
+        cameras.append(
+            {
+                "camera": cam,
+                "status": "disabled" if not cam.enabled else health.get("status") or cam.health_status,
+                "fps": health.get("actual_fps"),
+                "age": (now - last) if last else None,
+                "last_error": health.get("last_error") or cam.last_error,
+                "reconnects": health.get("reconnects"),
+                "frames": health.get("frames"),
+            }
+        )
     processed = total(samples, "areya_frames_processed_total")
     observations = total(samples, "areya_observations_written_total")
     queue = {
@@ -85,11 +87,13 @@ def ops() -> str:
         "faces": total(samples, "areya_faces_detected_total"),
         "processed_rate": _rates.rate("processed", processed),
         "observation_rate": _rates.rate("observations", observations),
-        "last_batch": {w: now - ts for w, ts in by_label(samples, "areya_worker_last_batch_timestamp", "worker")
-                       .items()},
+        "last_batch": {
+            w: now - ts for w, ts in by_label(samples, "areya_worker_last_batch_timestamp", "worker").items()
+        },
     }
     from areya.notify.outbox import outbox_counts, problem_deliveries
 
     outbox = {"counts": outbox_counts(db()), "problems": problem_deliveries(db(), 50)}
-    return render_template("ops.html", cameras=cameras, queue=queue, worker=worker, redis_ok=text is not None,
-                           outbox=outbox)
+    return render_template(
+        "ops.html", cameras=cameras, queue=queue, worker=worker, redis_ok=text is not None, outbox=outbox
+    )

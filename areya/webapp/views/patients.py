@@ -36,13 +36,29 @@ def _page(patient_id: int, form: Form | None = None, status: int = 200) -> tuple
     detail7 = request.args.get("detail") == "7"
     hospital_tz = ZoneInfo(services().settings.timezone)
     buckets4, bucket_min = patient_timeline(session, patient.id, range_name, now, scheme=4)
-    chart4 = stacked_bars(buckets4, LABELS4, width=960, height=180, axis=True, bucket_minutes=bucket_min,
-                          tz=hospital_tz, title=f"4-class emotion share per {bucket_min} min, last {range_name}")
+    chart4 = stacked_bars(
+        buckets4,
+        LABELS4,
+        width=960,
+        height=180,
+        axis=True,
+        bucket_minutes=bucket_min,
+        tz=hospital_tz,
+        title=f"4-class emotion share per {bucket_min} min, last {range_name}",
+    )
     chart7 = None
     if detail7:
         buckets7, _ = patient_timeline(session, patient.id, range_name, now, scheme=7)
-        chart7 = stacked_bars(buckets7, LABELS7, width=960, height=180, axis=True, bucket_minutes=bucket_min,
-                              tz=hospital_tz, title=f"7-class emotion share per {bucket_min} min, last {range_name}")
+        chart7 = stacked_bars(
+            buckets7,
+            LABELS7,
+            width=960,
+            height=180,
+            axis=True,
+            bucket_minutes=bucket_min,
+            tz=hospital_tz,
+            title=f"7-class emotion share per {bucket_min} min, last {range_name}",
+        )
     observed = sum(b.total for b in buckets4)
     totals = {lab: sum(b.counts.get(lab, 0) for b in buckets4) for lab in LABELS4}
     assignment = session.scalar(
@@ -52,35 +68,63 @@ def _page(patient_id: int, form: Form | None = None, status: int = 200) -> tuple
     if assignment is not None:
         statuses = camera_statuses(session, assignment.bed.ward_id, services().redis)
         cam_ids = session.scalars(
-            select(BedZone.camera_id).join(Camera, Camera.id == BedZone.camera_id)
+            select(BedZone.camera_id)
+            .join(Camera, Camera.id == BedZone.camera_id)
             .where(BedZone.bed_id == assignment.bed_id)
         ).all()
         cameras = [statuses[c] for c in cam_ids if c in statuses]
-    stays = list(session.scalars(
-        select(BedAssignment).where(BedAssignment.patient_id == patient.id).order_by(BedAssignment.start_at.desc())
-    ))
-    alerts = list(session.scalars(
-        select(Alert).where(Alert.patient_id == patient.id).order_by(Alert.opened_at.desc()).limit(100)
-    ))
+    stays = list(
+        session.scalars(
+            select(BedAssignment).where(BedAssignment.patient_id == patient.id).order_by(BedAssignment.start_at.desc())
+        )
+    )
+    alerts = list(
+        session.scalars(select(Alert).where(Alert.patient_id == patient.id).order_by(Alert.opened_at.desc()).limit(100))
+    )
     cards = describe(session, alerts, with_events=True)
-    snoozes = list(session.scalars(
-        select(AlertSnooze).where(AlertSnooze.patient_id == patient.id, AlertSnooze.until > now)
-        .order_by(AlertSnooze.until.desc())
-    ))
+    snoozes = list(
+        session.scalars(
+            select(AlertSnooze)
+            .where(AlertSnooze.patient_id == patient.id, AlertSnooze.until > now)
+            .order_by(AlertSnooze.until.desc())
+        )
+    )
     latest = latest_observation(session, patient.id)
     window = None
     if patient.status == "admitted":  # the evidence the alert rule reads now (areya.alerts.evidence)
         base = RuleParams.from_settings(services().settings)
-        window = current_evidence(session, base, now, {patient.id: assignment.bed.ward_id if assignment else None}
-                                  ).get(patient.id)
-    audit("patient.view", patient_id=patient.id, target=f"patient:{patient.id}",
-          detail={"range": range_name, "detail7": detail7})
+        window = current_evidence(session, base, now, {patient.id: assignment.bed.ward_id if assignment else None}).get(
+            patient.id
+        )
+    audit(
+        "patient.view",
+        patient_id=patient.id,
+        target=f"patient:{patient.id}",
+        detail={"range": range_name, "detail7": detail7},
+    )
     html = render_template(
-        "patient.html", patient=patient, assignment=assignment, cameras=cameras, stays=stays, cards=cards,
-        snoozes=snoozes, latest=latest, window=window, chart4=chart4, chart7=chart7, range_name=range_name,
+        "patient.html",
+        patient=patient,
+        assignment=assignment,
+        cameras=cameras,
+        stays=stays,
+        cards=cards,
+        snoozes=snoozes,
+        latest=latest,
+        window=window,
+        chart4=chart4,
+        chart7=chart7,
+        range_name=range_name,
         ranges=list(RANGES),
-        detail7=detail7, observed=observed, totals=totals, colors=COLORS, labels4=LABELS4, labels7=LABELS7,
-        form=form or Form(), snooze_choices=alert_actions.SNOOZE_CHOICES_MIN, bucket_min=bucket_min,
+        detail7=detail7,
+        observed=observed,
+        totals=totals,
+        colors=COLORS,
+        labels4=LABELS4,
+        labels7=LABELS7,
+        form=form or Form(),
+        snooze_choices=alert_actions.SNOOZE_CHOICES_MIN,
+        bucket_min=bucket_min,
     )
     return html, status
 

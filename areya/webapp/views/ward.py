@@ -32,8 +32,14 @@ def wards() -> Response | str:
 def ward_view(ward_id: int) -> str:
     ward = require_ward(ward_id)
     now = utcnow()
-    tiles = load_tiles(db(), ward.id, services().redis, now, params=RuleParams.from_settings(services().settings),
-                       tz_name=services().settings.timezone)
+    tiles = load_tiles(
+        db(),
+        ward.id,
+        services().redis,
+        now,
+        params=RuleParams.from_settings(services().settings),
+        tz_name=services().settings.timezone,
+    )
     shown = [t.patient_id for t in tiles if t.patient_id is not None]
     audit("ward.view", target=f"ward:{ward.id}", patient_ids=shown, detail={"patients": shown})
     return render_template("ward.html", ward=ward, tiles=tiles, now=now)

@@ -18,8 +18,7 @@ def index() -> str:
     session = db()
     counts = {
         "wards": session.scalar(select(func.count()).select_from(Ward)) or 0,
-        "patients": session.scalar(select(func.count()).select_from(Patient).where(Patient.status == "admitted"))
-        or 0,
+        "patients": session.scalar(select(func.count()).select_from(Patient).where(Patient.status == "admitted")) or 0,
         "cameras": session.scalar(select(func.count()).select_from(Camera)) or 0,
         "users": session.scalar(select(func.count()).select_from(User)) or 0,
     }

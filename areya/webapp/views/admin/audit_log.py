@@ -33,8 +33,17 @@ def audit_log() -> str:
     more = len(events) > PAGE
     events = events[:PAGE]
     users = dict(session.execute(select(User.id, User.username)).all())
-    patients = dict(session.execute(
-        select(Patient.id, Patient.mrn).where(Patient.id.in_({e.patient_id for e in events if e.patient_id}))
-    ).all())
-    return render_template("admin/audit.html", events=events, users=users, patients=patients, page=page, more=more,
-                           filters={"action": action, "user": username, "patient": patient})
+    patients = dict(
+        session.execute(
+            select(Patient.id, Patient.mrn).where(Patient.id.in_({e.patient_id for e in events if e.patient_id}))
+        ).all()
+    )
+    return render_template(
+        "admin/audit.html",
+        events=events,
+        users=users,
+        patients=patients,
+        page=page,
+        more=more,
+        filters={"action": action, "user": username, "patient": patient},
+    )

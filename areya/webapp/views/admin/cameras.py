@@ -34,8 +34,13 @@ from areya.webapp.tiles import camera_statuses
 from areya.webapp.views.admin import bp
 from areya.webapp.views.admin.common import run_operation
 
-HINTS = (("detector options", "detector_options"), ("url", "url"), ("fps", "fps"), ("camera", "name"),
-         ("ward", "ward_id"))
+HINTS = (
+    ("detector options", "detector_options"),
+    ("url", "url"),
+    ("fps", "fps"),
+    ("camera", "name"),
+    ("ward", "ward_id"),
+)
 MAX_ZONES = 64
 
 
@@ -90,9 +95,16 @@ def _list_page(form: Form | None = None, status: int = 200) -> tuple[str, int]:
         health.update({cid: s.status for cid, s in camera_statuses(session, ward_id, services().redis).items()})
     wards = list(session.scalars(select(Ward).order_by(Ward.name)))
     problems = {c.id: p for c in cameras if (p := _options_problem(c))}
-    return render_template("admin/cameras.html", cameras=cameras, health=health, wards=wards, form=form or Form(),
-                           default_fps=services().settings.default_sample_fps, option_problems=problems,
-                           detector=services().settings.detector), status
+    return render_template(
+        "admin/cameras.html",
+        cameras=cameras,
+        health=health,
+        wards=wards,
+        form=form or Form(),
+        default_fps=services().settings.default_sample_fps,
+        option_problems=problems,
+        detector=services().settings.detector,
+    ), status
 
 
 @bp.route("/cameras", methods=["GET", "POST"])
@@ -115,8 +127,16 @@ def cameras() -> Response | tuple[str, int]:
     detector = services().settings.detector
     camera = run_operation(
         form,
-        lambda: add_camera(db(), ward.name if ward else "", name, url, fps or 2.0, detector_options=options or None,
-                           detector=detector, actor=actor()),
+        lambda: add_camera(
+            db(),
+            ward.name if ward else "",
+            name,
+            url,
+            fps or 2.0,
+            detector_options=options or None,
+            detector=detector,
+            actor=actor(),
+        ),
         HINTS,
         "url",
     )
@@ -126,17 +146,28 @@ def cameras() -> Response | tuple[str, int]:
     return redirect(url_for("admin.camera_edit", camera_id=camera.id))
 
 
-def _edit_page(camera: Camera, form: Form | None = None, status: int = 200,
-               probe: Any = None) -> tuple[str, int]:
+def _edit_page(camera: Camera, form: Form | None = None, status: int = 200, probe: Any = None) -> tuple[str, int]:
     statuses = camera_statuses(db(), camera.ward_id, services().redis)
     zones = list(db().scalars(select(BedZone).where(BedZone.camera_id == camera.id)))
-    shown = Form({"fps": f"{camera.sample_fps:g}", "detector_options": camera.detector_options or "",
-                  "loop": "1" if file_source_loops(camera.source_url) else ""})
+    shown = Form(
+        {
+            "fps": f"{camera.sample_fps:g}",
+            "detector_options": camera.detector_options or "",
+            "loop": "1" if file_source_loops(camera.source_url) else "",
+        }
+    )
     settings = services().settings
     return render_template(
-        "admin/camera_edit.html", camera=camera, form=form or shown,
-        status=statuses.get(camera.id), zones=zones, has_snapshot=_snapshot(camera.id) is not None, probe=probe,
-        detector=settings.detector, global_options=_global_options(settings), options_problem=_options_problem(camera),
+        "admin/camera_edit.html",
+        camera=camera,
+        form=form or shown,
+        status=statuses.get(camera.id),
+        zones=zones,
+        has_snapshot=_snapshot(camera.id) is not None,
+        probe=probe,
+        detector=settings.detector,
+        global_options=_global_options(settings),
+        options_problem=_options_problem(camera),
     ), status
 
 
@@ -164,13 +195,23 @@ def camera_edit(camera_id: int) -> Response | tuple[str, int]:
     elif loop != file_source_loops(camera.source_url):
         url = _stored_url(form, camera.source_url, loop=loop)
     # a form without the field leaves the options as they are; an empty one removes them
-    options = (form.text("detector_options", "detector options", required=False, max_len=1000)
-               if "detector_options" in form.data else None)
+    options = (
+        form.text("detector_options", "detector options", required=False, max_len=1000)
+        if "detector_options" in form.data
+        else None
+    )
     detector = services().settings.detector
 
     def op() -> Camera:
-        cam = update_camera(db(), str(camera.id), source_url=url or None, sample_fps=fps, detector_options=options,
-                            detector=detector, actor=actor())
+        cam = update_camera(
+            db(),
+            str(camera.id),
+            source_url=url or None,
+            sample_fps=fps,
+            detector_options=options,
+            detector=detector,
+            actor=actor(),
+        )
         if cam.enabled != enabled:
             set_camera_enabled(db(), str(camera.id), enabled, actor=actor())
         return cam
@@ -211,8 +252,9 @@ def camera_test(camera_id: int) -> tuple[str, int]:
     return _edit_page(camera, probe=result, status=200 if result.ok else 502)
 
 
-def _test_detection(frame: Any, zones: list[tuple[float, float, float, float]],
-                    options: str | None) -> tuple[str, int | None]:
+def _test_detection(
+    frame: Any, zones: list[tuple[float, float, float, float]], options: str | None
+) -> tuple[str, int | None]:
     """Faces in the test frame, found as the worker finds them for this camera: the configured detector with
     the camera's own options laid over the global ones, in its bed zones when its zone_mode says so."""
     from areya.detectors import detector_from_settings
@@ -273,8 +315,9 @@ def zones(camera_id: int) -> str:
         {"bed_id": z.bed_id, "x0": z.x0, "y0": z.y0, "x1": z.x1, "y1": z.y1}
         for z in db().scalars(select(BedZone).where(BedZone.camera_id == camera.id))
     ]
-    return render_template("admin/zones.html", camera=camera, beds=beds, zones=zones_data,
-                           has_snapshot=_snapshot(camera.id) is not None)
+    return render_template(
+        "admin/zones.html", camera=camera, beds=beds, zones=zones_data, has_snapshot=_snapshot(camera.id) is not None
+    )
 
 
 def _zone_error(message: str, index: int | None = None, status: int = 400) -> Response:

@@ -14,8 +14,9 @@ from areya.webapp.services import db
 T = TypeVar("T")
 
 
-def run_operation(form: Form, op: Callable[[], T], hints: Iterable[tuple[str, str]], default_field: str,
-                  success: str | None = None) -> T | None:
+def run_operation(
+    form: Form, op: Callable[[], T], hints: Iterable[tuple[str, str]], default_field: str, success: str | None = None
+) -> T | None:
     """Run ``op`` and commit; on an AdminError roll everything back and put the message next to its field."""
     if not form.ok:
         return None

@@ -17,8 +17,9 @@ from areya.webapp.views.admin.common import run_operation
 HINTS = (("mrn", "mrn"), ("patient name", "display_name"), ("bed", "bed_id"), ("discharg", "mrn"))
 
 
-def _page(admit: Form | None = None, row_errors: dict[int, str] | None = None, status: int = 200,
-          error: str | None = None) -> tuple[str, int]:
+def _page(
+    admit: Form | None = None, row_errors: dict[int, str] | None = None, status: int = 200, error: str | None = None
+) -> tuple[str, int]:
     session = begin_write(db())  # the list is audited: it reads, then writes (see areya.db.engine)
     include_discharged = request.args.get("all") == "1"
     rows = list_patients(session, include_discharged=include_discharged, actor=actor())
@@ -26,8 +27,14 @@ def _page(admit: Form | None = None, row_errors: dict[int, str] | None = None, s
     beds = list_beds(session)
     free_beds = [bed for bed, assignment in beds if assignment is None]
     return render_template(
-        "admin/patients.html", rows=rows, free_beds=free_beds, bed_ref=bed_ref, admit=admit or Form(),
-        row_errors=row_errors or {}, include_discharged=include_discharged, error=error,
+        "admin/patients.html",
+        rows=rows,
+        free_beds=free_beds,
+        bed_ref=bed_ref,
+        admit=admit or Form(),
+        row_errors=row_errors or {},
+        include_discharged=include_discharged,
+        error=error,
     ), status
 
 

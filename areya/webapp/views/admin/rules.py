@@ -39,8 +39,9 @@ def _page(forms: dict[int, Form] | None = None, status: int = 200) -> tuple[str,
     wards = list(db().scalars(select(Ward).order_by(Ward.name)))
     page_forms = {w.id: Form({k: str(v) for k, v in overrides.get(w.id, {}).items()}) for w in wards}
     page_forms.update(forms or {})
-    return render_template("admin/rules.html", wards=wards, fields=FIELDS, defaults=defaults, forms=page_forms,
-                           overrides=overrides), status
+    return render_template(
+        "admin/rules.html", wards=wards, fields=FIELDS, defaults=defaults, forms=page_forms, overrides=overrides
+    ), status
 
 
 @bp.route("/rules")
@@ -75,8 +76,9 @@ def rules_save(ward_id: int) -> Response | tuple[str, int]:
             if blank and _overrides().get(ward.id):
                 clear_rule_override(session, ward_id=ward.id, keys=blank, actor=actor())
             if values:
-                set_rule_override(session, values, ward_id=ward.id, base=RuleParams.from_settings(services().settings),
-                                  actor=actor())
+                set_rule_override(
+                    session, values, ward_id=ward.id, base=RuleParams.from_settings(services().settings), actor=actor()
+                )
             session.commit()
         except AdminError as exc:
             session.rollback()

@@ -16,20 +16,38 @@ from areya.webapp.tokens import create_token, list_tokens, revoke_token
 from areya.webapp.views.admin import bp
 from areya.webapp.views.admin.common import run_operation
 
-HINTS = (("username", "username"), ("e-mail", "email"), ("admin", "role"), ("user", "username"), ("role", "role"),
-         ("password", "password"), ("ward", "ward_ids"), ("token", "token_name"))
+HINTS = (
+    ("username", "username"),
+    ("e-mail", "email"),
+    ("admin", "role"),
+    ("user", "username"),
+    ("role", "role"),
+    ("password", "password"),
+    ("ward", "ward_ids"),
+    ("token", "token_name"),
+)
 
 
-def _page(forms: dict[str, Form] | None = None, row_errors: dict[int, str] | None = None, status: int = 200,
-          new_token: tuple[int, str] | None = None) -> tuple[str, int]:
+def _page(
+    forms: dict[str, Form] | None = None,
+    row_errors: dict[int, str] | None = None,
+    status: int = 200,
+    new_token: tuple[int, str] | None = None,
+) -> tuple[str, int]:
     session = db()
     tokens: dict[int, list] = {}
     for token in list_tokens(session):
         tokens.setdefault(token.user_id, []).append(token)
     return render_template(
-        "admin/users.html", users=list_users(session), wards=list(session.scalars(select(Ward).order_by(Ward.name))),
-        roles=ROLES, forms=forms or {}, add=(forms or {}).get("add") or Form(), row_errors=row_errors or {},
-        tokens=tokens, new_token=new_token,
+        "admin/users.html",
+        users=list_users(session),
+        wards=list(session.scalars(select(Ward).order_by(Ward.name))),
+        roles=ROLES,
+        forms=forms or {},
+        add=(forms or {}).get("add") or Form(),
+        row_errors=row_errors or {},
+        tokens=tokens,
+        new_token=new_token,
     ), status
 
 
@@ -67,8 +85,9 @@ def users() -> Response | tuple[str, int]:
     role = form.choice("role", "role", ROLES)
     password = _password(form)
     wards = _ward_names(form)
-    user = run_operation(form, lambda: add_user(db(), username, role, password, wards, actor=actor()), HINTS,
-                         "username")
+    user = run_operation(
+        form, lambda: add_user(db(), username, role, password, wards, actor=actor()), HINTS, "username"
+    )
     if user is None:
         return _page({"add": form}, status=400)
     flash(f"User {user.username} ({user.role}) added.", "success")
@@ -81,8 +100,10 @@ def user_wards(user_id: int) -> Response | tuple[str, int]:
     user = _user(user_id)
     form = Form(request.form)
     wards = _ward_names(form)
-    if run_operation(form, lambda: set_user_wards(db(), user.username, wards, actor=actor()), HINTS,
-                     "ward_ids") is None:
+    if (
+        run_operation(form, lambda: set_user_wards(db(), user.username, wards, actor=actor()), HINTS, "ward_ids")
+        is None
+    ):
         return _page(row_errors={user.id: next(iter(form.errors.values()))}, status=400)
     flash(f"Wards of {user.username} saved.", "success")
     return redirect(url_for("admin.users"))
@@ -94,8 +115,7 @@ def user_email(user_id: int) -> Response | tuple[str, int]:
     user = _user(user_id)
     form = Form(request.form)
     email = form.text("email", "e-mail address", required=False, max_len=254)
-    if run_operation(form, lambda: set_user_email(db(), user.username, email, actor=actor()), HINTS,
-                     "email") is None:
+    if run_operation(form, lambda: set_user_email(db(), user.username, email, actor=actor()), HINTS, "email") is None:
         return _page(row_errors={user.id: next(iter(form.errors.values()))}, status=400)
     flash(f"E-mail of {user.username} {'saved' if email else 'removed'}.", "success")
     return redirect(url_for("admin.users"))
@@ -107,8 +127,7 @@ def user_role(user_id: int) -> Response | tuple[str, int]:
     user = _user(user_id)
     form = Form(request.form)
     role = form.choice("role", "role", ROLES)
-    if run_operation(form, lambda: set_user_role(db(), user.username, role, actor=actor()), HINTS,
-                     "role") is None:
+    if run_operation(form, lambda: set_user_role(db(), user.username, role, actor=actor()), HINTS, "role") is None:
         return _page(row_errors={user.id: next(iter(form.errors.values()))}, status=400)
     flash(f"{user.username} is now a {role}.", "success")
     return redirect(url_for("admin.users"))
@@ -122,8 +141,10 @@ def user_active(user_id: int) -> Response | tuple[str, int]:
     active = form.value("active") == "1"
     if not active and user.id == g.user.id:
         form.error("active", "you cannot deactivate yourself")
-    if run_operation(form, lambda: set_user_active(db(), user.username, active, actor=actor()), HINTS,
-                     "active") is None:
+    if (
+        run_operation(form, lambda: set_user_active(db(), user.username, active, actor=actor()), HINTS, "active")
+        is None
+    ):
         return _page(row_errors={user.id: next(iter(form.errors.values()))}, status=400)
     flash(f"User {user.username} {'activated' if active else 'deactivated'}.", "success")
     return redirect(url_for("admin.users"))
@@ -135,8 +156,10 @@ def user_password(user_id: int) -> Response | tuple[str, int]:
     user = _user(user_id)
     form = Form(request.form)
     password = _password(form)
-    if run_operation(form, lambda: set_password(db(), user.username, password, actor=actor()), HINTS,
-                     "password") is None:
+    if (
+        run_operation(form, lambda: set_password(db(), user.username, password, actor=actor()), HINTS, "password")
+        is None
+    ):
         return _page(row_errors={user.id: next(iter(form.errors.values()))}, status=400)
     flash(f"Password of {user.username} changed.", "success")
     return redirect(url_for("admin.users"))

@@ -26,8 +26,9 @@ def _page(forms: dict[str, Form] | None = None, status: int = 200, error: str | 
     for bed, assignment in beds:
         by_ward.setdefault(bed.ward_id, []).append((bed, assignment))
     page_forms = forms or forms_for("ward", "beds")
-    return render_template("admin/wards.html", wards=list_wards(session), beds=by_ward, forms=page_forms,
-                           error=error), status
+    return render_template(
+        "admin/wards.html", wards=list_wards(session), beds=by_ward, forms=page_forms, error=error
+    ), status
 
 
 @bp.route("/wards", methods=["GET", "POST"])

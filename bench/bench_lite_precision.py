@@ -15,7 +15,6 @@ import argparse
 import os
 import sys
 import tempfile
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -24,36 +23,10 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench_int8 import BATCH, faces_per_cpu_second  # noqa: E402  (the same timing as the int8 bench)
+
 from areya.emotion.inference import Ensemble  # noqa: E402
-from areya.emotion.lite import LiteMember  # noqa: E402
-
-BATCH = 256
-
-
-def convert(folder: Path, member: str, out_dir: Path) -> dict[str, Path]:
-    """The member as float32 and float16-weight TensorFlow Lite files in ``out_dir``."""
-    import keras
-    import tensorflow as tf
-
-    from areya.emotion.network import build_network
-    from areya.emotion.train_config import TrainConfig
-
-    cfg = TrainConfig.from_file(Ensemble.member_config(folder, member))
-    served = keras.models.load_model(folder / member, compile=False)
-    keras.mixed_precision.set_global_policy("float32")
-    plain = build_network(cfg)
-    plain.set_weights(served.get_weights())
-    saved = out_dir / "saved"
-    plain.export(str(saved), format="tf_saved_model", verbose=False)
-    files = {}
-    for name in ("float32", "float16"):
-        converter = tf.lite.TFLiteConverter.from_saved_model(str(saved))
-        if name == "float16":
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
-            converter.target_spec.supported_types = [tf.float16]
-        files[name] = out_dir / f"{name}.tflite"
-        files[name].write_bytes(converter.convert())
-    return files
+from areya.emotion.lite import LiteMember, member_tflite  # noqa: E402
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -68,7 +41,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     x = np.random.default_rng(0).uniform(0, 255, (BATCH, 48, 48, 1)).astype(np.float32)
     with tempfile.TemporaryDirectory() as tmp:
-        files = convert(args.model, args.member, Path(tmp))
+        files = {}
+        for weights in ("float32", "float16"):
+            files[weights] = Path(tmp) / f"{weights}.tflite"
+            files[weights].write_bytes(member_tflite(args.model, args.member, weights))
         files["int8 (served)"] = int8
         answers = {}
         print(f"{args.model / args.member}: one thread, batch {BATCH}, random faces")
@@ -76,11 +52,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("|---|---|---|---|")
         for name, path in files.items():
             member = LiteMember(path, num_threads=1)
-            answers[name] = np.asarray(member.predict_on_batch(x)["emotion7"]).argmax(1)  # also the warm-up
-            t0 = time.process_time()
-            for _ in range(args.repeats):
-                member.predict_on_batch(x)
-            rate = args.repeats * BATCH / (time.process_time() - t0)
+            answers[name] = np.asarray(member.predict_on_batch(x)["emotion7"]).argmax(1)
+            rate = faces_per_cpu_second(lambda m=member: m.predict_on_batch(x), args.repeats)
             same = float(np.mean(answers[name] == answers["float32"]))
             print(f"| {name} | {path.stat().st_size:,} | {rate:.0f} | {same:.1%} |")
     print(f"load average {os.getloadavg()[0]:.2f}")

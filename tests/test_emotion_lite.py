@@ -17,7 +17,7 @@ from areya.emotion.train_config import TrainConfig
 keras = pytest.importorskip("keras")
 pytest.importorskip("tensorflow")
 
-from areya.emotion.lite import LiteMember, quantize_member  # noqa: E402  (needs TensorFlow)
+from areya.emotion.lite import LiteMember, member_tflite, quantize_member  # noqa: E402  (needs TensorFlow)
 from areya.emotion.network import build_network  # noqa: E402
 
 # flatten pooling: the faces' answers depend on where their features are
@@ -126,6 +126,15 @@ def test_quantizing_again_writes_the_same_bytes_and_keeps_the_dtype_policy(folde
     assert (copy / "member-2.int8.tflite").read_bytes() == (folder / "member-2.int8.tflite").read_bytes()
     with pytest.raises(FileNotFoundError):
         quantize_member(copy, "member-9.keras")
+
+
+def test_a_member_converts_with_float_weights_too_and_an_unknown_precision_is_refused(folder: Path):
+    as_float16 = member_tflite(folder, "member-2.keras", "float16")
+    as_float32 = member_tflite(folder, "member-2.keras", "float32")
+    assert len(as_float16) < len(as_float32)
+    assert as_float16 != (folder / "member-2.int8.tflite").read_bytes()
+    with pytest.raises(ValueError, match="weights must be one of"):
+        member_tflite(folder, "member-2.keras", "int4")
 
 
 def test_the_int8_runtime_serves_lite_members_close_to_keras(folder: Path, tmp_path: Path):

@@ -26,14 +26,19 @@ from areya.emotion.inference import Ensemble
 _DEPRECATION = r"(?s).*tf\.lite\.Interpreter is deprecated"
 
 
-def quantize_member(folder: Path, member: str) -> Path:
-    """Write ensemble member ``folder/member`` (``X.keras``) as int8 TensorFlow Lite, ``folder/X.int8.tflite``, and
-    return its path.  The member is rebuilt in float32 from its training config (``Ensemble.member_config``) with
-    its weights, exported and converted with dynamic-range quantization; the same weights give the same bytes.
-    Keras's global dtype policy is left as it was.  FileNotFoundError / ValueError for a missing or unusable
-    member or config."""
+TFLITE_WEIGHTS = ("int8", "float16", "float32")
+
+
+def member_tflite(folder: Path, member: str, weights: str = "int8") -> bytes:
+    """Ensemble member ``folder/member`` (``X.keras``) as TensorFlow Lite bytes.  The member is rebuilt in float32
+    from its training config (``Ensemble.member_config``) with its weights, exported and converted: ``int8`` with
+    dynamic-range quantization (what the worker serves), ``float16`` with float16 weights, ``float32`` plainly; the
+    same weights give the same bytes.  Keras's global dtype policy is left as it was.  FileNotFoundError /
+    ValueError for a missing or unusable member or config, or an unknown ``weights``."""
     folder = Path(folder)
     source = folder / member
+    if weights not in TFLITE_WEIGHTS:
+        raise ValueError(f"weights must be one of {', '.join(TFLITE_WEIGHTS)}, got {weights!r}")
     if Path(member).name != member or not member.endswith(".keras"):
         raise ValueError(f"{member!r} is not a .keras file name")
     if not source.is_file():
@@ -60,9 +65,18 @@ def quantize_member(folder: Path, member: str) -> Path:
     with tempfile.TemporaryDirectory() as tmp:
         plain.export(tmp, format="tf_saved_model", verbose=False)
         converter = tf.lite.TFLiteConverter.from_saved_model(tmp)
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        blob = converter.convert()
-    target = Ensemble.member_int8(folder, member)
+        if weights != "float32":
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        if weights == "float16":
+            converter.target_spec.supported_types = [tf.float16]
+        return converter.convert()
+
+
+def quantize_member(folder: Path, member: str) -> Path:
+    """Write ensemble member ``folder/member`` (``X.keras``) as int8 TensorFlow Lite, ``folder/X.int8.tflite``
+    (:func:`member_tflite`), and return its path.  FileNotFoundError / ValueError as there."""
+    blob = member_tflite(folder, member, "int8")
+    target = Ensemble.member_int8(Path(folder), member)
     partial = target.with_name(target.name + ".part")
     partial.write_bytes(blob)
     os.replace(partial, target)

@@ -1,7 +1,7 @@
 """HL7 v2 ADT listener benchmark (issue 13): messages applied per second over one MLLP connection, and the ACK
 latency (p50 / p99 / max), on SQLite and PostgreSQL. Not part of pytest.
 
-    nice python bench/bench_adt.py [--messages 2000] [--wards 4] [--beds 25] [--seed 0]
+    nice python -m bench.bench_adt [--messages 2000] [--wards 4] [--beds 25] [--seed 0]
                                    [--postgres-url URL | env AREYA_TEST_POSTGRES_URL] [--backends sqlite postgresql]
 
 For each backend: a fresh migrated database (a temporary SQLite file; on PostgreSQL a new database created on the
@@ -28,10 +28,7 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 FACILITY = "BENCHHOSP"
 AUTHORITY = "BENCHHOSP"

@@ -23,7 +23,7 @@ on per-minute sums, alert periods left out) and passed to the real rule.  Each p
 episodes): every rule runs through them, only alerts opened during the day are counted, so that the baseline is
 as on any day of a stay but the first (``--history-h 0``: the admission day, no baseline for the first hour).
 
-    nice python bench/bench_alert_rules.py [--faces validation|publictest] [--patient-days 20] [--seed 7]
+    nice python -m bench.bench_alert_rules [--faces validation|publictest] [--patient-days 20] [--seed 7]
 
 Prints the model, the seed, the patients' usual scores and the peak scores of episodes, and a markdown table (per
 rule and setting): sensitivity for episodes >= 10 min (and 5-10 min), false alerts per patient-day (ordinary and
@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -43,10 +42,8 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from areya.alerts.evidence import measure_name  # noqa: E402
-from areya.alerts.rules import (  # noqa: E402
+from areya.alerts.evidence import measure_name
+from areya.alerts.rules import (
     Baseline,
     ManualResolve,
     RuleParams,
@@ -55,7 +52,7 @@ from areya.alerts.rules import (  # noqa: E402
     evaluate_negative,
     excluded_minutes,
 )
-from areya.db.models import LABELS4  # noqa: E402
+from areya.db.models import LABELS4
 
 T0 = datetime(2026, 11, 24, 0, 0, tzinfo=UTC)
 T0_MINUTE = int(T0.timestamp()) // 60
@@ -99,9 +96,8 @@ class FaceBank:
         ``cache``: the ward crops (resized to the classifier's 48x48 input exactly as it would resize them) are
         read from this ``.npz`` if it exists, else made and written there: the crops depend on the faces, the
         seed and the detector, not on the model, so several models can be compared on the same crops."""
-        from ward_path import detector_for_bench, ward_crops
-
         from areya.emotion.inference import prepare_crops
+        from bench.ward_path import detector_for_bench, ward_crops
 
         if cache is not None and cache.is_file():
             with np.load(cache) as packed:

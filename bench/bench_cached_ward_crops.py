@@ -6,7 +6,7 @@ already resized to the classifier's 48x48 input.  Every model reads the very sam
 models and nothing else.  The classes are balanced (``--faces-per-class`` of that bench), so the accuracy is not
 comparable with ``bench_ward_crops.py`` (the datasets' own class mix).
 
-    nice python bench/bench_cached_ward_crops.py runs/ward-crops-validation-300-seed7.npz areya-fer [OTHER_MODEL...]
+    nice python -m bench.bench_cached_ward_crops runs/ward-crops-validation-300-seed7.npz areya-fer [OTHER_MODEL...]
 
 Prints, per model, the model version, the number of members, the accuracy over all crops and per class.
 Not part of the test suite.
@@ -16,16 +16,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from areya.emotion.inference import EmotionClassifier  # noqa: E402
-from areya.emotion.schemes import AREYA4_CLASSES  # noqa: E402
+from areya.emotion.inference import EmotionClassifier
+from areya.emotion.schemes import AREYA4_CLASSES
 
 
 def main() -> None:

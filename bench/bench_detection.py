@@ -15,7 +15,7 @@ By default the faces are those of a seeded sample of publictest that BlazeFace o
 120 px (``--all-faces`` keeps every face: about a quarter of FER's faces - profiles, hands, crops - are found by
 neither at any size, which would cap every recall alike).
 
-    nice -n 10 python bench/bench_detection.py [--quick] [--scenes N] [--seed S] [--only LABEL,...] [--all-faces]
+    nice -n 10 python -m bench.bench_detection [--quick] [--scenes N] [--seed S] [--only LABEL,...] [--all-faces]
 
 ``--sequences N`` measures tracking between full zone scans (the ``track`` option) instead: N short sequences
 (``--seq-frames`` frames each, 10 by default) of one ward camera whose faces drift a few pixels per frame and
@@ -23,7 +23,7 @@ change slightly (roll, size, sensor noise; some faces come or go mid-sequence), 
 recall / precision and passes per frame for the full scan on every frame against ``track=2/4/8``.  ``--quick``:
 8 sequences.
 
-    nice -n 19 python bench/bench_detection.py --sequences 16 [--quick] [--seq-frames F] [--only LABEL,...]
+    nice -n 19 python -m bench.bench_detection --sequences 16 [--quick] [--seq-frames F] [--only LABEL,...]
 """
 
 from __future__ import annotations
@@ -42,11 +42,9 @@ from typing import Any
 import cv2
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import detection_scenes as ds  # noqa: E402
-
-from areya.detectors import FaceBox, FaceDetector, available_detectors, create_detector  # noqa: E402
-from areya.detectors.tracking import ZoneTracker, detect_for_camera  # noqa: E402
+from areya.detectors import FaceBox, FaceDetector, available_detectors, create_detector
+from areya.detectors.tracking import ZoneTracker, detect_for_camera
+from bench import detection_scenes as ds
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 FER_DIR = SHARED / "fer2013" / "publictest"

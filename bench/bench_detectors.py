@@ -5,7 +5,7 @@ plain canvas, faces about 12 % of the frame width.  One detector instance, one t
 interpreter's own thread count is ``--threads``.  Besides wall-clock frames/s it prints frames per CPU-second of
 this process, which stays meaningful on a busy machine.
 
-    nice -n 15 python bench/bench_detectors.py [--seconds 3] [--threads 1] [--only blazeface,haar]
+    nice -n 15 python -m bench.bench_detectors [--seconds 3] [--threads 1] [--only blazeface,haar]
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ RTSP camera, and `--fps` of them are sampled, JPEG-encoded and published); witho
 CPU is read from /proc for the ingest process (all its threads) between a warm-up and the end, so start-up
 imports are not counted; the Redis server's own CPU is not included.
 
-    nice python bench/bench_ingest.py --cameras 8 --seconds 40 --fps 2
+    nice python -m bench.bench_ingest --cameras 8 --seconds 40 --fps 2
 
 Prints figures; not part of the test suite.
 """
@@ -23,7 +23,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 CLIP = ROOT.parent / "shared" / "data" / "video" / "expressions-720x576.mp4"
 AREYA = str(Path(sys.executable).parent / "areya")
 

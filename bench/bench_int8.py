@@ -4,7 +4,7 @@ served today (mixed bfloat16) - faces per CPU-second per network at batch 256 on
 argmax of the whole ensemble (members averaged, mirror TTA as served) on the validation part held out from
 Training: accuracy and agreement.  Not wired into serving; a measurement for deciding whether to.
 
-    nice python bench/bench_int8.py [--model areya-fer] [--data ../shared/data/fer2013] [--split-seed S]
+    nice python -m bench.bench_int8 [--model areya-fer] [--data ../shared/data/fer2013] [--split-seed S]
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ batch 256 on one thread, on random faces, with the 7-class arg-max agreement wit
 deciding the runtime (the int8 file is what the worker serves); not part of the test suite.  Figures depend on the
 CPU and on what else runs (print ``uptime`` beside them).
 
-    python bench/bench_lite_precision.py [--model models/areya-fer] [--member model.keras]
+    python -m bench.bench_lite_precision [--model models/areya-fer] [--member model.keras]
 """
 
 from __future__ import annotations
@@ -21,12 +21,10 @@ from pathlib import Path
 import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench_int8 import BATCH, faces_per_cpu_second  # noqa: E402  (the same timing as the int8 bench)
-
-from areya.emotion.inference import Ensemble  # noqa: E402
-from areya.emotion.lite import LiteMember, member_tflite  # noqa: E402
+from areya.emotion.inference import Ensemble
+from areya.emotion.lite import LiteMember, member_tflite
+from bench.bench_int8 import BATCH, faces_per_cpu_second  # the same timing as the int8 bench
 
 
 def main(argv: Sequence[str] | None = None) -> int:

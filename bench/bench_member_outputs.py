@@ -14,7 +14,7 @@ running a network again:
 Selection only: never PublicTest.  Speed here is a count of member passes; measure the served model with
 ``bench/bench_vs_fer.py``.
 
-    nice python bench/bench_member_outputs.py v4=models/areya-fer/model.int8.tflite ... --subset v4,v5b
+    nice python -m bench.bench_member_outputs v4=models/areya-fer/model.int8.tflite ... --subset v4,v5b
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from bench_validation import SHARED, SPLIT_SEED  # the same data and validation part as bench_validation.py
 
 from areya.emotion.calibration import apply_temperature, fit_temperature
 from areya.emotion.dataset import holdout_split, load_dataset
@@ -34,6 +33,7 @@ from areya.emotion.evaluate import four_of_seven
 from areya.emotion.inference import prepare_crops
 from areya.emotion.metrics import classification_report
 from areya.emotion.schemes import AREYA4_CLASSES, FER7_CLASSES, FER_TO_AREYA4
+from bench.bench_validation import SHARED, SPLIT_SEED  # the same data and validation part as bench_validation.py
 
 
 def member_outputs(path: Path, x: np.ndarray, cache: Path) -> dict[str, np.ndarray]:

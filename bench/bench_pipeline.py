@@ -6,8 +6,8 @@ same interface if no model is shipped yet: said in the output).  Frames are JPEG
 stamped with their capture time when published, so the figures are the stream's and the worker's; a real
 ingestor stamps the capture time before encoding, adding its JPEG encoding time (a few ms at 720p) to latency.
 
-    nice python bench/bench_pipeline.py --frames 300 --workers 1 2 --latency-seconds 30 [--detector-options track=0]
-    nice python bench/bench_pipeline.py --frames 200 --beds 4 --detect-only track=0 track=4   # detection alone
+    nice python -m bench.bench_pipeline --frames 300 --workers 1 2 --latency-seconds 30 [--detector-options track=0]
+    nice python -m bench.bench_pipeline --frames 200 --beds 4 --detect-only track=0 track=4   # detection alone
 
 Prints figures; not part of the test suite.
 """
@@ -18,13 +18,9 @@ import argparse
 import multiprocessing as mp
 import os
 import statistics
-import sys
 import tempfile
 import time
-from pathlib import Path
 from typing import Any
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 RESULT_KEY = "bench:latencies"
 MODEL_KEY = "bench:model"

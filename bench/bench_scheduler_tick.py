@@ -6,7 +6,7 @@ admitted patients (20 beds per ward, one camera per ward), ``--rate`` observatio
 sustained sad, then times full ticks (negative-emotion rule for every patient, escalation, camera checks;
 retention off) at the injected "now".  The first tick opens the alerts; the later ones are steady state.
 
-    nice python bench/bench_scheduler_tick.py --patients 1000 --rate 1.0 --history-min 15 --ticks 5
+    nice python -m bench.bench_scheduler_tick --patients 1000 --rate 1.0 --history-min 15 --ticks 5
 
 Prints figures; not part of the test suite.
 """
@@ -21,10 +21,7 @@ import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 PROBS = {

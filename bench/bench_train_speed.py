@@ -2,27 +2,24 @@
 
 Builds the network of ``--config`` (default: the shipped v8 member's), compiles it as ``areya train`` does (the
 config's optimizer and losses) and times ``model.fit`` over ``--batches`` batches after one warm-up fit, then
-``model.predict`` at batch 256.  The Keras backend is the process's (``KERAS_BACKEND=jax python
-bench/bench_train_speed.py`` for JAX); ``--precision`` picks the dtype policy as ``areya train --precision`` does.
+``model.predict`` at batch 256.  The Keras backend is the process's (``KERAS_BACKEND=jax python -m
+bench.bench_train_speed`` for JAX); ``--precision`` picks the dtype policy as ``areya train --precision`` does.
 Figures depend on the CPU and on what else runs (print ``uptime`` beside them).  Not part of the test suite.
 
-    python bench/bench_train_speed.py [--config models/areya-fer/config.toml] [--precision auto|mixed|float32]
+    python -m bench.bench_train_speed [--config models/areya-fer/config.toml] [--precision auto|mixed|float32]
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from areya.emotion.precision import MODES, accelerator_present, choose_policy, cpu_has_bf16  # noqa: E402
-from areya.emotion.train_config import TrainConfig  # noqa: E402
+from areya.emotion.precision import MODES, accelerator_present, choose_policy, cpu_has_bf16
+from areya.emotion.train_config import TrainConfig
 
 
 def main(argv: Sequence[str] | None = None) -> int:

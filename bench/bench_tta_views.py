@@ -8,7 +8,7 @@ the 2 px shifts (10 views), + the diagonal ones (10), + zoom (6), all 22, for ea
 ensemble of all.  Selection data only: never PublicTest.  The passes per face grow with the views, so only a clear
 gain would pay for itself.
 
-    nice python bench/bench_tta_views.py [NAME=PATH ...] [--limit N]
+    nice python -m bench.bench_tta_views [NAME=PATH ...] [--limit N]
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from bench_member_outputs import scores  # the same figures as bench_member_outputs.py
-from bench_validation import SHARED, SPLIT_SEED
 
 from areya.emotion.dataset import holdout_split, load_dataset
 from areya.emotion.schemes import AREYA4_CLASSES, FER7_CLASSES, FER_TO_AREYA4
+from bench.bench_member_outputs import scores  # the same figures as bench_member_outputs.py
+from bench.bench_validation import SHARED, SPLIT_SEED
 
 MODELS = Path(__file__).resolve().parents[1] / "models" / "areya-fer"
 DEFAULT_MEMBERS = (f"v8={MODELS / 'model.int8.tflite'}", f"v9={MODELS / 'member-2.int8.tflite'}")

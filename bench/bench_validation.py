@@ -3,7 +3,7 @@ folder, 7-class accuracy and macro-F1 (with per-class F1), the served 4-class ac
 4-class recall of angry and sad (the classes alerts are made of).  Never PublicTest: that is reported once per
 shipped model, by its card.
 
-    nice python bench/bench_validation.py MODEL_DIR [MODEL_DIR ...] [--data DIR] [--split-seed S] [--without-copies]
+    nice python -m bench.bench_validation MODEL_DIR [MODEL_DIR ...] [--data DIR] [--split-seed S] [--without-copies]
 
 ``--without-copies`` leaves out the validation faces that are pixel-identical to a face of the training part
 (208 of the 2,872: FER-2013 repeats faces), which the models trained on.

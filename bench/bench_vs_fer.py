@@ -15,7 +15,7 @@ Figures (accuracy, macro-F1, faces/s at batch 256, from 48x48 uint8 crops to pro
 ``--exclude-copies-of ../shared/data/fer2013/train`` leaves out the test faces that are pixel-identical to a
 Training face (280 of PublicTest's 3,589): both models may have trained on those.
 
-    nice -n 15 python bench/bench_vs_fer.py [--model models/areya-fer] [--data ../shared/data/fer2013/publictest]
+    nice -n 15 python -m bench.bench_vs_fer [--model models/areya-fer] [--data ../shared/data/fer2013/publictest]
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ classifies the same detections, so the rules compare like for like.
 Crop rules are chosen on ``--faces validation`` (the seeded held-out part of train the model never trained on) and
 reported on ``--faces publictest``.
 
-    nice -n 10 python bench/bench_ward_crops.py [--faces validation|publictest] [--count 400] [--seed 15]
+    nice -n 10 python -m bench.bench_ward_crops [--faces validation|publictest] [--count 400] [--seed 15]
 """
 
 from __future__ import annotations
@@ -24,15 +24,13 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import detection_scenes as ds  # noqa: E402
-from bench_detection import match  # noqa: E402
-from ward_path import Zone  # noqa: E402
-
-from areya.detectors import FaceBox, create_detector, crop_face  # noqa: E402
-from areya.emotion.dataset import holdout_split, load_dataset  # noqa: E402
-from areya.emotion.inference import EmotionClassifier  # noqa: E402
-from areya.emotion.schemes import AREYA4_CLASSES, FER7_CLASSES, FER_TO_AREYA4  # noqa: E402
+from areya.detectors import FaceBox, create_detector, crop_face
+from areya.emotion.dataset import holdout_split, load_dataset
+from areya.emotion.inference import EmotionClassifier
+from areya.emotion.schemes import AREYA4_CLASSES, FER7_CLASSES, FER_TO_AREYA4
+from bench import detection_scenes as ds
+from bench.bench_detection import match
+from bench.ward_path import Zone
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "fer2013"
 MODEL_SEED = 20261129  # the shipped model's seed: its held-out validation part

@@ -2,7 +2,7 @@
 not part of pytest): answers by status, latency, observations written meanwhile, and whether every attempt is in the
 audit log. Exit status 1 if any answer is a 5xx or an attempt is not audited.
 
-    nice python bench/bench_web_concurrency.py [--logins 50] [--users 5] [--wrong-share 0.5] [--rounds 2]
+    nice python -m bench.bench_web_concurrency [--logins 50] [--users 5] [--wrong-share 0.5] [--rounds 2]
                                                [--database-url URL] [--gunicorn --threads 32]
 
 Each round starts every login at once (a barrier); half of them (``--wrong-share``) use a wrong password, so one

@@ -1,7 +1,7 @@
 """Cost of the ward view's live updates: one TileWatcher poll (every ~2 s per open ward view) and a full tile
 render, for a ward of N beds whose patients have an hour of observations at F per second (not part of pytest).
 
-    nice python bench/bench_web_tiles.py [--beds 30] [--fps 2] [--minutes 60] [--database-url URL]
+    nice python -m bench.bench_web_tiles [--beds 30] [--fps 2] [--minutes 60] [--database-url URL]
 """
 
 from __future__ import annotations

@@ -7,10 +7,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import detection_scenes as ds
 import numpy as np
 
 from areya.detectors import FaceDetector, crop_face
+from bench import detection_scenes as ds
 
 
 class Zone:

@@ -1,4 +1,4 @@
-"""deploy/scaleout_run.py building blocks: latency percentiles from histogram deltas, the saturated window,
+"""bench/bench_scaleout.py building blocks: latency percentiles from histogram deltas, the saturated window,
 the camera file it syncs, and its PostgreSQL / Redis servers (real Debian binaries; skipped when absent).
 The run itself takes minutes and is not part of the suite (its figures are in deploy/README.md)."""
 
@@ -18,10 +18,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("scaleout_run", ROOT / "deploy" / "scaleout_run.py")
+    # by file: pytest does not put the repository root (the ``bench`` package's parent) on sys.path
+    spec = importlib.util.spec_from_file_location("bench_scaleout", ROOT / "bench" / "bench_scaleout.py")
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
-    sys.modules["scaleout_run"] = module
+    sys.modules["bench_scaleout"] = module
     spec.loader.exec_module(module)
     return module
 

@@ -20,8 +20,8 @@ API), then starts ``areya web --gunicorn``, one ``areya ingest``, two ``areya sc
 Bounded: every wait has a deadline and the whole run stops after ``--max-seconds``; everything it started is
 stopped and its temporary directory removed (``--keep`` keeps logs and data).
 
-    nice python deploy/scaleout_run.py                   # ~6 minutes on 2 cores
-    nice python deploy/scaleout_run.py --cameras 4 --fill-fps 4 --ward-fps 1 --phase-seconds 40 --json out.json
+    nice python -m bench.bench_scaleout                   # ~6 minutes on 2 cores
+    nice python -m bench.bench_scaleout --cameras 4 --fill-fps 4 --ward-fps 1 --phase-seconds 40 --json out.json
 """
 
 from __future__ import annotations
@@ -45,7 +45,6 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 BIN = Path(sys.executable).parent

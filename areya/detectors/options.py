@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from areya.config import _float_range, _int_range, _non_empty, _parse_bool
+from areya.parsing import float_range, int_range, non_empty, parse_bool
 
 OptionParser = Callable[[Any], Any]
 
@@ -31,7 +31,7 @@ def parse_zone_mode(value: Any) -> str:
 
 def parse_zone_detector(value: Any) -> str:
     """``auto``, ``same`` or a backend name (see :func:`areya.detectors.zone_backend`)."""
-    text = _non_empty(value).strip().lower().replace("_", "-")
+    text = non_empty(value).strip().lower().replace("_", "-")
     names = ["auto", "same", *BACKEND_OPTIONS]
     if text not in names:
         raise ValueError(f"must be one of {', '.join(names)}, got {value!r}")
@@ -79,34 +79,34 @@ def parse_turns(value: Any) -> tuple[int, ...]:
 
 # every backend: applied by create_detector itself
 GENERIC_OPTIONS: dict[str, OptionParser] = {
-    "min_face_px": _int_range(0, 4096),  # faces whose box side is smaller are dropped; 0 = keep all
+    "min_face_px": int_range(0, 4096),  # faces whose box side is smaller are dropped; 0 = keep all
     "zone_mode": parse_zone_mode,  # frame | zones | both: detect in the whole frame, bed zones' crops, or both
-    "zone_pad": _float_range(0.0, 1.0),  # zone crops reach this share of the zone's shorter side beyond it
-    "zone_window_px": _int_range(0, 4096),  # largest zone crop side, pixels (0 = twice the detector's input)
+    "zone_pad": float_range(0.0, 1.0),  # zone crops reach this share of the zone's shorter side beyond it
+    "zone_window_px": int_range(0, 4096),  # largest zone crop side, pixels (0 = twice the detector's input)
     "zone_detector": parse_zone_detector,  # backend run on zone crops: auto, same or a backend name
     "rotations": parse_rotations,  # clockwise angles the frame is turned by for extra passes (0 = upright)
     "zone_turns": parse_turns,  # zone windows without a face are looked at turned by these (none: off)
-    "redetect_roll": _int_range(0, 90),  # faces rolled this many degrees (eye line) are found again upright; 0 = off
-    "track": _int_range(0, MAX_TRACK),  # full zone scan every N-th frame of a camera, tracking between (0/1: always)
+    "redetect_roll": int_range(0, 90),  # faces rolled this many degrees (eye line) are found again upright; 0 = off
+    "track": int_range(0, MAX_TRACK),  # full zone scan every N-th frame of a camera, tracking between (0/1: always)
 }
 
 _BLAZEFACE: dict[str, OptionParser] = {
-    "min_score": _float_range(0.0, 1.0, lo_open=True, hi_open=True),
-    "nms_iou": _float_range(0.0, 1.0, lo_open=True),
-    "num_threads": _int_range(1, 64),
-    "tiles": _int_range(0, 6),
-    "model_path": _non_empty,
-    "box_scale": _float_range(0.5, 2.0),  # box calibration: side x this (1 = the network's raw box)
-    "box_shift": _float_range(-0.5, 0.5),  # box calibration: centre moved by this share of its height (0 = raw)
+    "min_score": float_range(0.0, 1.0, lo_open=True, hi_open=True),
+    "nms_iou": float_range(0.0, 1.0, lo_open=True),
+    "num_threads": int_range(1, 64),
+    "tiles": int_range(0, 6),
+    "model_path": non_empty,
+    "box_scale": float_range(0.5, 2.0),  # box calibration: side x this (1 = the network's raw box)
+    "box_shift": float_range(-0.5, 0.5),  # box calibration: centre moved by this share of its height (0 = raw)
 }
 
 _HAAR: dict[str, OptionParser] = {
-    "scale_factor": _float_range(1.0, 3.0, lo_open=True),
-    "min_neighbors": _int_range(0, 100),
-    "min_size": _int_range(1, 4096),
-    "max_width": _int_range(32, 16384),
-    "equalize": _parse_bool,
-    "cascade_file": _non_empty,
+    "scale_factor": float_range(1.0, 3.0, lo_open=True),
+    "min_neighbors": int_range(0, 100),
+    "min_size": int_range(1, 4096),
+    "max_width": int_range(32, 16384),
+    "equalize": parse_bool,
+    "cascade_file": non_empty,
 }
 
 # backend name (as areya.detectors registers it) -> its own options

@@ -16,7 +16,6 @@ from sqlalchemy import Engine, inspect, select, text
 from sqlalchemy.orm import Session
 
 from areya import admin
-from areya.admin.errors import Invalid
 from areya.cli import cli
 from areya.config import Settings
 from areya.db.engine import create_db_engine
@@ -24,6 +23,7 @@ from areya.db.models import AuditEvent, Camera
 from areya.detectors import FaceBox, FaceDetector, detector_from_settings
 from areya.detectors.cameras import CameraDetectors, options_key
 from areya.detectors.options import camera_options_text, check_camera_options
+from areya.errors import Invalid
 
 CAM_URL = "rtsp://admin:pw123@10.1.1.1:554/live"
 

@@ -5,7 +5,6 @@ it never commits: the caller owns the transaction (one per command / request), s
 database unchanged.  Refusals raise :class:`AdminError` (NotFound / Conflict / Invalid) with one clear sentence.
 """
 
-from areya.admin.audit import SYSTEM, Actor, record
 from areya.admin.cameras import (
     add_camera,
     check_detector_options,
@@ -18,7 +17,6 @@ from areya.admin.cameras import (
     set_zone,
     update_camera,
 )
-from areya.admin.errors import AdminError, Conflict, Invalid, NotFound
 from areya.admin.patients import (
     admit_patient,
     bed_occupant,
@@ -40,6 +38,8 @@ from areya.admin.users import (
     verify_password,
 )
 from areya.admin.wards import add_bed, add_ward, delete_bed, delete_ward, list_beds, list_wards
+from areya.audit import SYSTEM, Actor, record
+from areya.errors import AdminError, Conflict, Invalid, NotFound
 
 __all__ = [
     "SYSTEM",

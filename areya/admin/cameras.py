@@ -7,10 +7,10 @@ import math
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from areya.admin.audit import SYSTEM, Actor, record
-from areya.admin.errors import Conflict, Invalid, NotFound
 from areya.admin.refs import bed_ref, camera_ref, clean_name, flush, get_bed, get_camera, get_ward
+from areya.audit import SYSTEM, Actor, record
 from areya.db.models import BedZone, Camera, Ward
+from areya.errors import Conflict, Invalid, NotFound
 from areya.source_url import SourceUrlError, mask_source_url, validate_source_url
 
 MAX_FPS = 60.0

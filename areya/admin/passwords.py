@@ -3,7 +3,7 @@ dictionary words with digits appended, dates, repeats ... score at least 3 of 4)
 
 from __future__ import annotations
 
-from areya.admin.errors import Invalid
+from areya.errors import Invalid
 
 MIN_PASSWORD_LEN = 12
 MAX_PASSWORD_LEN = 1024

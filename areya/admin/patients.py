@@ -7,11 +7,12 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from areya.admin.audit import SYSTEM, Actor, record
-from areya.admin.errors import Conflict, Invalid
 from areya.admin.refs import bed_ref, clean_mrn, clean_name, flush, get_bed, get_patient
+from areya.alerts.lifecycle import resolve_on_discharge, transfer_alerts
+from areya.audit import SYSTEM, Actor, record
 from areya.db.models import Bed, BedAssignment, Patient
 from areya.db.types import utcnow
+from areya.errors import Conflict, Invalid
 
 
 def _now(at: datetime | None) -> datetime:
@@ -122,8 +123,6 @@ def move_patient(
     assignment = BedAssignment(patient_id=patient.id, bed_id=target.id, start_at=now)
     session.add(assignment)
     flush(session, f"move patient {patient.mrn} to bed {bed_ref(target)}")
-    from areya.alerts.lifecycle import transfer_alerts  # noqa: PLC0415 - alerts import the admin package
-
     transfer_alerts(
         session,
         patient.id,
@@ -157,8 +156,6 @@ def discharge_patient(session: Session, mrn: str, *, at: datetime | None = None,
     patient.status = "discharged"
     patient.discharged_at = now
     flush(session, f"discharge patient {patient.mrn}")
-    from areya.alerts.lifecycle import resolve_on_discharge  # noqa: PLC0415 - alerts import the admin package
-
     open_alerts = resolve_on_discharge(session, patient.id, now=now, actor=actor)  # events + notices
     record(
         session,

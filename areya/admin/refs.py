@@ -9,8 +9,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from areya.admin.errors import Conflict, Invalid, NotFound
 from areya.db.models import Bed, Camera, Patient, User, Ward
+from areya.errors import Conflict, Invalid, NotFound
 
 _NAME_RE = re.compile(r"[^/\x00-\x1f\x7f]+")
 _MRN_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")

@@ -10,14 +10,14 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from areya.admin.audit import SYSTEM, Actor, record
-from areya.admin.errors import Conflict, Invalid
 from areya.admin.passwords import MAX_PASSWORD_LEN, MIN_PASSWORD_LEN  # noqa: F401 - re-exported
 from areya.admin.passwords import check_password as check_password_rules
 from areya.admin.refs import clean_username, flush, get_user, get_ward
 from areya.admin.sessions import end_user_sessions
+from areya.audit import SYSTEM, Actor, record
 from areya.db.models import ROLES, User
 from areya.db.types import utcnow
+from areya.errors import Conflict, Invalid
 
 if TYPE_CHECKING:
     from argon2 import PasswordHasher

@@ -5,10 +5,10 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
-from areya.admin.audit import SYSTEM, Actor, record
-from areya.admin.errors import Conflict
 from areya.admin.refs import bed_ref, clean_name, flush, get_bed, get_ward
+from areya.audit import SYSTEM, Actor, record
 from areya.db.models import Bed, BedAssignment, Camera, Ward
+from areya.errors import Conflict
 
 
 def add_ward(session: Session, name: str, *, actor: Actor = SYSTEM) -> Ward:

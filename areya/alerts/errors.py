@@ -1,8 +1,8 @@
-"""Errors of alert operations (subclasses of the admin errors: the CLI prints them as one line, exit 1)."""
+"""Errors of alert operations (subclasses of :mod:`areya.errors`: the CLI prints them as one line, exit 1)."""
 
 from __future__ import annotations
 
-from areya.admin.errors import AdminError, Conflict, Invalid, NotFound
+from areya.errors import AdminError, Conflict, Invalid, NotFound
 
 
 class Forbidden(AdminError):

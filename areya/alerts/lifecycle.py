@@ -27,10 +27,10 @@ from sqlalchemy import exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from areya.admin.audit import SYSTEM, Actor, record
 from areya.alerts.errors import Conflict, Forbidden, Invalid, NotFound
 from areya.alerts.evidence import NegativeEvidence
 from areya.alerts.rules import SEVERITY, escalated_severity
+from areya.audit import SYSTEM, Actor, record
 from areya.db.models import (
     ALERT_KINDS,
     ALERT_OPEN_STATES,

@@ -19,9 +19,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from areya.admin.audit import SYSTEM, Actor, record
 from areya.alerts.errors import Invalid, NotFound
 from areya.alerts.rules import OVERRIDABLE, RuleParams
+from areya.audit import SYSTEM, Actor, record
 from areya.config import Settings
 from areya.db.models import Patient, RuleOverride, Ward
 from areya.db.types import utcnow

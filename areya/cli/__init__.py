@@ -109,7 +109,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     """Exceptions that are the user's input problem: one line on stderr, exit 1 (no traceback)."""
     errors: list[type[BaseException]] = []
     for module_name, name in (
-        ("areya.admin.errors", "AdminError"),
+        ("areya.errors", "AdminError"),
         ("areya.db.migrate", "MigrationError"),
         ("areya.source_url", "SourceUrlError"),
     ):

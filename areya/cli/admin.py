@@ -15,7 +15,7 @@ from areya.cli.output import emit, json_option
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
-    from areya.admin.audit import Actor
+    from areya.audit import Actor
 
 
 @contextmanager
@@ -23,7 +23,7 @@ def transaction() -> Iterator[tuple[Session, Actor]]:
     """A session in one write transaction (commit on success, roll back on any error) and the CLI actor.
 
     A write transaction from the start (SQLite: BEGIN IMMEDIATE) waits its turn while the pipeline writes."""
-    from areya.admin.audit import Actor
+    from areya.audit import Actor
     from areya.db.engine import session_scope
 
     with session_scope(get_context().session_factory(), write=True) as session:
@@ -188,7 +188,7 @@ def _detector_options(text: str | None) -> str | None:
     if text is None:
         return None
     from areya.admin import check_detector_options
-    from areya.admin.errors import Invalid
+    from areya.errors import Invalid
 
     try:
         return check_detector_options(text, get_context().settings.detector) or ""
@@ -493,8 +493,8 @@ def user_passwd(username: str, password_stdin: bool) -> None:
 @click.option("--clear", is_flag=True, help="Remove the address (no alert e-mails for this user).")
 def user_email(username: str, email: str | None, clear: bool) -> None:
     """Set the e-mail address USERNAME's alert e-mails go to (validated), or --clear it."""
-    from areya.admin.errors import Invalid
     from areya.admin.users import set_user_email
+    from areya.errors import Invalid
 
     if clear == bool(email):
         raise Invalid("give an e-mail address or --clear")

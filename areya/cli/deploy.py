@@ -97,7 +97,7 @@ def sync_cameras_cmd(file: str, dry_run: bool) -> None:
     Meant for a secret mounted into a one-shot job: URLs go from the secret into the database, never to the
     output (cameras not in FILE are left alone).  One transaction: a bad entry changes nothing.
     """
-    from areya.admin.audit import Actor
+    from areya.audit import Actor
     from areya.deploy.cameras import read_camera_file, sync_cameras
 
     specs = read_camera_file(file)

@@ -23,7 +23,7 @@ from areya.cli.output import emit, json_option
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
-    from areya.admin.audit import Actor
+    from areya.audit import Actor
 
 _DURATION = re.compile(r"(\d+)\s*([smhd])")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -84,9 +84,9 @@ def _run_scheduler(settings: Any, once: bool, as_json: bool) -> None:
 @contextmanager
 def _transaction(username: str | None = None) -> Iterator[tuple[Session, Actor]]:
     """One transaction; on commit, announce its alert notices."""
-    from areya.admin.audit import Actor
     from areya.admin.refs import get_user
     from areya.alerts.lifecycle import take_notices
+    from areya.audit import Actor
     from areya.db.engine import session_scope
 
     ctx = get_context()
@@ -135,7 +135,7 @@ def parse_until(value: str, now: datetime) -> datetime:
     parts = _DURATION.findall(text)
     if parts and _DURATION.sub("", text).strip() == "":
         return now + timedelta(seconds=sum(int(n) * _UNITS[u] for n, u in parts))
-    from areya.admin.errors import Invalid
+    from areya.errors import Invalid
 
     try:
         at = datetime.fromisoformat(value.strip())
@@ -159,9 +159,9 @@ def alerts() -> None:
 @json_option
 def alerts_list(ward: str | None, show_all: bool, kind: str | None, limit: int, as_json: bool) -> None:
     """List alerts, newest first (open ones unless --all)."""
-    from areya.admin.audit import record
     from areya.admin.refs import get_ward
     from areya.alerts.lifecycle import list_alerts
+    from areya.audit import record
     from areya.db.models import Patient
 
     with _transaction() as (session, actor):
@@ -193,8 +193,8 @@ def alerts_list(ward: str | None, show_all: bool, kind: str | None, limit: int, 
 @json_option
 def alerts_show(alert_id: int, as_json: bool) -> None:
     """One alert with its evidence and its history."""
-    from areya.admin.audit import record
     from areya.alerts.lifecycle import alert_history, get_alert
+    from areya.audit import record
 
     with _transaction() as (session, actor):
         alert = get_alert(session, alert_id)
@@ -306,8 +306,8 @@ def override() -> None:
 
 
 def _override_target(session: Session, ward: str | None, mrn: str | None) -> dict[str, int]:
-    from areya.admin.errors import Invalid
     from areya.admin.refs import get_patient, get_ward
+    from areya.errors import Invalid
 
     if (ward is None) == (mrn is None):
         raise Invalid("give exactly one of --ward or --patient")
@@ -320,9 +320,9 @@ def _override_target(session: Session, ward: str | None, mrn: str | None) -> dic
 @click.argument("assignments", nargs=-1, required=True)
 def override_set(ward: str | None, mrn: str | None, assignments: tuple[str, ...]) -> None:
     """Set KEY=VALUE rule settings for a ward or a patient."""
-    from areya.admin.errors import Invalid
     from areya.alerts.overrides import set_rule_override
     from areya.alerts.rules import RuleParams
+    from areya.errors import Invalid
 
     values: dict[str, str] = {}
     for item in assignments:

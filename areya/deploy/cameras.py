@@ -23,8 +23,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from areya.admin.audit import SYSTEM, Actor
-from areya.admin.errors import Invalid
+from areya.audit import SYSTEM, Actor
+from areya.errors import Invalid
 
 _KEYS = {"ward", "name", "url", "fps", "enabled"}
 

@@ -32,8 +32,10 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from areya.audit import SYSTEM, record
 from areya.db.models import NotificationOutbox
 from areya.db.types import utcnow
+from areya.errors import Conflict, NotFound
 from areya.notify.delivery import Retry
 from areya.notify.email import MAILED_EVENTS, EmailSender, build_message, recipients_for
 from areya.notify.events import AlertNotice
@@ -298,7 +300,7 @@ class OutboxPump:
         from areya.db.engine import run_write  # noqa: PLC0415
 
         now = self.clock()
-        give_up = not outcome.ok and (not outcome.retry or row.attempts >= self.settings.notify_max_attempts)
+        give_up = not outcome.ok and (row.attempts >= self.settings.notify_max_attempts)
 
         def finish(session: Session) -> None:
             values: dict[str, Any] = {
@@ -319,8 +321,6 @@ class OutboxPump:
                 .execution_options(synchronize_session=False)
             )
             if give_up:
-                from areya.admin.audit import SYSTEM, record  # noqa: PLC0415
-
                 record(
                     session,
                     SYSTEM,
@@ -448,8 +448,6 @@ def problem_deliveries(session: Session, limit: int = 50) -> list[NotificationOu
 
 def redeliver(session: Session, outbox_id: int) -> NotificationOutbox:
     """Put a failed delivery back in the queue (attempts start again)."""
-    from areya.admin.errors import Conflict, NotFound  # noqa: PLC0415
-
     row = session.get(NotificationOutbox, outbox_id)
     if row is None or row.channel == "event":
         raise NotFound(f"unknown delivery {outbox_id}")

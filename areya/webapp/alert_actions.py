@@ -1,6 +1,6 @@
 """The dashboard's alert actions: thin wrappers around :mod:`areya.alerts.lifecycle` (the one implementation of
 alert transitions) that commit the request's transaction and then announce the change (pub/sub ``areya:events``,
-webhooks, e-mail) through :mod:`areya.notify`.  Errors are :class:`areya.admin.errors.AdminError` subclasses
+webhooks, e-mail) through :mod:`areya.notify`.  Errors are :class:`areya.errors.AdminError` subclasses
 (Invalid, Conflict, NotFound, and the lifecycle's Forbidden); nothing is committed when one is raised."""
 
 from __future__ import annotations

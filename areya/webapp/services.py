@@ -11,7 +11,7 @@ from flask import current_app, g
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from areya.admin.audit import Actor, record
+from areya.audit import Actor, record
 from areya.config import Settings
 from areya.db.engine import begin_write, run_write
 from areya.db.models import User, Ward

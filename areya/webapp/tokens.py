@@ -9,12 +9,12 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from areya.admin.audit import SYSTEM, Actor, record
-from areya.admin.errors import Conflict, NotFound
 from areya.admin.refs import clean_name
+from areya.audit import SYSTEM, Actor, record
 from areya.db.engine import begin_write
 from areya.db.models import ApiToken, User
 from areya.db.types import utcnow
+from areya.errors import Conflict, NotFound
 
 TOKEN_PREFIX = "areya_"
 LAST_USED_RESOLUTION = timedelta(minutes=1)

@@ -12,9 +12,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from areya.admin import discharge_patient, move_patient
-from areya.admin.audit import Actor
 from areya.alerts.errors import Forbidden
 from areya.alerts.lifecycle import AlertPolicy, acknowledge_alert, open_alert, resolve_alert, take_notices
+from areya.audit import Actor
 from areya.cli import cli
 from areya.comms.redis_server import EmbeddedRedis
 from areya.config import ConfigError, Settings, load_settings

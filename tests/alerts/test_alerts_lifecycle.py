@@ -11,7 +11,6 @@ from alerts_helpers import T0, Hospital
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from areya.admin.audit import Actor
 from areya.alerts import (
     acknowledge_alert,
     active_snooze,
@@ -25,6 +24,7 @@ from areya.alerts import (
 )
 from areya.alerts.errors import Conflict, Forbidden, Invalid, NotFound
 from areya.alerts.lifecycle import AlertPolicy
+from areya.audit import Actor
 from areya.db.models import Alert, AuditEvent
 
 

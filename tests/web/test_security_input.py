@@ -15,9 +15,9 @@ from web_helpers import World, login
 from werkzeug.serving import make_server
 
 from areya import admin
-from areya.admin.errors import Invalid
 from areya.config import ConfigError, load_settings
 from areya.db.models import AuditEvent, Camera, User
+from areya.errors import Invalid
 from areya.webapp.probe_policy import ProbeRefused, check_probe_target
 from areya.webapp.serving import QuietRequestHandler
 from areya.webapp.tokens import create_token

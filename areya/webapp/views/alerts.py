@@ -7,7 +7,7 @@ from typing import Any
 from flask import Blueprint, abort, flash, g, jsonify, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
-from areya.admin.errors import AdminError, Conflict, NotFound
+from areya.errors import AdminError, Conflict, NotFound
 from areya.webapp import alert_actions
 from areya.webapp.access import require_alert, require_alert_action
 from areya.webapp.alert_cards import load_cards

@@ -10,10 +10,10 @@ from flask import Blueprint, abort, g, jsonify, request
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
-from areya.admin.errors import AdminError, Conflict, NotFound
 from areya.alerts.rules import RuleParams
 from areya.db.models import ALERT_OPEN_STATES, Alert, AlertEvent, Bed, BedAssignment, Patient, Ward
 from areya.db.types import utcnow
+from areya.errors import AdminError, Conflict, NotFound
 from areya.webapp import alert_actions
 from areya.webapp.access import (
     alert_scope_ward,

@@ -9,9 +9,9 @@ from flask import Blueprint, flash, g, redirect, render_template, request, sessi
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
-from areya.admin.audit import Actor, record
 from areya.admin.sessions import end_session, start_session
 from areya.admin.users import find_login, note_login, verify_login
+from areya.audit import Actor, record
 from areya.db.engine import run_write
 from areya.webapp.forms import Form
 from areya.webapp.security import ALL_ROLES, csrf_token, public, roles

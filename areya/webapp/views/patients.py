@@ -8,11 +8,11 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
-from areya.admin.errors import AdminError
 from areya.alerts.rules import RuleParams
 from areya.alerts.window import current_evidence
 from areya.db.models import LABELS4, LABELS7, Alert, AlertSnooze, BedAssignment, BedZone, Camera
 from areya.db.types import utcnow
+from areya.errors import AdminError
 from areya.webapp import alert_actions
 from areya.webapp.access import require_patient
 from areya.webapp.alert_cards import describe

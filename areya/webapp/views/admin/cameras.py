@@ -21,8 +21,8 @@ from areya.admin import (
     set_zone,
     update_camera,
 )
-from areya.admin.errors import AdminError
 from areya.db.models import Bed, BedZone, Camera, Ward
+from areya.errors import AdminError
 from areya.source_url import file_source_loops
 from areya.webapp.access import ward_patient_ids
 from areya.webapp.camera_probe import ProbeResult, probe_camera

@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 
 from flask import flash
 
-from areya.admin.errors import AdminError
+from areya.errors import AdminError
 from areya.webapp.forms import Form, field_for_message
 from areya.webapp.services import db
 

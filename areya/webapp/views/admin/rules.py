@@ -8,8 +8,8 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
-from areya.admin.errors import AdminError
 from areya.db.models import RuleOverride, Ward
+from areya.errors import AdminError
 from areya.webapp.forms import Form
 from areya.webapp.security import ADMIN, roles
 from areya.webapp.services import actor, db, services

@@ -8,8 +8,8 @@ from flask import flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from areya.admin import add_bed, add_ward, bed_ref, delete_bed, delete_ward, list_beds, list_wards
-from areya.admin.errors import AdminError
 from areya.db.models import Bed, Ward
+from areya.errors import AdminError
 from areya.webapp.forms import Form
 from areya.webapp.security import ADMIN, roles
 from areya.webapp.services import actor, db

@@ -1,4 +1,5 @@
-"""Errors of admin operations: one clear sentence each, safe to show to the operator."""
+"""Errors of domain operations (admin, alerts, notification outbox): one clear sentence each, safe to show to the
+operator.  Below every package that raises them, so that none imports another for its errors."""
 
 from __future__ import annotations
 

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import redis
+from sqlalchemy.orm import Session
 
 log = logging.getLogger(__name__)
 
@@ -153,3 +154,31 @@ def iter_events(
                 log.debug("ignored a non-event message on %s", channel)
     finally:
         pubsub.close()
+
+
+def describe(session: Session, notice: AlertNotice) -> str:
+    """One line for people: kind, ward, bed or camera, severity — no patient name."""
+    from sqlalchemy import select  # noqa: PLC0415
+
+    from areya.db.models import Bed, BedAssignment, Camera, Ward  # noqa: PLC0415
+
+    ward = session.get(Ward, notice.ward_id) if notice.ward_id is not None else None
+    where = ward.name if ward is not None else "no ward"
+    if notice.patient_id is not None:
+        bed = session.scalar(
+            select(Bed.label)
+            .join(BedAssignment, BedAssignment.bed_id == Bed.id)
+            .where(BedAssignment.patient_id == notice.patient_id, BedAssignment.end_at.is_(None))
+        )
+        where += f" / {bed}" if bed else ""
+    elif notice.camera_id is not None:
+        camera = session.get(Camera, notice.camera_id)
+        where += f" / camera {camera.name}" if camera is not None else f" / camera {notice.camera_id}"
+    label = {
+        "negative_emotion": "sustained negative emotion",
+        "camera_offline": "camera offline",
+        "pipeline_stalled": "pipeline stalled",
+    }.get(notice.kind, notice.kind)
+    severity = f", severity {notice.severity}" if notice.severity is not None else ""
+    alert = f"alert {notice.alert_id}" if notice.alert_id is not None else "no open alert"
+    return f"{label} — {where} ({alert}{severity})"

@@ -38,13 +38,14 @@ from areya.db.types import utcnow
 from areya.errors import Conflict, NotFound
 from areya.notify.delivery import Retry
 from areya.notify.email import MAILED_EVENTS, EmailSender, build_message, recipients_for
-from areya.notify.events import AlertNotice
+from areya.notify.events import AlertNotice, describe
 from areya.notify.webhook import WebhookSender, encode_body, mask_url, webhook_payload
 
 log = logging.getLogger(__name__)
 
 CLAIM_BATCH = 50
 KEEP_DELIVERED = timedelta(days=7)
+STATS_KEY = "areya:notify:stats"  # Redis hash: sent / failed counts per channel
 
 
 def url_key(url: str) -> str:
@@ -73,8 +74,6 @@ def _delivery_key(event_key: str, channel: str, target_key: str) -> str:
 
 def fan_out(session: Session, settings: Any, *, now: datetime | None = None, limit: int = 200) -> int:
     """Turn pending ``event`` rows into delivery rows (in the caller's transaction); returns events handled."""
-    from areya.notify.dispatch import describe  # noqa: PLC0415 - dispatch imports this module
-
     now = now or utcnow()
     events = session.scalars(
         select(NotificationOutbox)
@@ -300,7 +299,7 @@ class OutboxPump:
         from areya.db.engine import run_write  # noqa: PLC0415
 
         now = self.clock()
-        give_up = not outcome.ok and (row.attempts >= self.settings.notify_max_attempts)
+        give_up = not outcome.ok and (not outcome.retry or row.attempts >= self.settings.notify_max_attempts)
 
         def finish(session: Session) -> None:
             values: dict[str, Any] = {
@@ -368,8 +367,6 @@ class OutboxPump:
     def _stats(self, channel: str, what: str) -> None:
         if self.redis_client is None:
             return
-        from areya.notify.dispatch import STATS_KEY  # noqa: PLC0415
-
         try:
             self.redis_client.hincrby(STATS_KEY, f"{channel}_{what}", 1)
         except Exception as exc:  # noqa: BLE001 - stats only

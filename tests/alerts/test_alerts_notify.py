@@ -19,10 +19,9 @@ from sqlalchemy.orm import Session
 from areya.config import Settings
 from areya.db.models import AuditEvent
 from areya.notify.delivery import Backoff
-from areya.notify.dispatch import STATS_KEY
 from areya.notify.email import EmailSender, recipients_for
 from areya.notify.events import EVENT_KEYS, AlertNotice
-from areya.notify.outbox import OutboxPump, add_event, outbox_counts, problem_deliveries
+from areya.notify.outbox import STATS_KEY, OutboxPump, add_event, outbox_counts, problem_deliveries
 from areya.notify.webhook import (
     DELIVERY_HEADER,
     EVENT_HEADER,

@@ -140,12 +140,6 @@ class WindowStats:
         """The rule's score under ``measure`` (``labels``: label share; ``probability``: mean p_angry + p_sad)."""
         return self.label_share if measure == "labels" else self.share
 
-    def evidence(self, params: RuleParams, now: datetime, baseline: Baseline | None = None) -> dict[str, Any]:
-        """JSON-able evidence kept with the alert (see :mod:`areya.alerts.evidence`)."""
-        from areya.alerts.evidence import negative_evidence  # noqa: PLC0415 - evidence imports this module
-
-        return negative_evidence(self, params, now, baseline).to_json()
-
 
 @dataclass(frozen=True)
 class Baseline:

@@ -8,6 +8,7 @@ import pytest
 from alerts_helpers import window_stats
 
 from areya.alerts.errors import Invalid
+from areya.alerts.evidence import negative_evidence
 from areya.alerts.overrides import OverrideResolver, apply_values, parse_override_values
 from areya.alerts.rules import (
     NEGATIVE_LABELS,
@@ -85,7 +86,7 @@ def test_confidence_weighting() -> None:
     )
     assert unsure.label_share == 1.0 and unsure.share == pytest.approx(0.45)
     assert evaluate_negative(unsure, P, now=NOW, is_open=False).action == "none"
-    evidence = unsure.evidence(P, NOW)
+    evidence = negative_evidence(unsure, P, NOW).to_json()
     assert evidence["counts"] == {"angry": 0, "happy": 0, "relaxed": 0, "sad": 20}
     assert evidence["share"] == 0.45 and evidence["label_share"] == 1.0 and evidence["n_obs"] == 20
     assert evidence["window_s"] == 600 and evidence["first_at"] == NOW.isoformat()

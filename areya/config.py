@@ -379,7 +379,7 @@ class Settings:
         (),
         _detector_options,
         "pipeline",
-        "Detector options 'name=value,...' (e.g. tiles=2,min_score=0.6,min_face_px=32; see Face detection).",
+        "Detector options 'name=value,...' (e.g. tiles=2,min_score=0.6,min_face_px=32; see docs/detection.md).",
         "(none)",
     )
     emotion_model: str = _setting("areya-fer", non_empty, "pipeline", "Emotion model: name under models/ or a path.")
@@ -755,7 +755,7 @@ def _persistent_secret(data_dir: Path) -> str:
 
 
 def settings_table_markdown() -> str:
-    """The README configuration table: key, env var, default, description (grouped)."""
+    """The configuration table of docs/configuration.md: key, env var, default, description (grouped)."""
     lines = ["| Group | Key | Env var | Default | Description |", "|---|---|---|---|---|"]
     for f in fields(Settings):
         meta = f.metadata

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from areya.cli import cli
-from areya.cli.config_cmd import TABLE_END, TABLE_START
+from areya.cli.config_cmd import CONFIG_DOC, TABLE_END, TABLE_START
 from areya.config import ConfigError, Settings, load_settings, parse_rate_limit, setting_fields, settings_table_markdown
 
 REPO = Path(__file__).resolve().parent.parent
@@ -212,11 +212,11 @@ def test_table_lists_every_setting() -> None:
         assert f"`AREYA_{f.name.upper()}`" in table and f"`{f.name}`" in table
 
 
-def test_readme_table_is_generated_from_settings() -> None:
-    readme = (REPO / "README.md").read_text(encoding="utf-8")
-    start, end = readme.index(TABLE_START) + len(TABLE_START), readme.index(TABLE_END)
-    assert readme[start:end].strip() == settings_table_markdown().strip(), (
-        "README configuration table is stale: run `areya config table --update README.md`"
+def test_docs_table_is_generated_from_settings() -> None:
+    page = (REPO / CONFIG_DOC).read_text(encoding="utf-8")
+    start, end = page.index(TABLE_START) + len(TABLE_START), page.index(TABLE_END)
+    assert page[start:end].strip() == settings_table_markdown().strip(), (
+        f"{CONFIG_DOC}'s configuration table is stale: run `areya config table --update {CONFIG_DOC}`"
     )
 
 

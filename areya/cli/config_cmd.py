@@ -12,6 +12,7 @@ from areya.config import ConfigError, env_name
 
 TABLE_START = "<!-- config-table:start -->"
 TABLE_END = "<!-- config-table:end -->"
+CONFIG_DOC = "docs/configuration.md"  # the page whose table is generated (a test checks it)
 
 
 @click.group()
@@ -102,10 +103,10 @@ def detector_files(settings: object) -> list[tuple[str | None, Path]]:
     "--update",
     "update_file",
     type=click.Path(exists=True, dir_okay=False, writable=True),
-    help=f"Rewrite the table between the {TABLE_START} / {TABLE_END} markers of this file (e.g. README.md).",
+    help=f"Rewrite the table between the {TABLE_START} / {TABLE_END} markers of this file (e.g. {CONFIG_DOC}).",
 )
 def table_cmd(update_file: str | None) -> None:
-    """Print the Markdown table of every setting (the README's table is generated with --update README.md)."""
+    """Print the Markdown table of every setting (docs/configuration.md's is generated with --update)."""
     from areya.config import settings_table_markdown
 
     table = settings_table_markdown()

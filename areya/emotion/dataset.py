@@ -58,9 +58,17 @@ class FaceDataset:
     images: np.ndarray  # (N, 48, 48) uint8
     labels7: np.ndarray  # (N,) int64, FER-7 order
     report: ImportReport
+    # (N,) where each face came from: its file's path for a folder tree, "file.csv:row" for a CSV (None: not known);
+    # FER+ votes (areya.emotion.ferplus) are looked up by class folder and file name
+    sources: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.labels7.shape[0])
+
+    def subset(self, mask: np.ndarray, report: ImportReport) -> FaceDataset:
+        """The faces where ``mask`` (bool, or indices) holds, with ``report``."""
+        sources = None if self.sources is None else self.sources[mask]
+        return FaceDataset(self.images[mask], self.labels7[mask], report, sources)
 
 
 class _Collector:
@@ -70,6 +78,7 @@ class _Collector:
         self.report = report
         self.images: list[np.ndarray] = []
         self.labels: list[int] = []
+        self.sources: list[str] = []
 
     def add(self, img: np.ndarray, label: int, where: str) -> None:
         face, resized = _to_face(img)
@@ -77,6 +86,7 @@ class _Collector:
             self.report.resized.append(where)
         self.images.append(face)
         self.labels.append(label)
+        self.sources.append(where)
         self.report.per_class[FER7_CLASSES[label]] += 1
 
     def finish(self) -> FaceDataset:
@@ -85,7 +95,7 @@ class _Collector:
         if report.corrupt or report.resized:
             log.warning(report.summary())
         arr = np.stack(self.images) if self.images else np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), np.uint8)
-        return FaceDataset(arr, np.asarray(self.labels, dtype=np.int64), report)
+        return FaceDataset(arr, np.asarray(self.labels, dtype=np.int64), report, np.array(self.sources, dtype=str))
 
 
 def _to_face(img: np.ndarray) -> tuple[np.ndarray, bool]:
@@ -190,7 +200,7 @@ def holdout_split(data: FaceDataset, fraction: float, seed: int) -> tuple[FaceDa
     def part(mask: np.ndarray, name: str) -> FaceDataset:
         report = ImportReport(source=f"{data.report.source} [{name}]", loaded=int(mask.sum()))
         report.per_class.update(FER7_CLASSES[int(lbl)] for lbl in data.labels7[mask])
-        return FaceDataset(data.images[mask], data.labels7[mask], report)
+        return data.subset(mask, report)
 
     return part(~held, f"{1 - fraction:.0%} training part"), part(held, f"{fraction:.0%} validation part")
 
@@ -223,4 +233,4 @@ def without_copies(data: FaceDataset, reference: FaceDataset) -> FaceDataset:
         loaded=int(keep.sum()),
     )
     report.per_class.update(FER7_CLASSES[int(lbl)] for lbl in data.labels7[keep])
-    return FaceDataset(data.images[keep], data.labels7[keep], report)
+    return data.subset(keep, report)

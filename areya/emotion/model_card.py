@@ -97,7 +97,13 @@ def write_card(model_dir: str | Path, data_dir: str | Path, train_command: str, 
         "outputs": {"emotion7": "FER-2013 order", "emotion4": "angry, happy, relaxed (=neutral), sad"},
         "training_data": f"FER-2013 Training split (class folders) less a stratified {cfg.val_fraction:.0%} "
         f"validation part (seed {cfg.holdout_seed}): {history.get('train_images', '?')} training and "
-        f"{history.get('val_images', '?')} validation faces; disgust/fear/surprise faces train the 7-class head only",
+        f"{history.get('val_images', '?')} validation faces; "
+        + (
+            "disgust/fear/surprise faces train the 7-class head only"
+            if cfg.labels == "fer2013"
+            else f"targets: FER+ vote distributions (weight {cfg.ferplus_weight}, the rest the FER-2013 label; "
+            "areya.emotion.ferplus), the 4-class head learning from faces whose largest share is one of its classes"
+        ),
         "test_data": f"FER-2013 PublicTest ({data_dir}); final weights, read once per shipped model: recipe, "
         "epochs and calibration were chosen on the validation part",
         "train_command": train_command,

@@ -178,6 +178,9 @@ def train(
     if val_data is None and cfg.val_fraction > 0:
         train_data, val_data = holdout_split(train_data, cfg.val_fraction, cfg.holdout_seed)
         report(f"{train_data.report.summary()}; {val_data.report.summary()}")
+    soft = None
+    if cfg.labels == "ferplus":  # after the split: the validation part is the same faces whichever labels train
+        train_data, val_data, soft = _ferplus_targets(cfg, data_dir, train_data, val_data, report)
 
     report(f"dtype policy {choice.policy}: {choice.reason}")
     if choice.policy != (MIXED if cfg.mixed_precision else FLOAT32):
@@ -185,9 +188,32 @@ def train(
     previous_policy = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(choice.policy)
     try:
-        return _fit(cfg, train_data, val_data, out_dir, run_dir, report, extra_callbacks)
+        return _fit(cfg, train_data, val_data, out_dir, run_dir, report, extra_callbacks, soft)
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
+
+
+def _ferplus_targets(
+    cfg: TrainConfig,
+    data_dir: str | Path,
+    train_data: FaceDataset,
+    val_data: FaceDataset | None,
+    report: Callable[[str], None],
+) -> tuple[FaceDataset, FaceDataset | None, tuple[np.ndarray, np.ndarray | None]]:
+    """The training (and validation) part less the faces the FER+ vote rule drops, and their 7-class targets
+    (:mod:`areya.emotion.ferplus`)."""
+    from areya.emotion.ferplus import FerPlusVotes, dataset_targets, default_votes_path
+
+    votes = FerPlusVotes.load(cfg.votes_csv or default_votes_path(data_dir))
+    report(f"FER+ votes from {votes.source} ({len(votes.votes)} rows), weight {cfg.ferplus_weight}")
+    train_data, train_targets, line = dataset_targets(train_data, votes, cfg.ferplus_weight)
+    report(line)
+    val_targets = None
+    if val_data is not None and len(val_data):
+        # the validation figures during training are against the votes alone (the FER+ test labels' rule)
+        val_data, val_targets, line = dataset_targets(val_data, votes, 1.0)
+        report(line)
+    return train_data, val_data, (train_targets, val_targets)
 
 
 def _online_teacher(cfg: TrainConfig, labels7: np.ndarray, report: Callable[[str], None]):
@@ -313,7 +339,10 @@ def _fit(
     run_dir: Path,
     report: Callable[[str], None],
     extra_callbacks: list | None,
+    soft: tuple[np.ndarray, np.ndarray | None] | None = None,
 ) -> Path:
+    """``soft``: the training and validation faces' 7-class target distributions (FER+ votes) instead of their
+    labels."""
     import keras
 
     from areya.emotion.augment import make_training_batches
@@ -325,12 +354,20 @@ def _fit(
         start_from(model, cfg.init_model)
         report(f"fine-tuning from {cfg.init_model}")
     compile_for_training(model, cfg, math.ceil(len(train_data) / cfg.batch_size))
-    weights7 = class_weights(train_data.labels7, cfg.class_weight_power) if cfg.class_weight_power else None
+    if soft is None:
+        weights7 = class_weights(train_data.labels7, cfg.class_weight_power) if cfg.class_weight_power else None
+    else:
+        from areya.emotion.ferplus import soft_class_weights, soft_training_targets
+
+        weights7 = soft_class_weights(soft[0], cfg.class_weight_power) if cfg.class_weight_power else None
     if weights7 is not None:
         report(
             "7-class loss weights: " + ", ".join(f"{c} {w:.2f}" for c, w in zip(SCHEME7.classes, weights7, strict=True))
         )
-    targets = training_targets(train_data.labels7, cfg.label_smoothing, weights7)
+    if soft is None:
+        targets = training_targets(train_data.labels7, cfg.label_smoothing, weights7)
+    else:
+        targets = soft_training_targets(soft[0], cfg.label_smoothing, weights7)
     relabel = None
     if cfg.distill_weight > 0 and cfg.teacher_model:
         relabel = _online_teacher(cfg, train_data.labels7, report)
@@ -347,7 +384,12 @@ def _fit(
     batches, epoch_setter = make_training_batches(train_data.images, targets, cfg, relabel)
     validation = None
     if val_data is not None and len(val_data):
-        validation = (as_model_input(val_data.images), training_targets(val_data.labels7, 0.0))
+        val_targets = (
+            training_targets(val_data.labels7, 0.0)
+            if soft is None or soft[1] is None
+            else soft_training_targets(soft[1], 0.0)
+        )
+        validation = (as_model_input(val_data.images), val_targets)
 
     (run_dir / CONFIG_FILE).write_text(cfg.to_toml())
     average = WeightAverage(run_dir / AVERAGE_FILE) if cfg.swa_epochs else None

@@ -7,6 +7,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+WARD_AUGMENTATIONS = ("ward_low_light", "ward_noise", "ward_small_face", "ward_jpeg", "ward_roll", "ward_occlusion")
+
 
 @dataclass
 class TrainConfig:
@@ -54,6 +56,13 @@ class TrainConfig:
     teacher_model: str | None = None
     distill_weight: float = 0.0
     distill_temperature: float = 1.0
+    # targets (areya.emotion.ferplus): "fer2013", the class folder's label one-hot; "ferplus", each face's FER+
+    # vote distribution over the 7 classes, mixed with the folder label: ferplus_weight * votes + (1 -
+    # ferplus_weight) * label (faces without a FER+ row keep their label, faces FER+ mostly calls unknown,
+    # contempt or not a face are dropped); votes_csv: the votes file (None: ferplus_votes.csv in the data directory)
+    labels: str = "fer2013"
+    ferplus_weight: float = 1.0
+    votes_csv: str | None = None
     # augmentation
     flip: bool = True
     translate: float = 0.1
@@ -62,6 +71,15 @@ class TrainConfig:
     contrast: float = 0.3
     brightness: float = 0.2
     erasing: float = 0.0  # probability of random erasing (a random rectangle filled with noise)
+    # ward-robust augmentation (areya.emotion.augment.ward_conditions), each the probability that a face gets it
+    # (0: off): low light (gain 0.3-0.7 and a gamma), sensor noise, a small face (down to 40-64 px and back to 48),
+    # JPEG compression (quality 60-85), a residual roll (up to +-15 degrees more) and a band occluding one edge
+    ward_low_light: float = 0.0
+    ward_noise: float = 0.0
+    ward_small_face: float = 0.0
+    ward_jpeg: float = 0.0
+    ward_roll: float = 0.0
+    ward_occlusion: float = 0.0
     # evaluation
     tta_flip: bool = True
     # data: the training folder under the data directory; a stratified, seeded part of it is held out for
@@ -141,6 +159,15 @@ class TrainConfig:
         for name in ("dropout", "head_dropout", "label_smoothing", "erasing", "momentum"):
             if not 0 <= getattr(self, name) < 1:
                 raise ValueError(f"{name} must be in [0, 1)")
+        if self.labels not in ("fer2013", "ferplus"):
+            raise ValueError("labels must be 'fer2013' or 'ferplus'")
+        if not 0 <= self.ferplus_weight <= 1:
+            raise ValueError("ferplus_weight must be in [0, 1] (the votes' share of a FER+ target)")
+        if self.labels == "ferplus" and self.distill_weight > 0:
+            raise ValueError("labels = 'ferplus' and distillation cannot be combined")
+        for name in WARD_AUGMENTATIONS:
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"{name} must be a probability in [0, 1]")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

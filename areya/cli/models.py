@@ -150,6 +150,22 @@ def _echo_calibration(cal) -> None:
     help="Leave out faces pixel-identical to a face under this tree or CSV (e.g. the Training split: 280 of "
     "FER-2013 PublicTest's faces are copies of Training faces).",
 )
+@click.option(
+    "--labels",
+    "label_set",
+    type=click.Choice(["fer2013", "ferplus", "both"]),
+    default="fer2013",
+    show_default=True,
+    help="Score against the class folders' FER-2013 labels, the FER+ majority of the annotators' votes (faces "
+    "with a unique majority among the 7 classes; adds the NLL against the vote distributions), or both.",
+)
+@click.option(
+    "--votes",
+    "votes_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="FER+ votes CSV [ferplus_votes.csv in --data or beside it].",
+)
 def evaluate_cmd(
     model: str | None,
     scheme: str,
@@ -158,17 +174,33 @@ def evaluate_cmd(
     plots_dir: Path | None,
     tta: bool | None,
     copies_of: Path | None,
+    label_set: str,
+    votes_path: Path | None,
 ) -> None:
     """Accuracy, macro-F1, per-class figures, confusion matrix and ROC AUC on a class-folder tree."""
     _quiet_tensorflow()
     from areya.emotion.dataset import load_dataset, without_copies
     from areya.emotion.evaluate import evaluate
+    from areya.emotion.ferplus import VOTES_FILE, FerPlusVotes
     from areya.emotion.inference import EmotionClassifier
 
     if not data_dir.is_dir():
         raise click.ClickException(f"data directory not found: {data_dir}")
     if copies_of is not None and not copies_of.exists():
         raise click.ClickException(f"--exclude-copies-of: {copies_of} not found")
+    votes = None
+    if label_set != "fer2013":
+        if votes_path is None:
+            found = [p for p in (data_dir / VOTES_FILE, data_dir.parent / VOTES_FILE) if p.is_file()]
+            if not found:
+                raise click.ClickException(
+                    f"--labels {label_set}: no {VOTES_FILE} in {data_dir} or beside it; name the file with --votes"
+                )
+            votes_path = found[0]
+        try:
+            votes = FerPlusVotes.load(votes_path)
+        except (FileNotFoundError, ValueError) as exc:
+            raise click.ClickException(str(exc)) from None
     try:
         clf = EmotionClassifier.load(model, tta_flip=tta)
         data = None
@@ -177,12 +209,56 @@ def evaluate_cmd(
             if len(reference) == 0:
                 raise ValueError(f"--exclude-copies-of: no faces under {copies_of}")
             data = without_copies(load_dataset(data_dir), reference)
-        ev = evaluate(clf, data_dir, scheme, data=data)
+        ev = evaluate(clf, data_dir, scheme, data=data, labels=label_set, votes=votes)
     except (FileNotFoundError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
     to_stdout = json_out == "-"
     say = _echo_err if to_stdout else click.echo
-    say(f"model {ev.model_version}, {scheme}-class scheme, {ev.extra['import']}")
+    for part in (ev, ev.ferplus):
+        if part is not None:
+            _say_evaluation(part, scheme, say)
+    say(f"{ev.faces_per_second:.0f} faces/s")
+    if plots_dir:
+        from areya.emotion.plots import confusion_png, reliability_png, roc_png
+
+        for part in (ev, ev.ferplus):
+            if part is None:
+                continue
+            suffix = "" if part.label_set == "fer2013" else "_ferplus"
+            title = f"{part.model_version} {scheme}-class" + (" (FER+ majority)" if suffix else "")
+            for path in (
+                confusion_png(part.report, plots_dir / f"confusion_{scheme}class{suffix}.png", title),
+                roc_png(part.report, part.probs, part.labels, plots_dir / f"roc_{scheme}class{suffix}.png", title),
+                reliability_png(
+                    part.raw_probs,
+                    part.probs,
+                    part.labels,
+                    plots_dir / f"reliability_{scheme}class{suffix}.png",
+                    title,
+                ),
+            ):
+                say(f"wrote {path}")
+    if json_out:
+        text = json.dumps(ev.to_dict(), indent=2)
+        if to_stdout:
+            click.echo(text)
+        else:
+            Path(json_out).write_text(text + "\n")
+            say(f"wrote {json_out}")
+
+
+def _say_evaluation(ev, scheme: str, say) -> None:
+    """The text figures of one label set's evaluation."""
+    if ev.label_set == "fer2013":
+        say(f"model {ev.model_version}, {scheme}-class scheme, {ev.extra['import']}")
+    else:
+        why = ev.extra["ferplus_faces"]
+        say(
+            f"against the FER+ majority ({ev.extra['import']}): {why['scored']} of {why['faces']} faces scored; "
+            f"left out: {why['without_votes']} without votes, {why['unusable_votes']} mostly unknown / contempt / "
+            f"not a face, {why['tied_majority']} tied, {why['majority_outside_scheme']} with a majority outside "
+            "the scheme"
+        )
     say(ev.report.to_text())
     if "four_of_seven" in ev.extra:
         fos = ev.extra["four_of_seven"]
@@ -200,25 +276,12 @@ def evaluate_cmd(
     say(
         f"calibration (T={cal['temperature']:.3f}, {cal['bins']} bins): ECE {cal['before']['ece']:.4f} -> "
         f"{cal['after']['ece']:.4f}, Brier {cal['before']['brier']:.4f} -> {cal['after']['brier']:.4f}"
+        + (
+            f", NLL against the votes {cal['before']['vote_nll']:.4f} -> {cal['after']['vote_nll']:.4f}"
+            if "vote_nll" in cal["after"]
+            else ""
+        )
     )
-    say(f"{ev.faces_per_second:.0f} faces/s")
-    if plots_dir:
-        from areya.emotion.plots import confusion_png, reliability_png, roc_png
-
-        title = f"{ev.model_version} {scheme}-class"
-        for path in (
-            confusion_png(ev.report, plots_dir / f"confusion_{scheme}class.png", title),
-            roc_png(ev.report, ev.probs, ev.labels, plots_dir / f"roc_{scheme}class.png", title),
-            reliability_png(ev.raw_probs, ev.probs, ev.labels, plots_dir / f"reliability_{scheme}class.png", title),
-        ):
-            say(f"wrote {path}")
-    if json_out:
-        text = json.dumps(ev.to_dict(), indent=2)
-        if to_stdout:
-            click.echo(text)
-        else:
-            Path(json_out).write_text(text + "\n")
-            say(f"wrote {json_out}")
 
 
 @click.group("models")

@@ -127,3 +127,15 @@ def classification_report(y_true: np.ndarray, probs: np.ndarray, classes: tuple[
         confusion=cm,
         roc_auc=aucs,
     )
+
+
+def soft_nll(probs: np.ndarray, targets: np.ndarray, eps: float = 1e-7) -> float:
+    """Mean cross-entropy ``-sum_k q_k log p_k`` of probabilities ``probs`` (N, K) against target distributions
+    ``targets`` (N, K) (e.g. FER+ vote shares); with one-hot targets, the usual negative log-likelihood."""
+    probs = np.asarray(probs, np.float64)
+    targets = np.asarray(targets, np.float64)
+    if probs.shape != targets.shape:
+        raise ValueError(f"probabilities of shape {probs.shape} do not match targets of shape {targets.shape}")
+    if probs.shape[0] == 0:
+        return float("nan")
+    return float(-np.mean(np.sum(targets * np.log(np.clip(probs, eps, 1.0)), axis=1)))

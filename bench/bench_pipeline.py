@@ -89,7 +89,8 @@ def worker_main(
 
 
 def _frames(beds: int, count: int, quality: int) -> tuple[list[tuple[bytes, int, int]], float]:
-    from areya.camera.synthetic import Scenario, Segment, SyntheticWard
+    from areya.camera.scenario import Scenario, Segment
+    from areya.camera.synthetic import SyntheticWard
     from areya.comms.frames import encode_jpeg
 
     # bed 1 always occupied, bed k (k > 1) empty every k-th segment: 1..beds faces per frame

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from areya.camera.synthetic import Scenario, Segment
+from areya.camera.scenario import Scenario, Segment
 from areya.emotion.schemes import FER7_CLASSES, folder_to_fer7
 
 DEFAULT_STORY = Path(__file__).resolve().parent.parent / "demo" / "story.toml"

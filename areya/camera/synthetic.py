@@ -35,6 +35,8 @@ from typing import Any
 import numpy as np
 
 from areya.camera.facepack import BUILTIN_FACES, FacePack, load_face_pack
+from areya.camera.scenario import Scenario
+from areya.camera.story import load_story
 from areya.emotion.schemes import FER7_CLASSES, FER_TO_AREYA4, folder_to_fer7
 
 log = logging.getLogger(__name__)
@@ -44,80 +46,6 @@ ASTRONAUT_FACE_BOX = (168, 57, 113, 113)  # x, y, w, h of the face in skimage.da
 ASTRONAUT_CLASS = "happy"
 MAX_FACE_SIZE = 220
 CHECK_MIN_SCORE = 0.6  # score a face must reach with each checking detector that takes ``min_score``
-
-
-@dataclass(frozen=True)
-class Segment:
-    """Bed ``bed`` shows a face of class ``emotion`` (FER-7 name; None = empty bed) during [start, end)."""
-
-    bed: int
-    start: float
-    end: float
-    emotion: str | None
-
-
-@dataclass
-class Scenario:
-    """Which bed shows which emotion class over time (seconds from the camera's start)."""
-
-    beds: int
-    segments: list[Segment]
-    duration: float
-
-    def segment_at(self, bed: int, t: float) -> tuple[int, Segment] | None:
-        if self.duration > 0:
-            t = t % self.duration  # the scenario loops
-        for i, seg in enumerate(self.segments):
-            if seg.bed == bed and seg.start <= t < seg.end:
-                return i, seg
-        return None
-
-    def emotion_at(self, bed: int, t: float) -> str | None:
-        found = self.segment_at(bed, t)
-        return found[1].emotion if found else None
-
-    @classmethod
-    def generate(
-        cls,
-        beds: int,
-        classes: tuple[str, ...],
-        *,
-        duration: float = 120.0,
-        segment_s: float = 10.0,
-        empty_every: int = 0,
-        seed: int = 0,
-    ) -> Scenario:
-        """Each bed cycles through ``classes`` in a seeded random order, ``segment_s`` seconds each.
-
-        With ``empty_every=k`` every k-th segment of a bed is an empty bed.
-        """
-        if beds < 1:
-            raise ValueError("a ward needs at least one bed")
-        if not classes:
-            raise ValueError("a scenario needs at least one emotion class")
-        if segment_s <= 0 or duration <= 0:
-            raise ValueError("segment_s and duration must be positive")
-        rng = random.Random(seed)
-        segments: list[Segment] = []
-        for bed in range(beds):
-            order = list(classes)
-            rng.shuffle(order)
-            t, k = 0.0, 0
-            while t < duration:
-                end = min(duration, t + segment_s)
-                emotion = None if empty_every and (k + 1) % empty_every == 0 else order[k % len(order)]
-                segments.append(Segment(bed, t, end, emotion))
-                t, k = end, k + 1
-        return cls(beds=beds, segments=segments, duration=duration)
-
-    @classmethod
-    def constant(cls, emotions: list[str | None], duration: float = 3600.0) -> Scenario:
-        """Bed i shows class ``emotions[i]`` the whole time (None: empty)."""
-        return cls(
-            beds=len(emotions),
-            duration=duration,
-            segments=[Segment(i, 0.0, duration, e) for i, e in enumerate(emotions)],
-        )
 
 
 def _haar_cascade():  # noqa: ANN202 - cv2 type
@@ -512,8 +440,6 @@ def ward_from_uri(uri: str) -> SyntheticWard:
     ``story=FILE``: beds and scenario from a story file (:mod:`areya.camera.story`; faces default to the pack)."""
     options = parse_synthetic_uri(uri)
     if "story" in options:
-        from areya.camera.story import load_story  # noqa: PLC0415
-
         try:
             story = load_story(options["story"])
             return SyntheticWard(

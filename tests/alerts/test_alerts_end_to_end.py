@@ -67,7 +67,8 @@ def test_one_sad_patient_among_calm_ones_gets_exactly_one_alert(
     session_factory: Callable[[], Session],
     rclient: redis.Redis,
 ) -> None:
-    from areya.camera.synthetic import Scenario, SyntheticWard
+    from areya.camera.scenario import Scenario
+    from areya.camera.synthetic import SyntheticWard
     from areya.comms.frames import FramePublisher, make_frame
     from areya.demo import create_demo_ward
     from areya.detectors import create_detector

@@ -16,9 +16,10 @@ from sqlalchemy import select
 
 from areya.camera.health import latest_snapshot, read_health
 from areya.camera.reader import Backoff, CameraConfig, CameraReader
+from areya.camera.scenario import Scenario
 from areya.camera.service import IngestService
 from areya.camera.sources import EndOfStream, SourceError, open_source, parse_source
-from areya.camera.synthetic import Scenario, SyntheticWard, parse_synthetic_uri, ward_from_uri
+from areya.camera.synthetic import SyntheticWard, parse_synthetic_uri, ward_from_uri
 from areya.comms.frames import DROP_UNPUBLISHED, FramePublisher, decode_fields, read_counters
 from areya.comms.redis_server import EmbeddedRedis
 from areya.db.engine import write_scope

@@ -24,7 +24,8 @@ from pipeline_helpers import (
 from pipeline_standins import FixedClassifier
 from sqlalchemy import event, select
 
-from areya.camera.synthetic import Scenario, SyntheticWard
+from areya.camera.scenario import Scenario
+from areya.camera.synthetic import SyntheticWard
 from areya.comms.frames import FramePublisher, make_frame
 from areya.db.models import LABELS4, Observation
 from areya.emotion.schemes import FER_TO_AREYA4

@@ -1,28 +1,10 @@
-"""Admin blueprint: wards & beds, patients, cameras & bed zones, users & tokens, rule thresholds, audit log."""
+"""Admin blueprint: wards & beds, patients, cameras & bed zones, users & tokens, rule thresholds, audit log.
 
-from __future__ import annotations
+:data:`bp` is made in :mod:`.blueprint`; importing the section modules here registers their views on it (they
+import the blueprint module, not this package, so that no section module imports its own package).
+"""
 
-from flask import Blueprint, render_template
-from sqlalchemy import func, select
+from areya.webapp.views.admin import audit_log, cameras, patients, rules, users, wards  # noqa: F401
+from areya.webapp.views.admin.blueprint import bp
 
-from areya.db.models import Camera, Patient, User, Ward
-from areya.webapp.security import ADMIN, roles
-from areya.webapp.services import db
-
-bp = Blueprint("admin", __name__, url_prefix="/admin")
-
-
-@bp.route("")
-@roles(*ADMIN)
-def index() -> str:
-    session = db()
-    counts = {
-        "wards": session.scalar(select(func.count()).select_from(Ward)) or 0,
-        "patients": session.scalar(select(func.count()).select_from(Patient).where(Patient.status == "admitted")) or 0,
-        "cameras": session.scalar(select(func.count()).select_from(Camera)) or 0,
-        "users": session.scalar(select(func.count()).select_from(User)) or 0,
-    }
-    return render_template("admin/index.html", counts=counts)
-
-
-from areya.webapp.views.admin import audit_log, cameras, patients, rules, users, wards  # noqa: E402, F401
+__all__ = ["bp"]

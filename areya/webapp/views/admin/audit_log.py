@@ -8,7 +8,7 @@ from sqlalchemy import select
 from areya.db.models import AuditEvent, Patient, User
 from areya.webapp.security import ADMIN, roles
 from areya.webapp.services import db
-from areya.webapp.views.admin import bp
+from areya.webapp.views.admin.blueprint import bp
 
 PAGE = 100
 

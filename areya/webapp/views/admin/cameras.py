@@ -31,7 +31,7 @@ from areya.webapp.probe_policy import ProbeRefused, check_probe_target
 from areya.webapp.security import ADMIN, roles
 from areya.webapp.services import actor, audit, db, services
 from areya.webapp.tiles import camera_statuses
-from areya.webapp.views.admin import bp
+from areya.webapp.views.admin.blueprint import bp
 from areya.webapp.views.admin.common import run_operation
 
 HINTS = (

@@ -11,7 +11,7 @@ from areya.db.models import Bed, Patient
 from areya.webapp.forms import Form
 from areya.webapp.security import ADMIN, roles
 from areya.webapp.services import actor, db
-from areya.webapp.views.admin import bp
+from areya.webapp.views.admin.blueprint import bp
 from areya.webapp.views.admin.common import run_operation
 
 HINTS = (("mrn", "mrn"), ("patient name", "display_name"), ("bed", "bed_id"), ("discharg", "mrn"))

@@ -13,7 +13,7 @@ from areya.errors import AdminError
 from areya.webapp.forms import Form
 from areya.webapp.security import ADMIN, roles
 from areya.webapp.services import actor, db, services
-from areya.webapp.views.admin import bp
+from areya.webapp.views.admin.blueprint import bp
 
 FIELDS: tuple[tuple[str, str], ...] = (
     ("negative_window_s", "Window (s)"),

@@ -13,7 +13,7 @@ from areya.webapp.forms import Form
 from areya.webapp.security import ADMIN, roles
 from areya.webapp.services import actor, db
 from areya.webapp.tokens import create_token, list_tokens, revoke_token
-from areya.webapp.views.admin import bp
+from areya.webapp.views.admin.blueprint import bp
 from areya.webapp.views.admin.common import run_operation
 
 HINTS = (

@@ -13,7 +13,7 @@ from areya.errors import AdminError
 from areya.webapp.forms import Form
 from areya.webapp.security import ADMIN, roles
 from areya.webapp.services import actor, db
-from areya.webapp.views.admin import bp
+from areya.webapp.views.admin.blueprint import bp
 from areya.webapp.views.admin.common import forms_for, only, run_operation
 
 HINTS = (("bed", "labels"), ("ward", "name"))

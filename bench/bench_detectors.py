@@ -5,7 +5,7 @@ plain canvas, faces about 12 % of the frame width.  One detector instance, one t
 interpreter's own thread count is ``--threads``.  Besides wall-clock frames/s it prints frames per CPU-second of
 this process, which stays meaningful on a busy machine.
 
-    nice -n 15 python -m bench.bench_detectors [--seconds 3] [--threads 1] [--only blazeface,haar]
+    nice -n 15 python -m bench.bench_detectors [--seconds 3] [--threads 1] [--only blazeface,haar] [--quick]
 """
 
 from __future__ import annotations
@@ -80,7 +80,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=3.0, help="measuring time per backend and size")
     ap.add_argument("--threads", type=int, default=1, help="TFLite interpreter threads")
     ap.add_argument("--only", default=None, help="comma-separated detector names to measure")
+    ap.add_argument("--quick", action="store_true", help="smoke run: every backend and size, 0.05 s each")
     args = ap.parse_args(argv)
+    if args.quick:
+        args.seconds = 0.05
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from areya.detectors import create_detector
 

@@ -5,6 +5,7 @@ argmax of the whole ensemble (members averaged, mirror TTA as served) on the val
 Training: accuracy and agreement.  Not wired into serving; a measurement for deciding whether to.
 
     nice python -m bench.bench_int8 [--model areya-fer] [--data ../shared/data/fer2013] [--split-seed S]
+                                [--quick]
 """
 
 from __future__ import annotations
@@ -39,12 +40,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--model", default=None, help="model name or folder (default: areya-fer)")
     ap.add_argument("--data", type=Path, default=SHARED)
     ap.add_argument("--split-seed", type=int, default=20261129)
+    ap.add_argument("--quick", action="store_true", help="smoke run: the first member, 64 faces, one timed batch")
     args = ap.parse_args(argv)
     if not (args.data / "train").is_dir():
         print(f"needs the FER-2013 tree with train/ at {args.data}", file=sys.stderr)
         return 2
     import keras
 
+    import areya.emotion.network  # noqa: F401  (registers the custom layers that load_model needs)
     from areya.emotion.dataset import holdout_split, load_dataset
     from areya.emotion.inference import Ensemble, resolve_model_path
     from areya.emotion.lite import LiteMember, quantize_member
@@ -53,10 +56,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     folder = path.parent
     ensemble = Ensemble.load(folder)
     members = list(ensemble.members) if ensemble else [path.name]
+    if args.quick:
+        members = members[:1]
     tta = ensemble.tta_flip if ensemble else True
     _, val = holdout_split(load_dataset(args.data, "train"), 0.1, args.split_seed)
-    x = np.asarray(val.images, np.float32).reshape(-1, 48, 48, 1)
-    y = np.asarray(val.labels7)
+    faces = slice(0, 64 if args.quick else None)
+    x = np.asarray(val.images[faces], np.float32).reshape(-1, 48, 48, 1)
+    y = np.asarray(val.labels7[faces])
+    repeats = 1 if args.quick else 5
     views = [x, np.ascontiguousarray(x[:, :, ::-1])] if tta else [x]
     probe = np.random.default_rng(0).integers(0, 256, (BATCH, 48, 48, 1)).astype(np.float32)
     served: list[np.ndarray] = []
@@ -74,8 +81,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return member_lite.predict_on_batch(batch)["emotion7"]
 
         blob_mb = blob_path.stat().st_size / 1e6
-        keras_speed = faces_per_cpu_second(lambda model=model: model.predict_on_batch(probe))
-        lite_speed = faces_per_cpu_second(lambda lite=lite: lite(probe))
+        keras_speed = faces_per_cpu_second(lambda model=model: model.predict_on_batch(probe), repeats)
+        lite_speed = faces_per_cpu_second(lambda lite=lite: lite(probe), repeats)
         print(
             f"  {member}: {blob_mb:.1f} MB as int8 TFLite; faces per CPU-second at batch {BATCH}: "
             f"Keras (served) {keras_speed:.0f}, int8 TFLite {lite_speed:.0f} ({lite_speed / keras_speed:.2f}x)",

@@ -6,7 +6,7 @@ batch 256 on one thread, on random faces, with the 7-class arg-max agreement wit
 deciding the runtime (the int8 file is what the worker serves); not part of the test suite.  Figures depend on the
 CPU and on what else runs (print ``uptime`` beside them).
 
-    python -m bench.bench_lite_precision [--model models/areya-fer] [--member model.keras]
+    python -m bench.bench_lite_precision [--model models/areya-fer] [--member model.keras] [--quick]
 """
 
 from __future__ import annotations
@@ -32,7 +32,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--model", type=Path, default=Path("models/areya-fer"))
     ap.add_argument("--member", default="model.keras")
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--quick", action="store_true", help="smoke run: one timed batch per precision")
     args = ap.parse_args(argv)
+    if args.quick:
+        args.repeats = 1
     int8 = Ensemble.member_int8(args.model, args.member)
     if not int8.is_file():
         print(f"{int8} not found (run `areya models quantize {args.model}` first)", file=sys.stderr)

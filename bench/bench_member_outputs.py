@@ -15,12 +15,14 @@ Selection only: never PublicTest.  Speed here is a count of member passes; measu
 ``bench/bench_vs_fer.py``.
 
     nice python -m bench.bench_member_outputs v4=models/areya-fer/model.int8.tflite ... --subset v4,v5b
+    nice python -m bench.bench_member_outputs --quick [NAME=PATH ...]
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -33,7 +35,11 @@ from areya.emotion.evaluate import four_of_seven
 from areya.emotion.inference import prepare_crops
 from areya.emotion.metrics import classification_report
 from areya.emotion.schemes import AREYA4_CLASSES, FER7_CLASSES, FER_TO_AREYA4
+from bench import quick_subset
 from bench.bench_validation import SHARED, SPLIT_SEED  # the same data and validation part as bench_validation.py
+
+MODELS = Path(__file__).resolve().parents[1] / "models" / "areya-fer"
+DEFAULT_MEMBERS = (f"v8={MODELS / 'model.int8.tflite'}", f"v9={MODELS / 'member-2.int8.tflite'}")  # the shipped v11
 
 
 def member_outputs(path: Path, x: np.ndarray, cache: Path) -> dict[str, np.ndarray]:
@@ -90,7 +96,7 @@ def row(name: str, s: dict[str, float], extra: str = "") -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("members", nargs="+", help="NAME=PATH of an X.int8.tflite member")
+    ap.add_argument("members", nargs="*", help="NAME=PATH of an X.int8.tflite member (--quick: the shipped two)")
     ap.add_argument("--data", type=Path, default=SHARED)
     ap.add_argument("--split-seed", type=int, default=SPLIT_SEED)
     ap.add_argument("--cache", type=Path, default=Path("runs/member-outputs"))
@@ -98,11 +104,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--greedy", type=int, default=0)
     ap.add_argument("--cascade", action="append", default=[], help="FIRST:REST, each a comma list of names")
     ap.add_argument("--threshold", type=float, action="append", default=[])
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run: 140 validation faces, a throwaway cache; by default the shipped members, their ensemble, "
+        "--greedy 2 and a cascade of the first into all at 0.6",
+    )
     args = ap.parse_args(argv)
+    if not args.members:
+        if not args.quick:
+            ap.error("give at least one NAME=PATH member")
+        args.members = list(DEFAULT_MEMBERS)
+    cache = None
+    if args.quick:
+        names = [spec.partition("=")[0] for spec in args.members]
+        args.subset = args.subset or [",".join(names)]
+        args.greedy = args.greedy or 2
+        args.cascade = args.cascade or [f"{names[0]}:{','.join(names)}"]
+        args.threshold = args.threshold or [0.6]
+        cache = tempfile.TemporaryDirectory(prefix="bench-member-outputs-")
+        args.cache = Path(cache.name)
     if not (args.data / "train").is_dir():
         print(f"needs the FER-2013 tree with train/ at {args.data}", file=sys.stderr)
         return 2
     _, val = holdout_split(load_dataset(args.data, "train"), 0.1, args.split_seed)
+    if args.quick:
+        val = quick_subset(val, 140)
     x = prepare_crops(list(val.images))
     y7 = np.asarray(val.labels7)
     in4 = np.array([FER7_CLASSES[i] in FER_TO_AREYA4 for i in y7])
@@ -147,6 +174,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(
                 row(f"cascade {first} -> {rest} TTA below {th:.2f} ({up.mean():.1%} escalated)", s, f" {passes:.2f} |")
             )
+    if cache is not None:
+        cache.cleanup()
     return 0
 
 

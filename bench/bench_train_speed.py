@@ -7,6 +7,7 @@ bench.bench_train_speed`` for JAX); ``--precision`` picks the dtype policy as ``
 Figures depend on the CPU and on what else runs (print ``uptime`` beside them).  Not part of the test suite.
 
     python -m bench.bench_train_speed [--config models/areya-fer/config.toml] [--precision auto|mixed|float32]
+                                      [--batches 12] [--quick]
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +29,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--config", type=Path, default=Path("models/areya-fer/config.toml"))
     ap.add_argument("--precision", choices=MODES, default="auto")
     ap.add_argument("--batches", type=int, default=12, help="timed training batches")
+    ap.add_argument("--quick", action="store_true", help="smoke run: one warm-up and one timed batch of 16")
     args = ap.parse_args(argv)
+    if args.quick:
+        args.batches = 1
 
     import keras
 
@@ -35,6 +40,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from areya.emotion.train import compile_for_training
 
     cfg = TrainConfig.from_file(args.config)
+    if args.quick:
+        cfg = replace(cfg, batch_size=16)
     choice = choose_policy(
         cfg.mixed_precision, args.precision, accelerator=accelerator_present(), cpu_bf16=cpu_has_bf16()
     )
@@ -49,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         OUTPUT7: np.eye(7, dtype=np.float32)[rng.integers(0, 7, n)],
         OUTPUT4: np.eye(4, dtype=np.float32)[rng.integers(0, 4, n)],
     }
-    warm = 2 * cfg.batch_size
+    warm = (1 if args.quick else 2) * cfg.batch_size
     model.fit(x[:warm], {k: v[:warm] for k, v in y.items()}, batch_size=cfg.batch_size, epochs=1, verbose=0)
     t0 = time.perf_counter()
     model.fit(x, y, batch_size=cfg.batch_size, epochs=1, verbose=0)

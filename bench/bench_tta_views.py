@@ -8,7 +8,7 @@ the 2 px shifts (10 views), + the diagonal ones (10), + zoom (6), all 22, for ea
 ensemble of all.  Selection data only: never PublicTest.  The passes per face grow with the views, so only a clear
 gain would pay for itself.
 
-    nice python -m bench.bench_tta_views [NAME=PATH ...] [--limit N]
+    nice python -m bench.bench_tta_views [NAME=PATH ...] [--limit N] [--quick]
 """
 
 from __future__ import annotations
@@ -23,11 +23,10 @@ import numpy as np
 
 from areya.emotion.dataset import holdout_split, load_dataset
 from areya.emotion.schemes import AREYA4_CLASSES, FER7_CLASSES, FER_TO_AREYA4
-from bench.bench_member_outputs import scores  # the same figures as bench_member_outputs.py
+from bench import quick_subset
+from bench.bench_member_outputs import DEFAULT_MEMBERS, scores  # the same figures as bench_member_outputs.py
 from bench.bench_validation import SHARED, SPLIT_SEED
 
-MODELS = Path(__file__).resolve().parents[1] / "models" / "areya-fer"
-DEFAULT_MEMBERS = (f"v8={MODELS / 'model.int8.tflite'}", f"v9={MODELS / 'member-2.int8.tflite'}")
 SHIFTS = ((2, 0), (-2, 0), (0, 2), (0, -2))
 DIAGONALS = ((3, 3), (-3, -3), (3, -3), (-3, 3))
 ZOOMS = (1.08, 0.94)
@@ -69,6 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=0,
         help="only N of the validation faces, chosen at random with seed 0 (a quick check)",
     )
+    ap.add_argument("--quick", action="store_true", help="smoke run: 56 validation faces, evenly spaced")
     args = ap.parse_args(argv)
     if not (args.data / "train").is_dir():
         print(f"needs the FER-2013 tree with train/ at {args.data}", file=sys.stderr)
@@ -76,6 +76,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from areya.emotion.lite import LiteMember
 
     _, val = holdout_split(load_dataset(args.data, "train"), 0.1, SPLIT_SEED)
+    if args.quick and not args.limit:
+        val = quick_subset(val, 56)
     faces, y7 = val.images, np.asarray(val.labels7)
     if 0 < args.limit < len(y7):
         pick = np.sort(np.random.default_rng(0).choice(len(y7), args.limit, replace=False))

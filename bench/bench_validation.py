@@ -4,6 +4,7 @@ folder, 7-class accuracy and macro-F1 (with per-class F1), the served 4-class ac
 shipped model, by its card.
 
     nice python -m bench.bench_validation MODEL_DIR [MODEL_DIR ...] [--data DIR] [--split-seed S] [--without-copies]
+    nice python -m bench.bench_validation --quick [MODEL_DIR ...]
 
 ``--without-copies`` leaves out the validation faces that are pixel-identical to a face of the training part
 (208 of the 2,872: FER-2013 repeats faces), which the models trained on.
@@ -25,6 +26,7 @@ from areya.emotion.dataset import holdout_split, load_dataset, without_copies
 from areya.emotion.inference import EmotionClassifier
 from areya.emotion.metrics import classification_report
 from areya.emotion.schemes import AREYA4_CLASSES, FER7_CLASSES, FER_TO_AREYA4
+from bench import quick_subset
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "fer2013"
 SPLIT_SEED = 20261129  # the shipped model's held-out part (its config's split_seed)
@@ -33,18 +35,25 @@ VAL_FRACTION = 0.1
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("models", nargs="+", help="model folders (or names under models/)")
+    ap.add_argument("models", nargs="*", help="model folders (or names under models/; --quick: areya-fer)")
     ap.add_argument("--data", type=Path, default=SHARED)
     ap.add_argument("--split-seed", type=int, default=SPLIT_SEED)
     ap.add_argument("--val-fraction", type=float, default=VAL_FRACTION)
     ap.add_argument("--without-copies", action="store_true", help="leave out copies of training-part faces")
+    ap.add_argument("--quick", action="store_true", help="smoke run: 140 validation faces (default model areya-fer)")
     args = ap.parse_args(argv)
+    if not args.models:
+        if not args.quick:
+            ap.error("give at least one model folder")
+        args.models = ["areya-fer"]
     if not (args.data / "train").is_dir():
         print(f"needs the FER-2013 tree with train/ at {args.data}", file=sys.stderr)
         return 2
     rest, val = holdout_split(load_dataset(args.data, "train"), args.val_fraction, args.split_seed)
     if args.without_copies:
         val = without_copies(val, rest)
+    if args.quick:
+        val = quick_subset(val, 140)
     y7 = np.asarray(val.labels7)
     in4 = np.array([FER7_CLASSES[i] in FER_TO_AREYA4 for i in y7])
     y4 = np.array([AREYA4_CLASSES.index(FER_TO_AREYA4[FER7_CLASSES[i]]) for i in y7[in4]])

@@ -6,6 +6,8 @@ tests/test_bench_quick.py runs every bench that way (marked ``slow``).
 
 from __future__ import annotations
 
+from collections import Counter
+from dataclasses import replace
 from typing import Any
 
 
@@ -14,5 +16,14 @@ def quick_subset(data: Any, count: int) -> Any:
     tree is read class by class, so every class keeps some): the faces a ``--quick`` run classifies."""
     import numpy as np
 
+    from areya.emotion.schemes import FER7_CLASSES
+
     step = max(1, len(data) // max(count, 1))
-    return data.subset(np.arange(0, len(data), step)[:count], data.report)
+    pick = np.arange(0, len(data), step)[:count]
+    report = replace(
+        data.report,
+        source=f"{data.report.source} [--quick: {len(pick)} of {len(data)}]",
+        loaded=len(pick),
+        per_class=Counter(FER7_CLASSES[int(label)] for label in data.labels7[pick]),
+    )
+    return data.subset(pick, report)

@@ -31,10 +31,9 @@ import numpy as np
 
 from areya.emotion.calibration import apply_temperature, fit_temperature
 from areya.emotion.dataset import holdout_split, load_dataset
-from areya.emotion.evaluate import four_of_seven
 from areya.emotion.inference import prepare_crops
 from areya.emotion.metrics import classification_report
-from areya.emotion.schemes import AREYA4_CLASSES, FER7_CLASSES, FER_TO_AREYA4
+from areya.emotion.schemes import AREYA4_CLASSES, FER7_CLASSES, FER_TO_AREYA4, four_of_seven
 from bench import quick_subset
 from bench.bench_validation import SHARED, SPLIT_SEED  # the same data and validation part as bench_validation.py
 

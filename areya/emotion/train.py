@@ -76,6 +76,7 @@ def as_model_input(images: np.ndarray) -> np.ndarray:
 
 
 EPOCH_SECONDS_FILE = "epoch_seconds.json"
+PROGRESS_SECONDS = 120.0  # a progress line within an epoch this often (an epoch of FER-2013 takes minutes on a CPU)
 EPOCH_LOGS_FILE = "epoch_logs.json"
 
 
@@ -113,14 +114,35 @@ class _EpochReport:
         report: Callable[[str], None],
         clock_file: Path | None = None,
         logs_file: Path | None = None,
+        batch_size: int = 0,
+        progress_seconds: float | None = None,
     ):
         """``clock_file`` / ``logs_file``: each finished epoch's seconds / metrics, kept across resumed runs
-        (:func:`remember_epoch`), so a model's training time and curves survive resuming."""
+        (:func:`remember_epoch`), so a model's training time and curves survive resuming.  Within an epoch, a
+        progress line (indented, so it never starts with "epoch") every ``progress_seconds`` of training
+        [:data:`PROGRESS_SECONDS`]."""
         import keras
+
+        every = PROGRESS_SECONDS if progress_seconds is None else progress_seconds
 
         class EpochReport(keras.callbacks.Callback):
             def on_epoch_begin(self, epoch, logs=None):
-                self._t0 = time.monotonic()
+                self._t0 = self._last = time.monotonic()
+                self._epoch = epoch
+
+            def on_train_batch_end(self, batch, logs=None):
+                now = time.monotonic()
+                if every <= 0 or now - self._last < every:
+                    return
+                self._last = now
+                steps = self.params.get("steps") if self.params else None
+                loss = (logs or {}).get("loss")
+                report(
+                    f"  epoch {self._epoch + 1}/{total_epochs}: batch {batch + 1}"
+                    + (f"/{steps}" if steps else "")
+                    + (f", {(batch + 1) * batch_size / (now - self._t0):.0f} images/s" if batch_size else "")
+                    + (f", loss {float(loss):.4f}" if loss is not None else "")
+                )
 
             def on_epoch_end(self, epoch, logs=None):
                 logs = logs or {}
@@ -400,7 +422,9 @@ def _fit(
         *([averaging_callback(average, cfg.epochs - cfg.swa_epochs)] if average is not None else []),
         keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
         keras.callbacks.CSVLogger(str(run_dir / "log.csv"), append=True),
-        _EpochReport.make(cfg.epochs, report, run_dir / EPOCH_SECONDS_FILE, run_dir / EPOCH_LOGS_FILE),
+        _EpochReport.make(
+            cfg.epochs, report, run_dir / EPOCH_SECONDS_FILE, run_dir / EPOCH_LOGS_FILE, batch_size=cfg.batch_size
+        ),
         *(extra_callbacks or []),
     ]
     t0 = time.monotonic()

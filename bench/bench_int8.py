@@ -49,7 +49,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     import areya.emotion.network  # noqa: F401  (registers the custom layers that load_model needs)
     from areya.emotion.dataset import holdout_split, load_dataset
-    from areya.emotion.inference import Ensemble, resolve_model_path
+    from areya.emotion.ensemble import Ensemble
+    from areya.emotion.inference import resolve_model_path
     from areya.emotion.lite import LiteMember, quantize_member
 
     path = resolve_model_path(args.model)

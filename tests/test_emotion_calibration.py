@@ -9,18 +9,18 @@ import numpy as np
 import pytest
 from synthetic_faces import synthetic_face
 
+from areya.emotion.calibrate import fit_calibration
 from areya.emotion.calibration import (
     CALIBRATION_FILE,
     Calibration,
     apply_temperature,
     brier_score,
     expected_calibration_error,
-    fit_calibration,
     fit_temperature,
     negative_log_likelihood,
 )
-from areya.emotion.evaluate import four_of_seven
 from areya.emotion.inference import EmotionClassifier
+from areya.emotion.schemes import four_of_seven
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:

@@ -12,9 +12,8 @@ from synthetic_faces import TINY_TRAINING, write_face_tree
 
 from areya.emotion.dataset import holdout_split, load_dataset
 from areya.emotion.distill import TeacherLabels, distilled_targets, image_digests, soften
-from areya.emotion.evaluate import four_of_seven
 from areya.emotion.inference import EmotionClassifier
-from areya.emotion.schemes import FER7_CLASSES
+from areya.emotion.schemes import FER7_CLASSES, four_of_seven
 from areya.emotion.train import train, training_targets
 from areya.emotion.train_config import TrainConfig
 

@@ -12,7 +12,9 @@ from click.testing import CliRunner
 from synthetic_faces import synthetic_face, write_face_tree
 
 from areya.emotion.calibration import Calibration
-from areya.emotion.inference import ENSEMBLE_FILE, EmotionClassifier, Ensemble, add_member, served_tta
+from areya.emotion.ensemble import ENSEMBLE_FILE, Ensemble, served_tta
+from areya.emotion.inference import EmotionClassifier
+from areya.emotion.members import add_member
 from areya.emotion.train import train
 from areya.emotion.train_config import TrainConfig
 

@@ -11,7 +11,9 @@ import pytest
 from click.testing import CliRunner
 from synthetic_faces import synthetic_face
 
-from areya.emotion.inference import ENSEMBLE_FILE, EmotionClassifier, Ensemble, add_member
+from areya.emotion.ensemble import ENSEMBLE_FILE, Ensemble
+from areya.emotion.inference import EmotionClassifier
+from areya.emotion.members import add_member
 from areya.emotion.train_config import TrainConfig
 
 keras = pytest.importorskip("keras")
@@ -232,7 +234,7 @@ def test_the_card_of_an_int8_model_names_the_runtime_and_the_files_it_serves(fol
 
     from synthetic_faces import write_face_tree
 
-    from areya.emotion.calibration import calibrate_model_dir
+    from areya.emotion.calibrate import calibrate_model_dir
     from areya.emotion.model_card import write_card
 
     served = _copy(folder, tmp_path)

@@ -11,10 +11,10 @@ from click.testing import CliRunner
 from synthetic_faces import TINY_TRAINING, synthetic_face, write_face_tree
 
 from areya.emotion.calibration import Calibration
-from areya.emotion.evaluate import evaluate, four_of_seven
+from areya.emotion.evaluate import evaluate
 from areya.emotion.inference import EmotionClassifier, prepare_crops, resolve_model_path
 from areya.emotion.network import masked_categorical_crossentropy
-from areya.emotion.schemes import AREYA4_CLASSES, FER7_CLASSES
+from areya.emotion.schemes import AREYA4_CLASSES, FER7_CLASSES, four_of_seven
 from areya.emotion.train import class_weights, full_history, remember_epoch, train, training_targets
 from areya.emotion.train_config import TrainConfig
 

@@ -92,7 +92,7 @@ def train_cmd(
     )
     train(cfg, data_dir, out_dir, run_dir=run_dir, report=click.echo, precision=precision)
     if cfg.val_fraction > 0:
-        from areya.emotion.calibration import calibrate_model_dir
+        from areya.emotion.calibrate import calibrate_model_dir
 
         click.echo("fitting the calibration on the held-out validation part ...")
         _echo_calibration(calibrate_model_dir(out_dir, data_dir))
@@ -354,7 +354,7 @@ def models_card(model_dir: Path, data_dir: Path, train_command: str, notes: str)
 def models_calibrate(model_dir: Path, data_dir: Path, four_class_source: str | None, without_copies: bool) -> None:
     """Fit MODEL_DIR's temperatures on the validation part held out from the Training split."""
     _quiet_tensorflow()
-    from areya.emotion.calibration import calibrate_model_dir
+    from areya.emotion.calibrate import calibrate_model_dir
 
     try:
         cal = calibrate_model_dir(model_dir, data_dir, source=four_class_source, without_copies=without_copies)
@@ -371,7 +371,7 @@ def models_calibrate(model_dir: Path, data_dir: Path, four_class_source: str | N
 def models_add_member(model_dir: Path, trained_dir: Path, tta: bool | None) -> None:
     """Add the model `areya train --out TRAINED_DIR` wrote to MODEL_DIR as an ensemble member (its probabilities
     are averaged with the others'); then re-fit the calibration with `areya models calibrate`."""
-    from areya.emotion.inference import add_member
+    from areya.emotion.members import add_member
 
     try:
         name = add_member(model_dir, trained_dir, tta_flip=tta)
@@ -394,7 +394,7 @@ def models_quantize(model_dir: Path, serve: bool) -> None:
     _quiet_tensorflow()
     import time
 
-    from areya.emotion.inference import ENSEMBLE_FILE, MODEL_FILE, Ensemble, served_tta
+    from areya.emotion.ensemble import ENSEMBLE_FILE, MODEL_FILE, Ensemble, served_tta
     from areya.emotion.lite import quantize_member
 
     try:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from areya.emotion.dataset import image_digests
-from areya.emotion.schemes import SCHEME4, SCHEME7, fer7_to_scheme_labels
+from areya.emotion.schemes import SCHEME4, SCHEME7, fer7_to_scheme_labels, four_of_seven
 
 
 @dataclass(frozen=True)
@@ -111,7 +111,6 @@ def distilled_targets(
     the 4-class scheme (that head does not learn from them) and otherwise mixes with the teacher's 7-class answer
     restricted to angry / happy / neutral / sad, which is the 4-class answer Areya serves by default.
     """
-    from areya.emotion.evaluate import four_of_seven
     from areya.emotion.network import OUTPUT4, OUTPUT7
 
     if not 0 <= weight <= 1:

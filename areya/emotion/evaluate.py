@@ -26,25 +26,11 @@ from areya.emotion.dataset import FaceDataset, load_dataset
 from areya.emotion.ferplus import FerPlusVotes, majority7, restrict_to_four, usable, vote_distribution
 from areya.emotion.metrics import ClassificationReport, classification_report, soft_nll
 from areya.emotion.schemes import (
-    FER7_CLASSES,
-    FER_TO_AREYA4,
-    SCHEME4,
     Scheme,
     fer7_to_scheme_labels,
+    four_of_seven,
     get_scheme,
 )
-
-# FER-7 column of each 4-class class, to read 4-of-7 probabilities off the 7-class head.
-FOUR_OF_SEVEN_COLUMNS = [
-    FER7_CLASSES.index(fer) for a4 in SCHEME4.classes for fer, a in FER_TO_AREYA4.items() if a == a4
-]
-
-
-def four_of_seven(probs7: np.ndarray) -> np.ndarray:
-    """7-class probabilities -> 4-class ones, renormalised over angry/happy/neutral/sad."""
-    sub = np.asarray(probs7)[:, FOUR_OF_SEVEN_COLUMNS]
-    return sub / np.clip(sub.sum(axis=1, keepdims=True), 1e-12, None)
-
 
 LABEL_SETS = ("fer2013", "ferplus", "both")
 

@@ -18,13 +18,10 @@ import numpy as np
 
 from areya.emotion.calibration import CALIBRATION_FILE, Calibration
 from areya.emotion.dataset import IMAGE_SIZE
+from areya.emotion.ensemble import ENSEMBLE_FILE, MODEL_FILE, Ensemble, config_tta
 from areya.emotion.schemes import AREYA4_CLASSES, FER7_CLASSES, NEGATIVE_4
 
 DEFAULT_MODEL = "areya-fer"
-MODEL_FILE = "model.keras"
-ENSEMBLE_FILE = "ensemble.toml"
-INT8_SUFFIX = ".int8.tflite"
-RUNTIMES = ("keras", "int8")
 
 log = logging.getLogger(__name__)
 
@@ -46,152 +43,6 @@ def resolve_model_path(name_or_path: str | Path | None = None) -> Path:
         f"emotion model {str(name_or_path or DEFAULT_MODEL)!r} not found "
         f"(looked for {', '.join(str(c) for c in candidates)})"
     )
-
-
-@dataclass(frozen=True)
-class Ensemble:
-    """A model folder's ``ensemble.toml``: the member networks whose probabilities are averaged (before the
-    folder's calibration, which is fitted on that average) and whether the faces are also mirrored.
-
-    ``members`` are file names in the folder, ``model.keras`` first; each member ``X.keras`` has its training
-    config beside it (``config.toml`` for ``model.keras``, ``X.toml`` for the others).  ``runtime``: "keras"
-    serves the ``.keras`` files; "int8" serves each member's ``X.int8.tflite`` (written by ``areya models
-    quantize``, see :mod:`areya.emotion.lite`) instead.
-    """
-
-    members: tuple[str, ...]
-    tta_flip: bool
-    runtime: str = "keras"
-
-    def __post_init__(self) -> None:
-        if self.runtime not in RUNTIMES:
-            raise ValueError(f"runtime must be one of {', '.join(RUNTIMES)}, got {self.runtime!r}")
-
-    @classmethod
-    def load(cls, model_dir: Path, check_int8: bool = True) -> Ensemble | None:
-        """``model_dir``'s ensemble (None without an ``ensemble.toml``); ValueError for a broken file, or, with
-        ``check_int8``, for runtime "int8" with a member's ``.int8.tflite`` missing."""
-        import tomllib
-
-        path = model_dir / ENSEMBLE_FILE
-        if not path.is_file():
-            return None
-        try:
-            data = tomllib.loads(path.read_text())
-        except tomllib.TOMLDecodeError as exc:
-            raise ValueError(f"{path}: invalid TOML: {exc}") from None
-        members, tta, runtime = data.get("members"), data.get("tta_flip", True), data.get("runtime", "keras")
-        if not isinstance(members, list) or not members or not all(isinstance(m, str) for m in members):
-            raise ValueError(f"{path}: members must be a non-empty list of model file names")
-        if not isinstance(tta, bool):
-            raise ValueError(f"{path}: tta_flip must be true or false")
-        for name in members:
-            if Path(name).name != name or not name.endswith(".keras") or not (model_dir / name).is_file():
-                raise ValueError(f"{path}: member {name!r} is not a .keras file in {model_dir}")
-        if len(set(members)) != len(members):
-            raise ValueError(f"{path}: a member is listed twice")
-        if runtime not in RUNTIMES:
-            raise ValueError(f"{path}: runtime must be {' or '.join(f'{r!r}' for r in RUNTIMES)}, got {runtime!r}")
-        if runtime == "int8" and check_int8:
-            missing = [f.name for f in (cls.member_int8(model_dir, m) for m in members) if not f.is_file()]
-            if missing:
-                raise ValueError(
-                    f'{path}: runtime = "int8" but {", ".join(missing)} not found in {model_dir}; '
-                    f"run: areya models quantize {model_dir}"
-                )
-        return cls(tuple(members), tta, runtime)
-
-    def save(self, model_dir: Path) -> Path:
-        path = model_dir / ENSEMBLE_FILE
-        listed = ", ".join(f'"{m}"' for m in self.members)
-        runtime = ""
-        if self.runtime != "keras":  # the default is left out: a keras ensemble's file stays as it was
-            runtime = f'# each member X.keras is served as X{INT8_SUFFIX}\nruntime = "{self.runtime}"\n'
-        path.write_text(
-            "# The served model: these networks' probabilities are averaged, then calibrated (calibration.json is\n"
-            "# fitted on the average).  tta_flip: each face is also classified mirrored and averaged.\n"
-            f"members = [{listed}]\ntta_flip = {'true' if self.tta_flip else 'false'}\n{runtime}"
-        )
-        return path
-
-    @staticmethod
-    def member_config(model_dir: Path, member: str) -> Path:
-        return model_dir / ("config.toml" if member == MODEL_FILE else f"{Path(member).stem}.toml")
-
-    @staticmethod
-    def member_history(model_dir: Path, member: str) -> Path:
-        return model_dir / ("history.json" if member == MODEL_FILE else f"{Path(member).stem}.history.json")
-
-    @staticmethod
-    def member_int8(model_dir: Path, member: str) -> Path:
-        """The member's int8 TensorFlow Lite file: ``X.int8.tflite`` for ``X.keras``."""
-        return model_dir / f"{Path(member).stem}{INT8_SUFFIX}"
-
-
-def check_same_holdout(configs: Sequence[Path]) -> None:
-    """Ensemble members must have held out the same validation part of the same split (the ensemble is calibrated
-    and its TTA chosen on it, so no member may have trained on it): ValueError naming the first that differs."""
-    from areya.emotion.train_config import TrainConfig
-
-    def key(cfg: TrainConfig) -> tuple:
-        return (cfg.train_split, cfg.val_fraction, cfg.holdout_seed)
-
-    first = TrainConfig.from_file(configs[0])
-    for path in configs[1:]:
-        other = TrainConfig.from_file(path)
-        if key(other) != key(first):
-            raise ValueError(
-                f"{path}: holds out (split, fraction, seed) = {key(other)}, but {configs[0]} holds out {key(first)}; "
-                "set split_seed so that every member keeps the same validation part"
-            )
-
-
-def add_member(model_dir: Path, trained_dir: Path, tta_flip: bool | None = None) -> str:
-    """Copy the model ``areya train`` wrote to ``trained_dir`` (model.keras, config.toml, history.json) into
-    ``model_dir`` as its next ensemble member and list it in ``ensemble.toml``; returns the member's file name.
-    An ensemble served as int8 stays so: the new member's ``.int8.tflite`` is written too.
-    The folder's calibration then no longer matches: re-fit it (``areya models calibrate``)."""
-    import shutil
-
-    src_model, src_config = trained_dir / MODEL_FILE, trained_dir / "config.toml"
-    for needed in (model_dir / MODEL_FILE, model_dir / "config.toml", src_model, src_config):
-        if not needed.is_file():
-            raise FileNotFoundError(f"{needed} not found")
-    check_same_holdout([model_dir / "config.toml", src_config])
-    current = Ensemble.load(model_dir) or Ensemble((MODEL_FILE,), served_tta(model_dir))
-    digest = hashlib.sha256(src_model.read_bytes()).hexdigest()
-    for member in current.members:
-        if hashlib.sha256((model_dir / member).read_bytes()).hexdigest() == digest:
-            raise ValueError(f"{src_model} is already a member of {model_dir} ({member})")
-    n = len(current.members) + 1
-    while (model_dir / f"member-{n}.keras").exists():
-        n += 1
-    name = f"member-{n}.keras"
-    shutil.copyfile(src_model, model_dir / name)
-    shutil.copyfile(src_config, Ensemble.member_config(model_dir, name))
-    if (trained_dir / "history.json").is_file():
-        shutil.copyfile(trained_dir / "history.json", Ensemble.member_history(model_dir, name))
-    if current.runtime == "int8":
-        from areya.emotion.lite import quantize_member
-
-        quantize_member(model_dir, name)
-    tta = current.tta_flip if tta_flip is None else tta_flip
-    Ensemble((*current.members, name), tta, current.runtime).save(model_dir)
-    return name
-
-
-def served_tta(model_dir: Path) -> bool:
-    """Whether the model in ``model_dir`` is served with mirror TTA: its ``ensemble.toml`` says, else the
-    training config's ``tta_flip`` (default true)."""
-    ensemble = Ensemble.load(model_dir)
-    return ensemble.tta_flip if ensemble is not None else _config_tta(model_dir / "config.toml")
-
-
-def _config_tta(config: Path) -> bool:
-    """A training config's ``tta_flip`` (true when there is no config)."""
-    from areya.emotion.train_config import TrainConfig
-
-    return TrainConfig.from_file(config).tta_flip if config.is_file() else True
 
 
 @dataclass(frozen=True)
@@ -294,7 +145,7 @@ class EmotionClassifier:
         ensemble = Ensemble.load(folder) if path.name == MODEL_FILE else None  # a member file alone: no ensemble
         files = [folder / m for m in ensemble.members] if ensemble else [path]
         if tta_flip is None:
-            tta_flip = ensemble.tta_flip if ensemble else _config_tta(Ensemble.member_config(folder, path.name))
+            tta_flip = ensemble.tta_flip if ensemble else config_tta(Ensemble.member_config(folder, path.name))
         if ensemble is not None and ensemble.runtime == "int8":
             from areya.emotion.lite import LiteMember
 

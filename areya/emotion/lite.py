@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from areya.emotion.dataset import IMAGE_SIZE
-from areya.emotion.inference import Ensemble
+from areya.emotion.ensemble import Ensemble
 
 # tf.lite.Interpreter warns on every construction that it is deprecated in favour of LiteRT
 _DEPRECATION = r"(?s).*tf\.lite\.Interpreter is deprecated"

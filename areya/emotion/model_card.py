@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from areya.emotion.dataset import load_dataset
+from areya.emotion.ensemble import Ensemble
 from areya.emotion.evaluate import Evaluation, evaluate
-from areya.emotion.inference import EmotionClassifier, Ensemble
+from areya.emotion.inference import EmotionClassifier
 from areya.emotion.train import CONFIG_FILE, HISTORY_FILE, MODEL_FILE
 from areya.emotion.train_config import TrainConfig
 

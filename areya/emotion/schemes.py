@@ -71,3 +71,15 @@ def folder_to_fer7(folder: str) -> int | None:
     if name in FER7_CLASSES:
         return FER7_CLASSES.index(name)
     return None
+
+
+# FER-7 column of each 4-class class, to read 4-of-7 probabilities off the 7-class head.
+FOUR_OF_SEVEN_COLUMNS = [
+    FER7_CLASSES.index(fer) for a4 in SCHEME4.classes for fer, a in FER_TO_AREYA4.items() if a == a4
+]
+
+
+def four_of_seven(probs7: np.ndarray) -> np.ndarray:
+    """7-class probabilities -> 4-class ones, renormalised over angry/happy/neutral/sad."""
+    sub = np.asarray(probs7)[:, FOUR_OF_SEVEN_COLUMNS]
+    return sub / np.clip(sub.sum(axis=1, keepdims=True), 1e-12, None)

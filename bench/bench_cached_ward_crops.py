@@ -7,6 +7,10 @@ models and nothing else.  The classes are balanced (``--faces-per-class`` of tha
 comparable with ``bench_ward_crops.py`` (the datasets' own class mix).
 
     nice python -m bench.bench_cached_ward_crops runs/ward-crops-validation-300-seed7.npz areya-fer [OTHER_MODEL...]
+    nice python -m bench.bench_cached_ward_crops --quick [MODEL...]   # crops of 3 PublicTest faces per class
+
+``--quick`` first writes a crops file of its own (3 PublicTest faces per class through the ward path, as
+``bench_alert_rules`` writes one) into a temporary folder, then reads it as usual (default model ``areya-fer``).
 
 Prints, per model, the model version, the number of members, the accuracy over all crops and per class.
 Not part of the test suite.
@@ -16,6 +20,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -26,18 +32,42 @@ from areya.emotion.inference import EmotionClassifier
 from areya.emotion.schemes import AREYA4_CLASSES
 
 
-def main() -> None:
+def quick_crops(path: Path, model: str, per_class: int = 3, seed: int = 7) -> None:
+    """Write a small crops file at ``path`` the way ``bench_alert_rules --through-ward --crops-cache`` does."""
+    from bench.bench_alert_rules import DEFAULT_DATA, FaceBank, publictest_faces
+
+    rng = np.random.default_rng(seed)
+    FaceBank.classify_through_ward(publictest_faces(DEFAULT_DATA, per_class, rng), model, rng, cache=path)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("crops", type=Path, help=".npz written by bench_alert_rules.py --through-ward --crops-cache")
-    ap.add_argument("models", nargs="+", help="model names or folders")
-    args = ap.parse_args()
-    with np.load(args.crops) as packed:
+    ap.add_argument(
+        "crops", type=Path, nargs="?", help=".npz written by bench_alert_rules.py --through-ward --crops-cache"
+    )
+    ap.add_argument("models", nargs="*", help="model names or folders")
+    ap.add_argument("--quick", action="store_true", help="smoke run on a crops file it writes (see above)")
+    args = ap.parse_args(argv)
+    if not args.quick:
+        if args.crops is None or not args.models:
+            ap.error("give a crops file and at least one model")
+        return measure(args.crops, args.models)
+    # --quick: every positional is a model
+    models = [str(args.crops), *args.models] if args.crops is not None else ["areya-fer"]
+    with tempfile.TemporaryDirectory(prefix="bench-cached-ward-crops-") as tmp:
+        crops = Path(tmp) / "ward-crops-quick.npz"
+        quick_crops(crops, models[0])
+        return measure(crops, models)
+
+
+def measure(crops_file: Path, models: Sequence[str]) -> int:
+    with np.load(crops_file) as packed:
         crops = {label: packed[label] for label in packed.files}
     unknown = sorted(set(crops) - set(AREYA4_CLASSES))
     if unknown:
-        raise SystemExit(f"{args.crops}: not Areya classes: {', '.join(unknown)}")
-    print(f"{args.crops}: " + ", ".join(f"{k} {len(v)}" for k, v in crops.items()) + " crops")
-    for model in args.models:
+        raise SystemExit(f"{crops_file}: not Areya classes: {', '.join(unknown)}")
+    print(f"{crops_file}: " + ", ".join(f"{k} {len(v)}" for k, v in crops.items()) + " crops")
+    for model in models:
         clf = EmotionClassifier.load(model)
         hits = total = 0
         per_class = {}
@@ -52,7 +82,8 @@ def main() -> None:
             f"{model}: {clf.model_version}, {clf.members} member(s): 4-class accuracy {hits / total:.4f} "
             f"on {total} crops ({classes})"
         )
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -9,15 +9,13 @@ dashboard and webhooks).  Mails carry the ward, bed and alert id, never the pati
 from __future__ import annotations
 
 import smtplib
-import time
-from collections.abc import Callable
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from areya.notify.delivery import Backoff, DeliveryResult, Retry, with_retries
+from areya.notify.delivery import Retry
 from areya.notify.events import AlertNotice
 
 MAILED_EVENTS: frozenset[str] = frozenset({"alert.opened", "alert.escalated"})
@@ -79,34 +77,13 @@ def build_message(
 
 
 class EmailSender:
-    """Sends one message per notice to all its recipients; retried with backoff on temporary failures."""
+    """Sends a notice's message to all its recipients, one SMTP session per call (the outbox retries)."""
 
-    def __init__(
-        self,
-        host: str,
-        port: int = 25,
-        sender: str = "areya@localhost",
-        *,
-        backoff: Backoff | None = None,
-        timeout_s: float = 10.0,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
+    def __init__(self, host: str, port: int = 25, sender: str = "areya@localhost", *, timeout_s: float = 10.0) -> None:
         self.host = host
         self.port = port
         self.sender = sender
-        self.backoff = backoff or Backoff(attempts=3)
         self.timeout_s = timeout_s
-        self.sleep = sleep
-
-    def send(self, notice: AlertNotice, recipients: list[str], summary: str) -> DeliveryResult:
-        target = f"smtp://{self.host}:{self.port} -> {', '.join(recipients)}"
-        if not recipients:
-            return DeliveryResult("email", target, True, 0, error="no recipients")
-        message = build_message(notice, recipients, self.sender, summary)
-        ok, attempts, status, error = with_retries(
-            lambda: self.send_once(message, recipients), self.backoff, self.sleep
-        )
-        return DeliveryResult("email", target, ok, attempts, status, error)
 
     def send_once(self, message: EmailMessage, recipients: list[str]) -> int:
         """One SMTP session; returns 250, raises :class:`Retry` (4xx, connection trouble) or

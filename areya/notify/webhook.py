@@ -1,11 +1,12 @@
-"""Webhooks: one signed JSON POST per configured URL, retried with exponential backoff.
+"""Webhooks: one signed JSON POST per configured URL and attempt; the outbox retries (:mod:`areya.notify.outbox`).
 
 Headers: ``Content-Type: application/json``, ``X-Areya-Event`` (event type), ``X-Areya-Delivery`` (a unique id,
 the same over retries: receivers can de-duplicate), ``X-Areya-Timestamp`` (epoch seconds) and, when a secret is
 configured, ``X-Areya-Signature: sha256=<hex>`` = HMAC-SHA256(secret, ``"<timestamp>." + body``).  Receivers
 check it with :func:`verify_signature` (constant-time compare, rejects stale timestamps against replays).
 
-Retried: connection errors, timeouts, HTTP 408, 429 and 5xx.  Any other status is a permanent failure.
+Worth retrying (:class:`~areya.notify.delivery.Retry`): connection errors, timeouts, HTTP 408, 429 and 5xx.  Any
+other status is a permanent failure (:class:`HttpStatusError`): the outbox gives the delivery up at once.
 """
 
 from __future__ import annotations
@@ -16,11 +17,10 @@ import json
 import time
 import urllib.error
 import urllib.request
-import uuid
 from collections.abc import Callable
 from typing import Any
 
-from areya.notify.delivery import Backoff, DeliveryResult, Retry, with_retries
+from areya.notify.delivery import Retry
 from areya.notify.events import AlertNotice
 
 SIGNATURE_HEADER = "X-Areya-Signature"
@@ -85,21 +85,11 @@ def mask_url(url: str) -> str:
 
 
 class WebhookSender:
-    """POSTs notices to URLs; ``sleep`` and ``clock`` are injectable (tests never wait)."""
+    """POSTs notice bodies to URLs, one request per call (the outbox retries); ``clock`` is injectable."""
 
-    def __init__(
-        self,
-        secret: str = "",
-        *,
-        backoff: Backoff | None = None,
-        timeout_s: float = 5.0,
-        sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
+    def __init__(self, secret: str = "", *, timeout_s: float = 5.0, clock: Callable[[], float] = time.time) -> None:
         self.secret = secret
-        self.backoff = backoff or Backoff()
         self.timeout_s = timeout_s
-        self.sleep = sleep
         self.clock = clock
 
     def request(self, url: str, body: bytes, event_type: str, delivery_id: str) -> urllib.request.Request:
@@ -131,12 +121,3 @@ class WebhookSender:
         except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             raise Retry(f"{type(exc).__name__}: {reason}") from None
-
-    def send(self, url: str, notice: AlertNotice, summary: str | None = None) -> DeliveryResult:
-        """Deliver now with in-process retries (no outbox: a test or a one-off; alerts go through the outbox)."""
-        body = encode_body(webhook_payload(notice, summary))
-        delivery_id = uuid.uuid4().hex
-        ok, attempts, status, error = with_retries(
-            lambda: self.post_once(url, body, notice.type, delivery_id), self.backoff, self.sleep
-        )
-        return DeliveryResult("webhook", mask_url(url), ok, attempts, status, error)

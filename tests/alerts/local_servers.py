@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import time
 from email import message_from_bytes
 from email.policy import default as default_policy
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -14,11 +15,13 @@ from typing import Any
 
 class WebhookReceiver:
     """A local HTTP server answering each POST with the next scripted status, then with ``status`` (changeable);
-    it records every request with the status it got."""
+    it records every request with the status it got.  ``delay_s`` (changeable): how long it waits, after recording
+    a request, before it answers (longer than the sender's timeout: a timed-out request)."""
 
-    def __init__(self, statuses: list[int] | None = None, status: int = 200) -> None:
+    def __init__(self, statuses: list[int] | None = None, status: int = 200, delay_s: float = 0.0) -> None:
         self.statuses = list(statuses or [])
         self.status = status
+        self.delay_s = delay_s
         self.requests: list[dict[str, Any]] = []
         self.lock = threading.Lock()
         receiver = self
@@ -31,10 +34,16 @@ class WebhookReceiver:
                     receiver.requests.append(
                         {"headers": dict(self.headers), "body": body, "path": self.path, "status": status}
                     )
-                self.send_response(status)
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"ok")
+                    delay_s = receiver.delay_s
+                if delay_s:
+                    time.sleep(delay_s)
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Length", "2")
+                    self.end_headers()
+                    self.wfile.write(b"ok")
+                except OSError:  # the sender gave up waiting (a timeout) and closed the connection
+                    pass
 
             def log_message(self, *args: Any) -> None:
                 pass

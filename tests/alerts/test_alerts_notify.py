@@ -18,8 +18,8 @@ from sqlalchemy.orm import Session
 
 from areya.config import Settings
 from areya.db.models import AuditEvent
-from areya.notify.delivery import Backoff
-from areya.notify.email import EmailSender, recipients_for
+from areya.notify.delivery import Retry
+from areya.notify.email import recipients_for
 from areya.notify.events import EVENT_KEYS, AlertNotice
 from areya.notify.outbox import STATS_KEY, OutboxPump, add_event, outbox_counts, problem_deliveries
 from areya.notify.webhook import (
@@ -27,8 +27,12 @@ from areya.notify.webhook import (
     EVENT_HEADER,
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
+    HttpStatusError,
+    RetryStatus,
     WebhookSender,
+    encode_body,
     verify_signature,
+    webhook_payload,
 )
 
 SECRET = "s3cret-webhook-key"
@@ -67,10 +71,11 @@ def receiver() -> Iterator[Callable[[list[int]], Receiver]]:
         r.close()
 
 
-def test_webhook_signed_and_retried_with_backoff(receiver: Callable[[list[int]], Receiver]) -> None:
-    r = receiver([503, 500, 200])
-    sleeps: list[float] = []
-    sender = WebhookSender(SECRET, backoff=Backoff(attempts=4, initial_s=1.0, jitter=0.0), sleep=sleeps.append)
+def test_webhook_signed_and_one_post_per_call(receiver: Callable[[list[int]], Receiver]) -> None:
+    """The sender makes one signed request per call, failed or not: retrying is the outbox's (see
+    test_outbox_failures.py), with the same delivery id each time."""
+    r = receiver([503, 200])
+    sender = WebhookSender(SECRET)
     n = AlertNotice(
         type="alert.opened",
         alert_id=7,
@@ -81,12 +86,14 @@ def test_webhook_signed_and_retried_with_backoff(receiver: Callable[[list[int]],
         state="firing",
         at=T0,
     )
-    result = sender.send(r.url, n, summary="sustained negative emotion — Ward A / A1")
-    assert (result.ok, result.attempts, result.status) == (True, 3, 200)
-    assert sleeps == [1.0, 2.0]  # exponential backoff, no real waiting
-    assert len(r.requests) == 3
+    body = encode_body(webhook_payload(n, "sustained negative emotion — Ward A / A1", idempotency_key="key-7"))
+    with pytest.raises(RetryStatus) as refused:
+        sender.post_once(r.url, body, n.type, "key-7")
+    assert refused.value.status == 503 and len(r.requests) == 1
+    assert sender.post_once(r.url, body, n.type, "key-7") == 200
+    assert len(r.requests) == 2
     ids = {req["headers"][DELIVERY_HEADER] for req in r.requests}
-    assert len(ids) == 1  # the same delivery id over retries: receivers can de-duplicate
+    assert ids == {"key-7"}  # the delivery id the caller gave, on every try: receivers can de-duplicate
     for req in r.requests:
         h = req["headers"]
         assert h["Content-Type"] == "application/json" and h[EVENT_HEADER] == "alert.opened"
@@ -101,12 +108,13 @@ def test_webhook_signed_and_retried_with_backoff(receiver: Callable[[list[int]],
     assert payload["summary"] == "sustained negative emotion — Ward A / A1"
 
 
-def test_webhook_permanent_error_is_not_retried_and_dead_endpoint_gives_up(
+def test_webhook_errors_are_told_apart_permanent_or_worth_a_retry(
     receiver: Callable[[list[int]], Receiver],
 ) -> None:
-    r = receiver([400])
-    sleeps: list[float] = []
-    sender = WebhookSender(SECRET, backoff=Backoff(attempts=4, jitter=0.0), sleep=sleeps.append)
+    """HTTP 4xx other than 408 / 429 is permanent; 408, 429, 5xx and a refused connection are worth a retry (the
+    outbox's decision on each: test_outbox_failures.py)."""
+    r = receiver([400, 429, 408, 502])
+    sender = WebhookSender(SECRET)
     n = AlertNotice(
         type="alert.resolved",
         alert_id=7,
@@ -117,12 +125,17 @@ def test_webhook_permanent_error_is_not_retried_and_dead_endpoint_gives_up(
         state="resolved",
         at=T0,
     )
-    result = sender.send(r.url, n)
-    assert (result.ok, result.attempts, result.status, sleeps) == (False, 1, 400, [])
-    dead = sender.send(f"http://127.0.0.1:{free_port()}/hook", n)
-    assert (dead.ok, dead.attempts, dead.status) == (False, 4, None)
-    assert "refused" in (dead.error or "").lower()
-    assert sleeps == [1.0, 2.0, 4.0]
+    body = encode_body(webhook_payload(n))
+    with pytest.raises(HttpStatusError) as permanent:
+        sender.post_once(r.url, body, n.type, "key-7")
+    assert permanent.value.status == 400 and not isinstance(permanent.value, Retry)
+    for status in (429, 408, 502):
+        with pytest.raises(RetryStatus) as temporary:
+            sender.post_once(r.url, body, n.type, "key-7")
+        assert temporary.value.status == status
+    assert len(r.requests) == 4  # one request per call
+    with pytest.raises(Retry, match="(?i)refused"):
+        sender.post_once(f"http://127.0.0.1:{free_port()}/hook", body, n.type, "key-7")
 
 
 def _outbox_event(session_factory: Callable[[], Session], n: AlertNotice) -> None:
@@ -203,21 +216,25 @@ def test_email_goes_to_the_doctors_of_the_ward(
 
 def test_operational_email_goes_to_ward_nurses_and_admins_after_a_retry(
     smtp_server: tuple[Mailbox, int],
+    alert_settings: Settings,
     hospital: Hospital,
     session_factory: Callable[[], Session],
 ) -> None:
     mailbox, port = smtp_server
-    mailbox.fail_first = 1
-    sleeps: list[float] = []
-    sender = EmailSender(
-        "127.0.0.1", port, "areya@hospital.example", backoff=Backoff(attempts=3, jitter=0.0), sleep=sleeps.append
-    )
+    mailbox.fail_first = 1  # a temporary SMTP 451 first: the outbox tries again later
+    settings = alert_settings.replace(smtp_host="127.0.0.1", smtp_port=port, smtp_from="areya@hospital.example")
     n = notice(hospital, "alert.escalated", kind="camera_offline")
     with session_factory() as s:
         recipients = recipients_for(s, n)
     assert recipients == ["admin@hospital.example", "nurse.a@hospital.example"]
-    result = sender.send(n, recipients, "camera offline — Ward A / camera cam-a (alert 42, severity 2)")
-    assert (result.ok, result.attempts, sleeps) == (True, 2, [1.0])
+    clock = [T0]
+    pump = OutboxPump(settings, session_factory, clock=lambda: clock[0])  # type: ignore[arg-type]
+    _outbox_event(session_factory, n)
+    first = pump.run_once()
+    assert (first.delivered, first.retrying, mailbox.envelopes) == (0, 1, [])
+    clock[0] += timedelta(hours=1)
+    second = pump.run_once()
+    assert (second.delivered, second.retrying) == (1, 0)
     (envelope,) = mailbox.envelopes
     assert sorted(envelope.rcpt_tos) == recipients
     assert message_from_bytes(envelope.content, policy=default_policy)["Subject"].startswith(

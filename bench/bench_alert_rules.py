@@ -24,6 +24,7 @@ episodes): every rule runs through them, only alerts opened during the day are c
 as on any day of a stay but the first (``--history-h 0``: the admission day, no baseline for the first hour).
 
     nice python -m bench.bench_alert_rules [--faces validation|publictest] [--patient-days 20] [--seed 7]
+                                           [--few-settings] [--quick]
 
 Prints the model, the seed, the patients' usual scores and the peak scores of episodes, and a markdown table (per
 rule and setting): sensitivity for episodes >= 10 min (and 5-10 min), false alerts per patient-day (ordinary and
@@ -703,7 +704,7 @@ def settings_grid(base: RuleParams, quick: bool) -> list[Setting]:
     return grid
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--patient-days", type=int, default=40, help="simulated patient-days (one patient each)")
     ap.add_argument(
@@ -745,7 +746,13 @@ def main() -> None:
         help="with --through-ward: read the ward crops from this .npz, or make them and write it there "
         "(they do not depend on the model: compare models on the same crops)",
     )
-    ap.add_argument("--quick", action="store_true", help="fewer settings")
+    ap.add_argument("--few-settings", action="store_true", help="the candidate settings alone (fewer rows)")
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run: 2 patient-days (one sad-looking), 8 faces per class, 1 h of history, --few-settings, "
+        "a 15-minute engine check",
+    )
     ap.add_argument(
         "--grid",
         choices=("all", "plain", "baseline"),
@@ -767,7 +774,11 @@ def main() -> None:
         "with the per-patient baseline) through the real AlertEngine on SQLite and check that it opens the same "
         "alerts as the replay (no manual resolves)",
     )
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.patient_days, args.sad_looking, args.faces_per_class, args.history_h = 2, 0.5, 8, 1.0
+        args.few_settings = True
+        args.engine_check_hours = args.engine_check_hours or 0.25
     lo_hi = tuple(float(x) * 60 for x in args.resolve_after_min.split(","))
     resolve_after = (lo_hi[0], lo_hi[-1])
 
@@ -808,9 +819,9 @@ def main() -> None:
     if shipped.baseline_s > 0:
         grid.append(Setting("shipped, no baseline", replace(shipped, baseline_s=0)))
     if args.grid in ("all", "plain"):
-        grid += settings_grid(shipped, args.quick)
+        grid += settings_grid(shipped, args.few_settings)
     if args.grid in ("all", "baseline"):
-        grid += baseline_grid(shipped, args.quick)
+        grid += baseline_grid(shipped, args.few_settings)
     rows = []
     for setting in grid:
         outcomes = [
@@ -860,7 +871,8 @@ def main() -> None:
     print("|" + "---|" * len(HEADER))
     for r in rows:
         print("| " + " | ".join(r) + " |")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

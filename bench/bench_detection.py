@@ -15,15 +15,18 @@ By default the faces are those of a seeded sample of publictest that BlazeFace o
 120 px (``--all-faces`` keeps every face: about a quarter of FER's faces - profiles, hands, crops - are found by
 neither at any size, which would cap every recall alike).
 
-    nice -n 10 python -m bench.bench_detection [--quick] [--scenes N] [--seed S] [--only LABEL,...] [--all-faces]
+    nice -n 10 python -m bench.bench_detection [--short] [--scenes N] [--seed S] [--only LABEL,...] [--all-faces]
 
 ``--sequences N`` measures tracking between full zone scans (the ``track`` option) instead: N short sequences
 (``--seq-frames`` frames each, 10 by default) of one ward camera whose faces drift a few pixels per frame and
 change slightly (roll, size, sensor noise; some faces come or go mid-sequence), each sequence a camera of its own;
-recall / precision and passes per frame for the full scan on every frame against ``track=2/4/8``.  ``--quick``:
-8 sequences.
+recall / precision and passes per frame for the full scan on every frame against ``track=2/4/8``.  ``--short``:
+at most 8 sequences.
 
-    nice -n 19 python -m bench.bench_detection --sequences 16 [--quick] [--seq-frames F] [--only LABEL,...]
+    nice -n 19 python -m bench.bench_detection --sequences 16 [--short] [--seq-frames F] [--only LABEL,...]
+
+``--quick`` is a smoke run of both: 40 sampled faces, 2 scenes and 2 clip frames, then 1 sequence of 3 frames
+(``--quick`` used to mean what ``--short`` does now).
 """
 
 from __future__ import annotations
@@ -549,7 +552,7 @@ def run_sequences(variants: list[Variant], sequences: list[list[ds.Scene]]) -> d
 
 
 def sequences_main(args: argparse.Namespace, faces: list[np.ndarray], rng: np.random.Generator) -> int:
-    n_seq = 8 if args.quick and args.sequences > 8 else args.sequences
+    n_seq = 1 if args.quick else 8 if args.short and args.sequences > 8 else args.sequences
     variants = SEQ_VARIANTS
     if args.only:
         variants = pick_variants(variants, args.only)
@@ -576,7 +579,12 @@ def sequences_main(args: argparse.Namespace, faces: list[np.ndarray], rng: np.ra
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--scenes", type=int, default=80, help="generated frames (default 80)")
-    ap.add_argument("--quick", action="store_true", help="30 scenes, 20 clip frames")
+    ap.add_argument("--short", action="store_true", help="30 scenes, 20 clip frames (--sequences: at most 8)")
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run: 40 faces, 2 scenes, 2 clip frames, then 1 sequence of 3 frames",
+    )
     ap.add_argument("--seed", type=int, default=14)
     ap.add_argument("--only", default="", help="comma-separated variant labels (exact, else substring)")
     ap.add_argument("--all-faces", action="store_true", help="do not pre-select detectable FER faces")
@@ -593,14 +601,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not FER_DIR.is_dir():
         print(f"FER-2013 publictest not found at {FER_DIR}", file=sys.stderr)
         return 2
-    n_scenes = 30 if args.quick else args.scenes
-    clip_frames = 20 if args.quick else args.clip_frames
+    n_scenes = 2 if args.quick else 30 if args.short else args.scenes
+    clip_frames = 2 if args.quick else 20 if args.short else args.clip_frames
+    if args.quick:
+        args.seq_frames = 3
     variants = VARIANTS + [Variant(b, b, FRAME) for b in OPTIONAL_BACKENDS if b in available_detectors()]
     missing = [b for b in OPTIONAL_BACKENDS if b not in available_detectors()]
     if args.only:
         variants = pick_variants(variants, args.only)
     rng = np.random.default_rng(args.seed)
-    faces = ds.load_faces(FER_DIR, 400, rng)
+    faces = ds.load_faces(FER_DIR, 40 if args.quick else 400, rng)
     if not args.all_faces:
         # the raw box: the same faces whatever the box options
         probe = [create_detector("blazeface", **RAW_BOX), create_detector("haar")]
@@ -647,6 +657,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     if clip_frames > 0:
         run_real(variants, clip_frames)
+    if args.quick:
+        print()
+        return sequences_main(args, faces, rng)
     return 0
 
 

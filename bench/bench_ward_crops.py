@@ -11,6 +11,7 @@ Crop rules are chosen on ``--faces validation`` (the seeded held-out part of tra
 reported on ``--faces publictest``.
 
     nice -n 10 python -m bench.bench_ward_crops [--faces validation|publictest] [--count 400] [--seed 15]
+                                              [--quick]
 """
 
 from __future__ import annotations
@@ -64,7 +65,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=15)
     ap.add_argument("--model", default=None, help="model name or path (default: the configured one)")
     ap.add_argument("--detector", default="blazeface")
+    ap.add_argument("--quick", action="store_true", help="smoke run: 12 faces")
     args = ap.parse_args(argv)
+    if args.quick:
+        args.count = 12
     if not SHARED.is_dir():
         print(f"needs {SHARED}", file=sys.stderr)
         return 2

@@ -8,6 +8,7 @@ ingestor stamps the capture time before encoding, adding its JPEG encoding time 
 
     nice python -m bench.bench_pipeline --frames 300 --workers 1 2 --latency-seconds 30 [--detector-options track=0]
     nice python -m bench.bench_pipeline --frames 200 --beds 4 --detect-only track=0 track=4   # detection alone
+    nice python -m bench.bench_pipeline --quick   # smoke run of both, in seconds
 
 Prints figures; not part of the test suite.
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import os
+import shutil
 import statistics
 import tempfile
 import time
@@ -194,7 +196,7 @@ def detect_only(args: argparse.Namespace) -> None:
     from areya.detectors import create_detector, detect_for_camera
     from areya.detectors.options import check_options, parse_options_text
 
-    frames, faces_per_frame = _frames(args.beds, 40, 85)
+    frames, faces_per_frame = _frames(args.beds, args.unique_frames, 85)
     images = [cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR) for jpeg, _, _ in frames]
     zones = [z for _, z in SyntheticWard(beds=args.beds).zones()]
     dets = {
@@ -227,7 +229,7 @@ def _reset(client: Any, stream: str) -> None:
     client.delete(stream, COUNTERS_KEY, HISTOGRAMS_KEY, GAUGES_KEY, RESULT_KEY)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--frames", type=int, default=300, help="backlog frames per throughput run")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="worker process counts to compare")
@@ -250,10 +252,18 @@ def main() -> None:
         metavar="OPTIONS",
         help="only time detection, for each option set (e.g. track=0 track=4) on every frame in turn",
     )
-    args = parser.parse_args()
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run: 16 frames, 1 worker, 3 s of latency, then --detect-only '' track=0 on 4 frames",
+    )
+    args = parser.parse_args(argv)
+    args.unique_frames = 8 if args.quick else 40  # distinct frames rendered (published round-robin)
+    if args.quick:
+        args.frames, args.workers, args.latency_seconds = 16, [1], 3.0
     if args.detect_only:
         detect_only(args)
-        return
+        return 0
 
     from areya.comms.redis_server import EmbeddedRedis
     from areya.db.engine import create_db_engine, create_session_factory, session_scope
@@ -274,7 +284,7 @@ def main() -> None:
             demo = create_demo_ward(
                 session, source_url=f"synthetic:beds={args.beds}", beds=args.beds, zones=zones, users=False
             )
-        frames, faces_per_frame = _frames(args.beds, 40, settings.jpeg_quality)
+        frames, faces_per_frame = _frames(args.beds, args.unique_frames, settings.jpeg_quality)
         print(f"machine: {os.cpu_count()} CPU(s); load average {os.getloadavg()[0]:.1f} at start")
         print(
             f"frames: 1280x720 JPEG q{settings.jpeg_quality}, {faces_per_frame:.2f} faces/frame (1-{args.beds}); "
@@ -327,7 +337,13 @@ def main() -> None:
         engine.dispose()
     finally:
         server.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+    if args.quick:
+        args.frames, args.detect_only = 4, ["", "track=0"]
+        print()
+        detect_only(args)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

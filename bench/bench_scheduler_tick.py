@@ -6,7 +6,7 @@ admitted patients (20 beds per ward, one camera per ward), ``--rate`` observatio
 sustained sad, then times full ticks (negative-emotion rule for every patient, escalation, camera checks;
 retention off) at the injected "now".  The first tick opens the alerts; the later ones are steady state.
 
-    nice python -m bench.bench_scheduler_tick --patients 1000 --rate 1.0 --history-min 15 --ticks 5
+    nice python -m bench.bench_scheduler_tick --patients 1000 --rate 1.0 --history-min 15 --ticks 5 [--quick]
 
 Prints figures; not part of the test suite.
 """
@@ -152,7 +152,7 @@ def populate_ward_set(engine: Any, patients: int) -> None:
         )
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--patients", type=int, default=1000)
     ap.add_argument("--rate", type=float, default=1.0, help="observations per second per patient")
@@ -162,7 +162,10 @@ def main() -> None:
     ap.add_argument("--database-url", default="", help="default: a temporary SQLite file")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--mode", choices=("both", "incremental", "full-window"), default="both")
-    args = ap.parse_args()
+    ap.add_argument("--quick", action="store_true", help="smoke run: 40 patients (2 sad), 6 min of history, 2 ticks")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.patients, args.sad_share, args.history_min, args.ticks = 40, 0.05, 6.0, 2
 
     from sqlalchemy import func, select
 
@@ -235,7 +238,8 @@ def main() -> None:
                 f"{max(steady_cpu) * 1000:.0f} ms cpu (goal < 1000 ms)"
             )
         engine.dispose()
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -1,12 +1,13 @@
 """Cost of the ward view's live updates: one TileWatcher poll (every ~2 s per open ward view) and a full tile
 render, for a ward of N beds whose patients have an hour of observations at F per second (not part of pytest).
 
-    nice python -m bench.bench_web_tiles [--beds 30] [--fps 2] [--minutes 60] [--database-url URL]
+    nice python -m bench.bench_web_tiles [--beds 30] [--fps 2] [--minutes 60] [--database-url URL] [--quick]
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
 import statistics
 import tempfile
 import time
@@ -25,14 +26,17 @@ from areya.db.types import utcnow
 from areya.webapp.tiles import TileWatcher, load_tiles
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--beds", type=int, default=30)
     parser.add_argument("--fps", type=float, default=2.0, help="observations per second per patient")
     parser.add_argument("--minutes", type=int, default=60)
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--database-url", default="", help="default: a temporary SQLite file")
-    args = parser.parse_args()
+    parser.add_argument("--quick", action="store_true", help="smoke run: 4 beds, 5 minutes of observations, 3 polls")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.beds, args.minutes, args.repeat = 4, 5, 3
 
     tmp = Path(tempfile.mkdtemp(prefix="areya-bench-web-"))
     env = {"AREYA_DATA_DIR": str(tmp)}
@@ -142,7 +146,9 @@ def main() -> None:
         f"median {statistics.median(renders) * 1000:.1f} ms, max {max(renders) * 1000:.1f} ms"
     )
     engine.dispose()
+    shutil.rmtree(tmp, ignore_errors=True)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

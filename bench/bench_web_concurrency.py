@@ -3,7 +3,7 @@ not part of pytest): answers by status, latency, observations written meanwhile,
 audit log. Exit status 1 if any answer is a 5xx or an attempt is not audited.
 
     nice python -m bench.bench_web_concurrency [--logins 50] [--users 5] [--wrong-share 0.5] [--rounds 2]
-                                               [--database-url URL] [--gunicorn --threads 32]
+                                               [--database-url URL] [--gunicorn --threads 32] [--quick]
 
 Each round starts every login at once (a barrier); half of them (``--wrong-share``) use a wrong password, so one
 user's failures run into the login rate limit (429). The server is werkzeug's threaded one in this process, or with
@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shutil
 import signal
 import socket
 import statistics
@@ -167,7 +168,7 @@ def serve(settings: Any, env: dict[str, str], args: argparse.Namespace) -> tuple
     return f"http://127.0.0.1:{server.server_port}", server.shutdown
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--logins", type=int, default=50, help="simultaneous logins per round")
     parser.add_argument("--users", type=int, default=5, help="users logging in with the right password")
@@ -177,7 +178,12 @@ def main() -> int:
     parser.add_argument("--database-url", default="", help="default: a temporary SQLite file")
     parser.add_argument("--gunicorn", action="store_true", help="serve with `areya web --gunicorn` (1 worker)")
     parser.add_argument("--threads", type=int, default=32, help="gunicorn threads")
-    args = parser.parse_args()
+    parser.add_argument(
+        "--quick", action="store_true", help="smoke run: one round of 12 logins, 2 users (6 wrong: one over the limit)"
+    )
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.logins, args.users, args.rounds = 12, 2, 1
 
     tmp = Path(tempfile.mkdtemp(prefix="areya-bench-concurrency-"))
     env = {"AREYA_DATA_DIR": str(tmp), "AREYA_SECRET_KEY": "bench-secret-key-0123456789abcdef"}
@@ -241,6 +247,7 @@ def main() -> int:
             )
         )
     engine.dispose()
+    shutil.rmtree(tmp, ignore_errors=True)
     statuses = Counter(code for code, _ in results)
     expected = Counter({AUDIT[c]: n for c, n in statuses.items() if c in AUDIT})
     latencies = sorted(t for code, t in results if code > 0)

@@ -3,6 +3,7 @@ latency (p50 / p99 / max), on SQLite and PostgreSQL. Not part of pytest.
 
     nice python -m bench.bench_adt [--messages 2000] [--wards 4] [--beds 25] [--seed 0]
                                    [--postgres-url URL | env AREYA_TEST_POSTGRES_URL] [--backends sqlite postgresql]
+                                   [--quick]
 
 For each backend: a fresh migrated database (a temporary SQLite file; on PostgreSQL a new database created on the
 server of the URL and dropped afterwards) with ``--wards`` wards of ``--beds`` beds each, mapped in the listener's
@@ -226,7 +227,7 @@ def fresh_postgres_database(server_url: str) -> tuple[str, Any]:
     return make_url(server_url).set(database=name).render_as_string(hide_password=False), drop
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--messages", type=int, default=2000, help="messages in the generated day")
     ap.add_argument("--wards", type=int, default=4)
@@ -239,7 +240,10 @@ def main() -> None:
         "$AREYA_TEST_POSTGRES_URL; none: the PostgreSQL row is skipped",
     )
     ap.add_argument("--backends", nargs="+", choices=("sqlite", "postgresql"), default=["sqlite", "postgresql"])
-    args = ap.parse_args()
+    ap.add_argument("--quick", action="store_true", help="smoke run: 60 messages, 2 wards x 5 beds")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.messages, args.wards, args.beds = 60, 2, 5
     if args.wards < 1 or args.beds < 1:
         raise SystemExit("--wards and --beds must be at least 1")
 
@@ -280,8 +284,9 @@ def main() -> None:
     )
     print(f"load average at the end: {', '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs")
     if any(r.codes["AA"] != r.messages or not r.beds_ok for r in results):
-        sys.exit(1)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

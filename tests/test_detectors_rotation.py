@@ -10,7 +10,8 @@ import pytest
 from detector_fakes import WideBlobs, blob_boxes
 
 from areya.detectors import FaceBox, create_detector, crop_face
-from areya.detectors.rotation import RotatedPasses, box_from_rotated, rotate_frame
+from areya.detectors.rotated import RotatedPasses
+from areya.detectors.rotation import box_from_rotated, rotate_frame
 
 
 @pytest.mark.parametrize("angle", [90, 180, 270])

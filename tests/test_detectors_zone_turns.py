@@ -12,7 +12,7 @@ import pytest
 from detector_fakes import WideBlobs, blob_boxes
 
 from areya.detectors import DEFAULT_ZONE_TURNS, FaceDetector, create_detector
-from areya.detectors.base import FaceBox
+from areya.detectors.boxes import FaceBox
 from areya.detectors.options import check_camera_options, check_options
 from areya.detectors.tracking import ZoneTracker
 from areya.detectors.zones import detect_in_zones, turned_looks, zone_pixels

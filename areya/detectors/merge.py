@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from areya.detectors.base import FaceBox
+from areya.detectors.boxes import FaceBox
 
 
 def overlap_of_smaller(a: FaceBox, b: FaceBox) -> float:

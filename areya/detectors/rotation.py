@@ -11,13 +11,11 @@ times the cost.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import numpy as np
 
-from areya.detectors.base import FaceBox, FaceDetector, validate_frame
-from areya.detectors.merge import merge_faces
+from areya.detectors.boxes import FaceBox, FaceFinder, validate_frame
 
 _EXACT = {90: 0, 180: 1, 270: 2}  # angle -> cv2.ROTATE_90_CLOCKWISE, ROTATE_180, ROTATE_90_COUNTERCLOCKWISE
 
@@ -80,48 +78,12 @@ def box_from_rotated(box: FaceBox, matrix: np.ndarray, angle_cw: int) -> FaceBox
     return FaceBox(round(fx - w / 2.0), round(fy - h / 2.0), w, h, box.score, roll if roll <= 180 else roll - 360, eyes)
 
 
-class RotatedPasses(FaceDetector):
-    """Runs ``inner`` on the frame turned by each angle of ``rotations`` and merges the faces (frame pixels).
-
-    Other attributes (``tiles``, ``min_score``...) are read from the wrapped detector, ``inner``.
-    """
-
-    def __init__(self, inner: FaceDetector, rotations: Sequence[int], merge_iou: float = 0.3) -> None:
-        if not rotations:
-            raise ValueError("rotations must name at least one angle")
-        self.inner = inner
-        self.rotations = tuple(dict.fromkeys(normalize_angle(a) for a in rotations))
-        self.merge_iou = merge_iou
-        self.name = inner.name
-
-    def detect(self, frame_bgr: np.ndarray) -> list[FaceBox]:
-        frame = validate_frame(frame_bgr)
-        h, w = frame.shape[:2]
-        faces: list[FaceBox] = []
-        for angle in self.rotations:
-            turned, matrix = rotate_frame(frame, angle)
-            found = self.inner.detect(turned)
-            faces.extend(f.clip(w, h) if angle == 0 else box_from_rotated(f, matrix, angle).clip(w, h) for f in found)
-        return merge_faces(faces, self.merge_iou) if len(self.rotations) > 1 else faces
-
-    def detect_batch(self, frames: Sequence[np.ndarray] | Iterable[np.ndarray]) -> list[list[FaceBox]]:
-        return [self.detect(f) for f in frames]
-
-    def close(self) -> None:
-        self.inner.close()
-
-    def __getattr__(self, attr: str) -> Any:
-        if attr == "inner":  # not set yet (copy, unpickling): no recursion
-            raise AttributeError(attr)
-        return getattr(self.inner, attr)
-
-
 REDETECT_ROLL = 20  # default redetect_roll: faces whose eyes say they are rolled this many degrees or more
 REDETECT_WINDOW = 2.0  # the turned window around such a face: this many times its box side
 
 
 def find_upright(
-    detector: FaceDetector, frame: np.ndarray, centre: tuple[float, float], side: int, roll: float
+    detector: FaceFinder, frame: np.ndarray, centre: tuple[float, float], side: int, roll: float
 ) -> FaceBox | None:
     """The face nearest ``centre`` in a ``side`` x ``side`` window around it turned ``roll`` degrees clockwise
     (so a face rolled that much is upright there), or None when ``detector`` finds none within a quarter of the
@@ -160,7 +122,7 @@ def find_upright(
 
 
 def redetect_rolled(
-    detector: FaceDetector,
+    detector: FaceFinder,
     frame_bgr: np.ndarray,
     faces: Sequence[FaceBox],
     min_roll: float = REDETECT_ROLL,

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from areya.detectors.base import FaceBox, validate_frame
+from areya.detectors.boxes import FaceBox, validate_frame
 from areya.detectors.merge import merge_faces
 from areya.detectors.rotation import find_upright, redetect_rolled
 from areya.detectors.zones import Window, centre_in, crop_box_to_frame, zone_pixels, zone_rect

@@ -22,17 +22,19 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from areya.detectors.base import DEFAULT_ZONE_PAD, FaceBox, validate_frame
+from areya.detectors.boxes import FaceBox, FaceFinder, validate_frame
 from areya.detectors.merge import merge_faces
 from areya.detectors.options import ZONE_MODES
 from areya.detectors.rotation import box_from_rotated, find_upright, redetect_rolled, rotate_frame
 
-if TYPE_CHECKING:
-    from areya.detectors.base import FaceDetector
+DEFAULT_ZONE_MODE = "both"  # what FaceDetector.detect_in_zones does by default (bench/bench_detection.py)
+DEFAULT_ZONE_PAD = 0.1
+DEFAULT_ZONE_TURNS = (90, 270)  # zone windows without a face looked at turned by these (bench_detection.py)
+
 
 MAX_ASPECT = 1.5  # a padded zone longer than this many times its width is split into square windows
 WINDOW_OVERLAP = 1 / 3  # neighbouring windows share at least this share of their side
@@ -132,14 +134,14 @@ def centre_in(box: FaceBox, window: Window) -> bool:
 
 
 def detect_in_zones(
-    detector: FaceDetector,
+    detector: FaceFinder,
     frame_bgr: np.ndarray,
     zones: Sequence[Any],
     *,
     mode: str = "zones",
     pad: float = DEFAULT_ZONE_PAD,
     window_px: int = 0,
-    crop_detector: FaceDetector | None = None,
+    crop_detector: FaceFinder | None = None,
     redetect_roll: float = 0,
     turns: Sequence[int] = (),
 ) -> list[FaceBox]:
@@ -176,7 +178,7 @@ def detect_in_zones(
 
 
 def turned_looks(
-    detector: FaceDetector,
+    detector: FaceFinder,
     frame: np.ndarray,
     zones: Sequence[tuple[Any, Window]],
     found: Sequence[FaceBox],
@@ -226,7 +228,7 @@ def _on_found(face: FaceBox, found: Sequence[FaceBox]) -> bool:
     return False
 
 
-def _confirmed(detector: FaceDetector, frame: np.ndarray, face: FaceBox) -> FaceBox | None:
+def _confirmed(detector: FaceFinder, frame: np.ndarray, face: FaceBox) -> FaceBox | None:
     """A face from a turned look seen again in a second view: a window of :data:`CONFIRM_WINDOW` x its side
     turned by its roll (another scale and context than the zone window: false faces in bedding seldom survive);
     the face found there, or None."""
@@ -234,7 +236,7 @@ def _confirmed(detector: FaceDetector, frame: np.ndarray, face: FaceBox) -> Face
     return find_upright(detector, frame, face.center(), side, face.roll)
 
 
-def _upright_if_better(detector: FaceDetector, frame: np.ndarray, face: FaceBox, seen: FaceBox) -> FaceBox:
+def _upright_if_better(detector: FaceFinder, frame: np.ndarray, face: FaceBox, seen: FaceBox) -> FaceBox:
     """``face``, or the face an unturned view of the same close-up window finds there when it scores higher than
     the turned view's ``seen``: a small upright face that the zone window missed can be taken for one lying on
     its side when turned, and would reach the classifier turned 90 degrees."""

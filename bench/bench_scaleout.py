@@ -22,6 +22,7 @@ stopped and its temporary directory removed (``--keep`` keeps logs and data).
 
     nice python -m bench.bench_scaleout                   # ~6 minutes on 2 cores
     nice python -m bench.bench_scaleout --cameras 4 --fill-fps 4 --ward-fps 1 --phase-seconds 40 --json out.json
+    nice python -m bench.bench_scaleout --quick            # the same story in small: figures meaningless
 """
 
 from __future__ import annotations
@@ -233,6 +234,22 @@ class Services:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=10)
         return proc.returncode
+
+    def stop_many(self, names: tuple[str, ...], timeout: float = 60) -> None:
+        """:meth:`stop` for several at once: all are sent SIGTERM first, then each is waited for."""
+        for name in names:
+            if name in self.procs and self.procs[name].poll() is None:
+                os.killpg(self.procs[name].pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for name in names:
+            proc = self.procs.get(name)
+            if proc is None:
+                continue
+            try:
+                proc.wait(timeout=max(deadline - time.monotonic(), 0.1))
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)
 
     def cpu_seconds(self) -> dict[str, float]:
         """User+system CPU seconds of each running service, its child processes included (same session)."""
@@ -495,7 +512,20 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901, PLR0915 - one scr
     ap.add_argument("--max-seconds", type=float, default=900.0, help="hard stop for the whole run")
     ap.add_argument("--keep", action="store_true", help="keep the work directory (logs, data)")
     ap.add_argument("--json", help="also write the figures to this JSON file")
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run of the whole story: 1 camera x 2 beds, batches of 4, a backlog of 24 frames, 4 s phases, "
+        "short waits, lock period 3 s, tick 1 s",
+    )
     args = ap.parse_args(argv)
+    # seconds: TensorFlow warm-up after a worker starts, and before the steady phase; the worker batch; claim idle
+    warmup, settle, batch, claim_idle_ms = 8.0, 10.0, None, 10000
+    if args.quick:
+        args.cameras, args.beds, args.fill_fps, args.backlog = 1, 2, 6.0, 24
+        args.phase_seconds, args.steady_seconds, args.lock_ttl, args.tick = 4.0, 4.0, 3.0, 1.0
+        args.sample_frames, args.max_seconds = 5, min(args.max_seconds, 300.0)
+        warmup, settle, batch, claim_idle_ms = 2.0, 2.0, 4, 3000
 
     started = time.monotonic()
     signal.signal(signal.SIGALRM, lambda *_: (_ for _ in ()).throw(TimeoutError("--max-seconds reached")))
@@ -532,7 +562,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901, PLR0915 - one scr
                 "AREYA_STREAM_MAXLEN": "500000",
                 "AREYA_LOCK_TTL_S": f"{args.lock_ttl:g}",
                 "AREYA_SCHEDULER_TICK_S": f"{args.tick:g}",
-                "AREYA_CLAIM_IDLE_MS": "10000",
+                "AREYA_CLAIM_IDLE_MS": str(claim_idle_ms),
                 "AREYA_EMOTION_MODEL": model,
                 "AREYA_WEB_PORT": str(web_port),
                 "AREYA_LOG_LEVEL": "INFO",
@@ -541,6 +571,8 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901, PLR0915 - one scr
                 "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}",
             }
         )
+        if batch is not None:
+            env["AREYA_WORKER_BATCH_SIZE"] = str(batch)
         services = Services(env, work / "logs")
         from areya.config import load_settings
 
@@ -587,11 +619,11 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901, PLR0915 - one scr
         host = socket.gethostname()  # consumer names start with the host: what `areya health worker` looks for
         services.start("worker-1", "worker", "--consumer", f"{host}-w1")
         wait_for("worker 1 to read", lambda: f"{host}-w1" in consumers(client, settings.frame_stream), 180)
-        time.sleep(8)  # first batches: TensorFlow warm-up
+        time.sleep(warmup)  # first batches: TensorFlow warm-up
         one = measure(probe, "1 worker", 1, args.phase_seconds, 2.0, lambda s: s.backlog < min_backlog)
         services.start("worker-2", "worker", "--consumer", f"{host}-w2")
         wait_for("worker 2 to read", lambda: f"{host}-w2" in consumers(client, settings.frame_stream), 180)
-        time.sleep(8)
+        time.sleep(warmup)
         two = measure(probe, "2 workers", 2, args.phase_seconds, 2.0, lambda s: s.backlog < min_backlog)
         figures["throughput"] = [_throughput(p, min_backlog) for p in (one, two)]
         for row in figures["throughput"]:
@@ -626,7 +658,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901, PLR0915 - one scr
             "the backlog to drain", lambda: probe.sample().backlog <= 2 * settings.worker_batch_size, 420, interval=2.0
         )
         log("backlog drained")
-        time.sleep(10)  # frames committed from now on were captured after the backlog
+        time.sleep(settle)  # frames committed from now on were captured after the backlog
         steady = measure(probe, "ward rate, 2 workers", 2, args.steady_seconds, 2.0)
         a, b = steady.samples[0], steady.samples[-1]
         figures["steady"] = {
@@ -652,10 +684,16 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901, PLR0915 - one scr
 
         # -- health probes and the dashboard -------------------------------------------------------
         figures["health"] = {}
-        for svc in ("deps", "web", "worker", "ingest", "scheduler"):
-            result = subprocess.run([AREYA, "health", svc], env=env, capture_output=True, text=True, timeout=60)
-            figures["health"][svc] = result.returncode == 0
-            log(f"areya health {svc}: {result.stdout.strip() or result.stderr.strip()}")
+        probes = {  # all at once: each is a Python start-up of its own
+            svc: subprocess.Popen(
+                [AREYA, "health", svc], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            )
+            for svc in ("deps", "web", "worker", "ingest", "scheduler")
+        }
+        for svc, health in probes.items():
+            out, err = health.communicate(timeout=60)
+            figures["health"][svc] = health.returncode == 0
+            log(f"areya health {svc}: {out.strip() or err.strip()}")
         figures["web"] = _web_check(web_port, token)
         log(
             f"dashboard: /login {figures['web']['login_status']}, /api/wards {figures['web']['api_status']} "
@@ -670,8 +708,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901, PLR0915 - one scr
         wait_for("the last frames", lambda: probe.sample().backlog == 0, 300, interval=2.0)
         time.sleep(2)
         final = probe.sample()
-        for name in ("worker-1", "worker-2b", "scheduler-a", "scheduler-b", "scheduler-a2", "web"):
-            services.stop(name)
+        services.stop_many(("worker-1", "worker-2b", "scheduler-a", "scheduler-b", "scheduler-a2", "web"))
         sample = _sample_check(client, settings, args.sample_frames)
         reclaimed = sum(
             int(line.split(" reclaimed ")[1].split()[0])

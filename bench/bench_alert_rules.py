@@ -638,7 +638,7 @@ def score_profile(timelines: list[Timeline], params: RuleParams, tick_s: float) 
     return "\n".join(lines)
 
 
-def baseline_grid(base: RuleParams, quick: bool) -> list[Setting]:
+def baseline_grid(base: RuleParams, few: bool) -> list[Setting]:
     """The per-patient baseline on the shipped plain thresholds, around the candidate (:data:`BASELINE_CHECK`):
     margins, ceilings, periods, and (bench only) the alert periods counted in the baseline."""
     plain = replace(base, baseline_s=0)
@@ -654,7 +654,7 @@ def baseline_grid(base: RuleParams, quick: bool) -> list[Setting]:
         (f"6h+{margin:.2f} max {ceiling:.2f} 1800 obs", {"baseline_min_obs": 1800}, True),
         (f"6h+{margin:.2f} max {ceiling:.2f} with alerts", {}, False),
     ]
-    if quick:  # the candidate alone
+    if few:  # the candidate alone
         variants = [v for v in variants if v[1] == {"baseline_margin": margin}]
     return [
         Setting(f"baseline-{name}", replace(plain, **(center | changes)), exclude)
@@ -662,14 +662,14 @@ def baseline_grid(base: RuleParams, quick: bool) -> list[Setting]:
     ]
 
 
-def settings_grid(base: RuleParams, quick: bool) -> list[Setting]:
+def settings_grid(base: RuleParams, few: bool) -> list[Setting]:
     """Candidate settings: both scores, a few windows and open thresholds (close = open - 0.08 / 0.10), without
     the per-patient baseline."""
     base = replace(base, baseline_s=0)
     grid: list[Setting] = []
     prob = ((240, (0.46, 0.50)), (300, (0.44, 0.46, 0.48, 0.50, 0.52, 0.54)), (420, (0.46, 0.50)))
     labels = ((300, (0.30, 0.35)), (600, (0.30, 0.35)))
-    if quick:
+    if few:
         prob, labels = ((300, (0.50,)),), ((600, (0.30,)),)
     for window, thresholds in prob:
         for thr in thresholds:

@@ -593,7 +593,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--sequences",
         type=int,
         default=0,
-        help="measure tracking (the track option) on N generated sequences instead (--quick: 8)",
+        help="measure tracking (the track option) on N generated sequences instead (--short: at most 8)",
     )
     ap.add_argument("--seq-frames", type=int, default=10, help="frames per sequence (default 10)")
     args = ap.parse_args(argv)

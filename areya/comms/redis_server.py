@@ -34,6 +34,8 @@ from pathlib import Path
 from typing import IO, Any
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 log = logging.getLogger(__name__)
 
@@ -282,7 +284,9 @@ class EmbeddedRedis:
         if pid is None:
             return
         try:
-            self.client(socket_timeout=2).shutdown(nosave=True)
+            # no retries: the dropped connection is SHUTDOWN's success, and redis-py would otherwise retry it
+            # with back-off (seconds per stop)
+            self.client(socket_timeout=2, retry=Retry(NoBackoff(), 0)).shutdown(nosave=True)
         except redis.ConnectionError:
             pass  # the expected answer to SHUTDOWN: the connection closes
         except redis.RedisError:

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -784,6 +785,10 @@ def main(argv: list[str] | None = None) -> int:
 
     from areya.config import Settings
 
+    faces_dir = args.fer_root / "train" if args.faces == "validation" else args.data
+    if not faces_dir.is_dir():
+        print(f"needs the FER-2013 faces at {faces_dir} (--fer-root / --data)", file=sys.stderr)
+        return 2
     started = time.perf_counter()
     rng = np.random.default_rng(args.seed)
     if args.faces == "validation":

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -54,6 +55,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return measure(args.crops, args.models)
     # --quick: every positional is a model
     models = [str(args.crops), *args.models] if args.crops is not None else ["areya-fer"]
+    from bench.bench_alert_rules import DEFAULT_DATA
+
+    if not DEFAULT_DATA.is_dir():
+        print(f"--quick needs FER-2013 PublicTest at {DEFAULT_DATA.resolve()}", file=sys.stderr)
+        return 2
     with tempfile.TemporaryDirectory(prefix="bench-cached-ward-crops-") as tmp:
         crops = Path(tmp) / "ward-crops-quick.npz"
         quick_crops(crops, models[0])

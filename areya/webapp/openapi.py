@@ -276,8 +276,8 @@ def openapi_document() -> dict[str, Any]:
             "title": "Areya API",
             "version": "1",
             "description": "Ward tiles, alerts and patients for integrations. Authenticate with "
-            "`Authorization: Bearer <token>` (tokens are issued by an admin on the Users "
-            "page). Every call is role-checked, ward-scoped and audited.",
+            "`Authorization: Bearer <token>` (each user creates their own on their account "
+            "page; a token acts only for that user). Every call is role-checked, ward-scoped and audited.",
         },
         "servers": [{"url": "/"}],
         "security": [{"bearer": []}],

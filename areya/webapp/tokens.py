@@ -1,4 +1,8 @@
-"""API tokens: ``areya_<random>``; only the SHA-256 is stored, the token itself is shown once."""
+"""API tokens: ``areya_<random>``; only the SHA-256 is stored, the token itself is shown once.
+
+A token acts only for the user who made it: users create their own (their account page; the command line, which
+has the database anyway, may create one for anyone), an admin may list and revoke anyone's but create none for
+someone else. A token an older version let an admin issue for someone else no longer authenticates."""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from areya.admin.refs import clean_name
+from areya.alerts.errors import Forbidden
 from areya.audit import SYSTEM, Actor, record
 from areya.db.engine import begin_write
 from areya.db.models import ApiToken, User
@@ -25,7 +30,12 @@ def hash_token(token: str) -> str:
 
 
 def create_token(session: Session, user: User, name: str, *, actor: Actor = SYSTEM) -> tuple[ApiToken, str]:
-    """A new token for ``user``; returns the row and the secret (never stored)."""
+    """A new token for ``user``; returns the row and the secret (never stored).
+
+    Only ``user`` (or the command line, ``actor.user_id`` None) may create it: a token made by an admin for a
+    doctor would act with the doctor's rights, which the admin does not have."""
+    if actor.user_id is not None and actor.user_id != user.id:
+        raise Forbidden(f"an API token acts for the user who creates it: {user.username} creates their own")
     label = clean_name(name, "token name", 100)
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
     row = ApiToken(
@@ -37,16 +47,21 @@ def create_token(session: Session, user: User, name: str, *, actor: Actor = SYST
     )
     session.add(row)
     session.flush()
-    detail = {"user": user.username, "name": label}
-    if actor.user_id is not None and actor.user_id != user.id:
-        detail["on_behalf_of"] = user.username  # an admin issued a token that acts as someone else
-    record(session, actor, "token.create", target=f"token:{row.id}", detail=detail)
+    record(session, actor, "token.create", target=f"token:{row.id}", detail={"user": user.username, "name": label})
     return row, secret
 
 
-def revoke_token(session: Session, token_id: int, *, actor: Actor = SYSTEM, now: datetime | None = None) -> ApiToken:
+def revoke_token(
+    session: Session,
+    token_id: int,
+    *,
+    actor: Actor = SYSTEM,
+    now: datetime | None = None,
+    owner_id: int | None = None,
+) -> ApiToken:
+    """Revoke a token (``owner_id``: only one of that user's; another's is reported as unknown)."""
     row = session.get(ApiToken, token_id)
-    if row is None:
+    if row is None or (owner_id is not None and row.user_id != owner_id):
         raise NotFound(f"unknown token {token_id}")
     if row.revoked_at is not None:
         raise Conflict(f"token {row.prefix}... is already revoked")
@@ -63,13 +78,13 @@ def user_for_token(session: Session, token: str, *, now: datetime | None = None)
 
 
 def token_actor(session: Session, row: ApiToken, user: User) -> Actor:
-    """Who acts through this token, for the audit trail: ``api:<user>`` with the token id and, for a token
-    someone else issued, its issuer (an admin's token for a doctor shows up as such, not as the doctor)."""
-    context: list[tuple[str, object]] = [("token", row.id)]
-    if row.issued_by_id is not None and row.issued_by_id != user.id:
-        issuer = session.get(User, row.issued_by_id)
-        context.append(("issued_by", issuer.username if issuer is not None else f"user:{row.issued_by_id}"))
-    return Actor(user.id, f"api:{user.username}", tuple(context))
+    """Who acts through this token, for the audit trail: ``api:<user>`` with the token id."""
+    return Actor(user.id, f"api:{user.username}", (("token", row.id),))
+
+
+def issued_for_someone_else(row: ApiToken) -> bool:
+    """A token an admin issued for another user (older versions allowed it): it never authenticates."""
+    return row.issued_by_id is not None and row.issued_by_id != row.user_id
 
 
 def token_user(session: Session, token: str, *, now: datetime | None = None) -> tuple[ApiToken, User] | None:
@@ -77,7 +92,7 @@ def token_user(session: Session, token: str, *, now: datetime | None = None) -> 
     if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         return None
     row = session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(token)))
-    if row is None or row.revoked_at is not None:
+    if row is None or row.revoked_at is not None or issued_for_someone_else(row):
         return None
     user = session.get(User, row.user_id)
     if user is None or not user.active:

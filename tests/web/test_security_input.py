@@ -5,6 +5,7 @@ per patient for ward / inbox / snapshot views, no versions in the Server header,
 from __future__ import annotations
 
 import json
+import re
 import threading
 
 import pytest
@@ -16,7 +17,7 @@ from werkzeug.serving import make_server
 
 from areya import admin
 from areya.config import ConfigError, load_settings
-from areya.db.models import AuditEvent, Camera, User
+from areya.db.models import Alert, ApiToken, AuditEvent, Camera, User
 from areya.errors import Invalid
 from areya.webapp.probe_policy import ProbeRefused, check_probe_target
 from areya.webapp.serving import QuietRequestHandler
@@ -31,31 +32,63 @@ def _events(world: World, action: str) -> list[AuditEvent]:
 # --------------------------------------------------------------------------- item 8: tokens
 
 
-def test_api_use_of_an_admin_issued_token_is_audited_with_token_and_issuer(world: World) -> None:
+def test_an_admin_cannot_issue_a_token_that_acts_for_someone_else(world: World) -> None:
+    """The admin may not acknowledge a patient alert; a token for a doctor must not let them (security review)."""
+    client, csrf = login(world.app, "admin")
+    alert = f"/api/alerts/{world.ids['alert_id']}/acknowledge"
+    own = {"Authorization": f"Bearer {world.tokens['admin']}"}
+    assert world.app.test_client().post(alert, json={"note": "x"}, headers=own).status_code == 403
     with world.session() as s:
-        issuer = s.get(User, world.ids["admin_id"])
         doctor = s.scalar(select(User).where(User.username == "doctor"))
-        row, secret = create_token(s, doctor, "pager", actor=admin.Actor(issuer.id, "web:admin"))
+        doctor_id = doctor.id
+    page = client.post(f"/admin/users/{doctor_id}/tokens", data={"csrf_token": csrf, "token_name": "pager"})
+    assert page.status_code in (404, 405) and "areya_" not in page.get_data(as_text=True)
+    with world.session() as s:  # nor in the library: the operation refuses an issuer other than the owner
+        doctor = s.get(User, doctor_id)
+        with pytest.raises(admin.AdminError, match="acts for the user who creates it"):
+            create_token(s, doctor, "pager", actor=admin.Actor(world.ids["admin_id"], "web:admin"))
+    page = client.get("/admin/users").get_data(as_text=True)
+    assert "New token" not in page and "doctor-token" in page  # listed and revocable, not issued
+
+
+def test_a_token_an_older_version_let_an_admin_issue_for_someone_else_is_refused(world: World) -> None:
+    with world.session() as s:
+        doctor = s.scalar(select(User).where(User.username == "doctor"))
+        row, secret = create_token(s, doctor, "pager")
+        row.issued_by_id = world.ids["admin_id"]  # what the old Users page stored
         s.commit()
-        token_id = row.id
     api = world.app.test_client()
     headers = {"Authorization": f"Bearer {secret}"}
-    assert api.get("/api/me", headers=headers).status_code == 200
+    assert api.get("/api/me", headers=headers).status_code == 401
     done = api.post(f"/api/alerts/{world.ids['alert_id']}/acknowledge", json={"note": "paged"}, headers=headers)
-    assert done.status_code == 200, done.get_data(as_text=True)
-    [me] = [e for e in _events(world, "api.request") if e.target == "/api/me"]
-    assert me.detail["by"] == "api:doctor" and me.detail["token"] == token_id and me.detail["issued_by"] == "admin"
-    acted = [
-        e
-        for e in _events(world, "api.request") + _events(world, "alert.acknowledge")
-        if e.detail.get("token") == token_id and e.target != "/api/me"
-    ]
-    assert acted and all(e.detail["issued_by"] == "admin" for e in acted)
-    [created] = [e for e in _events(world, "token.create") if e.target == f"token:{token_id}"]
-    assert created.detail["on_behalf_of"] == "doctor"
+    assert done.status_code == 401
+    with world.session() as s:
+        assert s.get(Alert, world.ids["alert_id"]).state == "firing"
 
 
-def test_own_token_use_is_audited_without_issuer(world: World) -> None:
+def test_users_create_and_revoke_their_own_tokens_only(world: World) -> None:
+    client, csrf = login(world.app, "doctor")
+    page = client.post("/account/tokens", data={"csrf_token": csrf, "token_name": "pager"})
+    assert page.status_code == 200
+    secret = re.search(r"(areya_[A-Za-z0-9_-]{20,})", page.get_data(as_text=True)).group(1)
+    headers = {"Authorization": f"Bearer {secret}"}
+    api = world.app.test_client()
+    assert api.get("/api/me", headers=headers).get_json()["username"] == "doctor"
+    done = api.post(f"/api/alerts/{world.ids['alert_id']}/acknowledge", json={"note": "paged"}, headers=headers)
+    assert done.status_code == 200 and done.get_json()["acknowledged_by"] == world.ids["user_doctor"]
+    [created] = [e for e in _events(world, "token.create") if e.detail.get("name") == "pager"]
+    assert created.detail["by"] == "web:doctor" and "on_behalf_of" not in created.detail
+    # another user's token is not the doctor's to revoke (reported as unknown, nothing changes)
+    other = client.post(f"/account/tokens/{world.ids['token_id']}/revoke", data={"csrf_token": csrf})
+    assert other.status_code == 404
+    with world.session() as s:
+        mine = s.scalar(select(ApiToken).where(ApiToken.name == "pager"))
+        assert s.get(ApiToken, world.ids["token_id"]).revoked_at is None
+    assert client.post(f"/account/tokens/{mine.id}/revoke", data={"csrf_token": csrf}).status_code == 302
+    assert api.get("/api/me", headers=headers).status_code == 401
+
+
+def test_token_use_is_audited_with_the_token(world: World) -> None:
     api = world.app.test_client()
     assert (
         api.get(
@@ -69,6 +102,7 @@ def test_own_token_use_is_audited_without_issuer(world: World) -> None:
         if e.detail.get("by") == "api:nurse"
     ]
     assert rows and all("token" in e.detail and "issued_by" not in e.detail for e in rows)
+    assert all(e.detail["token"] for e in rows)
 
 
 # --------------------------------------------------------------------------- item 9: passwords and secrets

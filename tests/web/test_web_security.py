@@ -48,10 +48,11 @@ EXPECTED: dict[str, set[str] | str] = {
     "admin.user_wards": {A},
     "admin.user_active": {A},
     "admin.user_password": {A},
-    "admin.user_token": {A},
     "admin.user_email": {A},
     "admin.user_role": {A},
     "account.account": CLINICAL,
+    "account.token_create": CLINICAL,  # a user's own token only
+    "account.token_revoke": CLINICAL,  # tried on another user's token: 404
     "admin.token_revoke": {A},
     "admin.rules": {A},
     "admin.rules_save": {A},
@@ -92,7 +93,6 @@ PARAMS: dict[str, dict[str, str]] = {
     "admin.user_wards": {"user_id": "victim_id"},
     "admin.user_active": {"user_id": "victim_id"},
     "admin.user_password": {"user_id": "victim_id"},
-    "admin.user_token": {"user_id": "victim_id"},
     "admin.user_email": {"user_id": "victim_id"},
     "admin.user_role": {"user_id": "victim_id"},
     "alerts.acknowledge": {"alert_id": "camera_alert_id"},

@@ -1,4 +1,5 @@
-"""The signed-in user's own account: the e-mail address alert e-mails go to (validated, audited)."""
+"""The signed-in user's own account: the e-mail address alert e-mails go to (validated, audited) and the user's own
+API tokens (created here only: a token acts for the user who made it; shown once; revocable)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,23 @@ from areya.admin.users import set_user_email
 from areya.webapp.forms import Form
 from areya.webapp.security import ALL_ROLES, roles
 from areya.webapp.services import actor, db, require_user
+from areya.webapp.tokens import create_token, list_tokens, revoke_token
 from areya.webapp.views.admin.common import run_operation
 
 bp = Blueprint("account", __name__)
+
+
+def _page(
+    form: Form | None = None, token_form: Form | None = None, new_token: str | None = None, status: int = 200
+) -> tuple[str, int]:
+    user = require_user()
+    return render_template(
+        "account.html",
+        form=form or Form({"email": user.email or ""}),
+        token_form=token_form or Form(),
+        tokens=list_tokens(db(), user.id),
+        new_token=new_token,
+    ), status
 
 
 @bp.route("/account", methods=["GET", "POST"])
@@ -19,10 +34,37 @@ bp = Blueprint("account", __name__)
 def account() -> Response | tuple[str, int]:
     user = require_user()
     if request.method == "GET":
-        return render_template("account.html", form=Form({"email": user.email or ""})), 200
+        return _page()
     form = Form(request.form)
     email = form.text("email", "e-mail address", required=False, max_len=254)
     if run_operation(form, lambda: set_user_email(db(), user.username, email, actor=actor()), (), "email") is None:
-        return render_template("account.html", form=form), 400
+        return _page(form=form, status=400)
     flash("E-mail address saved." if email else "E-mail address removed.", "success")
+    return redirect(url_for("account.account"))
+
+
+@bp.route("/account/tokens", methods=["POST"])
+@roles(*ALL_ROLES)
+def token_create() -> Response | tuple[str, int]:
+    """A new API token acting for the signed-in user (never for anyone else), shown once."""
+    user = require_user()
+    form = Form(request.form)
+    name = form.text("token_name", "token name", max_len=100)
+    created = run_operation(form, lambda: create_token(db(), user, name, actor=actor()), (), "token_name")
+    if created is None:
+        return _page(token_form=form, status=400)
+    return _page(new_token=created[1])
+
+
+@bp.route("/account/tokens/<int:token_id>/revoke", methods=["POST"])
+@roles(*ALL_ROLES)
+def token_revoke(token_id: int) -> Response | tuple[str, int]:
+    user = require_user()
+    form = Form(request.form)
+    revoked = run_operation(
+        form, lambda: revoke_token(db(), token_id, actor=actor(), owner_id=user.id), (), "token_name"
+    )
+    if revoked is None:
+        return _page(token_form=form, status=404 if "unknown" in next(iter(form.errors.values())) else 409)
+    flash("Token revoked.", "success")
     return redirect(url_for("account.account"))

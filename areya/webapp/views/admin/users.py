@@ -1,4 +1,5 @@
-"""Admin: users and roles, ward coverage, activation, passwords, API tokens."""
+"""Admin: users and roles, ward coverage, activation, passwords, API tokens (listed and revoked; each user creates
+their own on their account page: a token acts only for the user who made it)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from areya.db.models import ROLES, User, Ward
 from areya.webapp.forms import Form
 from areya.webapp.security import ADMIN, roles
 from areya.webapp.services import actor, db
-from areya.webapp.tokens import create_token, list_tokens, revoke_token
+from areya.webapp.tokens import list_tokens, revoke_token
 from areya.webapp.views.admin.blueprint import bp
 from areya.webapp.views.admin.common import run_operation
 
@@ -32,7 +33,6 @@ def _page(
     forms: dict[str, Form] | None = None,
     row_errors: dict[int, str] | None = None,
     status: int = 200,
-    new_token: tuple[int, str] | None = None,
 ) -> tuple[str, int]:
     session = db()
     tokens: dict[int, list] = {}
@@ -47,7 +47,6 @@ def _page(
         add=(forms or {}).get("add") or Form(),
         row_errors=row_errors or {},
         tokens=tokens,
-        new_token=new_token,
     ), status
 
 
@@ -163,19 +162,6 @@ def user_password(user_id: int) -> Response | tuple[str, int]:
         return _page(row_errors={user.id: next(iter(form.errors.values()))}, status=400)
     flash(f"Password of {user.username} changed.", "success")
     return redirect(url_for("admin.users"))
-
-
-@bp.route("/users/<int:user_id>/tokens", methods=["POST"])
-@roles(*ADMIN)
-def user_token(user_id: int) -> Response | tuple[str, int]:
-    user = _user(user_id)
-    form = Form(request.form)
-    name = form.text("token_name", "token name", max_len=100)
-    created = run_operation(form, lambda: create_token(db(), user, name, actor=actor()), HINTS, "token_name")
-    if created is None:
-        return _page(row_errors={user.id: next(iter(form.errors.values()))}, status=400)
-    row, secret = created
-    return _page(new_token=(user.id, secret))
 
 
 @bp.route("/tokens/<int:token_id>/revoke", methods=["POST"])

@@ -290,6 +290,32 @@ def _file_or_empty(value: Any) -> str:
     return str(Path(text).expanduser()) if text else ""
 
 
+def _network_list(value: Any) -> tuple[str, ...]:
+    """IP networks in CIDR notation (a bare address is a /32 or /128), normalized: ``10.1.2.0/24``."""
+    import ipaddress  # noqa: PLC0415
+
+    out = []
+    for item in parse_str_list(value):
+        try:
+            out.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError:
+            raise ValueError(
+                f"each entry must be an IP network such as 10.20.0.0/16 or an address, got {item!r}"
+            ) from None
+    return tuple(dict.fromkeys(out))
+
+
+def _adt_sender_list(value: Any) -> tuple[str, ...]:
+    """HL7 senders ``APPLICATION^FACILITY`` (MSH-3^MSH-4 namespace ids; ``*`` = any application or facility)."""
+    out = []
+    for item in parse_str_list(value):
+        parts = [part.strip() for part in item.split("^")]
+        if len(parts) != 2 or not all(parts) or parts == ["*", "*"] or any(ch in item for ch in "|~\\&"):
+            raise ValueError(f"each entry must be APPLICATION^FACILITY (MSH-3^MSH-4, * = any, not both), got {item!r}")
+        out.append("^".join(parts))
+    return tuple(dict.fromkeys(out))
+
+
 def parse_rate_limit(value: Any) -> tuple[int, int]:
     """``"5/minute"``, ``"5 per minute"``, ``"5/60s"``, ``"5,60"`` or ``[5, 60]`` -> (count, window seconds)."""
     if isinstance(value, list | tuple):
@@ -499,6 +525,20 @@ class Settings:
     web_host: str = _setting("127.0.0.1", _hostname_or_empty, "web", "Dashboard bind address.")
     web_port: int = _setting(5000, int_range(1, 65_535), "web", "Dashboard port.")
     session_cookie_secure: bool = _setting(False, parse_bool, "web", "Send the session cookie over HTTPS only.")
+    session_idle_minutes: int = _setting(
+        30,
+        int_range(0, 720),
+        "web",
+        "A dashboard session ends after this many minutes without a request (a live view's updates do not count; "
+        "0 = no idle timeout); it ends 12 h after login in any case.",
+    )
+    api_token_days: int = _setting(
+        90,
+        int_range(1, 3650),
+        "web",
+        "Days an API token works after it was created (existing tokens too); then it is refused and its user "
+        "creates a new one.",
+    )
     login_rate_limit: str = _setting(
         "5/minute",
         _rate_limit,
@@ -568,6 +608,42 @@ class Settings:
         "", _file_or_empty, "adt", "PEM certificate (chain) of the ADT listener; empty = plain TCP."
     )
     adt_tls_key: str = _setting("", _file_or_empty, "adt", "PEM private key of adt_tls_cert.")
+    adt_tls_client_ca: str = _setting(
+        "",
+        _file_or_empty,
+        "adt",
+        "PEM CA certificate(s) that sign the senders' client certificates: set = mutual TLS, a connection without a "
+        "client certificate signed by it is refused (needs adt_tls_cert).",
+    )
+    adt_tls_client_names: tuple[str, ...] = _setting(
+        (),
+        parse_str_list,
+        "adt",
+        "Client certificate names (subject CN or DNS subject alternative name) accepted; empty = any certificate "
+        "adt_tls_client_ca signed.",
+    )
+    adt_allowed_networks: tuple[str, ...] = _setting(
+        ("127.0.0.0/8", "::1/128"),
+        _network_list,
+        "adt",
+        "Networks (CIDR) the ADT listener accepts connections from; others are closed unanswered and audited. "
+        "Beyond loopback only with mutual TLS (adt_tls_client_ca) or adt_allow_plain_remote.",
+        "127.0.0.0/8, ::1/128",
+    )
+    adt_allow_plain_remote: bool = _setting(
+        False,
+        parse_bool,
+        "adt",
+        "Allow adt_allowed_networks beyond loopback without mutual TLS (only where a VPN or tunnel already "
+        "authenticates the sender).",
+    )
+    adt_allowed_senders: tuple[str, ...] = _setting(
+        (),
+        _adt_sender_list,
+        "adt",
+        "Senders APPLICATION^FACILITY (MSH-3^MSH-4 namespace ids; * = any) whose messages are applied; others get "
+        "AR 103 and are audited; empty = any sender on an allowed connection.",
+    )
 
     # ----------------------------------------------------------------- derived helpers
     @property
@@ -720,8 +796,27 @@ def _check_cross(values: dict[str, Any]) -> None:
         )
     if values["adt_tls_key"] and not values["adt_tls_cert"]:
         raise ConfigError(f"{env_name('adt_tls_key')}: set adt_tls_cert too")
+    if values["adt_tls_client_ca"] and not values["adt_tls_cert"]:
+        raise ConfigError(f"{env_name('adt_tls_client_ca')}: mutual TLS needs the listener's own adt_tls_cert too")
+    if values["adt_tls_client_names"] and not values["adt_tls_client_ca"]:
+        raise ConfigError(
+            f"{env_name('adt_tls_client_names')}: set adt_tls_client_ca too (names of client certificates)"
+        )
+    remote = [n for n in values["adt_allowed_networks"] if not _is_loopback_network(n)]
+    if remote and not values["adt_tls_client_ca"] and not values["adt_allow_plain_remote"]:
+        raise ConfigError(
+            f"{env_name('adt_allowed_networks')}: {', '.join(remote)} is beyond loopback: senders there must "
+            "authenticate with mutual TLS (set adt_tls_cert, adt_tls_key and adt_tls_client_ca), or set "
+            "adt_allow_plain_remote = true where a VPN or tunnel authenticates them"
+        )
     if values["data_dir"].exists() and not values["data_dir"].is_dir():
         raise ConfigError(f"{env_name('data_dir')}: not a directory: {values['data_dir']}")
+
+
+def _is_loopback_network(network: str) -> bool:
+    import ipaddress  # noqa: PLC0415
+
+    return ipaddress.ip_network(network).is_loopback
 
 
 def _check_detector_options(detector: str, options: tuple[tuple[str, Any], ...]) -> tuple[tuple[str, Any], ...]:

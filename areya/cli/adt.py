@@ -30,10 +30,12 @@ def listen(host: str | None, port: int | None) -> None:
     setup_logging(settings.log_level)
     if not settings.adt_location_map:
         click.echo("warning: adt_location_map is empty: every message with a PV1-3 location will be refused", err=True)
+    if settings.adt_allowed_networks != ("127.0.0.0/8", "::1/128") and not settings.adt_allowed_senders:
+        click.echo("warning: adt_allowed_senders is empty: any MSH-3/MSH-4 sender on an allowed connection", err=True)
     try:
         ssl_context = server_ssl_context(settings)
     except (OSError, ssl.SSLError) as exc:
-        raise click.ClickException(f"TLS certificate/key: {exc}") from None
+        raise click.ClickException(f"TLS certificate/key/client CA: {exc}") from None
     listener = AdtListener(
         AdtProcessor.from_settings(settings, context.session_factory()),
         host or settings.adt_host,
@@ -59,8 +61,24 @@ def listen(host: str | None, port: int | None) -> None:
     default=None,
     help="Use TLS, trusting this CA file (PEM) instead.",
 )
+@click.option(
+    "--tls-cert",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Client certificate (PEM) for a listener with mutual TLS (adt_tls_client_ca); implies --tls.",
+)
+@click.option("--tls-key", type=click.Path(exists=True, dir_okay=False), default=None, help="Key of --tls-cert.")
 @click.option("--timeout", type=float, default=30.0, show_default=True, help="Seconds to wait for each ACK.")
-def send(file: str, host: str | None, port: int | None, tls: bool, tls_ca: str | None, timeout: float) -> None:
+def send(
+    file: str,
+    host: str | None,
+    port: int | None,
+    tls: bool,
+    tls_ca: str | None,
+    tls_cert: str | None,
+    tls_key: str | None,
+    timeout: float,
+) -> None:
     """Send the HL7 messages of FILE (one after another, MLLP-framed or plain, LF or CR segments) and print each
     ACK: control id, event, ACK code, text.  Exit 1 if any message was not accepted (AA).  With --tls or --tls-ca
     the listener's certificate must be valid for --host."""
@@ -75,10 +93,17 @@ def send(file: str, host: str | None, port: int | None, tls: bool, tls_ca: str |
     messages = [m.decode("utf-8", errors="replace") for m in read_loose(io.BytesIO(data))]
     if not messages:
         raise click.ClickException(f"no HL7 messages (MSH segments) in {file}")
+    if tls_key and not tls_cert:
+        raise click.ClickException("--tls-key needs --tls-cert")
     try:
-        ssl_context = ssl.create_default_context(cafile=tls_ca) if tls or tls_ca else None
+        ssl_context = ssl.create_default_context(cafile=tls_ca) if tls or tls_ca or tls_cert else None
     except ssl.SSLError as exc:
         raise click.ClickException(f"--tls-ca {tls_ca}: {exc}") from None
+    if ssl_context is not None and tls_cert:
+        try:
+            ssl_context.load_cert_chain(tls_cert, tls_key)
+        except (OSError, ssl.SSLError) as exc:
+            raise click.ClickException(f"--tls-cert {tls_cert}: {exc}") from None
     target = (host or settings.adt_host, port or settings.adt_port)
     failed = 0
     try:

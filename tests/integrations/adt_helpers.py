@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from areya.admin import patients as patient_ops
 from areya.admin.refs import bed_ref
 from areya.db.base import Base
+from areya.db.models import AuditEvent
 
 FACILITY = "GENHOSP"
 LOCATIONS = (
@@ -70,3 +71,15 @@ def bed_of(session: Session, mrn: str) -> str | None:
     patient = patient_ops.get_patient(session, mrn)
     current = patient_ops.current_assignment(session, patient)
     return bed_ref(current.bed) if current else None
+
+
+def state(session: Session) -> dict[str, list[tuple[Any, ...]]]:
+    """:func:`snapshot` without the audit trail (a refusal changes nothing but adds an ``adt.refused`` row)."""
+    return {name: rows for name, rows in snapshot(session).items() if name != "audit_events"}
+
+
+def audit_rows(session: Session, action: str) -> list[dict[str, Any]]:
+    """The ``detail`` of each audit row of ``action``, oldest first."""
+    session.rollback()
+    query = select(AuditEvent).where(AuditEvent.action == action).order_by(AuditEvent.id)
+    return [dict(row.detail) for row in session.scalars(query)]

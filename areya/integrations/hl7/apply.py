@@ -4,6 +4,7 @@ MSH-10: the ``adt_messages`` row is written in the same transaction as the chang
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -38,15 +39,19 @@ class Outcome:
     text: str
 
 
-def actor_for(event: AdtEvent) -> Actor:
+def actor_for(event: AdtEvent, origin: tuple[tuple[str, Any], ...] = ()) -> Actor:
+    """``adt:<MSH-4>``, with the control id, the event and where the message really came from (``origin``: the
+    peer address and client certificate the listener saw)."""
     return Actor(
         None,
         f"adt:{event.header.sending_facility}",
-        context=(("hl7_control_id", event.header.control_id), ("hl7_event", event.event)),
+        context=(("hl7_control_id", event.header.control_id), ("hl7_event", event.event), *origin),
     )
 
 
-def apply_event(session: Session, event: AdtEvent, locations: LocationMap) -> Outcome:
+def apply_event(
+    session: Session, event: AdtEvent, locations: LocationMap, origin: tuple[tuple[str, Any], ...] = ()
+) -> Outcome:
     """Apply ``event`` in ``session`` (the caller commits, or rolls back on an exception)."""
     header = event.header
     seen = session.scalar(
@@ -62,7 +67,7 @@ def apply_event(session: Session, event: AdtEvent, locations: LocationMap) -> Ou
             clean_name(event.name, "patient name", 200)
     except Invalid as exc:
         raise reject(DATA_TYPE_ERROR, str(exc), "PID^1^3" if "MRN" in str(exc) else "PID^1^5") from None
-    actor = actor_for(event)
+    actor = actor_for(event, origin)
     try:
         text, patient_id = _HANDLERS[event.event](session, event, locations, actor)
     except NotFound as exc:

@@ -7,24 +7,28 @@ import asyncio
 import logging
 import ssl
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import tzinfo
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from hl7.mllp import start_hl7_server
-from hl7.mllp.exceptions import InvalidBlockError
 from sqlalchemy.orm import Session, sessionmaker
 
+from areya.audit import Actor, record
 from areya.config import Settings
 from areya.db.engine import session_scope
+from areya.integrations.hl7.access import AccessPolicy, Origin, SenderRefused, certificate_names
 from areya.integrations.hl7.ack import build_ack
 from areya.integrations.hl7.apply import apply_event
 from areya.integrations.hl7.errors import INTERNAL_ERROR, SEGMENT_SEQUENCE, AdtError, error, reject
 from areya.integrations.hl7.locations import LocationMap
 from areya.integrations.hl7.messages import Header, check_header, parse_message, read_event, read_header
-from areya.integrations.hl7.mllp import ENCODING, MAX_BLOCK
+from areya.integrations.hl7.mllp import CARRIAGE_RETURN, ENCODING, END_BLOCK, MAX_BLOCK, START_BLOCK
 
 log = logging.getLogger(__name__)
+HANDSHAKE_TIMEOUT_S = 30.0
+REFUSAL_AUDIT_EVERY_S = 60.0  # connection refusals from one address: one audit row a minute, the rest logged
 
 
 @dataclass(frozen=True)
@@ -42,7 +46,9 @@ class AdtProcessor:
     locations: LocationMap
     authority: str = ""
     tz: tzinfo = field(default_factory=lambda: ZoneInfo("UTC"))
+    access: AccessPolicy = field(default_factory=AccessPolicy)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _refusals: dict[tuple[str, str], float] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_settings(cls, settings: Settings, factory: sessionmaker[Session]) -> AdtProcessor:
@@ -51,17 +57,27 @@ class AdtProcessor:
             LocationMap.from_pairs(settings.adt_location_map),
             settings.adt_assigning_authority,
             ZoneInfo(settings.timezone),
+            access_policy(settings),
         )
 
-    def handle(self, raw: str) -> AckResult:
+    def handle(self, raw: str, origin: Origin | None = None) -> AckResult:
+        """Apply one message; ``origin`` is the connection it came on (audited with what it changed)."""
         header: Header | None = None
         try:
             message = parse_message(raw)
             header = read_header(message)
             check_header(header)
+            self.access.check_sender(header)
             event = read_event(message, header, authority=self.authority, tz=self.tz)
             with self._lock, session_scope(self.factory, write=True) as session:
-                outcome = apply_event(session, event, self.locations)
+                outcome = apply_event(session, event, self.locations, origin.context() if origin else ())
+        except SenderRefused as exc:
+            log.warning("ADT %s from %s refused: %s", header.control_id if header else "?", origin, exc.text)
+            detail = {"sender": f"{header.sending_application}^{header.sending_facility}"} if header else {}
+            if header:
+                detail.update(control_id=header.control_id, event=header.trigger)
+            self.audit_refusal(origin, "sender", exc.text, detail, throttle=False)
+            return AckResult(exc.ack_code, build_ack(header, exc.ack_code, exc.text, exc), exc.text)
         except AdtError as exc:
             log.info("ADT %s %s: %s", header.control_id if header else "?", exc.ack_code, exc.text)
             return AckResult(exc.ack_code, build_ack(header, exc.ack_code, exc.text, exc), exc.text)
@@ -72,13 +88,58 @@ class AdtProcessor:
         log.info("ADT %s %s: %s", header.control_id, event.event, outcome.text)
         return AckResult("AA", build_ack(header, "AA", outcome.text), outcome.text)
 
+    def audit_refusal(
+        self, origin: Origin | None, stage: str, reason: str, detail: dict[str, Any] | None = None, *, throttle: bool
+    ) -> None:
+        """An ``adt.refused`` audit row naming the real peer (never fails the caller: a failure is logged).
+        ``throttle``: connection-level refusals write one row per address and stage a minute (a port scan
+        must not flood the audit trail); the rest are logged only."""
+        origin = origin or Origin("?")
+        if throttle:
+            key, now = (origin.host, stage), time.monotonic()
+            last = self._refusals.get(key)
+            if last is not None and now - last < REFUSAL_AUDIT_EVERY_S:
+                log.info(
+                    "ADT connection from %s refused (%s): %s (audited less than a minute ago)",
+                    origin.peer,
+                    stage,
+                    reason,
+                )
+                return
+            self._refusals[key] = now
+            if len(self._refusals) > 10_000:
+                self._refusals.clear()
+        actor = Actor(None, f"adt-peer:{origin.host}", context=origin.context())
+        try:
+            with session_scope(self.factory, write=True) as session:
+                record(
+                    session,
+                    actor,
+                    "adt.refused",
+                    target=f"adt-peer:{origin.host}",
+                    detail={"stage": stage, "reason": reason, **(detail or {})},
+                )
+        except Exception:  # noqa: BLE001 - the refusal stands; the audit failure is logged
+            log.exception("ADT refusal from %s could not be audited", origin.peer)
+
+
+def access_policy(settings: Settings) -> AccessPolicy:
+    return AccessPolicy.from_lists(
+        settings.adt_allowed_networks, settings.adt_allowed_senders, settings.adt_tls_client_names
+    )
+
 
 def server_ssl_context(settings: Settings) -> ssl.SSLContext | None:
+    """The listener's TLS context (None: plain TCP); with ``adt_tls_client_ca`` every client must present a
+    certificate signed by that CA (mutual TLS)."""
     if not settings.adt_tls_cert:
         return None
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.load_cert_chain(settings.adt_tls_cert, settings.adt_tls_key or None)
+    if settings.adt_tls_client_ca:
+        context.load_verify_locations(cafile=settings.adt_tls_client_ca)
+        context.verify_mode = ssl.CERT_REQUIRED
     return context
 
 
@@ -102,25 +163,65 @@ class AdtListener:
         self._started = threading.Event()
         self._failure: BaseException | None = None
 
+    async def _refuse(self, writer: asyncio.StreamWriter, origin: Origin, stage: str, reason: str) -> None:
+        log.warning("ADT connection from %s refused (%s): %s", origin.peer, stage, reason)
+        writer.transport.abort()  # nothing is read or answered
+        await asyncio.to_thread(self.processor.audit_refusal, origin, stage, reason, throttle=True)
+
+    async def _admit(self, writer: asyncio.StreamWriter) -> Origin | None:
+        """The connection's origin once its network (and with TLS its handshake and certificate) is accepted;
+        None when it was refused (closed unanswered, audited)."""
+        origin = Origin.of(writer.get_extra_info("peername"))
+        refusal = self.processor.access.network_refusal(origin.host)
+        if refusal is not None:
+            await self._refuse(writer, origin, "network", refusal)
+            return None
+        if self.ssl_context is None:
+            return origin
+        try:  # at once: the client's TLS hello must reach the TLS layer, not the plain stream
+            await writer.start_tls(self.ssl_context, ssl_handshake_timeout=HANDSHAKE_TIMEOUT_S)
+        except (ssl.SSLError, OSError, TimeoutError, asyncio.IncompleteReadError) as exc:
+            stage = "client certificate" if self.ssl_context.verify_mode == ssl.CERT_REQUIRED else "tls"
+            await self._refuse(writer, origin, stage, f"TLS handshake failed: {exc}")
+            return None
+        peercert = writer.get_extra_info("peercert")
+        refusal = self.processor.access.certificate_refusal(peercert)
+        names = certificate_names(peercert)
+        origin = Origin(origin.peer, names[0] if names else "")
+        if refusal is not None:
+            await self._refuse(writer, origin, "client certificate", refusal)
+            return None
+        return origin
+
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        peer = writer.get_extra_info("peername")
-        log.info("ADT connection from %s", peer)
+        origin = await self._admit(writer)
+        if origin is None:
+            return
+        log.info("ADT connection from %s%s", origin.peer, f" ({origin.client_cert})" if origin.client_cert else "")
         try:
             while True:
                 try:
-                    block = await reader.readblock()  # type: ignore[attr-defined]
+                    block = await reader.readuntil(END_BLOCK + CARRIAGE_RETURN)
                 except asyncio.IncompleteReadError:
                     break  # the sender closed the connection
-                except (InvalidBlockError, ValueError) as exc:  # no <VT>, or longer than MAX_BLOCK
-                    failure = reject(SEGMENT_SEQUENCE, f"not an MLLP block: {exc}")
-                    writer.writeblock(build_ack(None, "AR", failure.text, failure).encode(ENCODING))  # type: ignore[attr-defined]
+                except asyncio.LimitOverrunError as exc:  # longer than MAX_BLOCK: drop it, answer AR
+                    await reader.readexactly(exc.consumed)
+                    failure = reject(SEGMENT_SEQUENCE, "not an MLLP block: longer than the size limit")
+                    writer.write(_framed(build_ack(None, "AR", failure.text, failure)))
                     await writer.drain()
                     continue
-                result = await asyncio.to_thread(self.processor.handle, block.decode(ENCODING, errors="replace"))
-                writer.writeblock(result.ack.encode(ENCODING))  # type: ignore[attr-defined]
+                block = block[: -len(END_BLOCK + CARRIAGE_RETURN)]
+                if not block.startswith(START_BLOCK):
+                    failure = reject(SEGMENT_SEQUENCE, "not an MLLP block: it does not start with <VT>")
+                    writer.write(_framed(build_ack(None, "AR", failure.text, failure)))
+                    await writer.drain()
+                    continue
+                text = block[1:].decode(ENCODING, errors="replace")
+                result = await asyncio.to_thread(self.processor.handle, text, origin)
+                writer.write(_framed(result.ack))
                 await writer.drain()
         except (ConnectionError, ssl.SSLError) as exc:
-            log.info("ADT connection from %s ended: %s", peer, exc)
+            log.info("ADT connection from %s ended: %s", origin.peer, exc)
         finally:
             writer.close()
 
@@ -128,7 +229,9 @@ class AdtListener:
         """Serve until :meth:`stop` (or cancellation)."""
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
-        server = await start_hl7_server(self._client, self.host, self.port, limit=MAX_BLOCK, ssl=self.ssl_context)
+        # TLS per connection (after the network check, so refused peers get no handshake and failed handshakes
+        # are audited): see _admit
+        server = await asyncio.start_server(self._client, self.host, self.port, limit=MAX_BLOCK)
         self.port = server.sockets[0].getsockname()[1]
         log.info("ADT listener on %s:%s%s", self.host, self.port, " (TLS)" if self.ssl_context else "")
         self._started.set()
@@ -158,3 +261,7 @@ class AdtListener:
             self._loop.call_soon_threadsafe(self._stop.set)
         if self._thread is not None:
             self._thread.join(timeout=10)
+
+
+def _framed(ack: str) -> bytes:
+    return START_BLOCK + ack.encode(ENCODING) + END_BLOCK + CARRIAGE_RETURN

@@ -591,8 +591,15 @@ class Settings:
         _adt_location_map,
         "adt",
         'HL7 PV1-3 locations to beds: TOML table or JSON object {"POC^ROOM^BED": "WARD/BED"}; a location not '
-        "listed is rejected.",
+        "listed is not monitored (see adt_unknown_location).",
         "(none)",
+    )
+    adt_unknown_location: str = _setting(
+        "unmonitored",
+        choice("unmonitored", "reject"),
+        "adt",
+        "A PV1-3 location not in adt_location_map: unmonitored = the patient is known but in no Areya bed (AA; "
+        "leaving a bed for it frees the bed); reject = AE 103, nothing changes.",
     )
     adt_assigning_authority: str = _setting(
         "", parse_str, "adt", "Assigning authority (PID-3.4) whose MRN is used; empty = the first PID-3 identifier."

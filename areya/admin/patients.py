@@ -142,6 +142,44 @@ def move_patient(
     return assignment
 
 
+def release_bed(
+    session: Session, mrn: str, *, at: datetime | None = None, actor: Actor = SYSTEM, to: str = ""
+) -> BedAssignment | None:
+    """The patient, still admitted, leaves their bed for a place Areya does not monitor (``to`` names it, e.g.
+    an HL7 location): the bed stay ends (the bed is free, its camera's faces are no longer theirs); open alerts
+    stay on the ward they were raised on, with a transfer note. None if the patient was in no bed."""
+    patient = get_patient(session, mrn)
+    if patient.status != "admitted":
+        raise Conflict(f"patient {patient.mrn} is discharged")
+    current = current_assignment(session, patient)
+    if current is None:
+        return None
+    now = _now(at)
+    if now < current.start_at:
+        raise Invalid("a move cannot happen before the current bed stay started")
+    current.end_at = now
+    previous = bed_ref(current.bed)
+    flush(session, f"end bed stay of patient {patient.mrn}")
+    where = f"{to} (not monitored)" if to else "no monitored bed"
+    transfer_alerts(
+        session,
+        patient.id,
+        ward_id=current.bed.ward_id,
+        now=now,
+        actor=actor,
+        note=f"patient moved from {previous} to {where}",
+    )
+    record(
+        session,
+        actor,
+        "patient.move",
+        patient_id=patient.id,
+        target=f"patient:{patient.id}",
+        detail={"from": previous, "to": None, "location": to or None},
+    )
+    return current
+
+
 def discharge_patient(session: Session, mrn: str, *, at: datetime | None = None, actor: Actor = SYSTEM) -> Patient:
     """Discharge: end the bed stay, mark discharged, auto-resolve the patient's open alerts."""
     patient = get_patient(session, mrn)

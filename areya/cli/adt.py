@@ -29,7 +29,8 @@ def listen(host: str | None, port: int | None) -> None:
     settings = context.settings
     setup_logging(settings.log_level)
     if not settings.adt_location_map:
-        click.echo("warning: adt_location_map is empty: every message with a PV1-3 location will be refused", err=True)
+        what = "refused" if settings.adt_unknown_location == "reject" else "taken as not in a monitored bed"
+        click.echo(f"warning: adt_location_map is empty: every PV1-3 location will be {what}", err=True)
     if settings.adt_allowed_networks != ("127.0.0.0/8", "::1/128") and not settings.adt_allowed_senders:
         click.echo("warning: adt_allowed_senders is empty: any MSH-3/MSH-4 sender on an allowed connection", err=True)
     try:

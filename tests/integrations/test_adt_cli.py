@@ -34,7 +34,7 @@ def test_send_replays_a_file_and_reports_each_ack(listener: AdtListener, session
     messages = [
         adt("A01", "F1", location="ICU^101^A"),
         adt("A02", "F2", location="ICU^102^A", at="20240109083000"),
-        adt("A02", "F3", location="ICU^999^Q", at="20240109084000"),
+        adt("A02", "F3", mrn="NOBODY", location="ICU^101^A", at="20240109084000"),
     ]
     feed.write_text("\n\n".join(m.replace("\r", "\n") for m in messages) + "\n")  # LF segments, blank lines
     result = CliRunner().invoke(
@@ -45,7 +45,7 @@ def test_send_replays_a_file_and_reports_each_ack(listener: AdtListener, session
     lines = result.stdout.splitlines()
     assert lines[0].startswith("F1 ADT^A01^ADT_A01 AA admitted MRN001 to ICU/1")
     assert lines[1].startswith("F2 ADT^A02^ADT_A01 AA moved MRN001 to ICU/2")
-    assert lines[2].startswith("F3 ADT^A02^ADT_A01 AE unknown location 'ICU^999^Q'")
+    assert lines[2].startswith("F3 ADT^A02^ADT_A01 AE unknown patient MRN 'NOBODY'")
     assert result.exit_code == 1  # one message was not accepted
     assert bed_of(session, "MRN001") == "ICU/2"
 

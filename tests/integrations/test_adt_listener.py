@@ -97,7 +97,6 @@ def test_a_resent_message_is_acknowledged_but_applied_once(client: MllpClient, s
 @pytest.mark.parametrize(
     ("message", "code", "error_code", "says"),
     [
-        (adt("A01", "E1", location="ICU^999^Q"), "AE", "103", "unknown location 'ICU^999^Q'"),
         (adt("A01", "E2", location="ICU^199^Z"), "AE", "204", "unknown bed"),
         (adt("A03", "E3", mrn="NOBODY"), "AE", "204", "unknown patient MRN 'NOBODY'"),
         (adt("A02", "E4", mrn="NOBODY", location="ICU^102^A"), "AE", "204", "unknown patient"),

@@ -15,6 +15,7 @@ from areya.admin.patients import (
     current_assignment,
     discharge_patient,
     move_patient,
+    release_bed,
     rename_patient,
 )
 from areya.admin.refs import bed_ref, clean_mrn, clean_name, flush
@@ -102,11 +103,19 @@ def apply_event(
 
 
 def _bed(event: AdtEvent, locations: LocationMap, *, required: bool) -> str | None:
+    """PV1-3's Areya bed; None when PV1-3 is empty (AR 101 if ``required``) or names a place Areya does not
+    monitor (``adt_unknown_location = "unmonitored"``; with ``"reject"`` that is AE 103)."""
     if event.location is None:
         if required:
             raise reject(REQUIRED_FIELD_MISSING, f"{event.event} needs PV1-3 (assigned patient location)", "PV1^1^3")
         return None
-    return locations.bed_for(event.location)
+    return locations.resolve(event.location)
+
+
+def _where(event: AdtEvent, bed: str | None) -> str:
+    if bed is not None:
+        return f" to {bed}"
+    return f", not in a monitored bed ({event.location})" if event.location else " (no bed)"
 
 
 def _patient(session: Session, event: AdtEvent) -> Patient:
@@ -120,24 +129,37 @@ def _admit(session: Session, event: AdtEvent, locations: LocationMap, actor: Act
     if event.name is None:
         raise reject(REQUIRED_FIELD_MISSING, f"{event.event} needs PID-5 (patient name)", "PID^1^5")
     bed = _bed(event, locations, required=False)
+    existing = session.scalar(select(Patient).where(Patient.mrn == event.mrn))
+    if existing is not None and existing.status == "admitted" and current_assignment(session, existing) is None:
+        # registered where Areya does not monitor (an A04 in the emergency department), now admitted: a placement
+        if bed is None:
+            return f"{event.mrn} already admitted" + _where(event, bed), existing.id
+        move_patient(session, event.mrn, bed, at=event.at, actor=actor)
+        return f"admitted {event.mrn} (already registered) to {bed}", existing.id
     patient = admit_patient(session, event.mrn, event.name, bed, at=event.at, actor=actor)
-    return f"admitted {event.mrn}" + (f" to {bed}" if bed else " (no bed)"), patient.id
+    return f"admitted {event.mrn}" + _where(event, bed), patient.id
 
 
 def _move(session: Session, event: AdtEvent, locations: LocationMap, actor: Actor) -> tuple[str, int]:
     bed = _bed(event, locations, required=True)
-    assert bed is not None
     patient = _patient(session, event)
     if patient.status != "admitted":
         raise error(SEGMENT_SEQUENCE, f"patient {event.mrn} is not admitted", "PID^1^3")
-    if event.prior_location is not None:  # PV1-6: where the sender believes the patient is (A02) / was (A12)
-        prior = locations.bed_for(event.prior_location, "PV1^1^6")
-        current = current_assignment(session, patient)
-        if event.event == "A02" and (current is None or bed_ref(current.bed) != prior):
-            where = bed_ref(current.bed) if current else "no bed"
-            raise error(SEGMENT_SEQUENCE, f"PV1-6 says {prior} but patient {event.mrn} is in {where}", "PV1^1^6")
-    move_patient(session, event.mrn, bed, at=event.at, actor=actor)
-    return f"moved {event.mrn} to {bed}", patient.id
+    current = current_assignment(session, patient)
+    if event.prior_location is not None and event.event == "A02":  # PV1-6: where the sender believes they are
+        prior = locations.resolve(event.prior_location, "PV1^1^6")
+        if (bed_ref(current.bed) if current else None) != prior:
+            where = bed_ref(current.bed) if current else "no monitored bed"
+            says = prior or f"{event.prior_location} (not monitored)"
+            raise error(SEGMENT_SEQUENCE, f"PV1-6 says {says} but patient {event.mrn} is in {where}", "PV1^1^6")
+    if bed is not None:
+        move_patient(session, event.mrn, bed, at=event.at, actor=actor)
+        return f"moved {event.mrn} to {bed}", patient.id
+    # to a place Areya does not monitor: never keep them in the bed the feed says they left
+    left = release_bed(session, event.mrn, at=event.at, actor=actor, to=event.location or "")
+    if left is None:
+        return f"moved {event.mrn}, not in a monitored bed ({event.location})", patient.id
+    return f"moved {event.mrn} out of {bed_ref(left.bed)}, not in a monitored bed ({event.location})", patient.id
 
 
 def _discharge(session: Session, event: AdtEvent, locations: LocationMap, actor: Actor) -> tuple[str, int]:
@@ -162,6 +184,8 @@ def _cancel_discharge(session: Session, event: AdtEvent, locations: LocationMap,
         raise error(SEGMENT_SEQUENCE, f"patient {event.mrn} is not discharged", "PID^1^3")
     bed = _bed(event, locations, required=False)
     admit_patient(session, event.mrn, event.name or patient.display_name, bed, at=event.at, actor=actor)
+    if bed is None and event.location:
+        return f"discharge of {event.mrn} cancelled, not in a monitored bed ({event.location})", patient.id
     return f"discharge of {event.mrn} cancelled" + (f", back in {bed}" if bed else ""), patient.id
 
 

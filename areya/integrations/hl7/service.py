@@ -54,7 +54,7 @@ class AdtProcessor:
     def from_settings(cls, settings: Settings, factory: sessionmaker[Session]) -> AdtProcessor:
         return cls(
             factory,
-            LocationMap.from_pairs(settings.adt_location_map),
+            LocationMap.from_pairs(settings.adt_location_map, settings.adt_unknown_location),
             settings.adt_assigning_authority,
             ZoneInfo(settings.timezone),
             access_policy(settings),

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, selectinload
 from areya.admin.passwords import MAX_PASSWORD_LEN, MIN_PASSWORD_LEN  # noqa: F401 - re-exported
 from areya.admin.passwords import check_password as check_password_rules
 from areya.admin.refs import clean_username, flush, get_user, get_ward
-from areya.admin.sessions import end_user_sessions
+from areya.admin.sessions import end_user_sessions, revoke_user_tokens
 from areya.audit import SYSTEM, Actor, record
 from areya.db.models import ROLES, User
 from areya.db.types import utcnow
@@ -93,10 +93,12 @@ def set_user_active(session: Session, username: str, active: bool, *, actor: Act
     if user.active == active:
         raise Conflict(f"user {user.username!r} is already {'active' if active else 'deactivated'}")
     user.active = active
-    if not active:
+    detail = None
+    if not active:  # sessions end and API tokens are revoked: a re-activated user starts afresh
         end_user_sessions(session, user.id)
+        detail = {"tokens_revoked": revoke_user_tokens(session, user.id)}
     flush(session, f"{'activate' if active else 'deactivate'} user {user.username!r}")
-    record(session, actor, "user.activate" if active else "user.deactivate", target=f"user:{user.id}")
+    record(session, actor, "user.activate" if active else "user.deactivate", target=f"user:{user.id}", detail=detail)
     return user
 
 
@@ -104,8 +106,9 @@ def set_password(session: Session, username: str, password: str, *, actor: Actor
     user = get_user(session, username)
     user.password_hash = hash_password(password, user.username)
     end_user_sessions(session, user.id)  # a changed password ends every session (the user logs in again)
+    revoked = revoke_user_tokens(session, user.id)  # and revokes the API tokens (a leaked one stops working)
     flush(session, f"set password of {user.username!r}")
-    record(session, actor, "user.password", target=f"user:{user.id}")
+    record(session, actor, "user.password", target=f"user:{user.id}", detail={"tokens_revoked": revoked})
     return user
 
 

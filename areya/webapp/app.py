@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask import Flask, current_app, g, jsonify, make_response, redirect, render_template, request, session, url_for
@@ -13,7 +13,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
 from werkzeug.wrappers import Response
 
-from areya.admin.sessions import SESSION_LIFETIME, session_user
+from areya.admin.sessions import SESSION_LIFETIME, keep_alive, session_user
 from areya.config import Settings, load_settings
 from areya.db.engine import begin_write, create_db_engine, create_session_factory
 from areya.webapp.access import MAX_ID
@@ -29,7 +29,7 @@ from areya.webapp.security import (
     check_csrf,
     csrf_token,
 )
-from areya.webapp.services import EXTENSION, WebServices, close_db, db, security_audit
+from areya.webapp.services import EXTENSION, WebServices, close_db, db, security_audit, services
 from areya.webapp.session_keys import SESSION_ID_KEY
 
 log = logging.getLogger(__name__)
@@ -147,6 +147,12 @@ def _load_session_user() -> None:
         return
     g.user = user
     g.session_id = session_id
+    # a request the user made keeps the session alive (idle timeout); a live view's stream does not, so a ward PC
+    # left showing the ward view logs out after session_idle_minutes
+    if request.endpoint != "events.stream":
+        idle = services().settings.session_idle_minutes
+        if keep_alive(db(), session_id, idle=timedelta(minutes=idle) if idle else None):
+            db().commit()
 
 
 def _install_hooks(app: Flask) -> None:

@@ -71,9 +71,19 @@ def revoke_token(
     return row
 
 
-def user_for_token(session: Session, token: str, *, now: datetime | None = None) -> User | None:
-    """The active user owning this (unrevoked) token, or None."""
-    found = token_user(session, token, now=now)
+DEFAULT_MAX_AGE = timedelta(days=90)  # the api_token_days setting's default
+
+
+def token_expires_at(row: ApiToken, max_age: timedelta = DEFAULT_MAX_AGE) -> datetime:
+    """When the token stops working: ``max_age`` (the ``api_token_days`` setting) after it was created."""
+    return row.created_at + max_age
+
+
+def user_for_token(
+    session: Session, token: str, *, now: datetime | None = None, max_age: timedelta = DEFAULT_MAX_AGE
+) -> User | None:
+    """The active user owning this (unrevoked, unexpired) token, or None."""
+    found = token_user(session, token, now=now, max_age=max_age)
     return None if found is None else found[1]
 
 
@@ -87,17 +97,21 @@ def issued_for_someone_else(row: ApiToken) -> bool:
     return row.issued_by_id is not None and row.issued_by_id != row.user_id
 
 
-def token_user(session: Session, token: str, *, now: datetime | None = None) -> tuple[ApiToken, User] | None:
-    """The (unrevoked) token row and its active user, or None."""
+def token_user(
+    session: Session, token: str, *, now: datetime | None = None, max_age: timedelta = DEFAULT_MAX_AGE
+) -> tuple[ApiToken, User] | None:
+    """The token row and its active user, or None (unknown, revoked, expired: older than ``max_age``)."""
     if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         return None
     row = session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(token)))
     if row is None or row.revoked_at is not None or issued_for_someone_else(row):
         return None
+    now = now or utcnow()
+    if token_expires_at(row, max_age) <= now:
+        return None
     user = session.get(User, row.user_id)
     if user is None or not user.active:
         return None
-    now = now or utcnow()
     if row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION:
         begin_write(session)  # the lookup's read transaction ends: the update waits its turn for the write lock
         row.last_used_at = now

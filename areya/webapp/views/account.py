@@ -3,14 +3,16 @@ API tokens (created here only: a token acts for the user who made it; shown once
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from areya.admin.users import set_user_email
 from areya.webapp.forms import Form
 from areya.webapp.security import ALL_ROLES, roles
-from areya.webapp.services import actor, db, require_user
-from areya.webapp.tokens import create_token, list_tokens, revoke_token
+from areya.webapp.services import actor, db, require_user, services
+from areya.webapp.tokens import create_token, list_tokens, revoke_token, token_expires_at
 from areya.webapp.views.admin.common import run_operation
 
 bp = Blueprint("account", __name__)
@@ -20,11 +22,14 @@ def _page(
     form: Form | None = None, token_form: Form | None = None, new_token: str | None = None, status: int = 200
 ) -> tuple[str, int]:
     user = require_user()
+    tokens = list_tokens(db(), user.id)
+    max_age = timedelta(days=services().settings.api_token_days)
     return render_template(
         "account.html",
         form=form or Form({"email": user.email or ""}),
         token_form=token_form or Form(),
-        tokens=list_tokens(db(), user.id),
+        tokens=tokens,
+        expires={t.id: token_expires_at(t, max_age) for t in tokens},
         new_token=new_token,
     ), status
 

@@ -4,6 +4,7 @@ pages, audited; described by the OpenAPI document at ``/api/openapi.json``."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from flask import Blueprint, abort, g, jsonify, request
@@ -26,7 +27,7 @@ from areya.webapp.access import (
 from areya.webapp.forms import MAX_TEXT
 from areya.webapp.openapi import openapi_document
 from areya.webapp.security import ALL_ROLES, CLINICAL, public, roles
-from areya.webapp.services import audit, db, user_ward_ids
+from areya.webapp.services import audit, db, services, user_ward_ids
 from areya.webapp.tiles import latest_observation, load_tiles
 from areya.webapp.timeline import RANGES, patient_timeline
 
@@ -44,9 +45,10 @@ def authenticate_bearer() -> bool:
         abort(401, description="use Authorization: Bearer <token>")
     from areya.webapp.tokens import token_actor, token_user
 
-    found = token_user(db(), token.strip())
+    max_age = timedelta(days=services().settings.api_token_days)
+    found = token_user(db(), token.strip(), max_age=max_age)
     if found is None:
-        abort(401, description="invalid, revoked or unknown API token")
+        abort(401, description="invalid, expired, revoked or unknown API token")
     row, user = found
     g.user = user
     g.via_token = True

@@ -3,6 +3,7 @@ server-side sessions in areya.admin.sessions: logout ends the session, not just 
 
 from __future__ import annotations
 
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 from flask import Blueprint, flash, g, redirect, render_template, request, session, url_for
@@ -69,11 +70,13 @@ def login() -> Response | str | tuple[str, int]:
     limiter.succeeded(ip, username)
 
     previous = session.get(SESSION_ID_KEY)  # a login over an existing one replaces it
+    idle_minutes = services().settings.session_idle_minutes
+    idle = timedelta(minutes=idle_minutes) if idle_minutes else None
 
     def note(dbs: Session) -> tuple[str, str]:
         user = note_login(dbs, candidate.user_id, password[:1024])
         end_session(dbs, previous)
-        session_id = start_session(dbs, user.id)
+        session_id = start_session(dbs, user.id, idle=idle)
         record(dbs, Actor(user.id, f"web:{user.username}"), "auth.login", target=f"user:{user.id}", detail={"ip": ip})
         return session_id, user.role
 

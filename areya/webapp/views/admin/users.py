@@ -3,6 +3,8 @@ their own on their account page: a token acts only for the user who made it)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from flask import abort, flash, g, redirect, render_template, request, url_for
 from sqlalchemy import select
 from werkzeug.wrappers import Response
@@ -12,8 +14,8 @@ from areya.admin.users import set_user_email, set_user_role
 from areya.db.models import ROLES, User, Ward
 from areya.webapp.forms import Form
 from areya.webapp.security import ADMIN, roles
-from areya.webapp.services import actor, db
-from areya.webapp.tokens import list_tokens, revoke_token
+from areya.webapp.services import actor, db, services
+from areya.webapp.tokens import list_tokens, revoke_token, token_expires_at
 from areya.webapp.views.admin.blueprint import bp
 from areya.webapp.views.admin.common import run_operation
 
@@ -36,8 +38,11 @@ def _page(
 ) -> tuple[str, int]:
     session = db()
     tokens: dict[int, list] = {}
+    max_age = timedelta(days=services().settings.api_token_days)
+    expires = {}
     for token in list_tokens(session):
         tokens.setdefault(token.user_id, []).append(token)
+        expires[token.id] = token_expires_at(token, max_age)
     return render_template(
         "admin/users.html",
         users=list_users(session),
@@ -47,6 +52,7 @@ def _page(
         add=(forms or {}).get("add") or Form(),
         row_errors=row_errors or {},
         tokens=tokens,
+        expires=expires,
     ), status
 
 

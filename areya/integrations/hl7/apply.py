@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from areya.admin import Actor, AdminError, Conflict, Invalid, NotFound, record
+from areya.admin.merge import change_mrn, merge_patients
 from areya.admin.patients import (
     admit_patient,
     current_assignment,
@@ -22,6 +23,7 @@ from areya.admin.refs import bed_ref, clean_mrn, clean_name, flush
 from areya.db.models import AdtMessage, Patient
 from areya.integrations.hl7.errors import (
     DATA_TYPE_ERROR,
+    DUPLICATE_KEY,
     INTERNAL_ERROR,
     REQUIRED_FIELD_MISSING,
     SEGMENT_SEQUENCE,
@@ -64,6 +66,8 @@ def apply_event(
         return Outcome(False, f"duplicate of message {header.control_id} applied at {seen.applied_at.isoformat()}")
     try:
         clean_mrn(event.mrn)
+        if event.prior_mrn is not None:
+            clean_mrn(event.prior_mrn)
         if event.name is not None:
             clean_name(event.name, "patient name", 200)
     except Invalid as exc:
@@ -89,11 +93,12 @@ def apply_event(
         actor,
         "adt.message",
         patient_id=patient_id,
-        target=f"patient:{patient_id}",
+        target=f"patient:{patient_id}" if patient_id is not None else None,
         detail={
             "event": event.event,
             "meaning": EVENTS[event.event],
             "mrn": event.mrn,
+            **({"prior_mrn": event.prior_mrn} if event.prior_mrn is not None else {}),
             "assigning_authority": event.authority,
             "location": event.location,
             "result": text,
@@ -189,6 +194,40 @@ def _cancel_discharge(session: Session, event: AdtEvent, locations: LocationMap,
     return f"discharge of {event.mrn} cancelled" + (f", back in {bed}" if bed else ""), patient.id
 
 
+def _merge(session: Session, event: AdtEvent, locations: LocationMap, actor: Actor) -> tuple[str, int | None]:
+    """A40 / A34: the record of MRG-1 folds into PID-3's (which takes PID-5's name if given)."""
+    assert event.prior_mrn is not None
+    prior = session.scalar(select(Patient).where(Patient.mrn == event.prior_mrn))
+    survivor = session.scalar(select(Patient).where(Patient.mrn == event.mrn))
+    if event.prior_mrn == event.mrn:
+        raise reject(DUPLICATE_KEY, f"MRG-1 and PID-3 are the same identifier {event.mrn!r}", "MRG^1^1")
+    if prior is None:  # never in a monitored area: nothing of theirs in Areya
+        return f"nothing to merge: {event.prior_mrn} is not known", survivor.id if survivor else None
+    try:
+        merged = merge_patients(session, event.prior_mrn, event.mrn, display_name=event.name, at=event.at, actor=actor)
+    except Conflict as exc:
+        raise error(DUPLICATE_KEY, str(exc), "MRG^1^1") from None
+    if survivor is None:
+        return f"{event.prior_mrn} is now {event.mrn}", merged.id
+    return f"merged {event.prior_mrn} into {event.mrn}", merged.id
+
+
+def _change_identifier(
+    session: Session, event: AdtEvent, locations: LocationMap, actor: Actor
+) -> tuple[str, int | None]:
+    """A47: the patient of MRG-1 is now known by PID-3 (AE 205 if PID-3 is another patient: send an A40)."""
+    assert event.prior_mrn is not None
+    patient = session.scalar(select(Patient).where(Patient.mrn == event.prior_mrn))
+    if patient is None:
+        existing = session.scalar(select(Patient.id).where(Patient.mrn == event.mrn))
+        return f"nothing to change: {event.prior_mrn} is not known", existing
+    try:
+        change_mrn(session, event.prior_mrn, event.mrn, display_name=None, actor=actor)
+    except Conflict as exc:
+        raise error(DUPLICATE_KEY, str(exc), "PID^1^3") from None
+    return f"{event.prior_mrn} is now {event.mrn}", patient.id
+
+
 _HANDLERS = {
     "A01": _admit,
     "A04": _admit,
@@ -198,6 +237,9 @@ _HANDLERS = {
     "A11": _discharge,  # cancel admit: the stay ends (the record and its audit stay)
     "A08": _update,
     "A13": _cancel_discharge,
+    "A34": _merge,
+    "A40": _merge,
+    "A47": _change_identifier,
 }
 
 __all__ = ["AdminError", "AdtError", "Outcome", "actor_for", "apply_event"]

@@ -30,7 +30,11 @@ EVENTS: dict[str, str] = {
     "A11": "cancel admit",
     "A12": "cancel transfer",
     "A13": "cancel discharge",
+    "A34": "merge patient information (patient id only)",
+    "A40": "merge patient",
+    "A47": "change patient identifier",
 }
+MERGES = ("A34", "A40", "A47")  # MRG-1 names the prior identifier
 _DTM = re.compile(r"\d{4}(\d{2}){0,5}(\.\d{1,4})?([+-]\d{4})?")  # HL7 DTM: YYYY[MM[DD[HH[MM[SS[.S]]]]]][+/-ZZZZ]
 MAX_IDENTIFIER = 199  # MSH-10 is ST(199) in v2.5+; sending facility HD namespace id fits too
 
@@ -59,6 +63,7 @@ class AdtEvent:
     location: str | None  # PV1-3 as "POC^ROOM^BED" (None if empty)
     prior_location: str | None  # PV1-6
     at: datetime  # EVN-6 / EVN-2 / MSH-7, UTC, never in the future
+    prior_mrn: str | None = None  # MRG-1 of a merge (A34 / A40) or a change of identifier (A47)
 
 
 def normalize(raw: str) -> str:
@@ -126,6 +131,10 @@ def read_event(
         raise reject(UNSUPPORTED_EVENT, f"event {event!r} is not handled (handled: {', '.join(EVENTS)})", "MSH^1^9")
     _require_segment(message, "PID")
     mrn, used_authority = _mrn(message, authority)
+    prior_mrn = None
+    if event in MERGES:
+        _require_segment(message, "MRG")
+        prior_mrn, _ = _identifier(message, "MRG", 1, authority)
     return AdtEvent(
         header=header,
         event=event,
@@ -135,6 +144,7 @@ def read_event(
         location=_location(message, 3),
         prior_location=_location(message, 6),
         at=_event_time(message, tz, now or datetime.now(UTC)),
+        prior_mrn=prior_mrn,
     )
 
 
@@ -146,19 +156,26 @@ def _require_segment(message: hl7.Message, name: str) -> None:
 
 
 def _mrn(message: hl7.Message, authority: str) -> tuple[str, str]:
-    """PID-3: the identifier of ``authority`` (PID-3.4), or the first one when no authority is configured."""
+    return _identifier(message, "PID", 3, authority)
+
+
+def _identifier(message: hl7.Message, segment: str, field: int, authority: str) -> tuple[str, str]:
+    """PID-3 / MRG-1 (CX, repeating): the identifier of ``authority`` (CX.4), or the first one when no authority
+    is configured."""
     try:
-        repetitions = len(message.segment("PID")[3])
+        repetitions = len(message.segment(segment)[field])
     except IndexError:
         repetitions = 0
+    name = f"{segment}-{field}"
     for index in range(1, max(repetitions, 1) + 1):
-        mrn = value(message, f"PID.F3.R{index}.C1")
-        owner = value(message, f"PID.F3.R{index}.C4")
+        mrn = value(message, f"{segment}.F{field}.R{index}.C1")
+        owner = value(message, f"{segment}.F{field}.R{index}.C4")
         if mrn and (not authority or owner == authority):
             return mrn, owner
+    where = f"{segment}^1^{field}"
     if authority:
-        raise reject(REQUIRED_FIELD_MISSING, f"PID-3 has no identifier of assigning authority {authority!r}", "PID^1^3")
-    raise reject(REQUIRED_FIELD_MISSING, "PID-3 (patient identifier) is empty", "PID^1^3")
+        raise reject(REQUIRED_FIELD_MISSING, f"{name} has no identifier of assigning authority {authority!r}", where)
+    raise reject(REQUIRED_FIELD_MISSING, f"{name} (patient identifier) is empty", where)
 
 
 def _name(message: hl7.Message) -> str | None:

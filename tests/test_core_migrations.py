@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
@@ -14,6 +15,8 @@ from areya.config import Settings
 from areya.db.engine import create_db_engine
 from areya.db.migrate import current_revision, head_revision, upgrade
 from areya.db.models import Base
+
+pytestmark = pytest.mark.postgres
 
 
 def test_head_matches_models(settings: Settings, empty_database_url: str) -> None:

@@ -26,6 +26,8 @@ from areya.db.models import (
 )
 from areya.source_url import SourceUrlError
 
+pytestmark = pytest.mark.postgres
+
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
 

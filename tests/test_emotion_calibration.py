@@ -116,6 +116,7 @@ def test_classifier_serves_the_stored_temperature_and_four_class_source():
     np.testing.assert_allclose(results[0].probs7, p7[0], atol=1e-3)  # classify() serves calibrated figures
 
 
+@pytest.mark.slow
 def test_calibrate_command_on_a_trained_tiny_model(tmp_path: Path):
     from click.testing import CliRunner
     from synthetic_faces import write_face_tree
@@ -144,6 +145,7 @@ def test_calibrate_command_on_a_trained_tiny_model(tmp_path: Path):
     assert bad.exit_code != 0 and "config" in bad.output
 
 
+@pytest.mark.slow
 def test_calibrate_without_copies_fits_on_the_validation_faces_the_network_never_saw(tmp_path: Path):
     import shutil
 

@@ -107,6 +107,7 @@ def test_distillation_settings_are_validated():
         TrainConfig(distill_weight=0.5, teacher_labels="t.npz", class_weight_power=0.5).validate()
 
 
+@pytest.mark.slow
 def test_a_student_learns_its_teachers_answer_not_the_labels(face_tree: Path, tmp_path: Path):
     """A teacher that calls every face happy, at full weight: the student calls (almost) every face happy,
     though only a seventh of the faces are labelled so."""
@@ -132,6 +133,7 @@ def test_a_student_learns_its_teachers_answer_not_the_labels(face_tree: Path, tm
     assert (data.labels7 == HAPPY).mean() < 0.2
 
 
+@pytest.mark.slow
 def test_teacher_labels_cli_labels_the_training_split_and_a_student_trains_on_them(face_tree: Path, tmp_path: Path):
     from areya.cli.models import models_group
 
@@ -188,6 +190,7 @@ def _happy_teacher(folder: Path) -> Path:
     return folder
 
 
+@pytest.mark.slow
 def test_a_teacher_model_labels_every_augmented_batch_and_the_student_learns_its_answer(
     face_tree: Path, tmp_path: Path
 ):

@@ -58,6 +58,7 @@ def test_split_seed_keeps_the_validation_part_and_is_left_out_of_toml_when_unset
     assert again.holdout_seed == 5 and "split_seed = 5" in again.to_toml()
 
 
+@pytest.mark.slow
 def test_an_ensemble_serves_the_mean_of_its_members(members: tuple[Path, Path], tmp_path: Path):
     a, b = members
     x = _faces()
@@ -90,6 +91,7 @@ def test_an_ensemble_serves_the_mean_of_its_members(members: tuple[Path, Path], 
     assert served_tta(folder) is True and EmotionClassifier.load(folder).tta_flip is True
 
 
+@pytest.mark.slow
 def test_a_member_that_trained_on_the_validation_part_is_refused(members, fer: Path, tmp_path: Path):
     a, _ = members
     other = _train(fer, tmp_path / "other", seed=9)  # its own seed: another held-out part
@@ -98,6 +100,7 @@ def test_a_member_that_trained_on_the_validation_part_is_refused(members, fer: P
     assert not (a / ENSEMBLE_FILE).exists()
 
 
+@pytest.mark.slow
 def test_broken_ensemble_files_are_clear_errors(members, tmp_path: Path):
     a, _ = members
     folder = tmp_path / "m"
@@ -115,6 +118,7 @@ def test_broken_ensemble_files_are_clear_errors(members, tmp_path: Path):
             EmotionClassifier.load(folder)
 
 
+@pytest.mark.slow
 def test_calibrate_and_add_member_commands_on_an_ensemble(members, fer: Path, tmp_path: Path):
     from areya.cli.models import models_group
 

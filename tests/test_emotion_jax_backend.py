@@ -24,6 +24,8 @@ pytest.importorskip("jax")
 
 from areya.emotion.inference import EmotionClassifier  # noqa: E402
 
+pytestmark = pytest.mark.slow
+
 # the child: a crash at the start of epoch 2 (after epoch 1's checkpoint), a resumed run, then a distilled student
 # from the first model's teacher labels, fine-tuned from its weights with weight averaging; it prints one JSON line
 # with what the parent checks

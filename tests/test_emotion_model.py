@@ -118,6 +118,7 @@ def test_a_weighted_row_scales_the_gradient_with_the_row_cross_entropy_not_with_
     assert not np.allclose(_head_gradient(fused, 3.0 * onehot), 3.0 * _head_gradient(fused, onehot), atol=1e-4)
 
 
+@pytest.mark.slow
 def test_class_weighted_training_runs_and_reports_its_weights(face_tree: Path, tmp_path: Path):
     lines: list[str] = []
     train(
@@ -146,6 +147,7 @@ def test_one_epoch_training_writes_a_loadable_model(tiny_model: Path):
     np.testing.assert_allclose(a, b, atol=0.02)  # per-image standardisation makes the model lighting-blind
 
 
+@pytest.mark.slow
 def test_interrupted_training_resumes_from_its_checkpoint(face_tree: Path, tmp_path: Path):
     class Crash(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):

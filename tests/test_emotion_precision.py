@@ -71,6 +71,7 @@ def face_tree(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("mode", "policy"), [("float32", FLOAT32), ("mixed", MIXED)])
 def test_train_cli_uses_the_forced_policy_and_records_it(face_tree: Path, tmp_path: Path, mode: str, policy: str):
     pytest.importorskip("keras")

@@ -31,6 +31,7 @@ def test_shipped_model_is_small_and_carries_its_calibration(shipped: EmotionClas
     assert card["model_version"] == shipped.model_version  # the card describes this very file
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not PUBLICTEST.is_dir(), reason="../shared/data/fer2013/publictest absent")
 @pytest.mark.parametrize("scheme", ["7", "4"])
 def test_shipped_model_reproduces_its_card_on_publictest(shipped: EmotionClassifier, scheme: str):

@@ -89,6 +89,7 @@ def test_constant_schedule_stays_at_the_learning_rate_after_warm_up():
     assert float(cosine(39)) < 0.1 * float(cosine(10))
 
 
+@pytest.mark.slow
 def test_fine_tuning_starts_from_the_model_and_serves_the_average_of_the_last_epochs(
     face_tree: Path, trained: Path, tmp_path: Path
 ):
@@ -132,6 +133,7 @@ def test_fine_tuning_starts_from_the_model_and_serves_the_average_of_the_last_ep
     assert "| 3, fine-tuned from `model.keras`, weights averaged over the last 2 |" in row
 
 
+@pytest.mark.slow
 def test_a_resumed_fine_tuning_keeps_its_weight_average(face_tree: Path, trained: Path, tmp_path: Path):
     class Crash(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
@@ -150,6 +152,7 @@ def test_a_resumed_fine_tuning_keeps_its_weight_average(face_tree: Path, trained
     assert json.loads((tmp_path / "out" / "history.json").read_text())["swa"]["epochs"] == [2, 3]
 
 
+@pytest.mark.slow
 def test_fine_tuning_settings_are_checked(tmp_path: Path, trained: Path):
     with pytest.raises(ValueError, match="swa_epochs"):
         TrainConfig.from_dict({**FINE_TUNE, "swa_epochs": 4})

@@ -33,6 +33,8 @@ from areya.alerts.window import BaselineCache, current_evidence, patient_baselin
 from areya.config import ConfigError, Settings
 from areya.db.models import Alert, AlertEvent, Camera, Observation, RuleOverride
 
+pytestmark = pytest.mark.postgres
+
 Observe = Callable[..., None]
 NOW = T0
 # plain thresholds 0.52 / 0.44; the baseline: 2 h, at least 100 observations, +0.15, never above 0.8

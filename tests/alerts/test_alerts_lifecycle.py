@@ -27,6 +27,8 @@ from areya.alerts.lifecycle import AlertPolicy
 from areya.audit import Actor
 from areya.db.models import Alert, AuditEvent
 
+pytestmark = pytest.mark.postgres
+
 
 @pytest.fixture
 def alert_id(hospital: Hospital, session_factory: Callable[[], Session]) -> int:

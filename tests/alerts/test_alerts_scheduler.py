@@ -21,6 +21,8 @@ from areya.db.models import Alert, Camera
 from areya.notify.dispatch import Notifier
 from areya.notify.events import CHANNEL, EVENT_KEYS
 
+pytestmark = pytest.mark.postgres
+
 TTL_MS = 400
 
 

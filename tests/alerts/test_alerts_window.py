@@ -13,6 +13,8 @@ from sqlalchemy.orm import Session
 
 from areya.alerts.window import WindowCache, last_observation_by_camera, window_stats
 
+pytestmark = pytest.mark.postgres
+
 LABELS = ("angry", "happy", "relaxed", "sad")
 
 

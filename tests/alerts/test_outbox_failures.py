@@ -19,6 +19,8 @@ from areya.db.models import AuditEvent, NotificationOutbox
 from areya.notify.events import AlertNotice
 from areya.notify.outbox import OutboxPump, add_event
 
+pytestmark = pytest.mark.postgres
+
 PERMANENT = (400, 401, 403, 404, 410, 422)
 TEMPORARY = (408, 429, 500, 502, 503)
 RETRY_INITIAL_S = 5.0

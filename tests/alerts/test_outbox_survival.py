@@ -27,6 +27,8 @@ from areya.db.models import Camera, NotificationOutbox
 from areya.db.types import utcnow
 from areya.notify.webhook import DELIVERY_HEADER
 
+pytestmark = pytest.mark.postgres
+
 
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:

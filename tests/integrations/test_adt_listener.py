@@ -17,6 +17,8 @@ from areya.integrations.hl7.locations import LocationMap
 from areya.integrations.hl7.mllp import MllpClient
 from areya.integrations.hl7.service import AdtListener, AdtProcessor
 
+pytestmark = pytest.mark.postgres
+
 
 @pytest.fixture
 def wards(session: Session) -> None:

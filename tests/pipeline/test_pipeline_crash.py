@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 import redis
 from pipeline_helpers import count_observations, fast_config, pending, publish_ward, setup_ward
 from pipeline_standins import FixedClassifier
@@ -19,6 +20,8 @@ from areya.camera.synthetic import SyntheticWard
 from areya.comms.redis_server import EmbeddedRedis
 from areya.db.models import Observation
 from areya.worker import Worker
+
+pytestmark = pytest.mark.postgres
 
 HERE = Path(__file__).resolve().parent
 

@@ -21,6 +21,8 @@ from areya.db.models import AuditEvent
 from areya.db.types import utcnow
 from areya.worker.store import write_observations
 
+pytestmark = pytest.mark.postgres
+
 GOOD = ("nurse", "doctor", "admin", "nurse2")  # right passwords
 THREADS = 40
 AUDIT = {302: "auth.login", 401: "auth.login_failed", 429: "auth.login_rate_limited"}

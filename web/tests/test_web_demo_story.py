@@ -23,9 +23,10 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 from sqlalchemy import select
 
-pytestmark = pytest.mark.skipif(
-    bool(os.environ.get("AREYA_TEST_SKIP_DEMO_STORY")), reason="AREYA_TEST_SKIP_DEMO_STORY set"
-)
+pytestmark = [
+    pytest.mark.skipif(bool(os.environ.get("AREYA_TEST_SKIP_DEMO_STORY")), reason="AREYA_TEST_SKIP_DEMO_STORY set"),
+    pytest.mark.slow,
+]
 
 SAD, ANGRY, CONTENT = "Ada Sad-Example", "Ben Angry-Example", ("Cleo Content", "Dev Content")
 STORY_DEADLINE_S = 330  # the angry episode ends at 110 s; window 60 s + resolve period 30 s + a loaded machine

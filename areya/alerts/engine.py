@@ -34,6 +34,7 @@ from areya.alerts.window import (
     patient_baselines,
     window_stats,
 )
+from areya.db.engine import begin_write
 from areya.db.models import ALERT_OPEN_STATES, Alert, AlertSnooze
 from areya.notify.events import AlertNotice
 
@@ -106,11 +107,16 @@ class AlertEngine:
 
     # -- the tick ------------------------------------------------------------------------------
     def tick(self, now: datetime, *, retention: bool | None = None) -> TickReport:
-        """Evaluate all rules at ``now`` (one committed transaction), then roll up old observations if due."""
+        """Evaluate all rules at ``now`` (one committed transaction), then roll up old observations if due.
+
+        The transaction is a write transaction from its start (SQLite: ``BEGIN IMMEDIATE``, waiting its turn for
+        the write lock): a plain one reads, then fails with "database is locked" at its first write whenever a
+        worker or the dashboard committed meanwhile, and the whole tick is lost."""
         started = time.perf_counter()
         report = TickReport(at=now)
         with self.session_factory() as session:
-            with session.begin():
+            try:
+                begin_write(session)
                 self.evaluate_negative(session, now, report)
                 self.escalate(session, now, report)
                 last_obs = None
@@ -126,6 +132,11 @@ class AlertEngine:
                     last_observations=last_obs,
                 )
                 report.camera_opened, report.camera_resolved = cams["opened"], cams["resolved"]
+                session.commit()
+            except BaseException:
+                session.rollback()
+                take_notices(session)  # nothing was committed: nothing to announce
+                raise
             report.notices = take_notices(session)  # committed: safe to announce
         if retention if retention is not None else self.retention_due(now):
             report.retention = self.run_retention(now)

@@ -305,6 +305,25 @@ def _network_list(value: Any) -> tuple[str, ...]:
     return tuple(dict.fromkeys(out))
 
 
+# HL7 table 0211 character sets Areya decodes (areya.integrations.hl7.charsets maps them to codecs)
+HL7_CHARSETS = (
+    "ASCII",
+    *(f"8859/{n}" for n in (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 13, 14, 15, 16)),
+    "UNICODE UTF-8",
+    "UNICODE",
+    "GB 18030-2000",
+    "BIG-5",
+    "KS X 1001",
+)
+
+
+def _hl7_charset(value: Any) -> str:
+    text = " ".join(parse_str(value).upper().split())
+    if text not in HL7_CHARSETS:
+        raise ValueError(f"must be an HL7 character set (table 0211): one of {', '.join(HL7_CHARSETS)}; got {value!r}")
+    return text
+
+
 def _adt_sender_list(value: Any) -> tuple[str, ...]:
     """HL7 senders ``APPLICATION^FACILITY`` (MSH-3^MSH-4 namespace ids; ``*`` = any application or facility)."""
     out = []
@@ -615,6 +634,13 @@ class Settings:
         "", _file_or_empty, "adt", "PEM certificate (chain) of the ADT listener; empty = plain TCP."
     )
     adt_tls_key: str = _setting("", _file_or_empty, "adt", "PEM private key of adt_tls_cert.")
+    adt_default_charset: str = _setting(
+        "UNICODE UTF-8",
+        _hl7_charset,
+        "adt",
+        "Character set (HL7 table 0211) of messages whose MSH-18 is empty, e.g. 8859/1 for a feed that sends "
+        "Latin-1 without saying so; a message's own MSH-18 always wins.",
+    )
     adt_tls_client_ca: str = _setting(
         "",
         _file_or_empty,

@@ -91,7 +91,7 @@ def send(
 
     settings = get_context().settings
     data = sys.stdin.buffer.read() if file == "-" else Path(file).read_bytes()
-    messages = [m.decode("utf-8", errors="replace") for m in read_loose(io.BytesIO(data))]
+    messages = list(read_loose(io.BytesIO(data)))  # bytes: sent as they are, in their MSH-18 character set
     if not messages:
         raise click.ClickException(f"no HL7 messages (MSH segments) in {file}")
     if tls_key and not tls_cert:
@@ -110,7 +110,8 @@ def send(
     try:
         for message, ack in send_messages(*target, messages, timeout=timeout, ssl_context=ssl_context):
             fields = _ack_fields(ack)
-            first = message.split("\r", 1)[0].split("|")
+            text = message.decode("latin-1") if isinstance(message, bytes) else message
+            first = text.split("\r", 1)[0].split("|")
             event = first[8] if len(first) > 8 else "?"
             click.echo(f"{fields[1] or '?'} {event} {fields[0]} {fields[2]}".rstrip())
             failed += fields[0] != "AA"

@@ -20,9 +20,16 @@ def escape(text: str) -> str:
 
 
 def build_ack(
-    header: Header | None, code: str, text: str = "", failure: AdtError | None = None, *, now: datetime | None = None
+    header: Header | None,
+    code: str,
+    text: str = "",
+    failure: AdtError | None = None,
+    *,
+    now: datetime | None = None,
+    charset: str = "",
 ) -> str:
-    """An ACK for ``header`` (None: MSH itself was unreadable, MSA-2 stays empty); segments joined by CR."""
+    """An ACK for ``header`` (None: MSH itself was unreadable, MSA-2 stays empty); segments joined by CR.
+    ``charset``: the message's MSH-18, repeated in the ACK's (which is written in it)."""
     stamp = (now or datetime.now(UTC)).strftime("%Y%m%d%H%M%S")
     h = header
     msh = "|".join(
@@ -39,6 +46,7 @@ def build_ack(
             f"ACK{secrets.token_hex(8).upper()}",
             escape(h.processing_id) if h else "P",
             escape(h.version) if h else "2.5",
+            *(["", "", "", "", "", escape(charset)] if charset else []),
         ]
     )
     msa = "|".join(["MSA", code, escape(h.control_id) if h else "", escape(text[:80])])

@@ -9,6 +9,8 @@ from collections.abc import Iterable, Iterator
 
 from hl7.mllp.streams import CARRIAGE_RETURN, END_BLOCK, START_BLOCK
 
+from areya.integrations.hl7.charsets import decode_lenient
+
 ENCODING = "utf-8"
 MAX_BLOCK = 1 << 20  # one message; a longer block is refused
 
@@ -17,8 +19,10 @@ class MllpError(ConnectionError):
     """The peer closed the connection or sent something that is not an MLLP block."""
 
 
-def frame(message: str) -> bytes:
-    return START_BLOCK + message.encode(ENCODING) + END_BLOCK + CARRIAGE_RETURN
+def frame(message: str | bytes) -> bytes:
+    """One MLLP block: text is sent as UTF-8, bytes as they are (a message in its MSH-18 character set)."""
+    data = message.encode(ENCODING) if isinstance(message, str) else message
+    return START_BLOCK + data + END_BLOCK + CARRIAGE_RETURN
 
 
 class MllpClient:
@@ -45,7 +49,7 @@ class MllpClient:
         self._sock.sendall(data)
         return self.read_block()
 
-    def send(self, message: str) -> str:
+    def send(self, message: str | bytes) -> str:
         return self.send_raw(frame(message))
 
     def read_block(self) -> str:
@@ -60,12 +64,17 @@ class MllpClient:
         block, _, self._buffer = self._buffer.partition(terminator)
         if not block.startswith(START_BLOCK):
             raise MllpError("MLLP block does not start with <VT>")
-        return block[1:].decode(ENCODING, errors="replace")
+        return decode_lenient(block[1:])  # by the ACK's MSH-18
 
 
 def send_messages(
-    host: str, port: int, messages: Iterable[str], *, timeout: float = 30.0, ssl_context: ssl.SSLContext | None = None
-) -> Iterator[tuple[str, str]]:
+    host: str,
+    port: int,
+    messages: Iterable[str | bytes],
+    *,
+    timeout: float = 30.0,
+    ssl_context: ssl.SSLContext | None = None,
+) -> Iterator[tuple[str | bytes, str]]:
     """(message, ACK) for each message, sent one after another over one connection."""
     with MllpClient(host, port, timeout=timeout, ssl_context=ssl_context) as client:
         for message in messages:

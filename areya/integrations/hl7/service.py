@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from areya.audit import Actor, record
 from areya.config import Settings
 from areya.db.engine import session_scope
+from areya.integrations.hl7 import charsets
 from areya.integrations.hl7.access import AccessPolicy, Origin, SenderRefused, certificate_names
 from areya.integrations.hl7.ack import build_ack
 from areya.integrations.hl7.apply import apply_event
@@ -36,6 +37,11 @@ class AckResult:
     code: str  # AA, AE, AR
     ack: str  # the ACK message
     text: str
+    encoding: str = "utf-8"  # the message's character set (MSH-18), which the ACK is written in
+
+    @property
+    def data(self) -> bytes:
+        return self.ack.encode(self.encoding, errors="replace")
 
 
 @dataclass
@@ -47,6 +53,7 @@ class AdtProcessor:
     authority: str = ""
     tz: tzinfo = field(default_factory=lambda: ZoneInfo("UTC"))
     access: AccessPolicy = field(default_factory=AccessPolicy)
+    charset: str = "UNICODE UTF-8"  # adt_default_charset: for a message whose MSH-18 is empty
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _refusals: dict[tuple[str, str], float] = field(default_factory=dict, repr=False)
 
@@ -58,12 +65,22 @@ class AdtProcessor:
             settings.adt_assigning_authority,
             ZoneInfo(settings.timezone),
             access_policy(settings),
+            settings.adt_default_charset,
         )
 
-    def handle(self, raw: str, origin: Origin | None = None) -> AckResult:
-        """Apply one message; ``origin`` is the connection it came on (audited with what it changed)."""
+    def handle(self, raw: str | bytes, origin: Origin | None = None) -> AckResult:
+        """Apply one message (bytes: decoded by MSH-18, the ACK encoded alike); ``origin`` is the connection it
+        came on (audited with what it changed)."""
         header: Header | None = None
+        encoding, declared = "utf-8", ""
+
+        def answer(code: str, text: str, failure: AdtError | None = None) -> AckResult:
+            ack = build_ack(header or _header_of(raw), code, text, failure, charset=declared)
+            return AckResult(code, ack, text, encoding)
+
         try:
+            if isinstance(raw, bytes):
+                raw, encoding, declared = charsets.decode(raw, self.charset)
             message = parse_message(raw)
             header = read_header(message)
             check_header(header)
@@ -77,16 +94,16 @@ class AdtProcessor:
             if header:
                 detail.update(control_id=header.control_id, event=header.trigger)
             self.audit_refusal(origin, "sender", exc.text, detail, throttle=False)
-            return AckResult(exc.ack_code, build_ack(header, exc.ack_code, exc.text, exc), exc.text)
+            return answer(exc.ack_code, exc.text, exc)
         except AdtError as exc:
             log.info("ADT %s %s: %s", header.control_id if header else "?", exc.ack_code, exc.text)
-            return AckResult(exc.ack_code, build_ack(header, exc.ack_code, exc.text, exc), exc.text)
+            return answer(exc.ack_code, exc.text, exc)
         except Exception:  # noqa: BLE001 - a database outage or a bug: answer AE, keep listening
             log.exception("ADT message %s could not be applied", header.control_id if header else "?")
             failure = error(INTERNAL_ERROR, "internal error: the message was not applied (see the Areya log)")
-            return AckResult("AE", build_ack(header, "AE", failure.text, failure), failure.text)
+            return answer("AE", failure.text, failure)
         log.info("ADT %s %s: %s", header.control_id, event.event, outcome.text)
-        return AckResult("AA", build_ack(header, "AA", outcome.text), outcome.text)
+        return answer("AA", outcome.text)
 
     def audit_refusal(
         self, origin: Origin | None, stage: str, reason: str, detail: dict[str, Any] | None = None, *, throttle: bool
@@ -216,9 +233,8 @@ class AdtListener:
                     writer.write(_framed(build_ack(None, "AR", failure.text, failure)))
                     await writer.drain()
                     continue
-                text = block[1:].decode(ENCODING, errors="replace")
-                result = await asyncio.to_thread(self.processor.handle, text, origin)
-                writer.write(_framed(result.ack))
+                result = await asyncio.to_thread(self.processor.handle, bytes(block[1:]), origin)
+                writer.write(START_BLOCK + result.data + END_BLOCK + CARRIAGE_RETURN)
                 await writer.drain()
         except (ConnectionError, ssl.SSLError) as exc:
             log.info("ADT connection from %s ended: %s", origin.peer, exc)
@@ -265,3 +281,13 @@ class AdtListener:
 
 def _framed(ack: str) -> bytes:
     return START_BLOCK + ack.encode(ENCODING) + END_BLOCK + CARRIAGE_RETURN
+
+
+def _header_of(raw: str | bytes) -> Header | None:
+    """The MSH of a message that could not be decoded or parsed, as far as it can be read (for the ACK's MSA-2
+    and addressing); None if not even that."""
+    text = raw.decode("latin-1") if isinstance(raw, bytes) else raw
+    try:
+        return read_header(parse_message(text))
+    except Exception:  # noqa: BLE001 - nothing readable: the ACK goes without it
+        return None

@@ -324,6 +324,13 @@ def _hl7_charset(value: Any) -> str:
     return text
 
 
+def _hl7_code_or_empty(value: Any) -> str:
+    text = parse_str(value).strip()
+    if text and not re.fullmatch(r"[A-Za-z0-9_.-]{1,20}", text):
+        raise ValueError(f"must be an HL7 code of letters and digits (or empty), got {value!r}")
+    return text
+
+
 def _adt_sender_list(value: Any) -> tuple[str, ...]:
     """HL7 senders ``APPLICATION^FACILITY`` (MSH-3^MSH-4 namespace ids; ``*`` = any application or facility)."""
     out = []
@@ -622,6 +629,14 @@ class Settings:
     )
     adt_assigning_authority: str = _setting(
         "", parse_str, "adt", "Assigning authority (PID-3.4) whose MRN is used; empty = the first PID-3 identifier."
+    )
+    adt_identifier_type: str = _setting(
+        "MR",
+        _hl7_code_or_empty,
+        "adt",
+        "Identifier type (PID-3.5, table 0203) of the MRN among PID-3's identifiers, e.g. MR, or MRN for some "
+        "senders; an identifier without a type is taken if none has it, one of another type (SS, AN, VN) never; "
+        "empty = the first identifier whatever its type.",
     )
     mrn_system: str = _setting(
         "urn:areya:mrn",

@@ -120,7 +120,13 @@ def check_header(header: Header) -> None:
 
 
 def read_event(
-    message: hl7.Message, header: Header, *, authority: str = "", tz: tzinfo = UTC, now: datetime | None = None
+    message: hl7.Message,
+    header: Header,
+    *,
+    authority: str = "",
+    identifier_type: str = "MR",
+    tz: tzinfo = UTC,
+    now: datetime | None = None,
 ) -> AdtEvent:
     """The ADT event of a message (AR when the type, event or a required segment/field is missing or wrong)."""
     message_type = value(message, "MSH.F9.R1.C1")
@@ -130,11 +136,11 @@ def read_event(
     if event not in EVENTS:
         raise reject(UNSUPPORTED_EVENT, f"event {event!r} is not handled (handled: {', '.join(EVENTS)})", "MSH^1^9")
     _require_segment(message, "PID")
-    mrn, used_authority = _mrn(message, authority)
+    mrn, used_authority = _identifier(message, "PID", 3, authority, identifier_type)
     prior_mrn = None
     if event in MERGES:
         _require_segment(message, "MRG")
-        prior_mrn, _ = _identifier(message, "MRG", 1, authority)
+        prior_mrn, _ = _identifier(message, "MRG", 1, authority, identifier_type)
     return AdtEvent(
         header=header,
         event=event,
@@ -155,26 +161,35 @@ def _require_segment(message: hl7.Message, name: str) -> None:
         raise reject(SEGMENT_SEQUENCE, f"required segment {name} is missing", name) from None
 
 
-def _mrn(message: hl7.Message, authority: str) -> tuple[str, str]:
-    return _identifier(message, "PID", 3, authority)
-
-
-def _identifier(message: hl7.Message, segment: str, field: int, authority: str) -> tuple[str, str]:
-    """PID-3 / MRG-1 (CX, repeating): the identifier of ``authority`` (CX.4), or the first one when no authority
-    is configured."""
+def _identifier(
+    message: hl7.Message, segment: str, field: int, authority: str, identifier_type: str
+) -> tuple[str, str]:
+    """PID-3 / MRG-1 (CX, repeating) -> (identifier, its assigning authority): among the identifiers of
+    ``authority`` (CX.4; empty = any), the first whose type (CX.5) is ``identifier_type`` (empty = any type); if
+    none has that type, the first with no type at all (older senders leave CX.5 empty) - never one of another type
+    (an SSN, a visit or account number)."""
     try:
         repetitions = len(message.segment(segment)[field])
     except IndexError:
         repetitions = 0
-    name = f"{segment}-{field}"
+    untyped: tuple[str, str] | None = None
     for index in range(1, max(repetitions, 1) + 1):
-        mrn = value(message, f"{segment}.F{field}.R{index}.C1")
+        number = value(message, f"{segment}.F{field}.R{index}.C1")
         owner = value(message, f"{segment}.F{field}.R{index}.C4")
-        if mrn and (not authority or owner == authority):
-            return mrn, owner
-    where = f"{segment}^1^{field}"
-    if authority:
-        raise reject(REQUIRED_FIELD_MISSING, f"{name} has no identifier of assigning authority {authority!r}", where)
+        kind = value(message, f"{segment}.F{field}.R{index}.C5")
+        if not number or (authority and owner != authority):
+            continue
+        if not identifier_type or kind == identifier_type:
+            return number, owner
+        if not kind and untyped is None:
+            untyped = (number, owner)
+    if untyped is not None:
+        return untyped
+    name, where = f"{segment}-{field}", f"{segment}^1^{field}"
+    wanted = [f"assigning authority {authority!r}"] if authority else []
+    wanted += [f"type {identifier_type!r} (or no type)"] if identifier_type else []
+    if wanted:
+        raise reject(REQUIRED_FIELD_MISSING, f"{name} has no identifier of {' and '.join(wanted)}", where)
     raise reject(REQUIRED_FIELD_MISSING, f"{name} (patient identifier) is empty", where)
 
 

@@ -54,6 +54,7 @@ class AdtProcessor:
     tz: tzinfo = field(default_factory=lambda: ZoneInfo("UTC"))
     access: AccessPolicy = field(default_factory=AccessPolicy)
     charset: str = "UNICODE UTF-8"  # adt_default_charset: for a message whose MSH-18 is empty
+    identifier_type: str = "MR"  # adt_identifier_type: PID-3.5 of the MRN
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _refusals: dict[tuple[str, str], float] = field(default_factory=dict, repr=False)
 
@@ -66,6 +67,7 @@ class AdtProcessor:
             ZoneInfo(settings.timezone),
             access_policy(settings),
             settings.adt_default_charset,
+            settings.adt_identifier_type,
         )
 
     def handle(self, raw: str | bytes, origin: Origin | None = None) -> AckResult:
@@ -85,7 +87,9 @@ class AdtProcessor:
             header = read_header(message)
             check_header(header)
             self.access.check_sender(header)
-            event = read_event(message, header, authority=self.authority, tz=self.tz)
+            event = read_event(
+                message, header, authority=self.authority, identifier_type=self.identifier_type, tz=self.tz
+            )
             with self._lock, session_scope(self.factory, write=True) as session:
                 outcome = apply_event(session, event, self.locations, origin.context() if origin else ())
         except SenderRefused as exc:

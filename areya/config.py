@@ -331,6 +331,13 @@ def _hl7_code_or_empty(value: Any) -> str:
     return text
 
 
+def _hl7_processing_ids(value: Any) -> tuple[str, ...]:
+    ids = tuple(dict.fromkeys(item.upper() for item in parse_str_list(value)))
+    if not ids or any(item not in ("P", "T", "D") for item in ids):
+        raise ValueError(f"must be one or more of P, T, D (HL7 table 0103), got {value!r}")
+    return ids
+
+
 def _adt_sender_list(value: Any) -> tuple[str, ...]:
     """HL7 senders ``APPLICATION^FACILITY`` (MSH-3^MSH-4 namespace ids; ``*`` = any application or facility)."""
     out = []
@@ -629,6 +636,14 @@ class Settings:
     )
     adt_assigning_authority: str = _setting(
         "", parse_str, "adt", "Assigning authority (PID-3.4) whose MRN is used; empty = the first PID-3 identifier."
+    )
+    adt_processing_ids: tuple[str, ...] = _setting(
+        ("P",),
+        _hl7_processing_ids,
+        "adt",
+        "MSH-11 processing ids whose messages are applied (P production, T training, D debugging); others get "
+        "AR 202 and change nothing. Only a test instance of Areya should add T or D.",
+        "P",
     )
     adt_identifier_type: str = _setting(
         "MR",

@@ -6,7 +6,7 @@ import secrets
 from datetime import UTC, datetime
 
 from areya.integrations.hl7.errors import ERROR_TEXT, AdtError
-from areya.integrations.hl7.messages import Header
+from areya.integrations.hl7.messages import Header, supported_version
 
 APPLICATION = "AREYA"
 _ESCAPES = (("\\", "\\E\\"), ("|", "\\F\\"), ("^", "\\S\\"), ("&", "\\T\\"), ("~", "\\R\\"), ("\r", " "), ("\n", " "))
@@ -44,8 +44,8 @@ def build_ack(
             "",
             f"ACK^{escape(h.trigger) if h else ''}^ACK",
             f"ACK{secrets.token_hex(8).upper()}",
-            escape(h.processing_id) if h else "P",
-            escape(h.version) if h else "2.5",
+            escape(h.processing_id) if h and h.processing_id else "P",
+            escape(h.version) if h and supported_version(h.version) else "2.5",
             *(["", "", "", "", "", escape(charset)] if charset else []),
         ]
     )

@@ -9,6 +9,8 @@ DATA_TYPE_ERROR = "102"
 TABLE_VALUE_NOT_FOUND = "103"
 UNSUPPORTED_MESSAGE_TYPE = "200"
 UNSUPPORTED_EVENT = "201"
+UNSUPPORTED_PROCESSING_ID = "202"
+UNSUPPORTED_VERSION = "203"
 UNKNOWN_KEY = "204"
 DUPLICATE_KEY = "205"
 INTERNAL_ERROR = "207"
@@ -20,6 +22,8 @@ ERROR_TEXT = {
     TABLE_VALUE_NOT_FOUND: "Table value not found",
     UNSUPPORTED_MESSAGE_TYPE: "Unsupported message type",
     UNSUPPORTED_EVENT: "Unsupported event code",
+    UNSUPPORTED_PROCESSING_ID: "Unsupported processing id",
+    UNSUPPORTED_VERSION: "Unsupported version id",
     UNKNOWN_KEY: "Unknown key identifier",
     DUPLICATE_KEY: "Duplicate key identifier",
     INTERNAL_ERROR: "Application internal error",

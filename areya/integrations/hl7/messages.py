@@ -16,6 +16,8 @@ from areya.integrations.hl7.errors import (
     SEGMENT_SEQUENCE,
     UNSUPPORTED_EVENT,
     UNSUPPORTED_MESSAGE_TYPE,
+    UNSUPPORTED_PROCESSING_ID,
+    UNSUPPORTED_VERSION,
     reject,
 )
 from areya.integrations.hl7.locations import location_key
@@ -36,6 +38,7 @@ EVENTS: dict[str, str] = {
 }
 MERGES = ("A34", "A40", "A47")  # MRG-1 names the prior identifier
 _DTM = re.compile(r"\d{4}(\d{2}){0,5}(\.\d{1,4})?([+-]\d{4})?")  # HL7 DTM: YYYY[MM[DD[HH[MM[SS[.S]]]]]][+/-ZZZZ]
+_VERSION = re.compile(r"2\.[1-8](\.\d{1,2})?")  # HL7 v2.1 to v2.8.x (2.3.1, 2.5.1, 2.8.2, ...)
 MAX_IDENTIFIER = 199  # MSH-10 is ST(199) in v2.5+; sending facility HD namespace id fits too
 
 
@@ -101,8 +104,8 @@ def read_header(message: hl7.Message) -> Header:
         receiving_application=value(message, "MSH.F5.R1.C1"),
         receiving_facility=value(message, "MSH.F6.R1.C1"),
         trigger=value(message, "MSH.F9.R1.C2") or value(message, "EVN.F1"),
-        processing_id=value(message, "MSH.F11.R1.C1") or "P",
-        version=value(message, "MSH.F12.R1.C1") or "2.5",
+        processing_id=value(message, "MSH.F11.R1.C1"),
+        version=value(message, "MSH.F12.R1.C1"),
     )
     return header
 
@@ -117,6 +120,29 @@ def check_header(header: Header) -> None:
         raise reject(REQUIRED_FIELD_MISSING, "MSH-4 (sending facility) is empty", "MSH^1^4")
     if len(header.sending_facility) > MAX_IDENTIFIER:
         raise reject(DATA_TYPE_ERROR, "MSH-4 (sending facility) is too long", "MSH^1^4")
+
+
+def supported_version(version: str) -> bool:
+    return bool(_VERSION.fullmatch(version))
+
+
+def check_processing(header: Header, processing_ids: tuple[str, ...]) -> None:
+    """MSH-12 must be a v2 version Areya reads (2.1 to 2.8.x: AR 203) and MSH-11 a processing id it applies
+    (``adt_processing_ids``, default P only: a training (T) or debugging (D) message never changes production;
+    AR 202)."""
+    if not supported_version(header.version):
+        raise reject(
+            UNSUPPORTED_VERSION,
+            f"MSH-12 version {header.version!r} is not supported (HL7 v2.1 to v2.8.x)",
+            "MSH^1^12",
+        )
+    if header.processing_id not in processing_ids:
+        raise reject(
+            UNSUPPORTED_PROCESSING_ID,
+            f"MSH-11 processing id {header.processing_id!r} is not applied here (adt_processing_ids: "
+            f"{', '.join(processing_ids)})",
+            "MSH^1^11",
+        )
 
 
 def read_event(

@@ -24,7 +24,14 @@ from areya.integrations.hl7.ack import build_ack
 from areya.integrations.hl7.apply import apply_event
 from areya.integrations.hl7.errors import INTERNAL_ERROR, SEGMENT_SEQUENCE, AdtError, error, reject
 from areya.integrations.hl7.locations import LocationMap
-from areya.integrations.hl7.messages import Header, check_header, parse_message, read_event, read_header
+from areya.integrations.hl7.messages import (
+    Header,
+    check_header,
+    check_processing,
+    parse_message,
+    read_event,
+    read_header,
+)
 from areya.integrations.hl7.mllp import CARRIAGE_RETURN, ENCODING, END_BLOCK, MAX_BLOCK, START_BLOCK
 
 log = logging.getLogger(__name__)
@@ -55,6 +62,7 @@ class AdtProcessor:
     access: AccessPolicy = field(default_factory=AccessPolicy)
     charset: str = "UNICODE UTF-8"  # adt_default_charset: for a message whose MSH-18 is empty
     identifier_type: str = "MR"  # adt_identifier_type: PID-3.5 of the MRN
+    processing_ids: tuple[str, ...] = ("P",)  # adt_processing_ids: MSH-11 values applied
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _refusals: dict[tuple[str, str], float] = field(default_factory=dict, repr=False)
 
@@ -68,6 +76,7 @@ class AdtProcessor:
             access_policy(settings),
             settings.adt_default_charset,
             settings.adt_identifier_type,
+            settings.adt_processing_ids,
         )
 
     def handle(self, raw: str | bytes, origin: Origin | None = None) -> AckResult:
@@ -87,6 +96,7 @@ class AdtProcessor:
             header = read_header(message)
             check_header(header)
             self.access.check_sender(header)
+            check_processing(header, self.processing_ids)
             event = read_event(
                 message, header, authority=self.authority, identifier_type=self.identifier_type, tz=self.tz
             )

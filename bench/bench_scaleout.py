@@ -28,6 +28,7 @@ stopped and its temporary directory removed (``--keep`` keeps logs and data).
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import contextlib
 import json
 import os
@@ -515,16 +516,17 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901, PLR0915 - one scr
     ap.add_argument(
         "--quick",
         action="store_true",
-        help="smoke run of the whole story: 1 camera x 2 beds, batches of 4, a backlog of 24 frames, 4 s phases, "
-        "short waits, lock period 3 s, tick 1 s",
+        help="smoke run of the whole story: 1 camera x 2 beds filling at 3 fps, batches of 4, a backlog of 24 "
+        "frames, 3 s phases, short waits, lock period 3 s, tick 1 s (figures meaningless: the workers may not stay "
+        "saturated)",
     )
     args = ap.parse_args(argv)
     # seconds: TensorFlow warm-up after a worker starts, and before the steady phase; the worker batch; claim idle
     warmup, settle, batch, claim_idle_ms = 8.0, 10.0, None, 10000
     if args.quick:
-        args.cameras, args.beds, args.fill_fps, args.backlog = 1, 2, 6.0, 24
-        args.phase_seconds, args.steady_seconds, args.lock_ttl, args.tick = 4.0, 4.0, 3.0, 1.0
-        args.sample_frames, args.max_seconds = 5, min(args.max_seconds, 300.0)
+        args.cameras, args.beds, args.fill_fps, args.backlog = 1, 2, 3.0, 24
+        args.phase_seconds, args.steady_seconds, args.lock_ttl, args.tick = 3.0, 3.0, 3.0, 1.0
+        args.sample_frames, args.max_seconds = 5, min(args.max_seconds, 540.0)
         warmup, settle, batch, claim_idle_ms = 2.0, 2.0, 4, 3000
 
     started = time.monotonic()
@@ -577,6 +579,8 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901, PLR0915 - one scr
         from areya.config import load_settings
 
         settings = load_settings(env=env)
+        # the sample check's detector, built meanwhile: importing TensorFlow takes this process seconds
+        detector = concurrent.futures.ThreadPoolExecutor(max_workers=1).submit(_detector, settings.detector)
         import redis
 
         client = redis.Redis.from_url(redis_url, socket_timeout=10)
@@ -709,7 +713,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901, PLR0915 - one scr
         time.sleep(2)
         final = probe.sample()
         services.stop_many(("worker-1", "worker-2b", "scheduler-a", "scheduler-b", "scheduler-a2", "web"))
-        sample = _sample_check(client, settings, args.sample_frames)
+        sample = _sample_check(client, settings, args.sample_frames, detector.result(timeout=300))
         reclaimed = sum(
             int(line.split(" reclaimed ")[1].split()[0])
             for name in ("worker-1", "worker-2b")
@@ -881,7 +885,13 @@ def _accounting(
     }
 
 
-def _sample_check(client: Any, settings: Any, n: int, seed: int = 7) -> dict[str, Any]:
+def _detector(name: str) -> Any:
+    from areya.detectors import create_detector
+
+    return create_detector(name)
+
+
+def _sample_check(client: Any, settings: Any, n: int, detector: Any, seed: int = 7) -> dict[str, Any]:
     """Independent check of the stored observations: ``n`` random frames are taken back from the stream (it
     keeps every frame in this run), faces detected again with the same detector and mapped to beds with the
     same zones; each frame's (face index) set must equal its observation rows in PostgreSQL."""
@@ -892,7 +902,6 @@ def _sample_check(client: Any, settings: Any, n: int, seed: int = 7) -> dict[str
     from areya.comms.frames import decode_fields
     from areya.db.engine import create_db_engine, create_session_factory
     from areya.db.models import Observation
-    from areya.detectors import create_detector
     from areya.worker import frame_id
     from areya.worker.assign import BedResolver
 
@@ -907,7 +916,6 @@ def _sample_check(client: Any, settings: Any, n: int, seed: int = 7) -> dict[str
         got = client.xrange(stream, min=f"{rng.randint(first, last)}-0", count=1)
         if got:
             entries.setdefault(got[0][0].decode(), got[0][1])
-    detector = create_detector(settings.detector)
     engine = create_db_engine(settings)
     mismatches: list[str] = []
     faces = rows_seen = 0

@@ -619,6 +619,25 @@ class Settings:
     # adt (HL7 v2 ADT feed: areya adt listen)
     adt_host: str = _setting("127.0.0.1", _hostname_or_empty, "adt", "Bind address of the HL7 ADT (MLLP) listener.")
     adt_port: int = _setting(2575, int_range(1, 65_535), "adt", "Port of the HL7 ADT (MLLP) listener.")
+    adt_max_message_bytes: int = _setting(
+        1 << 20,
+        int_range(64 * 1024, 64 << 20),
+        "adt",
+        "Largest ADT message (bytes) the listener reads; a longer block is discarded as it arrives and answered "
+        "with one AR.",
+    )
+    adt_idle_timeout_s: int = _setting(
+        1800,
+        int_range(0, 86_400),
+        "adt",
+        "Seconds without a byte after which an ADT connection is closed (interface engines reconnect); 0 = never.",
+    )
+    adt_max_connections: int = _setting(
+        8,
+        int_range(1, 1000),
+        "adt",
+        "ADT connections open at once; one more is closed at once (and audited).",
+    )
     adt_location_map: tuple[tuple[str, str], ...] = _setting(
         (),
         _adt_location_map,

@@ -37,11 +37,8 @@ def listen(host: str | None, port: int | None) -> None:
         ssl_context = server_ssl_context(settings)
     except (OSError, ssl.SSLError) as exc:
         raise click.ClickException(f"TLS certificate/key/client CA: {exc}") from None
-    listener = AdtListener(
-        AdtProcessor.from_settings(settings, context.session_factory()),
-        host or settings.adt_host,
-        settings.adt_port if port is None else port,
-        ssl_context,
+    listener = AdtListener.from_settings(
+        AdtProcessor.from_settings(settings, context.session_factory()), settings, host, port, ssl_context
     )
     try:
         asyncio.run(listener.serve())

@@ -23,6 +23,7 @@ from areya.integrations.hl7.access import AccessPolicy, Origin, SenderRefused, c
 from areya.integrations.hl7.ack import build_ack
 from areya.integrations.hl7.apply import apply_event
 from areya.integrations.hl7.errors import INTERNAL_ERROR, SEGMENT_SEQUENCE, AdtError, error, reject
+from areya.integrations.hl7.framing import BlockReader, IdleTimeout
 from areya.integrations.hl7.locations import LocationMap
 from areya.integrations.hl7.messages import (
     Header,
@@ -183,11 +184,19 @@ class AdtListener:
         host: str = "127.0.0.1",
         port: int = 2575,
         ssl_context: ssl.SSLContext | None = None,
+        *,
+        max_message_bytes: int = MAX_BLOCK,
+        idle_timeout: float = 1800.0,
+        max_connections: int = 8,
     ) -> None:
         self.processor = processor
         self.host = host
         self.port = port
         self.ssl_context = ssl_context
+        self.max_message_bytes = max_message_bytes
+        self.idle_timeout = idle_timeout  # seconds without a byte before a connection is closed; 0 = never
+        self.max_connections = max_connections
+        self._connections = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._thread: threading.Thread | None = None
@@ -199,18 +208,37 @@ class AdtListener:
         writer.transport.abort()  # nothing is read or answered
         await asyncio.to_thread(self.processor.audit_refusal, origin, stage, reason, throttle=True)
 
-    async def _admit(self, writer: asyncio.StreamWriter) -> Origin | None:
-        """The connection's origin once its network (and with TLS its handshake and certificate) is accepted;
-        None when it was refused (closed unanswered, audited)."""
-        origin = Origin.of(writer.get_extra_info("peername"))
-        refusal = self.processor.access.network_refusal(origin.host)
-        if refusal is not None:
-            await self._refuse(writer, origin, "network", refusal)
+    @classmethod
+    def from_settings(
+        cls,
+        processor: AdtProcessor,
+        settings: Settings,
+        host: str | None = None,
+        port: int | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> AdtListener:
+        return cls(
+            processor,
+            settings.adt_host if host is None else host,
+            settings.adt_port if port is None else port,
+            ssl_context,
+            max_message_bytes=settings.adt_max_message_bytes,
+            idle_timeout=settings.adt_idle_timeout_s,
+            max_connections=settings.adt_max_connections,
+        )
+
+    async def _admit(self, writer: asyncio.StreamWriter, origin: Origin) -> Origin | None:
+        """The connection's origin once the connection cap (and with TLS the handshake and the client
+        certificate) let it in; None when it was refused (closed unanswered, audited)."""
+        if self._connections > self.max_connections:  # this one included
+            open_now = self._connections - 1
+            await self._refuse(writer, origin, "connection limit", f"{open_now} connections open (adt_max_connections)")
             return None
         if self.ssl_context is None:
             return origin
+        handshake = min(HANDSHAKE_TIMEOUT_S, self.idle_timeout or HANDSHAKE_TIMEOUT_S)
         try:  # at once: the client's TLS hello must reach the TLS layer, not the plain stream
-            await writer.start_tls(self.ssl_context, ssl_handshake_timeout=HANDSHAKE_TIMEOUT_S)
+            await writer.start_tls(self.ssl_context, ssl_handshake_timeout=handshake)
         except (ssl.SSLError, OSError, TimeoutError, asyncio.IncompleteReadError) as exc:
             stage = "client certificate" if self.ssl_context.verify_mode == ssl.CERT_REQUIRED else "tls"
             await self._refuse(writer, origin, stage, f"TLS handshake failed: {exc}")
@@ -225,31 +253,43 @@ class AdtListener:
         return origin
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        origin = await self._admit(writer)
-        if origin is None:
+        origin = Origin.of(writer.get_extra_info("peername"))
+        refusal = self.processor.access.network_refusal(origin.host)
+        if refusal is not None:  # before anything else: no TLS handshake, no slot for an outsider
+            await self._refuse(writer, origin, "network", refusal)
             return
-        log.info("ADT connection from %s%s", origin.peer, f" ({origin.client_cert})" if origin.client_cert else "")
+        self._connections += 1  # counted from here (no await in between), released in finally
         try:
-            while True:
-                try:
-                    block = await reader.readuntil(END_BLOCK + CARRIAGE_RETURN)
-                except asyncio.IncompleteReadError:
-                    break  # the sender closed the connection
-                except asyncio.LimitOverrunError as exc:  # longer than MAX_BLOCK: drop it, answer AR
-                    await reader.readexactly(exc.consumed)
-                    failure = reject(SEGMENT_SEQUENCE, "not an MLLP block: longer than the size limit")
-                    writer.write(_framed(build_ack(None, "AR", failure.text, failure)))
-                    await writer.drain()
-                    continue
-                block = block[: -len(END_BLOCK + CARRIAGE_RETURN)]
-                if not block.startswith(START_BLOCK):
-                    failure = reject(SEGMENT_SEQUENCE, "not an MLLP block: it does not start with <VT>")
-                    writer.write(_framed(build_ack(None, "AR", failure.text, failure)))
-                    await writer.drain()
-                    continue
-                result = await asyncio.to_thread(self.processor.handle, bytes(block[1:]), origin)
-                writer.write(START_BLOCK + result.data + END_BLOCK + CARRIAGE_RETURN)
+            admitted = await self._admit(writer, origin)
+            if admitted is not None:
+                await self._serve_connection(reader, writer, admitted)
+        finally:
+            self._connections -= 1
+
+    async def _serve_connection(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, origin: Origin
+    ) -> None:
+        log.info("ADT connection from %s%s", origin.peer, f" ({origin.client_cert})" if origin.client_cert else "")
+        blocks = BlockReader(reader, self.max_message_bytes, self.idle_timeout)
+        try:
+            while (block := await blocks.next()) is not None:
+                if block.noise:
+                    log.warning("ADT %s: %d bytes outside an MLLP block skipped", origin.peer, block.noise)
+                if block.kind == "message":
+                    result = await asyncio.to_thread(self.processor.handle, block.data, origin)
+                    writer.write(START_BLOCK + result.data + END_BLOCK + CARRIAGE_RETURN)
+                else:  # one AR per dropped block, naming the message if its MSH could be read
+                    if block.kind == "oversize":
+                        why = f"message of {block.size} bytes is over adt_max_message_bytes ({self.max_message_bytes})"
+                    else:
+                        why = "not an MLLP block: no <VT> before <FS><CR>"
+                    failure = reject(SEGMENT_SEQUENCE, why, "MSH" if block.kind == "oversize" else "")
+                    log.warning("ADT %s: %s", origin.peer, why)
+                    header = _header_of(block.data) if block.kind == "oversize" else None
+                    writer.write(_framed(build_ack(header, "AR", failure.text, failure)))
                 await writer.drain()
+        except IdleTimeout:
+            log.info("ADT connection from %s closed: idle for %s s", origin.peer, self.idle_timeout)
         except (ConnectionError, ssl.SSLError) as exc:
             log.info("ADT connection from %s ended: %s", origin.peer, exc)
         finally:
@@ -261,7 +301,7 @@ class AdtListener:
         self._stop = asyncio.Event()
         # TLS per connection (after the network check, so refused peers get no handshake and failed handshakes
         # are audited): see _admit
-        server = await asyncio.start_server(self._client, self.host, self.port, limit=MAX_BLOCK)
+        server = await asyncio.start_server(self._client, self.host, self.port)
         self.port = server.sockets[0].getsockname()[1]
         log.info("ADT listener on %s:%s%s", self.host, self.port, " (TLS)" if self.ssl_context else "")
         self._started.set()

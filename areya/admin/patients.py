@@ -51,10 +51,40 @@ def patient_in_bed_at(session: Session, bed_id: int, at: datetime) -> int | None
     )
 
 
-def _require_free(session: Session, bed: Bed) -> None:
+def _require_free(session: Session, bed: Bed, at: datetime | None = None) -> None:
+    """The bed is free now and, for a back-dated event at ``at``, was free from then on: a stay starting at ``at``
+    must not overlap a stay the bed's history already has (its camera's readings were someone else's)."""
     occupant = bed_occupant(session, bed)
     if occupant is not None:
         raise Conflict(f"bed {bed_ref(bed)} is occupied by patient {occupant.mrn}")
+    if at is not None:
+        later = session.scalar(
+            select(BedAssignment)
+            .where(BedAssignment.bed_id == bed.id, BedAssignment.end_at > at)
+            .order_by(BedAssignment.end_at.desc())
+            .limit(1)
+        )
+        if later is not None:
+            raise Invalid(
+                f"bed {bed_ref(bed)} was occupied by patient {later.patient.mrn} until "
+                f"{later.end_at.isoformat()}, after this event's time {at.isoformat()}: a back-dated stay would "
+                "overlap it (out-of-order messages)"
+            )
+
+
+def _require_no_later_stay(session: Session, patient: Patient, at: datetime) -> None:
+    """A patient's new stay starting at ``at`` must not overlap their own bed history (a back-dated event)."""
+    later = session.scalar(
+        select(BedAssignment)
+        .where(BedAssignment.patient_id == patient.id, BedAssignment.end_at > at)
+        .order_by(BedAssignment.end_at.desc())
+        .limit(1)
+    )
+    if later is not None:
+        raise Invalid(
+            f"patient {patient.mrn} was in bed {bed_ref(later.bed)} until {later.end_at.isoformat()}, after this "
+            f"event's time {at.isoformat()}: a back-dated stay would overlap it (out-of-order messages)"
+        )
 
 
 def admit_patient(
@@ -74,8 +104,13 @@ def admit_patient(
     patient = session.scalar(select(Patient).where(Patient.mrn == mrn))
     if patient is not None and patient.status == "admitted":
         raise Conflict(f"patient {mrn} is already admitted")
+    if patient is not None and patient.discharged_at is not None and now < patient.discharged_at:
+        raise Invalid(
+            f"patient {mrn} was discharged at {patient.discharged_at.isoformat()}, after this admission's time "
+            f"{now.isoformat()} (out-of-order messages)"
+        )
     if target is not None:
-        _require_free(session, target)
+        _require_free(session, target, now)
     readmission = patient is not None
     if patient is None:
         patient = Patient(mrn=mrn, display_name=display_name, admitted_at=now, status="admitted")
@@ -112,7 +147,9 @@ def move_patient(
     current = current_assignment(session, patient)
     if current is not None and current.bed_id == target.id:
         raise Conflict(f"patient {patient.mrn} is already in bed {bed_ref(target)}")
-    _require_free(session, target)
+    _require_free(session, target, now)
+    if current is None:
+        _require_no_later_stay(session, patient, now)
     previous = None
     if current is not None:
         if now < current.start_at:
@@ -190,7 +227,9 @@ def discharge_patient(session: Session, mrn: str, *, at: datetime | None = None,
         raise Invalid("discharge time is before admission")
     current = current_assignment(session, patient)
     if current is not None:
-        current.end_at = max(now, current.start_at)
+        if now < current.start_at:
+            raise Invalid("discharge time is before the current bed stay started (out-of-order messages)")
+        current.end_at = now
     patient.status = "discharged"
     patient.discharged_at = now
     flush(session, f"discharge patient {patient.mrn}")

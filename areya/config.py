@@ -338,6 +338,13 @@ def _hl7_processing_ids(value: Any) -> tuple[str, ...]:
     return ids
 
 
+def _hl7_code(value: Any) -> str:
+    text = _hl7_code_or_empty(value)
+    if not text:
+        raise ValueError("must not be empty")
+    return text
+
+
 def _adt_sender_list(value: Any) -> tuple[str, ...]:
     """HL7 senders ``APPLICATION^FACILITY`` (MSH-3^MSH-4 namespace ids; ``*`` = any application or facility)."""
     out = []
@@ -655,6 +662,12 @@ class Settings:
     )
     adt_assigning_authority: str = _setting(
         "", parse_str, "adt", "Assigning authority (PID-3.4) whose MRN is used; empty = the first PID-3 identifier."
+    )
+    adt_ack_application: str = _setting(
+        "AREYA",
+        _hl7_code,
+        "adt",
+        "MSH-3 (sending application) of the ACKs Areya sends, as the interface engine expects to see it.",
     )
     adt_processing_ids: tuple[str, ...] = _setting(
         ("P",),

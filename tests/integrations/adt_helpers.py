@@ -46,7 +46,7 @@ def adt(
 def ack_fields(ack: str) -> dict[str, str]:
     """MSA-1, MSA-2 and ERR-3.1 / ERR-8 of an ACK, read back with the hl7 package."""
     message = hl7.parse(ack)
-    out = {"code": str(message["MSA.F1"]), "control_id": str(message["MSA.F2"]), "type": str(message["MSH.F9"])}
+    out = {"code": str(message["MSA.F1"]), "control_id": str(message["MSA.F2"]), "type": str(message.segment("MSH")[9])}
     out["text"] = message.unescape(str(message.segment("MSA")(3))) if len(message.segment("MSA")) > 3 else ""
     try:
         message.segment("ERR")

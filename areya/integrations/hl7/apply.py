@@ -24,7 +24,6 @@ from areya.db.models import AdtMessage, Patient
 from areya.integrations.hl7.errors import (
     DATA_TYPE_ERROR,
     DUPLICATE_KEY,
-    INTERNAL_ERROR,
     REQUIRED_FIELD_MISSING,
     SEGMENT_SEQUENCE,
     UNKNOWN_KEY,
@@ -77,8 +76,11 @@ def apply_event(
         text, patient_id = _HANDLERS[event.event](session, event, locations, actor)
     except NotFound as exc:
         raise error(UNKNOWN_KEY, str(exc)) from None
-    except (Conflict, Invalid) as exc:  # occupied bed, already admitted, a time before the current stay, ...
-        raise error(INTERNAL_ERROR, str(exc)) from None
+    except Conflict as exc:  # already admitted, an occupied bed, already in that bed; a moved patient discharged
+        code = SEGMENT_SEQUENCE if str(exc).endswith("is discharged") else DUPLICATE_KEY
+        raise error(code, str(exc)) from None
+    except Invalid as exc:  # a time that does not fit the history (back-dated, out of order)
+        raise error(SEGMENT_SEQUENCE, str(exc)) from None
     session.add(
         AdtMessage(
             sending_facility=header.sending_facility,

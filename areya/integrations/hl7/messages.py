@@ -126,6 +126,11 @@ def supported_version(version: str) -> bool:
     return bool(_VERSION.fullmatch(version))
 
 
+def version_tuple(version: str) -> tuple[int, ...]:
+    """``"2.3.1"`` -> (2, 3, 1) (a supported version)."""
+    return tuple(int(part) for part in version.split("."))
+
+
 def check_processing(header: Header, processing_ids: tuple[str, ...]) -> None:
     """MSH-12 must be a v2 version Areya reads (2.1 to 2.8.x: AR 203) and MSH-11 a processing id it applies
     (``adt_processing_ids``, default P only: a training (T) or debugging (D) message never changes production;

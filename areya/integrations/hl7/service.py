@@ -64,6 +64,7 @@ class AdtProcessor:
     charset: str = "UNICODE UTF-8"  # adt_default_charset: for a message whose MSH-18 is empty
     identifier_type: str = "MR"  # adt_identifier_type: PID-3.5 of the MRN
     processing_ids: tuple[str, ...] = ("P",)  # adt_processing_ids: MSH-11 values applied
+    ack_application: str = "AREYA"  # adt_ack_application: the ACKs' MSH-3
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _refusals: dict[tuple[str, str], float] = field(default_factory=dict, repr=False)
 
@@ -78,6 +79,7 @@ class AdtProcessor:
             settings.adt_default_charset,
             settings.adt_identifier_type,
             settings.adt_processing_ids,
+            settings.adt_ack_application,
         )
 
     def handle(self, raw: str | bytes, origin: Origin | None = None) -> AckResult:
@@ -87,7 +89,9 @@ class AdtProcessor:
         encoding, declared = "utf-8", ""
 
         def answer(code: str, text: str, failure: AdtError | None = None) -> AckResult:
-            ack = build_ack(header or _header_of(raw), code, text, failure, charset=declared)
+            ack = build_ack(
+                header or _header_of(raw), code, text, failure, charset=declared, application=self.ack_application
+            )
             return AckResult(code, ack, text, encoding)
 
         try:
@@ -286,7 +290,8 @@ class AdtListener:
                     failure = reject(SEGMENT_SEQUENCE, why, "MSH" if block.kind == "oversize" else "")
                     log.warning("ADT %s: %s", origin.peer, why)
                     header = _header_of(block.data) if block.kind == "oversize" else None
-                    writer.write(_framed(build_ack(header, "AR", failure.text, failure)))
+                    ack = build_ack(header, "AR", failure.text, failure, application=self.processor.ack_application)
+                    writer.write(_framed(ack))
                 await writer.drain()
         except IdleTimeout:
             log.info("ADT connection from %s closed: idle for %s s", origin.peer, self.idle_timeout)

@@ -618,10 +618,22 @@ class Settings:
         (),
         _host_or_network_list,
         "web",
-        "Hosts/networks the camera test may reach although loopback or link-local (refused by default).",
+        "Older name of camera_allow_networks (its entries count there too).",
+    )
+    camera_allow_networks: tuple[str, ...] = _setting(
+        (),
+        _host_or_network_list,
+        "web",
+        "Networks (CIDR) and host names network cameras may be on, checked when a camera URL is saved and at "
+        "every connection (redirects too): private addresses only inside them; loopback, link-local and this "
+        "server's own addresses only if an entry names that very address or host. Public addresses need no entry.",
     )
     camera_media_dir: str = _setting(
-        "", _optional_path, "web", "Directory of video files the camera test may open (empty = none)."
+        "",
+        _optional_path,
+        "web",
+        "Directory of video files the dashboard may save as a camera and test (empty = none; the command line may "
+        "name any file).",
     )
     # adt (HL7 v2 ADT feed: areya adt listen)
     adt_host: str = _setting("127.0.0.1", _hostname_or_empty, "adt", "Bind address of the HL7 ADT (MLLP) listener.")

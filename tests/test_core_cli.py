@@ -22,6 +22,7 @@ CAM_URL = "rtsp://admin:pw123@10.1.1.1:554/live"
 @pytest.fixture
 def run(db_settings: Settings) -> Invoke:
     env = {"AREYA_DATA_DIR": str(db_settings.data_dir), "AREYA_DATABASE_URL": db_settings.database_url}
+    env["AREYA_CAMERA_ALLOW_NETWORKS"] = "10.0.0.0/8"  # the test cameras' network (areya.camera.url_policy)
 
     def invoke(*args: str, input: str | None = None) -> Result:
         return CliRunner().invoke(cli, list(args), env=env, input=input)

@@ -36,6 +36,7 @@ def areya(data_dir: Path, *args: str, timeout: float = 300) -> subprocess.Comple
     """``areya ARGS`` in a fresh process started with a permissive umask (022), like a login shell's."""
     env = {
         "AREYA_DATA_DIR": str(data_dir),
+        "AREYA_CAMERA_ALLOW_NETWORKS": "10.0.0.0/8",  # the test camera's network (areya.camera.url_policy)
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "TF_CPP_MIN_LOG_LEVEL": "3",
     }

@@ -55,6 +55,7 @@ def db_env(db_settings: Any) -> dict[str, str]:
         "AREYA_DATA_DIR": str(db_settings.data_dir),
         "AREYA_DATABASE_URL": db_settings.database_url,
         "AREYA_SECRET_KEY": CLI_SECRET_KEY,
+        "AREYA_CAMERA_ALLOW_NETWORKS": "10.20.0.0/16",  # the test cameras' network (areya.camera.url_policy)
     }
 
 

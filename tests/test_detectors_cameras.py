@@ -115,6 +115,7 @@ def test_admin_add_and_update_validate_store_and_audit(session: Session) -> None
 @pytest.fixture
 def run(db_settings: Settings) -> Any:
     env = {"AREYA_DATA_DIR": str(db_settings.data_dir), "AREYA_DATABASE_URL": db_settings.database_url}
+    env["AREYA_CAMERA_ALLOW_NETWORKS"] = "10.0.0.0/8"  # the test cameras' network (areya.camera.url_policy)
 
     def invoke(*args: str, **extra_env: str) -> Result:
         return CliRunner().invoke(cli, list(args), env={**env, **extra_env})

@@ -12,6 +12,7 @@ import redis
 
 from areya.camera.health import CameraHealth, snapshot_key
 from areya.camera.sources import EndOfStream, FrameSource, SourceError, open_source, parse_source
+from areya.camera.url_policy import CameraUrlPolicy
 from areya.comms.frames import DROP_UNPUBLISHED, FramePublisher, make_frame
 from areya.source_url import mask_source_url
 
@@ -67,6 +68,7 @@ class CameraReader(threading.Thread):
         source_factory: Callable[[CameraConfig], FrameSource] | None = None,
         stall_min_s: float = 5.0,
         end_on_file_error: bool = False,
+        url_policy: CameraUrlPolicy | None = None,
     ) -> None:
         """``end_on_file_error`` (``ingest --until-end``): a video file played once that cannot be opened or read
         (missing, unreadable) ends in error instead of being retried forever (a retry would replay it)."""
@@ -76,7 +78,9 @@ class CameraReader(threading.Thread):
         self.jpeg_quality = jpeg_quality
         self.snapshot_ttl_s = snapshot_ttl_s
         self.backoff = backoff or Backoff()
-        self.source_factory = source_factory or (lambda c: open_source(c.source_url, fps=c.sample_fps))
+        self.source_factory = source_factory or (
+            lambda c: open_source(c.source_url, fps=c.sample_fps, policy=url_policy)
+        )
         self.health = CameraHealth(camera.camera_id, sample_fps=camera.sample_fps, stall_min_s=stall_min_s)
         self.stop_event = threading.Event()
         self.seq = 0

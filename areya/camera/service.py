@@ -14,6 +14,7 @@ import redis
 from areya.camera.health import publish_health
 from areya.camera.reader import Backoff, CameraConfig, CameraReader
 from areya.camera.sources import FrameSource
+from areya.camera.url_policy import CameraUrlPolicy
 from areya.comms.frames import FramePublisher
 
 log = logging.getLogger(__name__)
@@ -74,7 +75,9 @@ class IngestService:
         backoff_factory: Callable[[], Backoff] = Backoff,
         source_factory: Callable[[CameraConfig], FrameSource] | None = None,
         stall_min_s: float = 5.0,
+        url_policy: CameraUrlPolicy | None = None,
     ) -> None:
+        """``url_policy``: the camera URL policy every network camera is checked against when it connects."""
         if cameras is None and session_factory is None:
             raise ValueError("IngestService needs cameras or a session_factory to read them from")
         self.client = client
@@ -90,6 +93,7 @@ class IngestService:
         self.backoff_factory = backoff_factory
         self.source_factory = source_factory
         self.stall_min_s = stall_min_s
+        self.url_policy = url_policy
         self.until_ended = False  # set by run(until_ended=...): video files that fail end in error, not retried
         self.readers: dict[int, CameraReader] = {}
         self.stop_event = threading.Event()
@@ -130,6 +134,7 @@ class IngestService:
                     source_factory=self.source_factory,
                     stall_min_s=self.stall_min_s,
                     end_on_file_error=self.until_ended,
+                    url_policy=self.url_policy,
                 )
                 self.readers[camera_id] = reader
                 reader.start()

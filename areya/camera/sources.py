@@ -12,12 +12,15 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import numpy as np
 
 from areya.source_url import ENCRYPTED_PREFIX, NETWORK_SCHEMES, UNREADABLE, mask_source_url
+
+if TYPE_CHECKING:
+    from areya.camera.url_policy import CameraUrlPolicy
 
 DEFAULT_OPEN_TIMEOUT_MS = 5000
 DEFAULT_READ_TIMEOUT_MS = 5000
@@ -93,8 +96,10 @@ class OpenCVSource:
         *,
         open_timeout_ms: int = DEFAULT_OPEN_TIMEOUT_MS,
         read_timeout_ms: int = DEFAULT_READ_TIMEOUT_MS,
+        policy: CameraUrlPolicy | None = None,
     ) -> None:
         self.spec = spec
+        self.policy = policy
         self.name = mask_source_url(spec.target) if spec.kind == "network" else spec.target
         self.open_timeout_ms = open_timeout_ms
         self.read_timeout_ms = read_timeout_ms
@@ -110,6 +115,8 @@ class OpenCVSource:
         self.close()
         if self.spec.kind == "file" and not os.path.isfile(self.spec.target):
             raise SourceError(f"video file not found: {self.spec.target}")
+        if self.spec.kind == "network" and self.policy is not None:
+            self._check_network()
         params = [
             cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
             self.open_timeout_ms,
@@ -128,6 +135,20 @@ class OpenCVSource:
         self._media_fps = fps if 0.5 <= fps <= 240 else 25.0
         self._started = time.monotonic()
         self._frames = 0
+
+    def _check_network(self) -> None:
+        """The host may be connected to (resolved now: a changed DNS answer counts); HTTP(S) through the egress
+        proxy, which checks every connection FFmpeg makes (redirects) at the address it checked."""
+        from areya.camera import egress  # noqa: PLC0415
+        from areya.camera.url_policy import CameraUrlRefused  # noqa: PLC0415
+
+        assert self.policy is not None
+        try:
+            self.policy.connect_addresses(urlsplit(self.spec.target).hostname or "")
+        except CameraUrlRefused as exc:
+            raise SourceError(f"camera URL refused: {exc}") from None
+        if urlsplit(self.spec.target).scheme.lower() in ("http", "https"):
+            egress.route_ffmpeg_http(self.policy)
 
     def grab(self) -> None:
         if self._cap is None:
@@ -218,9 +239,17 @@ class SyntheticSource:
         pass
 
 
-def open_source(url: str, *, fps: float = 2.0, loop: bool | None = None, realtime: bool = True) -> FrameSource:
-    """The source object for a camera URL (not opened yet)."""
+def open_source(
+    url: str,
+    *,
+    fps: float = 2.0,
+    loop: bool | None = None,
+    realtime: bool = True,
+    policy: CameraUrlPolicy | None = None,
+) -> FrameSource:
+    """The source object for a camera URL (not opened yet).  ``policy``: the camera URL policy a network source
+    is checked against at every open, and its HTTP(S) connections too (redirects included; areya.camera.egress)."""
     spec = parse_source(url, loop=loop, realtime=realtime)
     if spec.kind == "synthetic":
         return SyntheticSource(spec.target, fps=fps, realtime=realtime)
-    return OpenCVSource(spec)
+    return OpenCVSource(spec, policy=policy)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -229,7 +229,7 @@ def camera_add(
     app = get_context()
     options = _detector_options(detector_options)
     sample_fps = app.settings.default_sample_fps if fps is None else fps
-    url = check_file_source(url, loop=loop)
+    url = check_file_source(_allowed_url(app.settings, url), loop=loop)
     with transaction() as (session, actor):
         cam = add_camera(
             session,
@@ -246,6 +246,17 @@ def camera_add(
         click.echo(
             f"camera {ward_name}/{cam.name} added (id {cam.id}, {cam.masked_url}, {cam.sample_fps:g} fps{extra})"
         )
+
+
+def _allowed_url(settings: Any, url: str) -> str:
+    """The camera URL policy (areya.camera.url_policy) as the dashboard applies it, but trusted with files and
+    synthetic story paths (the operator of this host): a network host Areya may not connect to is refused."""
+    from areya.camera.url_policy import CameraUrlPolicy, CameraUrlRefused
+
+    try:
+        return CameraUrlPolicy.from_settings(settings).check(url, trusted=True, unresolved_ok=True)
+    except CameraUrlRefused as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @camera.command("edit")
@@ -267,7 +278,7 @@ def camera_edit(ref: str, url: str | None, loop: bool | None, fps: float | None,
     app = get_context()
     options = _detector_options(detector_options)
     if url is not None:
-        url = check_file_source(url, loop=loop)
+        url = check_file_source(_allowed_url(app.settings, url), loop=loop)
     elif loop is not None:
         raise click.UsageError("--loop/--no-loop go with --url")
     if url is None and fps is None and options is None:

@@ -98,6 +98,7 @@ def sync_cameras_cmd(file: str, dry_run: bool) -> None:
     output (cameras not in FILE are left alone).  One transaction: a bad entry changes nothing.
     """
     from areya.audit import Actor
+    from areya.camera.url_policy import CameraUrlPolicy
     from areya.deploy.cameras import read_camera_file, sync_cameras
 
     specs = read_camera_file(file)
@@ -105,7 +106,13 @@ def sync_cameras_cmd(file: str, dry_run: bool) -> None:
     factory = app.session_factory()
     session = factory()  # one transaction: committed, or rolled back on --dry-run / any error
     try:
-        report = sync_cameras(session, specs, default_fps=app.settings.default_sample_fps, actor=Actor.cli())
+        report = sync_cameras(
+            session,
+            specs,
+            default_fps=app.settings.default_sample_fps,
+            actor=Actor.cli(),
+            url_policy=CameraUrlPolicy.from_settings(app.settings),
+        )
         if dry_run:
             session.rollback()
         else:

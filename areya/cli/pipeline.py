@@ -61,6 +61,7 @@ def ingest(camera_ids: tuple[int, ...], duration: float | None, until_end: bool)
     unreadable then ends in error (health 'error', exit code 1) instead of being retried.
     """
     from areya.camera.service import IngestService, load_cameras
+    from areya.camera.url_policy import CameraUrlPolicy
     from areya.comms.redis_server import connect, stop_owned_servers
 
     app = get_context()
@@ -84,6 +85,7 @@ def ingest(camera_ids: tuple[int, ...], duration: float | None, until_end: bool)
         snapshot_ttl_s=settings.snapshot_ttl_s,
         session_factory=app.session_factory(),
         camera_ids=list(camera_ids) or None,
+        url_policy=CameraUrlPolicy.from_settings(settings),
     )
     _on_signals(service.stop_event.set)
     try:

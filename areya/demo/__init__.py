@@ -214,6 +214,7 @@ def run_demo(
     and to read the dashboard URL once it is up.
     """
     from areya.camera.service import IngestService  # noqa: PLC0415
+    from areya.camera.url_policy import CameraUrlPolicy  # noqa: PLC0415
     from areya.comms.redis_server import (  # noqa: PLC0415
         EmbeddedRedis,
         connect,
@@ -285,6 +286,7 @@ def run_demo(
             jpeg_quality=settings.jpeg_quality,
             snapshot_ttl_s=settings.snapshot_ttl_s,
             session_factory=factory,
+            url_policy=CameraUrlPolicy.from_settings(settings),
         )
         worker = build_worker(settings, client=client, engine=engine, classifier=classifier, detector=detector)
         worker.warm_up()

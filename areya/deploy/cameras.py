@@ -24,6 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from areya.audit import SYSTEM, Actor
+from areya.camera.url_policy import CameraUrlPolicy
 from areya.errors import Invalid
 
 _KEYS = {"ward", "name", "url", "fps", "enabled"}
@@ -88,13 +89,27 @@ def _spec(entry: Any, where: str) -> CameraSpec:
 
 
 def sync_cameras(
-    session: Session, specs: list[CameraSpec], *, default_fps: float, actor: Actor = SYSTEM
+    session: Session,
+    specs: list[CameraSpec],
+    *,
+    default_fps: float,
+    actor: Actor = SYSTEM,
+    url_policy: CameraUrlPolicy | None = None,
 ) -> list[tuple[str, str]]:
-    """Apply ``specs``; returns (camera ref, what happened) per camera: added / updated / unchanged / ward added."""
+    """Apply ``specs``; returns (camera ref, what happened) per camera: added / updated / unchanged / ward added.
+    ``url_policy``: every URL is checked against it first (as the command line's: files and story paths allowed);
+    one refused changes nothing."""
     from areya.admin.cameras import add_camera, set_camera_enabled, update_camera
     from areya.admin.wards import add_ward
+    from areya.camera.url_policy import CameraUrlRefused
     from areya.db.models import Camera, Ward
 
+    if url_policy is not None:
+        for spec in specs:
+            try:
+                url_policy.check(spec.url, trusted=True, unresolved_ok=True)
+            except CameraUrlRefused as exc:
+                raise Invalid(f"camera {spec.ward}/{spec.name}: {exc}") from None
     report: list[tuple[str, str]] = []
     for spec in specs:
         ward = session.scalar(select(Ward).where(Ward.name == spec.ward))

@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from areya.camera.url_policy import CameraUrlPolicy
 from areya.source_url import mask_source_url
 
 DEFAULT_TIMEOUT_S = 8.0
@@ -24,9 +25,12 @@ class ProbeResult:
     frame: Any = field(default=None, repr=False)  # the BGR frame read (for the face detection check)
 
 
-def probe_camera(url: str, *, timeout_s: float = DEFAULT_TIMEOUT_S, fps: float = 2.0) -> ProbeResult:
+def probe_camera(
+    url: str, *, timeout_s: float = DEFAULT_TIMEOUT_S, fps: float = 2.0, policy: CameraUrlPolicy | None = None
+) -> ProbeResult:
     """Open ``url`` and grab one frame in a worker thread; give up after ``timeout_s`` (the thread is left to
-    finish on its own: OpenCV calls cannot be interrupted). Messages never contain the URL's credentials."""
+    finish on its own: OpenCV calls cannot be interrupted). Messages never contain the URL's credentials.
+    ``policy``: the camera URL policy, applied again when connecting (HTTP redirects included)."""
     box: dict[str, Any] = {}
     started = time.monotonic()
 
@@ -35,7 +39,7 @@ def probe_camera(url: str, *, timeout_s: float = DEFAULT_TIMEOUT_S, fps: float =
 
         source = None
         try:
-            source = open_source(url, fps=fps, realtime=False)
+            source = open_source(url, fps=fps, realtime=False, policy=policy)
             source.open()
             source.grab()
             frame, _ = source.retrieve()

@@ -155,10 +155,13 @@ def test_probe_refuses_loopback_link_local_and_metadata(world: World, url: str) 
 
 
 def test_probe_allow_list_and_private_lan(world: World) -> None:
-    check_probe_target("rtsp://viewer:pw@10.0.0.5:554/stream1", _settings(world))  # cameras live on the LAN
+    lan = _settings(world, camera_allow_networks=("10.0.0.0/8",))  # cameras live on the LAN: named explicitly
+    check_probe_target("rtsp://viewer:pw@10.0.0.5:554/stream1", lan)
+    with pytest.raises(ProbeRefused, match="camera_allow_networks"):
+        check_probe_target("rtsp://viewer:pw@10.0.0.5:554/stream1", _settings(world))
     check_probe_target("http://127.0.0.1:8554/cam", _settings(world, camera_probe_allow="127.0.0.1/32"))
     with pytest.raises(ProbeRefused, match="camera_probe_schemes"):
-        check_probe_target("http://10.0.0.5/cam", _settings(world, camera_probe_schemes="rtsp"))
+        check_probe_target("http://10.0.0.5/cam", _settings(world, camera_probe_schemes=("rtsp",)))
     with pytest.raises(ProbeRefused, match="does not resolve"):
         check_probe_target("http://camera.invalid/x", _settings(world), resolve=lambda host: [])
 

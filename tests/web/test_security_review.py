@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import select
 from web_helpers import World, login
 
@@ -137,3 +138,103 @@ def test_no_idle_timeout_when_set_to_zero_and_never_past_twelve_hours(world: Wor
     assert client.get("/alerts").status_code == 200
     row = _session_row(world, "nurse")
     assert row.expires_at - row.created_at == timedelta(hours=12)
+
+
+# --------------------------------------------------------------------------- SSRF through a saved camera URL
+
+
+def _add_camera(world: World, url: str, name: str = "cam-new"):  # type: ignore[no-untyped-def]
+    client, csrf = login(world.app, "admin")
+    data = {"csrf_token": csrf, "ward_id": str(world.ids["ward_id"]), "name": name, "url": url, "fps": "2"}
+    return client.post("/admin/cameras", data=data)
+
+
+def _camera_count(world: World) -> int:
+    from sqlalchemy import func
+
+    from areya.db.models import Camera
+
+    with world.session() as s:
+        return int(s.scalar(select(func.count()).select_from(Camera)) or 0)
+
+
+def _an_own_address() -> str:
+    from areya.camera.url_policy import own_addresses
+
+    found = sorted(str(a) for a in own_addresses() if not a.is_loopback and a.version == 4)
+    return found[0] if found else "127.0.0.1"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:6379/",
+        "http://localhost/snap.jpg",
+        "http://169.254.169.254/latest/meta-data/",
+        "rtsp://[::1]:554/s",
+        "http://10.9.8.7/internal-api",  # a private address outside camera_allow_networks
+        "OWN",  # this server's own interface address
+    ],
+)
+def test_saving_a_camera_url_applies_the_url_policy(world: World, url: str) -> None:
+    url = url.replace("OWN", f"http://{_an_own_address()}:5000/")
+    before = _camera_count(world)
+    page = _add_camera(world, url)
+    assert page.status_code == 400, url
+    assert "Areya does not open it" in page.get_data(as_text=True) or "camera_allow_networks" in page.get_data(
+        as_text=True
+    )
+    assert _camera_count(world) == before
+
+
+def test_a_camera_network_named_in_camera_allow_networks_is_saved(world: World) -> None:
+    _settings(world, camera_allow_networks=("10.9.0.0/16",))
+    assert _add_camera(world, "rtsp://viewer:pw@10.9.8.7:554/stream1").status_code == 302
+    # a network entry does not open loopback or this server's own address: only an entry naming that address
+    assert _add_camera(world, "http://127.0.0.1:8554/cam", "cam-lo").status_code == 400
+    _settings(world, camera_allow_networks=("10.9.0.0/16", "127.0.0.1/32"))
+    assert _add_camera(world, "http://127.0.0.1:8554/cam", "cam-lo").status_code == 302
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "synthetic:story=/etc/passwd",
+        "synthetic:story=/nonexistent/story.toml",
+        "synthetic:faces=/etc",
+        "synthetic:faces=/nonexistent",
+        "/etc/passwd",
+        "/nonexistent/video.mp4",
+        "file:///etc/hostname",
+    ],
+)
+def test_no_file_paths_from_the_dashboard_and_no_existence_oracle(world: World, url: str) -> None:
+    page = _add_camera(world, url)
+    assert page.status_code == 400
+    text = page.get_data(as_text=True)
+    assert "not found" not in text and "No such file" not in text
+    assert "packaged demo story" in text or "only under camera_media_dir" in text
+
+
+def test_the_packaged_story_and_faces_can_be_saved_from_the_dashboard(world: World) -> None:
+    from areya.camera.url_policy import PACKAGED_STORY
+
+    assert _add_camera(world, f"synthetic:story={PACKAGED_STORY},seed=1").status_code == 302
+    assert _add_camera(world, "synthetic:beds=2,faces=builtin", "cam-b").status_code == 302
+
+
+def test_the_command_line_applies_the_network_policy_too(world: World, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from click.testing import CliRunner
+
+    from areya.cli import cli
+
+    env = {"AREYA_DATA_DIR": str(tmp_path), "AREYA_DATABASE_URL": world.app.extensions["areya"].settings.database_url}
+    env["AREYA_SECRET_KEY"] = world.app.extensions["areya"].settings.secret_key
+    runner = CliRunner()
+    refused = runner.invoke(
+        cli, ["camera", "add", "--ward", "ICU", "--name", "lo", "--url", "http://127.0.0.1:6379/"], env=env
+    )
+    assert refused.exit_code != 0 and "Areya does not open it" in refused.output
+    env["AREYA_CAMERA_ALLOW_NETWORKS"] = "10.9.0.0/16"
+    ok = runner.invoke(cli, ["camera", "add", "--ward", "ICU", "--name", "lan", "--url", "rtsp://10.9.8.7/s"], env=env)
+    assert ok.exit_code == 0, ok.output

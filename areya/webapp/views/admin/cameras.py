@@ -21,6 +21,7 @@ from areya.admin import (
     set_zone,
     update_camera,
 )
+from areya.camera.url_policy import CameraUrlPolicy
 from areya.db.models import Bed, BedZone, Camera, Ward
 from areya.errors import AdminError
 from areya.source_url import file_source_loops
@@ -77,12 +78,18 @@ def _options_problem(camera: Camera) -> str | None:
 def _stored_url(form: Form, url: str, *, loop: bool | None) -> str:
     """The source URL as the add and edit forms store it (one rule, that of `areya camera add`/`edit`): a video
     file must exist here and be readable and is stored as file:///absolute/path (?loop=1 when ``loop``; None: as
-    the URL says); other sources unchanged (``loop`` must then be falsy).  A problem is the url field's error."""
+    the URL says); other sources unchanged (``loop`` must then be falsy).  A problem is the url field's error.
+
+    First the camera URL policy, as for any source saved from the dashboard (areya.camera.url_policy): no host
+    Areya may not connect to, no file outside camera_media_dir (refused before it is looked at: the answer does
+    not tell whether it exists), no synthetic story or faces but the packaged ones."""
+    from areya.camera.url_policy import CameraUrlRefused
     from areya.source_url import SourceUrlError, check_file_source
 
     try:
+        CameraUrlPolicy.from_settings(services().settings).check(url, trusted=False, unresolved_ok=True)
         return check_file_source(url, loop=loop)
-    except SourceUrlError as exc:
+    except (CameraUrlRefused, SourceUrlError) as exc:
         form.error("url", str(exc))
         return url
 
@@ -236,7 +243,8 @@ def camera_test(camera_id: int) -> tuple[str, int]:
     options = camera.detector_options
     zones = [(z.x0, z.y0, z.x1, z.y1) for z in db().scalars(select(BedZone).where(BedZone.camera_id == camera.id))]
     db().commit()  # no write transaction held while the camera is probed (seconds)
-    result = probe_camera(camera.source_url, fps=camera.sample_fps)
+    policy = CameraUrlPolicy.from_settings(settings)
+    result = probe_camera(camera.source_url, fps=camera.sample_fps, policy=policy)
     client = services().redis
     if result.ok and result.jpeg and client is not None and settings.snapshot_ttl_s > 0:
         from areya.camera.health import snapshot_key

@@ -3,7 +3,7 @@ latency (p50 / p99 / max), on SQLite and PostgreSQL. Not part of pytest.
 
     nice python -m bench.bench_adt [--messages 2000] [--wards 4] [--beds 25] [--seed 0]
                                    [--postgres-url URL | env AREYA_TEST_POSTGRES_URL] [--backends sqlite postgresql]
-                                   [--quick]
+                                   [--tls] [--quick]
 
 For each backend: a fresh migrated database (a temporary SQLite file; on PostgreSQL a new database created on the
 server of the URL and dropped afterwards) with ``--wards`` wards of ``--beds`` beds each, mapped in the listener's
@@ -14,6 +14,10 @@ A08 update (a new family name), A03 discharge; the beds fill up in the first hou
 occupied. Every message must be answered AA (the bench fails otherwise), and at the end every admitted patient
 must be in the bed the generator put them in. PostgreSQL is skipped with a message when no URL is given
 (``.ci/postgres.sh start DIR`` starts a throwaway server and prints one).
+
+``--tls``: the listener as it runs in production, with mutual TLS (a CA, a server and a client certificate made at
+start, EC P-256; ``adt_tls_client_ca``), ``adt_allowed_senders`` and ``adt_allowed_networks`` set; the client
+presents its certificate. One connection, so the handshake is paid once.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import ssl
 import statistics
 import sys
 import tempfile
@@ -147,13 +152,70 @@ class Result:
         lat = sorted(self.latencies_ms)
         p99 = lat[min(len(lat) - 1, max(0, round(0.99 * len(lat)) - 1))]
         return (
-            f"{self.backend:<11} {self.messages:>8} {self.messages / self.seconds:>10.1f} "
+            f"{self.backend:<16} {self.messages:>8} {self.messages / self.seconds:>10.1f} "
             f"{statistics.median(lat):>7.1f} {p99:>7.1f} {lat[-1]:>7.1f} {self.codes['AA']:>6} "
             f"{self.messages - self.codes['AA']:>6}  {'yes' if self.beds_ok else 'NO'}"
         )
 
 
-def run_backend(backend: str, url: str, day: Day, wards: int, beds: int) -> Result:
+def make_tls_files(folder: str) -> dict[str, str]:
+    """A CA, a server certificate for 127.0.0.1 and a client certificate, signed by the CA (PEM files)."""
+    from ipaddress import ip_address
+    from pathlib import Path
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    now = datetime.now(UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "bench CA")])
+
+    def build(name: x509.Name, key: Any, issuer: x509.Name, signer: Any) -> x509.CertificateBuilder:
+        return (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(issuer)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(minutes=5))
+            .not_valid_after(now + timedelta(days=1))
+        )
+
+    ca = build(ca_name, ca_key, ca_name, ca_key).add_extension(
+        x509.BasicConstraints(ca=True, path_length=0), critical=True
+    )
+    out: dict[str, str] = {}
+    files = Path(folder)
+
+    def write(label: str, certificate: x509.Certificate, key: Any) -> None:
+        (files / f"{label}.pem").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+        (files / f"{label}.key").write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
+        out[label], out[f"{label}_key"] = str(files / f"{label}.pem"), str(files / f"{label}.key")
+
+    write("ca", ca.sign(ca_key, hashes.SHA256()), ca_key)
+    for label, san, usage in (
+        ("server", x509.IPAddress(ip_address("127.0.0.1")), ExtendedKeyUsageOID.SERVER_AUTH),
+        ("client", x509.DNSName("bench-engine.test"), ExtendedKeyUsageOID.CLIENT_AUTH),
+    ):
+        key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"bench-{label}")])
+        certificate = (
+            build(name, key, ca_name, ca_key)
+            .add_extension(x509.SubjectAlternativeName([san]), critical=False)
+            .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+            .sign(ca_key, hashes.SHA256())
+        )
+        write(label, certificate, key)
+    return out
+
+
+def run_backend(backend: str, url: str, day: Day, wards: int, beds: int, tls: bool = False) -> Result:
     from sqlalchemy import select
 
     from areya import admin
@@ -166,7 +228,7 @@ def run_backend(backend: str, url: str, day: Day, wards: int, beds: int) -> Resu
     from areya.integrations.hl7.locations import LocationMap
     from areya.integrations.hl7.messages import parse_message, value
     from areya.integrations.hl7.mllp import MllpClient
-    from areya.integrations.hl7.service import AdtListener, AdtProcessor
+    from areya.integrations.hl7.service import AdtListener, AdtProcessor, server_ssl_context
 
     with tempfile.TemporaryDirectory(prefix="areya-bench-adt-") as tmp:
         settings = load_settings(env={"AREYA_DATA_DIR": tmp, "AREYA_DATABASE_URL": url or f"sqlite:///{tmp}/adt.db"})
@@ -181,12 +243,30 @@ def run_backend(backend: str, url: str, day: Day, wards: int, beds: int) -> Resu
                         admin.add_bed(s, f"W{w}", str(b))
                 s.commit()
             pairs = [(location(w, b), bed_ref(w, b)) for w in range(1, wards + 1) for b in range(1, beds + 1)]
-            processor = AdtProcessor(factory, LocationMap.from_pairs(pairs), authority=AUTHORITY)
-            listener = AdtListener(processor, "127.0.0.1", 0).start()
+            server_context = client_context = None
+            if tls:
+                files = make_tls_files(tmp)
+                settings = settings.replace(
+                    adt_location_map=pairs,
+                    adt_assigning_authority=AUTHORITY,
+                    adt_tls_cert=files["server"],
+                    adt_tls_key=files["server_key"],
+                    adt_tls_client_ca=files["ca"],
+                    adt_tls_client_names=["bench-engine.test"],
+                    adt_allowed_senders=[f"PAS^{FACILITY}"],
+                    adt_allowed_networks=["127.0.0.1/32"],
+                )
+                processor = AdtProcessor.from_settings(settings, factory)
+                server_context = server_ssl_context(settings)
+                client_context = ssl.create_default_context(cafile=files["ca"])
+                client_context.load_cert_chain(files["client"], files["client_key"])
+            else:
+                processor = AdtProcessor(factory, LocationMap.from_pairs(pairs), authority=AUTHORITY)
+            listener = AdtListener(processor, "127.0.0.1", 0, server_context).start()
             latencies: list[float] = []
             codes: Counter[str] = Counter()
             try:
-                with MllpClient("127.0.0.1", listener.port, timeout=60) as client:
+                with MllpClient("127.0.0.1", listener.port, timeout=60, ssl_context=client_context) as client:
                     started = time.perf_counter()
                     for message in day.messages:
                         t0 = time.perf_counter()
@@ -204,7 +284,8 @@ def run_backend(backend: str, url: str, day: Day, wards: int, beds: int) -> Resu
                 for patient in s.scalars(select(Patient).where(Patient.status == "admitted")):
                     current = current_assignment(s, patient)
                     found[patient.mrn] = areya_bed_ref(current.bed) if current else None
-            return Result(backend, len(day.messages), seconds, latencies, codes, found == day.final_beds)
+            label = f"{backend}+mtls" if tls else backend
+            return Result(label, len(day.messages), seconds, latencies, codes, found == day.final_beds)
         finally:
             engine.dispose()
 
@@ -240,6 +321,11 @@ def main(argv: list[str] | None = None) -> int:
         "$AREYA_TEST_POSTGRES_URL; none: the PostgreSQL row is skipped",
     )
     ap.add_argument("--backends", nargs="+", choices=("sqlite", "postgresql"), default=["sqlite", "postgresql"])
+    ap.add_argument(
+        "--tls",
+        action="store_true",
+        help="mutual TLS as in production (certificates made at start), with the sender and network allow-lists",
+    )
     ap.add_argument("--quick", action="store_true", help="smoke run: 60 messages, 2 wards x 5 beds")
     args = ap.parse_args(argv)
     if args.quick:
@@ -258,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
     skipped: list[str] = []
     for backend in args.backends:
         if backend == "sqlite":
-            results.append(run_backend("sqlite", "", day, args.wards, args.beds))
+            results.append(run_backend("sqlite", "", day, args.wards, args.beds, args.tls))
         elif not args.postgres_url:
             skipped.append(
                 "postgresql  skipped: no --postgres-url and AREYA_TEST_POSTGRES_URL is not set "
@@ -267,11 +353,11 @@ def main(argv: list[str] | None = None) -> int:
         else:
             url, drop = fresh_postgres_database(args.postgres_url)
             try:
-                results.append(run_backend("postgresql", url, day, args.wards, args.beds))
+                results.append(run_backend("postgresql", url, day, args.wards, args.beds, args.tls))
             finally:
                 drop()
     print(
-        f"{'backend':<11} {'messages':>8} {'applied/s':>10} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} "
+        f"{'backend':<16} {'messages':>8} {'applied/s':>10} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} "
         f"{'AA':>6} {'not AA':>6}  beds right"
     )
     for result in results:

@@ -786,6 +786,8 @@ class Settings:
                 value = "***" if value else ""
             elif f.name in ("database_url", "redis_url"):
                 value = mask_url_password(value)
+            elif f.name == "webhook_urls":
+                value = [mask_url_secrets(url) for url in value]  # receivers' tokens ride in paths and queries
             elif f.name == "detector_options":
                 from areya.detectors.options import format_options
 
@@ -807,6 +809,29 @@ def setting_fields() -> list[dataclasses.Field[Any]]:
 def mask_url_password(url: str) -> str:
     """``scheme://user:secret@host/x`` -> ``scheme://user:***@host/x``."""
     return re.sub(r"^([A-Za-z0-9+.-]+://[^:/@]*):[^@/]*@", r"\1:***@", url)
+
+
+def mask_url_secrets(url: str) -> str:
+    """A URL as shown to people: password, path, query and fragment hidden (webhook receivers carry their token in
+    any of them, ``https://hooks.example/services/T0/B0/XXXX``, ``...?token=...``):
+    ``https://user:***@hooks.example:8443/...``."""
+    from urllib.parse import urlsplit  # noqa: PLC0415
+
+    if not isinstance(url, str):
+        return "<invalid>"
+    try:
+        parts = urlsplit(url.strip())
+        host = parts.hostname or "?"
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "<invalid URL>"
+    user = ""
+    if parts.username is not None:
+        user = f"{parts.username}:***@" if parts.password is not None else f"{parts.username}@"
+    if ":" in host:
+        host = f"[{host}]"
+    rest = "/..." if (parts.path not in ("", "/") or parts.query or parts.fragment) else parts.path
+    return f"{parts.scheme}://{user}{host}{port}{rest}"
 
 
 # --------------------------------------------------------------------------- loading

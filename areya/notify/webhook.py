@@ -79,9 +79,11 @@ def encode_body(payload: dict[str, Any]) -> bytes:
 
 
 def mask_url(url: str) -> str:
-    from areya.config import mask_url_password  # noqa: PLC0415
+    """The webhook URL as stored in the outbox and shown (/ops, areya alerts outbox, logs, audit): password, path
+    and query hidden; the real URL stays in the settings, looked up by its hash when a delivery is sent."""
+    from areya.config import mask_url_secrets  # noqa: PLC0415
 
-    return mask_url_password(url)
+    return mask_url_secrets(url)
 
 
 class WebhookSender:

@@ -16,7 +16,7 @@ from local_servers import WebhookReceiver as Receiver
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from areya.config import Settings
+from areya.config import Settings, mask_url_secrets
 from areya.db.models import AuditEvent
 from areya.notify.delivery import Retry
 from areya.notify.email import recipients_for
@@ -165,10 +165,11 @@ def test_failed_delivery_is_recorded_and_visible(
     assert stats == {"webhook_ok": 1, "webhook_retry": 2, "webhook_failed": 1}
     with session_factory() as s:
         (audit,) = s.scalars(select(AuditEvent).where(AuditEvent.action == "notify.failed")).all()
-        assert audit.target == f"webhook:{failing.url}" and audit.detail["attempts"] == 3
+        shown = mask_url_secrets(failing.url)  # a receiver's token may be in the path: shown masked
+        assert audit.target == f"webhook:{shown}" and audit.detail["attempts"] == 3
         assert audit.detail["alert_id"] == 42 and audit.patient_id == hospital.patients[0]
         (failed,) = problem_deliveries(s)
-        assert (failed.status, failed.attempts, failed.last_status, failed.target) == ("failed", 3, 503, failing.url)
+        assert (failed.status, failed.attempts, failed.last_status, failed.target) == ("failed", 3, 503, shown)
         assert outbox_counts(s) == {"pending": 0, "delivered": 1, "failed": 1, "retrying": 0}
     # the summary names the ward and the bed, not the patient
     body = json.loads(ok.requests[0]["body"])

@@ -24,7 +24,7 @@ of the fixed box).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -148,14 +148,20 @@ class Bed:
         return (self.x / frame_w, self.y / frame_h, (self.x + self.w) / frame_w, (self.y + self.h) / frame_h)
 
 
-def draw_ward(rng: np.random.Generator, frame_w: int, frame_h: int) -> tuple[np.ndarray, list[Bed]]:
-    """A ward background (floor, wall) and a grid of beds (mattress, blanket, pillow); the beds' rectangles."""
+def draw_ward(
+    rng: np.random.Generator, frame_w: int, frame_h: int, grid: tuple[int, int] | None = None
+) -> tuple[np.ndarray, list[Bed]]:
+    """A ward background (floor, wall) and a grid of beds (mattress, blanket, pillow); the beds' rectangles.
+    ``grid``: ``(columns, rows)`` of beds (None: 2-4 columns in 1 or 2 rows, drawn)."""
     wall = rng.uniform(150, 215, 3)
     frame = np.empty((frame_h, frame_w, 3), np.uint8)
     frame[:] = wall
     frame[int(frame_h * 0.35) :] = np.clip(wall * rng.uniform(0.6, 0.85), 0, 255)
-    cols = int(rng.integers(2, 5))
-    rows = int(rng.choice([1, 2], p=[0.6, 0.4]))
+    if grid is None:
+        cols = int(rng.integers(2, 5))
+        rows = int(rng.choice([1, 2], p=[0.6, 0.4]))
+    else:
+        cols, rows = grid
     cell_w, cell_h = frame_w / cols, frame_h / rows
     beds = []
     for r in range(rows):
@@ -197,6 +203,35 @@ def _touch(a: FaceBox, b: FaceBox) -> bool:
     return a.x < b.x + b.w and b.x < a.x + a.w and a.y < b.y + b.h and b.y < a.y + a.h
 
 
+def skin_tint(rng: np.random.Generator) -> tuple[float, float, float]:
+    """A BGR multiplier that tints a gray FER face towards skin."""
+    return (rng.uniform(0.75, 0.9), rng.uniform(0.85, 0.97), rng.uniform(1.0, 1.12))
+
+
+def paste_face(
+    frame: np.ndarray,
+    face48: np.ndarray,
+    size: int,
+    roll: float,
+    centre: tuple[float, float],
+    tint: tuple[float, float, float],
+    patch_filter: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None,
+) -> tuple[FaceBox, np.ndarray, tuple[float, float]]:
+    """Paste a FER face of ``size`` px rolled ``roll`` degrees with its face box centred on ``centre`` (feathered,
+    with its context ring, :func:`face_patch`); ``patch_filter`` may change the rolled patch and mask first (motion
+    blur, say).  Returns the truth box, the patch's 2x3 roll map and the patch's top-left corner in the frame."""
+    patch, mask = face_patch(face48, size, tint)
+    patch, mask, m = rotate_patch(patch, mask, roll)
+    if patch_filter is not None:
+        patch, mask = patch_filter(patch, mask)
+    fcx, fcy = face_centre_in_patch(face_patch_side(size))
+    pcx = m[0, 0] * fcx + m[0, 1] * fcy + m[0, 2]
+    pcy = m[1, 0] * fcx + m[1, 1] * fcy + m[1, 2]
+    paste(frame, patch, mask, round(centre[0] - pcx), round(centre[1] - pcy))
+    box = FaceBox(round(centre[0] - size / 2), round(centre[1] - size / 2), size, size)
+    return box, m, (centre[0] - pcx, centre[1] - pcy)
+
+
 def make_scene(
     rng: np.random.Generator,
     faces: list[np.ndarray],
@@ -226,19 +261,13 @@ def make_scene(
         if centre is None:
             continue
         pick = int(rng.integers(len(faces)))
-        face48 = faces[pick]
-        tint = (rng.uniform(0.75, 0.9), rng.uniform(0.85, 0.97), rng.uniform(1.0, 1.12))
-        patch, mask = face_patch(face48, size, tint)
+        tint = skin_tint(rng)
         roll = _pick_roll(rng)
-        patch, mask, m = rotate_patch(patch, mask, roll)
-        fcx, fcy = face_centre_in_patch(face_patch_side(size))
-        pcx = m[0, 0] * fcx + m[0, 1] * fcy + m[0, 2]
-        pcy = m[1, 0] * fcx + m[1, 1] * fcy + m[1, 2]
-        paste(frame, patch, mask, round(centre[0] - pcx), round(centre[1] - pcy))
-        box = FaceBox(round(centre[0] - size / 2), round(centre[1] - size / 2), size, size)
+        box, m, origin = paste_face(frame, faces[pick], size, roll, centre, tint)
         own = None
         if frames is not None and frames[pick] is not None:
-            own = own_box(frames[pick], size, m, (fcx, fcy), (centre[0] - pcx, centre[1] - pcy))
+            fcx_fcy = face_centre_in_patch(face_patch_side(size))
+            own = own_box(frames[pick], size, m, fcx_fcy, origin)
         truths.append(Truth(box, size, roll, b, own))
         taken.append(box)
         per_bed[b] = per_bed.get(b, 0) + 1

@@ -45,6 +45,7 @@ EXPECTED = {
     "bench_int8": Expect((r"faces per CPU-second", r"ensemble 7-class accuracy on the validation part"), (FER_TRAIN,)),
     "bench_lite_precision": Expect((r"^\| float16 \|", r"^\| int8 \(served\) \|")),
     "bench_member_outputs": Expect((r"^\| v8,v9 TTA \|", r"^\| greedy ", r"^\| cascade v8 -> v8,v9 "), (FER_TRAIN,)),
+    "bench_night_ward": Expect((r"^\| lit upright \| 6 \|", r"^\| night \| 6 \|"), (FER_TEST,)),
     "bench_pipeline": Expect((r"^throughput: 1 worker\(s\)", r"^latency: 1 worker", r"^blazeface track=0: ")),
     "bench_scaleout": Expect(
         (r"1 worker: ", r"scheduler failover: ", r"verdict: none lost: True; none duplicated: True"),

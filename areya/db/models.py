@@ -260,6 +260,10 @@ class Observation(Base):
     confidence4: Mapped[float] = mapped_column(Float)
     model_version: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # face quality in [0, 1]: the predicted chance that the 4-class answer is right (areya.detectors.quality);
+    # None: not measured (observations written before it was).  The alert rule sets aside those below
+    # min_face_quality.
+    quality: Mapped[float | None] = mapped_column(Float)
 
     __table_args__ = (
         UniqueConstraint("frame_id", "face_index"),  # a re-delivered frame never duplicates
@@ -580,6 +584,8 @@ class AdtMessage(Base):
     event: Mapped[str] = mapped_column(String(8))  # trigger event: A01, A02, ...
     patient_id: Mapped[int | None] = mapped_column(ForeignKey("patients.id", ondelete="RESTRICT"))
     applied_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # SHA-256 of the message without MSH-7: a resend must be the same message; None: applied before it was kept
+    content_sha256: Mapped[str | None] = mapped_column(String(64))
 
     __table_args__ = (UniqueConstraint("sending_facility", "control_id"),)
 

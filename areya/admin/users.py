@@ -15,7 +15,7 @@ from areya.admin.passwords import check_password as check_password_rules
 from areya.admin.refs import clean_username, flush, get_user, get_ward
 from areya.admin.sessions import end_user_sessions, revoke_user_tokens
 from areya.audit import SYSTEM, Actor, record
-from areya.db.models import ROLES, User
+from areya.db.models import ROLES, User, Ward
 from areya.db.types import utcnow
 from areya.errors import Conflict, Invalid
 
@@ -30,13 +30,19 @@ def _hasher() -> PasswordHasher:
     return PasswordHasher()
 
 
-def check_password(password: str, username: str = "") -> str:
-    """At least 12 characters and hard to guess (see areya.admin.passwords); not built from the username."""
-    return check_password_rules(password, user_inputs=(username, "areya"))
+def check_password(password: str, username: str = "", *, context: tuple[str, ...] = ()) -> str:
+    """At least 12 characters and hard to guess (see areya.admin.passwords); not built from the username, "areya"
+    or the words in ``context`` (the user's role, the ward names: :func:`password_context`)."""
+    return check_password_rules(password, user_inputs=(username, "areya", *context))
 
 
-def hash_password(password: str, username: str = "") -> str:
-    return _hasher().hash(check_password(password, username))
+def hash_password(password: str, username: str = "", *, context: tuple[str, ...] = ()) -> str:
+    return _hasher().hash(check_password(password, username, context=context))
+
+
+def password_context(session: Session, role: str) -> tuple[str, ...]:
+    """The words a password must not be built from besides the username: the role, every role name, the wards."""
+    return (role, *ROLES, *session.scalars(select(Ward.name)))
 
 
 def verify_password(password_hash: str, password: str) -> bool:
@@ -66,7 +72,7 @@ def add_user(
 ) -> User:
     name = clean_username(username)
     role = check_role(role)
-    password_hash = hash_password(password, name)
+    password_hash = hash_password(password, name, context=password_context(session, role))
     covered = [get_ward(session, w) for w in wards]
     if session.scalar(select(User.id).where(User.username == name)) is not None:
         raise Conflict(f"user {name!r} already exists")
@@ -104,7 +110,7 @@ def set_user_active(session: Session, username: str, active: bool, *, actor: Act
 
 def set_password(session: Session, username: str, password: str, *, actor: Actor = SYSTEM) -> User:
     user = get_user(session, username)
-    user.password_hash = hash_password(password, user.username)
+    user.password_hash = hash_password(password, user.username, context=password_context(session, user.role))
     end_user_sessions(session, user.id)  # a changed password ends every session (the user logs in again)
     revoked = revoke_user_tokens(session, user.id)  # and revokes the API tokens (a leaked one stops working)
     flush(session, f"set password of {user.username!r}")

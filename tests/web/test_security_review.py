@@ -238,3 +238,41 @@ def test_the_command_line_applies_the_network_policy_too(world: World, tmp_path)
     env["AREYA_CAMERA_ALLOW_NETWORKS"] = "10.9.0.0/16"
     ok = runner.invoke(cli, ["camera", "add", "--ward", "ICU", "--name", "lan", "--url", "rtsp://10.9.8.7/s"], env=env)
     assert ok.exit_code == 0, ok.output
+
+
+# --------------------------------------------------------------------------- weak passwords
+
+
+@pytest.mark.parametrize(
+    ("username", "role", "password", "why"),
+    [
+        ("bob", "nurse", "Summer2026!!", "a season or month with a year"),
+        ("bob", "nurse", "Winter2025!!", "a season or month with a year"),
+        ("root", "admin", "Admin2026!!!", "your name, role, a ward or 'areya'"),
+        ("jane", "nurse", "Nurse2026!!!", "your name, role, a ward or 'areya'"),
+        ("jane", "doctor", "Areya2026!!!", "your name, role, a ward or 'areya'"),
+        ("jane", "doctor", "Icu2026!!!!!!", "your name, role, a ward or 'areya'"),  # ward ICU
+        ("jane", "doctor", "Helicopter2026!", "a single word with a year"),
+    ],
+)
+def test_one_word_with_a_year_is_refused_and_the_message_says_why(
+    world: World, username: str, role: str, password: str, why: str
+) -> None:
+    from areya.errors import Invalid
+
+    with world.session() as s, pytest.raises(Invalid, match="too weak") as refused:
+        admin.add_user(s, username, role, password, ["ICU"] if role != "admin" else [])
+    assert why in str(refused.value)
+    client, csrf = login(world.app, "admin")
+    page = client.post(
+        f"/admin/users/{world.ids['victim_id']}/password",
+        data={"csrf_token": csrf, "password": password, "password2": password},
+    )
+    assert page.status_code == 400 and "too weak" in page.get_data(as_text=True)
+
+
+def test_phrases_still_pass(world: World) -> None:
+    with world.session() as s:
+        for i, password in enumerate(("correct-horse-battery-2026", "Pa55-ward-cam-9f3k", "plum tractor 2026 ledge")):
+            admin.add_user(s, f"ok{i}", "nurse", password, ["ICU"])
+        s.rollback()

@@ -584,6 +584,8 @@ class AdtMessage(Base):
     event: Mapped[str] = mapped_column(String(8))  # trigger event: A01, A02, ...
     patient_id: Mapped[int | None] = mapped_column(ForeignKey("patients.id", ondelete="RESTRICT"))
     applied_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # SHA-256 of the message without MSH-7: a resend must be the same message; None: applied before it was kept
+    content_sha256: Mapped[str | None] = mapped_column(String(64))
 
     __table_args__ = (UniqueConstraint("sending_facility", "control_id"),)
 

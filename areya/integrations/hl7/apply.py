@@ -51,10 +51,20 @@ def actor_for(event: AdtEvent, origin: tuple[tuple[str, Any], ...] = ()) -> Acto
     )
 
 
+class ControlIdReused(AdtError):
+    """MSH-10 of an applied message, from the same facility, on a different message (AR 205; audited)."""
+
+
 def apply_event(
-    session: Session, event: AdtEvent, locations: LocationMap, origin: tuple[tuple[str, Any], ...] = ()
+    session: Session,
+    event: AdtEvent,
+    locations: LocationMap,
+    origin: tuple[tuple[str, Any], ...] = (),
+    digest: str | None = None,
 ) -> Outcome:
-    """Apply ``event`` in ``session`` (the caller commits, or rolls back on an exception)."""
+    """Apply ``event`` in ``session`` (the caller commits, or rolls back on an exception). ``digest``: the
+    message's fingerprint (:func:`~areya.integrations.hl7.messages.fingerprint`): a resend with the same control
+    id must have the same one."""
     header = event.header
     seen = session.scalar(
         select(AdtMessage).where(
@@ -62,6 +72,14 @@ def apply_event(
         )
     )
     if seen is not None:
+        if digest is not None and seen.content_sha256 is not None and seen.content_sha256 != digest:
+            raise ControlIdReused(
+                "AR",
+                DUPLICATE_KEY,
+                f"MSH-10 {header.control_id!r} was used by a different message applied at "
+                f"{seen.applied_at.isoformat()} ({seen.event}): a new message needs a new control id",
+                "MSH^1^10",
+            )
         return Outcome(False, f"duplicate of message {header.control_id} applied at {seen.applied_at.isoformat()}")
     try:
         clean_mrn(event.mrn)
@@ -87,6 +105,7 @@ def apply_event(
             control_id=header.control_id,
             event=event.event,
             patient_id=patient_id,
+            content_sha256=digest,
         )
     )
     flush(session, f"record ADT message {header.control_id}")

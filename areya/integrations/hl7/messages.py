@@ -3,6 +3,7 @@ which segment or field is wrong (AR)."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
@@ -72,6 +73,19 @@ class AdtEvent:
 def normalize(raw: str) -> str:
     """Segments separated by CR only (files and some senders use LF or CRLF), no surrounding blank space."""
     return raw.replace("\r\n", "\r").replace("\n", "\r").strip("\r\n\t ")
+
+
+def fingerprint(raw: str) -> str:
+    """SHA-256 (hex) of a message as Areya reads it (CR segments) without MSH-7: a resend of the same message has
+    the same fingerprint even if the sender stamped it again."""
+    text = normalize(raw)
+    first, _, rest = text.partition("\r")
+    if first.startswith("MSH") and len(first) > 3:
+        fields = first.split(first[3])
+        if len(fields) > 6:
+            fields[6] = ""
+        first = first[3].join(fields)
+    return hashlib.sha256(f"{first}\r{rest}".encode()).hexdigest()
 
 
 def parse_message(raw: str) -> hl7.Message:

@@ -21,7 +21,7 @@ from areya.db.engine import session_scope
 from areya.integrations.hl7 import charsets
 from areya.integrations.hl7.access import AccessPolicy, Origin, SenderRefused, certificate_names
 from areya.integrations.hl7.ack import build_ack
-from areya.integrations.hl7.apply import apply_event
+from areya.integrations.hl7.apply import ControlIdReused, apply_event
 from areya.integrations.hl7.errors import INTERNAL_ERROR, SEGMENT_SEQUENCE, AdtError, error, reject
 from areya.integrations.hl7.framing import BlockReader, IdleTimeout
 from areya.integrations.hl7.locations import LocationMap
@@ -29,6 +29,7 @@ from areya.integrations.hl7.messages import (
     Header,
     check_header,
     check_processing,
+    fingerprint,
     parse_message,
     read_event,
     read_header,
@@ -106,13 +107,19 @@ class AdtProcessor:
                 message, header, authority=self.authority, identifier_type=self.identifier_type, tz=self.tz
             )
             with self._lock, session_scope(self.factory, write=True) as session:
-                outcome = apply_event(session, event, self.locations, origin.context() if origin else ())
+                context = origin.context() if origin else ()
+                outcome = apply_event(session, event, self.locations, context, fingerprint(raw))
         except SenderRefused as exc:
             log.warning("ADT %s from %s refused: %s", header.control_id if header else "?", origin, exc.text)
             detail = {"sender": f"{header.sending_application}^{header.sending_facility}"} if header else {}
             if header:
                 detail.update(control_id=header.control_id, event=header.trigger)
             self.audit_refusal(origin, "sender", exc.text, detail, throttle=False)
+            return answer(exc.ack_code, exc.text, exc)
+        except ControlIdReused as exc:
+            log.warning("ADT %s from %s refused: %s", header.control_id if header else "?", origin, exc.text)
+            detail = {"control_id": header.control_id, "event": header.trigger} if header else {}
+            self.audit_refusal(origin, "control id", exc.text, detail, throttle=False)
             return answer(exc.ack_code, exc.text, exc)
         except AdtError as exc:
             log.info("ADT %s %s: %s", header.control_id if header else "?", exc.ack_code, exc.text)

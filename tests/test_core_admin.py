@@ -207,6 +207,6 @@ def test_audit_records_actor_and_patient(session: Session, ward: str) -> None:
     admin.list_patients(session, actor=actor)
     session.commit()
     events = session.scalars(select(AuditEvent).where(AuditEvent.user_id == doctor.id)).all()
-    assert [(e.action, e.patient_id) for e in events] == [("patient.admit", patient.id), ("patient.list", None)]
+    assert [(e.action, e.patient_id) for e in events] == [("patient.admit", patient.id), ("patient.list", patient.id)]
     assert all(e.detail and e.detail["by"] == "web:doc" for e in events)
     assert "Ann" not in str([e.detail for e in events])  # no names in the audit details

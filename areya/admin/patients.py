@@ -248,7 +248,8 @@ def discharge_patient(session: Session, mrn: str, *, at: datetime | None = None,
 def list_patients(
     session: Session, *, include_discharged: bool = False, ward: str | None = None, actor: Actor = SYSTEM
 ) -> list[tuple[Patient, BedAssignment | None]]:
-    """Patients with their current bed stay (viewing patient data is audited)."""
+    """Patients with their current bed stay (viewing patient data is audited: one ``patient.list`` row per patient
+    listed, so that the audit log filtered by a patient finds it; one row without a patient when none is)."""
     from areya.admin.refs import get_ward
 
     query = (
@@ -263,13 +264,9 @@ def list_patients(
         ward_id = get_ward(session, ward).id
         query = query.join(Bed, Bed.id == BedAssignment.bed_id).where(Bed.ward_id == ward_id)
     rows = [(patient, assignment) for patient, assignment in session.execute(query)]
-    record(
-        session,
-        actor,
-        "patient.list",
-        target="patients",
-        detail={"count": len(rows), "ward": ward, "include_discharged": include_discharged},
-    )
+    detail = {"count": len(rows), "ward": ward, "include_discharged": include_discharged}
+    for patient_id in [patient.id for patient, _ in rows] or [None]:
+        record(session, actor, "patient.list", patient_id=patient_id, target="patients", detail=detail)
     return rows
 
 

@@ -29,7 +29,7 @@ from areya.webapp.security import (
     check_csrf,
     csrf_token,
 )
-from areya.webapp.services import EXTENSION, WebServices, close_db, db, security_audit, services
+from areya.webapp.services import EXTENSION, WebServices, actor, close_db, db, security_audit, services
 from areya.webapp.session_keys import SESSION_ID_KEY
 
 log = logging.getLogger(__name__)
@@ -175,11 +175,14 @@ def _install_hooks(app: Flask) -> None:
 
     app.after_request(add_security_headers)
     app.after_request(_audit_token_use)
+    app.after_request(_audit_refusal)  # runs before _audit_token_use (after_request runs in reverse order)
     app.teardown_appcontext(close_db)
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Response:
         _rollback()
+        if exc.code == 403:
+            g.refusal = exc.description or ""
         return _error_response(exc.code or 500, exc.description or exc.name)
 
     @app.errorhandler(Exception)
@@ -193,6 +196,25 @@ def _token_path(path: str) -> bool:
     """A URL of the token-authenticated APIs (the api and fhir blueprints), routed or not: an unknown /api or /fhir
     URL belongs to no blueprint, yet a valid token must get the routing error (404 / 405), not the login's 401."""
     return any(path == prefix or path.startswith(f"{prefix}/") for prefix in ("/api", "/fhir"))
+
+
+def _audit_refusal(response: Response) -> Response:
+    """A 403 (a role, ward or alert policy refused the request) leaves an ``access.denied`` audit row: who, what,
+    and why, in a transaction of its own (the request's uncommitted work, and its write lock, go first)."""
+    user = g.get("user")
+    if response.status_code == 403 and user is not None:
+        _rollback()
+        reason = g.get("refusal") or ""
+        if not reason and response.is_json:
+            reason = str((response.get_json(silent=True) or {}).get("error") or "")
+        security_audit(
+            "access.denied",
+            actor(),
+            target=request.path[:200],
+            detail={"method": request.method, "status": 403, "reason": reason[:300]},
+        )
+        g.audited = True  # the refusal is the token request's audit row too
+    return response
 
 
 def _audit_token_use(response: Response) -> Response:

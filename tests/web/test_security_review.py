@@ -276,3 +276,62 @@ def test_phrases_still_pass(world: World) -> None:
         for i, password in enumerate(("correct-horse-battery-2026", "Pa55-ward-cam-9f3k", "plum tractor 2026 ledge")):
             admin.add_user(s, f"ok{i}", "nurse", password, ["ICU"])
         s.rollback()
+
+
+# --------------------------------------------------------------------------- audit gaps
+
+
+def _audit_rows(world: World, action: str) -> list[AuditEvent]:
+    with world.session() as s:
+        return list(s.scalars(select(AuditEvent).where(AuditEvent.action == action).order_by(AuditEvent.id)))
+
+
+def test_a_live_ward_view_is_audited_per_patient_shown(world: World) -> None:
+    world.app.extensions["areya"].options.update(sse_max_s=3.0, sse_poll_s=0.1)
+    client, _ = login(world.app, "nurse")
+    response = client.get(f"/events?ward={world.ids['ward_id']}", buffered=False)
+    chunks = iter(response.response)
+    buffer = ""
+    while ": ready" not in buffer:
+        buffer += next(chunks).decode()
+    subscribed = _audit_rows(world, "events.subscribe")
+    assert {e.patient_id for e in subscribed} == {world.ids["patient_id"], world.ids["patient2_id"]}
+    with world.session() as s:  # a patient admitted into the ward while the view is open
+        newcomer = admin.admit_patient(s, "MRN-LIVE", "Live Newcomer", "ICU/3").id
+        s.commit()
+    while "Live Newcomer" not in buffer:
+        buffer += next(chunks).decode()
+    response.close()
+    [update] = [e for e in _audit_rows(world, "events.update") if e.patient_id == newcomer]
+    assert update.detail["by"] == "web:nurse" and update.target == f"ward:{world.ids['ward_id']}"
+
+
+def test_the_admin_patient_list_is_audited_per_patient(world: World) -> None:
+    client, _ = login(world.app, "admin")
+    assert client.get("/admin/patients").status_code == 200
+    listed = {e.patient_id for e in _audit_rows(world, "patient.list")}
+    assert {world.ids["patient_id"], world.ids["patient2_id"], world.ids["other_patient_id"]} <= listed
+    assert None not in listed
+    found = client.get("/admin/audit?patient=MRN002").get_data(as_text=True)
+    assert "patient.list" in found
+
+
+def test_refusals_are_audited(world: World) -> None:
+    nurse, _ = login(world.app, "nurse")
+    assert nurse.get(f"/wards/{world.ids['other_ward_id']}").status_code == 403
+    admin_client, csrf = login(world.app, "admin")
+    ack = admin_client.post(f"/alerts/{world.ids['alert_id']}/acknowledge", data={"csrf_token": csrf, "note": "x"})
+    assert ack.status_code == 403
+    api = world.app.test_client().post(
+        f"/api/alerts/{world.ids['alert_id']}/acknowledge",
+        json={"note": "x"},
+        headers={"Authorization": f"Bearer {world.tokens['admin']}"},
+    )
+    assert api.status_code == 403
+    rows = _audit_rows(world, "access.denied")
+    assert [(e.detail["by"], e.detail["method"], e.target) for e in rows] == [
+        ("web:nurse", "GET", f"/wards/{world.ids['other_ward_id']}"),
+        ("web:admin", "POST", f"/alerts/{world.ids['alert_id']}/acknowledge"),
+        ("api:admin", "POST", f"/api/alerts/{world.ids['alert_id']}/acknowledge"),
+    ]
+    assert all(e.detail["reason"] for e in rows) and rows[2].detail["token"]

@@ -14,12 +14,14 @@ from flask import Blueprint, Response, g, jsonify, render_template, request, str
 
 from areya.admin.sessions import session_user
 from areya.alerts.rules import RuleParams
+from areya.audit import record
+from areya.db.engine import run_write
 from areya.db.models import Alert
 from areya.db.types import utcnow
-from areya.webapp.access import parse_id, require_ward
+from areya.webapp.access import parse_id, require_ward, ward_patient_ids
 from areya.webapp.alert_cards import describe
 from areya.webapp.security import CLINICAL, roles
-from areya.webapp.services import audit, services, user_ward_ids
+from areya.webapp.services import actor, audit, db, services, user_ward_ids
 from areya.webapp.tiles import TileWatcher, load_tiles
 
 bp = Blueprint("events", __name__)
@@ -81,11 +83,29 @@ def stream() -> Response:
         refused.status_code = 429
         refused.headers["Retry-After"] = str(RETRY_AFTER_S)
         return refused
+    stream_target = f"ward:{ward_id}" if ward_id else "alerts"
+    # a ward view's stream shows the ward's patients: one row per patient (as the ward page), and one more row
+    # for each patient it shows later for the first time (admitted or moved in, an alert card)
+    shown: set[int] = set(ward_patient_ids(db(), ward_id)) if ward_id is not None else set()
     try:
-        audit("events.subscribe", target=f"ward:{ward_id}" if ward_id else "alerts")
+        audit("events.subscribe", target=stream_target, patient_ids=shown or None, detail={"patients": sorted(shown)})
     except BaseException:
         slot.release()
         raise
+    who = actor()
+
+    def audit_new(patient_ids: set[int | None], how: str) -> None:
+        """An ``events.update`` row for each patient the stream shows for the first time (own transaction)."""
+        new = sorted({pid for pid in patient_ids if pid is not None} - shown)
+        if not new:
+            return
+
+        def write(session: Any) -> None:
+            for pid in new:
+                record(session, who, "events.update", patient_id=pid, target=stream_target, detail={"shown": how})
+
+        run_write(svc.sessions, write)
+        shown.update(new)
 
     def wanted(event: dict[str, Any]) -> bool:
         event_ward = event.get("ward_id")
@@ -155,6 +175,7 @@ def stream() -> Response:
                             if changed
                             else []
                         )
+                    audit_new({tile.patient_id for tile in tiles}, "tile")
                     for tile in tiles:
                         html = render_template("_tile.html", tile=tile, now=now)
                         yield sse("tile", {"bed_id": tile.bed_id, "html": html, "tile": tile.as_dict()})
@@ -174,7 +195,10 @@ def stream() -> Response:
                     time.sleep(wait)
                 event = _decode(message)
                 if event is not None and wanted(event):
-                    yield sse("alert", alert_payload(event))
+                    payload = alert_payload(event)
+                    if payload["html"]:  # the card names the patient
+                        audit_new({event.get("patient_id")}, "alert")
+                    yield sse("alert", payload)
                     last_sent = time.monotonic()
                     next_poll = time.monotonic()  # the tile's badge changes too
                 if time.monotonic() - last_sent >= KEEPALIVE_S:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask import Flask, current_app, g, jsonify, make_response, redirect, render_template, request, session, url_for
+from flask.globals import request_ctx
 from sqlalchemy import Engine
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
@@ -158,6 +160,8 @@ def _load_session_user() -> None:
 def _install_hooks(app: Flask) -> None:
     @app.before_request
     def authenticate() -> Response | None:
+        if request_ctx.url_adapter is None:  # a Host header werkzeug cannot bind (2,000 characters, bad IDNA)
+            return _plain_error(400, "bad request: malformed Host header")
         if _token_path(request.path) or request.path == "/metrics":
             from areya.webapp.views.api import authenticate_bearer
 
@@ -250,7 +254,18 @@ def _rollback() -> None:
         log.warning("rollback after an error failed", exc_info=True)
 
 
+def _plain_error(code: int, message: str) -> Response:
+    """An error answer that needs no URL building nor template (the request could not be bound to a URL)."""
+    if _wants_json():
+        response = Response(json.dumps({"error": message, "status": code}), status=code, mimetype="application/json")
+    else:
+        response = Response(message + "\n", status=code, mimetype="text/plain")
+    return response
+
+
 def _error_response(code: int, message: str) -> Response:
+    if request_ctx.url_adapter is None:  # no URLs can be built (malformed Host): the page would fail in turn
+        return _plain_error(code, message)
     if _wants_json():
         response = jsonify({"error": message, "status": code})
     else:

@@ -335,3 +335,16 @@ def test_refusals_are_audited(world: World) -> None:
         ("api:admin", "POST", f"/api/alerts/{world.ids['alert_id']}/acknowledge"),
     ]
     assert all(e.detail["reason"] for e in rows) and rows[2].detail["token"]
+
+
+# --------------------------------------------------------------------------- 500s on a malformed Host header
+
+
+@pytest.mark.parametrize("host", ["a" * 2000, "x" * 64 + ".example", "a" * 300 + ".example:5000"])
+@pytest.mark.parametrize("who", [None, "nurse"])
+def test_a_malformed_host_header_is_a_400_not_a_500(world: World, host: str, who: str | None) -> None:
+    client = world.app.test_client() if who is None else login(world.app, who)[0]
+    for path in (f"/wards/{world.ids['ward_id']}", "/login", "/api/alerts", "/no/such/page"):
+        response = client.get(path, headers={"Host": host})
+        assert response.status_code == 400, (path, response.status_code)
+        assert host not in response.get_data(as_text=True)

@@ -12,6 +12,12 @@ from werkzeug.datastructures import MultiDict
 MAX_TEXT = 2000
 
 
+def has_control_characters(value: str) -> bool:
+    """C0 controls but tab and line breaks (NUL, escape, ...), DEL and the C1 controls: refused in free text
+    from forms and the JSON API alike."""
+    return any((ord(ch) < 32 and ch not in "\r\n\t") or 0x7F <= ord(ch) <= 0x9F for ch in value)
+
+
 class Form:
     """Parses submitted fields; each problem is kept as ``errors[field]`` (the first one per field)."""
 
@@ -43,7 +49,7 @@ class Form:
             return ""
         if len(value) > max_len:
             self.error(name, f"{label} must be at most {max_len} characters")
-        elif any(ord(ch) < 32 and ch not in "\r\n\t" for ch in value):
+        elif has_control_characters(value):
             self.error(name, f"{label} must not contain control characters")
         return value
 

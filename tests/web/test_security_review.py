@@ -348,3 +348,37 @@ def test_a_malformed_host_header_is_a_400_not_a_500(world: World, host: str, who
         response = client.get(path, headers={"Host": host})
         assert response.status_code == 400, (path, response.status_code)
         assert host not in response.get_data(as_text=True)
+
+
+# --------------------------------------------------------------------------- control characters through the API
+
+
+@pytest.mark.parametrize("note", ["\u0000", "seen\u0000", "esc \u001b[31m red", "del \u007f", "c1 \u0085 next line"])
+def test_the_json_api_refuses_control_characters_as_the_forms_do(world: World, note: str) -> None:
+    from areya.db.models import Alert, AlertEvent
+
+    headers = {"Authorization": f"Bearer {world.tokens['doctor']}"}
+    api = world.app.test_client()
+    url = f"/api/alerts/{world.ids['alert_id']}"
+    for action in ("acknowledge", "resolve"):
+        response = api.post(f"{url}/{action}", json={"note": note}, headers=headers)
+        assert response.status_code == 400 and "control characters" in response.get_json()["error"]
+    snooze = api.post(
+        f"/api/patients/{world.ids['patient_id']}/snooze", json={"minutes": 30, "reason": note}, headers=headers
+    )
+    assert snooze.status_code == 400
+    with world.session() as s:
+        assert s.get(Alert, world.ids["alert_id"]).state == "firing"
+        notes = [e.note or "" for e in s.scalars(select(AlertEvent))]
+        assert not any("\u0000" in n or "\u001b" in n for n in notes)
+    client, csrf = login(world.app, "doctor")
+    form = client.post(f"/alerts/{world.ids['alert_id']}/acknowledge", data={"csrf_token": csrf, "note": note})
+    assert form.status_code == 400
+
+
+def test_the_json_api_keeps_tabs_and_line_breaks(world: World) -> None:
+    headers = {"Authorization": f"Bearer {world.tokens['doctor']}"}
+    done = world.app.test_client().post(
+        f"/api/alerts/{world.ids['alert_id']}/acknowledge", json={"note": "seen\n\tcalm now"}, headers=headers
+    )
+    assert done.status_code == 200 and done.get_json()["note"] == "seen\n\tcalm now"

@@ -24,7 +24,7 @@ from areya.webapp.access import (
     require_patient,
     require_ward,
 )
-from areya.webapp.forms import MAX_TEXT
+from areya.webapp.forms import MAX_TEXT, has_control_characters
 from areya.webapp.openapi import openapi_document
 from areya.webapp.security import ALL_ROLES, CLINICAL, public, roles
 from areya.webapp.services import audit, db, services, user_ward_ids
@@ -122,6 +122,8 @@ def _text(data: dict[str, Any], key: str, *, required: bool) -> str | Response |
         return _bad(f"'{key}' must be a string")
     if len(value) > MAX_TEXT:
         return _bad(f"'{key}' must be at most {MAX_TEXT} characters")
+    if has_control_characters(value):  # as the forms: no NUL, escape or other control characters stored
+        return _bad(f"'{key}' must not contain control characters")
     return value.strip()
 
 

@@ -16,7 +16,7 @@ MAX_ID = 2**31 - 1  # ids are 32-bit on PostgreSQL: a larger number is simply no
 
 def parse_id(text: str | None) -> int | None:
     """A positive database id from a query string value, or None."""
-    if not text or not text.isdigit() or len(text) > 10:
+    if not text or not (text.isascii() and text.isdigit()) or len(text) > 10:  # int("²") fails
         return None
     value = int(text)
     return value if 0 < value <= MAX_ID else None

@@ -91,7 +91,10 @@ def check_csrf() -> None:
         return
     origin = request.headers.get("Origin")
     if origin and origin != "null":
-        parts = urlsplit(origin)
+        try:
+            parts = urlsplit(origin)
+        except ValueError:  # "http://[::1": not an origin at all
+            abort(400, description="cross-origin request refused")
         if f"{parts.scheme}://{parts.netloc}" != request.host_url.rstrip("/"):
             abort(400, description="cross-origin request refused")
     sent = request.headers.get(CSRF_HEADER) or request.form.get(CSRF_FORM_FIELD) or ""

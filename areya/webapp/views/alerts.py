@@ -60,7 +60,7 @@ def inbox() -> tuple[str, int]:
 @roles(*CLINICAL)
 def history() -> str:
     page = request.args.get("page", "1")
-    page_no = int(page) if page.isdigit() and 0 < int(page) < 100_000 else 1
+    page_no = int(page) if page.isascii() and page.isdigit() and 0 < int(page) < 100_000 else 1
     cards = load_cards(
         db(),
         user_ward_ids(),

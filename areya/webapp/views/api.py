@@ -189,7 +189,7 @@ def alerts() -> Response:
     if state not in ("open", "all"):
         return _bad("state must be 'open' or 'all'")
     limit_arg = request.args.get("limit", "100")
-    if not limit_arg.isdigit() or not 1 <= int(limit_arg) <= MAX_LIMIT:
+    if not (limit_arg.isascii() and limit_arg.isdigit()) or not 1 <= int(limit_arg) <= MAX_LIMIT:
         return _bad(f"limit must be an integer in [1, {MAX_LIMIT}]")
     ward_ids = user_ward_ids()
     ward_arg = request.args.get("ward_id")

@@ -94,9 +94,9 @@ def _base() -> str:
 
 def _count_offset() -> tuple[int, int]:
     count_arg, offset_arg = request.args.get("_count", str(DEFAULT_COUNT)), request.args.get("_offset", "0")
-    if not count_arg.isdigit() or not 1 <= int(count_arg) <= MAX_COUNT:
+    if not (count_arg.isascii() and count_arg.isdigit()) or not 1 <= int(count_arg) <= MAX_COUNT:  # int("²") fails
         raise SearchError(f"_count must be an integer in [1, {MAX_COUNT}]")
-    if not offset_arg.isdigit() or len(offset_arg) > 9:
+    if not (offset_arg.isascii() and offset_arg.isdigit()) or len(offset_arg) > 9:
         raise SearchError("_offset must be a non-negative integer")
     return int(count_arg), int(offset_arg)
 

@@ -21,7 +21,7 @@ def audit_log() -> str:
     username = (request.args.get("user") or "").strip().lower()[:64]
     patient = (request.args.get("patient") or "").strip()[:64]
     page_arg = request.args.get("page", "1")
-    page = int(page_arg) if page_arg.isdigit() and 0 < int(page_arg) < 100_000 else 1
+    page = int(page_arg) if page_arg.isascii() and page_arg.isdigit() and 0 < int(page_arg) < 100_000 else 1
     query = select(AuditEvent).order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
     if action:
         query = query.where(AuditEvent.action.startswith(action, autoescape=True))

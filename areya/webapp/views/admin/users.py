@@ -64,7 +64,7 @@ def _user(user_id: int) -> User:
 
 
 def _ward_names(form: Form) -> list[str]:
-    ids = [int(v) for v in form.values("ward_ids") if v.isdigit()]
+    ids = [int(v) for v in form.values("ward_ids") if v.isascii() and v.isdigit() and len(v) <= 10]
     wards = list(db().scalars(select(Ward).where(Ward.id.in_(ids)))) if ids else []
     if len(wards) != len(set(ids)):
         form.error("ward_ids", "choose wards from the list")

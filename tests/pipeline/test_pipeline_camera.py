@@ -10,7 +10,6 @@ from typing import Any
 import numpy as np
 import pytest
 import redis
-from conftest import CLIP, FER_TEST, requires
 from pipeline_helpers import STREAM, setup_ward, wait_until
 from sqlalchemy import select
 
@@ -24,6 +23,7 @@ from areya.comms.frames import DROP_UNPUBLISHED, FramePublisher, decode_fields, 
 from areya.comms.redis_server import EmbeddedRedis
 from areya.db.engine import write_scope
 from areya.db.models import Camera
+from conftest import CLIP, FER_TEST, requires
 
 
 def _face_centres(detector: Any, frame: np.ndarray) -> list[tuple[float, float]]:

@@ -11,7 +11,6 @@ from typing import Any
 import numpy as np
 import pytest
 import redis
-from conftest import FER_TEST, requires
 from pipeline_helpers import (
     DEAD,
     STREAM,
@@ -32,6 +31,7 @@ from areya.emotion.schemes import FER_TO_AREYA4
 from areya.metrics import render_metrics
 from areya.worker import Worker, frame_id
 from areya.worker.consumer import read_dead_letters
+from conftest import FER_TEST, requires
 
 
 def test_synthetic_ward_to_observations_for_exactly_the_right_patients(

@@ -376,7 +376,10 @@ def main(argv: list[str] | None = None) -> int:
     all_streams = [s for v in streams.values() for s in v]
     groups = {g: sum(s.identity.group == g for s in all_streams) for g in RESTING_BANDS}
     n_obs = sum(int(((s.times >= 0) & (s.times < 86_400)).sum()) for s in all_streams)
-    n_cond = np.bincount(np.concatenate([s.condition for s in all_streams]), minlength=len(CONDITIONS))
+    n_cond = np.bincount(
+        np.concatenate([s.condition[(s.times >= 0) & (s.times < 86_400)] for s in all_streams]),
+        minlength=len(CONDITIONS),
+    )
     missed = int(np.isnan(probs).any(axis=1).sum())
     print(
         f"model {model_version}; faces: PublicTest {args.faces} half (split seed {args.split_seed}; "

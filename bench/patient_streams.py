@@ -15,9 +15,10 @@ makes patient-days that keep what a ward keeps, for ``bench_alert_streams``:
 * **Resting faces chosen by the model's score on them** (documented, not random): each neutral face of the pool is
   scored once as a patient's stream shows it by day (:func:`score_resting`: the mean ``P(angry) + P(sad)``, the
   rule's Negative probability, of its day renderings; the renderings alone raise a neutral face's score by about
-  0.06 on average against the bare FER image).  An *ordinary* patient's resting face is drawn from the neutral
-  faces scoring below 0.25, a *mild-negative* patient's (a share :attr:`StreamConfig.mild_negative_share`, 25 %)
-  from those scoring 0.25-0.50: their neutral face reads mildly negative all day.  Of the scoring half's 304
+  0.05 on average against the bare FER image, the night's by 0.18).  An *ordinary* patient's resting face is
+  drawn from the neutral faces scoring below 0.25, a *mild-negative* patient's (a share
+  :attr:`StreamConfig.mild_negative_share`, 25 %) from those scoring 0.25-0.50: their neutral face reads mildly
+  negative all day.  Of the scoring half's 304
   neutral faces, v11 puts 132 below 0.25, 88 at 0.25-0.50 and 84 at 0.50 or more; the last (the model reads them
   as sad or angry) are no one's resting face here: a patient with such a face would read negative all day, which
   this bench does not model.  Happy, sad and angry faces are drawn at random from their class (not by score: an

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from adt_helpers import LOCATIONS, ack_fields, adt, audit_rows, bed_of, state
 from click.testing import CliRunner
+from polling import wait_until
 from sqlalchemy.orm import Session
 
 from areya import admin
@@ -199,6 +200,7 @@ def test_plain_and_untrusting_clients_get_no_ack_and_change_nothing(
         wrong_name.wrap_socket(raw, server_hostname="adt.elsewhere.test")
     assert state(session) == before
     # refused connections are audited with the real peer address (one row a minute per address and stage)
+    assert wait_until(lambda: audit_rows(session, "adt.refused"), timeout=30)  # written after the refusal
     refused = audit_rows(session, "adt.refused")
     assert [r["stage"] for r in refused] == ["tls"], refused
     assert refused[0]["peer"].startswith("127.0.0.1:") and "TLS handshake failed" in refused[0]["reason"]
@@ -294,8 +296,10 @@ def test_mutual_tls_refuses_clients_without_a_trusted_certificate(
         refused_send(listener.port, rogue, adt("A01", "N2", location="ICU^101^A"))
         refused_send(listener.port, None, adt("A01", "N3", location="ICU^101^A"))  # plain TCP
         assert state(session) == before
+        # the listener writes the refusal's audit row after the client has seen the handshake fail
+        assert wait_until(lambda: audit_rows(session, "adt.refused"), timeout=30)
         refused = audit_rows(session, "adt.refused")
-        assert refused and {r["stage"] for r in refused} == {"client certificate"}, refused
+        assert {r["stage"] for r in refused} == {"client certificate"}, refused
         assert all(r["peer"].startswith("127.0.0.1:") and r["by"] == "adt-peer:127.0.0.1" for r in refused)
         # an interface engine with its certificate is served; the audit names the certificate and the peer
         with MllpClient("127.0.0.1", listener.port, timeout=30, ssl_context=with_certificate(tls_files)) as client:
@@ -317,6 +321,7 @@ def test_client_certificate_names_limit_which_engines_may_connect(
         before = state(session)
         refused_send(listener.port, with_certificate(tls_files), adt("A01", "CN1", location="ICU^101^A"))
         assert state(session) == before
+        assert wait_until(lambda: audit_rows(session, "adt.refused"), timeout=30)  # written after the refusal
         (refused,) = audit_rows(session, "adt.refused")
         assert refused["stage"] == "client certificate" and refused["client_cert"] == CLIENT_NAME
         assert "not in adt_tls_client_names" in refused["reason"]
@@ -368,6 +373,7 @@ def test_a_connection_from_a_network_not_allowed_is_closed_unanswered(
         refused_send(listener.port, with_certificate(tls_files), adt("A01", "W1", location="ICU^101^A"))
         refused_send(listener.port, with_certificate(tls_files), adt("A01", "W2", location="ICU^101^A"))
         assert state(session) == before
+        assert wait_until(lambda: audit_rows(session, "adt.refused"), timeout=30)  # written after the refusal
         refused = audit_rows(session, "adt.refused")  # one row a minute per address: a scan cannot flood the trail
         assert [r["stage"] for r in refused] == ["network"]
         assert refused[0]["peer"].startswith("127.0.0.1:") and "not in adt_allowed_networks" in refused[0]["reason"]

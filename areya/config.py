@@ -517,6 +517,14 @@ class Settings:
         "alerts",
         "The baseline never raises the open threshold above this (a real episode must still open one).",
     )
+    min_face_quality: float = _setting(
+        0.45,
+        float_range(0.0, 1.0),
+        "alerts",
+        "Observations whose face quality (the predicted chance that the 4-class answer is right, "
+        "docs/detection.md) is below this are set aside by the alert rule and counted in its evidence "
+        "('face not clearly visible'); 0 = none (bench/bench_night_ward.py).",
+    )
     resolve_period_s: int = _setting(
         300, int_range(0, 86_400), "alerts", "Time below close share before auto-resolve (s)."
     )

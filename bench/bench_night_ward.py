@@ -20,7 +20,10 @@ Buckets (faces 64-112 px unless said):
 * ``blanket``: a blanket drawn up over the chin (its edge 26-40 % of the face's side below its centre: the chin,
   sometimes the lower lip), lit;
 * ``night``: the combined condition: dim (7 in 10) or IR grey, any roll up to 90 degrees, 3 in 10 faces under a
-  blanket, 1 in 4 blurred.
+  blanket, 1 in 4 blurred;
+* ``very poor``: faces 28-44 px in a dark frame (gain 0.12-0.3, flicker, sensor noise sigma 4-8), half of them
+  blurred, 3 in 10 under a blanket: what the face quality must set aside (it widens the range the quality model
+  is fitted on).
 
 Per bucket: detection recall and precision; 4-class accuracy of the faces found, read through the worker's own
 path (the configured detector as the worker runs it on a camera's frame that gets a full zone scan,
@@ -64,7 +67,7 @@ class Bucket:
     name: str
     size: tuple[int, int] = (64, 112)  # face side in px, inclusive
     roll: str = "upright"  # upright (+-10), lying (60-90 either side), any (+-90)
-    light: str = "lit"  # lit, dim, ir, night (dim or ir)
+    light: str = "lit"  # lit, dim, dark, ir, night (dim or ir)
     blur: float = 0.0  # share of faces motion-blurred
     blanket: float = 0.0  # share of faces with a blanket over the chin
 
@@ -78,6 +81,7 @@ BUCKETS = (
     Bucket("motion blur", blur=1.0),
     Bucket("blanket", blanket=1.0),
     Bucket("night", roll="any", light="night", blur=0.25, blanket=0.3),
+    Bucket("very poor", size=(28, 44), light="dark", blur=0.5, blanket=0.3),
 )
 
 
@@ -143,6 +147,11 @@ def light(frame: np.ndarray, rng: np.random.Generator, kind: str) -> np.ndarray:
         )
         img *= bands[:, None, None].astype(np.float32)
         img += rng.normal(0, rng.uniform(3, 7), img.shape)
+    elif kind == "dark":
+        img *= rng.uniform(0.12, 0.3)
+        depth, period, phase = rng.uniform(0.03, 0.1), rng.uniform(60, 240), rng.uniform(0, 2 * math.pi)
+        img *= (1.0 + depth * np.sin(2 * math.pi * np.arange(h) / period + phase))[:, None, None].astype(np.float32)
+        img += rng.normal(0, rng.uniform(4, 8), img.shape)
     elif kind == "ir":
         grey = cv2.cvtColor(np.clip(img, 0, 255).astype(np.uint8), cv2.COLOR_BGR2GRAY).astype(np.float32)
         grey = grey.mean() + (grey - grey.mean()) * rng.uniform(0.6, 0.85)
@@ -244,6 +253,8 @@ class Reading:
     box: Any = None
     crop: np.ndarray | None = None
     probs4: np.ndarray | None = None
+    signals: Any = None  # areya.detectors.quality.FaceSignals, once classified
+    quality: float | None = None
 
     @property
     def truth4(self) -> str:
@@ -321,11 +332,14 @@ def run_bucket(
 
 
 def classify(tally: Tally, classifier: Any) -> None:
-    """Read every face found (and every detection that is no face) as the worker does."""
+    """Read every face found (and every detection that is no face) as the worker does, with its face quality."""
+    from areya.detectors.quality import face_signals, quality_score
 
     found = [r for r in tally.readings if r.found] + tally.false_faces
     for r, res in zip(found, classifier.classify([r.crop for r in found]), strict=True):
         r.probs4 = np.asarray(res.probs4, np.float64)
+        r.signals = face_signals(r.crop, r.box, r.probs4)
+        r.quality = quality_score(r.signals)
 
 
 # --------------------------------------------------------------------------- figures
@@ -406,6 +420,252 @@ def print_breakdown(tallies: dict[str, Tally]) -> None:
             print(f"{name}: recall % " + "; ".join(parts))
 
 
+# --------------------------------------------------------------------------- face quality
+
+QUALITY_BANDS = ((0.0, 0.2), (0.2, 0.4), (0.4, 0.6), (0.6, 0.8), (0.8, 1.01))
+FIT_MODULE = Path(__file__).resolve().parents[1] / "areya" / "detectors" / "quality_fit.py"
+FIT_SETS = {  # feature subsets compared by cross-validation when fitting
+    "all": None,
+    "image and detector only": (
+        "log2_size",
+        "log_sharpness",
+        "exposure_error",
+        "log_contrast",
+        "residual_roll",
+        "detector_score",
+    ),
+    "classifier only": ("confidence", "entropy"),
+}
+
+
+def read(tallies: dict[str, Tally]) -> list[Reading]:
+    """Every reading the worker would store: the faces found and the detections that are no face."""
+    return [r for t in tallies.values() for r in [*t.readings, *t.false_faces] if r.probs4 is not None]
+
+
+def auc(score: np.ndarray, y: np.ndarray) -> float:
+    """Area under the ROC curve: the chance that a right answer scores above a wrong one (ties half)."""
+    pos, neg = score[y == 1], score[y == 0]
+    if not len(pos) or not len(neg):
+        return float("nan")
+    order = np.argsort(np.concatenate([pos, neg]), kind="mergesort")
+    ranks = np.empty(len(order))
+    ranks[order] = np.arange(1, len(order) + 1)
+    allv = np.concatenate([pos, neg])
+    for v in np.unique(allv):  # average ranks of ties
+        tie = allv == v
+        if tie.sum() > 1:
+            ranks[tie] = ranks[tie].mean()
+    return float((ranks[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
+
+
+def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1.0, iters: int = 60) -> tuple[Any, Any, Any, float]:
+    """Logistic regression of ``y`` (0/1) on ``x`` (standardized; L2 penalty ``l2`` on the weights, Newton
+    steps): the features' means and scales, the weights and the bias."""
+    mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-9
+    z = np.hstack([np.ones((len(x), 1)), (x - mean) / scale])
+    beta = np.zeros(z.shape[1])
+    penalty = np.full(z.shape[1], l2)
+    penalty[0] = 0.0
+    for _ in range(iters):
+        p = 1.0 / (1.0 + np.exp(-np.clip(z @ beta, -40, 40)))
+        grad = z.T @ (p - y) + penalty * beta
+        hess = z.T @ (z * (p * (1 - p))[:, None]) + np.diag(penalty)
+        step = np.linalg.solve(hess, grad)
+        beta -= step
+        if np.abs(step).max() < 1e-8:
+            break
+    return mean, scale, beta[1:], float(beta[0])
+
+
+def predict(x: np.ndarray, mean: Any, scale: Any, weights: Any, bias: float) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.clip(bias + ((x - mean) / scale) @ weights, -40, 40)))
+
+
+SIGNS = {  # the sign each weight is held to (0: free): a bigger, sharper, better exposed face never scores lower
+    "log2_size": 1,
+    "log_sharpness": 1,
+    "exposure_error": -1,
+    "log_contrast": 1,
+    "residual_roll": -1,
+    "detector_score": 1,
+    "confidence": 1,
+    "entropy": -1,
+}
+
+
+def fit_signed(x: np.ndarray, y: np.ndarray, names: Sequence[str]) -> tuple[Any, Any, Any, float]:
+    """:func:`fit_logistic` with each weight held to its sign in :data:`SIGNS`: a feature whose weight comes out
+    with the wrong sign is left out (weight 0) and the rest fitted again, until none is."""
+    active = list(range(x.shape[1]))
+    while True:
+        mean, scale, w, b = fit_logistic(x[:, active], y)
+        wrong = [active[i] for i, wi in enumerate(w) if SIGNS.get(names[active[i]], 0) * wi < 0]
+        if not wrong:
+            means, scales, weights = x.mean(axis=0), x.std(axis=0) + 1e-9, np.zeros(x.shape[1])
+            means[active], scales[active], weights[active] = mean, scale, w
+            return means, scales, weights, b
+        active = [a for a in active if a not in wrong]
+
+
+def fit_quality(readings: list[Reading], seed: int, command: str) -> None:
+    """Fit the face quality model on ``readings`` (right 4-class answer = 1; a detection that is no face = 0),
+    compare feature subsets by 2-fold cross-validation, and write :data:`FIT_MODULE`."""
+    from areya.detectors.quality_fit import FEATURES
+
+    x = np.array([r.signals.features() for r in readings])
+    y = np.array([1.0 if right(r) else 0.0 for r in readings])
+    folds = np.random.default_rng(seed).permutation(len(y)) % 2
+    print(f"\nFitting face quality on {len(y)} readings ({int(y.sum())} read right); 2-fold cross-validated AUC:")
+    for name, subset in FIT_SETS.items():
+        cols = [FEATURES.index(f) for f in (subset or FEATURES)]
+        names = [FEATURES[c] for c in cols]
+        scores = np.zeros(len(y))
+        for k in (0, 1):
+            train = folds != k
+            scores[~train] = predict(x[~train][:, cols], *fit_signed(x[train][:, cols], y[train], names))
+        print(f"  {name}: AUC {auc(scores, y):.3f}")
+    mean, scale, weights, bias = fit_signed(x, y, FEATURES)
+    fmt = ", ".join
+    text = f'''"""The face quality model's constants (:mod:`areya.detectors.quality`): a logistic regression of
+"the 4-class answer is right" on the face's signals, standardized by MEAN and SCALE, each weight held to its
+expected sign (a weight of 0: the signal added nothing of that sign).
+
+Generated by ``bench/bench_night_ward.py`` (do not edit by hand: run the command again)::
+
+    {command}
+
+from {len(y)} readings of its generated night-ward scenes (every bucket, seed {seed}; a detection that is no face
+counts as read wrong), {int(y.sum())} of them read right.
+"""
+
+FEATURES = (
+{"".join(f'    "{f}",{chr(10)}' for f in FEATURES)})
+MEAN = ({fmt(f"{v:.6g}" for v in mean)})
+SCALE = ({fmt(f"{v:.6g}" for v in scale)})
+WEIGHTS = ({fmt(f"{v:.6g}" for v in weights)})
+BIAS = {bias:.6g}
+'''
+    FIT_MODULE.write_text(text)
+    print(
+        f"wrote {FIT_MODULE.relative_to(FIT_MODULE.parents[2])}: weights "
+        + ", ".join(f"{f} {w:+.2f}" for f, w in zip(FEATURES, weights, strict=True))
+        + f"; bias {bias:+.2f}"
+    )
+
+
+THRESHOLDS = (0.3, 0.35, 0.4, 0.45, 0.5, 0.55)
+
+
+def rescore(tallies: dict[str, Tally]) -> None:
+    """Every reading's quality again, with the constants now in :data:`FIT_MODULE` (after a fit)."""
+    import importlib
+
+    import areya.detectors.quality as quality
+    import areya.detectors.quality_fit as fit
+
+    importlib.reload(fit)
+    importlib.reload(quality)
+    for r in read(tallies):
+        r.quality = quality.quality_score(r.signals)
+
+
+def print_thresholds(tallies: dict[str, Tally]) -> None:
+    """What each candidate ``min_face_quality`` sets aside: per bucket, the share of faces found set aside and the
+    neutral faces' mean P(angry) + P(sad) over the readings kept; over all buckets, the share set aside per true
+    class and the accuracy kept."""
+    names = list(tallies)
+    print("\nCandidate thresholds: set aside % / neutral mean P(neg) kept %, per bucket; then over all buckets")
+    print("| min quality | " + " | ".join(names) + " | set aside by class (a/h/n/s) % | acc. kept % |")
+    print("|---" * (len(names) + 3) + "|")
+    for q in (0.0, *THRESHOLDS):
+        cells = []
+        for t in tallies.values():
+            faces = [r for r in t.readings if r.found]
+            neutral = [negative(r) for r in faces if r.label == "neutral" and r.quality >= q]
+            aside = np.mean([r.quality < q for r in faces]) if faces else float("nan")
+            cells.append(f"{pct(aside)} / {pct(float(np.mean(neutral)) if neutral else float('nan'))}")
+        faces = [r for t in tallies.values() for r in t.readings if r.found]
+        by_class = "/".join(pct(np.mean([r.quality < q for r in faces if r.label == c])) for c in CLASSES)
+        kept = [right(r) for r in faces if r.quality >= q]
+        print(
+            f"| {q:.2f} | "
+            + " | ".join(cells)
+            + f" | {by_class} | {pct(float(np.mean(kept)) if kept else float('nan'))} |"
+        )
+
+
+def save(tallies: dict[str, Tally], path: Path) -> None:
+    """Every reading's signals, quality and truth, for analysis (``np.load``)."""
+    rs = read(tallies)
+    np.savez_compressed(
+        path,
+        features=np.array([r.signals.features() for r in rs]),
+        signals=np.array([r.signals.as_tuple() for r in rs]),
+        quality=np.array([r.quality for r in rs]),
+        right=np.array([right(r) for r in rs]),
+        negative=np.array([negative(r) for r in rs]),
+        bucket=np.array([r.bucket for r in rs]),
+        label=np.array([r.label for r in rs]),
+    )
+    print(f"readings saved to {path}")
+
+
+def print_quality(tallies: dict[str, Tally], min_quality: float) -> None:
+    """What the face quality predicts on this run, and what setting aside readings below ``min_quality`` does."""
+    print(f"\nFace quality (readings below {min_quality:.2f} set aside, as min_face_quality does):")
+    print(
+        "| bucket | mean quality | set aside % | 4-class acc. kept % | acc. set aside % "
+        "| neutral: mean P(neg) kept % | no-face detections set aside |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for name, t in tallies.items():
+        faces = [r for r in t.readings if r.found]
+        kept = [r for r in faces if r.quality >= min_quality]
+        aside = [r for r in faces if r.quality < min_quality]
+        neutral = [r for r in kept if r.label == "neutral"]
+        false_aside = sum(r.quality < min_quality for r in t.false_faces)
+
+        def acc(rs: list[Reading]) -> str:
+            return f"{pct(float(np.mean([right(r) for r in rs])))} (n={len(rs)})" if rs else "-"
+
+        mean_q = float(np.mean([r.quality for r in faces])) if faces else float("nan")
+        neg = float(np.mean([negative(r) for r in neutral])) if neutral else float("nan")
+        print(
+            f"| {name} | {mean_q:.2f} | {pct(len(aside) / max(len(faces), 1))} | {acc(kept)} | {acc(aside)} "
+            f"| {pct(neg)} (n={len(neutral)}) | {false_aside} of {len(t.false_faces)} |"
+        )
+    faces = [r for t in tallies.values() for r in t.readings if r.found]
+    everything = read(tallies)
+    q = np.array([r.quality for r in faces])
+    y = np.array([right(r) for r in faces], float)
+    qa = np.array([r.quality for r in everything])
+    ya = np.array([right(r) for r in everything], float)
+    print(
+        f"\nAUC of quality for a right answer: {auc(q, y):.3f} on the {len(faces)} faces found, {auc(qa, ya):.3f} "
+        f"with the {len(everything) - len(faces)} detections that are no face (read wrong)"
+    )
+    print("calibration (all readings): quality band: readings, mean quality, share read right")
+    for lo, hi in QUALITY_BANDS:
+        sel = (qa >= lo) & (qa < hi)
+        if sel.any():
+            print(f"  {lo:.1f}-{min(hi, 1.0):.1f}: {int(sel.sum())}, {qa[sel].mean():.2f}, {ya[sel].mean():.2f}")
+    above, below = q >= min_quality, q < min_quality
+    print(
+        f"faces found: 4-class accuracy {pct(y[above].mean() if above.any() else float('nan'))} % above "
+        f"{min_quality:.2f} (n={int(above.sum())}), {pct(y[below].mean() if below.any() else float('nan'))} % below "
+        f"(n={int(below.sum())})"
+    )
+    for scope, rs in (("lit upright", tallies.get("lit upright", Tally()).readings), ("all buckets", faces)):
+        parts = []
+        for c in CLASSES:
+            sel = [r for r in rs if r.found and r.label == c]
+            if sel:
+                parts.append(f"{c} {pct(np.mean([r.quality < min_quality for r in sel]))}")
+        if parts:
+            print(f"set aside by true class, {scope} (%): " + ", ".join(parts))
+
+
 def build_detector(options: Sequence[str]) -> Any:
     from areya.config import Settings
     from areya.detectors import detector_from_settings
@@ -424,6 +684,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--detector-option", action="append", default=[], metavar="NAME=VALUE", help="over the configured options"
     )
     ap.add_argument("--quick", action="store_true", help="smoke run: 6 faces (one scene) per bucket")
+    ap.add_argument(
+        "--min-quality", type=float, default=None, help="face quality threshold to report (default: the setting)"
+    )
+    ap.add_argument("--save", type=Path, default=None, help="save every reading's signals and truth (.npz)")
+    ap.add_argument(
+        "--fit-quality",
+        action="store_true",
+        help=f"fit the face quality model on this run and write {FIT_MODULE.name} (use another --seed than the "
+        "reported runs')",
+    )
     args = ap.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if not FER_DIR.is_dir():
@@ -462,6 +732,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     print_table(tallies)
     print()
     print_breakdown(tallies)
+    if args.fit_quality:
+        given = list(argv if argv is not None else sys.argv[1:])
+        if "--save" in given:  # where the readings were saved is no part of the fit
+            at = given.index("--save")
+            del given[at : at + 2]
+        command = "python -m bench.bench_night_ward " + " ".join(given)
+        fit_quality(read(tallies), args.seed, command.strip())
+        rescore(tallies)  # with the model just fitted: the thresholds on the fitting seed's faces
+        print_thresholds(tallies)
+    else:
+        from areya.config import Settings
+
+        print_quality(tallies, Settings().min_face_quality if args.min_quality is None else args.min_quality)
+        print_thresholds(tallies)
+    if args.save is not None:
+        save(tallies, args.save)
     print(f"\ntook {time.perf_counter() - t0:.0f} s")
     return 0
 

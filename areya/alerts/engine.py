@@ -14,6 +14,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 import redis
@@ -99,11 +100,21 @@ class AlertEngine:
         # incremental window aggregates (re-reading a minute or so per tick instead of the whole window)
         self.camera_lookback_s = int(math.ceil(2 * stall_after_s(settings.camera_offline_s)))
         self.window_cache = (
-            WindowCache(bucket_s=10, slack_s=max(10.0, 2 * settings.scheduler_tick_s)) if incremental else None
+            WindowCache(
+                bucket_s=10,
+                slack_s=max(10.0, 2 * settings.scheduler_tick_s),
+                min_quality=self.base_params.min_quality,
+            )
+            if incremental
+            else None
         )
         # per-patient baselines: sums per minute of the baseline periods, then a minute at a time; a cold start
         # reads the hours of the periods over several ticks (baselines unknown meanwhile: plain thresholds)
-        self.baseline_cache = BaselineCache(load_budget_s=self.retention_budget_s) if incremental else None
+        self.baseline_cache = (
+            BaselineCache(load_budget_s=self.retention_budget_s, min_quality=self.base_params.min_quality)
+            if incremental
+            else None
+        )
 
     # -- the tick ------------------------------------------------------------------------------
     def tick(self, now: datetime, *, retention: bool | None = None) -> TickReport:
@@ -185,7 +196,7 @@ class AlertEngine:
         for pid, p in params.items():
             by_window[p.window_s].append(pid)
         stats = {}
-        compute: Any = window_stats
+        compute: Any = partial(window_stats, min_quality=self.base_params.min_quality)
         if self.window_cache is not None:
             self.window_cache.refresh(session, now, max([*by_window, self.camera_lookback_s]))
             compute = self.window_cache.window_stats

@@ -20,6 +20,10 @@ With the per-patient baseline (``negative_baseline_s`` > 0, see :func:`areya.ale
 evidence also carries the patient's **usual** score (the same measure over the baseline period) and ``open_at`` /
 ``close_below`` are the thresholds the rule applied, raised by the baseline when it was high enough, beside the
 plain ones (``plain_open_at``, ``plain_close_below``): "opens at 61%: this patient's usual 46% + 15".
+
+Observations whose face quality was below the rule's ``min_quality`` (setting ``min_face_quality``) are set aside:
+the score and counts leave them out, and the evidence says how many there were and why ("12 readings set aside:
+face not clearly visible").
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ MEASURES: dict[str, tuple[str, str]] = {
     "probability": ("Negative probability", "mean calibrated P(angry) + P(sad)"),
 }
 DEFAULT_MEASURE = "probability"
+SET_ASIDE_REASON = "face not clearly visible"  # why readings below min_face_quality are set aside
 LATEST_KEY = "latest"  # the score of the latest tick while the alert was open (kept by the engine)
 
 
@@ -88,6 +93,8 @@ class NegativeEvidence:
     baseline_end: datetime | None = None
     plain_open_at: float | None = None  # open_share / close_share before the baseline (None: = open_at)
     plain_close_below: float | None = None
+    n_set_aside: int = 0  # observations of the window set aside: face quality below min_quality
+    min_quality: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
@@ -172,13 +179,22 @@ class NegativeEvidence:
         """``angry 3 · happy 120 · relaxed 70 · sad 16 of 209``."""
         return " · ".join(f"{lab} {self.counts.get(lab, 0)}" for lab in LABELS4) + f" of {self.n_obs}"
 
+    def set_aside_text(self) -> str | None:
+        """``12 readings set aside: face not clearly visible`` (None when none were)."""
+        if self.n_set_aside <= 0:
+            return None
+        noun = "reading" if self.n_set_aside == 1 else "readings"
+        return f"{self.n_set_aside:,} {noun} set aside: {SET_ASIDE_REASON}"
+
     def window_text(self) -> str:
         minutes = self.window_s / 60
         return f"{minutes:g} min" if minutes >= 1 else f"{self.window_s} s"
 
     def headline(self) -> str:
         """One line for notes, e-mails and titles: score, threshold, counts and window."""
-        return f"{self.score_text()}; {self.counts_text()} observations in {self.window_text()}"
+        text = f"{self.score_text()}; {self.counts_text()} observations in {self.window_text()}"
+        aside = self.set_aside_text()
+        return f"{text}; {aside}" if aside else text
 
     # -- JSON --------------------------------------------------------------------------------------
     def public(self) -> dict[str, Any]:
@@ -200,6 +216,7 @@ class NegativeEvidence:
             "latest_score": None if self.latest_score is None else round(self.latest_score, 4),
             "latest_at": _iso(self.latest_at),
             "baseline": self.baseline_public(),
+            "set_aside": {"n": self.n_set_aside, "reason": SET_ASIDE_REASON, "min_quality": self.min_quality},
             "headline": self.headline(),
         }
 
@@ -251,6 +268,7 @@ class NegativeEvidence:
         score = float(data["score"] if "score" in data else data["share"])
         latest = data.get(LATEST_KEY) if isinstance(data.get(LATEST_KEY), dict) else {}
         base = data.get("baseline") if isinstance(data.get("baseline"), dict) else {}
+        aside = data.get("set_aside") if isinstance(data.get("set_aside"), dict) else {}
         return cls(
             measure=measure,
             score=score,
@@ -276,6 +294,8 @@ class NegativeEvidence:
             baseline_end=_parse(base.get("end")),
             plain_open_at=float(base["plain_open_at"]) if base.get("plain_open_at") is not None else None,
             plain_close_below=float(base["plain_close_below"]) if base.get("plain_close_below") is not None else None,
+            n_set_aside=int(aside.get("n") or 0),
+            min_quality=float(aside.get("min_quality") or 0.0),
         )
 
     def resolved_level(self) -> float:
@@ -316,6 +336,8 @@ def negative_evidence(
         baseline_end=baseline.end if on and baseline is not None else None,
         plain_open_at=params.open_share if on else None,
         plain_close_below=params.close_share if on else None,
+        n_set_aside=stats.n_set_aside if stats is not None else 0,
+        min_quality=params.min_quality,
     )
 
 

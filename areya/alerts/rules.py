@@ -2,7 +2,11 @@
 
 Sustained negative emotion, per admitted patient, over the sliding window ``(now - window_s, now]``:
 
-* the evidence counts only if the window holds at least ``min_obs`` observations;
+* observations whose face quality is below ``min_quality`` (the ``min_face_quality`` setting; the predicted chance
+  that the 4-class answer is right, :mod:`areya.detectors.quality`) are **set aside**: they count for nothing
+  below, and the evidence says how many there were ("face not clearly visible"); observations without a quality
+  are read;
+* the evidence counts only if the window holds at least ``min_obs`` observations (those not set aside);
 * the **score** is the one quantity of :mod:`areya.alerts.evidence` (``measure``): the mean calibrated
   ``p_angry + p_sad`` of the window's observations ("Negative probability", the default: an unsure "sad"
   weighs less than a confident one) or the share of observations labelled angry or sad ("Negative share");
@@ -75,8 +79,11 @@ class RuleParams:
     baseline_margin: float = 0.25
     baseline_ceiling: float = 0.60
     measure: str = "probability"
+    min_quality: float = 0.0  # observations with a face quality below this are set aside (0: none)
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.min_quality <= 1.0:
+            raise ValueError(f"min_quality must be in [0, 1]: {self.min_quality}")
         if (
             self.window_s <= 0
             or self.min_obs < 1
@@ -104,7 +111,11 @@ class RuleParams:
     @classmethod
     def from_settings(cls, settings: Any) -> RuleParams:
         values = {field: getattr(settings, key) for key, field in OVERRIDABLE.items() if hasattr(settings, key)}
-        return cls(**values, measure=getattr(settings, "negative_measure", "probability"))
+        return cls(
+            **values,
+            measure=getattr(settings, "negative_measure", "probability"),
+            min_quality=getattr(settings, "min_face_quality", 0.0),
+        )
 
     def as_settings(self) -> dict[str, Any]:
         """These parameters under their settings names (``negative_window_s``, ...)."""
@@ -116,15 +127,17 @@ class RuleParams:
 
 @dataclass(frozen=True)
 class WindowStats:
-    """Aggregates of one patient's observations in one window (what the SQL GROUP BY returns)."""
+    """Aggregates of one patient's observations in one window (what the SQL GROUP BY returns): counts and sums of
+    the observations read, and how many were set aside (face quality below ``min_quality``)."""
 
     patient_id: int
-    n: int
+    n: int  # observations read (not set aside)
     counts: dict[str, int]
     negative_mass: float  # sum over observations of p_angry + p_sad
     prob_sums: dict[str, float]  # sum of each class probability
-    first_at: datetime | None
+    first_at: datetime | None  # the window's first and last observation (set aside ones included)
     last_at: datetime | None
+    n_set_aside: int = 0  # observations set aside: face quality below min_quality
 
     @property
     def share(self) -> float:

@@ -1,5 +1,8 @@
 """The few SQL aggregate queries a tick needs, for all patients at once (GROUP BY patient).
 
+Observations whose face quality is below the rule's ``min_quality`` are set aside (:func:`readable`): every sum
+leaves them out and counts them apart (``WindowStats.n_set_aside``), and the baseline does not read them.
+
 :func:`window_stats` aggregates a whole window in one query.  :class:`WindowCache` keeps the same answer
 incrementally, so that a tick reads only the last minute or so of observations instead of the whole window:
 
@@ -34,7 +37,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
-from sqlalchemy import BigInteger, Integer, String, and_, case, cast, func, or_, select, type_coerce
+from sqlalchemy import BigInteger, Integer, String, and_, case, cast, func, literal, or_, select, type_coerce
 from sqlalchemy.orm import Session
 
 from areya.alerts.evidence import NegativeEvidence, negative_evidence
@@ -57,16 +60,47 @@ _PROB_COLUMNS = {
 }
 
 
+def readable(min_quality: float) -> Any | None:
+    """The SQL condition of an observation the rule reads: its face quality is not below ``min_quality`` or not
+    known (None when every observation is read: ``min_quality`` 0)."""
+    if min_quality <= 0:
+        return None
+    return or_(Observation.quality.is_(None), Observation.quality >= min_quality)
+
+
+def _sums(min_quality: float) -> list[Any]:
+    """The :data:`_VALUES` aggregates: observations read, their label counts (LABELS4 order) and probability sums,
+    and the observations set aside (face quality below ``min_quality``)."""
+    read = readable(min_quality)
+    if read is None:
+        return [
+            func.count(),
+            *[func.sum(case((Observation.label4 == label, 1), else_=0)) for label in LABELS4],
+            *[func.sum(_PROB_COLUMNS[label]) for label in LABELS4],
+            type_coerce(literal(0), Integer),
+        ]
+    return [
+        func.sum(case((read, 1), else_=0)),
+        *[func.sum(case((and_(read, Observation.label4 == label), 1), else_=0)) for label in LABELS4],
+        *[func.sum(case((read, _PROB_COLUMNS[label]), else_=0.0)) for label in LABELS4],
+        func.sum(case((read, 0), else_=1)),
+    ]
+
+
 def window_stats(
-    session: Session, *, until: datetime, window_s: int, patient_ids: Iterable[int] | None = None
+    session: Session,
+    *,
+    until: datetime,
+    window_s: int,
+    patient_ids: Iterable[int] | None = None,
+    min_quality: float = 0.0,
 ) -> dict[int, WindowStats]:
-    """Per-patient aggregates of observations captured in ``(until - window_s, until]`` (one query)."""
+    """Per-patient aggregates of observations captured in ``(until - window_s, until]`` (one query); those whose
+    face quality is below ``min_quality`` are set aside (counted apart)."""
     since = until - timedelta(seconds=window_s)
     columns = [
         Observation.patient_id,
-        func.count(),
-        *[func.sum(case((Observation.label4 == label, 1), else_=0)) for label in LABELS4],
-        *[func.sum(_PROB_COLUMNS[label]) for label in LABELS4],
+        *_sums(min_quality),
         func.min(Observation.captured_at),
         func.max(Observation.captured_at),
     ]
@@ -83,7 +117,7 @@ def window_stats(
     out: dict[int, WindowStats] = {}
     k = len(LABELS4)
     for row in session.execute(query):
-        patient_id, n = int(row[0]), int(row[1])
+        patient_id, n = int(row[0]), int(row[1] or 0)
         counts = {label: int(row[2 + i] or 0) for i, label in enumerate(LABELS4)}
         sums = {label: float(row[2 + k + i] or 0.0) for i, label in enumerate(LABELS4)}
         out[patient_id] = WindowStats(
@@ -92,8 +126,9 @@ def window_stats(
             counts=counts,
             negative_mass=sums["angry"] + sums["sad"],
             prob_sums=sums,
-            first_at=row[2 + 2 * k],
-            last_at=row[3 + 2 * k],
+            first_at=row[3 + 2 * k],
+            last_at=row[4 + 2 * k],
+            n_set_aside=int(row[2 + 2 * k] or 0),
         )
     return out
 
@@ -107,13 +142,13 @@ def current_evidence(
         return {}
     resolver = OverrideResolver.load(session, base)
     params = {pid: resolver.params(ward_id, pid) for pid, ward_id in patients.items()}
-    by_window: dict[int, list[int]] = {}
+    by_window: dict[tuple[int, float], list[int]] = {}
     for pid, p in params.items():
-        by_window.setdefault(p.window_s, []).append(pid)
+        by_window.setdefault((p.window_s, p.min_quality), []).append(pid)
     baselines = patient_baselines(session, now, params, web_baseline_cache(session))
     out: dict[int, NegativeEvidence] = {}
-    for window_s, pids in by_window.items():
-        found = window_stats(session, until=now, window_s=window_s, patient_ids=pids)
+    for (window_s, min_quality), pids in by_window.items():
+        found = window_stats(session, until=now, window_s=window_s, patient_ids=pids, min_quality=min_quality)
         out.update({pid: negative_evidence(found.get(pid), params[pid], now, baselines.get(pid)) for pid in pids})
     return out
 
@@ -148,7 +183,7 @@ _US = timedelta(microseconds=1)
 _NONE_FIRST = np.iinfo(np.int64).max
 _NONE_LAST = np.iinfo(np.int64).min
 _NO_BUCKET = np.iinfo(np.int64).min
-_VALUES = 9  # n, counts x4 (LABELS4 order), prob sums x4
+_VALUES = 10  # n read, counts x4 (LABELS4 order), prob sums x4, n set aside (see _sums)
 
 
 def _to_us(value: Any) -> int:
@@ -164,22 +199,24 @@ def _from_us(us: int) -> datetime:
     return _EPOCH + timedelta(microseconds=int(us))
 
 
-def _aggregates() -> list[Any]:
+def _aggregates(min_quality: float) -> list[Any]:
     return [
-        func.count(),
-        *[func.sum(case((Observation.label4 == label, 1), else_=0)) for label in LABELS4],
-        *[func.sum(_PROB_COLUMNS[label]) for label in LABELS4],
+        *_sums(min_quality),
         type_coerce(func.min(Observation.captured_at), String),  # raw: converted to microseconds in bulk
         type_coerce(func.max(Observation.captured_at), String),
     ]
 
 
 class WindowCache:
-    """Per-patient window aggregates kept up to date tick after tick (see the module doc)."""
+    """Per-patient window aggregates kept up to date tick after tick (see the module doc); observations whose face
+    quality is below ``min_quality`` are set aside (counted apart)."""
 
-    def __init__(self, bucket_s: int = 10, slack_s: float = 15.0, full_refresh_s: float = 3600.0) -> None:
+    def __init__(
+        self, bucket_s: int = 10, slack_s: float = 15.0, full_refresh_s: float = 3600.0, min_quality: float = 0.0
+    ) -> None:
         if bucket_s < 1 or slack_s < 0:
             raise ValueError("bucket_s must be >= 1 and slack_s >= 0")
+        self.min_quality = float(min_quality)
         self.bucket_s = int(bucket_s)
         self.slack_s = float(slack_s)
         self.full_refresh_s = float(full_refresh_s)
@@ -259,7 +296,7 @@ class WindowCache:
     def _load(self, session: Session, *conditions: Any) -> list[Any]:
         bucket = _bucket_expr(session.get_bind().dialect.name, self.bucket_s).label("bucket")
         query = (
-            select(Observation.patient_id, Observation.camera_id, bucket, *_aggregates())
+            select(Observation.patient_id, Observation.camera_id, bucket, *_aggregates(self.min_quality))
             .where(*conditions)
             .group_by(Observation.patient_id, Observation.camera_id, bucket)
         )
@@ -356,7 +393,9 @@ class WindowCache:
         partial = {
             int(r[0]): r[1:]
             for r in session.connection().execute(
-                select(Observation.patient_id, *_aggregates()).where(*conditions).group_by(Observation.patient_id)
+                select(Observation.patient_id, *_aggregates(self.min_quality))
+                .where(*conditions)
+                .group_by(Observation.patient_id)
             )
         }
         n_rows = len(self.rows)
@@ -375,13 +414,13 @@ class WindowCache:
             if extra is not None:
                 vals = [a + float(b or 0) for a, b in zip(vals, extra[:_VALUES], strict=True)]
                 lo, hi = min(lo, _to_us(extra[_VALUES])), max(hi, _to_us(extra[_VALUES + 1]))
-            n = int(round(vals[0]))
-            if n <= 0:
+            n, set_aside = int(round(vals[0])), int(round(vals[9]))
+            if n <= 0 and set_aside <= 0:
                 continue
             counts = {label: int(round(vals[1 + i])) for i, label in enumerate(LABELS4)}
             sums = {label: vals[5 + i] for i, label in enumerate(LABELS4)}
             out[patient_id] = WindowStats(
-                patient_id, n, counts, sums["angry"] + sums["sad"], sums, _from_us(lo), _from_us(hi)
+                patient_id, n, counts, sums["angry"] + sums["sad"], sums, _from_us(lo), _from_us(hi), set_aside
             )
         return out
 
@@ -453,8 +492,12 @@ def patient_baselines(
     lo, hi = min(a for a, _ in periods.values()), max(b for _, b in periods.values())
     alerts = negative_alert_spans(session, wanted, _at(lo * 60))
     excluded = {pid: excluded_minutes(alerts[pid], wanted[pid].window_s, *spans[pid]) for pid in alerts}
-    cache = cache if cache is not None else BaselineCache()
+    min_quality = max(p.min_quality for p in wanted.values())  # one setting: the same for every patient
+    cache = cache if cache is not None else BaselineCache(min_quality=min_quality)
     with cache.lock:
+        if cache.min_quality != min_quality:  # the setting changed: the sums are of other observations
+            cache.min_quality = min_quality
+            cache._allocate(cache.slots)
         cache.refresh(session, lo, hi, wanted, now=_epoch(now))
         sums = cache.sums(spans, excluded)
     bounds = {span: (_at(span[0] * 60), _at(span[1] * 60)) for span in periods.values()}
@@ -469,10 +512,11 @@ def patient_baselines(
 class BaselineCache:
     """Per-patient sums per minute (n, labelled angry or sad, p_angry + p_sad) over the minutes ``[lo, hi)`` that
     the baseline periods need (see the module doc).  The minutes ``[ready_from, hi)`` are loaded for every kept
-    patient; each :meth:`refresh` adds rows inserted since the previous one (by id) into them, reads the minutes
-    that became needed since, the loaded minutes of patients asked for the first time, and then older minutes,
-    newest first, ``chunk_minutes`` at a time: all of them, or with ``load_budget_s`` as many as fit in that time
-    (at least one chunk), so that a cold start spreads the long read over a few ticks instead of one long one.
+    patient (the observations not set aside by ``min_quality``); each :meth:`refresh` adds rows inserted since the
+    previous one (by id) into them, reads the minutes that became needed since, the loaded minutes of patients
+    asked for the first time, and then older minutes, newest first, ``chunk_minutes`` at a time: all of them, or
+    with ``load_budget_s`` as many as fit in that time (at least one chunk), so that a cold start spreads the long
+    read over a few ticks instead of one long one.
     A patient's baseline is known once its whole period is loaded (:meth:`sums` leaves the others out).
     Patients not asked for during ``forget_s`` (0: at once) are dropped.  Callers hold :attr:`lock` around
     refresh and sums."""
@@ -483,8 +527,10 @@ class BaselineCache:
         spare_minutes: int = 16,
         load_budget_s: float | None = None,
         chunk_minutes: int = 10,
+        min_quality: float = 0.0,
     ) -> None:
         self.forget_s = float(forget_s)
+        self.min_quality = float(min_quality)
         self.spare_minutes = int(spare_minutes)
         self.load_budget_s = load_budget_s
         self.chunk_minutes = max(1, int(chunk_minutes))
@@ -562,6 +608,9 @@ class BaselineCache:
         minute = _bucket_expr(session.get_bind().dialect.name, 60).label("minute")
         negative = func.sum(case((Observation.label4.in_(NEGATIVE_LABELS), 1), else_=0))
         where = list(conditions)
+        read = readable(self.min_quality)
+        if read is not None:
+            where.append(read)
         if lo is not None:
             where.append(Observation.captured_at >= _at(lo * 60))
         if hi is not None:

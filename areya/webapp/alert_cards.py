@@ -53,6 +53,9 @@ class AlertCard:
             if usual is not None:  # the per-patient baseline the thresholds were set from
                 lines.append(("Usual level", usual))
             lines.append(("Labels", f"{evidence.counts_text()} observations in {evidence.window_text()}"))
+            aside = evidence.set_aside_text()
+            if aside is not None:  # readings below min_face_quality, which the score leaves out
+                lines.append(("Set aside", aside))
             lines.append(("Measure", evidence.description))
             if evidence.latest_score is not None and self.alert.state != "resolved":
                 lines.append(("Now", f"{evidence.name} {pct(evidence.latest_score)}"))

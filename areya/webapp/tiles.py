@@ -4,7 +4,9 @@ changed since the last poll.
 
 The tile's headline emotion summarises the window the negative-emotion rule reads (the most frequent label and
 the rule's score with its threshold, :mod:`areya.alerts.evidence`); an open alert's own evidence is the same
-object the inbox, the API and the notifications show."""
+object the inbox, the API and the notifications show.  A bed whose readings of the last :data:`UNCLEAR_FACE_S`
+seconds were all set aside by the rule (face quality below ``min_face_quality``), over at least half of that time,
+shows "Face not clearly visible" instead of an emotion guess."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from areya.alerts.evidence import NegativeEvidence
@@ -42,6 +44,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 TREND_MINUTES = 60
+UNCLEAR_FACE_S = 60  # a bed whose readings of the last minute were all set aside: "Face not clearly visible"
+UNCLEAR_TEXT = "Face not clearly visible"
 STATUS_RANK = {"error": 0, "offline": 1, "unknown": 2, "disabled": 3, "online": 4}
 
 
@@ -73,6 +77,15 @@ class Tile:
     alert_id: int | None = None  # the open alert the badge links to (firing first, then most severe)
     cameras: list[CameraStatus] = field(default_factory=list)
     snoozed_until: datetime | None = None
+    quality: float | None = None  # the latest reading's face quality (None: not measured)
+    latest_set_aside: bool = False  # the latest reading is below min_face_quality: the rule sets it aside
+    recent: QualitySummary | None = None  # the readings of the last UNCLEAR_FACE_S seconds
+
+    @property
+    def face_unclear(self) -> bool:
+        """Every reading of the last :data:`UNCLEAR_FACE_S` seconds was set aside, over at least half that time:
+        the tile says "Face not clearly visible" instead of an emotion."""
+        return self.recent is not None and self.recent.unclear
 
     @property
     def camera_status(self) -> str:
@@ -101,7 +114,68 @@ class Tile:
             "camera_status": self.camera_status,
             "cameras": [{"id": c.camera_id, "name": c.name, "status": c.status} for c in self.cameras],
             "snoozed_until": self.snoozed_until.isoformat() if self.snoozed_until else None,
+            "quality": None if self.quality is None else round(self.quality, 4),
+            "face_unclear": self.face_unclear,
         }
+
+
+@dataclass(frozen=True)
+class QualitySummary:
+    """The face quality of a patient's readings over a period: how many, how many set aside (below
+    ``min_quality``), how many had a quality measured and their mean, and the first reading's time."""
+
+    n: int
+    n_set_aside: int
+    n_measured: int
+    mean: float | None
+    first_at: datetime | None
+    since: datetime
+    min_quality: float
+
+    @property
+    def unclear(self) -> bool:
+        """All readings set aside, and the first at least half the period ago (not one poor frame)."""
+        if self.n <= 0 or self.n_set_aside < self.n or self.first_at is None:
+            return False
+        until = self.since + timedelta(seconds=UNCLEAR_FACE_S)
+        return self.first_at <= until - timedelta(seconds=UNCLEAR_FACE_S / 2)
+
+
+def quality_summaries(
+    session: Session, patient_ids: list[int], since: datetime, until: datetime, min_quality: float
+) -> dict[int, QualitySummary]:
+    """Per patient, :class:`QualitySummary` of the readings captured in ``(since, until]`` (one query)."""
+    if not patient_ids:
+        return {}
+    set_aside = case((Observation.quality < min_quality, 1), else_=0) if min_quality > 0 else None
+    rows = session.execute(
+        select(
+            Observation.patient_id,
+            func.count(),
+            func.sum(set_aside) if set_aside is not None else func.count() * 0,
+            func.count(Observation.quality),
+            func.avg(Observation.quality),
+            func.min(Observation.captured_at),
+        )
+        .where(
+            Observation.patient_id.in_(patient_ids),
+            Observation.captured_at > since,
+            Observation.captured_at <= until,
+        )
+        .group_by(Observation.patient_id)
+    )
+    return {
+        int(pid): QualitySummary(
+            int(n),
+            int(aside or 0),
+            int(measured or 0),
+            None if mean is None else float(mean),
+            first,
+            since,
+            float(min_quality),
+        )
+        for pid, n, aside, measured, mean, first in rows
+    }
 
 
 def camera_statuses(session: Session, ward_id: int, client: redis.Redis | None) -> dict[int, CameraStatus]:
@@ -232,7 +306,9 @@ def load_tiles(
     start = end - timedelta(minutes=TREND_MINUTES)
     trends = minute_counts(session, patient_ids, start, end)
     alerts = _open_alerts(session, patient_ids)
-    windows = current_evidence(session, params or RuleParams(), now, {pid: ward_id for pid in patient_ids})
+    params = params or RuleParams()
+    windows = current_evidence(session, params, now, {pid: ward_id for pid in patient_ids})
+    recent = quality_summaries(session, patient_ids, now - timedelta(seconds=UNCLEAR_FACE_S), now, params.min_quality)
     alert_evidence = _alert_evidence(session, patient_ids)
     badge_alerts = _badge_alert_ids(session, patient_ids)
     snoozes = _snoozes(session, patient_ids, now)
@@ -248,6 +324,9 @@ def load_tiles(
             if obs is not None:
                 tile.label4, tile.confidence4, tile.last_at = obs.label4, obs.confidence4, obs.captured_at
                 tile.probs4 = obs.probs4
+                tile.quality = obs.quality
+                tile.latest_set_aside = obs.quality is not None and obs.quality < params.min_quality
+            tile.recent = recent.get(patient.id)
             tile.window = windows.get(patient.id)
             tile.alert_evidence = alert_evidence.get(patient.id)
             buckets = bucketize(trends.get(patient.id, {}), start, end, 1, LABELS4)

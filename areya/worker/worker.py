@@ -119,24 +119,41 @@ class DatabaseUnavailable(RuntimeError):
     pass
 
 
+def _face_box(box: BoxLike) -> Any:
+    from areya.detectors import FaceBox  # noqa: PLC0415
+
+    return FaceBox(
+        int(box.x),
+        int(box.y),
+        int(box.w),
+        int(box.h),
+        float(box.score),
+        float(getattr(box, "roll", 0.0)),  # a rolled face is turned upright for the classifier,
+        getattr(box, "eyes", None),
+    )  # by its eye line when the detector gave the eyes
+
+
 def crop(image: np.ndarray, box: BoxLike, margin: float) -> np.ndarray:
     try:
-        from areya.detectors import FaceBox, crop_face  # noqa: PLC0415
+        from areya.detectors import crop_face  # noqa: PLC0415
 
-        face = FaceBox(
-            int(box.x),
-            int(box.y),
-            int(box.w),
-            int(box.h),
-            float(box.score),
-            float(getattr(box, "roll", 0.0)),  # a rolled face is turned upright for the classifier,
-            getattr(box, "eyes", None),
-        )  # by its eye line when the detector gave the eyes
-        return crop_face(image, face, margin)
+        return crop_face(image, _face_box(box), margin)
     except ImportError:  # detectors package not installed: plain clipped crop
         h, w = image.shape[:2]
         x0, y0 = max(0, int(box.x)), max(0, int(box.y))
         return image[y0 : min(h, int(box.y + box.h)), x0 : min(w, int(box.x + box.w))].copy()
+
+
+def quality(face_crop: np.ndarray, box: BoxLike, probs4: Any) -> float | None:
+    """The observation's face quality (:func:`areya.detectors.quality.face_quality`): the chance its 4-class answer
+    is right, from the face's size, sharpness, exposure, roll left after alignment, the detector's score and the
+    classifier's certainty; None when it cannot be measured."""
+    try:
+        from areya.detectors.quality import face_quality  # noqa: PLC0415
+
+        return min(1.0, max(0.0, face_quality(face_crop, _face_box(box), probs4)))
+    except (ImportError, ValueError):
+        return None
 
 
 class Worker:
@@ -395,7 +412,7 @@ class Worker:
             raise RuntimeError(f"classifier returned {len(emotions)} results for {len(crops)} crops")
         rows = []
         version = str(self.classifier.model_version)[:64]
-        for (f, i, box, bed_id, patient_id), emo in zip(assigned, emotions, strict=True):
+        for (f, i, box, bed_id, patient_id), emo, face_crop in zip(assigned, emotions, crops, strict=True):
             h, w = f.image.shape[:2]
             p4 = [float(v) for v in np.asarray(emo.probs4, dtype=np.float64)]
             rows.append(
@@ -419,6 +436,7 @@ class Worker:
                     "label7": emo.label7,
                     "confidence4": min(1.0, max(0.0, float(emo.confidence4))),
                     "model_version": version,
+                    "quality": quality(face_crop, box, p4),
                 }
             )
             self.metrics.inc("areya_faces_assigned_total", camera=f.message.camera_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
@@ -20,7 +21,7 @@ from areya.webapp.forms import MAX_TEXT, Form
 from areya.webapp.security import CLINICAL, roles
 from areya.webapp.services import audit, db, services
 from areya.webapp.svg import COLORS, stacked_bars
-from areya.webapp.tiles import camera_statuses, latest_observation
+from areya.webapp.tiles import camera_statuses, latest_observation, quality_summaries
 from areya.webapp.timeline import DEFAULT_RANGE, RANGES, patient_timeline
 
 bp = Blueprint("patients", __name__, url_prefix="/patients")
@@ -91,11 +92,13 @@ def _page(patient_id: int, form: Form | None = None, status: int = 200) -> tuple
     )
     latest = latest_observation(session, patient.id)
     window = None
+    base = RuleParams.from_settings(services().settings)
     if patient.status == "admitted":  # the evidence the alert rule reads now (areya.alerts.evidence)
-        base = RuleParams.from_settings(services().settings)
         window = current_evidence(session, base, now, {patient.id: assignment.bed.ward_id if assignment else None}).get(
             patient.id
         )
+    quality_since = now - timedelta(seconds=window.window_s if window is not None else base.window_s)
+    recent_quality = quality_summaries(session, [patient.id], quality_since, now, base.min_quality).get(patient.id)
     audit(
         "patient.view",
         patient_id=patient.id,
@@ -112,6 +115,9 @@ def _page(patient_id: int, form: Form | None = None, status: int = 200) -> tuple
         snoozes=snoozes,
         latest=latest,
         window=window,
+        recent_quality=recent_quality,
+        quality_period=f"{(now - quality_since).total_seconds() / 60:g} min",
+        min_quality=base.min_quality,
         chart4=chart4,
         chart7=chart7,
         range_name=range_name,

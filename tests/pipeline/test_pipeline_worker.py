@@ -211,6 +211,62 @@ def test_emotions_match_the_scenario_at_the_shipped_models_accuracy(
     assert accuracy >= 0.45, accuracy
 
 
+class KnownFaces:
+    """A detector stand-in that finds each frame's faces where the synthetic ward drew them (frames in order), with
+    the score it gives each bed's face."""
+
+    zone_mode = "frame"
+
+    def __init__(self, boxes: list[dict[int, tuple[int, int, int, int]]], scores: dict[int, float]) -> None:
+        self.boxes = list(boxes)
+        self.scores = scores
+
+    def detect(self, frame_bgr: np.ndarray) -> list[Any]:
+        from areya.detectors import FaceBox
+
+        return [FaceBox(*box, self.scores[bed]) for bed, box in self.boxes.pop(0).items()]
+
+
+def test_a_poor_face_is_stored_with_its_low_quality_and_the_rule_sets_it_aside(
+    rclient: redis.Redis, engine: Any, session_factory: Any
+) -> None:
+    import cv2
+
+    from areya.alerts.window import window_stats
+    from areya.config import Settings
+
+    ward = SyntheticWard(beds=2, seed=4, segment_s=20, duration=40)
+    demo = setup_ward(session_factory, ward)
+    pub = FramePublisher(rclient, STREAM, maxlen=10_000)
+    times = [0.5 * i for i in range(8)]
+    boxes = []
+    for seq, t in enumerate(times):
+        frame = ward.render(t)
+        found = ward.face_boxes_at(t)
+        x, y, w, h = found[1]  # bed 2's patient in the dark, moving: the face dim, coarse and smeared, found weakly
+        face = frame[y : y + h, x : x + w]
+        coarse = cv2.resize(cv2.resize(face, (w // 6, h // 6), interpolation=cv2.INTER_AREA), (w, h))
+        frame[y : y + h, x : x + w] = np.clip(cv2.GaussianBlur(coarse, (0, 0), 3.0) * 0.2 + 8, 0, 255)
+        pub.publish(make_frame(demo.camera_id, seq, frame, captured_at=time.time()))
+        boxes.append(found)
+    detector = KnownFaces(boxes, {0: 0.92, 1: 0.55})
+    Worker(rclient, engine, detector, FixedClassifier(), fast_config()).run(idle_exit_s=0.3)
+
+    threshold = Settings().min_face_quality
+    with session_factory() as session:
+        rows = session.scalars(select(Observation)).all()
+        stats = window_stats(session, until=max(r.captured_at for r in rows), window_s=60, min_quality=threshold)
+    by_patient: dict[int, list[float]] = {}
+    for r in rows:
+        assert r.quality is not None and 0.0 <= r.quality <= 1.0
+        by_patient.setdefault(r.patient_id, []).append(r.quality)
+    clear, poor = by_patient[demo.patient_ids[0]], by_patient[demo.patient_ids[1]]
+    assert len(clear) == len(poor) == len(times)
+    assert min(clear) >= threshold > max(poor)  # the same answer: the face and its detection differ
+    assert (stats[demo.patient_ids[1]].n, stats[demo.patient_ids[1]].n_set_aside) == (0, len(times))
+    assert (stats[demo.patient_ids[0]].n, stats[demo.patient_ids[0]].n_set_aside) == (len(times), 0)
+
+
 def test_fixed_classifier_is_shaped_like_the_real_one() -> None:
     [r] = FixedClassifier().classify([np.zeros((8, 8), np.uint8)])
     assert r.label4 == "relaxed" and r.label7 == "neutral"

@@ -62,6 +62,57 @@ def test_ward_view_tiles(world: World) -> None:
     assert {world.ids["patient_id"], world.ids["patient2_id"]} <= viewed
 
 
+def test_a_bed_whose_recent_faces_are_all_unclear_shows_face_not_clearly_visible(world: World) -> None:
+    # Bob's face has been too poor to read for the last minute (dark, small, turned away): every reading is below
+    # min_face_quality, and they look sad; Alice's faces of the same minute are read well
+    now = utcnow()
+    with world.session() as s:
+        for i in range(30):
+            at = now - timedelta(seconds=58 - 1.9 * i)
+            bob = add_observation(s, world.ids["patient2_id"], world.ids["bed2_id"], "sad", at, confidence=0.7)
+            bob.quality = 0.12
+            alice = add_observation(s, world.ids["patient_id"], world.ids["bed_id"], "sad", at)
+            alice.quality = 0.83
+        s.commit()
+    client, _ = login(world.app, "nurse")
+    html = client.get(f"/wards/{world.ids['ward_id']}").get_data(as_text=True)
+    tile1 = html[html.index(f'id="tile-{world.ids["bed_id"]}"') : html.index(f'id="tile-{world.ids["bed2_id"]}"')]
+    tile2 = html[html.index(f'id="tile-{world.ids["bed2_id"]}"') : html.index(f'id="tile-{world.ids["free_bed_id"]}"')]
+    assert "Face not clearly visible</span>" in tile2 and "emo-border-unclear" in tile1  # the class ends tile1's slice
+    assert 'class="emo-label emo-sad"' not in tile2 and 'class="chip emo-sad"' not in tile2  # no emotion guess
+    assert ">face not clearly visible</span>" in tile2  # the latest reading, set aside
+    assert "30 readings set aside: face not clearly visible" in tile2  # what the alert rule's window leaves out
+    assert "Face not clearly visible" not in tile1 and 'class="emo-label emo-sad"' in tile1
+    assert 'class="chip emo-sad">sad</span> 80%' in tile1
+    token = {"Authorization": f"Bearer {world.tokens['nurse']}"}
+    tiles = client.get(f"/api/wards/{world.ids['ward_id']}/tiles", headers=token).get_json()["tiles"]
+    by_bed = {t["bed_id"]: t for t in tiles}
+    assert by_bed[world.ids["bed2_id"]]["face_unclear"] is True and by_bed[world.ids["bed_id"]]["face_unclear"] is False
+    assert by_bed[world.ids["bed2_id"]]["quality"] == 0.12
+    assert by_bed[world.ids["bed2_id"]]["window"]["set_aside"]["n"] == 30
+    page = client.get(f"/patients/{world.ids['patient2_id']}").get_data(as_text=True)
+    assert "face quality 12% (set aside: face not clearly visible)" in page
+    assert "Face quality, last 5 min" in page and "mean 12% over 30 readings" in page
+    assert "30 set aside (below 45%: face not clearly visible)" in page
+
+
+def test_one_poor_reading_is_not_yet_a_face_not_clearly_visible(world: World) -> None:
+    # a bed's faces turn poor only in the last 20 s: not "for a while" yet, the tile keeps the window's emotion
+    now = utcnow()
+    with world.session() as s:
+        for i in range(10):
+            obs = add_observation(
+                s, world.ids["patient2_id"], world.ids["bed2_id"], "happy", now - timedelta(seconds=19 - 2 * i)
+            )
+            obs.quality = 0.1
+        s.commit()
+    client, _ = login(world.app, "nurse")
+    html = client.get(f"/wards/{world.ids['ward_id']}").get_data(as_text=True)
+    tile2 = html[html.index(f'id="tile-{world.ids["bed2_id"]}"') : html.index(f'id="tile-{world.ids["free_bed_id"]}"')]
+    assert "Face not clearly visible</span>" not in tile2
+    assert ">face not clearly visible</span>" in tile2  # the latest reading itself is set aside
+
+
 def test_patient_page_timeline_and_7_class_detail(world: World) -> None:
     client, _ = login(world.app, "doctor")
     pid = world.ids["patient_id"]

@@ -380,7 +380,7 @@ def main(argv: list[str] | None = None) -> int:
         np.concatenate([s.condition[(s.times >= 0) & (s.times < 86_400)] for s in all_streams]),
         minlength=len(CONDITIONS),
     )
-    missed = int(np.isnan(probs).any(axis=1).sum())
+    missed = int(np.isnan(probs[used]).any(axis=1).sum())
     print(
         f"model {model_version}; faces: PublicTest {args.faces} half (split seed {args.split_seed}; "
         f"{', '.join(f'{k} {len(v)}' for k, v in pool.by_label.items())}); seeds {' '.join(map(str, args.seeds))}; "

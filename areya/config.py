@@ -32,6 +32,7 @@ from areya.parsing import (
     parse_str,
     parse_str_list,
 )
+from areya.source_url import mask_url_tail
 
 ENV_PREFIX = "AREYA_"
 CONFIG_ENV = "AREYA_CONFIG"
@@ -823,23 +824,10 @@ def mask_url_secrets(url: str) -> str:
     """A URL as shown to people: password, path, query and fragment hidden (webhook receivers carry their token in
     any of them, ``https://hooks.example/services/T0/B0/XXXX``, ``...?token=...``):
     ``https://user:***@hooks.example:8443/...``."""
-    from urllib.parse import urlsplit  # noqa: PLC0415
-
     if not isinstance(url, str):
         return "<invalid>"
-    try:
-        parts = urlsplit(url.strip())
-        host = parts.hostname or "?"
-        port = f":{parts.port}" if parts.port else ""
-    except ValueError:
-        return "<invalid URL>"
-    user = ""
-    if parts.username is not None:
-        user = f"{parts.username}:***@" if parts.password is not None else f"{parts.username}@"
-    if ":" in host:
-        host = f"[{host}]"
-    rest = "/..." if (parts.path not in ("", "/") or parts.query or parts.fragment) else parts.path
-    return f"{parts.scheme}://{user}{host}{port}{rest}"
+    masked = mask_url_tail(url.strip())
+    return "<invalid URL>" if masked is None else f"{urlsplit(url.strip()).scheme}://{masked}"
 
 
 # --------------------------------------------------------------------------- loading

@@ -105,19 +105,26 @@ def mask_source_url(url: str) -> str:
     if url.startswith(("device:", "synthetic:")) or match is None or match.group(1).lower() == "file":
         return url
     scheme = match.group(1).lower()
+    masked = mask_url_tail(url)
+    return f"{scheme}://{masked}" if masked is not None else f"{scheme}://<invalid>"
+
+
+def mask_url_tail(url: str) -> str | None:
+    """What follows ``scheme://`` in a URL as shown to people: the password, path, query and fragment hidden
+    (``user:***@host:554/...``); None for a URL that does not parse."""
     try:
         parts = urlsplit(url)
         host = parts.hostname or "?"
         port = f":{parts.port}" if parts.port else ""
     except ValueError:
-        return f"{scheme}://<invalid>"
+        return None
     user = ""
     if parts.username is not None:
         user = f"{parts.username}:***@" if parts.password is not None else f"{parts.username}@"
     if ":" in host:
         host = f"[{host}]"
     rest = "/..." if (parts.path not in ("", "/") or parts.query or parts.fragment) else parts.path
-    return f"{scheme}://{user}{host}{port}{rest}"
+    return f"{user}{host}{port}{rest}"
 
 
 def file_source_path(url: str) -> str | None:

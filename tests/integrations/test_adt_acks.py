@@ -4,16 +4,11 @@ has its own code)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import hl7
 import pytest
-from adt_helpers import LOCATIONS, ack_fields, adt
-from sqlalchemy.orm import Session
+from adt_helpers import ack_fields, adt
 
-from areya import admin
 from areya.config import ConfigError, Settings
-from areya.integrations.hl7.locations import LocationMap
 from areya.integrations.hl7.service import AdtProcessor
 
 
@@ -25,15 +20,6 @@ def versioned(message: str, version: str) -> str:
         fields[8] = fields[8].rsplit("^", 1)[0]  # no message structure before 2.3.1
     segments[0] = "|".join(fields)
     return "\r".join(segments)
-
-
-@pytest.fixture
-def processor(session: Session, session_factory: Callable[[], Session]) -> AdtProcessor:
-    admin.add_ward(session, "ICU")
-    admin.add_bed(session, "ICU", "1")
-    admin.add_bed(session, "ICU", "2")
-    session.commit()
-    return AdtProcessor(session_factory, LocationMap.from_pairs(LOCATIONS))  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(

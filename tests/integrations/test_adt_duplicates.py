@@ -4,32 +4,19 @@ it was silently acknowledged as a duplicate and the new message lost."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import pytest
-from adt_helpers import LOCATIONS, ack_fields, adt, audit_rows, bed_of, state
+from adt_helpers import ack_fields, adt, audit_rows, bed_of, state
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from areya import admin
 from areya.db.models import AdtMessage
 from areya.integrations.hl7.access import Origin
-from areya.integrations.hl7.locations import LocationMap
 from areya.integrations.hl7.messages import fingerprint
 from areya.integrations.hl7.service import AdtProcessor
 
 pytestmark = pytest.mark.postgres  # a migration adds the fingerprint column
 
 PEER = Origin("10.20.30.40:51234", "mirth.genhosp.test")
-
-
-@pytest.fixture
-def processor(session: Session, session_factory: Callable[[], Session]) -> AdtProcessor:
-    admin.add_ward(session, "ICU")
-    admin.add_bed(session, "ICU", "1")
-    admin.add_bed(session, "ICU", "2")
-    session.commit()
-    return AdtProcessor(session_factory, LocationMap.from_pairs(LOCATIONS))  # type: ignore[arg-type]
 
 
 def test_a_resend_is_acknowledged_and_a_reused_control_id_refused(processor: AdtProcessor, session: Session) -> None:

@@ -6,26 +6,16 @@ from __future__ import annotations
 import contextlib
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
-from adt_helpers import LOCATIONS, ack_fields, adt, audit_rows, bed_of, state
+from adt_helpers import ack_fields, adt, audit_rows, bed_of, state
 from sqlalchemy.orm import Session
 
-from areya import admin
 from areya.config import Settings
 from areya.integrations.hl7.locations import LocationMap
 from areya.integrations.hl7.mllp import MllpClient, frame
 from areya.integrations.hl7.service import AdtListener, AdtProcessor
-
-
-@pytest.fixture
-def processor(session: Session, session_factory: Callable[[], Session]) -> AdtProcessor:
-    admin.add_ward(session, "ICU")
-    admin.add_bed(session, "ICU", "1")
-    admin.add_bed(session, "ICU", "2")
-    session.commit()
-    return AdtProcessor(session_factory, LocationMap.from_pairs(LOCATIONS))  # type: ignore[arg-type]
 
 
 @pytest.fixture

@@ -3,17 +3,13 @@ is ``adt_identifier_type`` (default MR), never the first one whatever its type."
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import pytest
-from adt_helpers import LOCATIONS, ack_fields, adt, snapshot
+from adt_helpers import ack_fields, adt, snapshot
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from areya import admin
 from areya.config import ConfigError, Settings
 from areya.db.models import Patient
-from areya.integrations.hl7.locations import LocationMap
 from areya.integrations.hl7.service import AdtProcessor
 
 
@@ -23,14 +19,6 @@ def with_pid3(message: str, pid3: str) -> str:
     fields[3] = pid3
     segments[2] = "|".join(fields)
     return "\r".join(segments)
-
-
-@pytest.fixture
-def processor(session: Session, session_factory: Callable[[], Session]) -> AdtProcessor:
-    admin.add_ward(session, "ICU")
-    admin.add_bed(session, "ICU", "1")
-    session.commit()
-    return AdtProcessor(session_factory, LocationMap.from_pairs(LOCATIONS))  # type: ignore[arg-type]
 
 
 def mrns(session: Session) -> list[str]:

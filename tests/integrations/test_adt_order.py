@@ -3,24 +3,10 @@ the history the worker attributes camera readings by: such a message is refused 
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-import pytest
-from adt_helpers import LOCATIONS, ack_fields, adt, bed_of, snapshot
+from adt_helpers import ack_fields, adt, bed_of, snapshot
 from sqlalchemy.orm import Session
 
-from areya import admin
-from areya.integrations.hl7.locations import LocationMap
 from areya.integrations.hl7.service import AdtProcessor
-
-
-@pytest.fixture
-def processor(session: Session, session_factory: Callable[[], Session]) -> AdtProcessor:
-    admin.add_ward(session, "ICU")
-    admin.add_bed(session, "ICU", "1")
-    admin.add_bed(session, "ICU", "2")
-    session.commit()
-    return AdtProcessor(session_factory, LocationMap.from_pairs(LOCATIONS))  # type: ignore[arg-type]
 
 
 def ok(processor: AdtProcessor, message: str) -> None:

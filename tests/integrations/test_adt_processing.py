@@ -4,16 +4,12 @@ applied (versions 3.0, 9.9, XYZ and an empty one included)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import hl7
 import pytest
 from adt_helpers import LOCATIONS, ack_fields, adt, snapshot
 from sqlalchemy.orm import Session
 
-from areya import admin
 from areya.config import ConfigError, Settings
-from areya.integrations.hl7.locations import LocationMap
 from areya.integrations.hl7.service import AdtProcessor
 
 
@@ -23,14 +19,6 @@ def with_msh(message: str, *, processing: str = "P", version: str = "2.5") -> st
     fields[10], fields[11] = processing, version
     segments[0] = "|".join(fields)
     return "\r".join(segments)
-
-
-@pytest.fixture
-def processor(session: Session, session_factory: Callable[[], Session]) -> AdtProcessor:
-    admin.add_ward(session, "ICU")
-    admin.add_bed(session, "ICU", "1")
-    session.commit()
-    return AdtProcessor(session_factory, LocationMap.from_pairs(LOCATIONS))  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("version", ["3.0", "9.9", "XYZ", "", "2.9", "2.10", "2", "v2.5"])

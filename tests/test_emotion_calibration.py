@@ -87,6 +87,33 @@ def test_fit_calibration_fits_both_heads_and_picks_the_better_four_class_source(
     assert forced.four_class_source == "head"
 
 
+def test_a_temperature_fitted_to_annotators_votes_follows_their_disagreement():
+    probs7, labels7 = toy_model(4000, 7, overconfidence=1.0, seed=6)  # calibrated against its hard labels
+    onehot = np.eye(7)[labels7]
+    assert fit_temperature(probs7, onehot) == pytest.approx(fit_temperature(probs7, labels7), rel=1e-3)
+    # annotators split 60/40 on every face: the same answers are too sure of themselves against the votes
+    second = (labels7 + 1) % 7
+    split = 0.6 * onehot + 0.4 * np.eye(7)[second]
+    assert fit_temperature(probs7, split) > 1.2 * fit_temperature(probs7, labels7)
+    with pytest.raises(ValueError, match="do not match"):
+        fit_temperature(probs7, split[:, :4])
+
+
+def test_fit_calibration_against_votes_reports_the_vote_nll_and_skips_unlabelled_faces_in_the_figures():
+    probs7, labels7 = toy_model(3000, 7, overconfidence=2.0, seed=7)
+    targets = 0.8 * np.eye(7)[labels7] + 0.2 / 7
+    majority = labels7.copy()
+    majority[:100] = -1  # annotators tied on these: no label, still a target
+    cal = fit_calibration(np.full((3000, 4), 0.25), probs7, majority, fitted_on="toy", targets7=targets)
+    v = cal.validation
+    assert v["faces_7class"] == 2900 and "FER+ vote" in v["fitted_to"]
+    assert v["7class"]["after"]["vote_nll"] < v["7class"]["before"]["vote_nll"]
+    assert cal.temperature7 > 2.0  # softer than the hard-label fit would be (about 2)
+    assert all("vote_nll" in s["after"] for s in v["4class_sources"].values())
+    with pytest.raises(ValueError, match="targets7"):
+        fit_calibration(np.full((3000, 4), 0.25), probs7, majority, fitted_on="toy", targets7=targets[:, :4])
+
+
 def test_calibration_file_round_trip_and_errors(tmp_path: Path):
     assert Calibration.load(tmp_path) == Calibration.identity()  # no file: identity
     cal = Calibration(temperature7=1.7, temperature4=1.3, four_class_source="mean", fitted_on="x")

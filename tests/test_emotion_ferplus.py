@@ -476,3 +476,55 @@ def test_the_evaluate_cli_scores_against_both_label_sets(ferplus_run, ferplus_tr
     assert "NLL against the votes" in only.output
     missing = CliRunner().invoke(evaluate_cmd, [*args, "--labels", "ferplus", "--votes", str(tmp_path / "none.csv")])
     assert missing.exit_code != 0 and "not found" in missing.output
+
+
+def test_calibrate_fits_the_temperatures_to_the_votes_of_a_ferplus_model(ferplus_run, ferplus_tree: Path):
+    from areya.cli.models import models_calibrate
+    from areya.emotion.calibrate import vote_targets
+
+    out = ferplus_run[0]
+    result = CliRunner().invoke(models_calibrate, [str(out), "--data", str(ferplus_tree)])
+    assert result.exit_code == 0, result.output
+    assert "fitted to: FER+ vote distributions" in result.output and "vote NLL" in result.output
+    cal = json.loads((out / "calibration.json").read_text())
+    assert "FER+ vote distributions" in cal["fitted_on"]
+    assert "vote_nll" in cal["validation"]["7class"]["after"]
+    hard = CliRunner().invoke(models_calibrate, [str(out), "--data", str(ferplus_tree), "--labels", "fer2013"])
+    assert hard.exit_code == 0, hard.output
+    assert "fitted to" not in hard.output
+    assert "vote_nll" not in json.loads((out / "calibration.json").read_text())["validation"]["7class"]["after"]
+    # the targets: votes where usable, the folder's label (one-hot) without a row, not-a-face faces left out
+    data = load_dataset(ferplus_tree / "train")
+    v = FerPlusVotes.load(ferplus_tree / "ferplus_votes.csv")
+    keep, labels7, targets7 = vote_targets(data, v)
+    counts, found = v.lookup(data)
+    assert keep.tolist() == (~found | usable(counts)).tolist() and (~keep).sum() == 1
+    assert np.allclose(targets7.sum(axis=1), 1.0)
+    rowless = int(np.flatnonzero(~found)[0])
+    assert labels7[int(keep[:rowless].sum())] == data.labels7[rowless]
+    assert targets7[int(keep[:rowless].sum())][data.labels7[rowless]] == 1.0
+
+
+def test_the_model_card_also_scores_the_served_answers_against_the_ferplus_majority(
+    ferplus_run, ferplus_tree: Path, tmp_path: Path
+):
+    import shutil
+
+    from areya.emotion.model_card import write_card
+
+    model = tmp_path / "model"
+    shutil.copytree(ferplus_run[0], model)
+    card_md = write_card(model, ferplus_tree / "publictest", train_command="areya train ...").read_text()
+    assert "## Figures against the FER+ majority (PublicTest, as served)" in card_md
+    card = json.loads((model / "card.json").read_text())
+    served = "tta" if card["served_tta"] else "single"
+    plus = card["evaluations"][f"7class_{served}"]["ferplus"]
+    assert plus["labels"] == "ferplus" and plus["ferplus_faces"]["without_votes"] == 1
+    assert f"| 7-class | {plus['n']} | {plus['accuracy']:.4f} |" in card_md
+    other = "single" if served == "tta" else "tta"
+    assert "ferplus" not in card["evaluations"][f"7class_{other}"]  # only the served setting
+    shutil.rmtree(model)
+    shutil.copytree(ferplus_run[0], model)
+    (tmp_path / "bare").mkdir()
+    shutil.copytree(ferplus_tree / "publictest", tmp_path / "bare" / "publictest")  # no votes beside it
+    assert "FER+ majority" not in write_card(model, tmp_path / "bare" / "publictest", "areya train ...").read_text()

@@ -110,12 +110,21 @@ def _echo_calibration(cal) -> None:
     click.echo(
         f"7-class: T={cal.temperature7:.3f}  validation ECE {v7['before']['ece']:.4f} -> {v7['after']['ece']:.4f}"
         f"  Brier {v7['before']['brier']:.4f} -> {v7['after']['brier']:.4f}  accuracy {v7['accuracy']:.4f}"
+        + (
+            f"  vote NLL {v7['before']['vote_nll']:.4f} -> {v7['after']['vote_nll']:.4f}"
+            if "vote_nll" in v7["after"]
+            else ""
+        )
     )
+    if "fitted_to" in val:
+        click.echo(f"fitted to: {val['fitted_to']}")
     for name, v in val["4class_sources"].items():
         mark = "  <- served" if name == cal.four_class_source else ""
         click.echo(
             f"4-class from {name:<5}: T={v['temperature']:.3f}  accuracy {v['accuracy']:.4f}  "
-            f"ECE {v['before']['ece']:.4f} -> {v['after']['ece']:.4f}  NLL {v['after']['nll']:.4f}{mark}"
+            f"ECE {v['before']['ece']:.4f} -> {v['after']['ece']:.4f}  NLL {v['after']['nll']:.4f}"
+            + (f"  vote NLL {v['after']['vote_nll']:.4f}" if "vote_nll" in v["after"] else "")
+            + mark
         )
 
 
@@ -351,13 +360,25 @@ def models_card(model_dir: Path, data_dir: Path, train_command: str, notes: str)
     help="Fit on the validation faces that are not pixel-identical to a training-part face (FER-2013 repeats "
     "faces; the network trained on those copies, so it is more sure of them than of a new face).",
 )
-def models_calibrate(model_dir: Path, data_dir: Path, four_class_source: str | None, without_copies: bool) -> None:
+@click.option(
+    "--labels",
+    type=click.Choice(["auto", "fer2013", "ferplus"]),
+    default="auto",
+    show_default=True,
+    help="Fit the temperatures to the FER-2013 labels or to the FER+ annotators' vote distributions "
+    "(auto: what the model trained on).",
+)
+def models_calibrate(
+    model_dir: Path, data_dir: Path, four_class_source: str | None, without_copies: bool, labels: str
+) -> None:
     """Fit MODEL_DIR's temperatures on the validation part held out from the Training split."""
     _quiet_tensorflow()
     from areya.emotion.calibrate import calibrate_model_dir
 
     try:
-        cal = calibrate_model_dir(model_dir, data_dir, source=four_class_source, without_copies=without_copies)
+        cal = calibrate_model_dir(
+            model_dir, data_dir, source=four_class_source, without_copies=without_copies, labels=labels
+        )
     except (FileNotFoundError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
     _echo_calibration(cal)

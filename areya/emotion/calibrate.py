@@ -21,50 +21,87 @@ from areya.emotion.calibration import (
 from areya.emotion.dataset import holdout_split, load_dataset
 from areya.emotion.dataset import without_copies as drop_copies
 from areya.emotion.ensemble import Ensemble, check_same_holdout, served_tta
+from areya.emotion.ferplus import (
+    FerPlusVotes,
+    default_votes_path,
+    majority7,
+    restrict_to_four,
+    usable,
+    vote_distribution,
+)
 from areya.emotion.inference import EmotionClassifier
+from areya.emotion.metrics import soft_nll
 from areya.emotion.schemes import SCHEME4, fer7_to_scheme_labels, four_of_seven
 from areya.emotion.train_config import TrainConfig
 
 
 def fit_calibration(
-    head4: np.ndarray, probs7: np.ndarray, labels7: np.ndarray, fitted_on: str, source: str | None = None
+    head4: np.ndarray,
+    probs7: np.ndarray,
+    labels7: np.ndarray,
+    fitted_on: str,
+    source: str | None = None,
+    targets7: np.ndarray | None = None,
 ) -> Calibration:
     """Fit both temperatures (and, unless ``source`` is given, choose the 4-class source) on validation outputs.
 
     ``head4``/``probs7``: the model's raw outputs (with the TTA it is served with) for faces labelled
-    ``labels7`` (FER order).  The 4-class source is the one with the lowest NLL after calibration on the
-    faces of the four classes (accuracy is reported beside it); every figure goes into ``validation``.
+    ``labels7`` (FER order; -1: no label, e.g. annotators who tie).  ``targets7`` (N, 7): the faces' target
+    distributions (FER+ votes): the temperatures then minimise the cross-entropy against them (the 4-class one
+    on the faces whose largest share is one of the four classes, restricted to them), and ``vote_nll`` joins the
+    figures; accuracy, ECE and Brier stay against ``labels7``.  The 4-class source is the one with the lowest
+    NLL after calibration (against the targets when given); every figure goes into ``validation``.
     """
     labels7 = np.asarray(labels7)
-    labels4 = fer7_to_scheme_labels(labels7, SCHEME4)
-    inside = labels4 >= 0
-    y4 = labels4[inside]
-    t7 = fit_temperature(probs7, labels7)
+    if targets7 is not None:
+        targets7 = np.asarray(targets7, np.float64)
+        if targets7.shape != (labels7.size, 7):
+            raise ValueError(f"targets7 must be ({labels7.size}, 7), got {targets7.shape}")
+    labelled = labels7 >= 0
+    labels4 = np.where(labelled, fer7_to_scheme_labels(np.maximum(labels7, 0), SCHEME4), -1)
+
+    def figures(probs: np.ndarray, labels: np.ndarray, targets: np.ndarray | None) -> dict[str, float]:
+        known = labels >= 0
+        out = calibration_figures(probs[known], labels[known])
+        if targets is not None:
+            out["vote_nll"] = round(soft_nll(probs, targets), 6)
+        return out
+
+    t7 = fit_temperature(probs7, labels7 if targets7 is None else targets7)
     val: dict[str, Any] = {
-        "faces_7class": int(labels7.size),
-        "faces_4class": int(y4.size),
+        "faces_7class": int(labelled.sum()),
         "7class": {
             "temperature": round(t7, 4),
-            "accuracy": round(float((np.argmax(probs7, axis=1) == labels7).mean()), 6),
-            "before": calibration_figures(probs7, labels7),
-            "after": calibration_figures(apply_temperature(probs7, t7), labels7),
+            "accuracy": round(float((np.argmax(probs7[labelled], axis=1) == labels7[labelled]).mean()), 6),
+            "before": figures(probs7, labels7, targets7),
+            "after": figures(apply_temperature(probs7, t7), labels7, targets7),
         },
         "4class_sources": {},
     }
+    if targets7 is None:
+        inside, targets4 = labels4 >= 0, None
+    else:
+        dist4, inside = restrict_to_four(targets7)
+        targets4 = dist4[inside]
+        val["fitted_to"] = "FER+ vote distributions (cross-entropy); figures against the FER+ majority"
+    y4 = labels4[inside]
+    val["faces_4class"] = int((y4 >= 0).sum())
     derived = four_of_seven(probs7[inside])
     best: tuple[float, str, float] | None = None
     for name in FOUR_CLASS_SOURCES:
         raw = combine_four(name, head4[inside], derived)
-        t4 = fit_temperature(raw, y4)
-        after = calibration_figures(apply_temperature(raw, t4), y4)
+        t4 = fit_temperature(raw, y4 if targets4 is None else targets4)
+        after = figures(apply_temperature(raw, t4), y4, targets4)
+        known = y4 >= 0
         val["4class_sources"][name] = {
             "temperature": round(t4, 4),
-            "accuracy": round(float((np.argmax(raw, axis=1) == y4).mean()), 6),
-            "before": calibration_figures(raw, y4),
+            "accuracy": round(float((np.argmax(raw[known], axis=1) == y4[known]).mean()), 6),
+            "before": figures(raw, y4, targets4),
             "after": after,
         }
-        if (source is None or source == name) and (best is None or after["nll"] < best[0]):
-            best = (after["nll"], name, t4)
+        score = after["nll"] if targets4 is None else after["vote_nll"]
+        if (source is None or source == name) and (best is None or score < best[0]):
+            best = (score, name, t4)
     assert best is not None
     _, chosen, t4 = best
     val["4class_source_rule"] = "given" if source else "lowest NLL after calibration on the validation part"
@@ -78,7 +115,11 @@ def fit_calibration(
 
 
 def calibrate_model_dir(
-    model_dir: str | Path, data_dir: str | Path, source: str | None = None, without_copies: bool = False
+    model_dir: str | Path,
+    data_dir: str | Path,
+    source: str | None = None,
+    without_copies: bool = False,
+    labels: str = "auto",
 ) -> Calibration:
     """Fit and save ``model_dir``'s calibration on the validation part of ``data_dir``'s Training split.
 
@@ -86,8 +127,12 @@ def calibrate_model_dir(
     ``split_seed``; every ensemble member must have held out the same part), and the model is run as it is
     served (its ensemble's members averaged, with mirror TTA if its ``ensemble.toml`` or config says so).
     ``without_copies``: less the faces pixel-identical to a face of the training part
-    (:func:`~areya.emotion.dataset.without_copies`).
+    (:func:`~areya.emotion.dataset.without_copies`).  ``labels``: what the temperatures are fitted to -
+    "fer2013" (the folders' labels), "ferplus" (the FER+ vote distributions, :func:`vote_targets`) or "auto" (the
+    labels the model's config trained on).
     """
+    if labels not in ("auto", "fer2013", "ferplus"):
+        raise ValueError(f"labels must be auto, fer2013 or ferplus, got {labels!r}")
     model_dir = Path(model_dir)
     cfg = TrainConfig.from_file(model_dir / "config.toml")
     ensemble = Ensemble.load(model_dir)
@@ -104,6 +149,27 @@ def calibrate_model_dir(
     fitted_on = f"{val.report.source} (seed {cfg.holdout_seed}), {len(val)} faces, mirror TTA {'on' if tta else 'off'}"
     if clf.members > 1:
         fitted_on += f", mean of {clf.members} ensemble members"
-    cal = fit_calibration(head4, probs7, val.labels7, fitted_on, source=source)
+    if (cfg.labels if labels == "auto" else labels) == "ferplus":
+        votes = FerPlusVotes.load(cfg.votes_csv or default_votes_path(data_dir))
+        keep, labels7, targets7 = vote_targets(val, votes)
+        fitted_on += f"; fitted to the FER+ vote distributions ({votes.source}) of {int(keep.sum())} faces"
+        cal = fit_calibration(head4[keep], probs7[keep], labels7, fitted_on, source=source, targets7=targets7)
+    else:
+        cal = fit_calibration(head4, probs7, val.labels7, fitted_on, source=source)
     cal.save(model_dir)
     return cal
+
+
+def vote_targets(data, votes: FerPlusVotes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(kept, labels7, targets7) of ``data``'s faces for a calibration against people: a face with a usable
+    FER+ row targets its vote distribution and is labelled by its majority (-1 on a tie); a face without a row
+    keeps its FER-2013 label (one-hot), as in training; a face whose votes are mostly not-a-face, unknown or
+    contempt is left out (``kept`` False)."""
+    counts, found = votes.lookup(data)
+    ok = found & usable(counts)
+    keep = ok | ~found
+    dist = vote_distribution(counts).astype(np.float64)
+    onehot = np.eye(7)[np.asarray(data.labels7)]
+    targets = np.where(ok[:, None], dist, onehot)
+    labels7 = np.where(ok, majority7(counts), np.asarray(data.labels7))
+    return keep, labels7[keep], targets[keep]

@@ -104,19 +104,26 @@ def calibration_figures(probs: np.ndarray, labels: np.ndarray) -> dict[str, floa
 def fit_temperature(probs: np.ndarray, labels: np.ndarray, lo: float = 0.05, hi: float = 20.0) -> float:
     """The temperature in [lo, hi] minimising the NLL of ``probs`` (golden-section search on log T).
 
-    The NLL of temperature-scaled softmax is convex in 1/T, hence unimodal in log T: the search finds the
-    optimum to well under 0.1 % of T.
+    ``labels``: (N,) class indices, or (N, K) target distributions (e.g. annotators' votes), whose
+    cross-entropy is minimised instead.  Either NLL of temperature-scaled softmax is convex in 1/T, hence
+    unimodal in log T: the search finds the optimum to well under 0.1 % of T.
     """
     labels = np.asarray(labels)
-    if labels.size == 0:
+    if labels.shape[0] == 0:
         raise ValueError("cannot fit a temperature on no faces")
     logp = np.log(np.clip(np.asarray(probs, np.float64), _EPS, 1.0))
-    rows = np.arange(labels.size)
+    if labels.ndim == 2:
+        if labels.shape != logp.shape:
+            raise ValueError(f"target distributions {labels.shape} do not match the probabilities {logp.shape}")
+        targets = labels.astype(np.float64)
+    else:
+        targets = np.zeros_like(logp)
+        targets[np.arange(labels.size), labels] = 1.0
 
     def nll(log_t: float) -> float:
         z = logp / math.exp(log_t)
         z -= z.max(axis=1, keepdims=True)
-        return float(np.mean(np.log(np.exp(z).sum(axis=1)) - z[rows, labels]))
+        return float(np.mean(np.log(np.exp(z).sum(axis=1)) - (targets * z).sum(axis=1)))
 
     a, b = math.log(lo), math.log(hi)
     ratio = (math.sqrt(5) - 1) / 2

@@ -44,6 +44,7 @@ def _speed(classifier: EmotionClassifier, n: int = 2048, batch: int = 256) -> fl
 def measure(model_dir: Path, data_dir: Path) -> dict[str, Any]:
     """Evaluate both schemes with and without flip TTA (served setting first: its plots), and time the model."""
     data = load_dataset(data_dir)
+    votes = _votes_beside(data_dir)
     results: dict[str, Any] = {"evaluations": {}, "plots": []}
     clf = EmotionClassifier.load(model_dir)
     served_tta = clf.tta_flip
@@ -54,7 +55,10 @@ def measure(model_dir: Path, data_dir: Path) -> dict[str, Any]:
         clf.tta_flip = tta
         results.setdefault("faces_per_second_batch256", {})["tta" if tta else "single"] = round(_speed(clf), 1)
         for scheme in ("7", "4"):
-            ev: Evaluation = evaluate(clf, data_dir, scheme, data=data)
+            both = votes is not None and tta == served_tta  # the served setting also against the FER+ majority
+            ev: Evaluation = evaluate(
+                clf, data_dir, scheme, data=data, labels="both" if both else "fer2013", votes=votes if both else None
+            )
             key = f"{scheme}class_{'tta' if tta else 'single'}"
             results["evaluations"][key] = ev.to_dict()
             if tta == served_tta:
@@ -69,6 +73,44 @@ def measure(model_dir: Path, data_dir: Path) -> dict[str, Any]:
                 results["plots"] += [cm.name, roc.name, rel.name]
     results["calibration"] = asdict(clf.calibration)
     return results
+
+
+def _votes_beside(data_dir: Path):
+    """The FER+ votes of a test folder (``ferplus_votes.csv`` in it or beside it), or None."""
+    from areya.emotion.ferplus import VOTES_FILE, FerPlusVotes
+
+    for path in (data_dir / VOTES_FILE, data_dir.parent / VOTES_FILE):
+        if path.is_file():
+            return FerPlusVotes.load(path)
+    return None
+
+
+def _ferplus_lines(card: dict[str, Any], served: str) -> list[str]:
+    """The served answers against the FER+ majority, when the card measured them."""
+    rows = {k: card["evaluations"].get(f"{k}class_{served}", {}).get("ferplus") for k in ("7", "4")}
+    if not any(rows.values()):
+        return []
+    lines = [
+        "",
+        "## Figures against the FER+ majority (PublicTest, as served)",
+        "",
+        "The same answers scored against the label most of FER+'s ten annotators gave each face (faces with a "
+        "unique majority among the seven classes; in the 4-class scheme those whose majority is angry, happy, "
+        "neutral or sad). Vote NLL: cross-entropy against the annotators' vote distribution.",
+        "",
+        "| scheme | n | accuracy | macro-F1 | recall angry | recall sad | ECE | Brier | vote NLL |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for scheme, e in rows.items():
+        if not e:
+            continue
+        pc, cal = e["per_class"], e["calibration"]["after"]
+        lines.append(
+            f"| {scheme}-class | {e['n']} "
+            f"| {e['accuracy']:.4f} | {e['macro_f1']:.4f} | {pc['angry']['recall']:.3f} | {pc['sad']['recall']:.3f} "
+            f"| {cal['ece']:.4f} | {cal['brier']:.4f} | {cal.get('vote_nll', float('nan')):.4f} |"
+        )
+    return lines
 
 
 def write_card(model_dir: str | Path, data_dir: str | Path, train_command: str, notes: str = "") -> Path:
@@ -274,6 +316,7 @@ def render_markdown(card: dict[str, Any]) -> str:
             + ", ".join(f"{k} {x['accuracy']:.4f}" for k, x in v["4class_sources"].items())
             + "."
         )
+    lines += _ferplus_lines(card, served)
     speed = card["faces_per_second_batch256"]
     lines += [
         "",

@@ -21,6 +21,7 @@ from areya.alerts.errors import Conflict
 from areya.alerts.lifecycle import auto_resolve, open_alert
 from areya.alerts.rules import camera_is_offline, pipeline_is_stalled, stall_after_s
 from areya.alerts.window import last_observation_by_camera
+from areya.camera.waiting import waiting_for_zones
 from areya.db.models import ALERT_OPEN_STATES, Alert, Camera
 
 log = logging.getLogger(__name__)
@@ -99,13 +100,15 @@ def evaluate_cameras(
         ).all()
     )
 
+    waiting = waiting_for_zones(session)  # video files not played until a bed zone is drawn
     for camera_id, camera in cameras.items():
         offline_alert = open_alerts.get(("camera_offline", camera_id))
         stall_alert = open_alerts.get(("pipeline_stalled", camera_id))
-        if not camera.enabled:
+        if not camera.enabled or camera_id in waiting:
             for alert in (offline_alert, stall_alert):
                 if alert is not None:
-                    auto_resolve(session, alert, now=now, note="camera disabled")
+                    note = "camera disabled" if not camera.enabled else "video file waits for a bed zone"
+                    auto_resolve(session, alert, now=now, note=note)
                     done["resolved"] += 1
             continue
         last_frame = _latest(camera.last_frame_at, redis_frames.get(camera_id))

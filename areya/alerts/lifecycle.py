@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from areya.alerts.errors import Conflict, Forbidden, Invalid, NotFound
 from areya.alerts.evidence import NegativeEvidence
-from areya.alerts.rules import SEVERITY, escalated_severity
+from areya.alerts.priority import check_priority, priority_of, severity_of
 from areya.audit import SYSTEM, Actor, record
 from areya.db.models import (
     ALERT_KINDS,
@@ -164,6 +164,12 @@ def patient_ward_id(session: Session, patient_id: int) -> int | None:
     )
 
 
+def not_allowed(role: str, action: str, kind: str) -> str:
+    """``an admin may not resolve negative emotion alerts`` (the message of every refused alert action)."""
+    article = "an" if role[:1].lower() in "aeiou" else "a"
+    return f"{article} {role} may not {action} {kind.replace('_', ' ')} alerts"
+
+
 def _authorize(
     session: Session, actor: Actor, action: str, kind: str, ward_id: int | None, policy: AlertPolicy = DEFAULT_POLICY
 ) -> None:
@@ -175,7 +181,7 @@ def _authorize(
     group = "patient" if kind in PATIENT_KINDS else "operational"
     allowed = policy.roles(action, group)
     if user.role not in allowed:
-        raise Forbidden(f"a {user.role} may not {action} {kind.replace('_', ' ')} alerts")
+        raise Forbidden(not_allowed(user.role, action, kind))
     if user.role != "admin" and ward_id is not None:
         covers = session.scalar(select(exists().where(UserWard.user_id == user.id, UserWard.ward_id == ward_id)))
         if not covers:
@@ -209,19 +215,25 @@ def open_alert(
     patient_id: int | None = None,
     ward_id: int | None = None,
     camera_id: int | None = None,
-    severity: int | None = None,
+    priority: str | None = None,
     evidence: dict | None = None,
     note: str | None = None,
 ) -> Alert:
-    """Open a firing alert (raises Conflict if the same kind is already open for that patient / camera)."""
+    """Open a firing alert (raises Conflict if the same kind is already open for that patient / camera) at
+    ``priority`` (default: the kind's, :func:`areya.alerts.priority.priority_of`)."""
     if kind not in ALERT_KINDS:
         raise Invalid(f"unknown alert kind {kind!r}")
+    try:
+        level = check_priority(priority or priority_of(kind))
+    except ValueError as exc:
+        raise Invalid(str(exc)) from None
     if kind in PATIENT_KINDS and patient_id is None:
         raise Invalid(f"a {kind} alert needs a patient")
     now = _now(now)
     alert = Alert(
         kind=kind,
-        severity=severity if severity is not None else SEVERITY.get(kind, 1),
+        priority=level,
+        severity=severity_of(level),
         state="firing",
         patient_id=patient_id,
         camera_id=camera_id,
@@ -326,13 +338,13 @@ def _close(session: Session, alert: Alert, now: datetime, actor: Actor, note: st
 
 
 def escalate_alert(session: Session, alert: Alert, *, now: datetime) -> Alert:
-    """Severity + 1 (capped), escalation level + 1, re-notified now; recorded as a firing -> firing event."""
+    """Escalation level + 1 (the urgency within the alert's priority, which does not change), re-notified now;
+    recorded as a firing -> firing event."""
     if alert.state != "firing":
         raise Conflict(f"alert {alert.id} is {alert.state}: only firing alerts escalate")
-    alert.severity = escalated_severity(alert.severity)
     alert.escalation_level += 1
     alert.last_notified_at = now
-    note = f"escalated: not acknowledged (level {alert.escalation_level}, severity {alert.severity})"
+    note = f"escalated: not acknowledged (reminder {alert.escalation_level}, {alert.priority} priority)"
     _event(session, alert, now, "firing", "firing", note=note)
     session.flush()
     _queue(session, "alert.escalated", alert, now, note)

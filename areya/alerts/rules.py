@@ -25,7 +25,8 @@ Sustained negative emotion, per admitted patient, over the sliding window ``(now
   ``resolve_period_s`` (hysteresis).  A tick with too few observations (or a score >= close_share)
   restarts that period: no evidence is not evidence of recovery.
 
-Escalation: a *firing* (unacknowledged) alert is re-notified with severity + 1 every ``escalate_after_s``.
+Escalation: a *firing* (unacknowledged) alert is re-notified every ``escalate_after_s``, its urgency raised within
+its priority (priorities: :mod:`areya.alerts.priority`).
 Camera offline: an enabled camera whose last frame (or, never having sent one, its registration) is older
 than ``camera_offline_s``.  Pipeline stalled: a camera whose observations stopped for ``stall_s`` while its
 frames keep arriving.
@@ -41,8 +42,6 @@ from typing import Any, Literal
 MEASURES: tuple[str, ...] = ("labels", "probability")  # see areya.alerts.evidence
 
 NEGATIVE_LABELS: tuple[str, ...] = ("angry", "sad")  # = areya.emotion.schemes.NEGATIVE_4
-MAX_SEVERITY = 10
-SEVERITY: dict[str, int] = {"negative_emotion": 2, "camera_offline": 3, "pipeline_stalled": 3}
 STALL_FACTOR = 5  # pipeline stalled after STALL_FACTOR * camera_offline_s without observations
 
 # Settings keys a RuleOverride may set (per ward or per patient) -> RuleParams field.
@@ -305,10 +304,6 @@ def escalation_due(
         return False
     reference = last_notified_at or opened_at
     return now - reference >= timedelta(seconds=escalate_after_s)
-
-
-def escalated_severity(severity: int) -> int:
-    return min(MAX_SEVERITY, severity + 1)
 
 
 def camera_is_offline(*, last_frame_at: datetime | None, created_at: datetime, now: datetime, offline_s: float) -> bool:

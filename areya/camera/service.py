@@ -15,13 +15,15 @@ from areya.camera.health import publish_health
 from areya.camera.reader import Backoff, CameraConfig, CameraReader
 from areya.camera.sources import FrameSource
 from areya.camera.url_policy import CameraUrlPolicy
+from areya.camera.waiting import waiting_for_zones
 from areya.comms.frames import FramePublisher
 
 log = logging.getLogger(__name__)
 
 
 def load_cameras(session_factory: Any, camera_ids: list[int] | None = None) -> list[CameraConfig]:
-    """Enabled cameras from the database (or exactly ``camera_ids``, enabled or not)."""
+    """Enabled cameras from the database, less the video files still waiting for a bed zone
+    (:func:`waiting_for_zones`); or exactly ``camera_ids``, enabled or not."""
     from sqlalchemy import select  # noqa: PLC0415
 
     from areya.db.models import Camera  # noqa: PLC0415
@@ -29,7 +31,9 @@ def load_cameras(session_factory: Any, camera_ids: list[int] | None = None) -> l
     with session_factory() as session:
         query = select(Camera).order_by(Camera.id)
         query = query.where(Camera.id.in_(camera_ids)) if camera_ids else query.where(Camera.enabled.is_(True))
-        return [CameraConfig(c.id, c.source_url, c.sample_fps, c.name) for c in session.scalars(query)]
+        waiting = set() if camera_ids else waiting_for_zones(session)
+        cameras = [c for c in session.scalars(query) if c.id not in waiting]
+        return [CameraConfig(c.id, c.source_url, c.sample_fps, c.name) for c in cameras]
 
 
 def write_health_to_db(session_factory: Any, rows: dict[int, dict[str, Any]]) -> None:

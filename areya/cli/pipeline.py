@@ -204,6 +204,7 @@ def worker(
     is_flag=True,
     help="New passwords for the demo users (else the ones kept in <data_dir>/demo-passwords.json).",
 )
+@click.option("--port", type=click.IntRange(0, 65535), default=None, help="Dashboard port (default: web_port).")
 def demo(
     source: str | None,
     story: str | None,
@@ -214,6 +215,7 @@ def demo(
     web: bool,
     scheduler: bool,
     reset_passwords: bool,
+    port: int | None,
 ) -> None:
     """Everything on this machine: embedded Redis, SQLite, a demo ward and camera, ingest, worker, dashboard."""
     from areya.camera.story import StoryError
@@ -236,6 +238,7 @@ def demo(
             scheduler=scheduler,
             reset_passwords=reset_passwords,
             echo=click.echo,
+            port=port,
         )
     except (FileNotFoundError, StoryError, DemoError) as exc:
         raise click.ClickException(str(exc)) from None

@@ -42,6 +42,9 @@ ALERT_KINDS: tuple[str, ...] = ("negative_emotion", "camera_offline", "pipeline_
 ALERT_STATES: tuple[str, ...] = ("firing", "acknowledged", "resolved")
 ALERT_OPEN_STATES: tuple[str, ...] = ("firing", "acknowledged")
 RESOLUTIONS: tuple[str, ...] = ("auto", "manual")
+# IEC 60601-1-8 alarm priorities, highest first (areya.alerts.priority), and the number APIs carried before them
+ALERT_PRIORITIES: tuple[str, ...] = ("high", "medium", "low")
+PRIORITY_SEVERITY: dict[str, int] = {"high": 3, "medium": 2, "low": 1}
 LABELS4: tuple[str, ...] = ("angry", "happy", "relaxed", "sad")  # = areya.emotion.schemes.AREYA4_CLASSES
 LABELS7: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")  # = FER7_CLASSES
 OUTBOX_CHANNELS: tuple[str, ...] = ("event", "webhook", "email")  # event: one notice, fanned out into deliveries
@@ -424,7 +427,10 @@ class Alert(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(32))
-    severity: Mapped[int] = mapped_column(SmallInteger, default=1)
+    # the number APIs, webhooks and e-mails carry (high 3, medium 2, low 1), written with the priority; kept for
+    # them and for older readers, never changed on its own
+    severity: Mapped[int] = mapped_column(SmallInteger, default=2)
+    priority: Mapped[str] = mapped_column(String(8), default="medium", server_default="medium")  # high|medium|low
     state: Mapped[str] = mapped_column(String(16), default="firing")
     patient_id: Mapped[int | None] = mapped_column(ForeignKey("patients.id", ondelete="RESTRICT"))
     camera_id: Mapped[int | None] = mapped_column(ForeignKey("cameras.id", ondelete="SET NULL"))

@@ -205,13 +205,16 @@ def run_demo(
     reset_passwords: bool = False,
     control: DemoRun | None = None,
     echo: Callable[[str], None] = print,
+    port: int | None = None,
 ) -> DemoWard:
     """Set everything up and run until Ctrl-C / SIGTERM or ``duration`` seconds; then stop it all in order.
 
     Camera: ``source``; else the synthetic ward playing ``story`` (default: the shipped story) unless ``beds`` is
     given without a story (then each bed cycles through the emotions).  Faces: ``faces`` folder, else the pack.
     ``control``: a :class:`DemoRun` the caller keeps, to stop the demo from another thread (``control.stop_event``)
-    and to read the dashboard URL once it is up.
+    and to read the dashboard URL once it is up.  ``port``: the dashboard's port (default: ``web_port``); a port
+    in use is a :class:`DemoError` before anything starts.  The dashboard may add video-file cameras under
+    ``camera_media_dir``, by default ``<data_dir>/media`` in the demo.
     """
     from areya.camera.service import IngestService  # noqa: PLC0415
     from areya.camera.url_policy import CameraUrlPolicy  # noqa: PLC0415
@@ -226,6 +229,9 @@ def run_demo(
     from areya.source_url import mask_source_url  # noqa: PLC0415
     from areya.worker import build_worker  # noqa: PLC0415
 
+    settings = demo_settings(settings, port)
+    if web:
+        check_port_free(settings.web_host, settings.web_port)
     server = None
     if is_embedded_url(settings.redis_url):
         server = EmbeddedRedis(settings.redis_dir).start()
@@ -271,6 +277,7 @@ def run_demo(
                 echo(line)
         for username, password in demo.passwords.items():
             echo(f"user: {username:<7} password: {password}")
+        echo(f"camera files: the dashboard may add video files under {settings.camera_media_dir}")
         echo(
             f"users: passwords kept in {passwords_path(settings.data_dir)} (0600); "
             "`areya demo --reset-passwords` makes new ones"
@@ -317,6 +324,42 @@ def run_demo(
 
 class DemoError(ValueError):
     """The demo cannot start as asked (e.g. ``--faces DIR`` lacks faces the story shows); one line for the user."""
+
+
+def demo_settings(settings: Any, port: int | None) -> Any:
+    """The demo's settings: ``port`` for the dashboard when given, and ``camera_media_dir`` (where the dashboard
+    may add video-file cameras) ``<data_dir>/media`` when not set, created."""
+    changes: dict[str, Any] = {}
+    if port is not None:
+        changes["web_port"] = port
+    if not settings.camera_media_dir:
+        media = Path(settings.data_dir) / "media"
+        media.mkdir(parents=True, exist_ok=True)
+        changes["camera_media_dir"] = str(media)
+    return settings.replace(**changes) if changes else settings
+
+
+def check_port_free(host: str, port: int) -> None:
+    """:class:`DemoError` when the dashboard's address is taken (another demo or dashboard running), said before
+    the model loads, not after it."""
+    import socket  # noqa: PLC0415
+
+    if port == 0:
+        return
+    try:
+        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except OSError as exc:
+        raise DemoError(f"dashboard address {host}:{port}: {exc.strerror or exc}") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the dashboard's server: only a listener counts
+        try:
+            probe.bind(address)
+        except OSError:
+            raise DemoError(
+                f"port {port} on {host} is in use (another areya demo or dashboard?): stop it, or choose another "
+                "port with `areya demo --port N`"
+            ) from None
 
 
 def _synthetic_zones(url: str) -> list[tuple[int, Rect]]:

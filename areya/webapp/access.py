@@ -100,11 +100,11 @@ def require_alert_action(alert_id: int, action: str) -> Alert:
     """:func:`require_alert`, and 403 before any input is read when the deployment's policy (settings
     ``acknowledge_roles`` / ``resolve_roles``) does not let this role ``action`` this kind of alert; the lifecycle
     checks it again when the action is applied."""
-    from areya.alerts.lifecycle import PATIENT_KINDS
+    from areya.alerts.lifecycle import PATIENT_KINDS, not_allowed
 
     alert = require_alert(alert_id)
     group = "patient" if alert.kind in PATIENT_KINDS else "operational"
     role = require_user().role
     if role not in services().alert_policy().roles(action, group):
-        abort(403, description=f"a {role} may not {action} {alert.kind.replace('_', ' ')} alerts")
+        abort(403, description=not_allowed(role, action, alert.kind))
     return alert

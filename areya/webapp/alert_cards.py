@@ -10,15 +10,18 @@ from sqlalchemy import false, select
 from sqlalchemy.orm import Session
 
 from areya.alerts.evidence import NegativeEvidence, pct
+from areya.alerts.priority import PATIENT, condition_of, sql_order
 from areya.db.models import ALERT_OPEN_STATES, Alert, AlertEvent, Bed, BedAssignment, Camera, Patient, Ward
 from areya.webapp.access import alert_scope_ward
+from areya.webapp.bed_state import negative_label, readings_text
 from areya.webapp.svg import COLORS
 
 KIND_TITLES = {
     "negative_emotion": "Sustained negative emotion",
     "camera_offline": "Camera offline",
-    "pipeline_stalled": "Pipeline stalled",
+    "pipeline_stalled": "Camera feed not analysed",
 }
+TECHNICAL_NOTE = "the beds this camera covers are not monitored"
 
 
 @dataclass
@@ -38,10 +41,43 @@ class AlertCard:
     def is_patient_alert(self) -> bool:
         return self.alert.patient_id is not None
 
+    @property
+    def condition(self) -> str:
+        """``patient`` or ``technical`` (:mod:`areya.alerts.priority`)."""
+        return condition_of(self.alert.kind)
+
+    @property
+    def is_technical(self) -> bool:
+        return self.condition != PATIENT
+
+    def _evidence(self) -> NegativeEvidence | None:
+        return NegativeEvidence.from_json(self.alert.evidence) if self.alert.kind == "negative_emotion" else None
+
+    def clinical_lines(self) -> list[tuple[str, str]]:
+        """The evidence in a clinician's words, first: what was seen, how many readings over how long, when."""
+        ev: dict[str, Any] = self.alert.evidence or {}
+        evidence = self._evidence()
+        if evidence is None:
+            return [("Effect", TECHNICAL_NOTE)] if self.is_technical else []
+        lines: list[tuple[str, str]] = []
+        label = negative_label(evidence)
+        if label is not None:
+            lines.append(("Seen", readings_text(evidence, label)))
+        if ev.get("first_at") and ev.get("last_at"):
+            lines.append(("When", f"{_hm(ev['first_at'])} – {_hm(ev['last_at'], zone=True)}"))
+        aside = evidence.set_aside_text()
+        if aside is not None:  # readings below min_face_quality, which the score leaves out
+            lines.append(("Set aside", aside))
+        if evidence.baseline_applied and evidence.baseline is not None and evidence.raised_by > 0:
+            raised = pct(evidence.open_at)
+            lines.append(("Usually", f"often looks low: this patient's alert level is raised to {raised}"))
+        return lines
+
     def evidence_lines(self) -> list[tuple[str, str]]:
+        """The technical measure (folded under "details" on the card): score, thresholds, counts, baseline."""
         ev: dict[str, Any] = self.alert.evidence or {}
         lines: list[tuple[str, str]] = []
-        evidence = NegativeEvidence.from_json(ev) if self.alert.kind == "negative_emotion" else None
+        evidence = self._evidence()
         if evidence is not None:  # the one evidence object (areya.alerts.evidence), as on every surface
             lines.append(
                 (
@@ -53,14 +89,9 @@ class AlertCard:
             if usual is not None:  # the per-patient baseline the thresholds were set from
                 lines.append(("Usual level", usual))
             lines.append(("Labels", f"{evidence.counts_text()} observations in {evidence.window_text()}"))
-            aside = evidence.set_aside_text()
-            if aside is not None:  # readings below min_face_quality, which the score leaves out
-                lines.append(("Set aside", aside))
             lines.append(("Measure", evidence.description))
             if evidence.latest_score is not None and self.alert.state != "resolved":
-                lines.append(("Now", f"{evidence.name} {pct(evidence.latest_score)}"))
-            if ev.get("first_at") and ev.get("last_at"):
-                lines.append(("Seen", f"{_hm(ev['first_at'])} – {_hm(ev['last_at'], zone=True)}"))
+                lines.append(("Latest tick", f"{evidence.name} {pct(evidence.latest_score)}"))
             return lines
         for key, value in ev.items():
             if value in (None, "") or key.startswith("_"):
@@ -97,16 +128,19 @@ def load_cards(
     limit: int = 200,
     offset: int = 0,
     with_events: bool = False,
+    technical_first: bool = False,
 ) -> list[AlertCard]:
-    """Alerts in these wards (and system-wide ones if ``include_system``), open ones by severity then age; a
-    patient's alert is in its patient's current ward (see :func:`alert_scope_ward`), not the one it was raised in."""
+    """Alerts in these wards (and system-wide ones if ``include_system``), open ones by priority (at equal
+    priority a patient condition first, or a technical one with ``technical_first``: an admin's list), urgency,
+    then the oldest first; a patient's alert is in its patient's current ward (see :func:`alert_scope_ward`),
+    not the one it was raised in."""
     scope = alert_scope_ward().in_(ward_ids) if ward_ids else false()
     if include_system:
         scope = scope | Alert.ward_id.is_(None)
     query = select(Alert).where(scope)
     if open_only:
         query = query.where(Alert.state.in_(ALERT_OPEN_STATES)).order_by(
-            Alert.severity.desc(), Alert.opened_at.asc(), Alert.id.asc()
+            *sql_order(technical_first=technical_first), Alert.opened_at.asc(), Alert.id.asc()
         )
     else:
         query = query.order_by(Alert.opened_at.desc(), Alert.id.desc())

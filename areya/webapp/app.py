@@ -285,7 +285,7 @@ def _install_template_helpers(app: Flask) -> None:
         utc=fmt.utc,
         iso=fmt.iso,
         pct=fmt.pct,
-        severity=fmt.severity_label,
+        priority_rank=fmt.priority_rank,
         duration=fmt.duration,
         bed=fmt.bed_name,
     )

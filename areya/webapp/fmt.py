@@ -1,4 +1,4 @@
-"""Jinja filters: times (in the hospital time zone, setting ``timezone``; relative), percentages, severities.
+"""Jinja filters: times (in the hospital time zone, setting ``timezone``; relative), percentages, priorities.
 
 Storage and the JSON API stay UTC (``iso``); only what people read is local."""
 
@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-SEVERITY_LABELS = {0: "info", 1: "low", 2: "medium", 3: "high"}
+from areya.alerts.priority import PRIORITY_RANK
 
 
 def utc(value: datetime | None) -> str:
@@ -64,7 +64,6 @@ def bed_name(label: str | None) -> str:
     return text if text.lower().startswith("bed") else f"Bed {text}"
 
 
-def severity_label(value: int | None) -> str:
-    if value is None:
-        return "—"
-    return SEVERITY_LABELS.get(value, "critical" if value > 3 else str(value))
+def priority_rank(value: str | None) -> int:
+    """A priority's place in a list, highest first: high 0, medium 1, low 2 (unknown: 3)."""
+    return PRIORITY_RANK.get(value or "", len(PRIORITY_RANK))

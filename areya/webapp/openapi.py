@@ -43,7 +43,17 @@ def openapi_document() -> dict[str, Any]:
     alert_props: dict[str, Any] = {
         "id": _ID,
         "kind": {"type": "string", "enum": list(ALERT_KINDS)},
-        "severity": {"type": "integer"},
+        "priority": {
+            "type": "string",
+            "enum": ["high", "medium", "low"],
+            "description": "IEC 60601-1-8 alarm priority (does not change on escalation)",
+        },
+        "condition": {
+            "type": "string",
+            "enum": ["patient", "technical"],
+            "description": "a patient condition or a technical one (a camera that cannot see its beds)",
+        },
+        "severity": {"type": "integer", "description": "derived from the priority: high 3, medium 2, low 1"},
         "state": {"type": "string", "enum": list(ALERT_STATES)},
         "ward_id": {"type": "integer", "nullable": True},
         "patient_id": {"type": "integer", "nullable": True},

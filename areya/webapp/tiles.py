@@ -21,6 +21,8 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from areya.alerts.evidence import NegativeEvidence
+from areya.alerts.overrides import OverrideResolver
+from areya.alerts.priority import TECHNICAL, condition_of, sql_order
 from areya.alerts.rules import RuleParams
 from areya.alerts.window import current_evidence
 from areya.db.models import (
@@ -34,7 +36,10 @@ from areya.db.models import (
     Camera,
     Observation,
     Patient,
+    User,
+    Ward,
 )
+from areya.webapp.bed_state import BedState, OpenAlert, RecentResolve, bed_state
 from areya.webapp.fmt import bed_name, zone
 from areya.webapp.svg import stacked_bars
 from areya.webapp.timeline import bucketize, floor_minute, minute_counts
@@ -61,6 +66,7 @@ class Tile:
     ward_id: int
     bed_id: int
     bed_label: str
+    ward_name: str = ""
     patient_id: int | None = None
     patient_name: str | None = None
     mrn: str | None = None
@@ -80,6 +86,8 @@ class Tile:
     quality: float | None = None  # the latest reading's face quality (None: not measured)
     latest_set_aside: bool = False  # the latest reading is below min_face_quality: the rule sets it aside
     recent: QualitySummary | None = None  # the readings of the last UNCLEAR_FACE_S seconds
+    state: BedState | None = None  # the one state the tile shows (areya.webapp.bed_state)
+    technical: str | None = None  # the kind of an open technical alert on one of the bed's cameras
 
     @property
     def face_unclear(self) -> bool:
@@ -96,6 +104,7 @@ class Tile:
     def as_dict(self) -> dict[str, Any]:
         return {
             "ward_id": self.ward_id,
+            "ward": self.ward_name,
             "bed_id": self.bed_id,
             "bed": self.bed_label,
             "patient_id": self.patient_id,
@@ -116,6 +125,8 @@ class Tile:
             "snoozed_until": self.snoozed_until.isoformat() if self.snoozed_until else None,
             "quality": None if self.quality is None else round(self.quality, 4),
             "face_unclear": self.face_unclear,
+            "state": self.state.as_dict() if self.state is not None else None,
+            "technical": self.technical,
         }
 
 
@@ -225,13 +236,14 @@ def _open_alerts(session: Session, patient_ids: list[int]) -> dict[int, tuple[in
 
 
 def _badge_alert_ids(session: Session, patient_ids: list[int]) -> dict[int, int]:
-    """Per patient, the open alert a tile's badge links to: firing before acknowledged, then most severe, newest."""
+    """Per patient, the open alert a tile's badge links to: firing before acknowledged, then by priority (a patient
+    condition before a technical one), newest."""
     if not patient_ids:
         return {}
     rows = session.execute(
         select(Alert.patient_id, Alert.id)
         .where(Alert.patient_id.in_(patient_ids), Alert.state.in_(ALERT_OPEN_STATES))
-        .order_by((Alert.state == "firing").desc(), Alert.severity.desc(), Alert.opened_at.desc(), Alert.id.desc())
+        .order_by((Alert.state == "firing").desc(), *sql_order(), Alert.opened_at.desc(), Alert.id.desc())
     )
     out: dict[int, int] = {}
     for pid, alert_id in rows:
@@ -279,6 +291,77 @@ def _alert_evidence(session: Session, patient_ids: list[int]) -> dict[int, Negat
     return out
 
 
+def _open_negative(session: Session, patient_ids: list[int]) -> dict[int, OpenAlert]:
+    """Per patient, the open negative-emotion alert (firing first, then the oldest) with who acknowledged it."""
+    if not patient_ids:
+        return {}
+    rows = session.execute(
+        select(Alert, User.username)
+        .outerjoin(User, User.id == Alert.acknowledged_by)
+        .where(Alert.patient_id.in_(patient_ids), Alert.kind == "negative_emotion", Alert.state.in_(ALERT_OPEN_STATES))
+        .order_by((Alert.state == "firing").desc(), Alert.opened_at.asc(), Alert.id.asc())
+    )
+    out: dict[int, OpenAlert] = {}
+    for alert, username in rows:
+        out.setdefault(
+            int(alert.patient_id),
+            OpenAlert(
+                alert.id, alert.state, alert.opened_at, alert.acknowledged_at, username, int(alert.escalation_level)
+            ),
+        )
+    return out
+
+
+def _recent_resolves(
+    session: Session, patient_ids: list[int], now: datetime, params: dict[int, RuleParams]
+) -> dict[int, RecentResolve]:
+    """Per patient, the latest negative-emotion alert a clinician resolved by hand whose cool-down (the patient's
+    ``cooldown_s``) has not ended, with who resolved it and the score that reopens it before then."""
+    longest = max((p.cooldown_s for p in params.values()), default=0)
+    if not patient_ids or longest <= 0:
+        return {}
+    rows = session.execute(
+        select(Alert, User.username)
+        .outerjoin(User, User.id == Alert.resolved_by)
+        .where(
+            Alert.patient_id.in_(patient_ids),
+            Alert.kind == "negative_emotion",
+            Alert.resolution == "manual",
+            Alert.resolved_at > now - timedelta(seconds=longest),
+        )
+        .order_by(Alert.resolved_at.desc(), Alert.id.desc())
+    )
+    out: dict[int, RecentResolve] = {}
+    for alert, username in rows:
+        pid = int(alert.patient_id)
+        p = params.get(pid)
+        if pid in out or p is None or alert.resolved_at is None:
+            continue
+        until = alert.resolved_at + timedelta(seconds=p.cooldown_s)
+        if until <= now:
+            continue
+        evidence = NegativeEvidence.from_json(alert.evidence)
+        reopen = min(1.0, evidence.resolved_level() + p.reopen_margin) if evidence is not None else None
+        out[pid] = RecentResolve(alert.id, alert.resolved_at, username or "system", until, reopen)
+    return out
+
+
+def _technical_alerts(session: Session, camera_ids: set[int]) -> dict[int, str]:
+    """Camera id -> the kind of its open technical alert (camera offline, pipeline stalled)."""
+    if not camera_ids:
+        return {}
+    rows = session.execute(
+        select(Alert.camera_id, Alert.kind)
+        .where(Alert.camera_id.in_(camera_ids), Alert.state.in_(ALERT_OPEN_STATES))
+        .order_by(Alert.opened_at.asc(), Alert.id.asc())
+    )
+    out: dict[int, str] = {}
+    for camera_id, kind in rows:
+        if condition_of(kind) == TECHNICAL:
+            out.setdefault(int(camera_id), kind)
+    return out
+
+
 def latest_observation(session: Session, patient_id: int) -> Observation | None:
     return session.scalar(
         select(Observation)
@@ -308,16 +391,22 @@ def load_tiles(
     alerts = _open_alerts(session, patient_ids)
     params = params or RuleParams()
     windows = current_evidence(session, params, now, {pid: ward_id for pid in patient_ids})
+    resolver = OverrideResolver.load(session, params)
+    resolves = _recent_resolves(session, patient_ids, now, {pid: resolver.params(ward_id, pid) for pid in patient_ids})
+    negatives = _open_negative(session, patient_ids)
+    ward_name = session.scalar(select(Ward.name).where(Ward.id == ward_id)) or ""
     recent = quality_summaries(session, patient_ids, now - timedelta(seconds=UNCLEAR_FACE_S), now, params.min_quality)
     alert_evidence = _alert_evidence(session, patient_ids)
     badge_alerts = _badge_alert_ids(session, patient_ids)
     snoozes = _snoozes(session, patient_ids, now)
     cams = camera_statuses(session, ward_id, client)
     bed_cams = _bed_cameras(session, ward_id)
+    technical = _technical_alerts(session, {c for cs in bed_cams.values() for c in cs})
     tiles: list[Tile] = []
     for bed, patient in beds:
-        tile = Tile(ward_id=ward_id, bed_id=bed.id, bed_label=bed.label)
+        tile = Tile(ward_id=ward_id, bed_id=bed.id, bed_label=bed.label, ward_name=ward_name)
         tile.cameras = [cams[c] for c in bed_cams.get(bed.id, []) if c in cams]
+        tile.technical = next((technical[c] for c in bed_cams.get(bed.id, []) if c in technical), None)
         if patient is not None:
             tile.patient_id, tile.patient_name, tile.mrn = patient.id, patient.display_name, patient.mrn
             obs = latest_observation(session, patient.id)
@@ -342,8 +431,40 @@ def load_tiles(
             tile.open_alerts, tile.max_severity, tile.alert_state = count, severity, state
             tile.alert_id = badge_alerts.get(patient.id)
             tile.snoozed_until = snoozes.get(patient.id)
+        tile.state = bed_state(
+            has_patient=patient is not None,
+            now=now,
+            window=tile.window,
+            alert_evidence=tile.alert_evidence,
+            open_alert=negatives.get(patient.id) if patient is not None else None,
+            resolve=resolves.get(patient.id) if patient is not None else None,
+            camera_status=tile.camera_status,
+            technical=tile.technical,
+            face_unclear=tile.face_unclear,
+            last_at=tile.last_at,
+            tz_name=tz_name,
+        )
         tiles.append(tile)
     return tiles
+
+
+def load_station(
+    session: Session,
+    ward_ids: list[int],
+    client: redis.Redis | None,
+    now: datetime,
+    params: RuleParams | None = None,
+    tz_name: str = "UTC",
+) -> list[Tile]:
+    """Every bed of these wards, ordered by need (:meth:`BedState.sort_key`: needs attention, still low mood
+    after a resolve, not monitored, calm, empty; the longest first), then ward and bed."""
+    tiles = [t for w in ward_ids for t in load_tiles(session, w, client, now, params=params, tz_name=tz_name)]
+    return sorted(tiles, key=station_key)
+
+
+def station_key(tile: Tile) -> tuple[Any, ...]:
+    state = tile.state.sort_key() if tile.state is not None else (99,)
+    return (*state, tile.ward_name, tile.bed_label)
 
 
 class TileWatcher:
@@ -375,9 +496,12 @@ class TileWatcher:
         snoozes = _snoozes(session, patient_ids, now)
         cams = camera_statuses(session, self.ward_id, client)
         bed_cams = _bed_cameras(session, self.ward_id)
+        technical = _technical_alerts(session, {c for cs in bed_cams.values() for c in cs})
         state: dict[int, tuple[Any, ...]] = {}
         for bed_id, pid in patient_of.items():
-            cam_sig = tuple(sorted((c, cams[c].status) for c in bed_cams.get(bed_id, []) if c in cams))
+            cam_sig = tuple(
+                sorted((c, cams[c].status, technical.get(c)) for c in bed_cams.get(bed_id, []) if c in cams)
+            )
             state[bed_id] = (pid, alerts.get(pid) if pid else None, snoozes.get(pid) if pid else None, cam_sig)
         first = self._last_id is None
         self._last_id = max_id

@@ -58,8 +58,9 @@ def create_hospital(session_factory: Callable[[], Session]) -> Hospital:
         s.flush()
         for p, b in [*zip(patients, beds, strict=True), (patient_b, bed_b)]:
             s.add(BedAssignment(patient_id=p.id, bed_id=b.id, start_at=created))
-        cam_a = Camera(ward_id=wa.id, name="cam-a", source_url="file:///dev/null", created_at=created)
-        cam_b = Camera(ward_id=wb.id, name="cam-b", source_url="file:///dev/null", created_at=created)
+        # network cameras: a video-file camera without a bed zone is not played, so never offline (camera.waiting)
+        cam_a = Camera(ward_id=wa.id, name="cam-a", source_url="rtsp://10.0.0.1/a", created_at=created)
+        cam_b = Camera(ward_id=wb.id, name="cam-b", source_url="rtsp://10.0.0.2/b", created_at=created)
         s.add_all([cam_a, cam_b])
         s.flush()
         users = {}

@@ -162,7 +162,8 @@ def test_tile_headline_summarises_the_rule_window(
     page = web.get(f"/wards/{hospital.ward_id}").get_data(as_text=True)
     tile_html = page[page.index(f'id="tile-{hospital.beds[0]}"') :]
     tile_html = tile_html[: tile_html.index("</article>")]
-    assert 'emo-label emo-sad">sad</span>' in tile_html and "Negative probability" in tile_html
+    assert 'class="chip emo-sad">sad</span> sad in' in tile_html and "Negative probability" in tile_html
+    assert tile["state"]["headline"] == "sad"  # the latest happy face does not make the bed look calm
     assert "Bed A1" in tile_html and "Bed Bed" not in tile_html
 
 

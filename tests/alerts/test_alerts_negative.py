@@ -234,21 +234,27 @@ def test_per_ward_and_per_patient_overrides(
         assert alert.evidence["n_obs"] == 60
 
 
-def test_escalation_raises_severity_and_renotifies_until_acknowledged(
+def test_escalation_renotifies_within_its_priority_until_acknowledged(
     engine_: AlertEngine, observe: Observe, hospital: Hospital, session_factory: Callable[[], Session]
 ) -> None:
     observe(0, T0 - timedelta(seconds=595), 120 + 12 * 60, label="sad")  # sad for an hour
     engine_.tick(T0, retention=False)
     (alert,) = negative_alerts(session_factory)
-    assert (alert.severity, alert.escalation_level) == (2, 0)
+    assert (alert.priority, alert.severity, alert.escalation_level) == ("medium", 2, 0)
     assert engine_.tick(T0 + timedelta(seconds=899), retention=False).escalated == 0
     report = engine_.tick(T0 + timedelta(seconds=900), retention=False)
     assert report.escalated == 1
-    assert [(n.type, n.severity) for n in report.notices if n.kind == "negative_emotion"] == [("alert.escalated", 3)]
+    assert [(n.type, n.severity) for n in report.notices if n.kind == "negative_emotion"] == [("alert.escalated", 2)]
     assert engine_.tick(T0 + timedelta(seconds=1000), retention=False).escalated == 0
     assert engine_.tick(T0 + timedelta(seconds=1800), retention=False).escalated == 1
     (alert,) = negative_alerts(session_factory)
-    assert (alert.severity, alert.escalation_level, alert.last_notified_at) == (4, 2, T0 + timedelta(seconds=1800))
+    # the urgency rises (reminders), the priority does not: escalation never jumps a level
+    assert (alert.priority, alert.severity, alert.escalation_level, alert.last_notified_at) == (
+        "medium",
+        2,
+        2,
+        T0 + timedelta(seconds=1800),
+    )
     with session_factory() as s, s.begin():
         acknowledge_alert(s, alert.id, now=T0 + timedelta(seconds=1900))
     assert engine_.tick(T0 + timedelta(seconds=2700), retention=False).escalated == 0

@@ -44,12 +44,13 @@ def test_camera_offline_detection_and_recovery(
     assert camera_alerts(session_factory, hospital.camera_id) == []
     report = engine.tick(T0 + timedelta(seconds=31), retention=False)  # 61 s without a frame
     (alert,) = camera_alerts(session_factory, hospital.camera_id)
-    assert (alert.kind, alert.state, alert.ward_id, alert.patient_id, alert.severity) == (
+    assert (alert.kind, alert.state, alert.ward_id, alert.patient_id, alert.priority, alert.severity) == (
         "camera_offline",
         "firing",
         hospital.ward_id,
         None,
-        3,
+        "medium",  # a technical condition that blinds monitoring: never below the mood inference
+        2,
     )
     assert alert.evidence["last_frame_at"] == (T0 - timedelta(seconds=30)).isoformat()
     assert [(n.type, n.kind, n.camera_id) for n in report.notices] == [

@@ -15,7 +15,6 @@ from areya.alerts.rules import (
     RuleParams,
     WindowStats,
     camera_is_offline,
-    escalated_severity,
     escalation_due,
     evaluate_negative,
     pipeline_is_stalled,
@@ -112,7 +111,6 @@ def test_escalation_due() -> None:
     assert not escalation_due(
         state="firing", opened_at=opened, last_notified_at=opened, escalate_after_s=900, now=NOW, snoozed=True
     )
-    assert escalated_severity(2) == 3 and escalated_severity(10) == 10
 
 
 def test_camera_rules() -> None:

@@ -51,9 +51,12 @@ def test_ward_view_tiles(world: World) -> None:
     html = client.get(f"/wards/{world.ids['ward_id']}").get_data(as_text=True)
     tile1 = html[html.index(f'id="tile-{world.ids["bed_id"]}"') : html.index(f'id="tile-{world.ids["bed2_id"]}"')]
     assert "Alice Example" in tile1
-    assert 'class="emo-label emo-sad"' in tile1  # headline: the rule window's most frequent label
-    assert 'class="chip emo-sad">sad</span> 80%' in tile1  # beside it the latest observation: sad, 80 % confidence
-    assert "Negative probability" in tile1  # the rule's score under its one name, with its threshold
+    # one state in a nurse's words, the headline the negative emotion the alert is about, the evidence in readings
+    assert 'data-state="attention"' in tile1 and "Needs attention — sad for " in tile1
+    assert re.search(r'class="chip emo-sad">sad</span> sad in \d+ of \d+ readings over 5 min', tile1)
+    assert 'class="chip emo-sad">sad</span> 80%' in tile1  # the latest reading: sad, 80 % confidence
+    # the technical measure folded under "details"
+    assert tile1.index("<summary>details</summary>") < tile1.index("Negative probability")
     assert "ALERT" in tile1 and "camera" in tile1
     assert tile1.count("<rect") > 10  # the last-hour trend has bars
     tile3 = html[html.index(f'id="tile-{world.ids["free_bed_id"]}"') :]
@@ -73,16 +76,18 @@ def test_a_bed_whose_recent_faces_are_all_unclear_shows_face_not_clearly_visible
             bob.quality = 0.12
             alice = add_observation(s, world.ids["patient_id"], world.ids["bed_id"], "sad", at)
             alice.quality = 0.83
+        camera_alert = s.get(Alert, world.ids["camera_alert_id"])  # the camera is back (else: "Camera offline")
+        camera_alert.state, camera_alert.resolved_at, camera_alert.resolution = "resolved", now, "auto"
         s.commit()
     client, _ = login(world.app, "nurse")
     html = client.get(f"/wards/{world.ids['ward_id']}").get_data(as_text=True)
     tile1 = html[html.index(f'id="tile-{world.ids["bed_id"]}"') : html.index(f'id="tile-{world.ids["bed2_id"]}"')]
     tile2 = html[html.index(f'id="tile-{world.ids["bed2_id"]}"') : html.index(f'id="tile-{world.ids["free_bed_id"]}"')]
-    assert "Face not clearly visible</span>" in tile2 and "emo-border-unclear" in tile1  # the class ends tile1's slice
-    assert 'class="emo-label emo-sad"' not in tile2 and 'class="chip emo-sad"' not in tile2  # no emotion guess
+    assert 'data-state="unmonitored"' in tile2 and "Face not clearly visible — readings set aside" in tile2
+    assert 'class="chip emo-sad"' not in tile2  # no emotion guess
     assert ">face not clearly visible</span>" in tile2  # the latest reading, set aside
     assert "30 readings set aside: face not clearly visible" in tile2  # what the alert rule's window leaves out
-    assert "Face not clearly visible" not in tile1 and 'class="emo-label emo-sad"' in tile1
+    assert "Face not clearly visible" not in tile1 and 'class="chip emo-sad">sad</span> sad in' in tile1
     assert 'class="chip emo-sad">sad</span> 80%' in tile1
     token = {"Authorization": f"Bearer {world.tokens['nurse']}"}
     tiles = client.get(f"/api/wards/{world.ids['ward_id']}/tiles", headers=token).get_json()["tiles"]
@@ -126,11 +131,21 @@ def test_patient_page_timeline_and_7_class_detail(world: World) -> None:
     assert ("patient.view", pid) in _audit_actions(world)
 
 
-def test_inbox_orders_by_severity_and_acknowledge_with_note(world: World) -> None:
+def test_inbox_orders_by_priority_and_acknowledge_with_note(world: World) -> None:
     client, csrf = login(world.app, "doctor")
     html = client.get("/alerts").get_data(as_text=True)
-    assert html.index(f'id="alert-{world.ids["camera_alert_id"]}"') < html.index(f'id="alert-{world.ids["alert_id"]}"')
+    # equal (medium) priority: the patient condition before the technical one for a clinician ...
+    assert html.index(f'id="alert-{world.ids["alert_id"]}"') < html.index(f'id="alert-{world.ids["camera_alert_id"]}"')
+    # ... the evidence in a clinician's words first, the technical measure folded under "details"
+    assert "<dt>Seen</dt><dd>sad in 15 of 30 readings over 10 min</dd>" in html
+    assert html.index("sad in 15 of 30 readings") < html.index("<summary>details</summary>")
     assert "Negative probability</dt><dd>70% (opens at 60%" in html and "of 30 observations in 10 min" in html
+    assert "the beds this camera covers are not monitored" in html
+    admin_client, _ = login(world.app, "admin")
+    admin_html = admin_client.get("/alerts").get_data(as_text=True)  # technical conditions go to admins first
+    assert admin_html.index(f'id="alert-{world.ids["camera_alert_id"]}"') < admin_html.index(
+        f'id="alert-{world.ids["alert_id"]}"'
+    )
     aid = world.ids["alert_id"]
     response = client.post(f"/alerts/{aid}/acknowledge", data={"csrf_token": csrf, "note": "talking with her"})
     assert response.status_code == 302
@@ -157,8 +172,15 @@ def test_resolve_needs_a_note_and_nothing_changes_without_it(world: World) -> No
     with world.session() as s:
         alert = s.get(Alert, aid)
         assert alert.state == "resolved" and alert.resolution == "manual" and alert.note == "settled after visit"
-    again = client.post(f"/alerts/{aid}/resolve", data={"csrf_token": csrf, "note": "twice"})
-    assert again.status_code == 409
+    # a double submit changes nothing and says what already happened (no bare 409)
+    again = client.post(f"/alerts/{aid}/resolve", data={"csrf_token": csrf, "note": "twice"}, follow_redirects=True)
+    assert again.status_code == 200
+    assert f"Alert {aid} was already resolved by doctor at" in again.get_data(as_text=True)
+    ack = client.post(f"/alerts/{aid}/acknowledge", data={"csrf_token": csrf}, headers={"Accept": "application/json"})
+    assert ack.status_code == 200 and ack.get_json()["already"] is True
+    with world.session() as s:
+        alert = s.get(Alert, aid)
+        assert alert.note == "settled after visit" and alert.acknowledged_at is None
 
 
 def test_nurse_snoozes_with_reason(world: World) -> None:

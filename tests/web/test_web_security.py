@@ -20,6 +20,7 @@ EXPECTED: dict[str, set[str] | str] = {
     "auth.logout": CLINICAL,
     "auth.index": CLINICAL,
     "ward.wards": CLINICAL,
+    "ward.station": CLINICAL,
     "ward.ward_view": CLINICAL,
     "alerts.inbox": CLINICAL,
     "alerts.history": CLINICAL,
@@ -264,7 +265,7 @@ def test_open_redirect_refused_and_deactivated_user_logged_out(world: World) -> 
     response = client.post(
         "/login", data={"username": "victim", "password": PASSWORD, "csrf_token": token, "next": "//evil.example/x"}
     )
-    assert response.headers["Location"] == "/wards"
+    assert response.headers["Location"] == "/station"  # a nurse lands on the central station
     assert client.get("/alerts").status_code == 200
     admin_client, csrf = login(world.app, "admin")
     assert (

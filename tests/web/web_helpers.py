@@ -15,6 +15,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from areya import admin
+from areya.alerts.priority import severity_of
 from areya.config import Settings
 from areya.db.engine import create_db_engine, create_session_factory
 from areya.db.models import LABELS4, LABELS7, Alert, AlertEvent, Observation
@@ -85,7 +86,7 @@ def open_alert(
     ward_id: int,
     patient_id: int | None = None,
     camera_id: int | None = None,
-    severity: int = 2,
+    priority: str = "medium",
     at: datetime | None = None,
 ) -> Alert:
     at = at or utcnow()
@@ -102,7 +103,8 @@ def open_alert(
         )
     alert = Alert(
         kind=kind,
-        severity=severity,
+        priority=priority,
+        severity=severity_of(priority),
         state="firing",
         ward_id=ward_id,
         patient_id=patient_id,
@@ -154,7 +156,7 @@ def populate(engine: Engine) -> tuple[dict[str, int], dict[str, str]]:
             )
             add_observation(s, p2.id, beds[1].id, "happy", now - timedelta(minutes=40 - i), camera_id=cam.id)
         alert = open_alert(s, "negative_emotion", ward_id=icu.id, patient_id=p1.id)
-        cam_alert = open_alert(s, "camera_offline", ward_id=icu.id, camera_id=cam.id, severity=3)
+        cam_alert = open_alert(s, "camera_offline", ward_id=icu.id, camera_id=cam.id)
         other_alert = open_alert(s, "negative_emotion", ward_id=surgery.id, patient_id=p3.id)
         from areya.webapp.tokens import create_token
 

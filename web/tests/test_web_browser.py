@@ -21,7 +21,7 @@ def test_each_role_logs_in_to_its_page(page: Page, live_server: Any, login_as: A
     page.fill("input[name=password]", "wrong-password")
     page.click("button[type=submit]")
     expect(page.locator(".field-error")).to_have_text("unknown username or wrong password")
-    for role, heading in (("nurse", "Ward ICU"), ("doctor", "Open alerts"), ("admin", "Administration")):
+    for role, heading in (("nurse", "Central station"), ("doctor", "Open alerts"), ("admin", "Administration")):
         login_as(page, role)
         expect(page.locator("h1")).to_contain_text(heading)
         expect(page.locator(".who")).to_contain_text(role)
@@ -32,6 +32,7 @@ def test_each_role_logs_in_to_its_page(page: Page, live_server: Any, login_as: A
 
 def test_nurse_sees_tile_update_live(page: Page, live_server: Any, login_as: Any, shot: Any) -> None:
     login_as(page, "nurse")
+    page.goto(live_server.url + f"/wards/{live_server.ids['ward_id']}")
     tile = page.locator(f"#tile-{live_server.ids['bed2']}")
     expect(tile).to_contain_text("Bob Example")
     expect(page.locator("#live-status")).to_have_text("Live")
@@ -112,7 +113,7 @@ def test_alert_arrives_live_in_doctor_inbox_and_is_acknowledged(
     expect(card).to_be_visible(timeout=20_000)
     expect(card).to_contain_text("Sustained negative emotion")
     expect(card).to_contain_text("Alice Example")
-    expect(page.locator("#alert-banner")).to_contain_text("New alert")
+    expect(page.locator("#alert-banner")).to_contain_text("New alert: Alice Example — Bed 1, ward ICU")
     assert int(page.evaluate("document.body.dataset.beeps || '0'")) >= 1  # the audible cue was played
     expect(page.locator("#alert-count")).to_have_text("1")
     shot(page, "05-inbox-new-alert")

@@ -116,13 +116,15 @@ def _remaining(demo: LiveDemo, budget_s: float) -> float:
 
 def test_demo_ward_story_plays_in_the_browser(browser: Browser, live_demo: LiveDemo, shot: Any) -> None:
     nurse = _page(browser, live_demo, "nurse")
-    expect(nurse.locator("h1")).to_contain_text("Demo ward")
+    expect(nurse.locator("h1")).to_contain_text("Central station")  # every bed she covers, by need
     sad_tile = nurse.locator("article.tile", has_text=SAD)
     expect(sad_tile).to_be_visible()
     # the sad patient's bed shows the alert in the ward view (live), within about three minutes of the start
     expect(sad_tile.locator(".badge")).to_have_text("ALERT", timeout=_remaining(live_demo, 210))
     alert_after_s = time.monotonic() - live_demo.started
-    expect(sad_tile.locator(".emo-label")).to_have_text("sad")
+    expect(sad_tile.locator(".state-text")).to_contain_text("Needs attention — sad for")
+    expect(sad_tile.locator(".evidence-line .chip")).to_have_text("sad")  # the headline never contradicts it
+    expect(nurse.locator("article.tile").first).to_contain_text(SAD)  # most in need first
     for name in CONTENT:
         expect(nurse.locator("article.tile", has_text=name).locator(".badge")).to_have_count(0)
     shot(nurse, "demo-01-ward-alert")
@@ -143,6 +145,13 @@ def test_demo_ward_story_plays_in_the_browser(browser: Browser, live_demo: LiveD
     card.locator("form.resolve button").click()
     expect(doctor.locator(".flash-success")).to_contain_text("resolved")
     expect(doctor.locator("article.alert-card", has_text=SAD)).to_have_count(0)
+    # she stays sad: her bed says who resolved it and when it re-alerts, not "calm"
+    nurse.reload()
+    sad_tile = nurse.locator("article.tile", has_text=SAD)
+    expect(sad_tile).to_have_attribute("data-state", "still", timeout=30_000)
+    expect(sad_tile.locator(".state-text")).to_contain_text("Resolved by doctor at")
+    expect(sad_tile.locator(".state-text")).to_contain_text("still low mood")
+    shot(nurse, "demo-02b-station-resolved-still-sad")
 
     # the angry episode raises an alert and, once it is over, the alert resolves by itself
     deadline = live_demo.started + STORY_DEADLINE_S

@@ -1,4 +1,4 @@
-"""Doctor alert inbox: open alerts by severity and age with their evidence; acknowledge, resolve, snooze; history."""
+"""Doctor alert inbox: open alerts by priority and age with their evidence; acknowledge, resolve, snooze; history."""
 
 from __future__ import annotations
 
@@ -7,11 +7,13 @@ from typing import Any
 from flask import Blueprint, abort, flash, g, jsonify, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
+from areya.db.models import Alert
 from areya.errors import AdminError, Conflict, NotFound
 from areya.webapp import alert_actions
 from areya.webapp.access import require_alert, require_alert_action
 from areya.webapp.alert_cards import load_cards
 from areya.webapp.forms import MAX_TEXT, Form
+from areya.webapp.people import localtime, who
 from areya.webapp.security import CLINICAL, roles
 from areya.webapp.services import audit, db, user_ward_ids
 
@@ -38,7 +40,8 @@ def _error_status(exc: AdminError) -> int:
 def render_inbox(
     errors: dict[int, dict[str, str]] | None = None, values: dict[str, Any] | None = None, status: int = 200
 ) -> tuple[str, int]:
-    cards = load_cards(db(), user_ward_ids(), include_system=g.user.role == "admin", open_only=True)
+    admin = g.user.role == "admin"  # technical alerts go to admins first
+    cards = load_cards(db(), user_ward_ids(), include_system=admin, open_only=True, technical_first=admin)
     shown = sorted({c.alert.patient_id for c in cards if c.alert.patient_id})
     audit("alerts.view", patient_ids=shown, detail={"alerts": [c.alert.id for c in cards], "patients": shown})
     return render_template(
@@ -101,14 +104,30 @@ def detail(alert_id: int) -> str:
     )
 
 
-def _done(alert_id: int, message: str) -> Response:
+def _done(alert_id: int, message: str, *, already: bool = False) -> Response:
     if _wants_json():
-        return jsonify({"ok": True, "alert_id": alert_id, "message": message})
-    flash(message, "success")
+        return jsonify({"ok": True, "alert_id": alert_id, "message": message, "already": already})
+    flash(message, "info" if already else "success")
     target = request.form.get("back") or ""
     if target == "detail":
         return redirect(url_for("alerts.detail", alert_id=alert_id))
     return redirect(url_for("alerts.inbox"))
+
+
+def _already(alert_id: int, action: str) -> str | None:
+    """A double submit (a second click, a second tab, a colleague first): what already happened, or None when
+    the alert is not in the state the action leads to."""
+    db().rollback()
+    alert = db().get(Alert, alert_id)
+    if alert is None:
+        return None
+    if action == "acknowledge" and alert.state == "acknowledged" and alert.acknowledged_at is not None:
+        by, at, done = alert.acknowledged_by, alert.acknowledged_at, "acknowledged"
+    elif alert.state == "resolved" and alert.resolved_at is not None:
+        by, at, done = alert.resolved_by, alert.resolved_at, "resolved"
+    else:
+        return None
+    return f"Alert {alert_id} was already {done} by {who(by)} at {localtime(at, '%H:%M')}: nothing changed."
 
 
 def _failed(alert_id: int, field: str, message: str, status: int, form: Form) -> Response | tuple[str, int]:
@@ -133,6 +152,9 @@ def acknowledge(alert_id: int) -> Response | tuple[str, int]:
         return _failed(alert_id, "note", form.errors["note"], 400, form)
     try:
         alert_actions.acknowledge(alert_id, note or None)
+    except Conflict as exc:
+        done = _already(alert_id, "acknowledge")
+        return _done(alert_id, done, already=True) if done else _failed(alert_id, "note", str(exc), 409, form)
     except AdminError as exc:
         return _failed(alert_id, "note", str(exc), _error_status(exc), form)
     return _done(alert_id, f"Alert {alert_id} acknowledged.")
@@ -148,6 +170,9 @@ def resolve(alert_id: int) -> Response | tuple[str, int]:
         return _failed(alert_id, "note", form.errors["note"], 400, form)
     try:
         alert_actions.resolve(alert_id, note)
+    except Conflict as exc:
+        done = _already(alert_id, "resolve")
+        return _done(alert_id, done, already=True) if done else _failed(alert_id, "note", str(exc), 409, form)
     except AdminError as exc:
         return _failed(alert_id, "note", str(exc), _error_status(exc), form)
     return _done(alert_id, f"Alert {alert_id} resolved.")

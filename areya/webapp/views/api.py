@@ -11,6 +11,7 @@ from flask import Blueprint, abort, g, jsonify, request
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
+from areya.alerts.priority import condition_of
 from areya.alerts.rules import RuleParams
 from areya.db.models import ALERT_OPEN_STATES, Alert, AlertEvent, Bed, BedAssignment, Patient, Ward
 from areya.db.types import utcnow
@@ -64,6 +65,8 @@ def _alert_json(alert: Alert, events: list[AlertEvent] | None = None) -> dict[st
     out: dict[str, Any] = {
         "id": alert.id,
         "kind": alert.kind,
+        "priority": alert.priority,
+        "condition": condition_of(alert.kind),
         "severity": alert.severity,
         "state": alert.state,
         "ward_id": alert.ward_id,

@@ -35,7 +35,7 @@ def home_for(role: str) -> str:
         return url_for("admin.index")
     if role == "doctor":
         return url_for("alerts.inbox")
-    return url_for("ward.wards")
+    return url_for("ward.station")  # a nurse: every bed she covers, ordered by need
 
 
 @bp.route("/login", methods=["GET", "POST"])

@@ -1,5 +1,6 @@
 """Server-sent events: alert events relayed from Redis pub/sub ``areya:events`` (filtered to the user's wards) and,
-for a ward view, tile updates found by polling the database every ~2 s (no dependency on the worker)."""
+for a ward view (``?ward=ID``) or the central station (``?station=1``: every ward the user covers), tile updates
+found by polling the database every ~2 s (no dependency on the worker)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ from areya.db.engine import run_write
 from areya.db.models import Alert
 from areya.db.types import utcnow
 from areya.webapp.access import parse_id, require_ward, ward_patient_ids
-from areya.webapp.alert_cards import describe
+from areya.webapp.alert_cards import AlertCard, describe
+from areya.webapp.fmt import bed_name
 from areya.webapp.security import CLINICAL, roles
 from areya.webapp.services import actor, audit, db, services, user_ward_ids
 from areya.webapp.tiles import TileWatcher, load_tiles
@@ -61,6 +63,25 @@ def _decode(message: Any) -> dict[str, Any] | None:
     return data
 
 
+def banner(card: AlertCard, role: str, ack_roles: frozenset[str]) -> dict[str, Any]:
+    """What a new alert's banner says: the patient and the bed (or the camera), the ward, the alert's title, and
+    whether this user (``role``; ``ack_roles``: who may acknowledge patient alerts) may acknowledge it from the
+    banner."""
+    alert = card.alert
+    allowed = ack_roles if card.is_patient_alert else frozenset({"nurse", "doctor", "admin"})
+    return {
+        "alert_id": alert.id,
+        "title": card.title,
+        "patient": card.patient.display_name if card.patient is not None else None,
+        "bed": bed_name(card.bed_label) if card.bed_label else None,
+        "ward": card.ward_name,
+        "camera": card.camera_name,
+        "technical": card.is_technical,
+        "state": alert.state,
+        "may_acknowledge": role in allowed and alert.state == "firing",
+    }
+
+
 @bp.route("/events")
 @roles(*CLINICAL)
 def stream() -> Response:
@@ -72,6 +93,7 @@ def stream() -> Response:
             return Response("ward must be a ward id\n", status=400, mimetype="text/plain")
         ward_id = require_ward(wanted).id
     ward_ids = set(user_ward_ids())
+    station = request.args.get("station", "") == "1" and ward_id is None
     include_system = g.user.role == "admin" and ward_id is None
     svc = services()
     max_s = float(svc.options.get("sse_max_s", 300.0))
@@ -83,10 +105,11 @@ def stream() -> Response:
         refused.status_code = 429
         refused.headers["Retry-After"] = str(RETRY_AFTER_S)
         return refused
-    stream_target = f"ward:{ward_id}" if ward_id else "alerts"
+    stream_target = f"ward:{ward_id}" if ward_id else ("station" if station else "alerts")
+    tile_wards = [ward_id] if ward_id is not None else (sorted(ward_ids) if station else [])
     # a ward view's stream shows the ward's patients: one row per patient (as the ward page), and one more row
     # for each patient it shows later for the first time (admitted or moved in, an alert card)
-    shown: set[int] = set(ward_patient_ids(db(), ward_id)) if ward_id is not None else set()
+    shown: set[int] = {pid for w in tile_wards for pid in ward_patient_ids(db(), w)}
     try:
         audit("events.subscribe", target=stream_target, patient_ids=shown or None, detail={"patients": sorted(shown)})
     except BaseException:
@@ -130,10 +153,13 @@ def stream() -> Response:
                         values={},
                         now=utcnow(),
                     )
+                    payload["banner"] = banner(cards[0], role, ack_roles)
         return payload
 
     session_id = g.get("session_id")
     user_id = g.user.id
+    role = g.user.role
+    ack_roles = svc.alert_policy().roles("acknowledge", "patient")
 
     def session_ended() -> bool:
         with svc.sessions() as session:
@@ -142,7 +168,7 @@ def stream() -> Response:
 
     def generate() -> Iterator[str]:
         pubsub = _subscribe(svc.redis)
-        watcher = TileWatcher(ward_id) if ward_id is not None else None
+        watchers = [TileWatcher(w) for w in tile_wards]
         started = time.monotonic()
         next_poll = started
         next_check = started + min(SESSION_CHECK_S, poll_s)
@@ -157,33 +183,32 @@ def stream() -> Response:
                     if session_ended():
                         yield sse("logout", {"reason": "session ended"})
                         break
-                if watcher is not None and now_m >= next_poll:
+                if watchers and now_m >= next_poll:
                     next_poll = now_m + poll_s
+                    tiles = []
                     with svc.sessions() as session:
                         now = utcnow()
-                        changed = watcher.poll(session, svc.redis, now)
-                        tiles = (
-                            load_tiles(
-                                session,
-                                watcher.ward_id,
-                                svc.redis,
-                                now,
-                                changed,
-                                params=RuleParams.from_settings(svc.settings),
-                                tz_name=svc.settings.timezone,
-                            )
-                            if changed
-                            else []
-                        )
+                        for watcher in watchers:
+                            changed = watcher.poll(session, svc.redis, now)
+                            if changed:
+                                tiles += load_tiles(
+                                    session,
+                                    watcher.ward_id,
+                                    svc.redis,
+                                    now,
+                                    changed,
+                                    params=RuleParams.from_settings(svc.settings),
+                                    tz_name=svc.settings.timezone,
+                                )
                     audit_new({tile.patient_id for tile in tiles}, "tile")
                     for tile in tiles:
-                        html = render_template("_tile.html", tile=tile, now=now)
+                        html = render_template("_tile.html", tile=tile, now=now, compact=station)
                         yield sse("tile", {"bed_id": tile.bed_id, "html": html, "tile": tile.as_dict()})
                         last_sent = time.monotonic()
                 if not ready:
                     ready = True
                     yield ": ready\n\n"  # baseline taken: changes from now on are sent
-                wait = max(0.05, min(1.0, next_poll - time.monotonic())) if watcher is not None else 1.0
+                wait = max(0.05, min(1.0, next_poll - time.monotonic())) if watchers else 1.0
                 message = None
                 if pubsub is not None:
                     try:

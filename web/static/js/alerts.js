@@ -11,14 +11,22 @@
     document.title = (n ? "(" + n + ") " : "") + "Alerts · Areya";
   }
 
-  // keep the server's order: severity (high first), then oldest first
+  // keep the server's order: priority (high first), then patient before technical conditions (an admin's list:
+  // technical first), then urgency (reminders sent), then oldest first
+  function key(card, technicalFirst) {
+    const technical = Number(card.dataset.technical || 0);
+    return [Number(card.dataset.priority || 0), technicalFirst ? 1 - technical : technical,
+            -Number(card.dataset.urgency || 0), Date.parse(card.dataset.opened || "") || 0];
+  }
+  function before(a, b) {
+    for (let i = 0; i < a.length; i++) { if (a[i] !== b[i]) return a[i] < b[i]; }
+    return false;
+  }
   function insertSorted(list, card) {
-    const sev = Number(card.dataset.severity || 0);
-    const opened = Date.parse(card.dataset.opened || "") || 0;
+    const technicalFirst = list.dataset.technicalFirst === "1";
+    const mine = key(card, technicalFirst);
     const next = Array.from(list.querySelectorAll(".alert-card")).find(function (other) {
-      const s = Number(other.dataset.severity || 0);
-      const o = Date.parse(other.dataset.opened || "") || 0;
-      return s < sev || (s === sev && o > opened);
+      return before(mine, key(other, technicalFirst));
     });
     list.insertBefore(card, next || null);
   }
@@ -31,6 +39,7 @@
         const old = document.getElementById("alert-" + data.alert_id);
         if (!data.html) {
           if (old) old.remove();
+          Areya.clearBanner(data.alert_id);
           count();
           return;
         }
@@ -42,10 +51,9 @@
         Areya.tickTimes(card);
         count();
         if (data.type === "alert.opened" || data.type === "alert.escalated") {
-          const title = card.querySelector("h2") ? card.querySelector("h2").textContent.trim() : "alert";
-          const where = card.querySelector(".where") ? card.querySelector(".where").textContent.replace(/\s+/g, " ").trim() : "";
-          Areya.showBanner((data.type === "alert.opened" ? "New alert: " : "Escalated: ") + title + (where ? " — " + where : ""));
-          Areya.beep(data.type === "alert.escalated" ? 3 : 2);
+          if (Areya.alertBanner(data)) Areya.beep(data.type === "alert.escalated" ? 3 : 2);
+        } else if (data.type === "alert.acknowledged") {
+          Areya.clearBanner(data.alert_id);
         }
       },
     });

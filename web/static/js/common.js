@@ -25,47 +25,64 @@
     });
   }
 
-  // WebAudio beep: no sound file needed. Browsers allow audio after a user gesture, so the context is
-  // (re)started on the first click/key press on the page.
+  // WebAudio beep: no sound file needed. Browsers allow audio only after a user gesture: until then the switch
+  // says so ("Sound: click to turn on"), and one click on it (or anywhere on the page) turns it on.
   let audio = null;
-  let soundOn = false;
+  let soundWanted = false;
   function ensureAudio() {
     if (!audio) {
       const Ctx = window.AudioContext || window.webkitAudioContext;
       if (!Ctx) return null;
       audio = new Ctx();
+      audio.onstatechange = showSound;
     }
-    if (audio.state === "suspended") audio.resume();
+    if (audio.state === "suspended") audio.resume().then(showSound, showSound);
     return audio;
+  }
+  function soundState() {
+    if (!soundWanted) return "off";
+    return audio && audio.state === "running" ? "on" : "blocked";
+  }
+  function showSound() {
+    const state = soundState();
+    const text = { on: "Sound on", off: "Sound off", blocked: "Sound: click to turn on" }[state];
+    document.querySelectorAll("#sound-toggle").forEach(function (b) {
+      b.textContent = text;
+      b.dataset.sound = state;
+      b.setAttribute("aria-pressed", state === "on" ? "true" : "false");
+      b.title = state === "blocked" ? "the browser plays sound only after a click on the page" : "";
+    });
   }
   function beep(times) {
     document.body.dataset.beeps = String(Number(document.body.dataset.beeps || 0) + 1);
-    if (!soundOn) return;
+    if (!soundWanted) return;
     const ctx = ensureAudio();
     if (!ctx) return;
-    let t = ctx.currentTime;
-    for (let i = 0; i < (times || 2); i++) {
-      const osc = ctx.createOscillator();
-      const gain = ctx.createGain();
-      osc.type = "sine";
-      osc.frequency.value = 880;
-      gain.gain.setValueAtTime(0.0001, t);
-      gain.gain.exponentialRampToValueAtTime(0.3, t + 0.02);
-      gain.gain.exponentialRampToValueAtTime(0.0001, t + 0.25);
-      osc.connect(gain).connect(ctx.destination);
-      osc.start(t);
-      osc.stop(t + 0.3);
-      t += 0.35;
+    function play() {
+      let t = ctx.currentTime;
+      for (let i = 0; i < (times || 2); i++) {
+        const osc = ctx.createOscillator();
+        const gain = ctx.createGain();
+        osc.type = "sine";
+        osc.frequency.value = 880;
+        gain.gain.setValueAtTime(0.0001, t);
+        gain.gain.exponentialRampToValueAtTime(0.3, t + 0.02);
+        gain.gain.exponentialRampToValueAtTime(0.0001, t + 0.25);
+        osc.connect(gain).connect(ctx.destination);
+        osc.start(t);
+        osc.stop(t + 0.3);
+        t += 0.35;
+      }
+      document.body.dataset.sounded = String(Number(document.body.dataset.sounded || 0) + 1);  // heard
     }
+    if (ctx.state === "running") play();
+    else ctx.resume().then(function () { if (ctx.state === "running") play(); }, function () { /* blocked */ });
   }
   function setSound(on) {
-    soundOn = on;
+    soundWanted = on;
     try { localStorage.setItem("areya.sound", on ? "1" : "0"); } catch (e) { /* private mode */ }
     if (on) ensureAudio();
-    const blocked = on && audio && audio.state === "suspended";  // the browser waits for a click before sound
-    document.querySelectorAll("#sound-toggle").forEach(function (b) {
-      b.textContent = "Sound: " + (on ? (blocked ? "on (click to allow)" : "on") : "off");
-    });
+    showSound();
   }
 
   function fragment(html) {
@@ -74,13 +91,72 @@
     return tpl.content.firstElementChild;
   }
 
-  function showBanner(text) {
-    const banner = document.getElementById("alert-banner");
-    if (!banner) return;
-    banner.textContent = text;
-    banner.hidden = false;
-    clearTimeout(showBanner.timer);
-    showBanner.timer = setTimeout(function () { banner.hidden = true; }, 20000);
+  // New alerts stack in #alert-banner (newest first), each naming the patient and the bed, with Acknowledge
+  // (when this user may) and Dismiss. A technical alert (a camera) is shown to clinicians on the bed itself.
+  function bannerWho(info) {
+    const who = info.patient ? info.patient + " — " + (info.bed || "no bed") : "camera " + (info.camera || "");
+    return who + (info.ward ? ", ward " + info.ward : "") + " · " + info.title;
+  }
+  function bannerText(info, type) {
+    return (type === "alert.escalated" ? "Still not acknowledged: " : "New alert: ") + bannerWho(info);
+  }
+  function button(text, cls) {
+    const b = document.createElement("button");
+    b.type = "button";
+    b.textContent = text;
+    if (cls) b.className = cls;
+    return b;
+  }
+  function alertBanner(data) {
+    const stack = document.getElementById("alert-banner");
+    const info = data.banner;
+    if (!stack || !info) return false;
+    if (info.technical && document.body.dataset.role !== "admin") return false;
+    clearBanner(info.alert_id);
+    const item = document.createElement("div");
+    item.className = "banner" + (info.technical ? " technical" : "");
+    item.dataset.alert = String(info.alert_id);
+    item.setAttribute("role", "alert");
+    const text = document.createElement("span");
+    text.className = "banner-text";
+    text.textContent = bannerText(info, data.type);
+    item.appendChild(text);
+    if (info.may_acknowledge) {
+      const ack = button("Acknowledge", "ack");
+      ack.addEventListener("click", function () { acknowledge(stack, item, info, ack); });
+      item.appendChild(ack);
+    }
+    const dismiss = button("Dismiss", "link dismiss");
+    dismiss.addEventListener("click", function () { item.remove(); });
+    item.appendChild(dismiss);
+    stack.insertBefore(item, stack.firstChild);
+    return true;
+  }
+  function acknowledge(stack, item, info, ack) {
+    ack.disabled = true;
+    const url = stack.dataset.ackUrl.replace("/0/", "/" + info.alert_id + "/");
+    const body = new URLSearchParams({ csrf_token: csrfToken(), note: "" });
+    fetch(url, { method: "POST", body: body, credentials: "same-origin",
+                 headers: { "Accept": "application/json" } })
+      .then(function (r) { return r.json().then(function (j) { return { ok: r.ok && j.ok, body: j }; }); })
+      .then(function (res) {
+        const text = item.querySelector(".banner-text");
+        if (res.ok) {
+          item.classList.add("done");
+          text.textContent = res.body.already ? res.body.message : "Acknowledged: " + bannerWho(info);
+          ack.remove();
+          setTimeout(function () { item.remove(); }, 8000);
+        } else {
+          text.textContent = "Could not acknowledge: " + (res.body.error || "try the alert page");
+          ack.disabled = false;
+        }
+      })
+      .catch(function () { ack.disabled = false; });
+  }
+  function clearBanner(alertId) {
+    document.querySelectorAll('#alert-banner .banner[data-alert="' + alertId + '"]').forEach(function (el) {
+      if (!el.classList.contains("done")) el.remove();
+    });
   }
 
   // EventSource with a visible connection state; the browser reconnects by itself after a dropped stream. A
@@ -123,12 +199,15 @@
     try { stored = localStorage.getItem("areya.sound") || "1"; } catch (e) { /* ignore */ }
     setSound(stored === "1");
     document.querySelectorAll("#sound-toggle").forEach(function (b) {
-      b.addEventListener("click", function () { setSound(!soundOn); if (soundOn) beep(1); });
+      b.addEventListener("click", function () {
+        const wasBlocked = soundState() === "blocked";
+        setSound(wasBlocked ? true : !soundWanted);  // blocked: this click is the one the browser waited for
+        if (soundWanted) beep(1);
+      });
     });
-    document.addEventListener("pointerdown", function () { if (soundOn) { ensureAudio(); setSound(true); } },
-                              { once: true });
+    document.addEventListener("pointerdown", function () { if (soundWanted) ensureAudio(); }, { once: true });
   });
 
   window.Areya = { csrfToken: csrfToken, tickTimes: tickTimes, beep: beep, connect: connect, fragment: fragment,
-                   showBanner: showBanner };
+                   alertBanner: alertBanner, clearBanner: clearBanner, soundState: soundState };
 })();

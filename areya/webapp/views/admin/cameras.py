@@ -22,6 +22,7 @@ from areya.admin import (
     update_camera,
 )
 from areya.camera.url_policy import CameraUrlPolicy
+from areya.camera.waiting import waiting_for_zones
 from areya.db.models import Bed, BedZone, Camera, Ward
 from areya.errors import AdminError
 from areya.source_url import file_source_loops
@@ -149,8 +150,19 @@ def cameras() -> Response | tuple[str, int]:
     )
     if camera is None:
         return _list_page(form, 400)
-    flash(f"Camera {camera_ref(camera)} added ({camera.masked_url}). Test it, then draw its bed zones.", "success")
+    flash(added_message(camera), "success")
     return redirect(url_for("admin.camera_edit", camera_id=camera.id))
+
+
+def added_message(camera: Camera) -> str:
+    """What the admin reads after adding a camera: a video file does not play until it has a bed zone."""
+    text = f"Camera {camera_ref(camera)} added ({camera.masked_url})."
+    if camera.id in waiting_for_zones(db()):
+        return (
+            f"{text} A video file does not play until it has a bed zone: test it (the test keeps a snapshot to "
+            "draw on), then draw its bed zones."
+        )
+    return f"{text} Test it, then draw its bed zones."
 
 
 def _edit_page(camera: Camera, form: Form | None = None, status: int = 200, probe: Any = None) -> tuple[str, int]:
@@ -175,6 +187,7 @@ def _edit_page(camera: Camera, form: Form | None = None, status: int = 200, prob
         detector=settings.detector,
         global_options=_global_options(settings),
         options_problem=_options_problem(camera),
+        waiting=camera.id in waiting_for_zones(db()),
     ), status
 
 

@@ -4,9 +4,10 @@ installs chromium; never `playwright install`: it downloads browsers)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -129,8 +130,12 @@ def _seed(engine: Any) -> dict[str, int]:
         }
 
 
-@pytest.fixture
-def live_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LiveServer]:
+@contextlib.contextmanager
+def serve(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: Callable[[Any], dict[str, Any]]
+) -> Iterator[LiveServer]:
+    """The dashboard on 127.0.0.1 over a fresh migrated SQLite database that ``seed(engine)`` fills, with an
+    embedded Redis; stopped at the end."""
     from werkzeug.serving import make_server
 
     from areya.comms.redis_server import EmbeddedRedis
@@ -147,7 +152,7 @@ def live_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Liv
     client = server_redis.client(socket_timeout=10)
     engine = create_db_engine(settings)
     upgrade(settings, engine=engine)
-    ids = _seed(engine)
+    ids = seed(engine)
     app = create_app(settings, engine=engine, redis_client=client, sse_max_s=120.0, sse_poll_s=1.0)
     httpd = make_server("127.0.0.1", 0, app, threaded=True)
     httpd.daemon_threads = True
@@ -161,6 +166,34 @@ def live_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Liv
         engine.dispose()
         client.close()
         server_redis.stop()
+
+
+@pytest.fixture
+def live_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LiveServer]:
+    with serve(tmp_path, monkeypatch, _seed) as server:
+        yield server
+
+
+@pytest.fixture
+def station(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LiveServer]:
+    """The dashboard over the central station's fixture: 24 beds in 3 wards, every state (tests/web/station_world.py);
+    ``ids["password"]``: the users' password."""
+    import sys
+
+    for folder in (REPO / "tests", REPO / "tests" / "web"):  # the fixture the Flask-client tests use too
+        if str(folder) not in sys.path:
+            sys.path.insert(0, str(folder))
+    from station_world import seed_station
+
+    def seed(engine: Any) -> dict[str, Any]:
+        from areya.db.engine import create_session_factory
+        from areya.db.types import utcnow
+
+        with create_session_factory(engine)() as s:
+            return {**seed_station(s, utcnow(), PASSWORD), "password": PASSWORD}
+
+    with serve(tmp_path, monkeypatch, seed) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

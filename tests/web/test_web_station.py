@@ -116,3 +116,15 @@ def test_station_covers_only_the_wards_the_user_may_see(station: tuple[World, di
 def world_ids_ward(world: World, name: str) -> str:
     with world.engine.connect() as conn:
         return str(conn.execute(text("SELECT id FROM wards WHERE name = :name"), {"name": name}).scalar_one())
+
+
+def test_patient_page_says_the_same_state_as_the_tile(station: tuple[World, dict[str, Any]]) -> None:
+    world, ids = station
+    client, _ = login(world.app, "nurse")
+    page = client.get(f"/patients/{ids['patients'][('C', '2')]}").get_data(as_text=True)
+    now = page[page.index('id="bed-state"') :]
+    now = now[: now.index("</div>")]
+    assert "Resolved by doctor at" in now and "still low mood" in now and 'class="chip emo-sad"' in now
+    page = client.get(f"/patients/{ids['patients'][('A', '1')]}").get_data(as_text=True)
+    assert "Needs attention — sad for 12 min" in page
+    assert "Latest reading" in page and "· 7-class" not in page  # the 7-class label is in its own panel only

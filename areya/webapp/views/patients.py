@@ -21,7 +21,7 @@ from areya.webapp.forms import MAX_TEXT, Form
 from areya.webapp.security import CLINICAL, roles
 from areya.webapp.services import audit, db, services
 from areya.webapp.svg import COLORS, stacked_bars
-from areya.webapp.tiles import camera_statuses, latest_observation, quality_summaries
+from areya.webapp.tiles import camera_statuses, latest_observation, load_tiles, quality_summaries
 from areya.webapp.timeline import DEFAULT_RANGE, RANGES, patient_timeline
 
 bp = Blueprint("patients", __name__, url_prefix="/patients")
@@ -97,6 +97,11 @@ def _page(patient_id: int, form: Form | None = None, status: int = 200) -> tuple
         window = current_evidence(session, base, now, {patient.id: assignment.bed.ward_id if assignment else None}).get(
             patient.id
         )
+    state = None  # the bed's one state, as its tile says it (areya.webapp.bed_state)
+    if patient.status == "admitted" and assignment is not None:
+        tz = services().settings.timezone
+        bed_tiles = load_tiles(session, assignment.bed.ward_id, services().redis, now, {assignment.bed_id}, base, tz)
+        state = bed_tiles[0].state if bed_tiles else None
     quality_since = now - timedelta(seconds=window.window_s if window is not None else base.window_s)
     recent_quality = quality_summaries(session, [patient.id], quality_since, now, base.min_quality).get(patient.id)
     audit(
@@ -115,6 +120,7 @@ def _page(patient_id: int, form: Form | None = None, status: int = 200) -> tuple
         snoozes=snoozes,
         latest=latest,
         window=window,
+        state=state,
         recent_quality=recent_quality,
         quality_period=f"{(now - quality_since).total_seconds() / 60:g} min",
         min_quality=base.min_quality,

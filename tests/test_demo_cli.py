@@ -315,3 +315,32 @@ def test_predict_prints_no_native_library_noise(tmp_path: Path) -> None:
     assert run.returncode == 0, run.stderr
     assert "face 1 box=" in run.stdout
     assert not [line for line in run.stderr.splitlines() if any(n in line for n in NOISE)], run.stderr
+
+
+def test_demo_on_a_busy_port_says_so_in_one_line_before_anything_starts(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(
+            cli, ["demo", "--port", str(port), "--duration", "1"], env={"AREYA_DATA_DIR": str(tmp_path / "var")}
+        )
+    assert result.exit_code == 1, result.output
+    assert result.output.strip().splitlines() == [
+        f"error: port {port} on 127.0.0.1 is in use (another areya demo or dashboard?): stop it, or choose another "
+        "port with `areya demo --port N`"
+    ]
+    assert not (tmp_path / "var" / "areya.db").exists()  # said before the database (or the model) was touched
+
+
+def test_demo_settings_give_the_dashboard_a_media_folder_and_the_port(tmp_path: Path) -> None:
+    from areya.config import load_settings
+    from areya.demo import demo_settings
+
+    settings = demo_settings(load_settings(env={"AREYA_DATA_DIR": str(tmp_path / "var")}), 8123)
+    assert settings.web_port == 8123 and settings.camera_media_dir == str(tmp_path / "var" / "media")
+    assert (tmp_path / "var" / "media").is_dir()
+    chosen = load_settings(env={"AREYA_DATA_DIR": str(tmp_path), "AREYA_CAMERA_MEDIA_DIR": str(tmp_path / "videos")})
+    assert demo_settings(chosen, None).camera_media_dir == str(tmp_path / "videos")  # an operator's choice stays

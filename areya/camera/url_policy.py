@@ -201,8 +201,10 @@ class CameraUrlPolicy:
 
     def _check_file(self, url: str) -> None:
         refused = CameraUrlRefused(
-            "from the dashboard, video files are opened only under camera_media_dir"
-            + ("" if self.media_dir else " (not set)")
+            f"from the dashboard, video files are opened only under camera_media_dir ({self.media_dir})"
+            if self.media_dir
+            else "from the dashboard, video files are opened only under camera_media_dir, which is not set: put "
+            "the videos in one folder and set camera_media_dir to it (the demo sets <data_dir>/media)"
         )
         if not self.media_dir:
             raise refused

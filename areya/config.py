@@ -85,6 +85,20 @@ def _identifier_system(value: Any) -> str:
     return text
 
 
+def _fhir_base_url(value: Any) -> str:
+    """The FHIR API's public base URL (``https://areya.hospital.example/fhir``), or empty; no trailing slash."""
+    text = str(value).strip().rstrip("/")
+    if not text:
+        return ""
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in text):
+        raise ValueError(f"must be an http:// or https:// URL with a host (https://areya.example/fhir), got {text!r}")
+    if parts.username or parts.password or parts.query or parts.fragment:
+        raise ValueError(f"must be a plain base URL (no user name, password, query or fragment), got {text!r}")
+    parts.port  # noqa: B018 - raises ValueError on a bad port
+    return text
+
+
 def _identifier(value: Any) -> str:
     text = parse_str(value)
     if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_.-]{0,63}", text):
@@ -712,6 +726,15 @@ class Settings:
         "adt",
         "FHIR identifier system of the hospital's MRNs (e.g. urn:oid:... or https://hospital.example/mrn): the "
         "Patient resources' identifier and the system /fhir/Patient?identifier= searches accept.",
+    )
+    fhir_base_url: str = _setting(
+        "",
+        _fhir_base_url,
+        "adt",
+        "Public base URL of the FHIR API (https://areya.hospital.example/fhir), used in Bundle links, fullUrl and "
+        "the CapabilityStatement; empty = http(s)://web_host:web_port/fhir (https when session_cookie_secure, "
+        "localhost for a wildcard bind address); never taken from a request's Host header.",
+        "(from web_host, web_port)",
     )
     adt_tls_cert: str = _setting(
         "", _file_or_empty, "adt", "PEM certificate (chain) of the ADT listener; empty = plain TCP."

@@ -42,6 +42,7 @@ EXPECTED = {
         (r"^\| blazeface both \(default\) \|", r"^Real data:", r"over every frame of the sequences"), (FER_TEST,)
     ),
     "bench_detectors": Expect((r"^blazeface \(full range, default\) +1280x720", r"^haar +640x480")),
+    "bench_fhir": Expect((r"^\| sqlite: query \|", r"^\| rows: deep page \(cursor at 97 %\) \|", r"slowest page")),
     "bench_ingest": Expect((r"^published \d+ frames", r"such cameras per ingestor core")),
     "bench_int8": Expect((r"faces per CPU-second", r"ensemble 7-class accuracy on the validation part"), (FER_TRAIN,)),
     "bench_lite_precision": Expect((r"^\| float16 \|", r"^\| int8 \(served\) \|")),

@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from areya.admin.encounters import begin_encounter, end_encounter, resume_encounter
 from areya.admin.refs import bed_ref, clean_mrn, clean_name, flush, get_bed, get_patient
 from areya.alerts.lifecycle import resolve_on_discharge, transfer_alerts
 from areya.audit import SYSTEM, Actor, record
@@ -95,8 +96,12 @@ def admit_patient(
     *,
     at: datetime | None = None,
     actor: Actor = SYSTEM,
+    encounter_class: str = "IMP",
+    resume: bool = False,
 ) -> Patient:
-    """Admit a new patient (or re-admit a discharged one), optionally into bed ``WARD/BED``."""
+    """Admit a new patient (or re-admit a discharged one), optionally into bed ``WARD/BED``: a new encounter of
+    ``encounter_class`` (IMP inpatient, AMB outpatient, EMER emergency); ``resume``: a cancelled discharge, the
+    last encounter goes on (its start kept)."""
     mrn = clean_mrn(mrn)
     display_name = clean_name(display_name, "patient name", 200)
     now = _now(at)
@@ -121,6 +126,12 @@ def admit_patient(
         patient.discharged_at = None
         patient.status = "admitted"
     flush(session, f"admit patient {mrn}")
+    resumed = resume_encounter(session, patient) if resume else None
+    if resumed is not None:
+        patient.admitted_at = resumed.start_at
+    else:
+        begin_encounter(session, patient, now, encounter_class)
+    flush(session, f"record the stay of patient {mrn}")
     if target is not None:
         session.add(BedAssignment(patient_id=patient.id, bed_id=target.id, start_at=now))
         flush(session, f"assign patient {mrn} to bed {bed_ref(target)}")
@@ -217,8 +228,11 @@ def release_bed(
     return current
 
 
-def discharge_patient(session: Session, mrn: str, *, at: datetime | None = None, actor: Actor = SYSTEM) -> Patient:
-    """Discharge: end the bed stay, mark discharged, auto-resolve the patient's open alerts."""
+def discharge_patient(
+    session: Session, mrn: str, *, at: datetime | None = None, actor: Actor = SYSTEM, cancelled: bool = False
+) -> Patient:
+    """Discharge: end the bed stay, mark discharged, auto-resolve the patient's open alerts; the encounter ends
+    ``finished`` (``cancelled``: a cancelled admission)."""
     patient = get_patient(session, mrn)
     if patient.status != "admitted":
         raise Conflict(f"patient {patient.mrn} is already discharged")
@@ -232,6 +246,7 @@ def discharge_patient(session: Session, mrn: str, *, at: datetime | None = None,
         current.end_at = now
     patient.status = "discharged"
     patient.discharged_at = now
+    end_encounter(session, patient, now, "cancelled" if cancelled else "finished")
     flush(session, f"discharge patient {patient.mrn}")
     open_alerts = resolve_on_discharge(session, patient.id, now=now, actor=actor)  # events + notices
     record(

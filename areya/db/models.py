@@ -23,6 +23,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    literal_column,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
@@ -49,6 +50,9 @@ LABELS4: tuple[str, ...] = ("angry", "happy", "relaxed", "sad")  # = areya.emoti
 LABELS7: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")  # = FER7_CLASSES
 OUTBOX_CHANNELS: tuple[str, ...] = ("event", "webhook", "email")  # event: one notice, fanned out into deliveries
 OUTBOX_STATUSES: tuple[str, ...] = ("pending", "delivered", "failed")
+# FHIR R4 Encounter.status / Encounter.class (v3 ActCode) values a stay takes
+ENCOUNTER_STATUSES: tuple[str, ...] = ("arrived", "in-progress", "finished", "cancelled", "entered-in-error")
+ENCOUNTER_CLASSES: tuple[str, ...] = ("IMP", "AMB", "EMER")
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -101,6 +105,9 @@ class Patient(Base):
     admitted_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     discharged_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     status: Mapped[str] = mapped_column(String(16), default="admitted")
+    # changes of the row (FHIR meta.versionId / ETag) and the last one's time (meta.lastUpdated)
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default="1", onupdate=literal_column("version + 1"))
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
     assignments: Mapped[list[BedAssignment]] = relationship(
         back_populates="patient", order_by="BedAssignment.start_at", passive_deletes="all"
@@ -159,6 +166,38 @@ class BedAssignment(Base):
 
     def __repr__(self) -> str:
         return f"BedAssignment(id={self.id}, patient_id={self.patient_id}, bed_id={self.bed_id}, end_at={self.end_at})"
+
+
+class Encounter(Base):
+    """One hospital stay of a patient (an admission, or an outpatient / emergency registration), from its start
+    to its discharge: the FHIR Encounter. A re-admission is a new row; a cancelled discharge (A13) reopens the
+    stay; a cancelled admission (A11) ends it as ``cancelled``. ``status_history`` / ``class_history``: the
+    statuses and classes it held, ``[{"status"|"class": ..., "start": iso, "end": iso | None}]``, oldest first.
+    ``version`` counts its changes (FHIR meta.versionId)."""
+
+    __tablename__ = "encounters"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id", ondelete="RESTRICT"))
+    class_code: Mapped[str] = mapped_column(String(8), default="IMP")
+    status: Mapped[str] = mapped_column(String(16), default="in-progress")
+    start_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    end_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    status_history: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    class_history: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    __table_args__ = (
+        CheckConstraint(_in("status", ENCOUNTER_STATUSES), name="status_valid"),
+        CheckConstraint(_in("class_code", ENCOUNTER_CLASSES), name="class_code_valid"),
+        CheckConstraint("end_at IS NULL OR end_at >= start_at", name="end_after_start"),
+        CheckConstraint("version >= 1", name="version_positive"),
+        Index("ix_encounters_patient_id_start_at", "patient_id", "start_at"),
+    )
+
+    def __repr__(self) -> str:
+        return f"Encounter(id={self.id}, patient_id={self.patient_id}, {self.class_code}, {self.status!r})"
 
 
 # --------------------------------------------------------------------------- cameras and zones
@@ -270,7 +309,8 @@ class Observation(Base):
 
     __table_args__ = (
         UniqueConstraint("frame_id", "face_index"),  # a re-delivered frame never duplicates
-        Index("ix_observations_patient_id_captured_at", "patient_id", "captured_at"),
+        # a patient's readings in time order, ties by id: the FHIR search's keyset pages read a bounded slice
+        Index("ix_observations_patient_id_captured_at_id", "patient_id", "captured_at", "id"),
         Index("ix_observations_captured_at", "captured_at"),
         CheckConstraint("face_index >= 0", name="face_index_non_negative"),
         CheckConstraint(_in("label4", LABELS4), name="label4_valid"),
@@ -604,6 +644,8 @@ __all__ = [
     "ALERT_OPEN_STATES",
     "ALERT_STATES",
     "CAMERA_HEALTH",
+    "ENCOUNTER_CLASSES",
+    "ENCOUNTER_STATUSES",
     "LABELS4",
     "LABELS7",
     "OUTBOX_CHANNELS",
@@ -622,6 +664,7 @@ __all__ = [
     "BedAssignment",
     "BedZone",
     "Camera",
+    "Encounter",
     "NotificationOutbox",
     "Observation",
     "ObservationMinute",

@@ -55,14 +55,17 @@ def test_metadata_is_a_capability_statement(world: World) -> None:
         "Observation",
         "Flag",
     }
-    assert world.app.test_client().get("/fhir/metadata").status_code == 401
+    anonymous = world.app.test_client().get("/fhir/metadata")  # clients read it before they authenticate
+    assert anonymous.status_code == 200 and anonymous.get_json(force=True)["resourceType"] == "CapabilityStatement"
+    assert anonymous.headers["Content-Type"] == "application/fhir+json; charset=utf-8"
+    assert world.app.test_client().get("/fhir/Patient").status_code == 401  # everything else needs a login
 
 
 def test_patient_read_and_search_are_ward_scoped(world: World) -> None:
     pid, other = world.ids["patient_id"], world.ids["other_patient_id"]
     patient = get(world, "nurse", f"/fhir/Patient/{pid}")
     assert patient["identifier"][0]["value"] == "MRN001" and patient["name"][0]["text"] == "Alice Example"
-    get(world, "nurse", f"/fhir/Patient/{other}", status=403)  # Surgery patient, ICU nurse
+    get(world, "nurse", f"/fhir/Patient/{other}", status=404)  # Surgery patient, ICU nurse: as if it did not exist
     found = get(world, "nurse", "/fhir/Patient")
     ids = {e["resource"]["id"] for e in found["entry"]}
     assert str(pid) in ids and str(other) not in ids
@@ -83,25 +86,25 @@ def test_the_hospitals_mrn_system_names_the_identifier_and_is_the_one_searched(w
         assert patient["identifier"][0]["system"] == "urn:oid:2.16.840.1.113883.3.999.1"
         found = get(world, "nurse", "/fhir/Patient?identifier=urn:oid:2.16.840.1.113883.3.999.1|MRN001")
         assert found["total"] == 1
-        refused = get(world, "nurse", "/fhir/Patient?identifier=urn:areya:mrn|MRN001", status=400)
-        assert "urn:oid:2.16.840.1.113883.3.999.1" in str(refused)
+        # another system's identifier is not an error: no patient has it (R4 token search)
+        assert get(world, "nurse", "/fhir/Patient?identifier=urn:areya:mrn|MRN001")["total"] == 0
     finally:
         web.settings = configured
 
 
 def test_encounter_and_location_of_the_current_bed(world: World) -> None:
     pid = world.ids["patient_id"]
-    encounter = get(world, "doctor", f"/fhir/Encounter/{pid}")
-    assert encounter["status"] == "in-progress"
-    assert encounter["location"][-1]["location"]["reference"] == f"Location/bed-{world.ids['bed_id']}"
-    assert encounter["location"][-1]["status"] == "active"
     bundle = get(world, "doctor", f"/fhir/Encounter?patient=Patient/{pid}")
     assert bundle["total"] == 1
+    encounter = get(world, "doctor", f"/fhir/Encounter/{bundle['entry'][0]['resource']['id']}")
+    assert encounter["status"] == "in-progress" and encounter["class"]["code"] == "IMP"
+    assert encounter["location"][-1]["location"]["reference"] == f"Location/bed-{world.ids['bed_id']}"
+    assert encounter["location"][-1]["status"] == "active"
     bed = get(world, "doctor", f"/fhir/Location/bed-{world.ids['bed_id']}")
     assert bed["name"] == "ICU/1" and bed["partOf"]["reference"] == f"Location/ward-{world.ids['ward_id']}"
     assert get(world, "doctor", f"/fhir/Location/ward-{world.ids['ward_id']}")["name"] == "ICU"
-    get(world, "doctor", f"/fhir/Location/bed-{world.ids['other_bed_id']}", status=403)
-    get(world, "doctor", f"/fhir/Encounter?patient={world.ids['other_patient_id']}", status=403)
+    get(world, "doctor", f"/fhir/Location/bed-{world.ids['other_bed_id']}", status=404)
+    assert get(world, "doctor", f"/fhir/Encounter?patient={world.ids['other_patient_id']}")["total"] == 0
     get(world, "doctor", "/fhir/Location/nonsense", status=404)
 
 
@@ -111,7 +114,7 @@ def test_observations_are_minute_summaries_paged(world: World) -> None:
     assert first["total"] == 40  # one observation a minute for 40 minutes
     assert len(first["entry"]) == 15
     links = {link["relation"]: link["url"] for link in first["link"]}
-    assert "previous" not in links and "_offset=15" in links["next"] and f"patient={pid}" in links["next"]
+    assert "previous" not in links and "_cursor=" in links["next"] and f"patient={pid}" in links["next"]
     seen = [e["resource"]["id"] for e in first["entry"]]
     url = links["next"]
     while url:
@@ -138,13 +141,12 @@ def test_observations_are_minute_summaries_paged(world: World) -> None:
     )
     narrow = get(world, "nurse", f"/fhir/Observation?patient={pid}&date=ge{since}")
     assert 9 <= narrow["total"] <= 11
-    get(world, "nurse2", f"/fhir/Observation?patient={pid}", status=403)  # Surgery nurse, ICU patient
+    hidden = get(world, "nurse2", f"/fhir/Observation?patient={pid}")  # Surgery nurse, ICU patient: no match
+    assert hidden["total"] == 0 and hidden["entry"] == []
     bad = get(world, "nurse", "/fhir/Observation", status=400)
     assert bad["resourceType"] == "OperationOutcome"
-    assert (
-        get(world, "nurse", f"/fhir/Observation?patient={pid}&_count=0", status=400)["resourceType"]
-        == "OperationOutcome"
-    )
+    summary = get(world, "nurse", f"/fhir/Observation?patient={pid}&_count=0")  # R4: the total only
+    assert summary["total"] == 40 and summary["entry"] == []
 
 
 def _iso_minutes_ago(minutes: int) -> str:
@@ -179,8 +181,8 @@ def test_raw_observations_on_request_one_per_stored_row(world: World) -> None:
     assert len(stored) == 43
     pages = _walk(world, "nurse", f"/fhir/Observation?patient={pid}&code={RAW}&_count=10")
     assert [p["total"] for p in pages] == [43] * 5 and [len(p["entry"]) for p in pages] == [10, 10, 10, 10, 3]
-    assert "previous" not in {x["relation"] for x in pages[0]["link"]}
-    assert {x["relation"] for x in pages[-1]["link"]} == {"self", "first", "previous"}
+    assert {x["relation"] for x in pages[0]["link"]} == {"self", "first", "next"}
+    assert {x["relation"] for x in pages[-1]["link"]} == {"self", "first"}
     resources = [e["resource"] for p in pages for e in p["entry"]]
     assert [r["id"] for r in resources] == [f"face-{o.id}" for o in stored]  # each row once, oldest first
     for resource, row in zip(resources, stored, strict=True):
@@ -215,8 +217,8 @@ def test_raw_observations_on_request_one_per_stored_row(world: World) -> None:
         )
     assert get(world, "nurse", f"/fhir/Observation?patient={pid}&code={RAW}&date=ge{since}")["total"] == expected
     # ward scoping: the ICU nurse gets no Surgery rows, the Surgery nurse no ICU rows; the admin sees both
-    get(world, "nurse", f"/fhir/Observation?patient={other}&code={RAW}", status=403)
-    get(world, "nurse2", f"/fhir/Observation?patient={pid}&code={RAW}", status=403)
+    assert get(world, "nurse", f"/fhir/Observation?patient={other}&code={RAW}")["total"] == 0
+    assert get(world, "nurse2", f"/fhir/Observation?patient={pid}&code={RAW}")["total"] == 0
     assert get(world, "nurse2", f"/fhir/Observation?patient={other}&code={RAW}")["total"] == 3
     assert get(world, "admin", f"/fhir/Observation?patient={other}&code={RAW}")["total"] == 3
     # an unknown code, two codes: 400
@@ -235,7 +237,7 @@ def test_metadata_documents_the_observation_code_parameter(world: World) -> None
     observation = next(r for r in body["rest"][0]["resource"] if r["type"] == "Observation")
     params = {p["name"]: p for p in observation["searchParam"]}
     assert params["code"]["type"] == "token" and "emotion-face" in params["code"]["documentation"]
-    assert {"patient", "date", "_count", "_offset"} <= set(params)
+    assert {"patient", "date", "_count", "_cursor"} <= set(params)
 
 
 def _parse(text: str) -> Any:
@@ -259,21 +261,20 @@ def test_every_error_under_fhir_is_an_operation_outcome(world: World, monkeypatc
     ids, client = world.ids, world.app.test_client()
     nurse = _auth(world, "nurse")
     # 401: no token, an unknown token, another scheme (before any FHIR view runs)
-    anonymous = client.get("/fhir/metadata")
+    anonymous = client.get("/fhir/Patient")
     assert "login required" in outcome(anonymous, 401, "login")
     assert anonymous.headers["WWW-Authenticate"] == 'Bearer realm="areya"'
     assert "invalid" in outcome(client.get("/fhir/Patient", headers={"Authorization": "Bearer nope"}), 401, "login")
     outcome(client.get(f"/fhir/Patient/{ids['patient_id']}", headers={"Authorization": "Basic eDp5"}), 401, "login")
     outcome(client.get("/fhir/Basic/1", headers={"Authorization": "Bearer nope"}), 401, "login")
-    # 403: an ICU nurse asking for Surgery's patient, alert, bed (they exist, but are not in a ward she covers)
-    assert "ward you cover" in outcome(
-        client.get(f"/fhir/Patient/{ids['other_patient_id']}", headers=nurse), 403, "forbidden"
+    # 404, as for an id that does not exist: an ICU nurse asking for Surgery's patient, alert, bed, ward
+    assert f"no Patient {ids['other_patient_id']}" == outcome(
+        client.get(f"/fhir/Patient/{ids['other_patient_id']}", headers=nurse), 404, "not-found"
     )
-    outcome(client.get(f"/fhir/Flag/{ids['other_alert_id']}", headers=nurse), 403, "forbidden")
-    outcome(client.get(f"/fhir/Location/bed-{ids['other_bed_id']}", headers=nurse), 403, "forbidden")
-    outcome(client.get(f"/fhir/Encounter/{ids['other_patient_id']}", headers=nurse), 403, "forbidden")
+    outcome(client.get(f"/fhir/Flag/{ids['other_alert_id']}", headers=nurse), 404, "not-found")
+    outcome(client.get(f"/fhir/Location/bed-{ids['other_bed_id']}", headers=nurse), 404, "not-found")
     # 404: no such patient or location, an id that is not a number, a resource type we do not serve
-    assert "no patient 999999" in outcome(client.get("/fhir/Patient/999999", headers=nurse), 404, "not-found")
+    assert "no Patient 999999" in outcome(client.get("/fhir/Patient/999999", headers=nurse), 404, "not-found")
     outcome(client.get("/fhir/Location/bed-999999", headers=nurse), 404, "not-found")
     outcome(client.get("/fhir/Patient/abc", headers=nurse), 404, "not-found")
     outcome(client.get("/fhir/Basic/1", headers=nurse), 404, "not-found")
@@ -288,7 +289,7 @@ def test_every_error_under_fhir_is_an_operation_outcome(world: World, monkeypatc
     )
     outcome(browser.post("/fhir/Patient", json={}), 400, "invalid")  # no CSRF token
     # 400 from a search stays what the view said
-    assert "_count" in outcome(client.get("/fhir/Patient?_count=0", headers=nurse), 400, "invalid")
+    assert "_count" in outcome(client.get("/fhir/Patient?_count=abc", headers=nurse), 400, "invalid")
     # 500: an unexpected failure
     from areya.integrations.fhir import resources
 
@@ -297,6 +298,7 @@ def test_every_error_under_fhir_is_an_operation_outcome(world: World, monkeypatc
 
     monkeypatch.setattr(resources, "capability_statement", broken)
     assert "boom" not in outcome(client.get("/fhir/metadata", headers=nurse), 500, "exception")
+    assert "boom" not in outcome(client.get("/fhir/metadata"), 500, "exception")
     # the rest of the app keeps its own error bodies
     assert client.get("/api/patients/999999", headers=nurse).mimetype == "application/json"
 

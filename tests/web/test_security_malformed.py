@@ -97,6 +97,7 @@ DEFAULT_IDS = {
     "user_id": "victim_id",
     "token_id": "token_id",
     "location_id": "bed_id",
+    "encounter_id": "encounter_id",
 }
 SKIP = {"auth.logout"}  # ends the session the rest of the table runs in (tried last, once)
 

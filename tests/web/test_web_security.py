@@ -72,7 +72,7 @@ EXPECTED: dict[str, set[str] | str] = {
     "api.patient": CLINICAL,
     "api.timeline": CLINICAL,
     "api.snooze": {N, D},
-    "fhir.metadata": CLINICAL,
+    "fhir.metadata": PUBLIC,  # FHIR clients read the CapabilityStatement before they authenticate
     "fhir.patient_read": CLINICAL,
     "fhir.patient_search": CLINICAL,
     "fhir.encounter_read": CLINICAL,
@@ -110,6 +110,7 @@ DEFAULT_IDS = {
     "user_id": "victim_id",
     "token_id": "token_id",
     "location_id": "bed_id",
+    "encounter_id": "encounter_id",
 }  # fhir.location_read: "<id>" is a 404 (ids are bed-N / ward-N)
 
 

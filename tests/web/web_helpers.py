@@ -158,6 +158,7 @@ def populate(engine: Engine) -> tuple[dict[str, int], dict[str, str]]:
         alert = open_alert(s, "negative_emotion", ward_id=icu.id, patient_id=p1.id)
         cam_alert = open_alert(s, "camera_offline", ward_id=icu.id, camera_id=cam.id)
         other_alert = open_alert(s, "negative_emotion", ward_id=surgery.id, patient_id=p3.id)
+        from areya.admin.encounters import current_encounter
         from areya.webapp.tokens import create_token
 
         tokens = {role: create_token(s, users[role], f"{role}-token")[1] for role in ROLES}
@@ -175,6 +176,7 @@ def populate(engine: Engine) -> tuple[dict[str, int], dict[str, str]]:
             camera_id=cam.id,
             spare_camera_id=spare_cam.id,
             patient_id=p1.id,
+            encounter_id=current_encounter(s, p1.id).id,  # type: ignore[union-attr]
             patient2_id=p2.id,
             other_patient_id=p3.id,
             spare_patient_id=p4.id,

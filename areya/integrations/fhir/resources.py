@@ -5,10 +5,20 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from areya.db.models import LABELS4, Alert, Bed, BedAssignment, Observation, ObservationMinute, Patient, Ward
+from areya.db.models import (
+    LABELS4,
+    Alert,
+    Bed,
+    BedAssignment,
+    Encounter,
+    Observation,
+    ObservationMinute,
+    Patient,
+    Ward,
+)
 
 FHIR_VERSION = "4.0.1"
 MRN_SYSTEM = "urn:areya:mrn"  # the default of the mrn_system setting
@@ -89,28 +99,43 @@ def bed_location(bed: Bed, hl7_location: str | None = None) -> dict[str, Any]:
     return resource
 
 
-def encounter_resource(patient: Patient, stays: Iterable[BedAssignment]) -> dict[str, Any]:
-    """The patient's current (or last) admission, its bed stays as locations."""
+ENCOUNTER_CLASS_DISPLAY = {"IMP": "inpatient encounter", "AMB": "ambulatory", "EMER": "emergency"}
+ACT_CODE_SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
+
+
+def _coding_class(code: str) -> dict[str, str]:
+    return {"system": ACT_CODE_SYSTEM, "code": code, "display": ENCOUNTER_CLASS_DISPLAY.get(code, code)}
+
+
+def _period(start: str | None, end: str | None) -> dict[str, str]:
+    return {key: value for key, value in (("start", start), ("end", end)) if value}
+
+
+def encounter_resource(encounter: Encounter, patient: Patient, stays: Iterable[BedAssignment]) -> dict[str, Any]:
+    """One hospital stay: its own id, status and class with their histories, period, and the bed stays in it as
+    locations."""
     resource: dict[str, Any] = {
         "resourceType": "Encounter",
-        "id": str(patient.id),
-        "status": "in-progress" if patient.status == "admitted" else "finished",
-        "class": {
-            "system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
-            "code": "IMP",
-            "display": "inpatient encounter",
-        },
+        "id": str(encounter.id),
+        "status": encounter.status,
+        "statusHistory": [
+            {"status": item["status"], "period": _period(item.get("start"), item.get("end"))}
+            for item in encounter.status_history or []
+        ],
+        "class": _coding_class(encounter.class_code),
         "subject": {"reference": f"Patient/{patient.id}", "display": patient.display_name},
-        "period": {
-            key: value
-            for key, value in (("start", iso(patient.admitted_at)), ("end", iso(patient.discharged_at)))
-            if value
-        },
+        "period": _period(iso(encounter.start_at), iso(encounter.end_at)),
     }
+    classes = encounter.class_history or []
+    if len(classes) > 1:
+        resource["classHistory"] = [
+            {"class": _coding_class(item["class"]), "period": _period(item.get("start"), item.get("end"))}
+            for item in classes
+        ]
+    if not resource["statusHistory"]:
+        del resource["statusHistory"]
     locations = []
     for stay in stays:
-        if stay.start_at < patient.admitted_at:
-            continue  # an earlier admission's bed
         period = {"start": iso(stay.start_at)}
         if stay.end_at is not None:
             period["end"] = iso(stay.end_at)
@@ -165,6 +190,26 @@ def minute_summaries(raw: Iterable[Observation], rollups: Iterable[ObservationMi
             summary.prob_sums[label] += p
     for row in rollups:
         buckets.setdefault(row.minute, MinuteSummary.from_rollup(row))
+    return [buckets[minute] for minute in sorted(buckets)]
+
+
+def aggregated_summaries(
+    patient_id: int, rows: Iterable[Any], rollups: Iterable[ObservationMinute]
+) -> list[MinuteSummary]:
+    """Minutes the database already summed (``rows`` of minute, count per label in LABELS4 order, probability sum
+    per label in LABELS4 order), plus rolled-up minutes with no raw rows left; oldest first."""
+    buckets: dict[datetime, MinuteSummary] = {}
+    for row in rows:
+        minute, counts, sums = row[0], row[1:5], row[5:9]
+        if isinstance(minute, str):  # SQLite: 'YYYY-MM-DD HH:MM' of the stored UTC text
+            minute = datetime.fromisoformat(minute).replace(tzinfo=UTC)
+        summary = MinuteSummary(
+            patient_id, minute, Counter(dict(zip(LABELS4, (int(c or 0) for c in counts), strict=True)))
+        )
+        summary.prob_sums = {label: float(v or 0.0) for label, v in zip(LABELS4, sums, strict=True)}
+        buckets[minute] = summary
+    for rollup in rollups:
+        buckets.setdefault(rollup.minute, MinuteSummary.from_rollup(rollup))
     return [buckets[minute] for minute in sorted(buckets)]
 
 
@@ -273,16 +318,32 @@ def flag_resource(alert: Alert) -> dict[str, Any]:
 
 
 SEARCH_DOCS = {
-    ("Observation", "patient"): "Required: Patient/{id} (or {id}) of a patient in a ward you cover.",
-    ("Observation", "date"): "[ge|gt|le|lt]instant, repeatable; default the last 24 h; at most 7 days.",
+    ("Patient", "identifier"): "[system|]value: the MRN in the mrn_system setting's system; another system matches "
+    "nothing.",
+    ("Patient", "name"): "String search: the name or one of its words starts with the value, case-insensitive.",
+    ("Encounter", "patient"): "Required: Patient/{id} (or {id}); one encounter per hospital stay, newest first.",
+    ("Observation", "patient"): "Required: Patient/{id} (or {id}); a patient outside your wards matches nothing.",
+    ("Observation", "date"): "[eq|ne|lt|le|gt|ge|sa|eb]YYYY[-MM[-DD[Thh:mm[:ss][Z|+hh:mm]]]], repeatable (all "
+    "must hold); a value is the range of its precision (UTC unless an offset is given), eq the default; no date: "
+    "every observation.",
     ("Observation", "code"): (
         f"{CODE_SYSTEM}|{MINUTE_CODE} (the default when code is absent): one Observation "
         f"per patient-minute (label counts and mean probabilities); {CODE_SYSTEM}|{RAW_CODE}: "
         "one Observation per stored observation (one face in one frame), oldest first. "
         "The system may be left out; one code per search."
     ),
-    ("Observation", "_offset"): "Paging: the index of the first match to return (the Bundle's links carry it).",
+    ("Observation", "_cursor"): "Paging: opaque, from the Bundle's next link.",
 }
+COUNT_DOC = "Page size, default 50; a larger value is clamped to 200; 0: the total only."
+OFFSET_DOC = "Paging: the index of the first match to return (the Bundle's links carry it)."
+UNKNOWN_PARAMS_DOC = (
+    "Unknown search parameters are ignored and reported in an OperationOutcome entry (search.mode = outcome); "
+    "with the header 'Prefer: handling=strict' they are refused (400)."
+)
+
+
+def _param_doc(kind: str, name: str) -> str | None:
+    return {"_count": COUNT_DOC, "_offset": OFFSET_DOC}.get(name) or SEARCH_DOCS.get((kind, name))
 
 
 def capability_statement(base_url: str, now: datetime) -> dict[str, Any]:
@@ -291,10 +352,11 @@ def capability_statement(base_url: str, now: datetime) -> dict[str, Any]:
         out: dict[str, Any] = {"type": kind, "interaction": interactions}
         if params:
             out["searchParam"] = [
-                {"name": name, "type": kind_}
-                | ({"documentation": SEARCH_DOCS[(kind, name)]} if (kind, name) in SEARCH_DOCS else {})
+                {"name": name, "type": kind_} | ({"documentation": doc} if (doc := _param_doc(kind, name)) else {})
                 for name, kind_ in params
             ]
+        if read and kind in ("Patient", "Encounter", "Flag"):
+            out["versioning"] = "versioned"
         return out
 
     return {
@@ -305,14 +367,21 @@ def capability_statement(base_url: str, now: datetime) -> dict[str, Any]:
         "software": {"name": "Areya"},
         "implementation": {"description": "Areya patient monitoring (read-only)", "url": base_url},
         "fhirVersion": FHIR_VERSION,
-        "format": ["json"],
+        "format": ["json", "application/fhir+json"],
         "rest": [
             {
                 "mode": "server",
-                "security": {"description": "Authorization: Bearer <Areya API token>; ward scoping as in the API"},
+                "documentation": UNKNOWN_PARAMS_DOC,
+                "security": {
+                    "description": "Authorization: Bearer <Areya API token>; ward scoping as in the API (an id "
+                    "outside your wards is answered 404). /metadata is public."
+                },
                 "resource": [
-                    resource("Patient", [("identifier", "token"), ("_count", "number")]),
-                    resource("Encounter", [("patient", "reference")]),
+                    resource(
+                        "Patient",
+                        [("identifier", "token"), ("name", "string"), ("_count", "number"), ("_offset", "number")],
+                    ),
+                    resource("Encounter", [("patient", "reference"), ("_count", "number"), ("_offset", "number")]),
                     resource("Location", [], read=True),
                     resource(
                         "Observation",
@@ -321,11 +390,11 @@ def capability_statement(base_url: str, now: datetime) -> dict[str, Any]:
                             ("date", "date"),
                             ("code", "token"),
                             ("_count", "number"),
-                            ("_offset", "number"),
+                            ("_cursor", "string"),
                         ],
                         read=False,
                     ),
-                    resource("Flag", [("patient", "reference"), ("_count", "number")]),
+                    resource("Flag", [("patient", "reference"), ("_count", "number"), ("_offset", "number")]),
                 ],
             }
         ],

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from areya.admin import Actor, AdminError, Conflict, Invalid, NotFound, record
+from areya.admin.encounters import admit_encounter
 from areya.admin.merge import change_mrn, merge_patients
 from areya.admin.patients import (
     admit_patient,
@@ -158,11 +159,16 @@ def _admit(session: Session, event: AdtEvent, locations: LocationMap, actor: Act
     existing = session.scalar(select(Patient).where(Patient.mrn == event.mrn))
     if existing is not None and existing.status == "admitted" and current_assignment(session, existing) is None:
         # registered where Areya does not monitor (an A04 in the emergency department), now admitted: a placement
+        if event.event == "A01":  # the registered outpatient / emergency stay becomes an inpatient one
+            admit_encounter(session, existing, event.at)
         if bed is None:
             return f"{event.mrn} already admitted" + _where(event, bed), existing.id
         move_patient(session, event.mrn, bed, at=event.at, actor=actor)
         return f"admitted {event.mrn} (already registered) to {bed}", existing.id
-    patient = admit_patient(session, event.mrn, event.name, bed, at=event.at, actor=actor)
+    encounter_class = "AMB" if event.event == "A04" else "IMP"
+    patient = admit_patient(
+        session, event.mrn, event.name, bed, at=event.at, actor=actor, encounter_class=encounter_class
+    )
     return f"admitted {event.mrn}" + _where(event, bed), patient.id
 
 
@@ -192,7 +198,9 @@ def _discharge(session: Session, event: AdtEvent, locations: LocationMap, actor:
     patient = _patient(session, event)
     if patient.status != "admitted":
         raise error(SEGMENT_SEQUENCE, f"patient {event.mrn} is not admitted", "PID^1^3")
-    discharge_patient(session, event.mrn, at=event.at, actor=actor)
+    discharge_patient(session, event.mrn, at=event.at, actor=actor, cancelled=event.event == "A11")
+    if event.event == "A11":
+        return f"admission of {event.mrn} cancelled", patient.id
     return f"discharged {event.mrn}", patient.id
 
 
@@ -209,7 +217,7 @@ def _cancel_discharge(session: Session, event: AdtEvent, locations: LocationMap,
     if patient.status != "discharged":
         raise error(SEGMENT_SEQUENCE, f"patient {event.mrn} is not discharged", "PID^1^3")
     bed = _bed(event, locations, required=False)
-    admit_patient(session, event.mrn, event.name or patient.display_name, bed, at=event.at, actor=actor)
+    admit_patient(session, event.mrn, event.name or patient.display_name, bed, at=event.at, actor=actor, resume=True)
     if bed is None and event.location:
         return f"discharge of {event.mrn} cancelled, not in a monitored bed ({event.location})", patient.id
     return f"discharge of {event.mrn} cancelled" + (f", back in {bed}" if bed else ""), patient.id

@@ -42,11 +42,16 @@ def statement_timeout(session: Session, seconds: float) -> Iterator[None]:
     except (OperationalError, DBAPIError) as exc:
         if not _cancelled(exc):
             raise
+        _clear(raw)  # before the rollback, which the expired deadline would interrupt too
         session.rollback()
         raise StatementTimeout(f"a statement ran past {seconds:g} s and was cancelled") from exc
     finally:
-        if raw is not None:
-            raw.set_progress_handler(None, SQLITE_CHECK_EVERY)  # type: ignore[union-attr]
+        _clear(raw)
+
+
+def _clear(raw: object) -> None:
+    if raw is not None:
+        raw.set_progress_handler(None, SQLITE_CHECK_EVERY)  # type: ignore[attr-defined]
 
 
 __all__ = ["StatementTimeout", "statement_timeout"]

@@ -223,3 +223,38 @@ def test_statement_timeout_cancels_a_long_statement(world: World) -> None:
         with pytest.raises(StatementTimeout), statement_timeout(s, 0.2):
             s.execute(endless)
         assert s.execute(text("SELECT 1")).scalar() == 1  # the session goes on; the limit is gone
+
+
+def test_a_search_past_the_statement_limit_is_a_503_outcome(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A page whose statements run past the limit is cancelled and answered 503 too-costly (here a limit of 0 s,
+    looked at on every step on SQLite; PostgreSQL's least limit is 1 ms, which these small pages may beat)."""
+    if world.engine.dialect.name != "sqlite":
+        pytest.skip("a 1 ms PostgreSQL limit does not reliably cancel a small page")
+    from areya.db import statement_timeout as limit
+    from areya.webapp.views import fhir as view
+
+    monkeypatch.setattr(view, "STATEMENT_TIMEOUT_S", 0.0)
+    monkeypatch.setattr(limit, "SQLITE_CHECK_EVERY", 1)
+    response = client_get(world, f"/fhir/Observation?patient={world.ids['patient_id']}&code={RAW}")
+    assert "ran past" in outcome(response, 503, "too-costly")
+    monkeypatch.setattr(view, "STATEMENT_TIMEOUT_S", 5.0)
+    assert get(world, "nurse", f"/fhir/Observation?patient={world.ids['patient_id']}&code={RAW}")["total"] == 40
+
+
+def test_a_readmission_is_a_second_encounter_over_the_api(world: World) -> None:
+    from areya.admin.patients import admit_patient, discharge_patient
+
+    pid = world.ids["patient_id"]
+    before = get(world, "nurse", f"/fhir/Encounter?patient={pid}")["entry"][0]["resource"]
+    with world.session() as s:
+        discharge_patient(s, "MRN001")
+        admit_patient(s, "MRN001", "Alice Example", "ICU/1")
+        s.commit()
+    found = get(world, "nurse", f"/fhir/Encounter?patient={pid}")
+    assert found["total"] == 2
+    newest, earlier = (e["resource"] for e in found["entry"])
+    assert earlier["id"] == before["id"] != newest["id"]
+    assert earlier["status"] == "finished" and earlier["period"]["start"] == before["period"]["start"]
+    assert newest["status"] == "in-progress"
+    read = get(world, "nurse", f"/fhir/Encounter/{before['id']}")
+    assert read["status"] == "finished" and int(read["meta"]["versionId"]) == int(before["meta"]["versionId"]) + 1

@@ -156,6 +156,18 @@ def check_zone(x0: float, y0: float, x1: float, y1: float) -> tuple[float, float
     return coords  # type: ignore[return-value]
 
 
+def check_pillow(
+    zone: tuple[float, float, float, float], head: tuple[float, float, float, float]
+) -> tuple[float, float, float, float]:
+    """Validate a pillow region: numbers, a rectangle inside the zone."""
+    from areya.detectors.roles import check_head  # noqa: PLC0415
+
+    try:
+        return check_head(zone, tuple(float(v) for v in head))  # type: ignore[arg-type]
+    except (TypeError, ValueError) as exc:
+        raise Invalid(str(exc) if isinstance(exc, ValueError) else "pillow coordinates must be numbers") from None
+
+
 def set_zone(
     session: Session,
     camera: str,
@@ -165,10 +177,14 @@ def set_zone(
     x1: float,
     y1: float,
     *,
+    head: tuple[float, float, float, float] | None = None,
     actor: Actor = SYSTEM,
 ) -> BedZone:
-    """Create or replace the zone of bed ``WARD/BED`` in camera ``WARD/CAMERA`` (same ward; zones must not overlap)."""
+    """Create or replace the zone of bed ``WARD/BED`` in camera ``WARD/CAMERA`` (same ward; zones must not overlap).
+    ``head``: its head-of-bed (pillow) region ``(x0, y0, x1, y1)``, inside the zone (None: the default, the top of
+    the zone: :func:`areya.detectors.roles.default_head`)."""
     coords = check_zone(x0, y0, x1, y1)
+    pillow = check_pillow(coords, head) if head is not None else None
     cam = get_camera(session, camera)
     target = get_bed(session, bed)
     if target.ward_id != cam.ward_id:
@@ -184,13 +200,19 @@ def set_zone(
         zone = BedZone(camera_id=cam.id, bed_id=target.id)
         session.add(zone)
     zone.x0, zone.y0, zone.x1, zone.y1 = coords
+    zone.head_x0, zone.head_y0, zone.head_x1, zone.head_y1 = pillow if pillow is not None else (None,) * 4
     flush(session, f"set zone of bed {bed_ref(target)} on camera {camera_ref(cam)}")
     record(
         session,
         actor,
         "zone.set",
         target=f"zone:{zone.id}",
-        detail={"camera": camera_ref(cam), "bed": bed_ref(target), "box": list(coords)},
+        detail={
+            "camera": camera_ref(cam),
+            "bed": bed_ref(target),
+            "box": list(coords),
+            "head": list(pillow) if pillow is not None else None,
+        },
     )
     return zone
 

@@ -373,14 +373,31 @@ def zone() -> None:
 @zone.command("set", context_settings={"ignore_unknown_options": True})
 @click.option("--camera", "camera_ref", metavar="WARD/CAMERA|ID", required=True)
 @click.option("--bed", "bed_ref", metavar="WARD/BED", required=True)
+@click.option(
+    "--pillow",
+    "pillow",
+    nargs=4,
+    type=float,
+    default=None,
+    metavar="X0 Y0 X1 Y1",
+    help="The head-of-bed (pillow) region inside the zone, same coordinates (default: the top of the zone).",
+)
 @click.argument("coords", nargs=4, type=float, metavar="X0 Y0 X1 Y1")
-def zone_set(camera_ref: str, bed_ref: str, coords: tuple[float, float, float, float]) -> None:
-    """Set (create or replace) a bed's zone: top-left X0 Y0, bottom-right X1 Y1, each in [0, 1]."""
+def zone_set(
+    camera_ref: str,
+    bed_ref: str,
+    pillow: tuple[float, float, float, float] | None,
+    coords: tuple[float, float, float, float],
+) -> None:
+    """Set (create or replace) a bed's zone: top-left X0 Y0, bottom-right X1 Y1, each in [0, 1]; with --pillow,
+    where the patient's head lies in it (faces there are taken for the patient; see docs/bedside-roles.md)."""
     from areya.admin import set_zone
 
     with transaction() as (session, actor):
-        set_zone(session, camera_ref, bed_ref, *coords, actor=actor)
-    click.echo(f"zone of bed {bed_ref} on camera {camera_ref} set to {' '.join(f'{c:g}' for c in coords)}")
+        set_zone(session, camera_ref, bed_ref, *coords, head=pillow or None, actor=actor)
+    text = " ".join(f"{c:g}" for c in coords)
+    where = f"; pillow {' '.join(f'{c:g}' for c in pillow)}" if pillow else "; pillow: the top of the zone (default)"
+    click.echo(f"zone of bed {bed_ref} on camera {camera_ref} set to {text}{where}")
 
 
 @zone.command("list")
@@ -392,8 +409,15 @@ def zone_list(camera_ref: str | None, as_json: bool) -> None:
     from areya.admin import list_zones
 
     with transaction() as (session, _actor):
-        rows = [(cam_ref(z.camera), z.bed.label, z.x0, z.y0, z.x1, z.y1) for z in list_zones(session, camera_ref)]
-    emit(["camera", "bed", "x0", "y0", "x1", "y1"], rows, as_json)
+        rows = [
+            (cam_ref(z.camera), z.bed.label, z.x0, z.y0, z.x1, z.y1, _pillow_text(z.head))
+            for z in list_zones(session, camera_ref)
+        ]
+    emit(["camera", "bed", "x0", "y0", "x1", "y1", "pillow"], rows, as_json)
+
+
+def _pillow_text(head: tuple[float, float, float, float] | None) -> str:
+    return " ".join(f"{c:g}" for c in head) if head is not None else "default"
 
 
 @zone.command("delete")

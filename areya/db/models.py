@@ -255,6 +255,12 @@ class BedZone(Base):
     y0: Mapped[float] = mapped_column(Float)
     x1: Mapped[float] = mapped_column(Float)
     y1: Mapped[float] = mapped_column(Float)
+    # the head-of-bed (pillow) region inside the zone, normalized to the image; NULL: the default
+    # (areya.detectors.roles.default_head)
+    head_x0: Mapped[float | None] = mapped_column(Float, nullable=True)
+    head_y0: Mapped[float | None] = mapped_column(Float, nullable=True)
+    head_x1: Mapped[float | None] = mapped_column(Float, nullable=True)
+    head_y1: Mapped[float | None] = mapped_column(Float, nullable=True)
 
     camera: Mapped[Camera] = relationship(back_populates="zones")
     bed: Mapped[Bed] = relationship()
@@ -264,6 +270,12 @@ class BedZone(Base):
         CheckConstraint("x0 >= 0 AND y0 >= 0 AND x1 <= 1 AND y1 <= 1", name="inside_unit_square"),
         CheckConstraint("x0 < x1 AND y0 < y1", name="positive_area"),
     )
+
+    @property
+    def head(self) -> tuple[float, float, float, float] | None:
+        """The drawn pillow region ``(x0, y0, x1, y1)``, or None (not drawn)."""
+        values = (self.head_x0, self.head_y0, self.head_x1, self.head_y1)
+        return None if any(v is None for v in values) else values  # type: ignore[return-value]
 
     def contains(self, x: float, y: float) -> bool:
         """Is the normalized point (x, y) inside the zone (edges included)?"""

@@ -396,24 +396,23 @@ class BedRoles:
         distance in sides; a new track for each face that continues none."""
         pairs = []
         frame_step = statistics.median(state.steps) if state.steps else math.inf
+        sides = {track.id: max(track.median_side, 1.0) for track in state.tracks}
         for i, face in enumerate(faces):
             for track in state.tracks:  # a re-delivered frame's faces continue the tracks they made: same roles
-                ratio = max(face.side, 1.0) / max(track.median_side, 1.0)
+                side = sides[track.id]
+                ratio = max(face.side, 1.0) / side
                 across, along = abs(face.cx - track.cx), abs(face.cy - track.cy)
                 if not along_y:
                     across, along = along, across
-                side = max(track.median_side, 1.0)
                 step = math.hypot(across / (MAX_STEP * side), along / (ALONG_STEP * side))
-                missed = at - track.last_at > MISSED_STEPS * frame_step  # missed on a frame or more: picked up again
-                alike = max((look_alike(face.look, old) or 0.0 for old in track.looks), default=None)
-                if face.look is None:
-                    alike = None
-                if (
-                    step <= 1.0
-                    and 1 / STEP_SIZE <= ratio <= STEP_SIZE
-                    and (alike is None or alike >= (STEP_LOOK if missed else NEXT_LOOK))
-                ):
-                    pairs.append((step, i, track))
+                if step > 1.0 or not 1 / STEP_SIZE <= ratio <= STEP_SIZE:
+                    continue
+                if face.look is not None and track.looks:  # the look last: the dearest test
+                    missed = at - track.last_at > MISSED_STEPS * frame_step  # missed a frame or more: picked up again
+                    alike = max(look_alike(face.look, old) or 0.0 for old in track.looks)
+                    if alike < (STEP_LOOK if missed else NEXT_LOOK):
+                        continue
+                pairs.append((step, i, track))
         pairs.sort(key=lambda p: (p[0], p[2].role != PATIENT))
         out: list[Track | None] = [None] * len(faces)
         taken: set[int] = set()

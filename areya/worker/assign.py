@@ -17,6 +17,7 @@ class Zone:
     y0: float
     x1: float
     y1: float
+    head: tuple[float, float, float, float] | None = None  # the drawn pillow region (None: the default)
 
     def contains(self, x: float, y: float) -> bool:
         return self.x0 <= x <= self.x1 and self.y0 <= y <= self.y1
@@ -68,7 +69,7 @@ class BedResolver:
         zones: dict[int, list[Zone]] = {}
         with self.session_factory() as session:
             for z in session.scalars(select(BedZone)):
-                zones.setdefault(z.camera_id, []).append(Zone(z.bed_id, z.x0, z.y0, z.x1, z.y1))
+                zones.setdefault(z.camera_id, []).append(Zone(z.bed_id, z.x0, z.y0, z.x1, z.y1, z.head))
             options = {
                 cid: text
                 for cid, text in session.execute(
@@ -86,6 +87,10 @@ class BedResolver:
             if zone.contains(cx, cy):
                 return zone.bed_id
         return None
+
+    def zone_of(self, camera_id: int, bed_id: int) -> Zone | None:
+        """The camera's zone of the bed (as last loaded)."""
+        return next((z for z in self.zones(camera_id) if z.bed_id == bed_id), None)
 
     def stays(self, bed_ids: set[int], start: datetime, end: datetime) -> dict[int, list[Stay]]:
         """Bed stays overlapping [start, end] for these beds."""

@@ -133,6 +133,17 @@ def _face_box(box: BoxLike) -> Any:
     )  # by its eye line when the detector gave the eyes
 
 
+def _bed_roles() -> Any:
+    """A :class:`areya.detectors.roles.BedRoles` with every cue (None without the detectors package: every face
+    in a zone then counts for the bed's patient)."""
+    try:
+        from areya.detectors.roles import BedRoles  # noqa: PLC0415
+    except ImportError:  # pragma: no cover - detectors package not installed
+        log.warning("areya.detectors is not installed: every face in a bed zone counts for the bed's patient")
+        return None
+    return BedRoles()
+
+
 def crop(image: np.ndarray, box: BoxLike, margin: float) -> np.ndarray:
     try:
         from areya.detectors import crop_face  # noqa: PLC0415
@@ -170,10 +181,12 @@ class Worker:
         consumer: str | None = None,
         metrics: Metrics | None = None,
         detectors: CameraDetectorsLike | None = None,
+        roles: Any = None,
     ) -> None:
         """``detector``: the global one; ``detectors`` makes the detector of a camera with its own
         ``detector_options`` (:class:`areya.detectors.cameras.CameraDetectors`, whose default is ``detector``).
-        Without it such cameras get ``detector`` (logged once per camera)."""
+        Without it such cameras get ``detector`` (logged once per camera).  ``roles``: who is the patient among a
+        bed zone's faces (:class:`areya.detectors.roles.BedRoles`; None: a new one with every cue)."""
         from sqlalchemy.orm import sessionmaker  # noqa: PLC0415
 
         self.client = client
@@ -194,6 +207,8 @@ class Worker:
             max_deliveries=c.max_deliveries,
         )
         self.resolver = BedResolver(sessionmaker(bind=engine))
+        self.roles = roles if roles is not None else _bed_roles()
+        self._fixes_applied: dict[int, int] = {}  # bed id -> sequence number of the last correction applied
         self.metrics = metrics or Metrics(client)
         self.stop_event = threading.Event()
         self.batches = 0
@@ -402,6 +417,7 @@ class Worker:
                 self.metrics.inc("areya_faces_unassigned_total", camera=f.message.camera_id, reason="empty_bed")
                 continue
             assigned.append((f, i, box, bed_id, patient_id))
+        assigned = self._patients_only(assigned)
         if not assigned:
             return [], 0.0
         t0 = time.perf_counter()
@@ -442,6 +458,70 @@ class Worker:
             self.metrics.inc("areya_faces_assigned_total", camera=f.message.camera_id)
         result.assigned = len(rows)
         return rows, t_classify
+
+    def _patients_only(
+        self, assigned: list[tuple[_Frame, int, BoxLike, int, int]]
+    ) -> list[tuple[_Frame, int, BoxLike, int, int]]:
+        """The faces that are their bed's patient (:class:`areya.detectors.roles.BedRoles`, frame by frame in
+        capture order); the others are counted (``areya_bedside_faces_total{role="other"}`` and the bed's bedside
+        state in Redis, :mod:`areya.worker.bedside`), never classified or stored."""
+        if self.roles is None or not assigned:
+            return assigned
+        from areya.detectors.roles import PATIENT, BedGeometry, FaceSeen  # noqa: PLC0415
+
+        self._apply_corrections({a[3] for a in assigned})
+        groups: dict[tuple[int, int, int], list[tuple[_Frame, int, BoxLike, int, int]]] = {}
+        for item in assigned:  # one frame, one bed: judged together
+            f, _, _, bed_id, _ = item
+            groups.setdefault((id(f), f.message.camera_id, bed_id), []).append(item)
+        kept: list[tuple[_Frame, int, BoxLike, int, int]] = []
+        touched: dict[int, tuple[int, int]] = {}  # bed id -> (camera id, bed id): the roles' key published
+        for (_, camera_id, bed_id), items in sorted(groups.items(), key=lambda kv: kv[1][0][0].captured):
+            f = items[0][0]
+            zone = self.resolver.zone_of(camera_id, bed_id)
+            if zone is None:  # the zones changed under us: judge on the next frame
+                kept.extend(items)
+                continue
+            h, w = f.image.shape[:2]
+            geometry = BedGeometry((zone.x0, zone.y0, zone.x1, zone.y1), zone.head)
+            faces = [FaceSeen.of_box(box, f.image) for _, _, box, _, _ in items]
+            roles = self.roles.assign((camera_id, bed_id), geometry, faces, w, h, f.captured.timestamp())
+            for item, role in zip(items, roles, strict=True):
+                self.metrics.inc("areya_bedside_faces_total", camera=camera_id, role=role)
+                if role == PATIENT:
+                    kept.append(item)
+            touched[bed_id] = (camera_id, bed_id)
+        self._publish_bedside(touched)
+        return kept
+
+    def _apply_corrections(self, bed_ids: set[int]) -> None:
+        """Apply the admins' new corrections of these beds (:func:`areya.worker.bedside.read_corrections`)."""
+        from areya.worker.bedside import read_corrections  # noqa: PLC0415
+
+        try:
+            fixes = read_corrections(self.client, bed_ids)
+        except redis.RedisError as exc:
+            log.warning("role corrections not read (%s); applied on a later batch", exc)
+            return
+        for bed_id, fix in fixes.items():
+            if self._fixes_applied.get(bed_id, 0) >= fix["n"]:
+                continue
+            self._fixes_applied[bed_id] = fix["n"]
+            track = fix.get("track")
+            for key in [k for k in self.roles.beds() if k[1] == bed_id]:
+                try:
+                    self.roles.correct(key, fix["action"], int(track) if track is not None else None)
+                except (ValueError, TypeError):
+                    log.warning("bed %s: correction %r not understood", bed_id, fix)
+
+    def _publish_bedside(self, touched: dict[int, tuple[int, int]]) -> None:
+        """Each judged bed's tracks and bedside presence, for the tile and the patient page (best effort)."""
+        from areya.worker.bedside import publish_states  # noqa: PLC0415
+
+        try:
+            publish_states(self.client, {bed_id: self.roles.snapshot(key) for bed_id, key in touched.items()})
+        except redis.RedisError as exc:
+            log.warning("bedside state not published (%s)", exc)
 
     def _db(self, fn: Any) -> Any:
         """Run a DB read, retrying with backoff while the database is unavailable."""

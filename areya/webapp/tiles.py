@@ -43,6 +43,7 @@ from areya.webapp.bed_state import BedState, OpenAlert, RecentResolve, bed_state
 from areya.webapp.fmt import bed_name, zone
 from areya.webapp.svg import stacked_bars
 from areya.webapp.timeline import bucketize, floor_minute, minute_counts
+from areya.worker.bedside import bedside_presence
 
 if TYPE_CHECKING:
     import redis
@@ -86,6 +87,8 @@ class Tile:
     quality: float | None = None  # the latest reading's face quality (None: not measured)
     latest_set_aside: bool = False  # the latest reading is below min_face_quality: the rule sets it aside
     recent: QualitySummary | None = None  # the readings of the last UNCLEAR_FACE_S seconds
+    bedside_others: int = 0  # other people seen in the bed's zone within the last minute (areya.worker.bedside)
+    bedside_text: str | None = None  # "Someone else at the bedside", or None
     state: BedState | None = None  # the one state the tile shows (areya.webapp.bed_state)
     technical: str | None = None  # the kind of an open technical alert on one of the bed's cameras
 
@@ -125,6 +128,7 @@ class Tile:
             "snoozed_until": self.snoozed_until.isoformat() if self.snoozed_until else None,
             "quality": None if self.quality is None else round(self.quality, 4),
             "face_unclear": self.face_unclear,
+            "bedside": {"others": self.bedside_others, "text": self.bedside_text},
             "state": self.state.as_dict() if self.state is not None else None,
             "technical": self.technical,
         }
@@ -416,6 +420,7 @@ def load_tiles(
                 tile.quality = obs.quality
                 tile.latest_set_aside = obs.quality is not None and obs.quality < params.min_quality
             tile.recent = recent.get(patient.id)
+            tile.bedside_others, tile.bedside_text = bedside_presence(client, bed.id)
             tile.window = windows.get(patient.id)
             tile.alert_evidence = alert_evidence.get(patient.id)
             buckets = bucketize(trends.get(patient.id, {}), start, end, 1, LABELS4)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
@@ -18,13 +20,20 @@ from areya.webapp import alert_actions
 from areya.webapp.access import require_patient
 from areya.webapp.alert_cards import describe
 from areya.webapp.forms import MAX_TEXT, Form
-from areya.webapp.security import CLINICAL, roles
-from areya.webapp.services import audit, db, services
+from areya.webapp.security import ADMIN, CLINICAL, roles
+from areya.webapp.services import actor, audit, db, services
 from areya.webapp.svg import COLORS, stacked_bars
 from areya.webapp.tiles import camera_statuses, latest_observation, load_tiles, quality_summaries
 from areya.webapp.timeline import DEFAULT_RANGE, RANGES, patient_timeline
+from areya.worker.bedside import ACTIONS as ROLE_ACTIONS
+from areya.worker.bedside import others_present, post_correction, read_state
 
 bp = Blueprint("patients", __name__, url_prefix="/patients")
+ROLE_ACTION_TEXT = {
+    "patient": "That face is now taken for the patient while it stays in view.",
+    "not_patient": "The face taken for the patient is now counted as someone else while it stays in view.",
+    "auto": "Who the patient is is decided automatically again.",
+}
 
 
 def _page(patient_id: int, form: Form | None = None, status: int = 200) -> tuple[str, int]:
@@ -97,6 +106,7 @@ def _page(patient_id: int, form: Form | None = None, status: int = 200) -> tuple
         window = current_evidence(session, base, now, {patient.id: assignment.bed.ward_id if assignment else None}).get(
             patient.id
         )
+    bedside = _bedside(assignment.bed_id) if assignment is not None else None
     state = None  # the bed's one state, as its tile says it (areya.webapp.bed_state)
     if patient.status == "admitted" and assignment is not None:
         tz = services().settings.timezone
@@ -137,8 +147,62 @@ def _page(patient_id: int, form: Form | None = None, status: int = 200) -> tuple
         form=form or Form(),
         snooze_choices=alert_actions.SNOOZE_CHOICES_MIN,
         bucket_min=bucket_min,
+        bedside=bedside,
     )
     return html, status
+
+
+def _bedside(bed_id: int) -> dict[str, Any] | None:
+    """The bed's face tracks and roles as the worker last published them (areya.worker.bedside), times as
+    datetimes; None when none is known (no worker, Redis away, nobody seen lately)."""
+    state = read_state(services().redis, bed_id) if services().redis is not None else None
+    if not state:
+        return None
+    tracks = []
+    for t in state.get("tracks") or []:
+        try:
+            tracks.append(
+                {
+                    **t,
+                    "first": datetime.fromtimestamp(float(t["first_at"]), UTC),
+                    "last": datetime.fromtimestamp(float(t["last_at"]), UTC),
+                }
+            )
+        except (KeyError, TypeError, ValueError):
+            continue
+    return {"tracks": tracks, "others": others_present(state, time.time())}
+
+
+@bp.route("/<int:patient_id>/bedside-role", methods=["POST"])
+@roles(*ADMIN)
+def bedside_role(patient_id: int) -> Response | tuple[str, int]:
+    """An admin corrects who the patient is among the faces at the patient's bed (audited)."""
+    patient = require_patient(patient_id)
+    form = Form(request.form)
+    action = form.choice("action", "correction", ROLE_ACTIONS)
+    track = form.integer("track", "face track", required=action == "patient", lo=1, hi=2**53)
+    assignment = db().scalar(
+        select(BedAssignment).where(BedAssignment.patient_id == patient.id, BedAssignment.end_at.is_(None))
+    )
+    if assignment is None:
+        form.error("action", "the patient is not in a bed")
+    client = services().redis
+    if not form.ok or assignment is None or client is None:
+        flash(next(iter(form.errors.values()), "no Redis: the workers cannot be told"), "error")
+        return _page(patient.id, form, 400)
+    try:
+        fix = post_correction(client, assignment.bed_id, action, track, actor().label)
+    except Exception as exc:  # noqa: BLE001 - Redis away: nothing changed, say so
+        flash(f"Not corrected: the workers could not be told ({type(exc).__name__}).", "error")
+        return _page(patient.id, form, 503)
+    audit(
+        "bedside_role.correct",
+        patient_id=patient.id,
+        target=f"bed:{assignment.bed_id}",
+        detail={"action": action, "track": track, "n": fix["n"]},
+    )
+    flash(ROLE_ACTION_TEXT[action], "success")
+    return redirect(url_for("patients.patient_page", patient_id=patient.id))
 
 
 @bp.route("/<int:patient_id>")

@@ -1,5 +1,7 @@
 /* Bed-zone editor: draw, move and resize normalized rectangles over the camera snapshot with pointer events,
-   bind each to a bed, save all at once (the server replaces the camera's zones in one transaction). */
+   bind each to a bed, save all at once (the server replaces the camera's zones in one transaction).
+   Each zone may hold a head-of-bed (pillow) region: "Draw pillow" arms the next drag to draw it inside the zone;
+   "Default pillow" drops it (the server then uses the top of the zone). */
 (function () {
   "use strict";
   const MIN_SIZE = 0.02;
@@ -21,6 +23,7 @@
     let selected = -1;
     let invalid = -1;
     let drag = null;
+    let pillowFor = -1;  // the zone whose pillow region the next drag draws
 
     function point(ev) {
       const r = stage.getBoundingClientRect();
@@ -55,6 +58,19 @@
         handle.dataset.handle = "1";
         box.appendChild(label);
         box.appendChild(handle);
+        if (z.head) {
+          const pillow = document.createElement("div");
+          pillow.className = "pillow";
+          pillow.title = "head of the bed (pillow)";
+          pillow.style.position = "absolute";
+          pillow.style.border = "2px dashed #00e0ff";
+          pillow.style.pointerEvents = "none";
+          pillow.style.left = ((z.head.x0 - z.x0) / (z.x1 - z.x0) * 100) + "%";
+          pillow.style.top = ((z.head.y0 - z.y0) / (z.y1 - z.y0) * 100) + "%";
+          pillow.style.width = ((z.head.x1 - z.head.x0) / (z.x1 - z.x0) * 100) + "%";
+          pillow.style.height = ((z.head.y1 - z.head.y0) / (z.y1 - z.y0) * 100) + "%";
+          box.appendChild(pillow);
+        }
         stage.appendChild(box);
 
         const li = document.createElement("li");
@@ -86,10 +102,38 @@
         const coords = document.createElement("span");
         coords.className = "coords";
         coords.textContent = "x " + round(z.x0) + "–" + round(z.x1) + ", y " + round(z.y0) + "–" + round(z.y1);
+        const drawPillow = document.createElement("button");
+        drawPillow.type = "button";
+        drawPillow.className = "small" + (pillowFor === i ? " armed" : "");
+        drawPillow.dataset.pillow = String(i);
+        drawPillow.textContent = pillowFor === i ? "Drag on the zone…" : "Draw pillow";
+        drawPillow.addEventListener("click", function () {
+          pillowFor = pillowFor === i ? -1 : i;
+          selected = i;
+          say(pillowFor === i ? "Drag inside zone " + (i + 1) + " where the patient's head lies." : "", "");
+          render();
+        });
+        const pillowNote = document.createElement("span");
+        pillowNote.className = "coords pillow-coords";
+        pillowNote.textContent = z.head
+          ? " pillow x " + round(z.head.x0) + "–" + round(z.head.x1) + ", y " + round(z.head.y0) + "–" + round(z.head.y1)
+          : " pillow: top of the zone (default)";
         li.appendChild(select);
         li.appendChild(document.createTextNode(" "));
         li.appendChild(remove);
+        li.appendChild(document.createTextNode(" "));
+        li.appendChild(drawPillow);
+        if (z.head) {
+          const clear = document.createElement("button");
+          clear.type = "button";
+          clear.className = "small";
+          clear.textContent = "Default pillow";
+          clear.addEventListener("click", function () { zones[i].head = null; say("Unsaved changes", ""); render(); });
+          li.appendChild(document.createTextNode(" "));
+          li.appendChild(clear);
+        }
         li.appendChild(coords);
+        li.appendChild(pillowNote);
         list.appendChild(li);
       });
       if (!zones.length) {
@@ -106,12 +150,21 @@
       const target = ev.target.closest ? ev.target.closest(".zone") : null;
       stage.setPointerCapture(ev.pointerId);
       ev.preventDefault();
+      if (pillowFor >= 0 && pillowFor < zones.length) {
+        const zp = zones[pillowFor];
+        const q = { x: clamp(p.x, zp.x0, zp.x1), y: clamp(p.y, zp.y0, zp.y1) };
+        zp.head = { x0: q.x, y0: q.y, x1: q.x, y1: q.y };
+        drag = { mode: "pillow", index: pillowFor, start: q };
+        render();
+        return;
+      }
       if (target) {
         const i = Number(target.dataset.index);
         selected = i;
         const z = zones[i];
         drag = { mode: ev.target.dataset.handle ? "resize" : "move", index: i, start: p,
-                 orig: { x0: z.x0, y0: z.y0, x1: z.x1, y1: z.y1 } };
+                 orig: { x0: z.x0, y0: z.y0, x1: z.x1, y1: z.y1 },
+                 origHead: z.head ? { x0: z.head.x0, y0: z.head.y0, x1: z.head.x1, y1: z.head.y1 } : null };
       } else {
         zones.push({ bed_id: freeBed(), x0: p.x, y0: p.y, x1: p.x, y1: p.y });
         selected = zones.length - 1;
@@ -125,15 +178,26 @@
       if (!drag) return;
       const p = point(ev);
       const z = zones[drag.index];
-      if (drag.mode === "draw") {
+      if (drag.mode === "pillow") {
+        const q = { x: clamp(p.x, z.x0, z.x1), y: clamp(p.y, z.y0, z.y1) };
+        z.head = { x0: Math.min(drag.start.x, q.x), y0: Math.min(drag.start.y, q.y),
+                   x1: Math.max(drag.start.x, q.x), y1: Math.max(drag.start.y, q.y) };
+      } else if (drag.mode === "draw") {
         z.x0 = Math.min(drag.start.x, p.x); z.x1 = Math.max(drag.start.x, p.x);
         z.y0 = Math.min(drag.start.y, p.y); z.y1 = Math.max(drag.start.y, p.y);
       } else if (drag.mode === "move") {
         const w = drag.orig.x1 - drag.orig.x0, h = drag.orig.y1 - drag.orig.y0;
         z.x0 = clamp(drag.orig.x0 + p.x - drag.start.x, 0, 1 - w); z.x1 = z.x0 + w;
         z.y0 = clamp(drag.orig.y0 + p.y - drag.start.y, 0, 1 - h); z.y1 = z.y0 + h;
+        if (drag.origHead) {  // the pillow moves with its zone
+          const dx = z.x0 - drag.orig.x0, dy = z.y0 - drag.orig.y0, o = drag.origHead;
+          z.head = { x0: o.x0 + dx, y0: o.y0 + dy, x1: o.x1 + dx, y1: o.y1 + dy };
+        }
       } else {
         z.x1 = clamp(p.x, z.x0 + MIN_SIZE, 1); z.y1 = clamp(p.y, z.y0 + MIN_SIZE, 1);
+        if (z.head) {  // a pillow keeps inside its zone; one left too small is dropped at the end
+          z.head = { x0: z.head.x0, y0: z.head.y0, x1: Math.min(z.head.x1, z.x1), y1: Math.min(z.head.y1, z.y1) };
+        }
       }
       render();
     });
@@ -141,6 +205,16 @@
     function endDrag(ev) {
       if (!drag) return;
       const z = zones[drag.index];
+      if (drag.mode === "pillow") {
+        pillowFor = -1;
+      }
+      if (z.head && (z.head.x1 - z.head.x0 < MIN_SIZE / 2 || z.head.y1 - z.head.y0 < MIN_SIZE / 2)) {
+        z.head = null;  // a click, not a drag: no pillow region
+      } else if (z.head) {
+        ["x0", "y0", "x1", "y1"].forEach(function (k) { z.head[k] = round(z.head[k]); });
+        z.head = { x0: Math.max(z.head.x0, z.x0), y0: Math.max(z.head.y0, z.y0),
+                   x1: Math.min(z.head.x1, z.x1), y1: Math.min(z.head.y1, z.y1) };
+      }
       if (drag.mode === "draw" && (z.x1 - z.x0 < MIN_SIZE || z.y1 - z.y0 < MIN_SIZE)) {
         zones.splice(drag.index, 1);
         selected = -1;

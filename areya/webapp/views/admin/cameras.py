@@ -332,13 +332,33 @@ def camera_delete(camera_id: int) -> Response:
 def zones(camera_id: int) -> str:
     camera = _camera(camera_id)
     beds = list(db().scalars(select(Bed).where(Bed.ward_id == camera.ward_id).order_by(Bed.label)))
-    zones_data = [
-        {"bed_id": z.bed_id, "x0": z.x0, "y0": z.y0, "x1": z.x1, "y1": z.y1}
-        for z in db().scalars(select(BedZone).where(BedZone.camera_id == camera.id))
-    ]
+    zones_data = [_zone_json(z) for z in db().scalars(select(BedZone).where(BedZone.camera_id == camera.id))]
     return render_template(
         "admin/zones.html", camera=camera, beds=beds, zones=zones_data, has_snapshot=_snapshot(camera.id) is not None
     )
+
+
+def _zone_json(zone: BedZone) -> dict[str, Any]:
+    head = zone.head
+    return {
+        "bed_id": zone.bed_id,
+        "x0": zone.x0,
+        "y0": zone.y0,
+        "x1": zone.x1,
+        "y1": zone.y1,
+        "head": dict(zip(("x0", "y0", "x1", "y1"), head, strict=True)) if head is not None else None,
+    }
+
+
+def _zone_head(item: dict[str, Any]) -> tuple[float, float, float, float] | None | str:
+    """The posted zone's pillow region (``head``: null or {x0, y0, x1, y1}); a message when malformed."""
+    head = item.get("head")
+    if head is None:
+        return None
+    values = [head.get(k) for k in ("x0", "y0", "x1", "y1")] if isinstance(head, dict) else []
+    if len(values) != 4 or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+        return "the pillow region must be null or {x0, y0, x1, y1} numbers"
+    return (float(values[0]), float(values[1]), float(values[2]), float(values[3]))  # type: ignore[arg-type]
 
 
 def _zone_error(message: str, index: int | None = None, status: int = 400) -> Response:
@@ -361,7 +381,7 @@ def zones_save(camera_id: int) -> Response:
     session = db()
     beds = {b.id: b for b in session.scalars(select(Bed).where(Bed.ward_id == camera.ward_id))}
     seen: set[int] = set()
-    parsed: list[tuple[Bed, list[float]]] = []
+    parsed: list[tuple[Bed, list[float], tuple[float, float, float, float] | None]] = []
     for i, item in enumerate(items):
         if not isinstance(item, dict):
             return _zone_error("each zone must be an object", i)
@@ -374,14 +394,17 @@ def zones_save(camera_id: int) -> Response:
         coords = [item.get(k) for k in ("x0", "y0", "x1", "y1")]
         if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in coords):
             return _zone_error("zone coordinates must be numbers", i)
-        parsed.append((beds[bed_id], [float(v) for v in coords]))  # type: ignore[arg-type]
+        head = _zone_head(item)
+        if isinstance(head, str):
+            return _zone_error(head, i)
+        parsed.append((beds[bed_id], [float(v) for v in coords], head))  # type: ignore[arg-type]
     ref = str(camera.id)
     try:
         for zone in list(session.scalars(select(BedZone).where(BedZone.camera_id == camera.id))):
             delete_zone(session, ref, bed_ref(zone.bed), actor=actor())
-        for i, (bed, (x0, y0, x1, y1)) in enumerate(parsed):
+        for i, (bed, (x0, y0, x1, y1), head) in enumerate(parsed):
             try:
-                set_zone(session, ref, bed_ref(bed), x0, y0, x1, y1, actor=actor())
+                set_zone(session, ref, bed_ref(bed), x0, y0, x1, y1, head=head, actor=actor())
             except AdminError as exc:
                 session.rollback()
                 return _zone_error(f"bed {bed.label}: {exc}", i, 409 if "overlap" in str(exc) else 400)
@@ -389,8 +412,5 @@ def zones_save(camera_id: int) -> Response:
     except AdminError as exc:
         session.rollback()
         return _zone_error(str(exc))
-    saved = [
-        {"bed_id": z.bed_id, "x0": z.x0, "y0": z.y0, "x1": z.x1, "y1": z.y1}
-        for z in session.scalars(select(BedZone).where(BedZone.camera_id == camera.id))
-    ]
+    saved = [_zone_json(z) for z in session.scalars(select(BedZone).where(BedZone.camera_id == camera.id))]
     return jsonify({"ok": True, "zones": saved})

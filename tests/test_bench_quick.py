@@ -37,6 +37,10 @@ EXPECTED = {
     "bench_adt": Expect((r"^sqlite +60 ", r"ACK latency")),
     "bench_alert_rules": Expect((r"^\| shipped defaults \|", r"engine check .*: same"), (FER_TRAIN,)),
     "bench_alert_streams": Expect((r"^### 0\.5 episodes per patient-day", r"^\| defaults \| "), (FER_TEST,)),
+    "bench_bedside_roles": Expect(
+        (r"^\| visitor seated \| ", r"^\| every face \(before\) \| ", r"^\| all cues \| \d of 3 \| \d of 3 \|"),
+        (FER_TEST,),
+    ),
     "bench_cached_ward_crops": Expect((r"ward crops written to", r"4-class accuracy [\d.]+ on \d+ crops"), (FER_TEST,)),
     "bench_detection": Expect(
         (r"^\| blazeface both \(default\) \|", r"^Real data:", r"over every frame of the sequences"), (FER_TEST,)

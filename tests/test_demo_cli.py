@@ -214,7 +214,8 @@ def _camera_health(env: dict[str, str]) -> dict[str, tuple[str, str | None]]:
     return {name: (status, error) for name, status, error in rows}
 
 
-def _file_cameras(env: dict[str, str], clips: dict[str, Path]) -> None:
+def _file_cameras(env: dict[str, str], clips: dict[str, Path], *, zones: bool = True) -> None:
+    """Video-file cameras in ward ICU, each with a bed and a zone (a video file plays only once it has one)."""
     runner = CliRunner()
     for args in (
         ["db", "upgrade"],
@@ -225,6 +226,12 @@ def _file_cameras(env: dict[str, str], clips: dict[str, Path]) -> None:
         ),
     ):
         assert runner.invoke(cli, args, env=env).exit_code == 0
+    for name in clips if zones else ():
+        for args in (
+            ["bed", "add", "ICU", name],
+            ["zone", "set", "--camera", f"ICU/{name}", "--bed", f"ICU/{name}", "0", "0", "1", "1"],
+        ):
+            assert runner.invoke(cli, args, env=env).exit_code == 0, args
 
 
 def test_ingest_until_end_exits_when_every_video_file_has_ended(settings: Settings, tmp_path: Path) -> None:
@@ -274,6 +281,13 @@ def test_ingest_until_end_without_enabled_cameras_exits_1_at_once(settings: Sett
     assert result.exit_code == 1 and "no enabled cameras to read" in result.output, result.output
 
 
+def test_ingest_until_end_does_not_play_a_video_file_without_a_bed_zone(settings: Settings, tmp_path: Path) -> None:
+    env = _env(settings)
+    _file_cameras(env, {"rec": _clip(tmp_path / "clip.avi")}, zones=False)
+    result = CliRunner().invoke(cli, ["ingest", "--until-end", "--duration", "60"], env=env)
+    assert result.exit_code == 1 and "a video file plays once it has a bed zone" in result.output, result.output
+
+
 def test_an_ended_file_camera_is_not_offline(session) -> None:  # noqa: ANN001 - the conftest session fixture
     from areya import admin
     from areya.alerts.cameras import evaluate_cameras
@@ -282,6 +296,8 @@ def test_an_ended_file_camera_is_not_offline(session) -> None:  # noqa: ANN001 -
 
     admin.add_ward(session, "ICU")
     camera = admin.add_camera(session, "ICU", "rec", "file:///videos/ward.mp4", 2.0)
+    admin.add_bed(session, "ICU", "1")
+    admin.set_zone(session, "ICU/rec", "ICU/1", 0.0, 0.0, 1.0, 1.0)  # without one it waits: never offline
     later = utcnow() + timedelta(minutes=10)
     camera.last_frame_at = utcnow()
     session.flush()

@@ -87,7 +87,7 @@ def test_the_pages_exist() -> None:
     topics = ("operations", "configuration", "cameras", "detection", "models", "alerts", "dashboard", "integrations")
     for page in (*topics, "security", "development"):
         assert f"docs/{page}.md" in names
-    assert "models/areya-fer/selection.md" in names and (DOCS / "demo-ward.png").is_file()
+    assert "models/areya-fer/selection.md" in names and (DOCS / "central-station.png").is_file()
 
 
 @pytest.mark.parametrize("page", doc_files(), ids=relative)

@@ -74,7 +74,8 @@ def ingest(camera_ids: tuple[int, ...], duration: float | None, until_end: bool)
     elif until_end and not load_cameras(app.session_factory()):  # nothing would ever end: say so, do not wait
         raise click.ClickException(
             "no enabled cameras to read (--until-end needs at least one): add one with "
-            "'areya camera add' or enable one with 'areya camera enable WARD/CAMERA'"
+            "'areya camera add' or enable one with 'areya camera enable WARD/CAMERA'; a video file plays once it "
+            "has a bed zone ('areya zone set')"
         )
     client = connect(settings, socket_connect_timeout=2, socket_timeout=5)
     service = IngestService(

@@ -156,9 +156,13 @@ def check_scheduler(client: Any, *, lock_ttl_s: float, hostname: str | None = No
 
 
 def enabled_camera_ids(session_factory: Any) -> list[int]:
+    """The cameras the ingestor reads: enabled ones, less the video files still waiting for a bed zone."""
     from sqlalchemy import select
 
+    from areya.camera.waiting import waiting_for_zones
     from areya.db.models import Camera
 
     with session_factory() as session:
-        return list(session.scalars(select(Camera.id).where(Camera.enabled.is_(True)).order_by(Camera.id)))
+        waiting = waiting_for_zones(session)
+        ids = session.scalars(select(Camera.id).where(Camera.enabled.is_(True)).order_by(Camera.id))
+        return [camera_id for camera_id in ids if camera_id not in waiting]

@@ -51,6 +51,7 @@ def test_a_file_camera_waits_for_a_bed_zone_then_plays(world: World, tmp_path: P
     from areya import admin
     from areya.alerts.cameras import evaluate_cameras
     from areya.camera.service import load_cameras
+    from areya.deploy.health import enabled_camera_ids
 
     media = tmp_path / "media"
     media.mkdir()
@@ -62,10 +63,11 @@ def test_a_file_camera_waits_for_a_bed_zone_then_plays(world: World, tmp_path: P
     [camera] = _cameras(world, "cam-file")
     factory = create_session_factory(world.engine)
     assert camera.id not in {c.camera_id for c in load_cameras(factory)}  # the ingestor does not play it
+    assert camera.id not in enabled_camera_ids(factory)  # nor does its health check wait for it
     with factory() as s, s.begin():  # long after it was added: not offline, it is waiting
         evaluate_cameras(s, now=camera.created_at + timedelta(hours=1), offline_s=60)
     with factory() as s:
         assert not s.scalars(select(Alert).where(Alert.camera_id == camera.id)).all()
     with factory() as s, s.begin():
         admin.set_zone(s, str(camera.id), "ICU/3", 0.0, 0.0, 0.5, 1.0)
-    assert camera.id in {c.camera_id for c in load_cameras(factory)}
+    assert camera.id in {c.camera_id for c in load_cameras(factory)} and camera.id in enabled_camera_ids(factory)

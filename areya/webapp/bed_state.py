@@ -21,7 +21,7 @@ Groups, in the order of need (the central station sorts by them):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from areya.alerts.evidence import NegativeEvidence
@@ -161,7 +161,10 @@ def bed_state(
     the bed's cameras (None: none)."""
     if not has_patient:
         return BedState(EMPTY, "Empty bed", "No patient in this bed")
-    hm = lambda value: local(value, tz_name, "%H:%M")  # noqa: E731
+
+    def hm(value: datetime) -> str:
+        return local(value, tz_name, "%H:%M")
+
     details = _details(window, alert_evidence)
     aside = window.set_aside_text() if window is not None else None
     camera = _camera_problem(camera_status, technical)
@@ -251,7 +254,3 @@ def bed_state(
         details=details,
         note=note or aside,
     )
-
-
-def resolve_window(resolved_at: datetime, cooldown_s: int) -> datetime:
-    return resolved_at + timedelta(seconds=cooldown_s)

@@ -32,7 +32,7 @@ path (the configured detector as the worker runs it on a camera's frame that get
 negative probability (P(angry) + P(sad)) of the neutral faces found, and the share of them read as angry or sad.
 
     nice -n 5 python -m bench.bench_night_ward [--faces 480] [--buckets dim,lying] [--detector-option NAME=VALUE]
-                                               [--quick]
+                                               [--crop-light clahe|gamma] [--quick]
 
 ``--quick``: 6 faces (one scene) per bucket.  Without ``../shared/data/fer2013/publictest`` it says so and exits 0.
 """
@@ -331,11 +331,39 @@ def run_bucket(
     return tally
 
 
-def classify(tally: Tally, classifier: Any) -> None:
-    """Read every face found (and every detection that is no face) as the worker does, with its face quality."""
+CROP_LIGHT = ("none", "clahe", "gamma")
+
+
+def relight(crop: np.ndarray, how: str) -> np.ndarray:
+    """A face crop with low-light normalisation ``how`` (a variant the worker does not apply): ``clahe``: contrast
+    limited equalisation of its grey (clip 2, 4x4 tiles), every crop; ``gamma``: a crop darker than mid-grey
+    brightened by the gamma that brings its mean grey to 128; ``none``: as cut."""
+    if how == "none":
+        return crop
+    grey = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY) if crop.ndim == 3 else crop
+    if how == "clahe":
+        out = cv2.createCLAHE(clipLimit=2.0, tileGridSize=(4, 4)).apply(grey)
+    elif how == "gamma":
+        mean = float(grey.mean())
+        if mean >= 128 or mean < 2:
+            return crop
+        gamma = math.log(128 / 255) / math.log(mean / 255)
+        out = cv2.LUT(grey, np.clip(255 * (np.arange(256) / 255) ** gamma, 0, 255).astype(np.uint8))
+    else:
+        raise ValueError(f"unknown crop light {how!r}: {', '.join(CROP_LIGHT)}")
+    return cv2.cvtColor(out, cv2.COLOR_GRAY2BGR) if crop.ndim == 3 else out
+
+
+def classify(tally: Tally, classifier: Any, crop_light: str = "none") -> None:
+    """Read every face found (and every detection that is no face) as the worker does, with its face quality;
+    ``crop_light``: a low-light normalisation of the crops first (:func:`relight`)."""
     from areya.detectors.quality import face_signals, quality_score
 
     found = [r for r in tally.readings if r.found] + tally.false_faces
+    if crop_light != "none":
+        for r in found:
+            assert r.crop is not None
+            r.crop = relight(r.crop, crop_light)
     for r, res in zip(found, classifier.classify([r.crop for r in found]), strict=True):
         r.probs4 = np.asarray(res.probs4, np.float64)
         r.signals = face_signals(r.crop, r.box, r.probs4)
@@ -685,6 +713,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     ap.add_argument("--quick", action="store_true", help="smoke run: 6 faces (one scene) per bucket")
     ap.add_argument(
+        "--crop-light",
+        choices=CROP_LIGHT,
+        default="none",
+        help="low-light normalisation of the face crops before they are read (a variant; the worker applies none)",
+    )
+    ap.add_argument(
         "--min-quality", type=float, default=None, help="face quality threshold to report (default: the setting)"
     )
     ap.add_argument("--save", type=Path, default=None, help="save every reading's signals and truth (.npz)")
@@ -722,11 +756,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{len(faces)} faces per bucket ({', '.join(f'{c} {labels.count(c)}' for c in CLASSES)}) of {len(pool)} "
         f"drawn PublicTest faces found upright alone at 120 px; seed {args.seed}; detector {detector.name} "
         f"{' '.join(args.detector_option) or '(configured options)'}; model {classifier.model_version}"
+        + (f"; crops relit: {args.crop_light}" if args.crop_light != "none" else "")
     )
     tallies: dict[str, Tally] = {}
     for bucket in buckets:
         tally = run_bucket(bucket, faces, labels, frames, detector, args.seed)
-        classify(tally, classifier)
+        classify(tally, classifier, args.crop_light)
         tallies[bucket.name] = tally
     print()
     print_table(tallies)

@@ -52,6 +52,9 @@ EXPECTED = {
     "bench_lite_precision": Expect((r"^\| float16 \|", r"^\| int8 \(served\) \|")),
     "bench_member_outputs": Expect((r"^\| v8,v9 TTA \|", r"^\| greedy ", r"^\| cascade v8 -> v8,v9 "), (FER_TRAIN,)),
     "bench_night_ward": Expect((r"^\| lit upright \| 6 \|", r"^\| night \| 6 \|"), (FER_TEST,)),
+    "bench_night_ward_e2e": Expect(
+        (r"^\| night \| night-1 \| 6 \| ", r"^\| lit \| 6 \(4 \+ 2\) \|", r"^\| night \| 6 \(4 \+ 2\) \|"), (FER_TEST,)
+    ),
     "bench_pipeline": Expect((r"^throughput: 1 worker\(s\)", r"^latency: 1 worker", r"^blazeface track=0: ")),
     "bench_scaleout": Expect(
         (r"1 worker: ", r"scheduler failover: ", r"verdict: none lost: True; none duplicated: True"),

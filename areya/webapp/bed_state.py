@@ -201,12 +201,17 @@ def bed_state(
         and still is not None
         and window.score >= window.close_below
     ):
-        worsens = "if it worsens" if resolve.reopen_at is None else f"if it worsens (above {resolve.reopen_at:.0%})"
+        if resolve.reopen_at is None:
+            worsens = "if it worsens or "
+        elif resolve.reopen_at < 1.0:
+            worsens = f"if it worsens (above {resolve.reopen_at:.0%}) or "
+        else:  # the level resolved was so high that nothing reads worse: only the end of the cool-down re-alerts
+            worsens = ""
         return BedState(
             STILL_NEGATIVE,
             f"Still {MOOD_WORDS[still]}",
             f"Resolved by {resolve.resolved_by} at {hm(resolve.resolved_at)} · still {MOOD_WORDS[still]} · "
-            f"re-alerts {worsens} or after {hm(resolve.until)}",
+            f"re-alerts {worsens}after {hm(resolve.until)}",
             headline=still,
             evidence=readings_text(window, still),
             details=details,

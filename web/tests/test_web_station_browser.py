@@ -61,6 +61,7 @@ def test_central_station_shows_every_bed_by_need_on_a_wall_screen_and_a_laptop(b
             "els => els.map(e => parseFloat(getComputedStyle(e).fontSize))"
         )
         assert min(sizes) >= 15, f"{name}: text {min(sizes)} px"
+        print(f"{name}: {in_view} of 24 beds wholly on the screen; smallest state or name text {min(sizes):g} px")
         for ward, counts in EXPECTED_COUNTS.items():
             li = page.locator(f'#ward-counts li[data-ward="{station.ids["ward_ids"][ward]}"]')
             for key, n in counts.items():

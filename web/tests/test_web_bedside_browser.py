@@ -15,6 +15,19 @@ from areya.db.models import BedZone
 from areya.worker.bedside import fix_key, publish_states
 
 
+def drag_on_stage(page: Page, points: list[tuple[float, float]]) -> None:
+    """Press at the first point of the zone editor's picture (shares of its width and height), move through the
+    others, release."""
+    box = page.locator("#stage").bounding_box()
+    assert box is not None
+    at = [(box["x"] + box["width"] * fx, box["y"] + box["height"] * fy) for fx, fy in points]
+    page.mouse.move(*at[0])
+    page.mouse.down()
+    for x, y in at[1:]:
+        page.mouse.move(x, y, steps=4)
+    page.mouse.up()
+
+
 def test_admin_draws_the_pillow_region_and_it_round_trips(
     page: Page, live_server: Any, login_as: Any, shot: Any
 ) -> None:
@@ -24,14 +37,7 @@ def test_admin_draws_the_pillow_region_and_it_round_trips(
     first = page.locator("#zone-list li").nth(0)
     expect(first.locator(".pillow-coords")).to_contain_text("top of the zone (default)")
     first.locator("button[data-pillow]").click()
-    stage = page.locator("#stage")
-    box = stage.bounding_box()
-    assert box is not None
-    page.mouse.move(box["x"] + box["width"] * 0.08, box["y"] + box["height"] * 0.05)
-    page.mouse.down()
-    page.mouse.move(box["x"] + box["width"] * 0.2, box["y"] + box["height"] * 0.15, steps=4)
-    page.mouse.move(box["x"] + box["width"] * 0.25, box["y"] + box["height"] * 0.25, steps=4)
-    page.mouse.up()
+    drag_on_stage(page, [(0.08, 0.05), (0.2, 0.15), (0.25, 0.25)])
     expect(page.locator(".zone .pillow")).to_have_count(1)
     expect(page.locator(".zone")).to_have_count(2)  # the drag drew a pillow, not a new zone
     page.click("#save-zones")

@@ -510,28 +510,54 @@ class Settings:
         "'Clearly stronger' during the cool-down: score >= resolved level + this margin.",
     )
     negative_baseline_s: int = _setting(
-        21_600,
+        86_400,
         _baseline_period,
         "alerts",
-        "Per-patient baseline: the patient's mean score over this period (s, whole minutes) before the window, "
-        "alert periods left out, raises the thresholds (0 / off = none; bench/bench_alert_rules.py).",
+        "Per-patient baseline: the patient's usual score over this period (s, whole minutes) before the window, "
+        "alert periods left out, raises the thresholds (0 / off = none; bench/bench_alert_streams.py).",
     )
     negative_baseline_min_obs: int = _setting(
-        3600, int_range(1, 10_000_000), "alerts", "Min observations in the baseline period for a baseline."
+        600, int_range(1, 10_000_000), "alerts", "Min observations in the baseline period for a baseline."
     )
     negative_baseline_margin: float = _setting(
-        0.25,
+        0.20,
         float_range(0.0, 1.0),
         "alerts",
         "With a baseline, open at the patient's usual score + this margin when above negative_open_share "
         "(close share raised as much).",
     )
     negative_baseline_ceiling: float = _setting(
-        0.60,
+        0.80,
         float_range(0.0, 1.0, lo_open=True),
         "alerts",
         "The baseline never raises the open threshold above this (a real episode must still open one).",
     )
+    negative_night_raise: float = _setting(
+        0.10,
+        float_range(0.0, 1.0),
+        "alerts",
+        "At night (night_start_h to night_end_h, hospital time) the negative rule's open and close shares and "
+        "baseline ceiling are this much higher: the model reads dim faces more negative (0 = same day and night; "
+        "bench/bench_alert_streams.py).",
+    )
+    negative_baseline_by_night: bool = _setting(
+        True,
+        parse_bool,
+        "alerts",
+        "The per-patient baseline reads only the minutes of its period in the same part of the day as now (night "
+        "or day), so a dim resting face is compared with the same patient's dim resting face; give it a period "
+        "of about a day (negative_baseline_s).",
+    )
+    negative_baseline_quantile: float = _setting(
+        0.9,
+        float_range(0.0, 1.0, hi_open=True),
+        "alerts",
+        "0 = the baseline is the patient's mean score; above 0 it is this quantile of the scores of every window "
+        "in the baseline period holding negative_min_obs observations (the patient's usual high: a face held "
+        "for minutes that reads mildly negative is part of it).",
+    )
+    night_start_h: int = _setting(22, int_range(0, 23), "alerts", "Night starts at this hour (hospital time).")
+    night_end_h: int = _setting(7, int_range(0, 23), "alerts", "Night ends at this hour (hospital time).")
     min_face_quality: float = _setting(
         0.45,
         float_range(0.0, 1.0),
@@ -927,6 +953,13 @@ def _check_cross(values: dict[str, Any]) -> None:
         raise ConfigError(
             f"{env_name('negative_close_share')}: must be below negative_open_share "
             f"({values['negative_close_share']} >= {values['negative_open_share']})"
+        )
+    if values["night_start_h"] == values["night_end_h"]:
+        raise ConfigError(f"{env_name('night_end_h')}: must differ from night_start_h ({values['night_end_h']})")
+    if values["negative_open_share"] + values["negative_night_raise"] > 1.0:
+        raise ConfigError(
+            f"{env_name('negative_night_raise')}: negative_open_share + this must be at most 1 "
+            f"({values['negative_open_share']} + {values['negative_night_raise']})"
         )
     if values["negative_baseline_s"] + values["negative_window_s"] > values["retention_days"] * 86_400:
         raise ConfigError(

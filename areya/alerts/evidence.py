@@ -19,7 +19,9 @@ Two measures exist (setting ``negative_measure``):
 With the per-patient baseline (``negative_baseline_s`` > 0, see :func:`areya.alerts.rules.thresholds`) the
 evidence also carries the patient's **usual** score (the same measure over the baseline period) and ``open_at`` /
 ``close_below`` are the thresholds the rule applied, raised by the baseline when it was high enough, beside the
-plain ones (``plain_open_at``, ``plain_close_below``): "opens at 61%: this patient's usual 46% + 15".
+plain ones (``plain_open_at``, ``plain_close_below``): "opens at 61%: this patient's usual 46% + 15".  With
+``negative_baseline_by_night`` the usual score is of the same part of the day as now ("this patient's usual at
+night 46%"), and at night the plain thresholds are ``night_raise`` higher ("at night +13").
 
 Observations whose face quality was below the rule's ``min_quality`` (setting ``min_face_quality``) are set aside:
 the score and counts leave them out, and the evidence says how many there were and why ("12 readings set aside:
@@ -95,6 +97,9 @@ class NegativeEvidence:
     plain_close_below: float | None = None
     n_set_aside: int = 0  # observations of the window set aside: face quality below min_quality
     min_quality: float = 0.0
+    night_raise: float = 0.0  # the night's rise of the plain thresholds applied now (0 by day)
+    baseline_part: str | None = None  # "night" / "day": the baseline read only those minutes of its period
+    baseline_quantile: float = 0.0  # > 0: ``baseline`` is the usual high (that quantile of the period's windows)
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
@@ -141,7 +146,7 @@ class NegativeEvidence:
         return (
             self.raised_by > 0
             and self.baseline is not None
-            and self.baseline + self.baseline_margin > self.baseline_ceiling + 1e-9
+            and self.baseline + self.baseline_margin > self.baseline_ceiling + self.night_raise + 1e-9
         )
 
     # -- text ------------------------------------------------------------------------------------
@@ -149,10 +154,20 @@ class NegativeEvidence:
         """``opens at 52%``, or raised by the baseline ``opens at 61%: this patient's usual 46% + 15``."""
         text = f"opens at {pct(self.open_at)}"
         if self.baseline_applied and self.raised_by > 0 and self.baseline is not None:
-            text += f": this patient's usual {pct(self.baseline)} + {points(self.baseline_margin)}"
+            text += (
+                f": this patient's {self._usual()}{self._part()} {pct(self.baseline)} + {points(self.baseline_margin)}"
+            )
             if self.capped:
-                text += f", capped at {pct(self.baseline_ceiling)}"
+                text += f", capped at {pct(self.baseline_ceiling + self.night_raise)}"
+        elif self.night_raise > 0:
+            text += f": at night + {points(self.night_raise)}"
         return text
+
+    def _usual(self) -> str:
+        return "usual high" if self.baseline_quantile > 0 else "usual"
+
+    def _part(self) -> str:
+        return {"night": " at night", "day": " by day"}.get(self.baseline_part or "", "")
 
     def score_text(self) -> str:
         """``Negative share 42% (opens at 30%)`` (with a baseline: ``... (opens at 61%: this patient's usual ...)``)."""
@@ -163,15 +178,21 @@ class NegativeEvidence:
         if self.baseline_s <= 0:
             return None
         period = f"the {period_text(self.baseline_s)} before the window"
+        if self.baseline_part in ("night", "day"):
+            period = f"the {'night' if self.baseline_part == 'night' else 'day'} minutes of {period}"
         if not self.baseline_applied:
             return (
                 f"not known yet: {self.baseline_n:,} of {self.baseline_min_obs:,} observations in {period} "
                 f"(alert periods left out); plain thresholds"
             )
         assert self.baseline is not None
-        text = f"{pct(self.baseline)} over {period} ({self.baseline_n:,} observations, alert periods left out)"
+        level = pct(self.baseline)
+        if self.baseline_quantile > 0:
+            level += f" (the {self.baseline_quantile:.0%} quantile of its windows)"
+        text = f"{level} over {period} ({self.baseline_n:,} observations, alert periods left out)"
         if self.raised_by > 0:
-            return text + f"; thresholds raised {points(self.raised_by)} points from {pct(self.plain_open_at or 0)}"
+            text += f"; thresholds raised {points(self.raised_by)} points from {pct(self.plain_open_at or 0)}"
+            return text + (f" (at night + {points(self.night_raise)})" if self.night_raise > 0 else "")
         plain = self.plain_open_at if self.plain_open_at is not None else self.open_at
         return text + f"; + {points(self.baseline_margin)} is below {pct(plain)}: plain thresholds"
 
@@ -237,6 +258,9 @@ class NegativeEvidence:
             "plain_open_at": self.plain_open_at,
             "plain_close_below": self.plain_close_below,
             "raised_by": round(self.raised_by, 4),
+            "part": self.baseline_part,
+            "quantile": self.baseline_quantile,
+            "night_raise": self.night_raise,
         }
 
     def to_json(self) -> dict[str, Any]:
@@ -296,6 +320,9 @@ class NegativeEvidence:
             plain_close_below=float(base["plain_close_below"]) if base.get("plain_close_below") is not None else None,
             n_set_aside=int(aside.get("n") or 0),
             min_quality=float(aside.get("min_quality") or 0.0),
+            night_raise=float(base.get("night_raise") or 0.0),
+            baseline_part=str(base["part"]) if base.get("part") in ("night", "day") else None,
+            baseline_quantile=float(base.get("quantile") or 0.0),
         )
 
     def resolved_level(self) -> float:
@@ -308,7 +335,7 @@ def negative_evidence(
 ) -> NegativeEvidence:
     """The evidence of one patient's window ``(now - params.window_s, now]`` (empty window: score 0), with the
     thresholds the rule applies (raised by ``baseline``, the patient's usual score, when the rule uses one)."""
-    th = thresholds(params, baseline)
+    th = thresholds(params, baseline, params.night_raise > 0 and params.is_night(now))
     on = params.baseline_s > 0
     n = stats.n if stats is not None else 0
     counts = {lab: int(stats.counts.get(lab, 0)) if stats is not None else 0 for lab in LABELS4}
@@ -327,17 +354,20 @@ def negative_evidence(
         first_at=stats.first_at if stats is not None else None,
         last_at=stats.last_at if stats is not None else None,
         baseline_s=params.baseline_s if on else 0,
-        baseline=baseline.score(params.measure) if on and baseline is not None and baseline.n else None,
+        baseline=baseline.usual(params) if on and baseline is not None and baseline.n else None,
         baseline_n=baseline.n if on and baseline is not None else 0,
         baseline_min_obs=params.baseline_min_obs if on else 0,
         baseline_margin=params.baseline_margin if on else 0.0,
         baseline_ceiling=params.baseline_ceiling if on else 1.0,
         baseline_start=baseline.start if on and baseline is not None else None,
         baseline_end=baseline.end if on and baseline is not None else None,
-        plain_open_at=params.open_share if on else None,
-        plain_close_below=params.close_share if on else None,
+        plain_open_at=th.plain_open_at if on else None,
+        plain_close_below=th.plain_close_below if on else None,
         n_set_aside=stats.n_set_aside if stats is not None else 0,
         min_quality=params.min_quality,
+        night_raise=th.night_raise,
+        baseline_part=baseline.part if on and baseline is not None else None,
+        baseline_quantile=params.baseline_quantile if on else 0.0,
     )
 
 

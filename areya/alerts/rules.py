@@ -11,13 +11,18 @@ Sustained negative emotion, per admitted patient, over the sliding window ``(now
   ``p_angry + p_sad`` of the window's observations ("Negative probability", the default: an unsure "sad"
   weighs less than a confident one) or the share of observations labelled angry or sad ("Negative share");
 * score >= ``open_share`` -> open an alert (unless one is open, or the patient's alerts are snoozed);
+* **night** (``night_hours``, hospital time ``timezone``; by default 22:00-07:00): the model reads a dim, small,
+  noisy face more negative than the same face by day, so at night ``open_share``, ``close_share`` and
+  ``baseline_ceiling`` are all ``night_raise`` higher (0: the same day and night);
 * **per-patient baseline** (``baseline_s`` > 0; 0 = off): the patient's usual score is the same measure over
   the whole minutes of the ``baseline_s`` before the window (:func:`baseline_minutes`), leaving out the minutes
   from one window before each of the patient's negative-emotion alerts opened until it resolved (an episode must
-  not teach the rule that it is normal; :func:`excluded_minutes`).  With at least ``baseline_min_obs`` such
-  observations the open threshold becomes ``max(open_share, min(baseline + baseline_margin, baseline_ceiling))``
-  and the close threshold moves up by the same amount (:func:`thresholds`: same hysteresis gap); fewer
-  observations: the plain thresholds;
+  not teach the rule that it is normal; :func:`excluded_minutes`).  With ``baseline_by_night`` only the minutes
+  of the same part of the day as now count (at night the patient's night minutes, by day the day minutes: a dim
+  resting face is compared with the same patient's dim resting face; :func:`night_minutes`).  With at least
+  ``baseline_min_obs`` such observations the open threshold becomes ``max(open_share, min(baseline +
+  baseline_margin, baseline_ceiling))`` (night-raised at night) and the close threshold moves up by the same
+  amount (:func:`thresholds`: same hysteresis gap); fewer observations: the plain thresholds;
 * **cool-down**: for ``cooldown_s`` after a clinician resolved the patient's alert by hand, the rule
   reopens only on clearly stronger evidence: a score at least ``reopen_margin`` above the level that was
   resolved (the higher of the score at open and the latest score while open);
@@ -36,8 +41,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+import numpy as np
 
 MEASURES: tuple[str, ...] = ("labels", "probability")  # see areya.alerts.evidence
 
@@ -79,8 +88,21 @@ class RuleParams:
     baseline_ceiling: float = 0.60
     measure: str = "probability"
     min_quality: float = 0.0  # observations with a face quality below this are set aside (0: none)
+    night_raise: float = 0.0  # at night the open, close and ceiling thresholds are this much higher
+    baseline_by_night: bool = False  # the baseline reads only the minutes of the same part of the day as now
+    baseline_quantile: float = 0.0  # > 0: the usual level is this quantile of the period's window scores (usual high)
+    night_hours: tuple[int, int] = (22, 7)  # night: from this hour to that one (hospital time)
+    timezone: str = "UTC"  # the hospital's time zone (IANA name), for night_hours
 
     def __post_init__(self) -> None:
+        start, end = self.night_hours
+        if not (0 <= start <= 23 and 0 <= end <= 23 and start != end):
+            raise ValueError(f"night hours must be two different hours 0-23: {self.night_hours}")
+        if not 0.0 <= self.night_raise <= 1.0 - self.open_share:
+            raise ValueError(f"night_raise must be in [0, 1 - open_share]: {self.night_raise}")
+        _zone(self.timezone)  # unknown: ZoneInfoNotFoundError (a ValueError's cousin: KeyError)
+        if not 0.0 <= self.baseline_quantile < 1.0:
+            raise ValueError(f"baseline_quantile must be in [0, 1): {self.baseline_quantile}")
         if not 0.0 <= self.min_quality <= 1.0:
             raise ValueError(f"min_quality must be in [0, 1]: {self.min_quality}")
         if (
@@ -114,7 +136,18 @@ class RuleParams:
             **values,
             measure=getattr(settings, "negative_measure", "probability"),
             min_quality=getattr(settings, "min_face_quality", 0.0),
+            night_raise=getattr(settings, "negative_night_raise", 0.0),
+            baseline_by_night=getattr(settings, "negative_baseline_by_night", False),
+            baseline_quantile=getattr(settings, "negative_baseline_quantile", 0.0),
+            night_hours=(getattr(settings, "night_start_h", 22), getattr(settings, "night_end_h", 7)),
+            timezone=getattr(settings, "timezone", "UTC"),
         )
+
+    def is_night(self, at: datetime) -> bool:
+        """``at`` falls in the night hours (hospital time)."""
+        hour = at.astimezone(_zone(self.timezone)).hour
+        start, end = self.night_hours
+        return start <= hour < end if start < end else hour >= start or hour < end
 
     def as_settings(self) -> dict[str, Any]:
         """These parameters under their settings names (``negative_window_s``, ...)."""
@@ -163,11 +196,37 @@ class Baseline:
     negative_mass: float  # sum of p_angry + p_sad
     start: datetime | None = None  # the period (minutes left out for alerts included)
     end: datetime | None = None
+    part: str | None = None  # "night" / "day": only the period's minutes of that part of the day (baseline_by_night)
+    high: float | None = None  # baseline_quantile > 0: that quantile of the period's window scores (None: no window)
 
     def score(self, measure: str) -> float:
         if not self.n:
             return 0.0
         return self.n_negative / self.n if measure == "labels" else self.negative_mass / self.n
+
+    def usual(self, params: RuleParams) -> float:
+        """The level the thresholds follow: the mean score, or with ``baseline_quantile`` the usual high."""
+        if params.baseline_quantile > 0 and self.high is not None:
+            return self.high
+        return self.score(params.measure)
+
+
+def usual_high(per_minute: np.ndarray, params: RuleParams) -> float | None:
+    """The patient's usual high: the ``baseline_quantile`` of the scores of every window of ``window_s`` (whole
+    minutes, sliding a minute at a time) within the baseline period that holds at least ``min_obs`` observations;
+    ``per_minute``: (minutes, 3) sums of the period's consecutive minutes (n, labelled angry or sad, p_angry +
+    p_sad; minutes left out are zeros).  None without such a window."""
+    k = max(1, params.window_s // 60)
+    if len(per_minute) < k:
+        return None
+    cum = np.concatenate([np.zeros((1, 3)), np.cumsum(per_minute, axis=0)])
+    sums = cum[k:] - cum[:-k]
+    ok = sums[:, 0] >= params.min_obs
+    if not ok.any():
+        return None
+    column = 1 if params.measure == "labels" else 2
+    scores = sums[ok, column] / sums[ok, 0]
+    return float(np.quantile(scores, params.baseline_quantile))
 
 
 def baseline_minutes(now: datetime, window_s: int, baseline_s: int) -> tuple[int, int]:
@@ -176,6 +235,29 @@ def baseline_minutes(now: datetime, window_s: int, baseline_s: int) -> tuple[int
     the window ``now - window_s``, so that the period never overlaps the window."""
     end = math.floor((now.timestamp() - window_s) / 60)
     return end - baseline_s // 60, end
+
+
+@lru_cache(maxsize=8)
+def _zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
+
+
+def night_minutes(minutes: np.ndarray, params: RuleParams) -> np.ndarray:
+    """Which minute numbers (minute m = ``[60 m, 60 m + 60)`` s since the epoch) fall in ``params.night_hours``,
+    hospital time: a bool array (the offset from UTC taken per UTC hour, so daylight saving is followed)."""
+    minutes = np.asarray(minutes, np.int64)
+    if not len(minutes):
+        return np.zeros(0, bool)
+    zone = _zone(params.timezone)
+    hours = minutes // 60
+    uniq, inverse = np.unique(hours, return_inverse=True)
+    offsets = np.array(
+        [datetime.fromtimestamp(int(h) * 3600, UTC).astimezone(zone).utcoffset().total_seconds() for h in uniq]
+    )
+    local_minute = minutes + (offsets[inverse] // 60).astype(np.int64)
+    hour = (local_minute % 1440) // 60
+    start, end = params.night_hours
+    return (hour >= start) & (hour < end) if start < end else (hour >= start) | (hour < end)
 
 
 def excluded_minutes(
@@ -207,20 +289,35 @@ class Thresholds:
     open_at: float
     close_below: float
     baseline: Baseline | None = None  # the baseline applied (rule on, enough observations), else None
-    raised_by: float = 0.0  # open_at - open_share (= close_below - close_share)
+    raised_by: float = 0.0  # open_at - plain_open_at (= close_below - plain_close_below): the baseline's rise
     capped: bool = False  # baseline + margin was above the ceiling
+    night_raise: float = 0.0  # the night's rise of the plain thresholds and the ceiling (0 by day)
+    plain: tuple[float, float] | None = None  # the plain open / close thresholds (night-raised at night)
+
+    @property
+    def plain_open_at(self) -> float:
+        return self.plain[0] if self.plain is not None else self.open_at - self.raised_by
+
+    @property
+    def plain_close_below(self) -> float:
+        return self.plain[1] if self.plain is not None else self.close_below - self.raised_by
 
 
-def thresholds(params: RuleParams, baseline: Baseline | None) -> Thresholds:
+def thresholds(params: RuleParams, baseline: Baseline | None, night: bool = False) -> Thresholds:
     """``open_share`` / ``close_share``, or with a baseline of at least ``baseline_min_obs`` observations (and
     ``baseline_s`` > 0): open at ``max(open_share, min(baseline + baseline_margin, baseline_ceiling))``, close
-    below ``close_share`` plus the same rise (the hysteresis gap stays)."""
+    below ``close_share`` plus the same rise (the hysteresis gap stays).  ``night``: open_share, close_share and
+    the ceiling are ``night_raise`` higher."""
+    lift = params.night_raise if night else 0.0
+    open_share, close_share = params.open_share + lift, params.close_share + lift
+    ceiling = min(1.0, params.baseline_ceiling + lift)
+    plain = (open_share, close_share)
     if params.baseline_s <= 0 or baseline is None or baseline.n < params.baseline_min_obs:
-        return Thresholds(params.open_share, params.close_share)
-    wanted = baseline.score(params.measure) + params.baseline_margin
-    capped = wanted > params.baseline_ceiling
-    raised = max(0.0, min(wanted, params.baseline_ceiling) - params.open_share)
-    return Thresholds(params.open_share + raised, params.close_share + raised, baseline, raised, capped and raised > 0)
+        return Thresholds(open_share, close_share, night_raise=lift, plain=plain)
+    wanted = baseline.usual(params) + params.baseline_margin
+    capped = wanted > ceiling
+    raised = max(0.0, min(wanted, ceiling) - open_share)
+    return Thresholds(open_share + raised, close_share + raised, baseline, raised, capped and raised > 0, lift, plain)
 
 
 @dataclass(frozen=True)
@@ -268,7 +365,7 @@ def evaluate_negative(
     usual score over the baseline period (used when ``params.baseline_s`` > 0, see :func:`thresholds`)."""
     enough = stats is not None and stats.n >= params.min_obs
     score = stats.score(params.measure) if stats is not None else 0.0
-    th = thresholds(params, baseline)
+    th = thresholds(params, baseline, params.night_raise > 0 and params.is_night(now))
     if not is_open:
         if not enough:
             return NegativeDecision("none", "insufficient evidence")

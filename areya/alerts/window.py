@@ -32,7 +32,7 @@ import math
 import threading
 import time
 import weakref
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -49,6 +49,8 @@ from areya.alerts.rules import (
     WindowStats,
     baseline_minutes,
     excluded_minutes,
+    night_minutes,
+    usual_high,
 )
 from areya.db.models import LABELS4, Alert, Bed, BedAssignment, Observation, Patient
 
@@ -477,7 +479,8 @@ def patient_baselines(
 ) -> dict[int, Baseline]:
     """Patient id -> :class:`~areya.alerts.rules.Baseline` for the patients whose rule uses one
     (``baseline_s`` > 0): their score's sums over the whole minutes of the baseline period before the window,
-    the minutes of their negative-emotion alerts left out.  ``cache``: kept between calls (incremental); without
+    the minutes of their negative-emotion alerts left out; with ``baseline_by_night`` only the period's minutes of
+    the same part of the day as ``now`` (night or day).  ``cache``: kept between calls (incremental); without
     one the whole period is read."""
     wanted = {pid: p for pid, p in params.items() if p.baseline_s > 0}
     if not wanted:
@@ -499,13 +502,24 @@ def patient_baselines(
             cache.min_quality = min_quality
             cache._allocate(cache.slots)
         cache.refresh(session, lo, hi, wanted, now=_epoch(now))
-        sums = cache.sums(spans, excluded)
+        parts = {pid: p.is_night(now) for pid, p in wanted.items() if p.baseline_by_night}
+        by_night = next((p for p in wanted.values() if p.baseline_by_night), None)
+        night_of = (lambda minutes: night_minutes(minutes, by_night)) if by_night is not None else None
+        sums = cache.sums(spans, excluded, parts, night_of)
+        highs = {
+            pid: usual_high(cache.per_minute(pid, *spans[pid], excluded.get(pid, []), parts.get(pid), night_of), p)
+            for pid, p in wanted.items()
+            if p.baseline_quantile > 0 and pid in sums
+        }
     bounds = {span: (_at(span[0] * 60), _at(span[1] * 60)) for span in periods.values()}
     out = {}
     for pid, span in spans.items():
         if pid in sums:  # else: the cache is still reading this period (a cold start): not known yet
             n, negative, mass = sums[pid]
-            out[pid] = Baseline(int(round(n)), int(round(negative)), float(mass), *bounds[span])
+            part = None if pid not in parts else "night" if parts[pid] else "day"
+            out[pid] = Baseline(
+                int(round(n)), int(round(negative)), float(mass), *bounds[span], part=part, high=highs.get(pid)
+            )
     return out
 
 
@@ -686,13 +700,51 @@ class BaselineCache:
         """Older minutes are still to be read (some baselines are not known yet)."""
         return self.lo is not None and self.ready_from is not None and self.ready_from > self.lo
 
+    def per_minute(
+        self,
+        patient_id: int,
+        first: int,
+        end: int,
+        left_out: list[tuple[int, int]],
+        night: bool | None = None,
+        night_of: Callable[[np.ndarray], np.ndarray] | None = None,
+    ) -> np.ndarray:
+        """(end - first, 3) sums of each minute of ``[first, end)`` for one patient (n, labelled angry or sad,
+        p_angry + p_sad), zeros in the ``left_out`` minute ranges and, with ``night`` (True / False), in the
+        minutes of the other part of the day; the minutes must be loaded (:meth:`sums` gave this patient)."""
+        out = np.zeros((max(end - first, 0), _BASELINE_VALUES))
+        row = self.rows.get(patient_id)
+        if row is None or end <= first:
+            return out
+        inside = (self.slot_minute >= first) & (self.slot_minute < end)
+        minutes = self.slot_minute[inside]
+        out[minutes - first] = self.values[row][inside]
+        if night is not None and night_of is not None:
+            out[night_of(np.arange(first, end)) != night] = 0.0
+        for a, b in left_out:
+            out[max(a - first, 0) : max(b - first, 0)] = 0.0
+        return out
+
     def sums(
-        self, spans: Mapping[int, tuple[int, int]], excluded: Mapping[int, list[tuple[int, int]]] | None = None
+        self,
+        spans: Mapping[int, tuple[int, int]],
+        excluded: Mapping[int, list[tuple[int, int]]] | None = None,
+        parts: Mapping[int, bool] | None = None,
+        night_of: Callable[[np.ndarray], np.ndarray] | None = None,
     ) -> dict[int, tuple[float, float, float]]:
         """Patient id -> (n, negative labels, negative mass) over its minutes ``[first, end)`` less its excluded
         minute ranges (call :meth:`refresh` for a range holding them first); patients whose minutes are not all
-        loaded yet are left out."""
+        loaded yet are left out.  ``parts``: patient id -> True (only the night minutes, ``night_of(minutes)``
+        says which) or False (only the others) for the patients whose baseline reads one part of the day."""
         excluded = excluded or {}
+        parts = parts or {}
+        if parts and night_of is None:
+            raise ValueError("parts need night_of")
+        night = None
+        if parts and night_of is not None:
+            used = self.slot_minute != _NO_BUCKET
+            night = np.zeros(len(self.slot_minute), bool)
+            night[used] = night_of(self.slot_minute[used])
         by_span: dict[tuple[int, int], list[int]] = {}
         for pid, span in spans.items():
             if self.lo is None or self.hi is None or span[0] < self.lo or span[1] > self.hi or pid not in self.rows:
@@ -703,16 +755,18 @@ class BaselineCache:
             if self.ready_from is None or first < self.ready_from:
                 continue  # still loading
             mask = (self.slot_minute >= first) & (self.slot_minute < end)
-            plain = [pid for pid in pids if not excluded.get(pid)]
+            plain = [pid for pid in pids if not excluded.get(pid) and pid not in parts]
             if plain:
                 rows = np.array([self.rows[pid] for pid in plain], dtype=np.int64)
                 totals = self.values[rows][:, mask, :].sum(axis=1)
                 out.update({pid: tuple(totals[i].tolist()) for i, pid in enumerate(plain)})  # type: ignore[misc]
             for pid in pids:
-                if not excluded.get(pid):
+                if not excluded.get(pid) and pid not in parts:
                     continue
                 keep = mask.copy()
-                for a, b in excluded[pid]:
+                if night is not None and pid in parts:
+                    keep &= night if parts[pid] else ~night
+                for a, b in excluded.get(pid, []):
                     keep &= ~((self.slot_minute >= a) & (self.slot_minute < b))
                 out[pid] = tuple(self.values[self.rows[pid]][keep, :].sum(axis=0).tolist())  # type: ignore[assignment]
         return out

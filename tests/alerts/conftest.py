@@ -29,6 +29,15 @@ def alert_settings(db_settings: Settings) -> Settings:
         retention_days=7,
         scheduler_tick_s=5,
         lock_ttl_s=15,
+        # the per-patient baseline as these tests were written for (tests/alerts/test_alerts_night.py has the
+        # usual high, the baseline by part of the day and the night's raise)
+        negative_baseline_s=21_600,
+        negative_baseline_min_obs=3600,
+        negative_baseline_margin=0.25,
+        negative_baseline_ceiling=0.6,
+        negative_baseline_quantile=0.0,
+        negative_baseline_by_night=False,
+        negative_night_raise=0.0,
     )
 
 

@@ -176,6 +176,9 @@ def test_evidence_says_the_alert_opened_on_the_patients_baseline() -> None:
         "plain_open_at": 0.52,
         "plain_close_below": 0.44,
         "raised_by": 0.09,
+        "part": None,  # every minute of the period (not by part of the day)
+        "quantile": 0.0,  # the mean score (not the usual high)
+        "night_raise": 0.0,
     }
     assert "this patient's usual 46% + 15" in public["headline"]
     back = NegativeEvidence.from_json(ev.to_json())

@@ -53,6 +53,8 @@ from areya.alerts.rules import (
     baseline_minutes,
     evaluate_negative,
     excluded_minutes,
+    night_minutes,
+    usual_high,
 )
 from areya.db.models import LABELS4
 
@@ -202,6 +204,8 @@ class MinuteSums:
 
     first: int
     cum: np.ndarray  # (minutes + 1, 3)
+    per: np.ndarray | None = None  # (minutes, 3): the sums of each minute
+    _night: dict[tuple[tuple[int, int], str], tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, tl: Timeline) -> MinuteSums:
@@ -211,13 +215,44 @@ class MinuteSums:
         per = np.zeros((int(idx[-1]) + 1 if len(idx) else 1, 3))
         negative = np.isin(tl.labels, [LABELS4.index("angry"), LABELS4.index("sad")]).astype(float)
         np.add.at(per, idx, np.stack([np.ones(len(idx)), negative, tl.probs[:, 0] + tl.probs[:, 3]], axis=1))
-        return cls(first, np.concatenate([np.zeros((1, 3)), np.cumsum(per, axis=0)]))
+        return cls(first, np.concatenate([np.zeros((1, 3)), np.cumsum(per, axis=0)]), per)
 
-    def total(self, a: int, b: int) -> np.ndarray:
-        """Sums over the minutes ``[a, b)``."""
-        top = len(self.cum) - 1
+    def total(self, a: int, b: int, part: tuple[bool, RuleParams] | None = None) -> np.ndarray:
+        """Sums over the minutes ``[a, b)``; ``part`` (night?, params): only the minutes of that part of the day
+        (:func:`areya.alerts.rules.night_minutes`)."""
+        cum = self.cum if part is None else self._part_cum(*part)
+        top = len(cum) - 1
         lo, hi = min(max(a - self.first, 0), top), min(max(b - self.first, 0), top)
-        return self.cum[hi] - self.cum[lo] if hi > lo else np.zeros(3)
+        return cum[hi] - cum[lo] if hi > lo else np.zeros(3)
+
+    def minutes(
+        self, a: int, b: int, part: tuple[bool, RuleParams] | None, left_out: list[tuple[int, int]]
+    ) -> np.ndarray:
+        """(b - a, 3) sums of each minute of ``[a, b)`` (zeros outside the timeline, in the other part of the day
+        and in the ``left_out`` minute ranges)."""
+        assert self.per is not None
+        out = np.zeros((max(b - a, 0), 3))
+        lo, hi = max(a, self.first), min(b, self.first + len(self.per))
+        if hi > lo:
+            out[lo - a : hi - a] = self.per[lo - self.first : hi - self.first]
+        if part is not None:
+            night = night_minutes(np.arange(a, b), part[1])
+            out[night != part[0]] = 0.0
+        for x, y in left_out:
+            out[max(x - a, 0) : max(y - a, 0)] = 0.0
+        return out
+
+    def _part_cum(self, night: bool, params: RuleParams) -> np.ndarray:
+        key = (params.night_hours, params.timezone)
+        if key not in self._night:
+            assert self.per is not None
+            is_night = night_minutes(self.first + np.arange(len(self.per)), params)
+            zero = np.zeros((1, 3))
+            self._night[key] = (
+                np.concatenate([zero, np.cumsum(self.per * ~is_night[:, None], axis=0)]),
+                np.concatenate([zero, np.cumsum(self.per * is_night[:, None], axis=0)]),
+            )
+        return self._night[key][int(night)]
 
 
 def make_timeline(
@@ -337,12 +372,25 @@ def replay_baseline(
     the whole minutes of the period before the window, the minutes of the alerts so far left out."""
     first, end = baseline_minutes(now, params.window_s, params.baseline_s)
     sums = tl.minute_sums()
-    total = sums.total(first, end)
+    part = (params.is_night(now), params) if params.baseline_by_night else None
+    total = sums.total(first, end, part)
     if exclude and alert_spans:
         spans = [(a, b) for a, b in alert_spans if a is not None]
         for a, b in excluded_minutes(spans, params.window_s, first, end):
-            total = total - sums.total(a, b)
-    return Baseline(int(round(total[0])), int(round(total[1])), float(total[2]))
+            total = total - sums.total(a, b, part)
+    name = None if part is None else "night" if part[0] else "day"
+    high = None
+    if params.baseline_quantile > 0:
+        high = usual_high(
+            sums.minutes(
+                first,
+                end,
+                part,
+                excluded_minutes(spans, params.window_s, first, end) if exclude and alert_spans else [],
+            ),
+            params,
+        )
+    return Baseline(int(round(total[0])), int(round(total[1])), float(total[2]), part=name, high=high)
 
 
 def replay(
@@ -366,6 +414,8 @@ def replay(
     last_manual: ManualResolve | None = None
     spans: list[list[datetime | None]] = []  # (opened_at, resolved_at) of the alerts, for the baseline
     keep_s = params.baseline_s + params.window_s + 120
+    memo_key: tuple | None = None  # the baseline changes with its minutes, the part of the day and the alerts
+    memo: Baseline | None = None
     for k, t in enumerate(ticks):
         now = T0 + timedelta(seconds=float(t))
         if open_at is not None and manual_at is not None and t >= manual_at:  # the clinician resolves it
@@ -376,7 +426,15 @@ def replay(
         if params.baseline_s > 0:
             if spans and spans[0][1] is not None and (now - spans[0][1]).total_seconds() > keep_s:
                 spans = [sp for sp in spans if sp[1] is None or (now - sp[1]).total_seconds() <= keep_s]
-            baseline = replay_baseline(tl, params, now, spans, exclude_alerts)
+            key = (
+                baseline_minutes(now, params.window_s, params.baseline_s),
+                params.is_night(now),
+                len(spans),
+                spans[-1][1] if spans else None,
+            )
+            if key != memo_key:
+                memo_key, memo = key, replay_baseline(tl, params, now, spans, exclude_alerts)
+            baseline = memo
         nk = int(n[k])
         stats = None
         if nk:

@@ -13,9 +13,12 @@ The rule is the scheduler's (``areya.alerts.rules.evaluate_negative``, replayed 
 on an injected clock every ``scheduler_tick_s``, with the per-patient baseline, a clinician resolving each alert
 2-10 min after it opens), with the settings of ``areya.config`` (the defaults) and any others given with
 ``--rule-settings KEY=VALUE ...`` (settings names such as ``negative_window_s=600``, or the rule's own names such
-as ``window_s=600``; each ``--rule-settings`` is one more row) or ``--grid`` (a small fixed grid, below).
-``--set-aside closed|night`` is a bench-only bound on what a face-quality filter could do: the rule reads no
-eyes-closed face, or no face seen at night (the streams carry no face quality score of their own).
+as ``window_s=600``; each ``--rule-settings`` is one more row), ``--previous`` (the settings before December 2026:
+one baseline for day and night, its mean over 6 h) or ``--grid`` (a small fixed grid of those, below).
+Each rendering carries the face quality the worker would compute for it (``patient_streams.entry_quality``:
+``areya.detectors.quality`` on the rendering, its size in the camera and the classifier's answer), so the rule's
+``min_face_quality`` sets readings aside as in the engine.  ``--set-aside closed|night`` is a bench-only bound on
+what a perfect filter could do besides: the rule reads no eyes-closed face, or no face seen at night.
 
 Figures over **all** patients, per episode rate: sensitivity for the (>= 10-min) episodes starting by day and at
 night, false alerts per patient-day (all; those opened by day and at night, which add up to it), the mean of the
@@ -26,7 +29,8 @@ night, <= 1 false alert per patient-day, <= 2 in the worst decile, PPV >= 50 % a
 time to alert <= 5 min and p90 <= 10.
 
     nice -n 5 python -m bench.bench_alert_streams [--quick] [--episodes-per-day 0.5 2] [--seeds 1 2 3 4 5]
-        [--patient-days 10] [--faces scoring|tuning] [--rule-settings KEY=VALUE ...] [--grid] [--through-ward]
+        [--patient-days 10] [--faces scoring|tuning] [--rule-settings KEY=VALUE ...] [--previous] [--grid]
+        [--through-ward]
 
 ``--quick``: 2 seeds x 2 patient-days, 6 faces per class, 2 renderings per condition, 1 h of history.
 Not part of the test suite.
@@ -58,6 +62,7 @@ from bench.patient_streams import (
     StreamConfig,
     VariantTable,
     classify_table,
+    entry_quality,
     is_night,
     make_stream,
     publictest_pool,
@@ -66,7 +71,14 @@ from bench.patient_streams import (
     seed_interval,
 )
 
-# the small grid of the existing rule's settings (docs/experiments/2026-12-alert-streams.md)
+# the rule's settings before December 2026 (one baseline for day and night, its mean, 6 h): the grid below changes
+# these; --previous adds a row of them as they were
+PREVIOUS = (
+    "negative_baseline_s=21600 negative_baseline_min_obs=3600 negative_baseline_margin=0.25 "
+    "negative_baseline_ceiling=0.60 negative_baseline_quantile=0 negative_baseline_by_night=false "
+    "negative_night_raise=0"
+)
+# the small grid of the previous rule's settings (docs/experiments/2026-12-alert-streams.md)
 GRID: tuple[str, ...] = (
     "negative_baseline_s=0",
     "negative_window_s=600 negative_min_obs=120",
@@ -245,6 +257,22 @@ def profile(streams: list[PatientStream], probs: np.ndarray) -> str:
     return "\n".join(lines)
 
 
+def quality_profile(streams: list[PatientStream], quality: np.ndarray, thresholds: list[float]) -> str:
+    """The face quality of the counted days' observations per condition: median and the share below each rule's
+    ``min_face_quality``."""
+    cuts = sorted({t for t in thresholds if t > 0})
+    parts = []
+    for c, name in enumerate(CONDITIONS):
+        q = np.concatenate(
+            [quality[s.variant[(s.condition == c) & (s.times >= 0) & (s.times < 86_400)]] for s in streams]
+        )
+        q = q[np.isfinite(q)]
+        if len(q):
+            below = ", ".join(f"{np.mean(q < t):.0%} below {t:g}" for t in cuts)
+            parts.append(f"{name} median {np.median(q):.2f}" + (f" ({below})" if below else ""))
+    return "face quality of the observations (as the worker computes it, on the renderings): " + "; ".join(parts)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--episodes-per-day", type=float, nargs="+", default=[0.5, 2.0], help="episode rates to report")
@@ -269,7 +297,10 @@ def main(argv: list[str] | None = None) -> int:
         help="one more row: the default settings with these changed (e.g. negative_window_s=600 "
         "negative_min_obs=120); repeat the option for more rows",
     )
-    ap.add_argument("--grid", action="store_true", help="also the fixed grid of settings (GRID in this file)")
+    ap.add_argument(
+        "--grid", action="store_true", help="also the fixed grid of the previous rule's settings (GRID in this file)"
+    )
+    ap.add_argument("--previous", action="store_true", help="also the rule's settings before December 2026")
     ap.add_argument("--no-defaults", action="store_true", help="leave out the row of the default settings")
     ap.add_argument("--mild-negative-share", type=float, default=StreamConfig.mild_negative_share)
     ap.add_argument("--variants", type=int, default=StreamConfig.variants, help="renderings per face and condition")
@@ -290,8 +321,8 @@ def main(argv: list[str] | None = None) -> int:
         nargs="+",
         choices=tuple(SET_ASIDE),
         default=[],
-        help="a bench-only bound on what a face-quality filter could do: the rule reads none of these faces "
-        "(closed: eyes closed, asleep; night: every face seen at night)",
+        help="a bench-only bound on what a perfect filter could do (beyond min_face_quality): the rule reads none of "
+        "these faces (closed: eyes closed, asleep; night: every face seen at night)",
     )
     ap.add_argument(
         "--quick",
@@ -314,8 +345,10 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings()
     rules = [] if args.no_defaults else [("defaults", RuleParams.from_settings(settings))]
     rules += [rule_from(items, settings) for items in args.rule_settings]
+    if args.previous or args.grid:
+        rules.append(("previous defaults", rule_from(PREVIOUS.split(), settings)[1]))
     if args.grid:
-        rules += [rule_from(g.split(), settings) for g in GRID]
+        rules += [(g, rule_from([*PREVIOUS.split(), *g.split()], settings)[1]) for g in GRID]
     if not rules:
         raise SystemExit("no rule to score: drop --no-defaults or give --rule-settings / --grid")
     tick_s = float(settings.scheduler_tick_s)
@@ -349,12 +382,15 @@ def main(argv: list[str] | None = None) -> int:
     probs = classify_table(table, classify, known, through, ids=used, progress=lambda m: print(m, flush=True))
     classified = len(known) - before
     write_cache(args.cache, model_version, known)
+    quality = entry_quality(table, probs, used)
     prepared = time.perf_counter() - started
 
     aside = {c for name in args.set_aside for c in SET_ASIDE[name]}
-    read = np.array([key[1] not in aside for key in table.keys], bool)
+    shown = np.array([key[1] not in aside for key in table.keys], bool)
     figures: dict[tuple[str, float], tuple[Figures, list[Figures]]] = {}
     for name, params in rules:
+        # set aside as the engine does: a face quality below the rule's min_face_quality
+        read = shown & ~(quality < params.min_quality) if params.min_quality > 0 else shown
         for rate in args.episodes_per_day:
             per_seed, pooled = [], []
             for seed in args.seeds:
@@ -400,17 +436,13 @@ def main(argv: list[str] | None = None) -> int:
         f"{len(pool.resting_score) - sum(bands.values())}"
     )
     print(profile(all_streams, probs))
+    print(quality_profile(all_streams, quality, [p.min_quality for _, p in rules]))
     for name, params in rules:
         print(f"rule '{name}': {params}")
     if aside:
         print(
             "set aside (bench-only, as a face-quality filter would): every "
             + " and every ".join(f"{CONDITIONS[c]} face" for c in sorted(aside))
-        )
-    if any(getattr(p, "min_quality", 0.0) > 0 for _, p in rules):
-        print(
-            "note: the streams carry no face quality, so min_quality sets nothing aside here (the engine reads "
-            "observations without a quality too)"
         )
     print(f"targets: {TARGETS}")
     for rate in args.episodes_per_day:

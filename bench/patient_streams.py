@@ -67,6 +67,7 @@ DAY, NIGHT, DAY_CLOSED, NIGHT_CLOSED = range(4)
 NIGHT_HOURS = (22.0, 7.0)  # night: from 22:00 to 07:00
 RESTING_BANDS = {"ordinary": (0.0, 0.25), "mild-negative": (0.25, 0.50)}  # resting face's own P(angry)+P(sad)
 SPLIT_SEED = 20261201  # PublicTest's tuning / scoring halves
+DAY_SIDE_PX = 96  # a face's side in the camera by day (the ward's 64-112 px; the quality model gives size no weight)
 RENDER_VERSION = 1  # bump when render() changes: disk caches keyed by it
 Classify = Callable[[Sequence[np.ndarray]], np.ndarray]  # 48x48 uint8 images -> calibrated (n, 4) LABELS4 order
 
@@ -150,11 +151,17 @@ def close_eyes(img: np.ndarray) -> np.ndarray:
 
 
 def render(image: np.ndarray, condition: int, rng: np.random.Generator) -> np.ndarray:
+    """One rendering of a 48x48 face under ``condition``: :func:`render_sized` without the size."""
+    return render_sized(image, condition, rng)[0]
+
+
+def render_sized(image: np.ndarray, condition: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
     """One rendering of a 48x48 face under ``condition`` (:data:`CONDITIONS`): pose (roll +-8 degrees, scale
     0.94-1.06, a yaw-like squeeze 0.92-1.0, shift +-2 px), a smooth displacement field of 0.3-1.0 px
     (small-expression jitter) in one resampling, then light; at night also roll +-25 degrees more, gain 0.35-0.6
     with gamma 1.0-1.5, the face 40-64 px in the camera with sensor noise (sigma 3-8) and JPEG 60-85 there, back
-    to 48 px as ``prepare_crops`` resizes.  ``*-closed``: :func:`close_eyes` first."""
+    to 48 px as ``prepare_crops`` resizes.  ``*-closed``: :func:`close_eyes` first.  Also the face's side in the
+    camera (px): the night's drawn side, by day :data:`DAY_SIDE_PX`."""
     night = condition in (NIGHT, NIGHT_CLOSED)
     img = np.asarray(image, np.float32)
     if condition in (DAY_CLOSED, NIGHT_CLOSED):
@@ -190,13 +197,13 @@ def render(image: np.ndarray, condition: int, rng: np.random.Generator) -> np.nd
         if ok:
             small = cv2.imdecode(jpeg, cv2.IMREAD_GRAYSCALE)
         interp = cv2.INTER_AREA if side > w else cv2.INTER_LINEAR  # as prepare_crops resizes a crop
-        return cv2.resize(small, (w, h), interpolation=interp) if side != w else small
+        return (cv2.resize(small, (w, h), interpolation=interp) if side != w else small), side
     mean = float(img.mean())
     img = (img - mean) * rng.uniform(0.85, 1.15) + mean
     x = np.clip(img, 0, 255) / 255.0
     img = 255.0 * rng.uniform(0.85, 1.1) * x ** rng.uniform(0.85, 1.15)
     img = img + rng.normal(0, rng.uniform(1, 3), img.shape)
-    return np.clip(np.round(img), 0, 255).astype(np.uint8)
+    return np.clip(np.round(img), 0, 255).astype(np.uint8), DAY_SIDE_PX
 
 
 @dataclass
@@ -228,9 +235,13 @@ class VariantTable:
 
     def image(self, i: int) -> np.ndarray:
         """The rendering of entry ``i``: the same pixels on every run (its own seed from its name)."""
+        return self.image_sized(i)[0]
+
+    def image_sized(self, i: int) -> tuple[np.ndarray, int]:
+        """The rendering of entry ``i`` and the face's side in the camera (:func:`render_sized`)."""
         face, condition, k = self.keys[i]
         seed = [self.aug_seed, zlib.crc32(self.pool.faces[face].key.encode()), condition, k, RENDER_VERSION]
-        return render(self.pool.faces[face].image, condition, np.random.default_rng(seed))
+        return render_sized(self.pool.faces[face].image, condition, np.random.default_rng(seed))
 
 
 def classify_table(
@@ -271,6 +282,32 @@ def classify_table(
     out = np.full((len(table.keys), 4), np.nan)
     for i, n in names.items():
         out[i] = known[n]
+    return out
+
+
+def entry_quality(
+    table: VariantTable, probs: np.ndarray, ids: np.ndarray | None = None, detector_score: float | None = None
+) -> np.ndarray:
+    """(entries,) face quality of the entries ``ids`` (default all; the others and those without probabilities
+    NaN) as the worker computes it (:func:`areya.detectors.quality.face_quality`): from the rendering as the
+    classifier reads it (sharpness of the 48x48 input, exposure of its middle), the face's side in the camera
+    (:func:`render_sized`), the classifier's probabilities (``probs``, from :func:`classify_table`: confidence,
+    entropy), no roll left after alignment (the worker turns the crop by the eyes) and a detector score of
+    ``detector_score`` (default: the quality fit's mean, which moves the score neither way: the streams have no
+    detector)."""
+    from areya.detectors.boxes import FaceBox
+    from areya.detectors.quality import face_quality
+    from areya.detectors.quality_fit import FEATURES, MEAN
+
+    score = MEAN[FEATURES.index("detector_score")] if detector_score is None else detector_score
+    ids = np.arange(len(table.keys)) if ids is None else np.unique(ids)
+    out = np.full(len(table.keys), np.nan)
+    for i in ids.tolist():
+        p = probs[i]
+        if not np.isfinite(p).all():
+            continue
+        img, side = table.image_sized(i)
+        out[i] = face_quality(img, FaceBox(0, 0, side, side, score=float(score)), p)
     return out
 
 

@@ -273,6 +273,35 @@ def test_false_alerts_are_counted_over_all_patients(streams) -> None:
     assert fig.false_asleep == pytest.approx((r.false_asleep + 2) / 10)
 
 
+def test_each_rendering_carries_the_face_quality_the_worker_would_compute(streams) -> None:
+    """The streams' observations carry a face quality (areya.detectors.quality on the rendering, its size in the
+    camera and the classifier's answer): in [0, 1], lower for the dim, small, noisy night renderings of a face than
+    for its day ones; the timeline leaves out what a rule's min_face_quality sets aside."""
+    from areya.detectors.boxes import FaceBox
+    from areya.detectors.quality import face_quality
+
+    pool, table, all_streams = streams
+    s = all_streams[0]
+    used = np.unique(s.variant)
+    probs = ps.classify_table(table, fake_classify, ids=used)
+    quality = ps.entry_quality(table, probs, used)
+    assert np.isfinite(quality[used]).all() and ((quality[used] >= 0) & (quality[used] <= 1)).all()
+    assert np.isnan(np.delete(quality, used)).all()
+    day = table.ids(*_triples(s.identity.resting, ps.DAY, 3))
+    night = table.ids(*_triples(s.identity.resting, ps.NIGHT, 3))
+    both = np.concatenate([day, night])
+    q = ps.entry_quality(table, ps.classify_table(table, fake_classify, ids=both), both)
+    assert q[night].mean() < q[day].mean()
+    img, side = table.image_sized(int(night[0]))
+    assert 40 <= side <= 64 and table.image_sized(int(day[0]))[1] == ps.DAY_SIDE_PX
+    assert np.array_equal(img, table.image(int(night[0])))
+    p = ps.classify_table(table, fake_classify, ids=night[:1])[night[0]]
+    assert q[night[0]] == pytest.approx(face_quality(img, FaceBox(0, 0, side, side, score=0.792995), p))
+    read = ~(quality < np.median(quality[used]))
+    tl = s.timeline(probs, read)
+    assert 0 < len(tl.times) < len(s.times) and len(tl.times) == read[s.variant].sum()
+
+
 def test_seed_interval() -> None:
     assert ps.seed_interval([1.0]) is None
     lo, hi = ps.seed_interval([1.0, 2.0, 3.0])

@@ -30,6 +30,7 @@ EXPECTED: dict[str, set[str] | str] = {
     "alerts.snooze": {N, D},
     "patients.patient_page": CLINICAL,
     "patients.snooze": {N, D},
+    "patients.bedside_role": {A},
     "admin.index": {A},
     "admin.wards": {A},
     "admin.add_beds": {A},

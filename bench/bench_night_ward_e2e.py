@@ -358,7 +358,7 @@ def summary(results: Sequence[BedResult]) -> dict[str, Any]:
     }
 
 
-def print_summary(results: Sequence[BedResult], window: float) -> None:
+def print_summary(results: Sequence[BedResult], window: float, tick: float) -> None:
     print(
         "| condition | beds (calm + must alert) | frames published % | faces found % | set aside % "
         "| neutral beds: mean P(neg) kept % "
@@ -378,7 +378,7 @@ def print_summary(results: Sequence[BedResult], window: float) -> None:
             f"{100 * s['found']:.1f} | "
             f"{100 * s['set_aside']:.1f} | {100 * s['neutral_neg']:.1f} | {100 * s['negative_neg']:.1f} | "
             f"{s['false']} ({s['false_alerts']}) | {s['early']} | {s['missed']} | {timing} | "
-            f"{sum(d <= window + 10 for d in delays)} of {s['negative']} |"
+            f"{sum(d <= window + 2 * tick for d in delays)} of {s['negative']} |"
         )
 
 
@@ -636,7 +636,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print()
         print_beds(results)
         print()
-        print_summary(results, args.window)
+        print_summary(results, args.window, args.tick)
         print(f"\ntook {time.perf_counter() - t_start:.0f} s")
         return 0
     finally:

@@ -506,11 +506,18 @@ def patient_baselines(
         by_night = next((p for p in wanted.values() if p.baseline_by_night), None)
         night_of = (lambda minutes: night_minutes(minutes, by_night)) if by_night is not None else None
         sums = cache.sums(spans, excluded, parts, night_of)
-        highs = {
-            pid: usual_high(cache.per_minute(pid, *spans[pid], excluded.get(pid, []), parts.get(pid), night_of), p)
-            for pid, p in wanted.items()
-            if p.baseline_quantile > 0 and pid in sums
-        }
+        masks: dict[tuple[int, int], np.ndarray] = {}  # span -> its night minutes (once per tick, not per patient)
+        highs = {}
+        for pid, p in wanted.items():
+            if p.baseline_quantile <= 0 or pid not in sums:
+                continue
+            night = None
+            if pid in parts and night_of is not None:
+                span = spans[pid]
+                if span not in masks:
+                    masks[span] = night_of(np.arange(*span))
+                night = masks[span] if parts[pid] else ~masks[span]
+            highs[pid] = usual_high(cache.per_minute(pid, *spans[pid], excluded.get(pid, []), night), p)
     bounds = {span: (_at(span[0] * 60), _at(span[1] * 60)) for span in periods.values()}
     out = {}
     for pid, span in spans.items():
@@ -701,17 +708,12 @@ class BaselineCache:
         return self.lo is not None and self.ready_from is not None and self.ready_from > self.lo
 
     def per_minute(
-        self,
-        patient_id: int,
-        first: int,
-        end: int,
-        left_out: list[tuple[int, int]],
-        night: bool | None = None,
-        night_of: Callable[[np.ndarray], np.ndarray] | None = None,
+        self, patient_id: int, first: int, end: int, left_out: list[tuple[int, int]], keep: np.ndarray | None = None
     ) -> np.ndarray:
         """(end - first, 3) sums of each minute of ``[first, end)`` for one patient (n, labelled angry or sad,
-        p_angry + p_sad), zeros in the ``left_out`` minute ranges and, with ``night`` (True / False), in the
-        minutes of the other part of the day; the minutes must be loaded (:meth:`sums` gave this patient)."""
+        p_angry + p_sad), zeros in the ``left_out`` minute ranges and, with ``keep`` (a bool per minute of
+        ``[first, end)``), in the minutes it leaves out; the minutes must be loaded (:meth:`sums` gave this
+        patient)."""
         out = np.zeros((max(end - first, 0), _BASELINE_VALUES))
         row = self.rows.get(patient_id)
         if row is None or end <= first:
@@ -719,8 +721,8 @@ class BaselineCache:
         inside = (self.slot_minute >= first) & (self.slot_minute < end)
         minutes = self.slot_minute[inside]
         out[minutes - first] = self.values[row][inside]
-        if night is not None and night_of is not None:
-            out[night_of(np.arange(first, end)) != night] = 0.0
+        if keep is not None:
+            out[~keep] = 0.0
         for a, b in left_out:
             out[max(a - first, 0) : max(b - first, 0)] = 0.0
         return out

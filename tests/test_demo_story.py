@@ -119,3 +119,16 @@ def test_demo_passwords_are_kept_private_and_stable(tmp_path: Path) -> None:
     rotated = demo_passwords(tmp_path, users, reset=True)
     assert all(rotated[u] != first[u] for u in users)
     assert demo_passwords(tmp_path, users) == rotated
+
+
+def test_the_demo_ward_opens_at_the_same_level_at_night_as_by_day() -> None:
+    """The demo's rule override turns the night's raise off: `areya demo` run at 3 a.m. tells the same story."""
+    from areya.alerts.overrides import apply_values, parse_override_values
+    from areya.alerts.rules import RuleParams, thresholds
+    from areya.config import Settings
+
+    params = apply_values(RuleParams.from_settings(Settings()), parse_override_values(load_story().alerts))
+    assert Settings().negative_night_raise > 0  # the global default raises the thresholds at night ...
+    assert params.night_raise == 0.0  # ... the demo ward does not
+    by_day, at_night = thresholds(params, None), thresholds(params, None, night=True)
+    assert by_day.open_at == at_night.open_at == 0.5

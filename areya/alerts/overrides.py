@@ -4,7 +4,8 @@ Precedence: global settings < ward override < patient override.  Keys are the se
 :data:`areya.alerts.rules.OVERRIDABLE` (``negative_window_s``, ``negative_min_obs``, ``negative_open_share``,
 ``negative_close_share``, ``resolve_period_s``, ``escalate_after_s``, ``negative_cooldown_s``,
 ``negative_reopen_margin``, and the per-patient baseline's ``negative_baseline_s`` (``off``),
-``negative_baseline_min_obs``, ``negative_baseline_margin``, ``negative_baseline_ceiling``), validated by the
+``negative_baseline_min_obs``, ``negative_baseline_margin``, ``negative_baseline_ceiling``, and the night's
+``negative_night_raise``), validated by the
 same parsers as the settings.  A combination that became invalid later (e.g. the global open share lowered below a
 ward's close share) is ignored with a warning at evaluation time, never crashing the scheduler.
 """

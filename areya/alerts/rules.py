@@ -67,6 +67,7 @@ OVERRIDABLE: dict[str, str] = {
     "negative_baseline_min_obs": "baseline_min_obs",
     "negative_baseline_margin": "baseline_margin",
     "negative_baseline_ceiling": "baseline_ceiling",
+    "negative_night_raise": "night_raise",
 }
 
 
@@ -136,7 +137,6 @@ class RuleParams:
             **values,
             measure=getattr(settings, "negative_measure", "probability"),
             min_quality=getattr(settings, "min_face_quality", 0.0),
-            night_raise=getattr(settings, "negative_night_raise", 0.0),
             baseline_by_night=getattr(settings, "negative_baseline_by_night", False),
             baseline_quantile=getattr(settings, "negative_baseline_quantile", 0.0),
             night_hours=(getattr(settings, "night_start_h", 22), getattr(settings, "night_end_h", 7)),

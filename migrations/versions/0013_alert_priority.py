@@ -5,7 +5,7 @@ technical conditions, negative_emotion a patient condition. The severity column 
 e-mails that carry it, now derived from the priority (medium = 2); alerts whose severity escalation had raised
 are set back to it (escalation raises ``escalation_level`` only). Downgrade drops the column; severities stay 2.
 
-Revision ID: 0015_alert_priority
+Revision ID: 0013_alert_priority
 Revises: 0012_mask_webhook_targets
 Create Date: 2026-12-07
 """
@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0015_alert_priority"
+revision: str = "0013_alert_priority"
 down_revision: str | None = "0012_mask_webhook_targets"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None

@@ -1,7 +1,7 @@
 """bed_zones.head_x0/y0/x1/y1: the head-of-bed (pillow) region drawn inside a bed zone, nullable (NULL: the default)
 
-Revision ID: 0014_bed_zone_head
-Revises: 0013_encounters
+Revision ID: 0015_bed_zone_head
+Revises: 0014_encounters
 Create Date: 2026-12-07
 """
 
@@ -12,8 +12,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0014_bed_zone_head"
-down_revision: str | None = "0013_encounters"
+revision: str = "0015_bed_zone_head"
+down_revision: str | None = "0014_encounters"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -6,8 +6,8 @@ last admission: in-progress from admitted_at, or finished at discharged_at; earl
 apart before). ``ix_observations_patient_id_captured_at_id`` (patient, time, id) replaces the (patient, time)
 index: the FHIR Observation search pages on (captured_at, id) after a cursor and reads a bounded slice.
 
-Revision ID: 0013_encounters
-Revises: 0015_alert_priority
+Revision ID: 0014_encounters
+Revises: 0013_alert_priority
 Create Date: 2026-12-07
 """
 
@@ -22,8 +22,8 @@ from alembic import op
 
 from areya.db.types import UTCDateTime
 
-revision: str = "0013_encounters"
-down_revision: str | None = "0015_alert_priority"
+revision: str = "0014_encounters"
+down_revision: str | None = "0013_alert_priority"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -134,6 +134,7 @@
   }
   function acknowledge(stack, item, info, ack) {
     ack.disabled = true;
+    item.classList.add("acking");  // the live "acknowledged" event may come before this answer: keep the banner
     const url = stack.dataset.ackUrl.replace("/0/", "/" + info.alert_id + "/");
     const body = new URLSearchParams({ csrf_token: csrfToken(), note: "" });
     fetch(url, { method: "POST", body: body, credentials: "same-origin",
@@ -149,13 +150,14 @@
         } else {
           text.textContent = "Could not acknowledge: " + (res.body.error || "try the alert page");
           ack.disabled = false;
+          item.classList.remove("acking");
         }
       })
-      .catch(function () { ack.disabled = false; });
+      .catch(function () { ack.disabled = false; item.classList.remove("acking"); });
   }
   function clearBanner(alertId) {
     document.querySelectorAll('#alert-banner .banner[data-alert="' + alertId + '"]').forEach(function (el) {
-      if (!el.classList.contains("done")) el.remove();
+      if (!el.classList.contains("done") && !el.classList.contains("acking")) el.remove();
     });
   }
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from flask import render_template, request
 from sqlalchemy import select
+from werkzeug.exceptions import BadRequest
 
 from areya.db.models import AuditEvent, Patient, User
+from areya.webapp.forms import has_control_characters
 from areya.webapp.security import ADMIN, roles
 from areya.webapp.services import db
 from areya.webapp.views.admin.blueprint import bp
@@ -20,6 +22,8 @@ def audit_log() -> str:
     action = (request.args.get("action") or "").strip()[:64]
     username = (request.args.get("user") or "").strip().lower()[:64]
     patient = (request.args.get("patient") or "").strip()[:64]
+    if any(has_control_characters(v) for v in (action, username, patient)):
+        raise BadRequest("Audit filters must not contain control characters.")  # PostgreSQL refuses NUL in text
     page_arg = request.args.get("page", "1")
     page = int(page_arg) if page_arg.isascii() and page_arg.isdigit() and 0 < int(page_arg) < 100_000 else 1
     query = select(AuditEvent).order_by(AuditEvent.at.desc(), AuditEvent.id.desc())

@@ -110,6 +110,11 @@ def test_fit_calibration_against_votes_reports_the_vote_nll_and_skips_unlabelled
     assert v["7class"]["after"]["vote_nll"] < v["7class"]["before"]["vote_nll"]
     assert cal.temperature7 > 2.0  # softer than the hard-label fit would be (about 2)
     assert all("vote_nll" in s["after"] for s in v["4class_sources"].values())
+    hard = fit_calibration(
+        np.full((3000, 4), 0.25), probs7, majority, fitted_on="toy", targets7=targets, fit_to_targets=False
+    )
+    assert hard.temperature7 == pytest.approx(2.0, rel=0.15)  # the majority's fit, the vote NLL still reported
+    assert "FER+ majority" in hard.validation["fitted_to"] and "vote_nll" in hard.validation["7class"]["after"]
     with pytest.raises(ValueError, match="targets7"):
         fit_calibration(np.full((3000, 4), 0.25), probs7, majority, fitted_on="toy", targets7=targets[:, :4])
 

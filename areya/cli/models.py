@@ -362,11 +362,11 @@ def models_card(model_dir: Path, data_dir: Path, train_command: str, notes: str)
 )
 @click.option(
     "--labels",
-    type=click.Choice(["auto", "fer2013", "ferplus"]),
+    type=click.Choice(["auto", "fer2013", "ferplus", "votes"]),
     default="auto",
     show_default=True,
-    help="Fit the temperatures to the FER-2013 labels or to the FER+ annotators' vote distributions "
-    "(auto: what the model trained on).",
+    help="Fit the temperatures to the FER-2013 labels, the FER+ majority or the FER+ annotators' vote "
+    "distributions (auto: fer2013 or ferplus, what the model trained on).",
 )
 def models_calibrate(
     model_dir: Path, data_dir: Path, four_class_source: str | None, without_copies: bool, labels: str

@@ -42,6 +42,7 @@ def fit_calibration(
     fitted_on: str,
     source: str | None = None,
     targets7: np.ndarray | None = None,
+    fit_to_targets: bool = True,
 ) -> Calibration:
     """Fit both temperatures (and, unless ``source`` is given, choose the 4-class source) on validation outputs.
 
@@ -51,6 +52,8 @@ def fit_calibration(
     on the faces whose largest share is one of the four classes, restricted to them), and ``vote_nll`` joins the
     figures; accuracy, ECE and Brier stay against ``labels7``.  The 4-class source is the one with the lowest
     NLL after calibration (against the targets when given); every figure goes into ``validation``.
+    ``fit_to_targets`` False: the temperatures minimise the NLL of ``labels7`` (its labelled faces) even with
+    ``targets7`` given, which then only add the vote NLL to the figures.
     """
     labels7 = np.asarray(labels7)
     if targets7 is not None:
@@ -67,7 +70,8 @@ def fit_calibration(
             out["vote_nll"] = round(soft_nll(probs, targets), 6)
         return out
 
-    t7 = fit_temperature(probs7, labels7 if targets7 is None else targets7)
+    soft = targets7 is not None and fit_to_targets
+    t7 = fit_temperature(probs7, targets7) if soft else fit_temperature(probs7[labelled], labels7[labelled])
     val: dict[str, Any] = {
         "faces_7class": int(labelled.sum()),
         "7class": {
@@ -83,14 +87,19 @@ def fit_calibration(
     else:
         dist4, inside = restrict_to_four(targets7)
         targets4 = dist4[inside]
-        val["fitted_to"] = "FER+ vote distributions (cross-entropy); figures against the FER+ majority"
+        val["fitted_to"] = (
+            "FER+ vote distributions (cross-entropy); figures against the FER+ majority"
+            if soft
+            else "FER+ majority (faces with a unique majority); vote NLL against the vote distributions"
+        )
     y4 = labels4[inside]
     val["faces_4class"] = int((y4 >= 0).sum())
     derived = four_of_seven(probs7[inside])
     best: tuple[float, str, float] | None = None
     for name in FOUR_CLASS_SOURCES:
         raw = combine_four(name, head4[inside], derived)
-        t4 = fit_temperature(raw, y4 if targets4 is None else targets4)
+        known4 = y4 >= 0
+        t4 = fit_temperature(raw, targets4) if soft else fit_temperature(raw[known4], y4[known4])
         after = figures(apply_temperature(raw, t4), y4, targets4)
         known = y4 >= 0
         val["4class_sources"][name] = {
@@ -99,7 +108,7 @@ def fit_calibration(
             "before": figures(raw, y4, targets4),
             "after": after,
         }
-        score = after["nll"] if targets4 is None else after["vote_nll"]
+        score = after["vote_nll"] if soft else after["nll"]
         if (source is None or source == name) and (best is None or score < best[0]):
             best = (score, name, t4)
     assert best is not None
@@ -112,6 +121,11 @@ def fit_calibration(
         fitted_on=fitted_on,
         validation=val,
     )
+
+
+# what temperatures are fitted to: the model's own training labels (auto), the FER-2013 folders' labels, the FER+
+# majority (ferplus: what the ECE target is scored against) or the FER+ vote distributions (votes)
+CALIBRATION_LABELS = ("auto", "fer2013", "ferplus", "votes")
 
 
 def calibrate_model_dir(
@@ -128,11 +142,12 @@ def calibrate_model_dir(
     served (its ensemble's members averaged, with mirror TTA if its ``ensemble.toml`` or config says so).
     ``without_copies``: less the faces pixel-identical to a face of the training part
     (:func:`~areya.emotion.dataset.without_copies`).  ``labels``: what the temperatures are fitted to -
-    "fer2013" (the folders' labels), "ferplus" (the FER+ vote distributions, :func:`vote_targets`) or "auto" (the
-    labels the model's config trained on).
+    "fer2013" (the folders' labels), "ferplus" (the FER+ majority of each face, faces without a row keeping their
+    label, :func:`vote_targets`), "votes" (the FER+ vote distributions) or "auto" (fer2013 or ferplus: what the
+    model's config trained on).  With FER+ the vote NLL joins the figures either way.
     """
-    if labels not in ("auto", "fer2013", "ferplus"):
-        raise ValueError(f"labels must be auto, fer2013 or ferplus, got {labels!r}")
+    if labels not in CALIBRATION_LABELS:
+        raise ValueError(f"labels must be one of {', '.join(CALIBRATION_LABELS)}, got {labels!r}")
     model_dir = Path(model_dir)
     cfg = TrainConfig.from_file(model_dir / "config.toml")
     ensemble = Ensemble.load(model_dir)
@@ -149,11 +164,21 @@ def calibrate_model_dir(
     fitted_on = f"{val.report.source} (seed {cfg.holdout_seed}), {len(val)} faces, mirror TTA {'on' if tta else 'off'}"
     if clf.members > 1:
         fitted_on += f", mean of {clf.members} ensemble members"
-    if (cfg.labels if labels == "auto" else labels) == "ferplus":
+    mode = cfg.labels if labels == "auto" else labels
+    if mode in ("ferplus", "votes"):
         votes = FerPlusVotes.load(cfg.votes_csv or default_votes_path(data_dir))
         keep, labels7, targets7 = vote_targets(val, votes)
-        fitted_on += f"; fitted to the FER+ vote distributions ({votes.source}) of {int(keep.sum())} faces"
-        cal = fit_calibration(head4[keep], probs7[keep], labels7, fitted_on, source=source, targets7=targets7)
+        to = "vote distributions" if mode == "votes" else "majority"
+        fitted_on += f"; fitted to the FER+ {to} ({votes.source}) of {int(keep.sum())} faces"
+        cal = fit_calibration(
+            head4[keep],
+            probs7[keep],
+            labels7,
+            fitted_on,
+            source=source,
+            targets7=targets7,
+            fit_to_targets=mode == "votes",
+        )
     else:
         cal = fit_calibration(head4, probs7, val.labels7, fitted_on, source=source)
     cal.save(model_dir)

@@ -510,21 +510,12 @@ def predict(x: np.ndarray, mean: Any, scale: Any, weights: Any, bias: float) -> 
     return 1.0 / (1.0 + np.exp(-np.clip(bias + ((x - mean) / scale) @ weights, -40, 40)))
 
 
-SIGNS = {  # the sign each weight is held to (0: free): a bigger, sharper, better exposed face never scores lower
-    "log2_size": 1,
-    "log_sharpness": 1,
-    "exposure_error": -1,
-    "log_contrast": 1,
-    "residual_roll": -1,
-    "detector_score": 1,
-    "confidence": 1,
-    "entropy": -1,
-}
-
-
 def fit_signed(x: np.ndarray, y: np.ndarray, names: Sequence[str]) -> tuple[Any, Any, Any, float]:
-    """:func:`fit_logistic` with each weight held to its sign in :data:`SIGNS`: a feature whose weight comes out
-    with the wrong sign is left out (weight 0) and the rest fitted again, until none is."""
+    """:func:`fit_logistic` with each weight held to its sign in :data:`areya.detectors.quality.SIGNS`: a
+    feature whose weight comes out with the wrong sign is left out (weight 0) and the rest fitted again, until
+    none is."""
+    from areya.detectors.quality import SIGNS
+
     active = list(range(x.shape[1]))
     while True:
         mean, scale, w, b = fit_logistic(x[:, active], y)

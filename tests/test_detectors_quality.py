@@ -13,22 +13,11 @@ import pytest
 
 from areya.config import Settings
 from areya.detectors import FaceBox, create_detector, crop_face
-from areya.detectors.quality import FaceSignals, face_quality, face_signals, quality_score, residual_roll
+from areya.detectors.quality import SIGNS, FaceSignals, face_quality, face_signals, quality_score, residual_roll
 from areya.detectors.quality_fit import BIAS, FEATURES, MEAN, SCALE, WEIGHTS
 
 SURE = np.array([0.04, 0.04, 0.88, 0.04])  # a sure answer, the same for every face where the answer is fixed
 ASTRONAUT_FACE = FaceBox(175, 75, 100, 100)  # forehead to chin, ear to ear (tests/test_detectors.py)
-# the sign the model may give each signal (bench/bench_night_ward.py holds the fit to them)
-SIGNS = {
-    "log2_size": 1,
-    "log_sharpness": 1,
-    "exposure_error": -1,
-    "log_contrast": 1,
-    "residual_roll": -1,
-    "detector_score": 1,
-    "confidence": 1,
-    "entropy": -1,
-}
 
 
 @pytest.fixture(scope="module")

@@ -38,6 +38,18 @@ CLASSIFIER_SIDE = 48  # the classifier reads 48x48 gray faces: sharpness is meas
 CENTRE = 0.6  # exposure is measured on the middle of the crop: this share of its side (the face, not the pillow)
 MID_GREY = 0.5  # a well exposed face's mean; the model reads how far the middle of the crop is from it
 IMPLAUSIBLE_EYES_ROLL = 45.0  # roll left after alignment when the eyes do not fit the box at all
+# the sign each weight of the fitted model is held to (0: free; bench/bench_night_ward.py --fit-quality): a bigger,
+# sharper, better exposed, less rolled face the detector and classifier are surer of never scores lower
+SIGNS = {
+    "log2_size": 1,
+    "log_sharpness": 1,
+    "exposure_error": -1,
+    "log_contrast": 1,
+    "residual_roll": -1,
+    "detector_score": 1,
+    "confidence": 1,
+    "entropy": -1,
+}
 
 
 @dataclass(frozen=True)

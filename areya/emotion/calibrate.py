@@ -96,15 +96,14 @@ def fit_calibration(
     val["faces_4class"] = int((y4 >= 0).sum())
     derived = four_of_seven(probs7[inside])
     best: tuple[float, str, float] | None = None
+    known4 = y4 >= 0
     for name in FOUR_CLASS_SOURCES:
         raw = combine_four(name, head4[inside], derived)
-        known4 = y4 >= 0
         t4 = fit_temperature(raw, targets4) if soft else fit_temperature(raw[known4], y4[known4])
         after = figures(apply_temperature(raw, t4), y4, targets4)
-        known = y4 >= 0
         val["4class_sources"][name] = {
             "temperature": round(t4, 4),
-            "accuracy": round(float((np.argmax(raw[known], axis=1) == y4[known]).mean()), 6),
+            "accuracy": round(float((np.argmax(raw[known4], axis=1) == y4[known4]).mean()), 6),
             "before": figures(raw, y4, targets4),
             "after": after,
         }

@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 
 import pytest
 from flask.testing import FlaskClient
-from web_helpers import World, login
+from web_helpers import DEFAULT_IDS, World, login
 
 from areya.webapp.access import MAX_ID
 from areya.webapp.views.admin.rules import FIELDS as RULE_FIELDS
@@ -87,17 +87,6 @@ PARAMS: dict[str, dict[str, str]] = {
     "admin.camera_delete": {"camera_id": "spare_camera_id"},
     "admin.camera_test": {"camera_id": "spare_camera_id"},
     "admin.camera_edit": {"camera_id": "spare_camera_id"},
-}
-DEFAULT_IDS = {
-    "ward_id": "ward_id",
-    "patient_id": "patient_id",
-    "alert_id": "alert_id",
-    "camera_id": "camera_id",
-    "bed_id": "bed_id",
-    "user_id": "victim_id",
-    "token_id": "token_id",
-    "location_id": "bed_id",
-    "encounter_id": "encounter_id",
 }
 SKIP = {"auth.logout"}  # ends the session the rest of the table runs in (tried last, once)
 

@@ -6,7 +6,7 @@ import re
 
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
-from web_helpers import PASSWORD, ROLES, World, csrf_of, login
+from web_helpers import DEFAULT_IDS, PASSWORD, ROLES, World, csrf_of, login
 
 from areya.db.models import AuditEvent
 
@@ -102,17 +102,6 @@ PARAMS: dict[str, dict[str, str]] = {
     "api.acknowledge": {"alert_id": "camera_alert_id"},
     "api.resolve": {"alert_id": "camera_alert_id"},
 }
-DEFAULT_IDS = {
-    "ward_id": "ward_id",
-    "patient_id": "patient_id",
-    "alert_id": "alert_id",
-    "camera_id": "camera_id",
-    "bed_id": "bed_id",
-    "user_id": "victim_id",
-    "token_id": "token_id",
-    "location_id": "bed_id",
-    "encounter_id": "encounter_id",
-}  # fhir.location_read: "<id>" is a 404 (ids are bed-N / ward-N)
 
 
 def _routes(world: World) -> list[tuple[str, str, str]]:

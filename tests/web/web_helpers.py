@@ -235,3 +235,18 @@ def http_login(base_url: str, username: str, password: str = PASSWORD) -> Any:
     )
     assert answer.status_code == 302, answer.text[:300]
     return browser
+
+
+# the World attribute whose id fills each URL argument of a route (the route tests' table; a route may name
+# another in its own PARAMS)
+DEFAULT_IDS = {
+    "ward_id": "ward_id",
+    "patient_id": "patient_id",
+    "alert_id": "alert_id",
+    "camera_id": "camera_id",
+    "bed_id": "bed_id",
+    "user_id": "victim_id",
+    "token_id": "token_id",
+    "location_id": "bed_id",
+    "encounter_id": "encounter_id",
+}  # fhir.location_read: "<id>" is a 404 (ids are bed-N / ward-N)

@@ -52,6 +52,7 @@ from bench.patient_streams import (
     CONDITIONS,
     DAY,
     DAY_CLOSED,
+    LABEL_SOURCES,
     NIGHT,
     NIGHT_CLOSED,
     RESTING_BANDS,
@@ -285,9 +286,22 @@ def main(argv: list[str] | None = None) -> int:
         help="the half of PublicTest the patients' faces come from: scoring (report) or tuning (choose settings)",
     )
     ap.add_argument("--split-seed", type=int, default=SPLIT_SEED, help="the seed of the tuning / scoring split")
+    ap.add_argument(
+        "--labels",
+        choices=LABEL_SOURCES,
+        default="fer2013",
+        help="what a face is: its FER-2013 label (fer2013) or the majority of ten FER+ annotators (ferplus: faces "
+        "without one among the four classes left out); episodes show the patient's sad or angry face by it",
+    )
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="FER-2013 PublicTest class folders")
     ap.add_argument("--faces-per-class", type=int, default=0, help="at most this many faces of each class's half")
     ap.add_argument("--model", default=None, help="model name or path (default: the shipped areya-fer)")
+    ap.add_argument(
+        "--resting-model",
+        default=None,
+        help="the model whose day readings choose the patients' resting faces (default: --model); give the served "
+        "model's name (areya-fer) to score another model on the same patients",
+    )
     ap.add_argument(
         "--rule-settings",
         nargs="+",
@@ -354,11 +368,16 @@ def main(argv: list[str] | None = None) -> int:
     tick_s = float(settings.scheduler_tick_s)
 
     model_version, classify = loaded_classifier(args.model)
-    pool = publictest_pool(args.data.resolve(), args.faces, args.faces_per_class, args.split_seed)
+    pool = publictest_pool(args.data.resolve(), args.faces, args.faces_per_class, args.split_seed, args.labels)
     table = VariantTable(pool, aug_seed=args.aug_seed)
     known = read_cache(args.cache, model_version)
     before = len(known)
-    score_resting(pool, table, classify, args.variants, known)
+    if args.resting_model is not None:
+        resting_version, resting_classify = loaded_classifier(args.resting_model)
+        print(f"  resting faces chosen by {resting_version}", flush=True)
+        score_resting(pool, table, resting_classify, args.variants, known if resting_version == model_version else {})
+    else:
+        score_resting(pool, table, classify, args.variants, known)
     streams: dict[tuple[float, int], list[PatientStream]] = {}
     for rate in args.episodes_per_day:
         cfg = StreamConfig(
@@ -419,6 +438,7 @@ def main(argv: list[str] | None = None) -> int:
     missed = int(np.isnan(probs[used]).any(axis=1).sum())
     print(
         f"model {model_version}; faces: PublicTest {args.faces} half (split seed {args.split_seed}; "
+        f"labels {args.labels}; "
         f"{', '.join(f'{k} {len(v)}' for k, v in pool.by_label.items())}); seeds {' '.join(map(str, args.seeds))}; "
         f"{args.patient_days} patient-days per seed and rate ({len(all_streams)} streams: "
         f"{', '.join(f'{g} resting face {n}' for g, n in groups.items())}); {n_obs} observations in the counted days "

@@ -118,23 +118,62 @@ def split_half(names: Sequence[str], half: str, seed: int = SPLIT_SEED, salt: st
     return [names[i] for i in chosen]
 
 
-def publictest_pool(data: Path, half: str, per_class: int = 0, split_seed: int = SPLIT_SEED) -> FacePool:
+FER7_FOLDERS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")  # PublicTest's class folders
+LABEL_SOURCES = ("fer2013", "ferplus")
+
+
+def ferplus_classes(data: Path) -> dict[str, str]:
+    """``"folder/file"`` -> the Areya class of the FER+ majority of that PublicTest face (the unique class with the
+    most of ten annotators' votes among the seven, as :func:`areya.emotion.ferplus.majority7`), for the faces whose
+    majority is angry, happy, neutral (relaxed) or sad; from ``ferplus_votes.csv`` beside ``data``'s parent."""
+    from areya.emotion.ferplus import FerPlusVotes, default_votes_path, majority7
+    from areya.emotion.schemes import FER7_CLASSES, FER_TO_AREYA4
+
+    votes = FerPlusVotes.load(default_votes_path(data.parent))
+    keys = list(votes.rows)
+    major = majority7(votes.votes[[votes.rows[k] for k in keys]])
+    out: dict[str, str] = {}
+    for (fer_label, name), m in zip(keys, major.tolist(), strict=True):
+        if m < 0 or FER7_CLASSES[m] not in FER_TO_AREYA4:
+            continue
+        out[f"{fer_label}/{name}"] = FER_TO_AREYA4[FER7_CLASSES[m]]
+    return out
+
+
+def publictest_pool(
+    data: Path, half: str, per_class: int = 0, split_seed: int = SPLIT_SEED, labels: str = "fer2013"
+) -> FacePool:
     """PublicTest's ``half`` (tuning or scoring, :func:`split_half` per class folder); ``per_class`` > 0 keeps the
-    first that many of each class's half (in the half's fixed order)."""
-    images: dict[str, list[tuple[str, np.ndarray]]] = {}
-    for label, folder in FACE_FOLDERS.items():
+    first that many of each class's half (in the half's fixed order).
+
+    ``labels``: what a face is. ``fer2013``: its folder (the one FER-2013 label), four folders read.
+    ``ferplus``: the FER+ majority of ten annotators (:func:`ferplus_classes`), every folder's half read, faces
+    without a majority among angry, happy, neutral and sad (or without FER+ votes) left out: a patient's sad face
+    is then one most people read as sad, whatever its FER-2013 label."""
+    if labels not in LABEL_SOURCES:
+        raise ValueError(f"labels must be one of {', '.join(LABEL_SOURCES)}, got {labels!r}")
+    relabel = ferplus_classes(data) if labels == "ferplus" else None
+    folders = FER7_FOLDERS if relabel is not None else tuple(FACE_FOLDERS.values())
+    label_of = {folder: label for label, folder in FACE_FOLDERS.items()}
+    images: dict[str, list[tuple[str, np.ndarray]]] = {label: [] for label in FACE_FOLDERS}
+    for folder in folders:
+        if not (data / folder).is_dir():
+            if relabel is not None and folder not in label_of:
+                continue
+            raise SystemExit(f"no faces under {data / folder}")
         names = [p.name for p in (data / folder).iterdir() if p.suffix.lower() in (".jpg", ".png")]
         if not names:
             raise SystemExit(f"no faces under {data / folder}")
-        chosen = split_half(names, half, split_seed, folder)
-        if per_class > 0:
-            chosen = chosen[:per_class]
-        items = []
-        for name in chosen:
+        for name in split_half(names, half, split_seed, folder):
+            key = f"{folder}/{name}"
+            label = label_of[folder] if relabel is None else relabel.get(key)
+            if label is None:
+                continue
             img = cv2.imread(str(data / folder / name), cv2.IMREAD_GRAYSCALE)
             if img is not None:
-                items.append((f"{folder}/{name}", cv2.resize(img, (48, 48)) if img.shape != (48, 48) else img))
-        images[label] = items
+                images[label].append((key, cv2.resize(img, (48, 48)) if img.shape != (48, 48) else img))
+    if per_class > 0:
+        images = {label: items[:per_class] for label, items in images.items()}
     return FacePool.of(images)
 
 

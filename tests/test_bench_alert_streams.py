@@ -87,6 +87,50 @@ def test_publictest_pool_reads_one_half_of_each_class(tmp_path: Path) -> None:
     assert all(f.image.shape == (48, 48) for f in tuning.faces)
 
 
+def test_publictest_pool_by_ferplus_majority_relabels_and_drops_faces(tmp_path: Path) -> None:
+    """With labels=ferplus a face is what most of its ten annotators say, whatever its folder: a sad-folder face
+    most read as neutral is a resting face, a fear-folder face most read as sad is a sad one, and faces without
+    a majority among the four classes (a tie, surprise, too many not-a-face votes, no row) are left out."""
+    import csv
+
+    from areya.emotion.ferplus import VOTE_COLUMNS
+
+    publictest = tmp_path / "publictest"
+    write_face_tree(publictest, per_class=4)
+    both = {f"{folder}/{p.name}" for folder in FER7_CLASSES for p in (publictest / folder).iterdir()}
+
+    def row(**counts: int) -> list[int]:
+        return [counts.get(c, 0) for c in VOTE_COLUMNS]
+
+    votes = {
+        "sad": row(neutral=7, sadness=3),  # the one label says sad, most annotators neutral
+        "fear": row(sadness=6, fear=4),
+        "angry": row(anger=5, disgust=5),  # a tie: no majority
+        "surprise": row(surprise=9, happiness=1),  # not one of the four
+        "happy": row(happiness=3, NF=7),  # mostly not a face: unusable
+    }
+    with (tmp_path / "ferplus_votes.csv").open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["split", "file", "original_label", "ferplus_image", *VOTE_COLUMNS])
+        for folder, counts in votes.items():  # every face of the folder gets that folder's votes
+            for p in sorted((publictest / folder).iterdir()):
+                w.writerow(["publictest", p.name, folder, "x.png", *counts])
+    halves = [ps.publictest_pool(publictest, half, labels="ferplus") for half in ("tuning", "scoring")]
+    for pool in halves:
+        got = {f.key: f.label for f in pool.faces}
+        assert got and set(got) <= both
+        assert {k.split("/")[0] for k, v in got.items() if v == "relaxed"} == {"sad"}
+        assert {k.split("/")[0] for k, v in got.items() if v == "sad"} == {"fear"}
+        assert not pool.by_label["angry"] and not pool.by_label["happy"]
+        assert len(pool.by_label["relaxed"]) == len(pool.by_label["sad"]) == 2  # half of each folder's 4
+    assert not {f.key for f in halves[0].faces} & {f.key for f in halves[1].faces}
+    # the same half by the FER-2013 label reads the folders as they are
+    plain = ps.publictest_pool(publictest, "tuning")
+    assert {f.key.split("/")[0] for f in plain.faces if f.label == "sad"} == {"sad"}
+    with pytest.raises(ValueError):
+        ps.publictest_pool(publictest, "tuning", labels="fer+")
+
+
 def test_one_identity_per_patient_the_same_images_recur(streams) -> None:
     pool, table, all_streams = streams
     for s in all_streams:

@@ -46,7 +46,7 @@ import cv2
 import numpy as np
 
 from areya.detectors import FaceBox, FaceDetector, available_detectors, create_detector
-from areya.detectors.tracking import ZoneTracker, detect_for_camera
+from areya.detectors.tracking import TRACK_PAD, ZoneTracker, detect_for_camera
 from bench import detection_scenes as ds
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -97,15 +97,21 @@ VARIANTS = [
 ]
 OPTIONAL_BACKENDS = ["mtcnn"]  # benchmarked when areya.detectors registers them
 BOTH = {"zone_mode": "both"}
-SEQ_VARIANTS = [  # the sequence mode's option sets (``track_pad``: bench only, the tracker's window padding)
+NO_RESCANS = {"rescan": 0, "rescan_lost": False}  # tracking frames leave empty zones to the next full scan
+SEQ_VARIANTS = [  # the sequence mode's option sets (bench only: ``track_pad``, the tracker's window padding;
+    # ``track_rescan``, the tracker's zone rescan arguments, areya.detectors.tracking.ZoneTracker)
     Variant("blazeface frame only", "blazeface", FRAME),
     Variant("both, full scan every frame (track=0)", "blazeface", {"track": 0, **BOTH}),
     Variant("both, track=2", "blazeface", {"track": 2, **BOTH}),
     Variant("both, track=4 (default)", "blazeface", {"track": 4, **BOTH}),
+    Variant("both track=4 no zone rescans", "blazeface", {"track": 4, "track_rescan": NO_RESCANS, **BOTH}),
+    Variant("both track=4 rescans turned", "blazeface", {"track": 4, "track_rescan": {"rescan_turns": True}, **BOTH}),
+    Variant("both track=4 rescan all empty", "blazeface", {"track": 4, "track_rescan": {"rescan": None}, **BOTH}),
     Variant("both track=4 no redetect", "blazeface", {"track": 4, **BOTH, **NO_REDETECT}),
     Variant("both track=4 no zone turns", "blazeface", {"track": 4, **BOTH, **NO_TURNS}),
     Variant("both track=4 calibrated box", "blazeface", {"track": 4, **BOTH, **CAL_BOX}),
     Variant("both, track=8", "blazeface", {"track": 8, **BOTH}),
+    Variant("both track=8 no zone rescans", "blazeface", {"track": 8, "track_rescan": NO_RESCANS, **BOTH}),
     Variant("both, track=4 pad=1.0", "blazeface", {"track": 4, "track_pad": 1.0, **BOTH}),
     Variant("zones, track=4", "blazeface", {"track": 4, **ZONES}),
 ]
@@ -227,6 +233,7 @@ def build(variant: Variant) -> FaceDetector | None:
     """The variant's detector, its backend's ``detect`` counting the views it is run on (``det.views[0]``)."""
     opts = dict(variant.opts)
     pad = opts.pop("track_pad", None)
+    rescan = opts.pop("track_rescan", None)
     try:
         det = create_detector(variant.name, **opts)
     except (ValueError, RuntimeError) as exc:
@@ -237,8 +244,9 @@ def build(variant: Variant) -> FaceDetector | None:
         if part is not None:
             _count_views(part, views)
     det.views = views  # type: ignore[attr-defined]
-    if pad is not None and det.tracker is not None:  # type: ignore[attr-defined]
-        det.tracker = ZoneTracker(det.tracker.every, pad=pad)  # type: ignore[attr-defined]
+    if (pad is not None or rescan is not None) and det.tracker is not None:  # type: ignore[attr-defined]
+        every = det.tracker.every  # type: ignore[attr-defined]
+        det.tracker = ZoneTracker(every, pad=TRACK_PAD if pad is None else pad, **(rescan or {}))  # type: ignore[attr-defined]
     return det
 
 
@@ -536,7 +544,7 @@ def run_sequences(variants: list[Variant], sequences: list[list[ds.Scene]]) -> d
         tally.views = det.views[0]  # type: ignore[attr-defined]
         tracker = getattr(det, "tracker", None)
         scans = (
-            f"{tracker.scans} full scans, {tracker.tracked} tracked frames"
+            f"{tracker.scans} full scans, {tracker.tracked} tracked frames, {tracker.rescans} zone rescans"
             if tracker is not None and tracker.scans + tracker.tracked
             else "no tracking"
         )

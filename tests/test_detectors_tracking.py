@@ -1,7 +1,8 @@
 """Tracking faces between full zone scans (the ``track`` option, :mod:`areya.detectors.tracking`): the schedule of
 full scans and tracking passes (a fake detector that finds bright squares and counts its passes), moving and
-vanishing faces, per-camera state, zone changes, bounded state, the worker passing its camera, option validation,
-and BlazeFace following a small face through a generated sequence.  Generated data only."""
+vanishing faces, the rescans of empty zones on tracking frames and their bound, per-camera state, zone changes,
+bounded state, the worker passing its camera, option validation, and BlazeFace following a small face through a
+generated sequence.  Generated data only."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from areya.cli import cli
 from areya.config import ConfigError, load_settings
 from areya.detectors import DEFAULT_TRACK, FaceBox, FaceDetector, create_detector, detect_for_camera
 from areya.detectors.options import check_camera_options, check_options
-from areya.detectors.tracking import ZoneTracker, track_window
+from areya.detectors.tracking import RESCAN_ZONES, ZoneTracker, track_window
 from areya.detectors.zones import Window, zone_windows
 from areya.worker import build_worker
 
@@ -72,12 +73,17 @@ def crop_passes(det: Squares) -> int:
     return passes
 
 
+def zone_passes(zone: tuple[float, float, float, float]) -> int:
+    """Crop passes of one zone's scan (its windows) on a 1280x720 frame."""
+    return len(zone_windows(zone, 1280, 720, 0.1, WINDOW))
+
+
 # ---------------------------------------------------------------------------------------- the schedule
 def test_full_scans_on_frames_1_n_plus_1_and_tracking_windows_between() -> None:
-    faces = [(100, 200, 40, 40), (700, 90, 60, 60)]
+    faces = [(100, 200, 40, 40), (400, 500, 50, 50), (700, 90, 60, 60), (1000, 300, 40, 40)]  # one per bed
     frame = squares_frame(faces)
     det = tracking("both", every=4)
-    scan = sum(len(zone_windows(z, 1280, 720, det.zone_pad, WINDOW)) for z in FOUR_BEDS)
+    scan = sum(zone_passes(z) for z in FOUR_BEDS)
     assert scan > 8
     passes = []
     for _ in range(9):
@@ -85,14 +91,85 @@ def test_full_scans_on_frames_1_n_plus_1_and_tracking_windows_between() -> None:
         assert tuples(detect_for_camera(det, frame, FOUR_BEDS, "ICU/cam-1")) == faces
         assert det.views == [(720, 1280)]  # the whole-frame pass, on every frame (zone_mode=both)
         passes.append(crop_passes(det))
-    assert passes == [scan, 2, 2, 2, scan, 2, 2, 2, scan]  # full scans on frames 1, 5, 9; one window per face
-    assert (det.tracker.scans, det.tracker.tracked) == (3, 6)  # type: ignore[attr-defined]
-    # 9 frames: 9 whole-frame passes + 3 scans + 6 x 2 windows, against 9 + 9 scans without tracking
-    assert 9 + 3 * scan + 12 < (9 + 9 * scan) / 2
+    assert passes == [scan, 4, 4, 4, scan, 4, 4, 4, scan]  # full scans on frames 1, 5, 9; one window per face
+    tracker: ZoneTracker = det.tracker  # type: ignore[attr-defined]
+    assert (tracker.scans, tracker.tracked, tracker.rescans) == (3, 6, 0)  # every bed held its face: no rescans
+    # 9 frames: 9 whole-frame passes + 3 scans + 6 x 4 windows, against 9 + 9 scans without tracking
+    assert 9 + 3 * scan + 24 < (9 + 9 * scan) / 2
+
+
+def test_empty_beds_cost_one_zone_scan_per_tracking_frame_in_turn() -> None:
+    """Two beds hold a face, two are empty: each tracking frame rescans one empty zone (RESCAN_ZONES), the two in
+    turn; never a full scan's worth between the full scans."""
+    assert RESCAN_ZONES == 1
+    faces = [(100, 200, 40, 40), (700, 90, 60, 60)]  # beds 0 and 2
+    frame = squares_frame(faces)
+    det = tracking("zones", every=4)
+    scan = sum(zone_passes(z) for z in FOUR_BEDS)
+    passes = []
+    for _ in range(9):
+        assert tuples(detect_for_camera(det, frame, FOUR_BEDS, "ICU/cam-1")) == faces
+        passes.append(crop_passes(det))
+    bed1, bed3 = 2 + zone_passes(FOUR_BEDS[1]), 2 + zone_passes(FOUR_BEDS[3])  # the tracking windows + one bed's
+    assert passes == [scan, bed1, bed3, bed1, scan, bed3, bed1, bed3, scan]  # bed 1, bed 3, bed 1, ... in turn
+    tracker: ZoneTracker = det.tracker  # type: ignore[attr-defined]
+    assert (tracker.scans, tracker.tracked, tracker.rescans) == (3, 6, 6)
+    assert max(passes[1:4]) < scan / 2
+    everything = tracking("zones", every=4, rescan=None)  # no bound: every empty zone on every tracking frame
+    for _ in range(2):
+        detect_for_camera(everything, frame, FOUR_BEDS, "ICU/cam-1")
+    assert everything.tracker.rescans == 2  # type: ignore[attr-defined]
+    assert crop_passes(everything) == scan + bed1 + zone_passes(FOUR_BEDS[3])
+
+
+def test_a_camera_without_faces_rescans_its_zones_in_turn() -> None:
+    det = tracking("zones", every=6)
+    empty = squares_frame([])
+    passes = []
+    for _ in range(6):
+        assert detect_for_camera(det, empty, FOUR_BEDS, 3) == []
+        passes.append(crop_passes(det))
+    assert passes[1:] == [zone_passes(FOUR_BEDS[i]) for i in (0, 1, 2, 3, 0)]
+    assert det.tracker.rescans == 5  # type: ignore[attr-defined]
+
+
+def test_a_face_that_appears_in_an_empty_bed_is_found_on_that_frame() -> None:
+    """Bed 0 holds a face; a face appears in bed 1 on the second frame, a tracking frame: found on that frame (the
+    old tracker found it only at the next full scan, frame 5)."""
+    zones = FOUR_BEDS[:2]
+    det = tracking("zones", every=4)
+    first, second = (100, 200, 40, 40), (450, 300, 50, 50)
+    assert tuples(detect_for_camera(det, squares_frame([first]), zones, "cam")) == [first]
+    crop_passes(det)
+    assert tuples(detect_for_camera(det, squares_frame([first, second]), zones, "cam")) == [first, second]
+    assert crop_passes(det) == 1 + zone_passes(zones[1])  # bed 0's tracking window, bed 1's rescan
+    both = squares_frame([first, second])
+    assert tuples(detect_for_camera(det, both, zones, "cam")) == [first, second]
+    assert crop_passes(det) == 2  # tracked from now on: no rescan
+    tracker: ZoneTracker = det.tracker  # type: ignore[attr-defined]
+    assert (tracker.scans, tracker.tracked, tracker.rescans) == (1, 2, 1)
+
+
+def test_a_bed_whose_tracked_face_is_lost_is_rescanned_on_that_frame() -> None:
+    """The face in bed 2 jumps out of its tracking window (a patient sitting up, a new face): its zone is rescanned
+    on that frame, whatever the bound on empty beds, and the face is found there."""
+    det = tracking("zones", every=4, rescan=0)
+    tracker: ZoneTracker = det.tracker  # type: ignore[attr-defined]
+    still, before, after = (100, 200, 40, 40), (700, 90, 60, 60), (760, 560, 60, 60)
+    detect_for_camera(det, squares_frame([still, before]), FOUR_BEDS, 1)
+    crop_passes(det)
+    assert tuples(detect_for_camera(det, squares_frame([still, after]), FOUR_BEDS, 1)) == [still, after]
+    assert crop_passes(det) == 2 + zone_passes(FOUR_BEDS[2])  # two tracking windows, bed 2's rescan
+    assert tracker.rescans == 1  # beds 1 and 3 (empty all along) are not rescanned with rescan=0
+    assert tuples(detect_for_camera(det, squares_frame([still, after]), FOUR_BEDS, 1)) == [still, after]
+    assert crop_passes(det) == 2 and tracker.rescans == 1  # tracked again in its new place
+    old = tracking("zones", every=4, rescan=0, rescan_lost=False)  # no rescans: lost until the next full scan
+    detect_for_camera(old, squares_frame([still, before]), FOUR_BEDS, 1)
+    assert tuples(detect_for_camera(old, squares_frame([still, after]), FOUR_BEDS, 1)) == [still]
 
 
 def test_tracking_windows_are_squares_twice_the_face_around_it() -> None:
-    det = tracking("zones", every=2)
+    det = tracking("zones", every=2, rescan=0)
     frame = squares_frame([(100, 200, 40, 40), (700, 90, 60, 60)])
     detect_for_camera(det, frame, FOUR_BEDS, 1)
     crop_passes(det)
@@ -120,24 +197,31 @@ def test_tracked_face_keeps_its_frame_coordinates_score_roll_and_eyes() -> None:
     assert (det.tracker.scans, det.tracker.tracked) == (1, 4)  # type: ignore[attr-defined]
 
 
-def test_a_face_that_vanishes_is_dropped_until_the_next_full_scan() -> None:
-    det = tracking("zones", every=4)
+def test_a_face_that_vanishes_is_looked_for_in_its_bed_and_found_when_it_comes_back() -> None:
+    det = tracking("zones", every=8, rescan=0)
+    tracker: ZoneTracker = det.tracker  # type: ignore[attr-defined]
     both = squares_frame([(400, 300, 50, 50), (900, 300, 50, 50)])
     assert len(detect_for_camera(det, both, FOUR_BEDS, 1)) == 2  # frame 1: full scan
     crop_passes(det)
     one = squares_frame([(402, 300, 50, 50)])
     assert tuples(detect_for_camera(det, one, FOUR_BEDS, 1)) == [(402, 300, 50, 50)]
-    assert crop_passes(det) == 2  # both were looked for; the second is gone
+    assert crop_passes(det) == 2 + zone_passes(FOUR_BEDS[2])  # both looked for; the lost one's bed rescanned
+    assert tracker.rescans == 1
+    detect_for_camera(det, one, FOUR_BEDS, 1)
+    assert crop_passes(det) == 1 and tracker.rescans == 1  # empty since: left to the bound (here 0) and full scans
+    det.tracker = ZoneTracker(8)  # the default bound: one empty bed per tracking frame, in turn
+    detect_for_camera(det, one, FOUR_BEDS, 1)
+    crop_passes(det)
     back = squares_frame([(404, 300, 50, 50), (900, 300, 50, 50)])
-    assert tuples(detect_for_camera(det, back, FOUR_BEDS, 1)) == [(404, 300, 50, 50)]  # not looked for
-    assert crop_passes(det) == 1
-    assert len(detect_for_camera(det, back, FOUR_BEDS, 1)) == 1
-    assert len(detect_for_camera(det, back, FOUR_BEDS, 1)) == 2  # frame 5: full scan finds it again
+    found = [len(detect_for_camera(det, back, FOUR_BEDS, 1)) for _ in range(3)]
+    assert found == [1, 2, 2]  # beds 0, 2, 3 empty in turn: bed 0 first (nothing), then bed 2 finds it
+    assert det.tracker.scans == 1  # type: ignore[attr-defined]  # found by a rescan, not a full scan
 
 
 def test_faces_found_in_a_tracking_window_keep_the_zone_rule() -> None:
     """A face tracked in zone 0 moves into the gap between the zones: with zone_mode=zones it is no longer
-    reported (nor tracked); with zone_mode=both the whole-frame pass still sees it, but it is not tracked."""
+    reported (nor tracked), by the tracking window or by the rescans of the zones now empty; with zone_mode=both
+    the whole-frame pass still sees it, but it is not tracked."""
     zones = [(0.0, 0.0, 0.3, 1.0), (0.5, 0.0, 0.8, 1.0)]  # zone 0 ends at x = 384
     inside, gap = squares_frame([(355, 300, 40, 40)]), squares_frame([(370, 300, 40, 40)])
     for mode, expected in (("zones", []), ("both", [(370, 300, 40, 40)])):
@@ -145,10 +229,12 @@ def test_faces_found_in_a_tracking_window_keep_the_zone_rule() -> None:
         assert len(detect_for_camera(det, inside, zones, 1)) == 1
         crop_passes(det)
         assert tuples(detect_for_camera(det, gap, zones, 1)) == expected
-        assert det.crop_detector.views == [(80, 80)]  # type: ignore[attr-defined]  # seen in the window, dropped
+        views = det.crop_detector.views  # type: ignore[attr-defined]
+        assert views[0] == (80, 80)  # seen in the window, dropped; then zone 0 (lost) and zone 1 (empty) rescanned
+        assert len(views) == 1 + zone_passes(zones[0]) + zone_passes(zones[1])
         crop_passes(det)
-        detect_for_camera(det, gap, zones, 1)
-        assert crop_passes(det) == 0  # nothing tracked any more
+        assert tuples(detect_for_camera(det, gap, zones, 1)) == expected
+        assert crop_passes(det) == zone_passes(zones[0])  # nothing tracked any more: one empty zone rescanned
 
 
 # ---------------------------------------------------------------------------------------- per camera

@@ -105,6 +105,25 @@ def test_the_tracker_follows_a_face_lying_on_its_side_between_full_scans() -> No
     assert second[0].roll == pytest.approx(90.0)
 
 
+def test_zone_rescans_on_tracking_frames_take_turned_looks_only_when_asked() -> None:
+    """A face lying on its side appears in the empty right bed on a tracking frame: the rescan of that bed is
+    upright by default (the face waits for a full scan's turned look); with ``rescan_turns`` it is found turned
+    on that frame."""
+    before = ward(lying_at=None, upright_at=(160, 240))
+    after = ward(lying_at=(480, 240), upright_at=(160, 240))
+    for rescan_turns, rolls in ((False, [0.0]), (True, [0.0, 90.0])):
+        det = create_detector("haar", zone_mode="zones", track=4)
+        det.crop_detector = CountingBlobs()
+        det.detect = lambda frame: []  # noqa: ARG005 - the whole-frame pass finds nothing
+        tracker = ZoneTracker(4, rescan_turns=rescan_turns)
+        assert [f.roll for f in tracker.detect(det, before, ZONES, camera=1)] == [0.0]
+        found = tracker.detect(det, after, ZONES, camera=1)
+        assert (tracker.scans, tracker.tracked, tracker.rescans) == (1, 1, 1)  # the right bed was rescanned
+        assert sorted(abs(f.roll) for f in found) == rolls
+    with pytest.raises(ValueError, match="rescan must be None or an integer >= 0"):
+        ZoneTracker(4, rescan=-1)
+
+
 def test_zone_turns_is_an_option_on_by_default() -> None:
     assert DEFAULT_ZONE_TURNS == (90, 270)
     assert create_detector("haar").zone_turns == (90, 270)

@@ -556,6 +556,14 @@ class Settings:
         "in the baseline period holding negative_min_obs observations (the patient's usual high: a face held "
         "for minutes that reads mildly negative is part of it).",
     )
+    negative_min_span: float = _setting(
+        0.8,
+        float_range(0.0, 1.0),
+        "alerts",
+        "An alert opens only once the window's observations span at least this share of negative_window_s (0 = "
+        "as soon as negative_min_obs are there): a camera just started or a patient just seen again is judged on "
+        "minutes of faces, not on the first few (bench/bench_night_ward_e2e.py).",
+    )
     night_start_h: int = _setting(22, int_range(0, 23), "alerts", "Night starts at this hour (hospital time).")
     night_end_h: int = _setting(7, int_range(0, 23), "alerts", "Night ends at this hour (hospital time).")
     min_face_quality: float = _setting(

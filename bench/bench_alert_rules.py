@@ -446,8 +446,8 @@ def replay(
                 dict(zip(LABELS4, map(int, c), strict=True)),
                 float(s[0] + s[3]),
                 dict(zip(LABELS4, map(float, s), strict=True)),
-                None,
-                None,
+                T0 + timedelta(seconds=float(tl.times[lo[k]])),
+                T0 + timedelta(seconds=float(tl.times[hi[k] - 1])),
             )
         decision = evaluate_negative(
             stats,

@@ -526,6 +526,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--min-obs", type=int, default=12, help="negative_min_obs for the run's services")
     ap.add_argument("--tick", type=float, default=5.0, help="scheduler_tick_s for the run's services")
     ap.add_argument("--min-face-quality", type=float, default=None, help="min_face_quality (default: configured)")
+    ap.add_argument(
+        "--rule-settings",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="more settings for the run's services (e.g. negative_min_span=0.8), after the ones above",
+    )
     ap.add_argument("--night-detector-options", default="", help="the night cameras' own detector options")
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--render-jobs", type=int, default=2, help="processes rendering the videos")
@@ -561,6 +568,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     if args.min_face_quality is not None:
         rule["min_face_quality"] = str(args.min_face_quality)
+    for item in args.rule_settings:
+        key, sep, value = item.partition("=")
+        if not sep:
+            print(f"--rule-settings: expected KEY=VALUE, got {item!r}", file=sys.stderr)
+            return 2
+        rule[key.strip()] = value.strip()
     env = service_env(root / "data", rule)
     services = Services(env, root / "logs")
     client = None
@@ -572,7 +585,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         log(
             f"seed {args.seed}: {args.cameras} camera(s) per condition ({', '.join(c.name for c in conditions)}), "
             f"six beds each, {args.seconds:g} s at {args.fps:g} frame/s, faces held {args.hold:g} s, onset "
-            f"{args.onset:g} s"
+            f"{args.onset:g} s" + (f"; settings {' '.join(args.rule_settings)}" if args.rule_settings else "")
         )
         rendered = videos(args, conditions, args.videos or root)
         cameras, truths = [], []

@@ -6,7 +6,9 @@ Sustained negative emotion, per admitted patient, over the sliding window ``(now
   that the 4-class answer is right, :mod:`areya.detectors.quality`) are **set aside**: they count for nothing
   below, and the evidence says how many there were ("face not clearly visible"); observations without a quality
   are read;
-* the evidence counts only if the window holds at least ``min_obs`` observations (those not set aside);
+* the evidence counts only if the window holds at least ``min_obs`` observations (those not set aside); an alert
+  opens only once the window's observations span at least ``min_span`` of it (:func:`too_short`: after a camera
+  starts or the patient is seen again, the first minute's handful of faces is not "sustained");
 * the **score** is the one quantity of :mod:`areya.alerts.evidence` (``measure``): the mean calibrated
   ``p_angry + p_sad`` of the window's observations ("Negative probability", the default: an unsure "sad"
   weighs less than a confident one) or the share of observations labelled angry or sad ("Negative share");
@@ -68,6 +70,7 @@ OVERRIDABLE: dict[str, str] = {
     "negative_baseline_margin": "baseline_margin",
     "negative_baseline_ceiling": "baseline_ceiling",
     "negative_night_raise": "night_raise",
+    "negative_min_span": "min_span",
 }
 
 
@@ -90,6 +93,7 @@ class RuleParams:
     measure: str = "probability"
     min_quality: float = 0.0  # observations with a face quality below this are set aside (0: none)
     night_raise: float = 0.0  # at night the open, close and ceiling thresholds are this much higher
+    min_span: float = 0.0  # an alert opens only on observations spanning this share of the window (0: any span)
     baseline_by_night: bool = False  # the baseline reads only the minutes of the same part of the day as now
     baseline_quantile: float = 0.0  # > 0: the usual level is this quantile of the period's window scores (usual high)
     night_hours: tuple[int, int] = (22, 7)  # night: from this hour to that one (hospital time)
@@ -106,6 +110,8 @@ class RuleParams:
             raise ValueError(f"baseline_quantile must be in [0, 1): {self.baseline_quantile}")
         if not 0.0 <= self.min_quality <= 1.0:
             raise ValueError(f"min_quality must be in [0, 1]: {self.min_quality}")
+        if not 0.0 <= self.min_span <= 1.0:
+            raise ValueError(f"min_span must be in [0, 1]: {self.min_span}")
         if (
             self.window_s <= 0
             or self.min_obs < 1
@@ -369,6 +375,9 @@ def evaluate_negative(
     if not is_open:
         if not enough:
             return NegativeDecision("none", "insufficient evidence")
+        short = too_short(stats, params, now)
+        if short:
+            return NegativeDecision("none", short)
         if score < th.open_at:
             return NegativeDecision("none", f"score {score:.2f} below {th.open_at:.2f}")
         needed = reopen_level(params, last_manual, now, th.open_at)
@@ -385,6 +394,20 @@ def evaluate_negative(
     if now - since >= timedelta(seconds=params.resolve_period_s):
         return NegativeDecision("resolve", f"score below {th.close_below:.2f} since {since.isoformat()}", since)
     return NegativeDecision("keep", f"score below {th.close_below:.2f}, waiting for the resolve period", since)
+
+
+def too_short(stats: WindowStats | None, params: RuleParams, now: datetime) -> str:
+    """Why the window's observations cannot open an alert yet: they span less than ``min_span`` of the window
+    (the first of them, set-aside ones included, is less than ``min_span * window_s`` old: a patient just seen
+    again, or a camera just started, has only a handful of faces to judge on); "" when they span enough or the
+    first observation's time is not known."""
+    if params.min_span <= 0 or stats is None or stats.first_at is None:
+        return ""
+    span = (now - stats.first_at).total_seconds()
+    needed = params.min_span * params.window_s
+    if span >= needed:
+        return ""
+    return f"observations span {span:.0f} s of the window, {needed:.0f} s needed"
 
 
 def escalation_due(

@@ -105,9 +105,10 @@ def create_detector(
     default ``(0,)``) adds passes on turned frames; ``zone_mode`` (``frame``, ``zones``, ``both``), ``zone_pad``
     ``zone_window_px`` and ``zone_detector`` (:func:`zone_backend`) say what :meth:`FaceDetector.detect_in_zones`
     does with a camera's bed zones.  ``track`` N > 1: the worker's zone scan runs in full on a camera's first
-    and then every N-th frame, and only around the faces found last time between (:mod:`areya.detectors.tracking`;
-    the detector's ``tracker``).  ``redetect_roll`` (degrees, 0 = off): a face whose eyes say it is rolled that
-    much is found again in a window turned upright around it (:func:`areya.detectors.rotation.redetect_rolled`).
+    and then every N-th frame, and between only around the faces found last time, with the zones left without a
+    face scanned again on that frame (:mod:`areya.detectors.tracking`; the detector's ``tracker``).
+    ``redetect_roll`` (degrees, 0 = off): a face whose eyes say it is rolled that much is found again in a
+    window turned upright around it (:func:`areya.detectors.rotation.redetect_rolled`).
     ``zone_turns`` (clockwise degrees; ``()`` or 0: off): a zone window holding no face is looked at again
     turned by each (:func:`areya.detectors.zones.turned_looks`: patients lying on their side).
     ``opts`` go to the backend.

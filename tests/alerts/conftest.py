@@ -38,6 +38,7 @@ def alert_settings(db_settings: Settings) -> Settings:
         negative_baseline_quantile=0.0,
         negative_baseline_by_night=False,
         negative_night_raise=0.0,
+        negative_min_span=0.0,  # judged as soon as min_obs are there (test_alerts_rules.py has the span)
     )
 
 

@@ -42,6 +42,24 @@ def test_opens_at_the_threshold_with_enough_evidence() -> None:
     assert evaluate_negative(None, P, now=NOW, is_open=False).action == "none"
 
 
+def test_min_span_waits_until_the_observations_span_enough_of_the_window() -> None:
+    """With min_span, strong evidence from the first minute after a camera starts (or the patient is seen again)
+    does not open an alert until the observations reach back min_span x window_s; an open alert is not held by it."""
+    from dataclasses import replace
+
+    p = replace(P, min_span=0.5)  # 300 s of the 600 s window
+    young = window_stats(60, 0.95, NOW, 120)
+    d = evaluate_negative(young, p, now=NOW, is_open=False)
+    assert d.action == "none" and "span 120 s" in d.reason and "300 s needed" in d.reason
+    assert evaluate_negative(window_stats(60, 0.95, NOW, 300), p, now=NOW, is_open=False).action == "open"
+    assert evaluate_negative(young, P, now=NOW, is_open=False).action == "open"  # 0: as soon as min_obs are there
+    first_unknown = replace(young, first_at=None)
+    assert evaluate_negative(first_unknown, p, now=NOW, is_open=False).action == "open"
+    assert evaluate_negative(young, p, now=NOW, is_open=True).action == "keep"
+    with pytest.raises(ValueError):
+        replace(P, min_span=1.5)
+
+
 def test_snooze_blocks_opening_only() -> None:
     assert evaluate_negative(stats(30, 0.9), P, now=NOW, is_open=False, snoozed=True).action == "none"
     closing = evaluate_negative(

@@ -38,7 +38,8 @@ from bench import quick_subset
 from bench.bench_validation import SHARED, SPLIT_SEED  # the same data and validation part as bench_validation.py
 
 MODELS = Path(__file__).resolve().parents[1] / "models" / "areya-fer"
-DEFAULT_MEMBERS = (f"v8={MODELS / 'model.int8.tflite'}", f"v9={MODELS / 'member-2.int8.tflite'}")  # the shipped v11
+# the shipped model's int8 members, named by their file (v12: one, model.int8.tflite)
+DEFAULT_MEMBERS = tuple(f"{p.name.removesuffix('.int8.tflite')}={p}" for p in sorted(MODELS.glob("*.int8.tflite")))
 
 
 def member_outputs(path: Path, x: np.ndarray, cache: Path) -> dict[str, np.ndarray]:
@@ -95,7 +96,7 @@ def row(name: str, s: dict[str, float], extra: str = "") -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("members", nargs="*", help="NAME=PATH of an X.int8.tflite member (--quick: the shipped two)")
+    ap.add_argument("members", nargs="*", help="NAME=PATH of an X.int8.tflite member (--quick: the shipped ones)")
     ap.add_argument("--data", type=Path, default=SHARED)
     ap.add_argument("--split-seed", type=int, default=SPLIT_SEED)
     ap.add_argument("--cache", type=Path, default=Path("runs/member-outputs"))

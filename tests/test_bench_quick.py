@@ -64,7 +64,9 @@ EXPECTED = {
     "bench_train_speed": Expect((r"train \d+ images/s, predict \d+ faces/s",)),
     "bench_tta_views": Expect((r"^\| model \| mirror \(served\) \|", r"^\| model \| all \|"), (FER_TRAIN,)),
     "bench_validation": Expect((r"^\| areya-fer \| [\d.]+ \|",), (FER_TRAIN,)),
-    "bench_vs_fer": Expect((r"^ours areya-fer\S* +7-class", r"^ours areya-fer\S* +4 served"), (FER_TEST,)),
+    "bench_vs_fer": Expect(
+        (r"^ours areya-fer\S* +7-class +FER-2013 ", r"^ours areya-fer\S* +4 served \S+ +FER\+ "), (FER_TEST,)
+    ),
     "bench_ward_augment": Expect((r"^ward augmentation off: ", r"^ward augmentation  on: ")),
     "bench_ward_crops": Expect((r"^FER 48x48 \(direct\)", r"^box \+ 0\.15, eyes level"), (FER_TRAIN,)),
     "bench_web_concurrency": Expect((r"^logins: 12 ", r"every attempt audited")),

@@ -136,3 +136,19 @@ def test_a_model_file_option_is_not_handed_to_the_zone_crops_backend() -> None:
     frame = np.full((480, 640, 3), 128, np.uint8)
     zone = SimpleNamespace(x0=0.1, y0=0.1, x1=0.5, y1=0.6)
     assert detector.detect_in_zones(frame, [zone]) == []  # runs: no shape mismatch
+
+
+def test_two_loose_boxes_of_one_rolled_face_found_again_are_one_face() -> None:
+    frame, loose = rolled_blob(70.0)
+    # two upright passes' boxes of the same lying face (its two halves, from two zone windows): they overlap too
+    # little to be merged, and each is found again upright around its own centre as the whole face
+    x, y, w, h = loose.as_tuple()
+    halves = [
+        FaceBox(x, y, w, h // 2 + 6, 0.8, 0.0, loose.eyes),
+        FaceBox(x, y + h // 2 - 6, w, h - h // 2 + 6, 0.7, 0.0, loose.eyes),
+    ]
+    assert halves[0].iou(halves[1]) < 0.3
+    (face,) = redetect_rolled(WideBlobs(), frame, halves, min_roll=20)
+    assert face.score == 0.8 and face.roll == pytest.approx(70.0, abs=0.5)
+    cx, cy = face.center()
+    assert (cx, cy) == (pytest.approx(320.0, abs=2.0), pytest.approx(240.0, abs=2.0))

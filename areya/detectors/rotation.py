@@ -16,6 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from areya.detectors.boxes import FaceBox, FaceFinder, validate_frame
+from areya.detectors.merge import merge_faces
 
 _EXACT = {90: 0, 180: 1, 270: 2}  # angle -> cv2.ROTATE_90_CLOCKWISE, ROTATE_180, ROTATE_90_COUNTERCLOCKWISE
 
@@ -133,7 +134,9 @@ def redetect_rolled(
     its box side around its centre, turned by that eye roll so the face is upright (:func:`find_upright`); the
     detection found there replaces it (its score kept from the first pass; its eyes, when it has them, also give
     the roll: those of a face seen nearly upright are more reliable than the first pass's).  A face not found again
-    stays as it was.  ``min_roll`` 0: ``faces`` unchanged.
+    stays as it was.  ``min_roll`` 0: ``faces`` unchanged.  When a face was found again, the faces are merged
+    once more (:func:`areya.detectors.merge.merge_faces`, best score first): two loose boxes of one lying face that
+    overlapped too little to be merged (parts of it seen from two zone windows) are found again as the same face.
 
     An upright pass boxes a face rolled 45-90 degrees loosely (too small, or the bounds of the turned face); the
     second look costs one detector pass on a small window per rolled face.
@@ -142,6 +145,7 @@ def redetect_rolled(
         return list(faces)
     frame = validate_frame(frame_bgr)
     out = []
+    moved = False
     for face in faces:
         roll = face.eye_roll(max_offset=180.0)
         if roll is None or abs((roll - face.roll + 180.0) % 360.0 - 180.0) < min_roll:
@@ -157,4 +161,5 @@ def redetect_rolled(
         # the eyes of the face seen (nearly) upright are the reliable ones: their roll, if plausible, is the face's
         refined = again.eye_roll(max_offset=45.0) if found.eyes is not None else None
         out.append(again if refined is None else FaceBox(*again.as_tuple(), again.score, refined, again.eyes))
-    return out
+        moved = True
+    return merge_faces(out) if moved else out

@@ -31,8 +31,16 @@ path (the configured detector as the worker runs it on a camera's frame that get
 ``areya.worker.worker.crop``, the configured classifier); the share read right of all faces shown; the mean
 negative probability (P(angry) + P(sad)) of the neutral faces found, and the share of them read as angry or sad.
 
+Labels (``--labels``): ``fer2013``, a face's FER-2013 class folder (the table as it always was); ``ferplus``, the
+FER+ majority of its ten annotators (``bench.patient_streams.ferplus_classes``: the unique class with the most
+votes among the seven, kept when it is angry, happy, neutral or sad), which the table's reading columns then use,
+faces without such a majority left out of them (recall and precision stay over every face); ``both`` (the default
+when ``ferplus_votes.csv`` is beside ``publictest/``): the FER-2013 table, then a second one of the faces with a
+FER+ majority read against it and, on the same faces, against their FER-2013 folder.  The face quality's figures
+use the FER-2013 labels whatever the choice.
+
     nice -n 5 python -m bench.bench_night_ward [--faces 480] [--buckets dim,lying] [--detector-option NAME=VALUE]
-                                               [--crop-light clahe|gamma] [--quick]
+                                               [--crop-light clahe|gamma] [--labels fer2013|ferplus|both] [--quick]
 
 ``--quick``: 6 faces (one scene) per bucket.  Without ``../shared/data/fer2013/publictest`` it says so and exits 0.
 """
@@ -204,8 +212,15 @@ def night_scene(
 
 def labelled_faces(count: int, seed: int) -> tuple[list[np.ndarray], list[str]]:
     """``count`` PublicTest faces per class of :data:`CLASSES` (seeded order), as 48x48 gray, with their class."""
+    faces, labels, _ = keyed_faces(count, seed)
+    return faces, labels
+
+
+def keyed_faces(count: int, seed: int) -> tuple[list[np.ndarray], list[str], list[str]]:
+    """:func:`labelled_faces`' faces and classes, with each face's key ``"folder/file"`` (as FER+ votes are
+    found: ``bench.patient_streams.ferplus_classes``)."""
     rng = np.random.default_rng(seed)
-    faces, labels = [], []
+    faces, labels, keys = [], [], []
     for name in CLASSES:
         files = sorted(p for p in (FER_DIR / name).iterdir() if p.suffix.lower() in {".png", ".jpg", ".jpeg"})
         for i in rng.permutation(len(files))[:count]:
@@ -213,7 +228,23 @@ def labelled_faces(count: int, seed: int) -> tuple[list[np.ndarray], list[str]]:
             if img is not None:
                 faces.append(img)
                 labels.append(name)
-    return faces, labels
+                keys.append(f"{name}/{files[i].name}")
+    return faces, labels, keys
+
+
+LABELS = ("fer2013", "ferplus", "both")  # the --labels choices
+VOTES = FER_DIR.parent / "ferplus_votes.csv"  # FER+ votes of every FER-2013 face (the ferplus labels)
+
+
+def ferplus_labels(keys: Sequence[str], data: Path = FER_DIR) -> list[str]:
+    """The FER+ majority of each face of ``keys`` (``"folder/file"`` under ``data``) as a class of :data:`CLASSES`
+    (``bench.patient_streams.ferplus_classes``), or "" when it has no unique majority among those four classes
+    (a tie, too few usable votes, a majority of disgust, fear or surprise, or no FER+ row)."""
+    from bench.patient_streams import ferplus_classes
+
+    areya = ferplus_classes(data)  # "folder/file" -> angry, happy, relaxed or sad
+    fer = {"relaxed": "neutral"}
+    return [fer.get(areya.get(k, ""), areya.get(k, "")) for k in keys]
 
 
 def detectable(
@@ -255,10 +286,15 @@ class Reading:
     probs4: np.ndarray | None = None
     signals: Any = None  # areya.detectors.quality.FaceSignals, once classified
     quality: float | None = None
+    ferplus: str = ""  # the FER+ majority as a class of CLASSES; "" without one among them (ferplus_labels)
 
     @property
     def truth4(self) -> str:
         return "relaxed" if self.label == "neutral" else self.label or "no face"
+
+    def label_of(self, labels: str) -> str:
+        """The face's class by ``labels`` (``fer2013``: its folder, ``ferplus``: its FER+ majority; "" for none)."""
+        return self.ferplus if labels == "ferplus" else self.label
 
 
 @dataclass
@@ -294,11 +330,13 @@ def run_bucket(
     frames: list[Any],
     detector: Any,
     seed: int,
+    ferplus: Sequence[str] | None = None,
 ) -> Tally:
     """Every face of ``faces`` shown once in ``bucket``'s scenes (six a scene), found and cut as the worker does:
     each scene is the first frame of a camera of its own, which gets the worker's full zone scan
     (``areya.detectors.detect_for_camera``: with the default ``track=4`` and ``zone_turns=90/270``, one turned look
-    per window without a face, 90 degrees on a camera's first scan)."""
+    per window without a face, 90 degrees on a camera's first scan).  ``ferplus``: each face's FER+ majority
+    (:func:`ferplus_labels`), kept on its reading."""
     from areya.detectors import detect_for_camera
     from areya.worker.worker import crop as worker_crop
 
@@ -318,8 +356,10 @@ def run_bucket(
         hit, used = match(truth, found)
         tally.detections += len(found)
         tally.true_pos += len(used)
-        for t, det, label in zip(scene.faces, hit, labels[part], strict=False):
+        for k, (t, det, label) in enumerate(zip(scene.faces, hit, labels[part], strict=False)):
             r = Reading(bucket.name, label, t.size, t.roll, det is not None, det)
+            if ferplus is not None:
+                r.ferplus = ferplus[start + k]
             if det is not None:
                 r.crop = worker_crop(scene.image, det, 0.15)
             tally.readings.append(r)
@@ -375,8 +415,13 @@ def classify(tally: Tally, classifier: Any, crop_light: str = "none") -> None:
 AREYA4 = ("angry", "happy", "relaxed", "sad")
 
 
-def right(r: Reading) -> bool:
-    return r.probs4 is not None and AREYA4[int(np.argmax(r.probs4))] == r.truth4
+def right(r: Reading, labels: str = "fer2013") -> bool:
+    """Whether the 4-class answer is the face's class by ``labels`` (:meth:`Reading.label_of`)."""
+    if r.probs4 is None:
+        return False
+    label = r.label_of(labels)
+    truth = "relaxed" if label == "neutral" else label or "no face"
+    return AREYA4[int(np.argmax(r.probs4))] == truth
 
 
 def negative(r: Reading) -> float:
@@ -384,16 +429,22 @@ def negative(r: Reading) -> float:
     return float(r.probs4[0] + r.probs4[3])
 
 
-def figures(tally: Tally) -> dict[str, Any]:
+def figures(tally: Tally, labels: str = "fer2013") -> dict[str, Any]:
+    """A bucket's figures.  Recall and precision over every face; the reading columns (``acc``, ``read_right``,
+    the neutral faces') over the faces with a class by ``labels`` (:meth:`Reading.label_of`: with ``ferplus``,
+    those with a FER+ majority among the four classes), ``labelled`` of them."""
     rs = tally.readings
-    found = [r for r in rs if r.found]
-    neutral = [r for r in found if r.label == "neutral"]
+    labelled = [r for r in rs if r.label_of(labels)]
+    found = [r for r in labelled if r.found]
+    neutral = [r for r in found if r.label_of(labels) == "neutral"]
     return {
         "faces": len(rs),
-        "recall": len(found) / max(len(rs), 1),
+        "labelled": len(labelled),
+        "recall": sum(r.found for r in rs) / max(len(rs), 1),
         "precision": tally.true_pos / tally.detections if tally.detections else float("nan"),
-        "acc": sum(right(r) for r in found) / len(found) if found else float("nan"),
-        "read_right": sum(right(r) for r in found) / max(len(rs), 1),
+        "acc": sum(right(r, labels) for r in found) / len(found) if found else float("nan"),
+        "n_found": len(found),
+        "read_right": sum(right(r, labels) for r in found) / max(len(labelled), 1),
         "neutral_neg": float(np.mean([negative(r) for r in neutral])) if neutral else float("nan"),
         "neutral_as_neg": float(np.mean([AREYA4[int(np.argmax(r.probs4))] in ("angry", "sad") for r in neutral]))
         if neutral
@@ -408,18 +459,52 @@ def pct(v: float) -> str:
     return "-" if v != v else f"{100 * v:.1f}"
 
 
-def print_table(tallies: dict[str, Tally]) -> None:
+def print_table(tallies: dict[str, Tally], labels: str = "fer2013") -> None:
+    """The main table; its reading columns by ``labels`` (``fer2013`` or ``ferplus``: :func:`figures`)."""
+    if labels == "ferplus":
+        print("Reading columns against the FER+ majority (faces without one among the four classes left out)")
     print(
         "| bucket | faces | recall % | precision % | 4-class acc. of found % | read right of all % "
         "| neutral: mean P(neg) % | neutral read angry/sad % | ms / frame |"
     )
     print("|---|---|---|---|---|---|---|---|---|")
     for name, t in tallies.items():
-        f = figures(t)
+        f = figures(t, labels)
         print(
             f"| {name} | {f['faces']} | {pct(f['recall'])} | {pct(f['precision'])} | {pct(f['acc'])} "
             f"| {pct(f['read_right'])} | {pct(f['neutral_neg'])} (n={f['n_neutral']}) | {pct(f['neutral_as_neg'])} "
             f"| {f['ms']:.0f} |"
+        )
+
+
+def print_ferplus(tallies: dict[str, Tally]) -> None:
+    """The faces with a FER+ majority among the four classes, read against it and (the same faces) against their
+    FER-2013 folder; and how many faces have none (left out)."""
+    print("\nAgainst the FER+ majority of ten annotators (faces without one among the four classes left out):")
+    print(
+        "| bucket | faces with a FER+ majority | found | 4-class acc. of found, FER+ % "
+        "| same faces, FER-2013 % | read right of all, FER+ % |"
+    )
+    print("|---|---|---|---|---|---|")
+    rows = dict(tallies)
+    if len(tallies) > 1:  # every bucket's faces together
+        rows["all buckets"] = Tally([r for t in tallies.values() for r in t.readings])
+    for name, t in rows.items():
+        plus = figures(t, "ferplus")
+        found = [r for r in t.readings if r.found and r.ferplus]
+        fer = sum(right(r) for r in found) / len(found) if found else float("nan")
+        print(
+            f"| {name} | {plus['labelled']} of {plus['faces']} | {plus['n_found']} | {pct(plus['acc'])} | {pct(fer)} "
+            f"| {pct(plus['read_right'])} |"
+        )
+    faces = next(iter(tallies.values())).readings if tallies else []
+    if faces:
+        out = sum(not r.ferplus for r in faces)
+        same = sum(r.ferplus == r.label for r in faces if r.ferplus)
+        by_class = ", ".join(f"{c} {sum(r.ferplus == c for r in faces)}" for c in CLASSES)
+        print(
+            f"{out} of the {len(faces)} faces have no FER+ majority among the four classes; the FER+ majority is the "
+            f"FER-2013 folder for {same} of the other {len(faces) - out} (FER+ classes: {by_class})"
         )
 
 
@@ -712,6 +797,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument(
         "--min-quality", type=float, default=None, help="face quality threshold to report (default: the setting)"
     )
+    ap.add_argument(
+        "--labels",
+        choices=LABELS,
+        default=None,
+        help="what a face's class is in the reading columns: its FER-2013 folder, its FER+ majority, or both "
+        "tables (default: both when the FER+ votes are there, else fer2013)",
+    )
     ap.add_argument("--save", type=Path, default=None, help="save every reading's signals and truth (.npz)")
     ap.add_argument(
         "--fit-quality",
@@ -725,6 +817,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"skipped: FER-2013 PublicTest not found at {FER_DIR}")
         return 0
     count = 6 if args.quick else args.faces
+    labels_by = args.labels or ("both" if VOTES.is_file() else "fer2013")
+    if labels_by != "fer2013" and not VOTES.is_file():
+        print(f"--labels {labels_by}: FER+ votes not found at {VOTES}", file=sys.stderr)
+        return 2
     buckets = list(BUCKETS)
     if args.buckets:
         wanted = [b.strip() for b in args.buckets.split(",") if b.strip()]
@@ -738,9 +834,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     t0 = time.perf_counter()
     per_class = math.ceil(count / len(CLASSES))
-    pool, pool_labels = labelled_faces(per_class * 2 if args.quick else math.ceil(per_class * 1.6), args.seed)
+    pool, pool_labels, pool_keys = keyed_faces(per_class * 2 if args.quick else math.ceil(per_class * 1.6), args.seed)
     faces, labels, frames = detectable(pool, pool_labels, per_class, args.seed)
     faces, labels, frames = faces[:count], labels[:count], frames[:count]
+    key_of = {id(f): k for f, k in zip(pool, pool_keys, strict=True)}
+    ferplus = ferplus_labels([key_of[id(f)] for f in faces]) if labels_by != "fer2013" else None
     detector = build_detector(args.detector_option)
     classifier = EmotionClassifier.load(args.model)
     print(
@@ -748,14 +846,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"drawn PublicTest faces found upright alone at 120 px; seed {args.seed}; detector {detector.name} "
         f"{' '.join(args.detector_option) or '(configured options)'}; model {classifier.model_version}"
         + (f"; crops relit: {args.crop_light}" if args.crop_light != "none" else "")
+        + f"; labels: {labels_by}"
     )
     tallies: dict[str, Tally] = {}
     for bucket in buckets:
-        tally = run_bucket(bucket, faces, labels, frames, detector, args.seed)
+        tally = run_bucket(bucket, faces, labels, frames, detector, args.seed, ferplus)
         classify(tally, classifier, args.crop_light)
         tallies[bucket.name] = tally
     print()
-    print_table(tallies)
+    print_table(tallies, "ferplus" if labels_by == "ferplus" else "fer2013")
+    if labels_by == "both":
+        print_ferplus(tallies)
+    elif labels_by == "ferplus":
+        out = sum(not r.ferplus for r in next(iter(tallies.values())).readings) if tallies else 0
+        print(f"{out} of the {len(faces)} faces have no FER+ majority among the four classes: left out of them")
     print()
     print_breakdown(tallies)
     if args.fit_quality:

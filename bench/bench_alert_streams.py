@@ -62,6 +62,7 @@ from bench.patient_streams import (
     PatientStream,
     StreamConfig,
     VariantTable,
+    bedside_finding,
     classify_table,
     entry_quality,
     is_night,
@@ -339,11 +340,19 @@ def main(argv: list[str] | None = None) -> int:
         "these faces (closed: eyes closed, asleep; night: every face seen at night)",
     )
     ap.add_argument(
+        "--prepare-only",
+        action="store_true",
+        help="classify the streams' renderings into --cache and stop: score no rule (a later run, e.g. the one "
+        "scoring run on the scoring half, then only replays)",
+    )
+    ap.add_argument(
         "--quick",
         action="store_true",
         help="smoke run: seeds 1 2, 2 patient-days each, 6 faces per class, 2 renderings, 1 h of history",
     )
     args = ap.parse_args(argv)
+    if args.prepare_only and args.cache is None:
+        ap.error("--prepare-only needs --cache")
     if args.quick:
         args.seeds, args.patient_days, args.faces_per_class, args.variants, args.history_h = [1, 2], 2, 6, 2, 1.0
     if not args.data.is_dir():
@@ -401,6 +410,9 @@ def main(argv: list[str] | None = None) -> int:
     probs = classify_table(table, classify, known, through, ids=used, progress=lambda m: print(m, flush=True))
     classified = len(known) - before
     write_cache(args.cache, model_version, known)
+    if args.prepare_only:
+        print(f"prepared: {classified} renderings classified into {args.cache}; no rule scored", flush=True)
+        return 0
     quality = entry_quality(table, probs, used)
     prepared = time.perf_counter() - started
 
@@ -422,6 +434,7 @@ def main(argv: list[str] | None = None) -> int:
                         np.random.default_rng([seed, s.patient, 99]),
                         resolve_after,
                         day_s=s.end,
+                        finding_of=bedside_finding(s, params.window_s),
                     )
                     results.append(score_patient(s, out.opens, params.window_s))
                 per_seed.append(Figures.of(results))

@@ -38,6 +38,7 @@ import argparse
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -401,9 +402,11 @@ def replay(
     resolve_after: tuple[float, float],
     day_s: float = DAY_S,
     exclude_alerts: bool = True,
+    finding_of: Callable[[float], str | None] | None = None,
 ) -> Outcome:
     """Run the real rule tick by tick over one timeline, from its start (see the module doc); alerts opened before
-    the day (in its history) are not reported."""
+    the day (in its history) are not reported.  ``finding_of(open_t)``: what the clinician who resolves the alert
+    opened at ``open_t`` finds at the bedside (``distress_seen`` / ``no_distress_seen``; None: not said)."""
     ticks = np.arange(tl.start + tick_s, day_s + tick_s / 2, tick_s)
     n, counts, sums, lo, hi = window_arrays(tl, ticks, params.window_s)
     out = Outcome()
@@ -419,7 +422,8 @@ def replay(
     for k, t in enumerate(ticks):
         now = T0 + timedelta(seconds=float(t))
         if open_at is not None and manual_at is not None and t >= manual_at:  # the clinician resolves it
-            last_manual = ManualResolve(now, max(opened_level, latest))
+            finding = finding_of(open_at) if finding_of is not None else None
+            last_manual = ManualResolve(now, max(opened_level, latest), finding)
             open_at = manual_at = below = None
             spans[-1][1] = now
         baseline = None

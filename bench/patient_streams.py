@@ -698,6 +698,18 @@ class PatientResult:
         return self.false_day + self.false_night
 
 
+def bedside_finding(stream: PatientStream, window_s: int) -> Callable[[float], str]:
+    """What the clinician who resolves an alert opened at ``t`` finds at the bedside: distress when ``t`` falls in
+    one of the stream's episodes (from its start to one window after its end, as :func:`score_patient` counts an
+    alert as the episode's), no distress otherwise (a visitor's sad face, a misread resting face)."""
+
+    def finding(t: float) -> str:
+        during = any(ep.start <= t <= ep.end + window_s for ep in stream.episodes)
+        return "distress_seen" if during else "no_distress_seen"
+
+    return finding
+
+
 def score_patient(stream: PatientStream, opens: Sequence[float], window_s: int) -> PatientResult:
     """An alert opened from an episode's start to one window after its end belongs to the episode (as in
     ``bench_alert_rules``); any other opened during the counted day is false, by day or at night by its time."""

@@ -190,7 +190,9 @@ class AlertEngine:
             )
         }
         snoozed = set(session.scalars(select(AlertSnooze.patient_id).where(AlertSnooze.until > now).distinct()))
-        manual = recent_manual_resolves(session, now, max((p.cooldown_s for p in params.values()), default=0))
+        manual = recent_manual_resolves(
+            session, now, max((max(p.cooldown_s, p.no_distress_cooldown_s) for p in params.values()), default=0)
+        )
         # one aggregate query per distinct window length (normally one: the global window)
         by_window: dict[int, list[int]] = defaultdict(list)
         for pid, p in params.items():
@@ -288,11 +290,11 @@ def _track_open_alert(
 
 def recent_manual_resolves(session: Session, now: datetime, cooldown_s: int) -> dict[int, ManualResolve]:
     """Patient id -> the latest negative-emotion alert a clinician resolved by hand in the last ``cooldown_s``
-    (its time and the level resolved: the higher of the score at open and the latest score)."""
+    (its time, the level resolved: the higher of the score at open and the latest score, and the finding)."""
     if cooldown_s <= 0:
         return {}
     rows = session.execute(
-        select(Alert.patient_id, Alert.resolved_at, Alert.evidence)
+        select(Alert.patient_id, Alert.resolved_at, Alert.evidence, Alert.finding)
         .where(
             Alert.kind == "negative_emotion",
             Alert.resolution == "manual",
@@ -302,10 +304,10 @@ def recent_manual_resolves(session: Session, now: datetime, cooldown_s: int) -> 
         .order_by(Alert.resolved_at)
     )
     out: dict[int, ManualResolve] = {}
-    for patient_id, resolved_at, evidence in rows:
+    for patient_id, resolved_at, evidence, finding in rows:
         parsed = NegativeEvidence.from_json(evidence)
         level = parsed.resolved_level() if parsed is not None else 0.0
-        out[int(patient_id)] = ManualResolve(resolved_at, level)
+        out[int(patient_id)] = ManualResolve(resolved_at, level, finding)
     return out
 
 

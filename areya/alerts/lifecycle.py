@@ -34,6 +34,7 @@ from areya.audit import SYSTEM, Actor, record
 from areya.db.models import (
     ALERT_KINDS,
     ALERT_OPEN_STATES,
+    FINDINGS,
     Alert,
     AlertEvent,
     AlertSnooze,
@@ -301,19 +302,38 @@ def resolve_alert(
     now: datetime | None = None,
     require_note: bool = True,
     policy: AlertPolicy = DEFAULT_POLICY,
+    finding: str | None = None,
 ) -> Alert:
-    """firing/acknowledged -> resolved manually, with a note (required by default); audited."""
+    """firing/acknowledged -> resolved manually, with a note (required by default) and, for a patient alert, what
+    the clinician found (``finding``: one of :data:`~areya.db.models.FINDINGS`, or None: not said; after "no
+    distress seen" the rule holds a longer cool-down, :mod:`areya.alerts.rules`); audited."""
     alert = get_alert(session, alert_id)
     _authorize(session, actor, "resolve", alert.kind, alert.ward_id, policy)
     note = _clean_note(note, required=require_note)
+    finding = check_finding(finding, alert.kind)
     now = max(_now(now), alert.opened_at)
     if alert.state not in ALERT_OPEN_STATES:
         raise Conflict(f"alert {alert.id} is already resolved")
+    alert.finding = finding
     _close(session, alert, now, actor, note, "manual")
-    record(
-        session, actor, "alert.resolve", patient_id=alert.patient_id, target=f"alert:{alert.id}", detail={"note": note}
-    )
+    detail: dict[str, Any] = {"note": note}
+    if finding is not None:
+        detail["finding"] = finding
+    record(session, actor, "alert.resolve", patient_id=alert.patient_id, target=f"alert:{alert.id}", detail=detail)
     return alert
+
+
+def check_finding(finding: str | None, kind: str) -> str | None:
+    """``finding`` (blank: None) if it is one of :data:`~areya.db.models.FINDINGS` and ``kind`` is a patient
+    alert; :class:`Invalid` otherwise."""
+    if finding is None or not str(finding).strip():
+        return None
+    finding = str(finding).strip()
+    if finding not in FINDINGS:
+        raise Invalid(f"finding must be one of {', '.join(FINDINGS)} (or none), not {finding!r}")
+    if kind != "negative_emotion":
+        raise Invalid("a finding is recorded only for a patient alert")
+    return finding
 
 
 def auto_resolve(session: Session, alert: Alert, *, now: datetime, note: str) -> Alert:

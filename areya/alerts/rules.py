@@ -27,7 +27,9 @@ Sustained negative emotion, per admitted patient, over the sliding window ``(now
   amount (:func:`thresholds`: same hysteresis gap); fewer observations: the plain thresholds;
 * **cool-down**: for ``cooldown_s`` after a clinician resolved the patient's alert by hand, the rule
   reopens only on clearly stronger evidence: a score at least ``reopen_margin`` above the level that was
-  resolved (the higher of the score at open and the latest score while open);
+  resolved (the higher of the score at open and the latest score while open); when the clinician found **no
+  distress** at the bedside (the resolve's finding), for ``no_distress_cooldown_s`` instead if that is longer
+  (the same face reading the same way is most likely the same false alarm);
 * an open alert resolves automatically only once the score has stayed < ``close_share`` for
   ``resolve_period_s`` (hysteresis).  A tick with too few observations (or a score >= close_share)
   restarts that period: no evidence is not evidence of recovery.
@@ -71,7 +73,9 @@ OVERRIDABLE: dict[str, str] = {
     "negative_baseline_ceiling": "baseline_ceiling",
     "negative_night_raise": "night_raise",
     "negative_min_span": "min_span",
+    "negative_no_distress_cooldown_s": "no_distress_cooldown_s",
 }
+NO_DISTRESS = "no_distress_seen"  # the resolve finding that holds the longer cool-down (areya.db.models.FINDINGS)
 
 
 @dataclass(frozen=True)
@@ -86,6 +90,7 @@ class RuleParams:
     escalate_after_s: int = 900
     cooldown_s: int = 1800
     reopen_margin: float = 0.15
+    no_distress_cooldown_s: int = 0  # the cool-down after a "no distress seen" resolve, when longer than cooldown_s
     baseline_s: int = 0  # 0: no per-patient baseline
     baseline_min_obs: int = 3600
     baseline_margin: float = 0.25
@@ -118,6 +123,7 @@ class RuleParams:
             or self.resolve_period_s < 0
             or self.escalate_after_s < 0
             or self.cooldown_s < 0
+            or self.no_distress_cooldown_s < 0
             or not 0.0 <= self.reopen_margin <= 1.0
         ):
             raise ValueError(f"invalid rule parameters: {self}")
@@ -328,18 +334,29 @@ def thresholds(params: RuleParams, baseline: Baseline | None, night: bool = Fals
 
 @dataclass(frozen=True)
 class ManualResolve:
-    """A clinician resolved the patient's alert by hand at ``at``; ``level`` is the score then dismissed."""
+    """A clinician resolved the patient's alert by hand at ``at``; ``level`` is the score then dismissed;
+    ``finding``: what the clinician found (``distress_seen``, ``no_distress_seen`` or None: not said)."""
 
     at: datetime
     level: float
+    finding: str | None = None
+
+    def cooldown_s(self, params: RuleParams) -> int:
+        """How long this resolve holds the cool-down under ``params``."""
+        if self.finding == NO_DISTRESS:
+            return max(params.cooldown_s, params.no_distress_cooldown_s)
+        return params.cooldown_s
 
 
 def reopen_level(params: RuleParams, last: ManualResolve | None, now: datetime, open_at: float | None = None) -> float:
     """The score that opens an alert now: ``open_at`` (default ``open_share``; with a baseline, the raised
-    threshold), or during the cool-down after a manual resolve the resolved level plus ``reopen_margin`` if that is
-    higher (above 1: no reopening in the cool-down)."""
+    threshold), or during the cool-down after a manual resolve (:meth:`ManualResolve.cooldown_s`) the resolved level
+    plus ``reopen_margin`` if that is higher (above 1: no reopening in the cool-down)."""
     base = params.open_share if open_at is None else open_at
-    if last is None or params.cooldown_s <= 0 or now - last.at >= timedelta(seconds=params.cooldown_s) or now < last.at:
+    if last is None:
+        return base
+    cooldown_s = last.cooldown_s(params)
+    if cooldown_s <= 0 or now - last.at >= timedelta(seconds=cooldown_s) or now < last.at:
         return base
     return max(base, last.level + params.reopen_margin)
 

@@ -258,13 +258,19 @@ def alerts_ack(alert_id: int, note: str | None, username: str | None) -> None:
 @alerts.command("resolve")
 @click.argument("alert_id", type=int)
 @click.option("--note", required=True, help="Why it is resolved (required).")
+@click.option(
+    "--finding",
+    type=click.Choice(["distress_seen", "no_distress_seen"]),
+    default=None,
+    help="What was found at the bedside (patient alerts; after no_distress_seen the rule waits longer).",
+)
 @_user_option
-def alerts_resolve(alert_id: int, note: str, username: str | None) -> None:
+def alerts_resolve(alert_id: int, note: str, finding: str | None, username: str | None) -> None:
     """Resolve an open alert manually."""
     from areya.alerts.lifecycle import resolve_alert
 
     with _transaction(username) as (session, actor):
-        alert = resolve_alert(session, alert_id, actor=actor, note=note, policy=_policy())
+        alert = resolve_alert(session, alert_id, actor=actor, note=note, policy=_policy(), finding=finding)
     click.echo(f"alert {alert.id} resolved")
 
 

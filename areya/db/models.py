@@ -43,6 +43,8 @@ ALERT_KINDS: tuple[str, ...] = ("negative_emotion", "camera_offline", "pipeline_
 ALERT_STATES: tuple[str, ...] = ("firing", "acknowledged", "resolved")
 ALERT_OPEN_STATES: tuple[str, ...] = ("firing", "acknowledged")
 RESOLUTIONS: tuple[str, ...] = ("auto", "manual")
+# what the clinician who resolved a patient alert by hand found at the bedside (NULL: not said)
+FINDINGS: tuple[str, ...] = ("distress_seen", "no_distress_seen")
 # IEC 60601-1-8 alarm priorities, highest first (areya.alerts.priority), and the number APIs carried before them
 ALERT_PRIORITIES: tuple[str, ...] = ("high", "medium", "low")
 PRIORITY_SEVERITY: dict[str, int] = {"high": 3, "medium": 2, "low": 1}
@@ -493,6 +495,7 @@ class Alert(Base):
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     resolved_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
     resolution: Mapped[str | None] = mapped_column(String(16))
+    finding: Mapped[str | None] = mapped_column(String(24))  # FINDINGS: what the clinician who resolved it found
     note: Mapped[str | None] = mapped_column(Text)
     evidence: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     last_notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -506,6 +509,7 @@ class Alert(Base):
         CheckConstraint(_in("kind", ALERT_KINDS), name="kind_valid"),
         CheckConstraint(_in("state", ALERT_STATES), name="state_valid"),
         CheckConstraint("resolution IS NULL OR " + _in("resolution", RESOLUTIONS), name="resolution_valid"),
+        CheckConstraint("finding IS NULL OR " + _in("finding", FINDINGS), name="finding_valid"),
         CheckConstraint("severity >= 0 AND severity <= 10", name="severity_range"),
         CheckConstraint("escalation_level >= 0", name="escalation_level_non_negative"),
         CheckConstraint("(state = 'resolved') = (resolved_at IS NOT NULL)", name="resolved_at_iff_resolved"),
@@ -658,6 +662,7 @@ __all__ = [
     "CAMERA_HEALTH",
     "ENCOUNTER_CLASSES",
     "ENCOUNTER_STATUSES",
+    "FINDINGS",
     "LABELS4",
     "LABELS7",
     "OUTBOX_CHANNELS",

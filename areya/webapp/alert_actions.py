@@ -43,8 +43,10 @@ def acknowledge(alert_id: int, note: str | None) -> Alert:
     return alert  # type: ignore[no-any-return]
 
 
-def resolve(alert_id: int, note: str | None) -> Alert:
-    alert = _lifecycle().resolve_alert(db(), alert_id, actor=actor(), note=note, policy=services().alert_policy())
+def resolve(alert_id: int, note: str | None, finding: str | None = None) -> Alert:
+    alert = _lifecycle().resolve_alert(
+        db(), alert_id, actor=actor(), note=note, policy=services().alert_policy(), finding=finding
+    )
     db().commit()
     _announce()
     return alert  # type: ignore[no-any-return]

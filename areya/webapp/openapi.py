@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from areya.db.models import ALERT_KINDS, ALERT_STATES
+from areya.db.models import ALERT_KINDS, ALERT_STATES, FINDINGS
 
 _ID = {"type": "integer", "minimum": 1}
 _TS = {"type": "string", "format": "date-time"}
@@ -64,6 +64,7 @@ def openapi_document() -> dict[str, Any]:
         "resolved_at": _TS_NULL,
         "resolved_by": {"type": "integer", "nullable": True},
         "resolution": {"type": "string", "nullable": True},
+        "finding": {"type": "string", "enum": list(FINDINGS), "nullable": True},
         "note": {"type": "string", "nullable": True},
         "escalation_level": {"type": "integer"},
         "evidence": {"type": "object"},
@@ -182,7 +183,16 @@ def openapi_document() -> dict[str, Any]:
         "ResolveBody": {
             "type": "object",
             "required": ["note"],
-            "properties": {"note": {"type": "string", "minLength": 1, "maxLength": 2000}},
+            "properties": {
+                "note": {"type": "string", "minLength": 1, "maxLength": 2000},
+                "finding": {
+                    "type": "string",
+                    "enum": list(FINDINGS),
+                    "nullable": True,
+                    "description": "what was found at the bedside (patient alerts only; omitted or null: not said); "
+                    "after no_distress_seen the rule waits longer before alerting on the patient again",
+                },
+            },
         },
         "SnoozeBody": {
             "type": "object",

@@ -144,3 +144,61 @@ def test_reopen_level_is_pure_and_bounded() -> None:
     no_cooldown = RuleParams(open_share=0.5, close_share=0.3, cooldown_s=0, measure="probability")
     assert reopen_level(no_cooldown, resolved, T0) == 0.5
     assert evaluate_negative(None, params, now=T0, is_open=False, last_manual=resolved).action == "none"
+
+
+def test_no_distress_finding_holds_the_longer_cooldown() -> None:
+    params = RuleParams(open_share=0.5, close_share=0.3, cooldown_s=600, reopen_margin=0.2, no_distress_cooldown_s=7200)
+    after = T0 + timedelta(seconds=3600)  # past the plain cool-down, inside the no-distress one
+    assert reopen_level(params, ManualResolve(T0, 0.62), after) == 0.5
+    assert reopen_level(params, ManualResolve(T0, 0.62, "distress_seen"), after) == 0.5
+    assert reopen_level(params, ManualResolve(T0, 0.62, "no_distress_seen"), after) == pytest.approx(0.82)
+    assert reopen_level(params, ManualResolve(T0, 0.62, "no_distress_seen"), T0 + timedelta(seconds=7200)) == 0.5
+    # a shorter no-distress cool-down never shortens the plain one
+    short = RuleParams(open_share=0.5, close_share=0.3, cooldown_s=600, reopen_margin=0.2, no_distress_cooldown_s=60)
+    assert reopen_level(short, ManualResolve(T0, 0.62, "no_distress_seen"), T0 + timedelta(seconds=300)) > 0.5
+    with pytest.raises(ValueError):
+        RuleParams(no_distress_cooldown_s=-1)
+
+
+@pytest.mark.parametrize(("finding", "reopens"), [("no_distress_seen", False), ("distress_seen", True), (None, True)])
+def test_the_resolve_finding_decides_the_cooldown_in_the_engine(
+    alert_settings: Settings,
+    session_factory: Callable[[], Session],
+    observe: Observe,
+    finding: str | None,
+    reopens: bool,
+) -> None:
+    settings = alert_settings.replace(
+        negative_measure="probability",
+        negative_cooldown_s=COOLDOWN_S,
+        negative_reopen_margin=MARGIN,
+        negative_no_distress_cooldown_s=4 * COOLDOWN_S,
+    )
+    engine = AlertEngine(settings, session_factory)
+    observe(0, T0 - timedelta(seconds=600), 120, label="sad")
+    engine.tick(T0, retention=False)
+    [first] = alerts(session_factory)
+    resolved_at = T0 + timedelta(seconds=60)
+    with session_factory() as s, s.begin():
+        resolve_alert(s, first.id, note="seen at the bedside", now=resolved_at, finding=finding)
+    with session_factory() as s:
+        assert s.get(Alert, first.id).finding == finding
+    # the same evidence after the plain cool-down: a new alert, unless the clinician found no distress
+    later = resolved_at + timedelta(seconds=COOLDOWN_S + 60)
+    observe(0, later - timedelta(seconds=600), 120, label="sad")
+    engine.tick(later, retention=False)
+    assert len(alerts(session_factory)) == (2 if reopens else 1)
+
+
+def test_a_finding_is_checked(
+    engine_: AlertEngine, observe: Observe, session_factory: Callable[[], Session], hospital: Hospital
+) -> None:
+    from areya.errors import Invalid
+
+    observe(0, T0 - timedelta(seconds=600), 120, label="sad")
+    engine_.tick(T0, retention=False)
+    [first] = alerts(session_factory)
+    with session_factory() as s, s.begin(), pytest.raises(Invalid, match="finding must be one of"):
+        resolve_alert(s, first.id, note="seen", now=T0, finding="fine")
+    with session_factory() as s:
+        assert s.get(Alert, first.id).state == "firing"

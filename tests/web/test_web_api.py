@@ -90,8 +90,17 @@ def test_api_acknowledge_resolve_snooze(world: World) -> None:
     assert ack.status_code == 200 and ack.get_json()["state"] == "acknowledged"
     assert client.post(f"/api/alerts/{aid}/acknowledge", json={}, headers=_auth(world, "doctor")).status_code == 409
     assert client.post(f"/api/alerts/{aid}/resolve", json={}, headers=_auth(world, "doctor")).status_code == 400
-    done = client.post(f"/api/alerts/{aid}/resolve", json={"note": "calm now"}, headers=_auth(world, "doctor"))
+    bad = client.post(
+        f"/api/alerts/{aid}/resolve", json={"note": "calm", "finding": "fine"}, headers=_auth(world, "doctor")
+    )
+    assert bad.status_code == 400 and "finding" in bad.get_json()["error"]
+    done = client.post(
+        f"/api/alerts/{aid}/resolve",
+        json={"note": "calm now", "finding": "no_distress_seen"},
+        headers=_auth(world, "doctor"),
+    )
     assert done.status_code == 200 and done.get_json()["resolution"] == "manual"
+    assert done.get_json()["finding"] == "no_distress_seen"
     snooze = client.post(
         f"/api/patients/{world.ids['patient_id']}/snooze",
         json={"minutes": 30, "reason": "visit"},

@@ -167,11 +167,25 @@ def test_resolve_needs_a_note_and_nothing_changes_without_it(world: World) -> No
     assert "is required" in card[: card.index("</article>")]
     with world.session() as s:
         assert s.get(Alert, aid).state == "firing"
-    response = client.post(f"/alerts/{aid}/resolve", data={"csrf_token": csrf, "note": "settled after visit"})
+    # the finding at the bedside is one of the offered answers, or none
+    inbox = client.get("/alerts").get_data(as_text=True)
+    card = inbox[inbox.index(f'id="alert-{aid}"') :]
+    assert 'value="no_distress_seen"' in card[: card.index("</article>")]
+    response = client.post(
+        f"/alerts/{aid}/resolve", data={"csrf_token": csrf, "note": "ok", "finding": "fine", "action": "resolve"}
+    )
+    assert response.status_code == 400
+    with world.session() as s:
+        assert s.get(Alert, aid).state == "firing"
+    response = client.post(
+        f"/alerts/{aid}/resolve",
+        data={"csrf_token": csrf, "note": "settled after visit", "finding": "no_distress_seen"},
+    )
     assert response.status_code == 302
     with world.session() as s:
         alert = s.get(Alert, aid)
         assert alert.state == "resolved" and alert.resolution == "manual" and alert.note == "settled after visit"
+        assert alert.finding == "no_distress_seen"
     # a double submit changes nothing and says what already happened (no bare 409)
     again = client.post(f"/alerts/{aid}/resolve", data={"csrf_token": csrf, "note": "twice"}, follow_redirects=True)
     assert again.status_code == 200

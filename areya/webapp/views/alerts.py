@@ -7,7 +7,7 @@ from typing import Any
 from flask import Blueprint, abort, flash, g, jsonify, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
-from areya.db.models import Alert
+from areya.db.models import FINDINGS, Alert
 from areya.errors import AdminError, Conflict, NotFound
 from areya.webapp import alert_actions
 from areya.webapp.access import require_alert, require_alert_action
@@ -166,10 +166,12 @@ def resolve(alert_id: int) -> Response | tuple[str, int]:
     require_alert_action(alert_id, "resolve")
     form = Form(request.form)
     note = form.text("note", "a note saying how it was resolved", max_len=MAX_TEXT)
+    finding = form.choice("finding", "finding", FINDINGS, required=False) or None
     if not form.ok:
-        return _failed(alert_id, "note", form.errors["note"], 400, form)
+        field = "note" if "note" in form.errors else "finding"
+        return _failed(alert_id, field, form.errors[field], 400, form)
     try:
-        alert_actions.resolve(alert_id, note)
+        alert_actions.resolve(alert_id, note, finding)
     except Conflict as exc:
         done = _already(alert_id, "resolve")
         return _done(alert_id, done, already=True) if done else _failed(alert_id, "note", str(exc), 409, form)

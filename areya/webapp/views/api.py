@@ -13,7 +13,7 @@ from werkzeug.wrappers import Response
 
 from areya.alerts.priority import condition_of
 from areya.alerts.rules import RuleParams
-from areya.db.models import ALERT_OPEN_STATES, Alert, AlertEvent, Bed, BedAssignment, Patient, Ward
+from areya.db.models import ALERT_OPEN_STATES, FINDINGS, Alert, AlertEvent, Bed, BedAssignment, Patient, Ward
 from areya.db.types import utcnow
 from areya.errors import AdminError, Conflict, NotFound
 from areya.webapp import alert_actions
@@ -78,6 +78,7 @@ def _alert_json(alert: Alert, events: list[AlertEvent] | None = None) -> dict[st
         "resolved_at": _iso(alert.resolved_at),
         "resolved_by": alert.resolved_by,
         "resolution": alert.resolution,
+        "finding": alert.finding,
         "note": alert.note,
         "escalation_level": alert.escalation_level,
         "evidence": alert.evidence or {},
@@ -239,17 +240,24 @@ def resolve(alert_id: int) -> Response:
     return _note_action(alert_id, alert_actions.resolve, note_required=True)
 
 
-def _note_action(alert_id: int, action: Callable[[int, str | None], Any], note_required: bool) -> Response:
-    """An alert transition that takes a JSON body ``{"note": ...}``."""
-    require_alert_action(alert_id, "resolve" if action is alert_actions.resolve else "acknowledge")
+def _note_action(alert_id: int, action: Callable[..., Any], note_required: bool) -> Response:
+    """An alert transition that takes a JSON body ``{"note": ...}`` (resolve: and an optional ``"finding"``)."""
+    resolving = action is alert_actions.resolve
+    require_alert_action(alert_id, "resolve" if resolving else "acknowledge")
     data = _json_body()
     if isinstance(data, Response):
         return data
     note = _text(data, "note", required=note_required)
     if isinstance(note, Response):
         return note
+    extra: dict[str, Any] = {}
+    if resolving:
+        finding = data.get("finding")
+        if finding is not None and finding not in FINDINGS:
+            return _bad(f"'finding' must be one of {', '.join(FINDINGS)} or null")
+        extra["finding"] = finding
     try:
-        row = action(alert_id, note)
+        row = action(alert_id, note, **extra)
     except AdminError as exc:
         return _error(exc)
     return jsonify(_alert_json(row))

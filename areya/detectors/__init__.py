@@ -10,7 +10,8 @@ Backends (heavy imports happen only when one is created):
 Every backend also takes ``min_face_px`` (faces whose box side is smaller are dropped), ``rotations`` (extra passes
 on the frame turned by these clockwise angles, :mod:`areya.detectors.rotation`), ``zone_mode`` / ``zone_pad``
 (how :meth:`FaceDetector.detect_in_zones` uses a camera's bed zones, :mod:`areya.detectors.zones`), ``zone_turns``
-(zone windows without a face looked at turned: patients lying on their side), ``redetect_roll`` and ``track``
+(zone windows without a face looked at turned: patients lying on their side), ``zone_relook`` (zones without a face
+looked at again in smaller windows), ``redetect_roll`` and ``track``
 (full zone scans every N-th frame of a camera, tracking the faces between: :mod:`areya.detectors.tracking`).  Services
 build their detector with :func:`detector_from_settings` (the ``detector`` and ``detector_options`` settings, and
 a camera's own ``detector_options`` laid over them); the worker keeps one per distinct option set
@@ -39,7 +40,7 @@ from areya.detectors.options import (
 )
 from areya.detectors.rotation import REDETECT_ROLL
 from areya.detectors.tracking import DEFAULT_TRACK, ZoneTracker, detect_for_camera
-from areya.detectors.zones import DEFAULT_ZONE_MODE, DEFAULT_ZONE_PAD, DEFAULT_ZONE_TURNS
+from areya.detectors.zones import DEFAULT_ZONE_MODE, DEFAULT_ZONE_PAD, DEFAULT_ZONE_RELOOK, DEFAULT_ZONE_TURNS
 
 DEFAULT_DETECTOR = "blazeface"
 # zone_detector=auto: the backend run on zone crops (the bench: short range finds more faces in crops, faster)
@@ -97,6 +98,7 @@ def create_detector(
     track: int = DEFAULT_TRACK,
     redetect_roll: int = REDETECT_ROLL,
     zone_turns: Sequence[int] | str | int = DEFAULT_ZONE_TURNS,
+    zone_relook: float = DEFAULT_ZONE_RELOOK,
     **opts: Any,
 ) -> FaceDetector:
     """A new detector instance (one per thread).  ``name`` None: :data:`DEFAULT_DETECTOR`.
@@ -111,6 +113,8 @@ def create_detector(
     window turned upright around it (:func:`areya.detectors.rotation.redetect_rolled`).
     ``zone_turns`` (clockwise degrees; ``()`` or 0: off): a zone window holding no face is looked at again
     turned by each (:func:`areya.detectors.zones.turned_looks`: patients lying on their side).
+    ``zone_relook`` (a share of the zone window's side, in [0, 1); 0: off): a zone where the upright passes found
+    no face is looked at again in windows that much smaller (:func:`areya.detectors.zones.relook_zones`).
     ``opts`` go to the backend.
     Unknown names and bad options raise ``ValueError``; missing model files raise ``RuntimeError``.
     """
@@ -127,8 +131,11 @@ def create_detector(
         raise ValueError(f"track must be an integer in [0, {MAX_TRACK}], got {track!r}")
     if isinstance(redetect_roll, bool) or not isinstance(redetect_roll, int) or not 0 <= redetect_roll <= 90:
         raise ValueError(f"redetect_roll must be an integer in [0, 90], got {redetect_roll!r}")
+    if isinstance(zone_relook, bool) or not isinstance(zone_relook, int | float) or not 0.0 <= zone_relook < 1.0:
+        raise ValueError(f"zone_relook must be a number in [0, 1), got {zone_relook!r}")
     detector = _wrapped(key, opts, angles, min_face_px)
     detector.redetect_roll = redetect_roll
+    detector.zone_relook = float(zone_relook)
     detector.zone_turns = parse_turns(zone_turns)
     detector.zone_mode, detector.zone_pad, detector.zone_window_px = mode, float(zone_pad), zone_window_px
     crop_key = zone_backend(key, zone_detector)
@@ -236,6 +243,7 @@ __all__ = [
     "DEFAULT_TRACK",
     "DEFAULT_ZONE_MODE",
     "DEFAULT_ZONE_PAD",
+    "DEFAULT_ZONE_RELOOK",
     "DEFAULT_ZONE_TURNS",
     "ZONE_MODES",
     "DEFAULT_MARGIN",

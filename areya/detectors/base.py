@@ -26,6 +26,7 @@ class FaceDetector(abc.ABC):
     crop_detector: FaceDetector | None = None  # run on zone crops instead of this one (zone_detector option)
     redetect_roll: int = 0  # rolled faces found again upright (areya.detectors.rotation.redetect_rolled); 0: off
     zone_turns: tuple[int, ...] = ()  # zone windows without a face looked at turned by these (degrees cw)
+    zone_relook: float = 0.0  # zones without a face looked at again in windows of this share of the side; 0: off
 
     @abc.abstractmethod
     def detect(self, frame_bgr: np.ndarray) -> list[FaceBox]:
@@ -51,6 +52,7 @@ class FaceDetector(abc.ABC):
             crop_detector=self.crop_detector,
             redetect_roll=self.redetect_roll,
             turns=self.zone_turns if turns is None else turns,
+            relook=self.zone_relook,
         )
 
     def close(self) -> None:  # noqa: B027 - optional hook

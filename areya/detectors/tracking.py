@@ -16,9 +16,10 @@ whole-frame pass), so a face that moved out of its window, turned, or appeared i
 at the next full scan.  Every zone whose face of the previous frame was lost is rescanned; of the zones that were
 empty on the previous frame too (an empty bed, or a face that the rescans miss), at most :data:`RESCAN_ZONES`
 per frame, in turn (round robin per camera), so an empty bed costs a share of one zone's windows per frame, never
-a full scan.  Rescans take no turned looks (``rescan_turns``; on the night-ward frames they found 0.1 point more
-beds' faces for 5 % more detector passes, on the pipeline bench's frames with empty beds none for 20 % more): a
-face lying on its side that the upright passes miss waits for a full scan's turned look, as before.  The
+a full scan.  Rescans take no second look in smaller windows (``zone_relook``: full scans only) and no turned
+looks (``rescan_turns``; on the night-ward frames they found 0.1 point more beds' faces for 5 % more detector
+passes, on the pipeline bench's frames with empty beds none for 20 % more): a face lying on its side that the
+upright passes miss waits for a full scan's turned look, as before.  The
 counters :attr:`ZoneTracker.scans`, :attr:`~ZoneTracker.tracked` and :attr:`~ZoneTracker.rescans` say what it
 cost.
 
@@ -122,8 +123,9 @@ def rescan_zones(
     detector: Any, frame_bgr: np.ndarray, zones: Sequence[Any], found: Sequence[FaceBox], turns: Sequence[int] = ()
 ) -> list[FaceBox]:
     """The faces a zone scan finds in ``zones`` alone: :func:`areya.detectors.zones.detect_in_zones` in ``zones``
-    mode (no whole-frame pass; the detector's crop detector, ``zone_pad`` and ``zone_window_px``), faces kept when
-    their centre lies in their zone; the windows still without a face looked at turned by ``turns``
+    mode (no whole-frame pass, no second look in smaller windows; the detector's crop detector, ``zone_pad`` and
+    ``zone_window_px``), faces kept when their centre lies in their zone; the windows still without a face looked
+    at turned by ``turns``
     (:func:`areya.detectors.zones.turned_looks`, which also skips parts of ``found``, the faces found elsewhere in
     the frame); rolled faces found again upright as ``redetect_roll`` says.  In frame pixels, best score first."""
     frame = validate_frame(frame_bgr)

@@ -15,6 +15,12 @@ Turned looks (the ``zone_turns`` option, clockwise degrees; default 90 and 270):
 found is looked at again turned by each angle, so a patient lying on the side (the face rolled 45-90 degrees,
 which an upright pass misses) is found; such a face comes back with its ``roll`` set.  It costs detector passes
 only on windows without a face (an empty bed, or a face the upright passes missed).
+
+A second look at empty zones (the ``zone_relook`` option, a share of the zone window's side; default 0.75): a
+zone where the upright passes found no face is looked at again, before the turned looks, in windows of that share
+of the side (192 px for the short-range BlazeFace's 256), so its face is larger at the detector's input.  A face
+smeared by motion, or small, that one window scale misses, another often finds.  It costs detector passes only
+on zones without a face.
 """
 
 from __future__ import annotations
@@ -34,6 +40,8 @@ from areya.detectors.rotation import box_from_rotated, find_upright, redetect_ro
 DEFAULT_ZONE_MODE = "both"  # what FaceDetector.detect_in_zones does by default (bench/bench_detection.py)
 DEFAULT_ZONE_PAD = 0.1
 DEFAULT_ZONE_TURNS = (90, 270)  # zone windows without a face looked at turned by these (bench_detection.py)
+DEFAULT_ZONE_RELOOK = 0.75  # zones without a face looked at again in windows of this share of the side (night ward)
+MIN_RELOOK_WINDOW = 32  # pixels: the second look's windows are at least this wide
 
 
 MAX_ASPECT = 1.5  # a padded zone longer than this many times its width is split into square windows
@@ -144,6 +152,7 @@ def detect_in_zones(
     crop_detector: FaceFinder | None = None,
     redetect_roll: float = 0,
     turns: Sequence[int] = (),
+    relook: float = 0.0,
 ) -> list[FaceBox]:
     """Faces in ``frame_bgr`` found as ``mode`` says (see the module doc), in frame pixels, best score first.
 
@@ -151,8 +160,9 @@ def detect_in_zones(
     :func:`auto_window` of that detector).  A face found in a zone's crop is kept only if its centre lies in that
     zone (not in the padding).  ``redetect_roll`` > 0: faces whose eyes say they are rolled that many degrees or
     more are found again by ``crop_detector`` in a turned window (:func:`areya.detectors.rotation.redetect_rolled`).
-    ``turns`` (clockwise degrees): a zone window holding no face after that is looked at turned by each
-    (:func:`turned_looks`); not in ``frame`` mode.
+    ``relook`` > 0: a zone holding no face after the upright passes is looked at again in windows of that share of
+    the window side (:func:`relook_zones`).  ``turns`` (clockwise degrees): a zone window holding no face after
+    that is looked at turned by each (:func:`turned_looks`).  Neither in ``frame`` mode.
     """
     if mode not in ZONE_MODES:
         raise ValueError(f"zone mode must be one of {', '.join(ZONE_MODES)}, got {mode!r}")
@@ -172,9 +182,44 @@ def detect_in_zones(
                 if centre_in(mapped, core):
                     faces.append(mapped)
     faces = merge_faces(faces)
+    if relook > 0:
+        relook_side = max(MIN_RELOOK_WINDOW, round(side * relook))
+        faces = merge_faces(faces + relook_zones(on_crops, frame, cores, faces, pad, relook_side, side))
     if turns:
         faces = merge_faces(faces + turned_looks(on_crops, frame, cores, faces, turns, pad, side))
     return redetect_rolled(on_crops, frame, faces, redetect_roll)
+
+
+def relook_zones(
+    detector: FaceFinder,
+    frame: np.ndarray,
+    zones: Sequence[tuple[Any, Window]],
+    found: Sequence[FaceBox],
+    pad: float,
+    side: int,
+    first_side: int = 0,
+) -> list[FaceBox]:
+    """Faces in the zones of ``zones`` (``(zone, core)`` pairs) whose core holds no face of ``found`` (by its
+    centre): each such zone is cut into windows of at most ``side`` (:func:`zone_windows`) and ``detector`` runs
+    on every one (a zone that windows of ``first_side``, the first pass's, cut the same way is skipped: the same
+    views again); faces whose centre lies in the zone's core and that are not part of a face of ``found``
+    (:func:`_on_found`) are returned, in frame pixels.  With a smaller ``side`` than the first pass's windows a
+    face is larger at the detector's input: a face smeared by motion or a small one that the first window scale
+    missed is often found at the second."""
+    h, w = frame.shape[:2]
+    out: list[FaceBox] = []
+    for zone, core in zones:
+        if any(centre_in(f, core) for f in found):
+            continue
+        windows = zone_windows(zone, w, h, pad, side)
+        if first_side and windows == zone_windows(zone, w, h, pad, first_side):
+            continue
+        for win in windows:
+            for box in detector.detect(frame[win.y : win.y + win.h, win.x : win.x + win.w]):
+                face = crop_box_to_frame(box, win)
+                if centre_in(face, core) and not _on_found(face, found):
+                    out.append(face)
+    return out
 
 
 def turned_looks(

@@ -574,7 +574,7 @@ class Settings:
     night_start_h: int = _setting(22, int_range(0, 23), "alerts", "Night starts at this hour (hospital time).")
     night_end_h: int = _setting(7, int_range(0, 23), "alerts", "Night ends at this hour (hospital time).")
     min_face_quality: float = _setting(
-        0.45,
+        0.35,
         float_range(0.0, 1.0),
         "alerts",
         "Observations whose face quality (the predicted chance that the 4-class answer is right, "

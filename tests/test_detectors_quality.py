@@ -107,7 +107,7 @@ def test_through_the_worker_path_quality_falls_for_tiny_blurred_and_dark_faces()
     assert mean["lit"] >= threshold + 0.15
     for poor in ("tiny", "blurred", "dark"):
         assert mean[poor] <= mean["lit"] - 0.1, (poor, mean)
-    assert mean["blurred"] < threshold  # most of them set aside by the alert rule
+    assert mean["blurred"] < 0.5  # predicted more often wrong than right
 
 
 def test_residual_roll_is_what_the_crop_leaves_of_the_eye_line() -> None:

@@ -10,6 +10,7 @@ import redis
 from sqlalchemy import func, select
 from web_helpers import World, add_observation, login
 
+from areya.config import Settings
 from areya.db.models import (
     Alert,
     AlertEvent,
@@ -98,7 +99,8 @@ def test_a_bed_whose_recent_faces_are_all_unclear_shows_face_not_clearly_visible
     page = client.get(f"/patients/{world.ids['patient2_id']}").get_data(as_text=True)
     assert "face quality 12% (set aside: face not clearly visible)" in page
     assert "Face quality, last 5 min" in page and "mean 12% over 30 readings" in page
-    assert "30 set aside (below 45%: face not clearly visible)" in page
+    threshold = round(100 * Settings().min_face_quality)  # the world's setting: the default
+    assert f"30 set aside (below {threshold}%: face not clearly visible)" in page
 
 
 def test_one_poor_reading_is_not_yet_a_face_not_clearly_visible(world: World) -> None:

@@ -105,7 +105,7 @@ def seed_station(session: Session, now: datetime, password: str) -> dict[str, An
                 ats = [now - timedelta(minutes=20, seconds=10 * i) for i in range(30)]
             else:
                 ats = [now - timedelta(seconds=3 + 9 * i) for i in range(32)]  # the last 4.7 min
-            quality = 0.12 if kind == "unclear" else 0.85  # below min_face_quality (0.45): set aside
+            quality = 0.12 if kind == "unclear" else 0.85  # below min_face_quality (0.35 by default): set aside
             for at, lab in zip(ats, _labels(kind, len(ats), b), strict=True):
                 add_observation(session, patient.id, bed.id, lab, at, camera_id=camera.id).quality = quality
     users = {role: admin.add_user(session, role, role, password, list(WARDS)) for role in ("nurse", "doctor")} | {

@@ -76,7 +76,7 @@ import cv2
 import numpy as np
 
 from bench import detection_scenes as ds
-from bench.bench_night_ward import CLASSES, FER_DIR, FRAME, GRID, detectable, labelled_faces, light
+from bench.bench_night_ward import CLASSES, FER_DIR, FRAME, GRID, detectable, ferplus_labels, keyed_faces, light
 from bench.bench_scaleout import Probe, Services, log, wait_for
 
 SEED = 20261209  # the faces, scenes and bed orders of the recorded runs
@@ -202,10 +202,17 @@ def render_job(job: tuple[Any, ...]) -> tuple[str, Path, list[Any], list[BedTrut
     return name, video, zones, beds
 
 
-def face_pools(per_class: int, seed: int) -> dict[str, list[np.ndarray]]:
-    """``per_class`` PublicTest faces per class that BlazeFace or Haar finds upright alone at 120 px."""
-    pool, labels = labelled_faces(math.ceil(per_class * 1.6) + 2, seed)
-    faces, kept_labels, _ = detectable(pool, labels, per_class, seed)
+def face_pools(per_class: int, seed: int, labels: str = "fer2013") -> dict[str, list[np.ndarray]]:
+    """``per_class`` PublicTest faces per class that BlazeFace or Haar finds upright alone at 120 px; a face's class
+    is its FER-2013 folder, or with ``labels="ferplus"`` the majority of its ten FER+ annotators (faces without one
+    among the four classes left out): a calm bed then shows faces most people read as calm."""
+    if labels == "ferplus":
+        pool, folders, keys = keyed_faces(math.ceil(per_class * 2.5) + 2, seed)
+        plus = ferplus_labels(keys)
+        pool, names = [f for f, c in zip(pool, plus, strict=True) if c], [c for c in plus if c]
+    else:
+        pool, names, _ = keyed_faces(math.ceil(per_class * 1.6) + 2, seed)
+    faces, kept_labels, _ = detectable(pool, names, per_class, seed)
     out: dict[str, list[np.ndarray]] = {c: [] for c in CLASSES}
     for face, label in zip(faces, kept_labels, strict=True):
         out[label].append(face)
@@ -485,7 +492,7 @@ def read_rows(settings: Any) -> tuple[list[Any], list[Any], dict[str, float], li
 def videos(args: argparse.Namespace, conditions: Sequence[Condition], folder: Path) -> list[Any]:
     """Every camera's (name, video, zones, beds): rendered into ``folder``, or the ones already there when its
     ``videos.json`` says they were rendered with the same seed, faces and timing (``--videos``)."""
-    key = {k: getattr(args, k) for k in ("seed", "faces", "seconds", "fps", "hold", "onset")}
+    key = {k: getattr(args, k) for k in ("seed", "faces", "seconds", "fps", "hold", "onset", "labels")}
     names = [(cond, i, f"{cond.name}-{i + 1}") for cond in conditions for i in range(args.cameras)]
     folder.mkdir(parents=True, exist_ok=True)
     manifest = folder / "videos.json"
@@ -495,7 +502,7 @@ def videos(args: argparse.Namespace, conditions: Sequence[Condition], folder: Pa
     wanted = [(c, i, n) for c, i, n in names if n not in known["zones"] or not (folder / f"{n}.avi").is_file()]
     if wanted:
         t0 = time.perf_counter()
-        pools = face_pools(args.faces, args.seed)
+        pools = face_pools(args.faces, args.seed, args.labels)
         jobs = [(folder, c, i, pools, args.seed, args.onset, args.fps, args.seconds, args.hold) for c, i, _ in wanted]
         with concurrent.futures.ProcessPoolExecutor(
             max(1, args.render_jobs), mp_context=multiprocessing.get_context("spawn")
@@ -540,6 +547,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--videos", type=Path, default=None, help="keep the rendered videos here and reuse them in later runs"
     )
     ap.add_argument("--faces", type=int, default=40, help="PublicTest faces per class to draw from")
+    ap.add_argument(
+        "--labels",
+        choices=("fer2013", "ferplus"),
+        default="fer2013",
+        help="a face's class (what a bed must or must not alert on): its FER-2013 folder, or the majority of its "
+        "ten FER+ annotators",
+    )
     ap.add_argument("--seed", type=int, default=SEED)
     ap.add_argument("--keep", action="store_true", help="keep the run's folder (videos, database, logs)")
     ap.add_argument("--quick", action="store_true", help="smoke run: 1 camera per condition, 60 s, window 20 s")
@@ -585,7 +599,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         log(
             f"seed {args.seed}: {args.cameras} camera(s) per condition ({', '.join(c.name for c in conditions)}), "
             f"six beds each, {args.seconds:g} s at {args.fps:g} frame/s, faces held {args.hold:g} s, onset "
-            f"{args.onset:g} s" + (f"; settings {' '.join(args.rule_settings)}" if args.rule_settings else "")
+            f"{args.onset:g} s, faces classed by {args.labels}"
+            + (f"; settings {' '.join(args.rule_settings)}" if args.rule_settings else "")
         )
         rendered = videos(args, conditions, args.videos or root)
         cameras, truths = [], []

@@ -121,3 +121,19 @@ def test_frames_published_are_read_from_the_ingestors_log() -> None:
         "ingest stopped (every video file ended): 2 camera(s), 471 frame(s) published\n"
     )
     assert published_frames(text) == {"lit-2": 240, "night-1": 231}
+
+
+@pytest.mark.skipif(
+    not (Path(__file__).resolve().parents[2] / "shared" / "data" / "fer2013").is_dir(), reason="no ../shared"
+)
+def test_faces_classed_by_ferplus_are_what_most_annotators_read() -> None:
+    from bench.bench_night_ward import ferplus_labels, keyed_faces
+    from bench.bench_night_ward_e2e import face_pools
+
+    pools = face_pools(3, 7, labels="ferplus")
+    assert all(1 <= len(pools[c]) <= 3 for c in ("angry", "happy", "neutral", "sad"))
+    faces, _, keys = keyed_faces(10, 7)
+    majority = dict(zip((f.tobytes() for f in faces), ferplus_labels(keys), strict=True))
+    for name, group in pools.items():
+        for face in group:
+            assert majority[face.tobytes()] == name  # a calm bed's face is one most of ten people call calm

@@ -136,3 +136,11 @@ def test_scheduler_once(
         assert alert.patient_id == hospital.patients[1]
     assert run("alerts", "failures", "--json").output.strip() == "[]"
     assert "0 observation(s) rolled up" in run("alerts", "rollup").output
+
+
+def test_resolve_offers_the_findings_the_database_accepts() -> None:
+    from areya.cli.scheduler import alerts_resolve
+    from areya.db.models import FINDINGS
+
+    [option] = [p for p in alerts_resolve.params if p.name == "finding"]
+    assert tuple(option.type.choices) == FINDINGS

@@ -174,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     from areya.emotion.calibration import expected_calibration_error
     from areya.emotion.dataset import load_dataset, load_folder_tree, without_copies
     from areya.emotion.evaluate import ferplus_labels
-    from areya.emotion.ferplus import FerPlusVotes, default_votes_path
+    from areya.emotion.ferplus import FerPlusVotes, default_votes_path, votes_beside
     from areya.emotion.metrics import classification_report
     from areya.emotion.schemes import (
         AREYA4_CLASSES,
@@ -204,8 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.labels in ("fer2013", "both"):
         label_sets["FER-2013"] = (data.labels7, fer7_to_scheme_labels(data.labels7, SCHEME4))
     if args.labels in ("ferplus", "both"):
-        beside = [default_votes_path(d) for d in (args.data, args.data.parent)]
-        votes_path = args.votes or next((p for p in beside if p.is_file()), beside[0])
+        votes_path = args.votes or votes_beside(args.data) or default_votes_path(args.data)
         try:
             votes = FerPlusVotes.load(votes_path)
         except (FileNotFoundError, OSError, ValueError) as exc:

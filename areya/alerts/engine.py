@@ -190,9 +190,7 @@ class AlertEngine:
             )
         }
         snoozed = set(session.scalars(select(AlertSnooze.patient_id).where(AlertSnooze.until > now).distinct()))
-        manual = recent_manual_resolves(
-            session, now, max((max(p.cooldown_s, p.no_distress_cooldown_s) for p in params.values()), default=0)
-        )
+        manual = recent_manual_resolves(session, now, max((p.longest_cooldown_s for p in params.values()), default=0))
         # one aggregate query per distinct window length (normally one: the global window)
         by_window: dict[int, list[int]] = defaultdict(list)
         for pid, p in params.items():

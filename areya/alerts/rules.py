@@ -161,6 +161,16 @@ class RuleParams:
         start, end = self.night_hours
         return start <= hour < end if start < end else hour >= start or hour < end
 
+    def cooldown_for(self, finding: str | None) -> int:
+        """How long a manual resolve with ``finding`` holds the cool-down: ``cooldown_s``, or after "no distress
+        seen" ``no_distress_cooldown_s`` when that is longer."""
+        return max(self.cooldown_s, self.no_distress_cooldown_s) if finding == NO_DISTRESS else self.cooldown_s
+
+    @property
+    def longest_cooldown_s(self) -> int:
+        """The longest any manual resolve holds the cool-down (how far back to look for one)."""
+        return max(self.cooldown_s, self.no_distress_cooldown_s)
+
     def as_settings(self) -> dict[str, Any]:
         """These parameters under their settings names (``negative_window_s``, ...)."""
         return {key: getattr(self, field) for key, field in OVERRIDABLE.items()}
@@ -341,21 +351,15 @@ class ManualResolve:
     level: float
     finding: str | None = None
 
-    def cooldown_s(self, params: RuleParams) -> int:
-        """How long this resolve holds the cool-down under ``params``."""
-        if self.finding == NO_DISTRESS:
-            return max(params.cooldown_s, params.no_distress_cooldown_s)
-        return params.cooldown_s
-
 
 def reopen_level(params: RuleParams, last: ManualResolve | None, now: datetime, open_at: float | None = None) -> float:
     """The score that opens an alert now: ``open_at`` (default ``open_share``; with a baseline, the raised
-    threshold), or during the cool-down after a manual resolve (:meth:`ManualResolve.cooldown_s`) the resolved level
+    threshold), or during the cool-down after a manual resolve (:meth:`RuleParams.cooldown_for`) the resolved level
     plus ``reopen_margin`` if that is higher (above 1: no reopening in the cool-down)."""
     base = params.open_share if open_at is None else open_at
     if last is None:
         return base
-    cooldown_s = last.cooldown_s(params)
+    cooldown_s = params.cooldown_for(last.finding)
     if cooldown_s <= 0 or now - last.at >= timedelta(seconds=cooldown_s) or now < last.at:
         return base
     return max(base, last.level + params.reopen_margin)

@@ -190,7 +190,7 @@ def evaluate_cmd(
     _quiet_tensorflow()
     from areya.emotion.dataset import load_dataset, without_copies
     from areya.emotion.evaluate import evaluate
-    from areya.emotion.ferplus import VOTES_FILE, FerPlusVotes
+    from areya.emotion.ferplus import VOTES_FILE, FerPlusVotes, votes_beside
     from areya.emotion.inference import EmotionClassifier
 
     if not data_dir.is_dir():
@@ -200,12 +200,11 @@ def evaluate_cmd(
     votes = None
     if label_set != "fer2013":
         if votes_path is None:
-            found = [p for p in (data_dir / VOTES_FILE, data_dir.parent / VOTES_FILE) if p.is_file()]
-            if not found:
+            votes_path = votes_beside(data_dir)
+            if votes_path is None:
                 raise click.ClickException(
                     f"--labels {label_set}: no {VOTES_FILE} in {data_dir} or beside it; name the file with --votes"
                 )
-            votes_path = found[0]
         try:
             votes = FerPlusVotes.load(votes_path)
         except (FileNotFoundError, ValueError) as exc:

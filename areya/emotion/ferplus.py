@@ -83,6 +83,13 @@ def default_votes_path(data_dir: str | Path) -> Path:
     return (data_dir.parent if data_dir.is_file() else data_dir) / VOTES_FILE
 
 
+def votes_beside(folder: str | Path) -> Path | None:
+    """``ferplus_votes.csv`` in a class-folder tree (e.g. ``publictest/``) or beside it (the data directory), or
+    None when neither holds one."""
+    folder = Path(folder)
+    return next((p for p in (folder / VOTES_FILE, folder.parent / VOTES_FILE) if p.is_file()), None)
+
+
 @dataclass(frozen=True)
 class FerPlusVotes:
     """Vote counts (M, 10) in :data:`VOTE_COLUMNS` order, keyed by (FER-2013 class, file name)."""

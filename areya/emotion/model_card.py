@@ -77,12 +77,10 @@ def measure(model_dir: Path, data_dir: Path) -> dict[str, Any]:
 
 def _votes_beside(data_dir: Path):
     """The FER+ votes of a test folder (``ferplus_votes.csv`` in it or beside it), or None."""
-    from areya.emotion.ferplus import VOTES_FILE, FerPlusVotes
+    from areya.emotion.ferplus import FerPlusVotes, votes_beside
 
-    for path in (data_dir / VOTES_FILE, data_dir.parent / VOTES_FILE):
-        if path.is_file():
-            return FerPlusVotes.load(path)
-    return None
+    path = votes_beside(data_dir)
+    return FerPlusVotes.load(path) if path is not None else None
 
 
 def _ferplus_lines(card: dict[str, Any], served: str) -> list[str]:

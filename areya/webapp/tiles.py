@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from areya.alerts.evidence import NegativeEvidence
 from areya.alerts.overrides import OverrideResolver
 from areya.alerts.priority import TECHNICAL, condition_of, sql_order
-from areya.alerts.rules import ManualResolve, RuleParams
+from areya.alerts.rules import RuleParams
 from areya.alerts.window import current_evidence
 from areya.db.models import (
     ALERT_OPEN_STATES,
@@ -322,7 +322,7 @@ def _recent_resolves(
     """Per patient, the latest negative-emotion alert a clinician resolved by hand whose cool-down (the patient's
     ``cooldown_s``, or ``no_distress_cooldown_s`` after a "no distress seen" finding when longer) has not ended,
     with who resolved it and the score that reopens it before then."""
-    longest = max((max(p.cooldown_s, p.no_distress_cooldown_s) for p in params.values()), default=0)
+    longest = max((p.longest_cooldown_s for p in params.values()), default=0)
     if not patient_ids or longest <= 0:
         return {}
     rows = session.execute(
@@ -342,8 +342,7 @@ def _recent_resolves(
         p = params.get(pid)
         if pid in out or p is None or alert.resolved_at is None:
             continue
-        cooldown_s = ManualResolve(alert.resolved_at, 0.0, alert.finding).cooldown_s(p)
-        until = alert.resolved_at + timedelta(seconds=cooldown_s)
+        until = alert.resolved_at + timedelta(seconds=p.cooldown_for(alert.finding))
         if until <= now:
             continue
         evidence = NegativeEvidence.from_json(alert.evidence)

@@ -11,7 +11,8 @@ Every backend also takes ``min_face_px`` (faces whose box side is smaller are dr
 on the frame turned by these clockwise angles, :mod:`areya.detectors.rotation`), ``zone_mode`` / ``zone_pad``
 (how :meth:`FaceDetector.detect_in_zones` uses a camera's bed zones, :mod:`areya.detectors.zones`), ``zone_turns``
 (zone windows without a face looked at turned: patients lying on their side), ``zone_relook`` (zones without a face
-looked at again in smaller windows), ``redetect_roll`` and ``track``
+looked at again in smaller windows), ``redetect_roll``, ``orient_check`` (each face turned the way the detector is
+surest is upright) and ``track``
 (full zone scans every N-th frame of a camera, tracking the faces between: :mod:`areya.detectors.tracking`).  Services
 build their detector with :func:`detector_from_settings` (the ``detector`` and ``detector_options`` settings, and
 a camera's own ``detector_options`` laid over them); the worker keeps one per distinct option set
@@ -38,7 +39,7 @@ from areya.detectors.options import (
     parse_zone_mode,
     valid_options,
 )
-from areya.detectors.rotation import REDETECT_ROLL
+from areya.detectors.rotation import ORIENT_CHECK, REDETECT_ROLL
 from areya.detectors.tracking import DEFAULT_TRACK, ZoneTracker, detect_for_camera
 from areya.detectors.zones import DEFAULT_ZONE_MODE, DEFAULT_ZONE_PAD, DEFAULT_ZONE_RELOOK, DEFAULT_ZONE_TURNS
 
@@ -99,6 +100,7 @@ def create_detector(
     redetect_roll: int = REDETECT_ROLL,
     zone_turns: Sequence[int] | str | int = DEFAULT_ZONE_TURNS,
     zone_relook: float = DEFAULT_ZONE_RELOOK,
+    orient_check: float = ORIENT_CHECK,
     **opts: Any,
 ) -> FaceDetector:
     """A new detector instance (one per thread).  ``name`` None: :data:`DEFAULT_DETECTOR`.
@@ -115,6 +117,9 @@ def create_detector(
     turned by each (:func:`areya.detectors.zones.turned_looks`: patients lying on their side).
     ``zone_relook`` (a share of the zone window's side, in [0, 1); 0: off): a zone where the upright passes found
     no face is looked at again in windows that much smaller (:func:`areya.detectors.zones.relook_zones`).
+    ``orient_check`` (a detector score margin in [0, 1); 0: off): on a full scan each face is turned the way the
+    detector is surest is upright, another quarter or half turn winning by that margin
+    (:func:`areya.detectors.rotation.check_orientation`: eye points read upside down on a small dim face).
     ``opts`` go to the backend.
     Unknown names and bad options raise ``ValueError``; missing model files raise ``RuntimeError``.
     """
@@ -133,8 +138,11 @@ def create_detector(
         raise ValueError(f"redetect_roll must be an integer in [0, 90], got {redetect_roll!r}")
     if isinstance(zone_relook, bool) or not isinstance(zone_relook, int | float) or not 0.0 <= zone_relook < 1.0:
         raise ValueError(f"zone_relook must be a number in [0, 1), got {zone_relook!r}")
+    if isinstance(orient_check, bool) or not isinstance(orient_check, int | float) or not 0.0 <= orient_check < 1.0:
+        raise ValueError(f"orient_check must be a number in [0, 1), got {orient_check!r}")
     detector = _wrapped(key, opts, angles, min_face_px)
     detector.redetect_roll = redetect_roll
+    detector.orient_check = float(orient_check)
     detector.zone_relook = float(zone_relook)
     detector.zone_turns = parse_turns(zone_turns)
     detector.zone_mode, detector.zone_pad, detector.zone_window_px = mode, float(zone_pad), zone_window_px

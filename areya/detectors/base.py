@@ -27,6 +27,7 @@ class FaceDetector(abc.ABC):
     redetect_roll: int = 0  # rolled faces found again upright (areya.detectors.rotation.redetect_rolled); 0: off
     zone_turns: tuple[int, ...] = ()  # zone windows without a face looked at turned by these (degrees cw)
     zone_relook: float = 0.0  # zones without a face looked at again in windows of this share of the side; 0: off
+    orient_check: float = 0.0  # faces turned the way the detector is surest of (rotation.check_orientation); 0: off
 
     @abc.abstractmethod
     def detect(self, frame_bgr: np.ndarray) -> list[FaceBox]:
@@ -53,6 +54,7 @@ class FaceDetector(abc.ABC):
             redetect_roll=self.redetect_roll,
             turns=self.zone_turns if turns is None else turns,
             relook=self.zone_relook,
+            orient_check=self.orient_check,
         )
 
     def close(self) -> None:  # noqa: B027 - optional hook

@@ -87,6 +87,7 @@ GENERIC_OPTIONS: dict[str, OptionParser] = {
     "rotations": parse_rotations,  # clockwise angles the frame is turned by for extra passes (0 = upright)
     "zone_turns": parse_turns,  # zone windows without a face are looked at turned by these (none: off)
     "zone_relook": float_range(0.0, 1.0, hi_open=True),  # zones without a face looked at again: window share; 0 = off
+    "orient_check": float_range(0.0, 1.0, hi_open=True),  # another turn of a face wins by this score margin; 0 = off
     "redetect_roll": int_range(0, 90),  # faces rolled this many degrees (eye line) are found again upright; 0 = off
     "track": int_range(0, MAX_TRACK),  # full zone scan every N-th frame of a camera, tracking between (0/1: always)
 }

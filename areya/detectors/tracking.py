@@ -45,7 +45,7 @@ import numpy as np
 
 from areya.detectors.boxes import FaceBox, validate_frame
 from areya.detectors.merge import merge_faces
-from areya.detectors.rotation import find_upright, redetect_rolled
+from areya.detectors.rotation import check_orientation, find_upright, redetect_rolled
 from areya.detectors.zones import (
     DEFAULT_ZONE_PAD,
     Window,
@@ -127,7 +127,8 @@ def rescan_zones(
     ``zone_window_px``), faces kept when their centre lies in their zone; the windows still without a face looked
     at turned by ``turns``
     (:func:`areya.detectors.zones.turned_looks`, which also skips parts of ``found``, the faces found elsewhere in
-    the frame); rolled faces found again upright as ``redetect_roll`` says.  In frame pixels, best score first."""
+    the frame); rolled faces found again upright as ``redetect_roll`` says and turned the way the detector is surest
+    of as ``orient_check`` says (faces new to the tracker).  In frame pixels, best score first."""
     frame = validate_frame(frame_bgr)
     h, w = frame.shape[:2]
     on_crops = getattr(detector, "crop_detector", None) or detector
@@ -138,7 +139,8 @@ def rescan_zones(
         cores = [(z, c) for z, c in ((z, zone_pixels(z, w, h)) for z in zones) if c.w > 0 and c.h > 0]
         turned = turned_looks(on_crops, frame, cores, [*found, *faces], turns, pad, side)
         faces = merge_faces(faces + turned)
-    return redetect_rolled(on_crops, frame, faces, getattr(detector, "redetect_roll", 0))
+    faces = redetect_rolled(on_crops, frame, faces, getattr(detector, "redetect_roll", 0))
+    return check_orientation(on_crops, frame, faces, getattr(detector, "orient_check", 0.0))
 
 
 @dataclass

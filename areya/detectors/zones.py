@@ -35,7 +35,13 @@ import numpy as np
 from areya.detectors.boxes import FaceBox, FaceFinder, validate_frame
 from areya.detectors.merge import merge_faces
 from areya.detectors.options import ZONE_MODES
-from areya.detectors.rotation import box_from_rotated, find_upright, redetect_rolled, rotate_frame
+from areya.detectors.rotation import (
+    box_from_rotated,
+    check_orientation,
+    find_upright,
+    redetect_rolled,
+    rotate_frame,
+)
 
 DEFAULT_ZONE_MODE = "both"  # what FaceDetector.detect_in_zones does by default (bench/bench_detection.py)
 DEFAULT_ZONE_PAD = 0.1
@@ -153,6 +159,7 @@ def detect_in_zones(
     redetect_roll: float = 0,
     turns: Sequence[int] = (),
     relook: float = 0.0,
+    orient_check: float = 0.0,
 ) -> list[FaceBox]:
     """Faces in ``frame_bgr`` found as ``mode`` says (see the module doc), in frame pixels, best score first.
 
@@ -162,7 +169,9 @@ def detect_in_zones(
     more are found again by ``crop_detector`` in a turned window (:func:`areya.detectors.rotation.redetect_rolled`).
     ``relook`` > 0: a zone holding no face after the upright passes is looked at again in windows of that share of
     the window side (:func:`relook_zones`).  ``turns`` (clockwise degrees): a zone window holding no face after
-    that is looked at turned by each (:func:`turned_looks`).  Neither in ``frame`` mode.
+    that is looked at turned by each (:func:`turned_looks`).  Neither in ``frame`` mode.  ``orient_check`` > 0:
+    each face is then turned the way the detector is surest is upright (:func:`areya.detectors.rotation.
+    check_orientation`, that margin).
     """
     if mode not in ZONE_MODES:
         raise ValueError(f"zone mode must be one of {', '.join(ZONE_MODES)}, got {mode!r}")
@@ -172,7 +181,8 @@ def detect_in_zones(
     cores = [(z, core) for z, core in cores if core.w > 0 and core.h > 0]
     on_crops = crop_detector or detector
     if mode == "frame" or not cores:
-        return redetect_rolled(on_crops, frame, list(detector.detect(frame)), redetect_roll)
+        faces = redetect_rolled(on_crops, frame, list(detector.detect(frame)), redetect_roll)
+        return check_orientation(on_crops, frame, faces, orient_check)
     faces: list[FaceBox] = list(detector.detect(frame)) if mode == "both" else []
     side = window_px or auto_window(on_crops)
     for zone, core in cores:
@@ -187,7 +197,8 @@ def detect_in_zones(
         faces = merge_faces(faces + relook_zones(on_crops, frame, cores, faces, pad, relook_side, side))
     if turns:
         faces = merge_faces(faces + turned_looks(on_crops, frame, cores, faces, turns, pad, side))
-    return redetect_rolled(on_crops, frame, faces, redetect_roll)
+    faces = redetect_rolled(on_crops, frame, faces, redetect_roll)
+    return check_orientation(on_crops, frame, faces, orient_check)
 
 
 def relook_zones(

@@ -68,13 +68,16 @@ def test_the_full_zone_scan_turns_a_face_found_upside_down() -> None:
     """Through detect_in_zones: the zone scan's faces are checked, so the crop of an upside-down face is upright."""
     frame, (cx, cy) = _lying_astronaut(180.0)  # the face upside down in the bed
     zone = [(0.0, 0.0, 1.0, 1.0)]
-    (face,) = [
-        f
-        for f in create_detector("blazeface").detect_in_zones(frame, zone)
-        if f.iou(FaceBox(round(cx - 48), round(cy - 48), 96, 96)) > 0.2
-    ]
-    roll = face.eye_roll() if face.eye_roll() is not None else face.roll
-    assert _off(roll, 180.0) <= 25.0, face
+    truth = FaceBox(round(cx - 48), round(cy - 48), 96, 96)
+
+    def crop_roll(**options: float) -> float:
+        found = create_detector("blazeface", **options).detect_in_zones(frame, zone)
+        (face,) = [f for f in found if f.iou(truth) > 0.2]
+        eye_roll = face.eye_roll()
+        return eye_roll if eye_roll is not None else face.roll  # what crop_face turns the crop by
+
+    assert _off(crop_roll(orient_check=0), 180.0) > 90.0  # without the check: its eye points read the wrong way up
+    assert _off(crop_roll(), 180.0) <= 25.0
 
 
 def test_orient_check_is_an_option_on_by_default() -> None:

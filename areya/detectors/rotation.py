@@ -191,7 +191,8 @@ def check_orientation(
     ``margin`` 0: ``faces`` unchanged.
 
     Costs one detector pass on a small window per face, and three more for a face not found again surely
-    upright; the worker runs it on full scans only (tracking frames keep the roll a face was tracked with).
+    upright; the worker runs it on full scans and on the faces a tracking frame's rescan finds in an empty zone
+    (a tracked face keeps the roll it was tracked with).
     """
     if margin <= 0 or not faces:
         return list(faces)

@@ -2,12 +2,13 @@
 
 Each patient-day is one person (a fixed resting, happy, sad and angry face, rendered with pose, light and small
 expression jitter; expressions held 30-300 s), with a night (22:00-07:00: dim, small, rolled, noisy faces), sleep
-(no face, or the resting face with eyes closed), gaps that come more often during distress, visitors whose faces
-the rule takes for the patient's, and episodes of 10-60 min of negative state that the scenario defines, at a
-given rate per patient-day (``--episodes-per-day``, 0.5 and 2 by default).  A quarter of the patients have a
-resting face the model reads as mildly negative (0.25-0.50 on its own).  The faces are PublicTest's, split into a
-tuning half and a scoring half by a fixed seed (``patient_streams.SPLIT_SEED``): report on the scoring half (the
-default), choose settings on the tuning half (``--faces tuning``).
+(no face, or the resting face with eyes closed), gaps that come more often during distress, visitors (whose faces
+reach the rule in the share ``--visitors-taken`` of visits, those whose visitor the bedside roles take for the
+patient), and episodes of 10-60 min of negative state that the scenario defines, at a given rate per patient-day
+(``--episodes-per-day``, 0.5 and 2 by default).  A quarter of the patients have a resting face the model reads as
+mildly negative (0.25-0.50 on its own).  The faces are PublicTest's, split into a tuning half and a scoring half by
+a fixed seed (``patient_streams.SPLIT_SEED``): report on the scoring half (the default), choose settings on the
+tuning half (``--faces tuning``).
 
 The rule is the scheduler's (``areya.alerts.rules.evaluate_negative``, replayed by ``bench_alert_rules.replay``
 on an injected clock every ``scheduler_tick_s``, with the per-patient baseline, a clinician resolving each alert
@@ -318,6 +319,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--previous", action="store_true", help="also the rule's settings before December 2026")
     ap.add_argument("--no-defaults", action="store_true", help="leave out the row of the default settings")
     ap.add_argument("--mild-negative-share", type=float, default=StreamConfig.mild_negative_share)
+    ap.add_argument(
+        "--visitors-taken",
+        type=float,
+        default=StreamConfig.visitor_taken,
+        help="share of visits whose visitor the bedside roles take for the patient (their faces read as the "
+        "patient's); 1: every visitor read, as before bedside roles",
+    )
     ap.add_argument("--variants", type=int, default=StreamConfig.variants, help="renderings per face and condition")
     ap.add_argument("--history-h", type=float, default=StreamConfig.history_h, help="hours before the day (baseline)")
     ap.add_argument("--aug-seed", type=int, default=0, help="the seed of the renderings")
@@ -392,6 +400,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = StreamConfig(
             episodes_per_day=rate,
             mild_negative_share=args.mild_negative_share,
+            visitor_taken=args.visitors_taken,
             variants=args.variants,
             history_h=args.history_h,
         )
@@ -458,7 +467,8 @@ def main(argv: list[str] | None = None) -> int:
         f"({', '.join(f'{c} {n / n_cond.sum():.0%}' for c, n in zip(CONDITIONS, n_cond, strict=True))}); "
         f"{len(used)} renderings in the streams ({classified} classified now"
         + (f", {missed} missed by the detector in their ward scene" if args.through_ward else "")
-        + f"); {args.history_h:g} h history; tick {tick_s:g} s; manual resolve after {args.resolve_after_min} min; "
+        + f"); {args.history_h:g} h history; visitors taken for the patient in "
+        f"{args.visitors_taken:.0%} of visits; tick {tick_s:g} s; manual resolve after {args.resolve_after_min} min; "
         f"{prepared:.0f} s to prepare, {time.perf_counter() - started:.0f} s in all on {os.cpu_count()} CPUs"
     )
     bands = {g: len(pool.resting_band(g)) for g in RESTING_BANDS}

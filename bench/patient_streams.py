@@ -36,7 +36,11 @@ makes patient-days that keep what a ward keeps, for ``bench_alert_streams``:
   away, covers the face).  Detections are missed per frame: 15 % by day, 35 % at night, 50 % asleep.
 * **Visitors.**  Some days 1-3 visits of 20-90 min between 10:00 and 20:00 (Poisson, mean 0.8 a day): another
   identity (drawn as a patient's) whose faces (resting 55 %, happy 35 %, sad 10 % of its holds) take a share
-  (20-50 %) of the holds, since the rule reads any face in the bed's zone as the patient's.
+  (20-50 %) of the holds of a visit whose visitor the worker's bedside roles take for the patient
+  (:attr:`StreamConfig.visitor_taken` of the visits, drawn per visit: a role once given holds while the track
+  lives); in the other visits the worker counts the visitor as someone else and those holds show the patient's
+  own face as they would without the visit.  ``visitor_taken`` 1 is the bench before bedside roles: every
+  visitor's face read as the patient's.
 * **Episodes from the scenario.**  A day holds Poisson(:attr:`StreamConfig.episodes_per_day`) episodes at uniform
   times over the 24 h (none within 30 min of another), each 10-60 min of negative state (sad or angry, even
   odds): 80 % of the episode's holds show the patient's sad or angry face, the rest the resting one.  Ground
@@ -398,6 +402,10 @@ class StreamConfig:
     visit_min: tuple[float, float] = (20.0, 90.0)
     visitor_share: tuple[float, float] = (0.2, 0.5)  # share of a visit's holds showing the visitor
     visitor_mix: tuple[float, float, float] = (0.55, 0.35, 0.10)  # visitor's resting, happy, sad holds
+    # share of visits whose visitor the bedside roles take for the patient: about the upper 95 % bound of the roles
+    # bench's 0 of 48 visitor beds (rule of three: 6 %), rounded up for what those scenes lack (a visitor at the
+    # pillow while the patient is out of bed, two people at the pillow); 1: every visitor read (no roles)
+    visitor_taken: float = 0.1
     mild_negative_share: float = 0.25  # patients whose resting face reads mildly negative
     variants: int = 8  # renderings per (face, condition)
     history_h: float = 12.0  # the same patient's hours before the day (the baseline's history; not counted)
@@ -460,6 +468,7 @@ class PatientStream:
     hold_face: np.ndarray
     hold_cut: np.ndarray  # bool: ended early at a scenario boundary (episode, visit) or the stream's end
     visits: list[tuple[float, float]]
+    visitor_taken: list[bool]  # per visit: its visitor taken for the patient (their faces read)
     asleep: list[tuple[float, float]]
     gaps: list[tuple[float, float]]
     start: float
@@ -547,7 +556,7 @@ def make_stream(
     def part(i: int) -> np.random.Generator:
         return np.random.default_rng([seed, patient, i])
 
-    r_id, r_sleep, r_visit, r_hold, r_gap, r_frame, r_ep = (part(i) for i in range(7))
+    r_id, r_sleep, r_visit, r_hold, r_gap, r_frame, r_ep, r_role = (part(i) for i in range(8))
     start, end = -cfg.history_h * 3600.0, DAY_S + cfg.tail_s
     if group is None:
         group = "mild-negative" if r_id.random() < cfg.mild_negative_share else "ordinary"
@@ -576,6 +585,7 @@ def make_stream(
     visits.sort()
     visitors = [draw_identity(pool, "ordinary", r_visit, avoid=set(ident.faces())) for _ in visits]
     share = [r_visit.uniform(*cfg.visitor_share) for _ in visits]
+    taken = [bool(r_role.random() < cfg.visitor_taken) for _ in visits]  # its own stream: the rest stays the same
     asleep = subtract(sorted(sleep), [*awake, *ep_spans, *visits])
     asleep = [(a, b) for a, b in asleep if b > start and a < end]
     readable: list[tuple[float, float]] = []
@@ -603,7 +613,7 @@ def make_stream(
         ep = next((e for e in episodes if e.start <= t < e.end), None)
         v = next((i for i, (a, b) in enumerate(visits) if a <= t < b), None)
         u = r_hold.random()
-        if v is not None and r_hold.random() < share[v]:
+        if v is not None and r_hold.random() < share[v] and taken[v]:
             who = visitors[v]
             mix = np.cumsum(cfg.visitor_mix)
             face = who.resting if u < mix[0] else who.happy if u < mix[1] else who.sad
@@ -671,6 +681,7 @@ def make_stream(
         hold_face,
         np.array(h_cut, bool),
         visits,
+        taken,
         asleep,
         gaps,
         start,

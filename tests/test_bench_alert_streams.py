@@ -154,6 +154,27 @@ def test_one_identity_per_patient_the_same_images_recur(streams) -> None:
     assert len({s.identity.faces() for s in all_streams}) == len(all_streams)
 
 
+def test_a_visitor_reaches_the_rule_only_in_visits_the_bedside_roles_take_for_the_patient() -> None:
+    cfg = replace(CFG, visits_per_day=3.0)
+    pool, table = prepared(cfg)
+    every = [ps.make_stream(pool, table, replace(cfg, visitor_taken=1.0), seed=5, patient=i) for i in range(3)]
+    none = [ps.make_stream(pool, table, replace(cfg, visitor_taken=0.0), seed=5, patient=i) for i in range(3)]
+    assert any(s.visitor.any() for s in every)  # every visitor read (the bench before bedside roles)
+    for a, b in zip(every, none, strict=True):
+        assert a.visits == b.visits and a.identity == b.identity and a.episodes == b.episodes
+        assert all(a.visitor_taken) and not any(b.visitor_taken)
+        assert not b.visitor.any()
+        # the visitor's holds show the patient's own face instead; every other hold stays the same
+        assert set(b.face.tolist()) <= set(b.identity.faces())
+        assert np.array_equal(a.hold_start, b.hold_start) and np.array_equal(a.hold_end, b.hold_end)
+        visitor_hold = ~np.isin(a.hold_face, a.identity.faces())
+        assert np.array_equal(a.hold_face[~visitor_hold], b.hold_face[~visitor_hold])
+        assert np.isin(b.hold_face[visitor_hold], b.identity.faces()).all()
+    # at the default share some visits are taken, not all: drawn per visit from a stream of their own
+    taken = [t for i in range(12) for t in ps.make_stream(pool, table, cfg, seed=5, patient=i).visitor_taken]
+    assert 0 < sum(taken) < len(taken)
+
+
 def test_holds_last_30_to_300_s_and_show_one_face(streams) -> None:
     _, _, all_streams = streams
     for s in all_streams:

@@ -510,11 +510,12 @@ class Settings:
         "'Clearly stronger' during the cool-down: score >= resolved level + this margin.",
     )
     negative_no_distress_cooldown_s: int = _setting(
-        0,
+        86_400,
         int_range(0, 86_400),
         "alerts",
         "After a manual resolve whose finding is 'no distress seen', the cool-down lasts this long (s) when that is "
-        "longer than negative_cooldown_s (0 = the same cool-down whatever the finding).",
+        "longer than negative_cooldown_s: the patient's face read that way is their usual look (0 = the same "
+        "cool-down whatever the finding; bench/bench_alert_streams.py).",
     )
     negative_baseline_s: int = _setting(
         86_400,

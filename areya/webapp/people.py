@@ -36,4 +36,17 @@ def install_people_helpers(app: Flask) -> None:
 
     @app.context_processor
     def inject_policy() -> dict[str, Any]:
-        return {"alert_policy": services().alert_policy(), "hospital_tz": services().settings.timezone}
+        settings = services().settings
+        # how long "no distress seen" holds a patient's alerts back (the resolve card says so); "": no longer than
+        # the ordinary cool-down.  The deployment's value: a ward or patient override may differ
+        hold = settings.negative_no_distress_cooldown_s
+        return {
+            "alert_policy": services().alert_policy(),
+            "hospital_tz": settings.timezone,
+            "no_distress_hold": _hours(hold) if hold > settings.negative_cooldown_s else "",
+        }
+
+
+def _hours(seconds: int) -> str:
+    """A cool-down as a nurse says it: "24 h", "4 h 30 min", "45 min"."""
+    return f"{seconds // 3600} h" if seconds % 3600 == 0 and seconds >= 3600 else fmt.duration(seconds)

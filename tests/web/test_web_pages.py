@@ -173,6 +173,9 @@ def test_resolve_needs_a_note_and_nothing_changes_without_it(world: World) -> No
     inbox = client.get("/alerts").get_data(as_text=True)
     card = inbox[inbox.index(f'id="alert-{aid}"') :]
     assert 'value="no_distress_seen"' in card[: card.index("</article>")]
+    # and says what "no distress seen" does: the deployment's cool-down after it (24 h by default)
+    hold = world.app.extensions["areya"].settings.negative_no_distress_cooldown_s // 3600
+    assert f"raises no new alert for {hold} h" in card[: card.index("</article>")]
     response = client.post(
         f"/alerts/{aid}/resolve", data={"csrf_token": csrf, "note": "ok", "finding": "fine", "action": "resolve"}
     )

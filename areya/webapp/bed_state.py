@@ -10,7 +10,9 @@ Groups, in the order of need (the central station sorts by them):
 0. **Needs attention**: a sustained negative emotion alert is open ("Needs attention — sad for 12 min").
 1. **Still low mood**: a clinician resolved the alert less than the cool-down ago and the window still reads at or
    above the level the rule would keep an alert open at ("Resolved by doctor at 10:02 · still low mood · re-alerts
-   if it worsens or after 10:32").
+   if it worsens or after 10:32").  Not when the clinician found **no distress** at the bedside: that look is
+   the patient's usual one, and the bed is calm ("Found calm": "No distress seen by doctor at 10:02 · reads low
+   mood as then · re-alerts before 10:02 tomorrow only if it reads clearly worse (above 90%)").
 2. **Not monitored**: the bed's cameras are offline, off or missing, or an open technical alert covers them
    ("Camera offline — this bed is not monitored"); or no readable face ("Face not clearly visible", "No face seen
    for 12 min").
@@ -25,6 +27,7 @@ from datetime import datetime
 from typing import Any
 
 from areya.alerts.evidence import NegativeEvidence
+from areya.alerts.rules import NO_DISTRESS
 from areya.webapp.fmt import duration, local
 
 NEEDS_ATTENTION, STILL_NEGATIVE, NOT_MONITORED, CALM, EMPTY = range(5)
@@ -69,6 +72,7 @@ class RecentResolve:
     resolved_by: str
     until: datetime  # the end of the cool-down: after it the plain threshold opens again
     reopen_at: float | None = None  # the score that reopens it before then (None: unknown)
+    finding: str | None = None  # what the clinician found at the bedside (no_distress_seen: the look is usual)
 
 
 @dataclass(frozen=True)
@@ -194,8 +198,10 @@ def bed_state(
             firing=open_alert.state == "firing",
         )
     still = negative_label(window)
+    found_calm = resolve is not None and resolve.finding == NO_DISTRESS
     if (
         resolve is not None
+        and not found_calm
         and resolve.until > now
         and window is not None
         and still is not None
@@ -239,6 +245,21 @@ def bed_state(
     note = None
     if resolve is not None and resolve.until > now:
         note = f"Resolved by {resolve.resolved_by} at {hm(resolve.resolved_at)}"
+    if resolve is not None and found_calm and resolve.until > now and still is not None:
+        # the clinician found no distress in this look: calm at the bedside, the reading said as it is
+        day = " tomorrow" if local(resolve.until, tz_name, "%Y-%m-%d") != local(now, tz_name, "%Y-%m-%d") else ""
+        worse = f" (above {resolve.reopen_at:.0%})" if resolve.reopen_at is not None and resolve.reopen_at < 1 else ""
+        return BedState(
+            CALM,
+            "Found calm",
+            f"No distress seen by {resolve.resolved_by} at {hm(resolve.resolved_at)} · reads {MOOD_WORDS[still]} as "
+            f"then · re-alerts before {hm(resolve.until)}{day} only if it reads clearly worse{worse}",
+            headline=still,
+            evidence=readings_text(window, still),
+            details=details,
+            since=resolve.resolved_at,
+            note=aside,
+        )
     if dominant in NEGATIVE:
         return BedState(
             CALM,

@@ -347,7 +347,7 @@ def _recent_resolves(
             continue
         evidence = NegativeEvidence.from_json(alert.evidence)
         reopen = min(1.0, evidence.resolved_level() + p.reopen_margin) if evidence is not None else None
-        out[pid] = RecentResolve(alert.id, alert.resolved_at, username or "system", until, reopen)
+        out[pid] = RecentResolve(alert.id, alert.resolved_at, username or "system", until, reopen, alert.finding)
     return out
 
 

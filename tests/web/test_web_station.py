@@ -87,6 +87,29 @@ def test_each_tile_says_its_state_in_words_and_never_contradicts_it(station: tup
             assert not chips, (bed, chips)  # no emotion guess for a bed that is not seen
 
 
+def test_a_bed_found_without_distress_is_calm_and_says_when_it_would_alert_again(
+    station: tuple[World, dict[str, Any]],
+) -> None:
+    world, ids = station
+    with world.engine.begin() as conn:  # the doctor who resolved bed C2's alert found no distress at the bedside
+        conn.execute(text("UPDATE alerts SET finding = 'no_distress_seen' WHERE id = :id"), {"id": ids["resolved"]})
+    client, _ = login(world.app, "nurse")
+    tiles = {bed: (state, body) for bed, state, body in _tiles(client.get("/station").get_data(as_text=True))}
+    state, body = tiles[ids["beds"][("C", "2")]]
+    said = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", body)).strip()
+    # the same sad reading, no longer "still low mood": the look a doctor found calm, with the day-long bar on it
+    assert state == "calm" and "still low mood" not in said
+    assert re.search(
+        r"No distress seen by doctor at \d\d:\d\d · reads low mood as then · re-alerts before \d\d:\d\d tomorrow "
+        r"only if it reads clearly worse \(above \d+%\)",
+        said,
+    ), said
+    assert re.findall(r'class="chip emo-(\w+)"', body)[:1] == ["sad"]  # the reading is not hidden
+    tiles_json = client.get(f"/api/wards/{ids['ward_ids']['C']}/tiles").get_json()
+    tile = next(t for t in tiles_json["tiles"] if t["bed_id"] == ids["beds"][("C", "2")])
+    assert tile["state"]["key"] == "calm" and tile["state"]["title"] == "Found calm"
+
+
 def test_tile_json_carries_the_same_state(station: tuple[World, dict[str, Any]]) -> None:
     world, ids = station
     client, _ = login(world.app, "nurse")

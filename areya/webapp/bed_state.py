@@ -198,7 +198,8 @@ def bed_state(
             firing=open_alert.state == "firing",
         )
     still = negative_label(window)
-    found_calm = resolve is not None and resolve.finding == NO_DISTRESS
+    # the clinician found no distress in this look, and its cool-down runs: calm at the bedside (below)
+    found_calm = resolve is not None and resolve.finding == NO_DISTRESS and resolve.until > now
     if (
         resolve is not None
         and not found_calm
@@ -245,8 +246,7 @@ def bed_state(
     note = None
     if resolve is not None and resolve.until > now:
         note = f"Resolved by {resolve.resolved_by} at {hm(resolve.resolved_at)}"
-    if resolve is not None and found_calm and resolve.until > now and still is not None:
-        # the clinician found no distress in this look: calm at the bedside, the reading said as it is
+    if found_calm and resolve is not None and still is not None:  # the reading said as it is
         day = " tomorrow" if local(resolve.until, tz_name, "%Y-%m-%d") != local(now, tz_name, "%Y-%m-%d") else ""
         worse = f" (above {resolve.reopen_at:.0%})" if resolve.reopen_at is not None and resolve.reopen_at < 1 else ""
         return BedState(

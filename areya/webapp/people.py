@@ -9,6 +9,7 @@ from typing import Any
 from flask import Flask, g
 from sqlalchemy import select
 
+from areya.alerts.rules import NO_DISTRESS, RuleParams
 from areya.db.models import User
 from areya.webapp import fmt
 from areya.webapp.services import db, services
@@ -39,11 +40,12 @@ def install_people_helpers(app: Flask) -> None:
         settings = services().settings
         # how long "no distress seen" holds a patient's alerts back (the resolve card says so); "": no longer than
         # the ordinary cool-down.  The deployment's value: a ward or patient override may differ
-        hold = settings.negative_no_distress_cooldown_s
+        params = RuleParams.from_settings(settings)
+        hold = params.cooldown_for(NO_DISTRESS)
         return {
             "alert_policy": services().alert_policy(),
             "hospital_tz": settings.timezone,
-            "no_distress_hold": _hours(hold) if hold > settings.negative_cooldown_s else "",
+            "no_distress_hold": _hours(hold) if hold > params.cooldown_s else "",
         }
 
 

@@ -17,6 +17,7 @@ from areya.emotion.calibration import (
     brier_score,
     expected_calibration_error,
     fit_temperature,
+    fit_temperature_offsets,
     negative_log_likelihood,
 )
 from areya.emotion.inference import EmotionClassifier
@@ -211,3 +212,57 @@ def test_calibrate_without_copies_fits_on_the_validation_faces_the_network_never
     cal = Calibration.load(out)
     assert cal.validation["faces_7class"] == len(val) - copies
     assert f"less {copies} copies of faces in" in cal.fitted_on
+
+
+def _prior_shifted_model(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A model whose answers are softmax(logits x 2) while labels follow softmax(logits + b): over-confident
+    and blind to a shift in class priors ``b`` (class 2 is twice as common as it thinks, class 0 rarer)."""
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(0, 1.5, (n, 4))
+    shift = np.array([-0.5, 0.0, 0.7, -0.2])
+    labels = np.array([rng.choice(4, p=p) for p in _softmax(logits + shift)])
+    return _softmax(logits * 2.0), labels, shift
+
+
+def test_temperature_with_offsets_recovers_a_shift_in_class_priors():
+    probs, labels, shift = _prior_shifted_model(20000, seed=11)
+    t, offsets = fit_temperature_offsets(probs, labels)
+    assert t == pytest.approx(2.0, rel=0.08)
+    np.testing.assert_allclose(offsets, shift - shift.mean(), atol=0.1)
+    assert abs(sum(offsets)) < 1e-3  # centred: softmax ignores a common shift
+    served = apply_temperature(probs, t, offsets)
+    assert negative_log_likelihood(served, labels) < negative_log_likelihood(apply_temperature(probs, t), labels)
+    # the offsets move answers toward the class the model under-calls: its recall rises
+    recall2 = lambda p: float((p.argmax(axis=1)[labels == 2] == 2).mean())  # noqa: E731
+    assert recall2(served) > recall2(probs) + 0.05
+    # no shift: the offsets stay near zero and the temperature matches the temperature-only fit
+    plain, plain_labels = toy_model(8000, 4, overconfidence=2.0, seed=12)
+    t0, b0 = fit_temperature_offsets(plain, plain_labels)
+    assert t0 == pytest.approx(fit_temperature(plain, plain_labels), rel=0.05)
+    assert max(abs(b) for b in b0) < 0.1
+
+
+def test_fit_calibration_with_offsets_stores_and_serves_them(tmp_path: Path):
+    probs, labels4, _ = _prior_shifted_model(6000, seed=13)
+    # a 7-class head that is the 4-class answer spread over seven classes (FER order: angry, happy, neutral, sad)
+    probs7 = np.full((6000, 7), 1e-4)
+    for j, k in enumerate((0, 3, 6, 4)):
+        probs7[:, k] = probs[:, j]
+    probs7 /= probs7.sum(axis=1, keepdims=True)
+    labels7 = np.array([(0, 3, 6, 4)[y] for y in labels4])
+    cal = fit_calibration(probs, probs7, labels7, fitted_on="toy", offsets=True)
+    assert len(cal.offsets7) == 7 and len(cal.offsets4) == 4
+    v = cal.validation
+    assert "offsets" in v["7class"] and "accuracy_after" in v["7class"]
+    assert all("accuracy_after" in s for s in v["4class_sources"].values())
+    plain = fit_calibration(probs, probs7, labels7, fitted_on="toy")
+    assert plain.offsets7 == [] and plain.offsets4 == [] and "offsets" not in plain.validation["7class"]
+    assert v["7class"]["after"]["nll"] < plain.validation["7class"]["after"]["nll"]
+    cal.save(tmp_path)
+    assert Calibration.load(tmp_path) == cal
+    p4, p7 = cal.serve(probs, probs7)
+    np.testing.assert_allclose(p7, apply_temperature(probs7, cal.temperature7, cal.offsets7), atol=1e-6)
+    assert not np.array_equal(p4.argmax(axis=1), probs.argmax(axis=1))  # offsets move some answers
+    for bad in ([0.1] * 5, [float("nan")] * 7, "0.1"):
+        with pytest.raises(ValueError, match="offsets7"):
+            Calibration(offsets7=bad)  # type: ignore[arg-type]

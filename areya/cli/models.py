@@ -115,6 +115,7 @@ def _echo_calibration(cal) -> None:
             if "vote_nll" in v7["after"]
             else ""
         )
+        + _echo_offsets(v7)
     )
     if "fitted_to" in val:
         click.echo(f"fitted to: {val['fitted_to']}")
@@ -124,8 +125,16 @@ def _echo_calibration(cal) -> None:
             f"4-class from {name:<5}: T={v['temperature']:.3f}  accuracy {v['accuracy']:.4f}  "
             f"ECE {v['before']['ece']:.4f} -> {v['after']['ece']:.4f}  NLL {v['after']['nll']:.4f}"
             + (f"  vote NLL {v['after']['vote_nll']:.4f}" if "vote_nll" in v["after"] else "")
+            + _echo_offsets(v)
             + mark
         )
+
+
+def _echo_offsets(fit: dict) -> str:
+    """' offsets [...] -> accuracy A' for a fit with per-class offsets, else ''."""
+    if "offsets" not in fit:
+        return ""
+    return f"  offsets [{', '.join(f'{b:+.2f}' for b in fit['offsets'])}] -> accuracy {fit['accuracy_after']:.4f}"
 
 
 @click.command("evaluate")
@@ -367,8 +376,14 @@ def models_card(model_dir: Path, data_dir: Path, train_command: str, notes: str)
     help="Fit the temperatures to the FER-2013 labels, the FER+ majority or the FER+ annotators' vote "
     "distributions (auto: fer2013 or ferplus, what the model trained on).",
 )
+@click.option(
+    "--offsets",
+    is_flag=True,
+    help="Also fit one logit offset per class with each temperature (corrects a shift in class priors, e.g. a "
+    "model trained on vote distributions read against their majority; changes the arg-max, so accuracy too).",
+)
 def models_calibrate(
-    model_dir: Path, data_dir: Path, four_class_source: str | None, without_copies: bool, labels: str
+    model_dir: Path, data_dir: Path, four_class_source: str | None, without_copies: bool, labels: str, offsets: bool
 ) -> None:
     """Fit MODEL_DIR's temperatures on the validation part held out from the Training split."""
     _quiet_tensorflow()
@@ -376,7 +391,12 @@ def models_calibrate(
 
     try:
         cal = calibrate_model_dir(
-            model_dir, data_dir, source=four_class_source, without_copies=without_copies, labels=labels
+            model_dir,
+            data_dir,
+            source=four_class_source,
+            without_copies=without_copies,
+            labels=labels,
+            offsets=offsets,
         )
     except (FileNotFoundError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None

@@ -17,6 +17,7 @@ from areya.emotion.calibration import (
     calibration_figures,
     combine_four,
     fit_temperature,
+    fit_temperature_offsets,
 )
 from areya.emotion.dataset import holdout_split, load_dataset
 from areya.emotion.dataset import without_copies as drop_copies
@@ -43,6 +44,7 @@ def fit_calibration(
     source: str | None = None,
     targets7: np.ndarray | None = None,
     fit_to_targets: bool = True,
+    offsets: bool = False,
 ) -> Calibration:
     """Fit both temperatures (and, unless ``source`` is given, choose the 4-class source) on validation outputs.
 
@@ -53,7 +55,9 @@ def fit_calibration(
     figures; accuracy, ECE and Brier stay against ``labels7``.  The 4-class source is the one with the lowest
     NLL after calibration (against the targets when given); every figure goes into ``validation``.
     ``fit_to_targets`` False: the temperatures minimise the NLL of ``labels7`` (its labelled faces) even with
-    ``targets7`` given, which then only add the vote NLL to the figures.
+    ``targets7`` given, which then only add the vote NLL to the figures.  ``offsets``: fit one logit offset per
+    class with each temperature (:func:`~areya.emotion.calibration.fit_temperature_offsets`); the figures then
+    include the accuracy after calibration, which offsets can change.
     """
     labels7 = np.asarray(labels7)
     if targets7 is not None:
@@ -71,17 +75,32 @@ def fit_calibration(
         return out
 
     soft = targets7 is not None and fit_to_targets
-    t7 = fit_temperature(probs7, targets7) if soft else fit_temperature(probs7[labelled], labels7[labelled])
+
+    def fit(probs: np.ndarray, labels: np.ndarray, targets: np.ndarray | None) -> tuple[float, list[float]]:
+        known = labels >= 0
+        if offsets:
+            return fit_temperature_offsets(*((probs, targets) if soft else (probs[known], labels[known])))
+        return fit_temperature(*((probs, targets) if soft else (probs[known], labels[known]))), []
+
+    def accuracy(probs: np.ndarray, labels: np.ndarray) -> float:
+        known = labels >= 0
+        return round(float((np.argmax(probs[known], axis=1) == labels[known]).mean()), 6)
+
+    t7, b7 = fit(probs7, labels7, targets7)
+    served7 = apply_temperature(probs7, t7, b7)
     val: dict[str, Any] = {
         "faces_7class": int(labelled.sum()),
         "7class": {
             "temperature": round(t7, 4),
-            "accuracy": round(float((np.argmax(probs7[labelled], axis=1) == labels7[labelled]).mean()), 6),
+            "accuracy": accuracy(probs7, labels7),
             "before": figures(probs7, labels7, targets7),
-            "after": figures(apply_temperature(probs7, t7), labels7, targets7),
+            "after": figures(served7, labels7, targets7),
         },
         "4class_sources": {},
     }
+    if offsets:
+        val["7class"]["offsets"] = b7
+        val["7class"]["accuracy_after"] = accuracy(served7, labels7)
     if targets7 is None:
         inside, targets4 = labels4 >= 0, None
     else:
@@ -95,23 +114,26 @@ def fit_calibration(
     y4 = labels4[inside]
     val["faces_4class"] = int((y4 >= 0).sum())
     derived = four_of_seven(probs7[inside])
-    best: tuple[float, str, float] | None = None
-    known4 = y4 >= 0
+    best: tuple[float, str, float, list[float]] | None = None
     for name in FOUR_CLASS_SOURCES:
         raw = combine_four(name, head4[inside], derived)
-        t4 = fit_temperature(raw, targets4) if soft else fit_temperature(raw[known4], y4[known4])
-        after = figures(apply_temperature(raw, t4), y4, targets4)
+        t4, b4 = fit(raw, y4, targets4)
+        served4 = apply_temperature(raw, t4, b4)
+        after = figures(served4, y4, targets4)
         val["4class_sources"][name] = {
             "temperature": round(t4, 4),
-            "accuracy": round(float((np.argmax(raw[known4], axis=1) == y4[known4]).mean()), 6),
+            "accuracy": accuracy(raw, y4),
             "before": figures(raw, y4, targets4),
             "after": after,
         }
+        if offsets:
+            val["4class_sources"][name]["offsets"] = b4
+            val["4class_sources"][name]["accuracy_after"] = accuracy(served4, y4)
         score = after["vote_nll"] if soft else after["nll"]
         if (source is None or source == name) and (best is None or score < best[0]):
-            best = (score, name, t4)
+            best = (score, name, t4, b4)
     assert best is not None
-    _, chosen, t4 = best
+    _, chosen, t4, b4 = best
     val["4class_source_rule"] = "given" if source else "lowest NLL after calibration on the validation part"
     return Calibration(
         temperature7=round(t7, 4),
@@ -119,6 +141,8 @@ def fit_calibration(
         four_class_source=chosen,
         fitted_on=fitted_on,
         validation=val,
+        offsets7=b7,
+        offsets4=b4,
     )
 
 
@@ -133,6 +157,7 @@ def calibrate_model_dir(
     source: str | None = None,
     without_copies: bool = False,
     labels: str = "auto",
+    offsets: bool = False,
 ) -> Calibration:
     """Fit and save ``model_dir``'s calibration on the validation part of ``data_dir``'s Training split.
 
@@ -143,7 +168,8 @@ def calibrate_model_dir(
     (:func:`~areya.emotion.dataset.without_copies`).  ``labels``: what the temperatures are fitted to -
     "fer2013" (the folders' labels), "ferplus" (the FER+ majority of each face, faces without a row keeping their
     label, :func:`vote_targets`), "votes" (the FER+ vote distributions) or "auto" (fer2013 or ferplus: what the
-    model's config trained on).  With FER+ the vote NLL joins the figures either way.
+    model's config trained on).  With FER+ the vote NLL joins the figures either way.  ``offsets``: fit one
+    logit offset per class with each temperature (see :func:`fit_calibration`).
     """
     if labels not in CALIBRATION_LABELS:
         raise ValueError(f"labels must be one of {', '.join(CALIBRATION_LABELS)}, got {labels!r}")
@@ -177,9 +203,12 @@ def calibrate_model_dir(
             source=source,
             targets7=targets7,
             fit_to_targets=mode == "votes",
+            offsets=offsets,
         )
     else:
-        cal = fit_calibration(head4, probs7, val.labels7, fitted_on, source=source)
+        cal = fit_calibration(head4, probs7, val.labels7, fitted_on, source=source, offsets=offsets)
+    if offsets:
+        cal.fitted_on += "; temperatures with per-class offsets"
     cal.save(model_dir)
     return cal
 

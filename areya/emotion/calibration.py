@@ -7,6 +7,12 @@ on the validation part held out from the Training split (never on the test split
 ``calibration.json`` and applied by :class:`~areya.emotion.inference.EmotionClassifier` at inference:
 ``p' = softmax(log(p) / T)``.  Temperature scaling never changes the arg-max, so accuracy is untouched.
 
+Optionally each head also gets one offset per class, fitted with its temperature by the same likelihood
+(``p' = softmax(log(p) / T + b)``, "bias-corrected temperature scaling"): it corrects a shift in class priors
+between what the network was trained on and what it is read against - e.g. a network trained on annotators'
+vote distributions, read against their majority.  Offsets do move the arg-max, so they change accuracy and
+per-class recall; they are fitted only on the validation part, like the temperatures.
+
 The same file says where the served 4-class answer comes from (``four_class_source``): the 4-class head
 (``head``), the 7-class head restricted to angry/happy/neutral/sad (``seven``), or their mean (``mean``).
 """
@@ -15,6 +21,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,12 +36,15 @@ ECE_BINS = 15
 _EPS = 1e-7
 
 
-def apply_temperature(probs: np.ndarray, temperature: float) -> np.ndarray:
-    """Softmax probabilities -> the same model's probabilities at ``temperature`` (1 = unchanged)."""
+def apply_temperature(probs: np.ndarray, temperature: float, offsets: Sequence[float] = ()) -> np.ndarray:
+    """Softmax probabilities -> the same model's probabilities at ``temperature`` (1 = unchanged), plus one
+    logit offset per class if ``offsets`` is given (empty: none)."""
     probs = np.asarray(probs, np.float64)
-    if temperature == 1.0 or probs.size == 0:
+    if (temperature == 1.0 and not len(offsets)) or probs.size == 0:
         return probs.astype(np.float32)
     logits = np.log(np.clip(probs, _EPS, 1.0)) / temperature
+    if len(offsets):
+        logits = logits + np.asarray(offsets, np.float64)
     logits -= logits.max(axis=1, keepdims=True)
     out = np.exp(logits)
     return (out / out.sum(axis=1, keepdims=True)).astype(np.float32)
@@ -141,6 +151,63 @@ def fit_temperature(probs: np.ndarray, labels: np.ndarray, lo: float = 0.05, hi:
     return float(math.exp((a + b) / 2))
 
 
+def fit_temperature_offsets(probs: np.ndarray, labels: np.ndarray) -> tuple[float, list[float]]:
+    """The temperature and per-class logit offsets minimising the NLL of ``softmax(log(p) / T + b)``.
+
+    ``labels``: (N,) class indices or (N, K) target distributions, as for :func:`fit_temperature`.  The NLL is
+    convex in (1/T, b), so Newton's method with a backtracking line search finds the optimum; the offsets are
+    returned centred (softmax ignores a common shift).
+    """
+    logp = np.log(np.clip(np.asarray(probs, np.float64), _EPS, 1.0))
+    n, k = logp.shape
+    labels = np.asarray(labels)
+    if n == 0:
+        raise ValueError("cannot fit a calibration on no faces")
+    if labels.ndim == 2:
+        if labels.shape != logp.shape:
+            raise ValueError(f"target distributions {labels.shape} do not match the probabilities {logp.shape}")
+        targets = labels.astype(np.float64)
+    else:
+        targets = np.zeros_like(logp)
+        targets[np.arange(labels.size), labels] = 1.0
+
+    def nll(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        z = theta[0] * logp + theta[1:]
+        z -= z.max(axis=1, keepdims=True)
+        lse = np.log(np.exp(z).sum(axis=1))
+        return float(np.mean(lse - (targets * z).sum(axis=1))), np.exp(z - lse[:, None])
+
+    # parameters (a = 1/T, b_1..b_K); a small ridge on b fixes the common shift and keeps a class absent
+    # from the validation part from drifting without end
+    theta = np.concatenate([[1.0 / fit_temperature(probs, labels)], np.zeros(k)])
+    ridge = 1e-4
+    value, p = nll(theta)
+    for _ in range(100):
+        r = p - targets
+        grad = np.concatenate([[np.mean((r * logp).sum(axis=1))], r.mean(axis=0)]) + ridge * np.r_[0.0, theta[1:]]
+        jac = np.concatenate([logp[:, :, None], np.broadcast_to(np.eye(k), (n, k, k))], axis=2)  # dz/dtheta
+        cov = np.einsum("nk,kl->nkl", p, np.eye(k)) - np.einsum("nk,nl->nkl", p, p)
+        hess = np.einsum("nki,nkl,nlj->ij", jac, cov, jac) / n + ridge * np.diag(np.r_[0.0, np.ones(k)])
+        step = np.linalg.solve(hess + 1e-9 * np.eye(k + 1), grad)
+        t = 1.0
+        while True:
+            cand = theta - t * step
+            if cand[0] > 0:
+                cand_value, cand_p = nll(cand)
+                if cand_value <= value - 1e-4 * t * float(grad @ step):
+                    break
+            t /= 2
+            if t < 1e-8:
+                cand, cand_value, cand_p = theta, value, p
+                break
+        converged = value - cand_value < 1e-10
+        theta, value, p = cand, cand_value, cand_p
+        if converged:
+            break
+    offsets = theta[1:] - theta[1:].mean()
+    return float(1.0 / theta[0]), [round(float(b), 4) for b in offsets]
+
+
 def combine_four(source: str, head4: np.ndarray, derived4: np.ndarray) -> np.ndarray:
     """The served 4-class probabilities (before temperature) from the 4-class head and the 7-class head."""
     if source == "head":
@@ -160,6 +227,9 @@ class Calibration:
     temperature4: float = 1.0
     four_class_source: str = "head"
     fitted_on: str = ""
+    # one logit offset per class of the 7-class head / the served 4-class answer (empty: temperatures only)
+    offsets7: list[float] = field(default_factory=list)
+    offsets4: list[float] = field(default_factory=list)
     validation: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -171,6 +241,16 @@ class Calibration:
             value = getattr(self, name)
             if not (isinstance(value, int | float) and 0 < value < 100):
                 raise ValueError(f"{name} must be a number in (0, 100), got {value!r}")
+        for name, size in (("offsets7", 7), ("offsets4", 4)):
+            value = getattr(self, name)
+            if not isinstance(value, list) or (
+                value
+                and (
+                    len(value) != size
+                    or not all(isinstance(v, int | float) and math.isfinite(v) and abs(v) < 20 for v in value)
+                )
+            ):
+                raise ValueError(f"{name} must be empty or {size} numbers in (-20, 20), got {value!r}")
 
     @classmethod
     def identity(cls) -> Calibration:
@@ -196,4 +276,7 @@ class Calibration:
     def serve(self, head4: np.ndarray, probs7: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Raw (4-class head, 7-class head) probabilities -> the calibrated (4-class answer, 7-class)."""
         four = combine_four(self.four_class_source, head4, four_of_seven(probs7))
-        return apply_temperature(four, self.temperature4), apply_temperature(probs7, self.temperature7)
+        return (
+            apply_temperature(four, self.temperature4, self.offsets4),
+            apply_temperature(probs7, self.temperature7, self.offsets7),
+        )

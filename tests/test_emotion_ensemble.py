@@ -143,6 +143,12 @@ def test_calibrate_and_add_member_commands_on_an_ensemble(members, fer: Path, tm
     _, val = holdout_split(load_dataset(fer, "train"), 0.3, 5)
     _, probs7 = EmotionClassifier.load(folder).predict_raw(val.images.astype(np.float32)[..., None])
     assert fit_temperature(probs7, val.labels7) == pytest.approx(cal.temperature7, abs=2e-3)
+    assert cal.offsets7 == [] and cal.offsets4 == []
+    with_offsets = runner.invoke(models_group, ["calibrate", str(folder), "--data", str(fer), "--offsets"])
+    assert with_offsets.exit_code == 0, with_offsets.output
+    assert "offsets [" in with_offsets.output and "-> accuracy" in with_offsets.output
+    cal = Calibration.load(folder)
+    assert len(cal.offsets7) == 7 and len(cal.offsets4) == 4 and "per-class offsets" in cal.fitted_on
 
     missing = runner.invoke(models_group, ["add-member", str(folder), str(tmp_path)])
     assert missing.exit_code != 0 and "not found" in missing.output

@@ -177,10 +177,10 @@ def fit_temperature_offsets(probs: np.ndarray, labels: np.ndarray) -> tuple[floa
         lse = np.log(np.exp(z).sum(axis=1))
         return float(np.mean(lse - (targets * z).sum(axis=1))), np.exp(z - lse[:, None])
 
-    # parameters (a = 1/T, b_1..b_K); a small ridge on b fixes the common shift and keeps a class absent
-    # from the validation part from drifting without end
+    # parameters (a = 1/T, b_1..b_K); a ridge on b worth about one face fixes the common shift and keeps a
+    # class that is rare or absent in a small validation part from drifting without end
     theta = np.concatenate([[1.0 / fit_temperature(probs, labels)], np.zeros(k)])
-    ridge = 1e-4
+    ridge = 1.0 / n
     value, p = nll(theta)
     for _ in range(100):
         r = p - targets

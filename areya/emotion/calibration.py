@@ -111,13 +111,9 @@ def calibration_figures(probs: np.ndarray, labels: np.ndarray) -> dict[str, floa
     }
 
 
-def fit_temperature(probs: np.ndarray, labels: np.ndarray, lo: float = 0.05, hi: float = 20.0) -> float:
-    """The temperature in [lo, hi] minimising the NLL of ``probs`` (golden-section search on log T).
-
-    ``labels``: (N,) class indices, or (N, K) target distributions (e.g. annotators' votes), whose
-    cross-entropy is minimised instead.  Either NLL of temperature-scaled softmax is convex in 1/T, hence
-    unimodal in log T: the search finds the optimum to well under 0.1 % of T.
-    """
+def _log_probs_and_targets(probs: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(log-probabilities, one target distribution per face) for a fit: ``labels`` are (N,) class indices or
+    (N, K) target distributions matching ``probs``."""
     labels = np.asarray(labels)
     if labels.shape[0] == 0:
         raise ValueError("cannot fit a temperature on no faces")
@@ -125,10 +121,20 @@ def fit_temperature(probs: np.ndarray, labels: np.ndarray, lo: float = 0.05, hi:
     if labels.ndim == 2:
         if labels.shape != logp.shape:
             raise ValueError(f"target distributions {labels.shape} do not match the probabilities {logp.shape}")
-        targets = labels.astype(np.float64)
-    else:
-        targets = np.zeros_like(logp)
-        targets[np.arange(labels.size), labels] = 1.0
+        return logp, labels.astype(np.float64)
+    targets = np.zeros_like(logp)
+    targets[np.arange(labels.size), labels] = 1.0
+    return logp, targets
+
+
+def fit_temperature(probs: np.ndarray, labels: np.ndarray, lo: float = 0.05, hi: float = 20.0) -> float:
+    """The temperature in [lo, hi] minimising the NLL of ``probs`` (golden-section search on log T).
+
+    ``labels``: (N,) class indices, or (N, K) target distributions (e.g. annotators' votes), whose
+    cross-entropy is minimised instead.  Either NLL of temperature-scaled softmax is convex in 1/T, hence
+    unimodal in log T: the search finds the optimum to well under 0.1 % of T.
+    """
+    logp, targets = _log_probs_and_targets(probs, labels)
 
     def nll(log_t: float) -> float:
         z = logp / math.exp(log_t)
@@ -158,18 +164,8 @@ def fit_temperature_offsets(probs: np.ndarray, labels: np.ndarray) -> tuple[floa
     convex in (1/T, b), so Newton's method with a backtracking line search finds the optimum; the offsets are
     returned centred (softmax ignores a common shift).
     """
-    logp = np.log(np.clip(np.asarray(probs, np.float64), _EPS, 1.0))
+    logp, targets = _log_probs_and_targets(probs, labels)
     n, k = logp.shape
-    labels = np.asarray(labels)
-    if n == 0:
-        raise ValueError("cannot fit a calibration on no faces")
-    if labels.ndim == 2:
-        if labels.shape != logp.shape:
-            raise ValueError(f"target distributions {labels.shape} do not match the probabilities {logp.shape}")
-        targets = labels.astype(np.float64)
-    else:
-        targets = np.zeros_like(logp)
-        targets[np.arange(labels.size), labels] = 1.0
 
     def nll(theta: np.ndarray) -> tuple[float, np.ndarray]:
         z = theta[0] * logp + theta[1:]
@@ -181,11 +177,11 @@ def fit_temperature_offsets(probs: np.ndarray, labels: np.ndarray) -> tuple[floa
     # class that is rare or absent in a small validation part from drifting without end
     theta = np.concatenate([[1.0 / fit_temperature(probs, labels)], np.zeros(k)])
     ridge = 1.0 / n
+    jac = np.concatenate([logp[:, :, None], np.broadcast_to(np.eye(k), (n, k, k))], axis=2)  # dz/dtheta, fixed
     value, p = nll(theta)
     for _ in range(100):
         r = p - targets
         grad = np.concatenate([[np.mean((r * logp).sum(axis=1))], r.mean(axis=0)]) + ridge * np.r_[0.0, theta[1:]]
-        jac = np.concatenate([logp[:, :, None], np.broadcast_to(np.eye(k), (n, k, k))], axis=2)  # dz/dtheta
         cov = np.einsum("nk,kl->nkl", p, np.eye(k)) - np.einsum("nk,nl->nkl", p, p)
         hess = np.einsum("nki,nkl,nlj->ij", jac, cov, jac) / n + ridge * np.diag(np.r_[0.0, np.ones(k)])
         step = np.linalg.solve(hess + 1e-9 * np.eye(k + 1), grad)

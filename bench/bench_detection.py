@@ -646,7 +646,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print_table(tallies)
     if "720p4bed" in next(iter(tallies.values()), Tally()).found:
         print(
-            "\nUpright faces >= 48 px in 720p four-bed scenes (issue 14's target, recall %): "
+            "\nUpright faces >= 48 px in 720p four-bed scenes (the detection target, recall %): "
             + ", ".join(f"{k} {t.recall('720p4bed').strip()}" for k, t in tallies.items())
         )
     print(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from areya.emotion.backbones import IMAGENET_MEAN_RGB, faceres_layers
 from areya.emotion.dataset import IMAGE_SIZE
 from areya.emotion.schemes import SCHEME4, SCHEME7
 from areya.emotion.train_config import TrainConfig
@@ -44,8 +45,40 @@ def masked_categorical_crossentropy(y_true, y_pred):
     return -keras.ops.sum(keras.ops.cast(y_true, "float32") * keras.ops.log(p), axis=-1)
 
 
+@keras.saving.register_keras_serializable(package="areya")
+class GreyToBackbone(layers.Layer):
+    """A grey face (N, H, W, 1) in [0, 255] to what the face-pretrained backbone was trained on: upscaled to
+    ``size`` px, three equal channels less ImageNet's channel means, or, with ``standardize``, each face at zero
+    mean and a standard deviation of 64 grey levels (about a photo's, less its mean)."""
+
+    def __init__(self, size: int, standardize: bool, **kwargs):
+        super().__init__(**kwargs)
+        self.size = int(size)
+        self.standardize = bool(standardize)
+
+    def call(self, x):
+        x = keras.ops.image.resize(x, (self.size, self.size), interpolation="bilinear")
+        if self.standardize:
+            mean = keras.ops.mean(x, axis=(1, 2, 3), keepdims=True)
+            std = keras.ops.std(x, axis=(1, 2, 3), keepdims=True)
+            x = 64.0 * (x - mean) / (std + 1.0)
+            return keras.ops.concatenate([x, x, x], axis=-1)
+        means = keras.ops.convert_to_tensor(IMAGENET_MEAN_RGB, dtype=x.dtype)
+        return keras.ops.concatenate([x, x, x], axis=-1) - means
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.size, self.size, 3)
+
+    def get_config(self):
+        return {**super().get_config(), "size": self.size, "standardize": self.standardize}
+
+
 def build_network(cfg: TrainConfig) -> keras.Model:
     inputs = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 1), name="face")
+    if cfg.backbone == "faceres":
+        x = GreyToBackbone(cfg.backbone_input, cfg.standardize, dtype="float32", name="to_backbone")(inputs)
+        x = faceres_layers(x, cfg.backbone_blocks, cfg.backbone_frozen_blocks)
+        return _heads(cfg, inputs, layers.GlobalAveragePooling2D(name="gap")(x))
     if cfg.standardize:
         x = PerImageStandardization(dtype="float32", name="standardize")(inputs)
     else:
@@ -67,7 +100,11 @@ def build_network(cfg: TrainConfig) -> keras.Model:
             x = layers.Dropout(cfg.dropout * (stage + 1) / len(cfg.widths), name=f"s{stage}_drop")(x)
     # faces are aligned crops, so where a feature sits matters: "flatten" keeps that, "gap" averages it away
     pool = layers.Flatten(name="flatten") if cfg.pooling == "flatten" else layers.GlobalAveragePooling2D(name="gap")
-    x = pool(x)
+    return _heads(cfg, inputs, pool(x))
+
+
+def _heads(cfg: TrainConfig, inputs, x) -> keras.Model:
+    """The embedding and the two softmax heads on the pooled features ``x``."""
     if cfg.embed_batchnorm:
         x = layers.Dense(cfg.embed_units, use_bias=False, name="embed")(x)
         x = layers.BatchNormalization(name="embed_bn")(x)

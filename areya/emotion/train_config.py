@@ -7,6 +7,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from areya.emotion.backbones import FACERES_BLOCKS
+
 WARD_AUGMENTATIONS = ("ward_low_light", "ward_noise", "ward_small_face", "ward_jpeg", "ward_roll", "ward_occlusion")
 
 
@@ -138,8 +140,8 @@ class TrainConfig:
         if self.backbone not in ("cnn", "faceres"):
             raise ValueError("backbone must be 'cnn' or 'faceres'")
         if self.backbone == "faceres":
-            if not 1 <= self.backbone_blocks <= 13:
-                raise ValueError("backbone_blocks must be in 1..13")
+            if not 1 <= self.backbone_blocks <= FACERES_BLOCKS:
+                raise ValueError(f"backbone_blocks must be in 1..{FACERES_BLOCKS}")
             if not 0 <= self.backbone_frozen_blocks <= self.backbone_blocks:
                 raise ValueError("backbone_frozen_blocks must be in 0..backbone_blocks")
             if not 32 <= self.backbone_input <= 224:
